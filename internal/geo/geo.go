@@ -1,0 +1,163 @@
+// Package geo is the domain of the search service: things (named polygons),
+// the queries that find them, imports that store them, and the errors these
+// return. It knows nothing of gRPC or PostgreSQL.
+package geo
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"github.com/twpayne/go-geom"
+)
+
+// MaxQueryLength is the longest name query accepted, in characters.
+const MaxQueryLength = 256
+
+// Point is a WGS 84 position in degrees.
+type Point struct {
+	Lat, Lng float64
+}
+
+// Validate reports whether p is a finite position on the globe.
+// It returns an Invalid error otherwise.
+func (p Point) Validate() error {
+	switch {
+	case math.IsNaN(p.Lat) || math.IsInf(p.Lat, 0):
+		return Errorf(Invalid, "point.lat must be a finite number, got %v", p.Lat)
+	case math.IsNaN(p.Lng) || math.IsInf(p.Lng, 0):
+		return Errorf(Invalid, "point.lng must be a finite number, got %v", p.Lng)
+	case p.Lat < -90 || p.Lat > 90:
+		return Errorf(Invalid, "point.lat must be within [-90, 90], got %v", p.Lat)
+	case p.Lng < -180 || p.Lng > 180:
+		return Errorf(Invalid, "point.lng must be within [-180, 180], got %v", p.Lng)
+	}
+	return nil
+}
+
+// Filter selects things. Query and Point combine with AND; at least one is set.
+type Filter struct {
+	// Query matches names case-insensitively as a literal substring.
+	Query string
+	// Point, when not nil, keeps things whose geometry contains it.
+	Point *Point
+}
+
+// Validate returns an Invalid error when f selects nothing or is malformed.
+func (f Filter) Validate() error {
+	if f.Query == "" && f.Point == nil {
+		return Errorf(Invalid, "a search needs a query, a point, or both")
+	}
+	if !utf8.ValidString(f.Query) {
+		return Errorf(Invalid, "query must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(f.Query); n > MaxQueryLength {
+		return Errorf(Invalid, "query is %d characters long; the limit is %d", n, MaxQueryLength)
+	}
+	if f.Point != nil {
+		return f.Point.Validate()
+	}
+	return nil
+}
+
+// Cursor is a position in the result order (name, then id): a page starts
+// after it.
+type Cursor struct {
+	Name string
+	ID   int64
+}
+
+// Query is one page request.
+type Query struct {
+	Filter
+	// Limit is the page size, already bounded by the caller (> 0).
+	Limit int
+	// After, when not nil, starts the page after this position.
+	After *Cursor
+	// IncludeGeometry asks for each thing's geometry as GeoJSON.
+	IncludeGeometry bool
+}
+
+// BBox is a WGS 84 bounding box.
+type BBox struct {
+	MinLng, MinLat, MaxLng, MaxLat float64
+}
+
+// Thing is a stored named polygon.
+type Thing struct {
+	ID         int64
+	Key        string
+	Name       string
+	Properties map[string]any
+	BBox       BBox
+	// GeometryGeoJSON is set only when the query asked for it.
+	GeometryGeoJSON string
+}
+
+// Page is one page of things in result order. Next is nil on the last page.
+type Page struct {
+	Things []Thing
+	Next   *Cursor
+}
+
+// Feature is a validated feature ready to be stored.
+type Feature struct {
+	// Index is the feature's position in its import, for reporting.
+	Index      int
+	Key        string
+	Name       string
+	Properties map[string]any
+	Geometry   *geom.MultiPolygon
+	// Repairs lists what decoding fixed in the geometry; empty if nothing.
+	Repairs []string
+}
+
+// Problem says what happened to one feature of an import.
+type Problem struct {
+	Index  int
+	Name   string
+	Reason string
+}
+
+// ImportResult summarizes an import.
+type ImportResult struct {
+	Imported int
+	Repaired int
+	Rejected []Problem
+	Repairs  []Problem
+}
+
+// FeatureSource yields the features of an import in order.
+type FeatureSource interface {
+	// Next returns the next feature, or io.EOF after the last one. Any other
+	// error aborts the import.
+	Next(ctx context.Context) (Feature, error)
+}
+
+// Stats describes the store.
+type Stats struct {
+	Things int64
+	Parts  int64
+}
+
+// SearchService stores and finds things.
+type SearchService interface {
+	// Search returns one page of things matching q.Filter in (name, id)
+	// order. Returns Invalid for a bad query, Unavailable or Timeout when the
+	// store does not answer, Internal otherwise.
+	Search(ctx context.Context, q Query) (Page, error)
+	// Import stores every feature src yields, all or nothing: the import is
+	// committed only when src returns io.EOF. Features the store cannot accept
+	// are reported in the result, not as an error. Returns Unavailable or
+	// Timeout when the store does not answer, the source's error if it fails.
+	Import(ctx context.Context, src FeatureSource) (ImportResult, error)
+	// Stats counts stored things and parts. Returns Unavailable when the
+	// store does not answer.
+	Stats(ctx context.Context) (Stats, error)
+	// Ping reports whether the store answers; nil means ready to serve.
+	Ping(ctx context.Context) error
+}
+
+// String renders p for logs.
+func (p Point) String() string { return fmt.Sprintf("(%g, %g)", p.Lat, p.Lng) }

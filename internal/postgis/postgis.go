@@ -1,0 +1,164 @@
+// Package postgis implements geo.SearchService on PostgreSQL with PostGIS
+// through a pgx v5 pool. All SQL of the service lives here, as constants with
+// bound parameters.
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// Config is the database configuration, read from the environment.
+type Config struct {
+	// URL is a libpq connection string or URL; it holds the password, so it
+	// is never logged.
+	URL string `env:"DATABASE_URL, required"`
+	// MaxConns bounds the pool; 0 lets pgx choose (4 or the number of CPUs,
+	// whichever is larger).
+	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
+	// StatementTimeout cancels any statement that runs longer, server side.
+	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s"`
+	// ConnectTimeout bounds each connection attempt.
+	ConnectTimeout time.Duration `env:"DB_CONNECT_TIMEOUT, default=5s"`
+}
+
+// Validate reports the first invalid setting.
+func (c Config) Validate() error {
+	if c.URL == "" {
+		return errors.New("DATABASE_URL is required")
+	}
+	if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+		// pgx's message may quote the URL, password included: say only where.
+		return errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	if c.MaxConns < 0 {
+		return fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns)
+	}
+	if c.StatementTimeout < 0 || c.ConnectTimeout < 0 {
+		return errors.New("DB_STATEMENT_TIMEOUT and DB_CONNECT_TIMEOUT must not be negative")
+	}
+	return nil
+}
+
+// Open builds a connection pool. It does not wait for the database: the pool
+// connects on first use, so a server can start while the database is down
+// and report itself not ready until it answers.
+func Open(ctx context.Context, cfg Config, applicationName string) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	if cfg.ConnectTimeout > 0 {
+		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
+	}
+	if cfg.StatementTimeout > 0 {
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	}
+	if applicationName != "" {
+		pc.ConnConfig.RuntimeParams["application_name"] = applicationName
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("create database pool: %w", err)
+	}
+	return pool, nil
+}
+
+// SearchService is the PostGIS implementation of geo.SearchService.
+type SearchService struct {
+	pool *pgxpool.Pool
+}
+
+var _ geo.SearchService = (*SearchService)(nil)
+
+// NewSearchService returns a SearchService on pool, whose database must be
+// migrated.
+func NewSearchService(pool *pgxpool.Pool) *SearchService {
+	return &SearchService{pool: pool}
+}
+
+// Ping reports whether the database answers.
+func (s *SearchService) Ping(ctx context.Context) error {
+	return classify(ctx, "ping database", s.pool.Ping(ctx))
+}
+
+const statsSQL = `SELECT (SELECT count(*) FROM thing), (SELECT count(*) FROM thing_part)`
+
+// Stats counts things and parts.
+func (s *SearchService) Stats(ctx context.Context) (geo.Stats, error) {
+	var st geo.Stats
+	err := s.pool.QueryRow(ctx, statsSQL).Scan(&st.Things, &st.Parts)
+	return st, classify(ctx, "count things", err)
+}
+
+// inTx runs fn in a transaction, committing if it returns nil and rolling
+// back otherwise, also when ctx is cancelled.
+func (s *SearchService) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return classify(ctx, "begin transaction", err)
+	}
+	if err := fn(tx); err != nil {
+		// Roll back even when ctx is already cancelled; if this fails, pgx
+		// closes the connection and the server rolls back on its own.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+		return err
+	}
+	return classify(ctx, "commit", tx.Commit(ctx))
+}
+
+// classify turns a pgx error into a domain error, keeping the cause for the
+// server's log. Context errors pass through unchanged.
+func classify(ctx context.Context, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var dom *geo.Error
+	if errors.As(err, &dom) {
+		return err
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && (errors.Is(err, ctxErr) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return fmt.Errorf("%s: %w", op, ctxErr)
+	}
+	err = fmt.Errorf("%s: %w", op, err)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "57014": // query_canceled: the statement timeout
+			return geo.Wrap(geo.Timeout, err, "the database took too long to answer")
+		case pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", // connection exception, insufficient resources
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, starting up
+			return geo.Wrap(geo.Unavailable, err, "the database is unavailable")
+		}
+		return geo.Wrap(geo.Internal, err, "internal error")
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case pgconn.Timeout(err):
+		return geo.Wrap(geo.Timeout, err, "the database took too long to answer")
+	case errors.As(err, &connectErr), errors.As(err, &netErr),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), pgconn.SafeToRetry(err):
+		return geo.Wrap(geo.Unavailable, err, "the database is unavailable")
+	}
+	return geo.Wrap(geo.Internal, err, "internal error")
+}

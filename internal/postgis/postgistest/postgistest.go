@@ -1,0 +1,303 @@
+// Package postgistest runs a throwaway PostgreSQL server with PostGIS for
+// tests: initdb into a temporary directory, a server on a free loopback port,
+// the schema migrated once into a template database, and a fresh clone of
+// the template per test.
+//
+// It needs the PostgreSQL server binaries and PostGIS installed. When they
+// are missing it fails with the command that installs them; it never skips.
+package postgistest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// InstallHint is the command that installs what the harness needs on Debian.
+const InstallHint = "apt-get install -y postgresql-15 postgresql-15-postgis-3 (make test runs it when root)"
+
+const templateDB = "search_template"
+
+// Cluster is a running PostgreSQL server owned by a test binary.
+type Cluster struct {
+	dir     string
+	bindir  string
+	port    int
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	cred    *syscall.Credential
+	counter atomic.Int64
+}
+
+// Main starts a cluster, stores it in *c, runs the tests and stops the
+// cluster. Use it from TestMain: os.Exit(postgistest.Main(m, &cluster)).
+func Main(m *testing.M, c **Cluster) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cl, err := Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "postgistest: cannot start PostgreSQL with PostGIS: %v\n", err)
+		return 1
+	}
+	*c = cl
+	code := m.Run()
+	if err := cl.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "postgistest: stop: %v\n", err)
+	}
+	return code
+}
+
+// Start initializes and starts a server and migrates the template database.
+func Start(ctx context.Context) (*Cluster, error) {
+	bindir, err := findBindir()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{bindir: bindir}
+	c.dir, err = os.MkdirTemp("", "postgistest-")
+	if err != nil {
+		return nil, err
+	}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root: run it as the postgres user.
+		if c.cred, err = postgresUser(); err != nil {
+			_ = os.RemoveAll(c.dir)
+			return nil, err
+		}
+		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			_ = os.RemoveAll(c.dir)
+			return nil, err
+		}
+	}
+	if err := c.initdb(ctx); err != nil {
+		_ = os.RemoveAll(c.dir)
+		return nil, err
+	}
+	if err := c.start(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	if err := c.createTemplate(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func findBindir() (string, error) {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d, nil
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	sort.Slice(dirs, func(i, j int) bool { return pgMajor(dirs[i]) > pgMajor(dirs[j]) })
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "postgres")); err == nil {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (set PG_BINDIR or run: %s)", InstallHint)
+}
+
+func pgMajor(bindir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(bindir)))
+	return n
+}
+
+func postgresUser() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root needs the postgres user to run the server: %w (run: %s)", err, InstallHint)
+	}
+	uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+	gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+}
+
+func (c *Cluster) command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bindir, name), args...)
+	cmd.Dir = c.dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGQUIT}
+	return cmd
+}
+
+func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
+
+func (c *Cluster) initdb(ctx context.Context) error {
+	cmd := c.command(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "-A", "trust",
+		"-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// start runs the server on a free port, retrying with another port if the
+// one it picked was taken in the meantime.
+func (c *Cluster) start(ctx context.Context) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if c.port == 0 || attempt > 0 {
+			if c.port, err = freePort(); err != nil {
+				return err
+			}
+		}
+		if err = c.startOnce(ctx); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+func (c *Cluster) startOnce(ctx context.Context) error {
+	logPath := filepath.Join(c.dir, "postgres.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	// The server outlives ctx, which only bounds the start-up.
+	cmd := c.command(context.WithoutCancel(ctx), "postgres", "-D", c.dataDir(),
+		"-p", strconv.Itoa(c.port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories="+c.dir,
+		"-c", "max_connections=300",
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	c.cmd = cmd
+	c.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(c.exited) }()
+
+	for {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err == nil {
+			_ = conn.Close(ctx)
+			return nil
+		}
+		select {
+		case <-c.exited:
+			log, _ := os.ReadFile(logPath)
+			return fmt.Errorf("postgres exited during start-up:\n%s", tail(log, 2000))
+		case <-ctx.Done():
+			c.stop()
+			return fmt.Errorf("postgres did not accept connections: %w", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return bytes.TrimSpace(b)
+}
+
+func (c *Cluster) createTemplate(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+templateDB); err != nil {
+		return fmt.Errorf("create template database: %w", err)
+	}
+	mg, err := postgis.NewMigrator(c.URL(templateDB))
+	if err != nil {
+		return err
+	}
+	defer mg.Close()
+	if err := mg.Up(); err != nil {
+		return fmt.Errorf("%w (is PostGIS installed? run: %s)", err, InstallHint)
+	}
+	return nil
+}
+
+// URL returns the connection URL of database db on this server, as the
+// superuser.
+func (c *Cluster) URL(db string) string {
+	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
+}
+
+// Port returns the server's TCP port.
+func (c *Cluster) Port() int { return c.port }
+
+// NewDatabase creates a migrated, empty database for t, dropped when t ends,
+// and returns its URL.
+func (c *Cluster) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("test_%d", c.counter.Add(1))
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		t.Fatalf("postgistest: connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB); err != nil {
+		t.Fatalf("postgistest: create database: %v", err)
+	}
+	t.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, c.URL("postgres"))
+		if err != nil {
+			t.Errorf("postgistest: connect to drop %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("postgistest: drop %s: %v", name, err)
+		}
+	})
+	return c.URL(name)
+}
+
+// stop shuts the server down (fast shutdown: sessions are cancelled), and
+// kills it if it takes longer than ten seconds.
+func (c *Cluster) stop() {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-c.exited:
+	case <-time.After(10 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+	}
+	c.cmd = nil
+}
+
+// Close stops the server and removes its files.
+func (c *Cluster) Close() error {
+	c.stop()
+	if c.dir == "" {
+		return errors.New("postgistest: cluster not started")
+	}
+	return os.RemoveAll(c.dir)
+}

@@ -1,0 +1,115 @@
+package postgis
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// Results are ordered by (name COLLATE "C", id), byte-wise so that every
+// server and every locale pages the same way. A page starts after the cursor
+// ($cursor_name, $cursor_id); the first page uses ('', 0), which precedes
+// every row because names are never empty.
+//
+// The point query finds candidate parts through their GiST index. A point in
+// the interior of a part is in the interior of the thing (a part is a subset
+// of it), so ST_Contains on the part settles it. A point on a part's boundary
+// is either on the thing's boundary (not contained) or on a line along which
+// ST_Subdivide cut it (contained); only then is the whole geometry consulted.
+// The answer is therefore exactly ST_Contains(thing.geom, point).
+const (
+	thingColumns = `t.id, coalesce(t.key, ''), t.name, t.properties,
+       t.min_lng, t.min_lat, t.max_lng, t.max_lat,
+       CASE WHEN @include_geometry::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
+
+	searchByPointSQL = `WITH pt AS (
+    SELECT ST_SetSRID(ST_MakePoint(@lng::float8, @lat::float8), 4326) AS g
+), hit AS (
+    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside
+    FROM thing_part p, pt
+    WHERE ST_Intersects(p.geom, pt.g)
+    GROUP BY p.thing_id
+)
+SELECT ` + thingColumns + `
+FROM hit JOIN thing t ON t.id = hit.thing_id, pt
+WHERE (hit.inside OR ST_Contains(t.geom, pt.g))
+  AND t.name ILIKE @pattern
+  AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
+ORDER BY t.name COLLATE "C", t.id
+LIMIT @limit`
+
+	searchByNameSQL = `SELECT ` + thingColumns + `
+FROM thing t
+WHERE t.name ILIKE @pattern
+  AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
+ORDER BY t.name COLLATE "C", t.id
+LIMIT @limit`
+)
+
+// Search returns one page of things matching q.
+func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
+	if err := q.Filter.Validate(); err != nil {
+		return geo.Page{}, err
+	}
+	if q.Limit <= 0 {
+		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
+	}
+	after := geo.Cursor{}
+	if q.After != nil {
+		after = *q.After
+	}
+	args := pgx.NamedArgs{
+		"pattern":          likePattern(q.Query),
+		"cursor_name":      after.Name,
+		"cursor_id":        after.ID,
+		"limit":            q.Limit + 1, // one more tells whether a next page exists
+		"include_geometry": q.IncludeGeometry,
+	}
+	sql := searchByNameSQL
+	if q.Point != nil {
+		sql = searchByPointSQL
+		args["lng"], args["lat"] = q.Point.Lng, q.Point.Lat
+	}
+	rows, err := s.pool.Query(ctx, sql, args)
+	if err != nil {
+		return geo.Page{}, classify(ctx, "search", err)
+	}
+	things, err := pgx.CollectRows(rows, scanThing)
+	if err != nil {
+		return geo.Page{}, classify(ctx, "search", err)
+	}
+	page := geo.Page{Things: things}
+	if len(things) > q.Limit {
+		page.Things = things[:q.Limit]
+		last := page.Things[q.Limit-1]
+		page.Next = &geo.Cursor{Name: last.Name, ID: last.ID}
+	}
+	return page, nil
+}
+
+func scanThing(row pgx.CollectableRow) (geo.Thing, error) {
+	var t geo.Thing
+	err := row.Scan(&t.ID, &t.Key, &t.Name, &t.Properties,
+		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON)
+	return t, err
+}
+
+// likePattern matches names containing query literally: ILIKE's wildcards
+// and its escape character in the query are escaped. An empty query matches
+// every name.
+func likePattern(query string) string {
+	var b strings.Builder
+	b.Grow(len(query) + 2)
+	b.WriteByte('%')
+	for _, r := range query {
+		if r == '%' || r == '_' || r == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('%')
+	return b.String()
+}
