@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/twpayne/go-geom"
@@ -90,9 +91,14 @@ func DecodeFeature(raw RawFeature, lim Limits) (Feature, error) {
 	return f, nil
 }
 
+// validateText checks a text field: valid UTF-8 without NUL (which
+// PostgreSQL text cannot hold), at most limit characters.
 func validateText(field, s string, limit int) error {
 	if !utf8.ValidString(s) {
 		return Errorf(Invalid, "%s must be valid UTF-8", field)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return Errorf(Invalid, "%s must not contain NUL characters", field)
 	}
 	if n := utf8.RuneCountInString(s); n > limit {
 		return Errorf(Invalid, "%s is %d characters long; the limit is %d", field, n, limit)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"unicode/utf8"
 
 	"github.com/twpayne/go-geom"
 )
@@ -49,11 +48,8 @@ func (f Filter) Validate() error {
 	if f.Query == "" && f.Point == nil {
 		return Errorf(Invalid, "a search needs a query, a point, or both")
 	}
-	if !utf8.ValidString(f.Query) {
-		return Errorf(Invalid, "query must be valid UTF-8")
-	}
-	if n := utf8.RuneCountInString(f.Query); n > MaxQueryLength {
-		return Errorf(Invalid, "query is %d characters long; the limit is %d", n, MaxQueryLength)
+	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
+		return err
 	}
 	if f.Point != nil {
 		return f.Point.Validate()

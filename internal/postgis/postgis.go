@@ -23,7 +23,7 @@ import (
 type Config struct {
 	// URL is a libpq connection string or URL; it holds the password, so it
 	// is never logged.
-	URL string `env:"DATABASE_URL, required"`
+	URL string `env:"DATABASE_URL"`
 	// MaxConns bounds the pool; 0 lets pgx choose (4 or the number of CPUs,
 	// whichever is larger).
 	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
@@ -36,7 +36,7 @@ type Config struct {
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	if c.URL == "" {
-		return errors.New("DATABASE_URL is required")
+		return errors.New("DATABASE_URL (or --database-url) is required")
 	}
 	if _, err := pgxpool.ParseConfig(c.URL); err != nil {
 		// pgx's message may quote the URL, password included: say only where.

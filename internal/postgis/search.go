@@ -11,7 +11,7 @@ import (
 
 // Results are ordered by (name COLLATE "C", id), byte-wise so that every
 // server and every locale pages the same way. A page starts after the cursor
-// ($cursor_name, $cursor_id); the first page uses ('', 0), which precedes
+// ($cursor_name, $cursor_id); the first page uses (”, 0), which precedes
 // every row because names are never empty.
 //
 // The point query finds candidate parts through their GiST index. A point in

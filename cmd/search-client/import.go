@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+func newImportCommand(o *options) *cobra.Command {
+	var (
+		scan      geo.ScanOptions
+		keyFromID bool
+		verbose   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "import FILE.geojson[.gz]",
+		Short: "Stream the features of a GeoJSON FeatureCollection into the server, all or nothing",
+		Long: `Import streams every feature of FILE ("-" for stdin; gzip is detected) to the
+server, which stores them in one transaction: if the import fails or is
+interrupted, nothing is stored. Features the server cannot store are listed
+with their index and the reason; the exit status is then 3.
+
+Without --key-property or --key-from-id features have no key and every
+import adds new things. With a key, importing a feature whose key exists
+replaces that thing, so re-running an import does not duplicate it.`,
+		Example: `  search-client import testdata/ne_50m_countries.geojson --key-property name`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keyFromID && scan.KeyProperty != "" {
+				return exitError{exitUsage, errors.New("--key-property and --key-from-id exclude each other")}
+			}
+			r, closeFile, err := openInput(args[0])
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			defer closeFile()
+
+			conn, err := o.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			// An import is one transaction and may take long: no deadline
+			// unless --timeout is given.
+			ctx, cancel := context.WithCancel(cmd.Context())
+			if cmd.Flags().Changed("timeout") {
+				ctx, cancel = o.callContext(cmd.Context())
+			}
+			defer cancel() // on any error below this cancels the stream: the server rolls back
+			stream, err := searchv1.NewSearchServiceClient(conn).Import(ctx)
+			if err != nil {
+				return err
+			}
+			err = geo.ScanFeatureCollection(r, scan, func(f geo.RawFeature) error {
+				req := &searchv1.ImportRequest{Name: f.Name, GeometryGeojson: string(f.GeometryJSON)}
+				if keyFromID || scan.KeyProperty != "" {
+					req.Key = f.Key
+				}
+				if len(f.Properties) > 0 {
+					props, err := structpb.NewStruct(f.Properties)
+					if err != nil {
+						return fmt.Errorf("feature %d: properties: %w", f.Index, err)
+					}
+					req.Properties = props
+				}
+				if err := stream.Send(req); err != nil {
+					return fmt.Errorf("send feature %d: %w", f.Index, err)
+				}
+				return nil
+			})
+			if errors.Is(err, io.EOF) {
+				// The server ended the stream; CloseAndRecv has its status.
+				err = nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w (nothing was imported)", args[0], err)
+			}
+			resp, err := stream.CloseAndRecv()
+			if err != nil {
+				return err
+			}
+			return reportImport(o, resp, verbose)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&scan.NameProperty, "name-property", "name", "feature property holding the name")
+	f.StringVar(&scan.KeyProperty, "key-property", "", "feature property holding the key")
+	f.BoolVar(&keyFromID, "key-from-id", false, "use each feature's GeoJSON id as its key")
+	f.BoolVarP(&verbose, "verbose", "v", false, "list every repair")
+	return cmd
+}
+
+func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {
+	fmt.Fprintf(o.stdout, "imported %d features (%d repaired), rejected %d\n",
+		resp.GetImported(), resp.GetRepaired(), len(resp.GetRejected()))
+	if verbose {
+		for _, p := range resp.GetRepairs() {
+			fmt.Fprintf(o.stdout, "  repaired feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())
+		}
+	}
+	for _, p := range resp.GetRejected() {
+		fmt.Fprintf(o.stdout, "  rejected feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())
+	}
+	if n := len(resp.GetRejected()); n > 0 {
+		return exitError{exitRejected, fmt.Errorf("%d of %d features were rejected", n, int64(n)+resp.GetImported())}
+	}
+	return nil
+}
+
+// openInput opens path ("-" for stdin), decompressing gzip when the data
+// starts with its magic number.
+func openInput(path string) (io.Reader, func(), error) {
+	var f *os.File
+	if path == "-" {
+		f = os.Stdin
+	} else {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, err
+		}
+	}
+	br := bufio.NewReaderSize(f, 1<<16)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			f.Close()
+			return nil, nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return zr, func() { zr.Close(); f.Close() }, nil
+	}
+	return br, func() { f.Close() }, nil
+}

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+)
+
+func newSearchCommand(o *options) *cobra.Command {
+	var (
+		lat, lng        float64
+		query           string
+		pageSize        int32
+		pageToken       string
+		all, asJSON     bool
+		includeGeometry bool
+	)
+	cmd := &cobra.Command{
+		Use:   "search [--lat LAT --lng LNG] [--query TEXT]",
+		Short: "Find things containing a point, whose name contains a text, or both",
+		Example: `  search-client search --lat 48.85 --lng 2.35
+  search-client search --query fran --page-size 10
+  search-client search --query a --all --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry}
+			latSet, lngSet := cmd.Flags().Changed("lat"), cmd.Flags().Changed("lng")
+			if latSet != lngSet {
+				return exitError{exitUsage, errors.New("--lat and --lng go together")}
+			}
+			if latSet {
+				req.Point = &searchv1.Point{Lat: lat, Lng: lng}
+			}
+			if req.Point == nil && query == "" {
+				return exitError{exitUsage, errors.New("give --lat and --lng, --query, or both")}
+			}
+			conn, err := o.dial()
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			client := searchv1.NewSearchServiceClient(conn)
+			ctx, cancel := o.callContext(cmd.Context())
+			defer cancel()
+			if all {
+				return searchAll(ctx, client, req, o.stdout, asJSON)
+			}
+			resp, err := client.Search(ctx, req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(o.stdout, resp)
+			}
+			tw := newThingTable(o.stdout)
+			for _, t := range resp.GetThings() {
+				tw.row(t)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if resp.GetNextPageToken() != "" {
+				fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Float64Var(&lat, "lat", 0, "latitude of the point, in [-90, 90]")
+	f.Float64Var(&lng, "lng", 0, "longitude of the point, in [-180, 180]")
+	f.StringVarP(&query, "query", "q", "", "case-insensitive text the name contains")
+	f.Int32Var(&pageSize, "page-size", 0, "things per page (0: the server's default)")
+	f.StringVar(&pageToken, "page-token", "", "continue from a previous page")
+	f.BoolVar(&all, "all", false, "stream every match (SearchStream) instead of one page")
+	f.BoolVar(&asJSON, "json", false, "print protojson (one object per thing with --all)")
+	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
+	return cmd
+}
+
+func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool) error {
+	stream, err := client.SearchStream(ctx, req)
+	if err != nil {
+		return err
+	}
+	tw := newThingTable(w)
+	for {
+		t, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			if !asJSON {
+				_ = tw.Flush()
+			}
+			return err
+		}
+		if asJSON {
+			// JSON lines: one protojson Thing per line, nothing else.
+			b, err := protojson.Marshal(t)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "%s\n", b)
+			continue
+		}
+		tw.row(t)
+	}
+	if asJSON {
+		return nil
+	}
+	return tw.Flush()
+}
+
+func printJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(m)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// thingTable prints things as an aligned table; the header is written with
+// the first row, so an empty result prints "no matches".
+type thingTable struct {
+	*tabwriter.Writer
+	rows int
+}
+
+func newThingTable(w io.Writer) *thingTable {
+	return &thingTable{Writer: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+}
+
+func (t *thingTable) row(th *searchv1.Thing) {
+	if t.rows == 0 {
+		fmt.Fprintln(t, "ID\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
+	}
+	t.rows++
+	b := th.GetBbox()
+	fmt.Fprintf(t, "%d\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetName(), th.GetKey(),
+		b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+}
+
+// Flush writes the table, or "no matches" when it has no rows.
+func (t *thingTable) Flush() error {
+	if t.rows == 0 {
+		fmt.Fprintln(t, "no matches")
+	}
+	return t.Writer.Flush()
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/postgis/postgistest"
+)
+
+var (
+	cluster   *postgistest.Cluster
+	clientBin string // the search-client binary, built once
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "search-client-bin-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		clientBin = filepath.Join(dir, "search-client")
+		if out, err := exec.Command("go", "build", "-o", clientBin, "../search-client").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build search-client: %v\n%s", err, out)
+			return 1
+		}
+		return postgistest.Main(m, &cluster)
+	}())
+}
+
+// testServer is a search-server running in-process on a free port.
+type testServer struct {
+	addr   string
+	dbURL  string
+	conn   *grpc.ClientConn
+	client searchv1.SearchServiceClient
+	logs   *syncBuffer
+}
+
+// startServer runs the real server wiring with env on top of a fresh
+// database, and waits until it is SERVING unless wantReady is false.
+func startServer(t *testing.T, env map[string]string, wantReady bool) *testServer {
+	t.Helper()
+	ts := &testServer{logs: &syncBuffer{}}
+	vars := map[string]string{
+		"DATABASE_URL":          "",
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"HEALTH_CHECK_INTERVAL": "100ms",
+		"LOG_LEVEL":             "debug",
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	if vars["DATABASE_URL"] == "" {
+		vars["DATABASE_URL"] = cluster.NewDatabase(t)
+	}
+	ts.dbURL = vars["DATABASE_URL"]
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg, err := loadConfig(ctx, envconfig.MapLookuper(vars))
+	if err == nil {
+		err = cfg.validate()
+	}
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	srv, err := NewServer(ctx, cfg, newLogger(ts.logs, cfg))
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.logs.String())
+		}
+	})
+	ts.addr = srv.Addr().String()
+	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.conn.Close() })
+	ts.client = searchv1.NewSearchServiceClient(ts.conn)
+	if wantReady {
+		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	}
+	return ts
+}
+
+func (ts *testServer) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	hc := healthpb.NewHealthClient(ts.conn)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err == nil && resp.GetStatus() == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health never became %s (last: %v, %v)", want, resp.GetStatus(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runClient runs the search-client binary against ts and returns its output
+// and exit code.
+func (ts *testServer) runClient(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(clientBin, append([]string{"--addr", ts.addr}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run search-client: %v", err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+// fingerprint summarizes everything stored, to prove that bad input changed
+// nothing.
+func fingerprint(t *testing.T, dbURL string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var fp string
+	err = conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
+		coalesce((SELECT md5(string_agg(id || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '')`).Scan(&fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
+
+func TestClientEndToEnd(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, true)
+
+	out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name")
+	if code != 0 || !strings.Contains(out, "imported 241 features") || !strings.Contains(out, "rejected 0") {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+
+	out, errOut, code = ts.runClient(t, "search", "--lat", "48.85", "--lng", "2.35")
+	if code != 0 || !strings.Contains(out, "France") || strings.Count(out, "\n") != 2 {
+		t.Errorf("search Paris: exit %d, want one row with France:\n%s%s", code, out, errOut)
+	}
+	out, _, code = ts.runClient(t, "search", "--lat", "30", "--lng", "-30")
+	if code != 0 || strings.TrimSpace(out) != "no matches" {
+		t.Errorf("search mid-Atlantic: exit %d, want no matches:\n%s", code, out)
+	}
+	out, _, code = ts.runClient(t, "search", "--query", "fran", "--lat", "48.85", "--lng", "2.35", "--json")
+	var resp searchv1.SearchResponse
+	if code != 0 || protojsonUnmarshal(out, &resp) != nil || len(resp.GetThings()) != 1 || resp.GetThings()[0].GetName() != "France" {
+		t.Errorf("search --json: exit %d, want protojson with France:\n%s", code, out)
+	}
+
+	// Paging through the CLI sees what --all streams, in the same order.
+	var paged []string
+	token := ""
+	for range 100 {
+		args := []string{"search", "--query", "an", "--page-size", "7", "--json"}
+		if token != "" {
+			args = append(args, "--page-token", token)
+		}
+		out, errOut, code := ts.runClient(t, args...)
+		var page searchv1.SearchResponse
+		if code != 0 || protojsonUnmarshal(out, &page) != nil {
+			t.Fatalf("page: exit %d\n%s%s", code, out, errOut)
+		}
+		for _, th := range page.GetThings() {
+			paged = append(paged, th.GetName())
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	out, _, code = ts.runClient(t, "search", "--query", "an", "--all", "--json")
+	var streamed []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var th searchv1.Thing
+		if err := protojsonUnmarshal(line, &th); err != nil {
+			t.Fatalf("--all line %q: %v", line, err)
+		}
+		streamed = append(streamed, th.GetName())
+	}
+	if code != 0 || len(paged) < 50 || strings.Join(paged, "|") != strings.Join(streamed, "|") {
+		t.Errorf("paged %d names, streamed %d; want the same, in the same order, and many", len(paged), len(streamed))
+	}
+
+	out, _, code = ts.runClient(t, "monitor")
+	if code != 0 || !strings.Contains(out, "things:    241") {
+		t.Errorf("monitor: exit %d\n%s", code, out)
+	}
+	out, _, code = ts.runClient(t, "health")
+	if code != 0 || strings.TrimSpace(out) != "SERVING" {
+		t.Errorf("health: exit %d\n%s", code, out)
+	}
+
+	// Errors print the gRPC code and message and exit non-zero.
+	_, errOut, code = ts.runClient(t, "search", "--lat", "91", "--lng", "0")
+	if code != 1 || !strings.Contains(errOut, "InvalidArgument: point.lat must be within [-90, 90], got 91") {
+		t.Errorf("invalid point: exit %d, stderr %q", code, errOut)
+	}
+
+	// A file that is not GeoJSON imports nothing; so does one half-read.
+	before := fingerprint(t, ts.dbURL)
+	bad := filepath.Join(t.TempDir(), "bad.geojson")
+	truncated := filepath.Join(t.TempDir(), "truncated.geojson")
+	full, err := os.ReadFile(geotest.Testdata("ne_110m_countries.geojson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("id,name\n1,France\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(truncated, full[:len(full)*2/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{bad, truncated} {
+		_, errOut, code = ts.runClient(t, "import", f)
+		if code != 1 || !strings.Contains(errOut, "nothing was imported") {
+			t.Errorf("import %s: exit %d, stderr %q", filepath.Base(f), code, errOut)
+		}
+	}
+	if after := fingerprint(t, ts.dbURL); after != before {
+		t.Errorf("failed imports changed the store: %s -> %s", before, after)
+	}
+}
+
+func TestImportOfTheDetailedCountriesReportsTheCollapsedOne(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, nil, true)
+	out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_10m_countries.geojson.gz"), "--key-property", "name")
+	if code != exitRejectedForTest || !strings.Contains(out, "imported 254 features") ||
+		!strings.Contains(out, "rejected feature 166 (Vatican): geometry has no area") {
+		t.Fatalf("import 1:10m: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, _ = ts.runClient(t, "search", "--lat", "35.69", "--lng", "139.69")
+	if !strings.Contains(out, "Japan") {
+		t.Errorf("Tokyo: %s", out)
+	}
+}
+
+// exitRejectedForTest mirrors search-client's exit status for an import that
+// rejected features.
+const exitRejectedForTest = 3
+
+func TestHealthIsNotServingWithoutDatabase(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, map[string]string{
+		"DATABASE_URL":       "postgres://nobody@127.0.0.1:1/none?sslmode=disable",
+		"DB_CONNECT_TIMEOUT": "1s",
+	}, false)
+	ts.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	_, errOut, code := ts.runClient(t, "search", "--query", "x")
+	if code != 1 || !strings.Contains(errOut, "Unavailable: the database is unavailable") {
+		t.Errorf("search without database: exit %d, stderr %q", code, errOut)
+	}
+	if strings.Contains(ts.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("an unavailable database is logged as an internal error:\n%s", ts.logs.String())
+	}
+}
+
+func TestShutdownLogsItsOrder(t *testing.T) {
+	t.Parallel()
+	logs := &syncBuffer{}
+	vars := map[string]string{"DATABASE_URL": cluster.NewDatabase(t), "LISTEN_ADDR": "127.0.0.1:0"}
+	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(vars))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := NewServer(ctx, cfg, newLogger(logs, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if i := strings.Index(line, `"step":"`); i >= 0 {
+			steps = append(steps, strings.SplitN(line[i+8:], `"`, 2)[0])
+		}
+	}
+	want := "health NOT_SERVING|draining in-flight RPCs|closing database pool"
+	if got := strings.Join(steps, "|"); got != want {
+		t.Errorf("shutdown steps %q, want %q", got, want)
+	}
+}
+
+func protojsonUnmarshal(s string, m proto.Message) error {
+	return protojson.Unmarshal([]byte(s), m)
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// Server is the wired search server: database pool, gRPC server with the
+// search, health and reflection services, and the readiness loop.
+type Server struct {
+	cfg    config
+	logger *slog.Logger
+	pool   *pgxpool.Pool
+	lis    net.Listener
+	grpc   *grpc.Server
+	health *health.Server
+	ready  *grpcapi.Readiness
+}
+
+// NewServer builds a Server and binds its listener, so a busy port fails
+// here, at once. The database need not be up: the server starts NOT_SERVING
+// and turns SERVING when the database answers.
+func NewServer(ctx context.Context, cfg config, logger *slog.Logger) (*Server, error) {
+	pool, err := postgis.Open(ctx, cfg.DB, "search-server/"+cfg.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	svc := postgis.NewSearchService(pool)
+	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger)...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
+		InstanceID: cfg.InstanceID,
+		Version:    buildVersion(),
+		Started:    time.Now(),
+	}))
+	reflection.Register(gs)
+	return &Server{
+		cfg:    cfg,
+		logger: logger,
+		pool:   pool,
+		lis:    lis,
+		grpc:   gs,
+		health: hs,
+		ready:  grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx is cancelled, then shuts down in this order:
+//
+//  1. health NOT_SERVING, so health checks and balancers stop sending work;
+//  2. GracefulStop: no new RPCs, in-flight ones finish, within
+//     SHUTDOWN_TIMEOUT, after which Stop cancels the rest;
+//  3. the database pool is closed.
+func (s *Server) Run(ctx context.Context) error {
+	rctx, stopReadiness := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.ready.Run(rctx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.grpc.Serve(s.lis) }()
+	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
+
+	select {
+	case err := <-serveErr:
+		stopReadiness()
+		wg.Wait()
+		s.pool.Close()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	s.logger.Info("shutting down", "step", "health NOT_SERVING")
+	stopReadiness()
+	wg.Wait()
+	s.health.Shutdown()
+
+	s.logger.Info("shutting down", "step", "draining in-flight RPCs", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
+	drained := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(drained)
+	}()
+	select {
+	case <-drained:
+	case <-time.After(s.cfg.GRPC.ShutdownTimeout):
+		s.logger.Warn("shutting down", "step", "drain timed out; cancelling remaining RPCs")
+		s.grpc.Stop()
+		<-drained
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		s.logger.Warn("serve ended with an error", "error", err.Error())
+	}
+
+	s.logger.Info("shutting down", "step", "closing database pool")
+	s.pool.Close()
+	s.logger.Info("stopped")
+	return nil
+}
+
+// Close releases everything without draining; use it when Run was never
+// called or to abort. It is safe to call after Run.
+func (s *Server) Close() {
+	s.grpc.Stop()
+	_ = s.lis.Close() // Serve closes it too; a second close only errors
+	s.pool.Close()
+}

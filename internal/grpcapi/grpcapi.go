@@ -1,0 +1,239 @@
+// Package grpcapi serves geo.SearchService over gRPC: request validation at
+// the edge, proto <-> domain mapping, page tokens, interceptors, and the one
+// table that maps domain errors to gRPC status codes.
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// Config is the gRPC server's configuration, read from the environment.
+type Config struct {
+	// ListenAddr is the TCP address the server listens on.
+	ListenAddr string `env:"LISTEN_ADDR, default=:50051"`
+	// DefaultPageSize is used when a request's page_size is 0.
+	DefaultPageSize int `env:"DEFAULT_PAGE_SIZE, default=50"`
+	// MaxPageSize caps page_size; larger requests are served at this size.
+	MaxPageSize int `env:"MAX_PAGE_SIZE, default=1000"`
+	// MaxMessageBytes is the largest request message accepted; one import
+	// message carries one feature, so this bounds a feature's GeoJSON size.
+	MaxMessageBytes int `env:"GRPC_MAX_MESSAGE_BYTES, default=67108864"`
+	// MaxFeatureVertices bounds the vertices of one imported feature.
+	MaxFeatureVertices int `env:"MAX_FEATURE_VERTICES, default=1000000"`
+	// ShutdownTimeout bounds the drain of in-flight RPCs at shutdown.
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
+	// HealthInterval is how often readiness (the database) is checked.
+	HealthInterval time.Duration `env:"HEALTH_CHECK_INTERVAL, default=2s"`
+}
+
+// Validate names the first invalid setting.
+func (c Config) Validate() error {
+	switch {
+	case c.ListenAddr == "":
+		return errors.New("LISTEN_ADDR must not be empty")
+	case c.DefaultPageSize < 1:
+		return fmt.Errorf("DEFAULT_PAGE_SIZE must be at least 1, got %d", c.DefaultPageSize)
+	case c.MaxPageSize < c.DefaultPageSize:
+		return fmt.Errorf("MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
+	case c.MaxMessageBytes < 1<<20:
+		return fmt.Errorf("GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
+	case c.MaxFeatureVertices < 4:
+		return fmt.Errorf("MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
+	case c.ShutdownTimeout <= 0:
+		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
+	case c.HealthInterval <= 0:
+		return fmt.Errorf("HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
+	}
+	return nil
+}
+
+// Info describes the serving instance for Monitor.
+type Info struct {
+	InstanceID string
+	Version    string
+	Started    time.Time
+}
+
+// streamBatch is how many things SearchStream fetches per database query: a
+// slow reader holds no database connection between batches.
+const streamBatch = 500
+
+// Server implements searchv1.SearchServiceServer on a geo.SearchService.
+type Server struct {
+	searchv1.UnimplementedSearchServiceServer
+	svc  geo.SearchService
+	cfg  Config
+	info Info
+}
+
+// NewServer returns a Server answering from svc.
+func NewServer(svc geo.SearchService, cfg Config, info Info) *Server {
+	return &Server{svc: svc, cfg: cfg, info: info}
+}
+
+// ServerOptions returns the options every gRPC server of this service uses:
+// message size limits and the interceptor chains (logging outermost, then
+// error mapping, then panic recovery).
+func ServerOptions(cfg Config, logger *slog.Logger) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(logUnary(logger), mapErrorsUnary(logger), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(logger), mapErrorsStream(logger), recoverStream),
+	}
+}
+
+// Search returns one page of matches.
+func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*searchv1.SearchResponse, error) {
+	q, err := s.query(req)
+	if err != nil {
+		return nil, err
+	}
+	page, err := s.svc.Search(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	resp := &searchv1.SearchResponse{Things: make([]*searchv1.Thing, 0, len(page.Things))}
+	for _, t := range page.Things {
+		pt, err := thingToProto(t)
+		if err != nil {
+			return nil, err
+		}
+		resp.Things = append(resp.Things, pt)
+	}
+	if page.Next != nil {
+		resp.NextPageToken = encodePageToken(q.Filter, *page.Next)
+	}
+	return resp, nil
+}
+
+// SearchStream sends every match, fetching them in batches. Sending blocks
+// under gRPC flow control when the client reads slowly, and the loop ends
+// when the client cancels.
+func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStreamingServer[searchv1.Thing]) error {
+	filter, err := filterFromProto(req)
+	if err != nil {
+		return err
+	}
+	ctx := stream.Context()
+	q := geo.Query{Filter: filter, Limit: streamBatch, IncludeGeometry: req.GetIncludeGeometry()}
+	for {
+		page, err := s.svc.Search(ctx, q)
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Things {
+			pt, err := thingToProto(t)
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(pt); err != nil {
+				return err
+			}
+		}
+		if page.Next == nil {
+			return nil
+		}
+		q.After = page.Next
+	}
+}
+
+// Import decodes each message at the edge; features that fail validation are
+// rejected here, the rest go to the store in one transaction.
+func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
+	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: s.cfg.MaxFeatureVertices}}
+	res, err := s.svc.Import(stream.Context(), src)
+	if err != nil {
+		return err
+	}
+	res.Rejected = append(res.Rejected, src.rejected...)
+	slices.SortStableFunc(res.Rejected, func(a, b geo.Problem) int { return a.Index - b.Index })
+	return stream.SendAndClose(importResultToProto(res))
+}
+
+// importSource adapts the import stream to geo.FeatureSource.
+type importSource struct {
+	stream   grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]
+	limits   geo.Limits
+	next     int
+	rejected []geo.Problem
+}
+
+func (src *importSource) Next(context.Context) (geo.Feature, error) {
+	for {
+		req, err := src.stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return geo.Feature{}, io.EOF
+		}
+		if err != nil {
+			return geo.Feature{}, err
+		}
+		index := src.next
+		src.next++
+		f, err := geo.DecodeFeature(geo.RawFeature{
+			Index:        index,
+			Key:          req.GetKey(),
+			Name:         req.GetName(),
+			Properties:   req.GetProperties().AsMap(),
+			GeometryJSON: []byte(req.GetGeometryGeojson()),
+		}, src.limits)
+		if err != nil {
+			src.rejected = append(src.rejected, geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
+			continue
+		}
+		return f, nil
+	}
+}
+
+// Monitor reports the store's counts and this instance.
+func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*searchv1.MonitorResponse, error) {
+	st, err := s.svc.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &searchv1.MonitorResponse{
+		NThings:       st.Things,
+		NParts:        st.Parts,
+		InstanceId:    s.info.InstanceID,
+		Version:       s.info.Version,
+		UptimeSeconds: time.Since(s.info.Started).Seconds(),
+	}, nil
+}
+
+// query validates req and turns it into a domain query, applying the page
+// size rules of AIP-158: 0 is the default, above the maximum is the maximum,
+// negative is invalid.
+func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, error) {
+	filter, err := filterFromProto(req)
+	if err != nil {
+		return geo.Query{}, err
+	}
+	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: req.GetIncludeGeometry()}
+	switch {
+	case q.Limit < 0:
+		return geo.Query{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
+	case q.Limit == 0:
+		q.Limit = s.cfg.DefaultPageSize
+	case q.Limit > s.cfg.MaxPageSize:
+		q.Limit = s.cfg.MaxPageSize
+	}
+	if tok := req.GetPageToken(); tok != "" {
+		c, err := decodePageToken(tok, filter)
+		if err != nil {
+			return geo.Query{}, err
+		}
+		q.After = &c
+	}
+	return q, nil
+}

@@ -1,0 +1,70 @@
+package grpcapi
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+)
+
+// Pinger reports whether a dependency is ready; nil means ready.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Readiness keeps the standard health service in step with the database:
+// SERVING while it answers, NOT_SERVING while it does not. It covers the
+// whole server ("") and search.v1.SearchService.
+type Readiness struct {
+	health   *health.Server
+	pinger   Pinger
+	interval time.Duration
+	logger   *slog.Logger
+}
+
+// NewReadiness returns a Readiness that starts NOT_SERVING.
+func NewReadiness(h *health.Server, p Pinger, interval time.Duration, logger *slog.Logger) *Readiness {
+	r := &Readiness{health: h, pinger: p, interval: interval, logger: logger}
+	r.set(healthpb.HealthCheckResponse_NOT_SERVING)
+	return r
+}
+
+func (r *Readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
+	r.health.SetServingStatus("", s)
+	r.health.SetServingStatus(searchv1.SearchService_ServiceDesc.ServiceName, s)
+}
+
+// Run checks readiness at once and then every interval until ctx ends.
+func (r *Readiness) Run(ctx context.Context) {
+	ready := false
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, max(r.interval, time.Second))
+		err := r.pinger.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case err == nil && !ready:
+			r.logger.Info("ready: the database answers; health SERVING")
+			r.set(healthpb.HealthCheckResponse_SERVING)
+		case err != nil && ready:
+			r.logger.Warn("not ready: the database does not answer; health NOT_SERVING", "error", err.Error())
+			r.set(healthpb.HealthCheckResponse_NOT_SERVING)
+		case err != nil && !ready:
+			r.logger.Debug("still not ready", "error", err.Error())
+		}
+		ready = err == nil
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

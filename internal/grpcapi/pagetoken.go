@@ -1,0 +1,72 @@
+package grpcapi
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"hash/fnv"
+	"math"
+	"unicode/utf8"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// A page token is opaque to clients. Inside, base64url without padding:
+//
+//	version (1 byte) | filter fingerprint (8 bytes) | last id (uvarint) | last name
+//
+// The fingerprint ties a token to the filter it was issued for, so a token
+// used with another search is refused rather than silently misapplied. It is
+// not a signature: a forged token can only move the starting position within
+// the caller's own search, because the cursor values are bound parameters.
+// Unsigned tokens work on every instance without a shared secret.
+const (
+	pageTokenVersion = 1
+	maxPageTokenLen  = 4096
+)
+
+func filterFingerprint(f geo.Filter) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(f.Query))
+	var b [17]byte
+	if f.Point != nil {
+		b[0] = 1
+		binary.BigEndian.PutUint64(b[1:9], math.Float64bits(f.Point.Lat))
+		binary.BigEndian.PutUint64(b[9:], math.Float64bits(f.Point.Lng))
+	}
+	_, _ = h.Write(b[:])
+	return h.Sum64()
+}
+
+func encodePageToken(f geo.Filter, c geo.Cursor) string {
+	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(c.Name))
+	b = append(b, pageTokenVersion)
+	b = binary.BigEndian.AppendUint64(b, filterFingerprint(f))
+	b = binary.AppendUvarint(b, uint64(c.ID))
+	b = append(b, c.Name...)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodePageToken returns the cursor in tok, or an Invalid error if tok is
+// malformed or was issued for another filter.
+func decodePageToken(tok string, f geo.Filter) (geo.Cursor, error) {
+	malformed := geo.Errorf(geo.Invalid, "page_token is malformed; use the next_page_token of a previous response")
+	if len(tok) > maxPageTokenLen {
+		return geo.Cursor{}, malformed
+	}
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) < 1+8+1 || b[0] != pageTokenVersion {
+		return geo.Cursor{}, malformed
+	}
+	if binary.BigEndian.Uint64(b[1:9]) != filterFingerprint(f) {
+		return geo.Cursor{}, geo.Errorf(geo.Invalid, "page_token was issued for a different search; repeat the same query and point with it")
+	}
+	id, n := binary.Uvarint(b[9:])
+	if n <= 0 || id == 0 || id > math.MaxInt64 {
+		return geo.Cursor{}, malformed
+	}
+	name := b[9+n:]
+	if len(name) == 0 || !utf8.Valid(name) {
+		return geo.Cursor{}, malformed
+	}
+	return geo.Cursor{ID: int64(id), Name: string(name)}, nil
+}
