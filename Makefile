@@ -52,8 +52,9 @@ proto: tools
 ## proto-check: fail when the committed generated code is not what `make proto` makes
 proto-check: tools
 	$(BIN)/buf lint
-	rm -rf $(BIN)/proto-check && $(BIN)/buf generate -o $(BIN)/proto-check
-	diff -r -x '*.proto' -x '*.md' proto $(BIN)/proto-check/proto || \
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(BIN)/buf generate -o "$$tmp" && \
+		diff -r -x '*.proto' -x '*.md' proto "$$tmp/proto" || \
 		{ echo "generated code in proto/ is stale: run make proto and commit" >&2; exit 1; }
 
 ## lint: go vet and gofmt

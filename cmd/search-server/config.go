@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 	"runtime/debug"
+	"strings"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -42,12 +44,39 @@ func (e configError) Unwrap() error { return e.err }
 func loadConfig(ctx context.Context, l envconfig.Lookuper) (config, error) {
 	var c config
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
-		return c, configError{err}
+		return c, configError{withVariableName(err, reflect.TypeOf(c))}
 	}
 	if c.InstanceID == "" {
 		c.InstanceID = newInstanceID()
 	}
 	return c, nil
+}
+
+// withVariableName rewrites go-envconfig's "Field: Sub: reason" errors to
+// name the environment variable an operator sets, "VAR: reason".
+func withVariableName(err error, t reflect.Type) error {
+	msg := err.Error()
+	var walk func(t reflect.Type, path string) (string, bool)
+	walk = func(t reflect.Type, path string) (string, bool) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			p := path + f.Name + ": "
+			if !strings.HasPrefix(msg, p) {
+				continue
+			}
+			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+				return name + ": " + strings.TrimPrefix(msg, p), true
+			}
+			if f.Type.Kind() == reflect.Struct {
+				return walk(f.Type, p)
+			}
+		}
+		return "", false
+	}
+	if m, ok := walk(t, ""); ok {
+		return errors.New(m)
+	}
+	return err
 }
 
 // validate reports every invalid setting at once.

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://localhost/x"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.GRPC.ListenAddr != ":50051" || cfg.GRPC.DefaultPageSize != 50 || cfg.GRPC.MaxPageSize != 1000 ||
+		cfg.DB.StatementTimeout != 10*time.Second || cfg.InstanceID == "" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestConfigErrorsNameEveryBadVariable(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
+		"DEFAULT_PAGE_SIZE": "0",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cfg.validate()
+	var ce configError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v is not a configError", err)
+	}
+	for _, name := range []string{"DATABASE_URL", "DEFAULT_PAGE_SIZE"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+	_, err = loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DB_STATEMENT_TIMEOUT": "soon"}))
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `DB_STATEMENT_TIMEOUT: time: invalid duration "soon"`) {
+		t.Errorf("unparsable duration: %v", err)
+	}
+}
+
+func TestConfigErrorNeverShowsThePassword(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://u:hunter2@host:notaport/db"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("validate: %v", err)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	cmd := newRootCommand(envconfig.MapLookuper(map[string]string{
+		"DATABASE_URL": "postgres://localhost/x",
+		"LISTEN_ADDR":  "127.0.0.1:1",
+	}), &out)
+	// A listen address that cannot be bound proves the flag won over the
+	// variable without serving anything.
+	cmd.SetArgs([]string{"--listen-addr", "127.0.0.1:99999"})
+	err := cmd.ExecuteContext(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "99999") {
+		t.Errorf("serve with --listen-addr: %v, want a listen error naming the flag's address", err)
+	}
+	cmd = newRootCommand(envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://localhost/x"}), &out)
+	cmd.SetArgs([]string{"--log-level", "loud"})
+	var ce configError
+	if err := cmd.ExecuteContext(context.Background()); !errors.As(err, &ce) {
+		t.Errorf("bad --log-level: %v, want a configuration error", err)
+	}
+}
