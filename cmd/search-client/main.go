@@ -96,6 +96,19 @@ func (o *options) dial() (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
+// call dials the server and runs fn under --timeout, closing the connection
+// afterwards.
+func (o *options) call(ctx context.Context, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	conn, err := o.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := o.callContext(ctx)
+	defer cancel()
+	return fn(ctx, conn)
+}
+
 // callContext applies --timeout to ctx.
 func (o *options) callContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if o.timeout <= 0 {

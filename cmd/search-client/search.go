@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -42,35 +43,30 @@ func newSearchCommand(o *options) *cobra.Command {
 			if req.Point == nil && query == "" {
 				return exitError{exitUsage, errors.New("give --lat and --lng, --query, or both")}
 			}
-			conn, err := o.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			client := searchv1.NewSearchServiceClient(conn)
-			ctx, cancel := o.callContext(cmd.Context())
-			defer cancel()
-			if all {
-				return searchAll(ctx, client, req, o.stdout, asJSON)
-			}
-			resp, err := client.Search(ctx, req)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(o.stdout, resp)
-			}
-			tw := newThingTable(o.stdout)
-			for _, t := range resp.GetThings() {
-				tw.row(t)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if resp.GetNextPageToken() != "" {
-				fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
-			}
-			return nil
+			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+				client := searchv1.NewSearchServiceClient(conn)
+				if all {
+					return searchAll(ctx, client, req, o.stdout, asJSON)
+				}
+				resp, err := client.Search(ctx, req)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printJSON(o.stdout, resp)
+				}
+				tw := newThingTable(o.stdout)
+				for _, t := range resp.GetThings() {
+					tw.row(t)
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				if resp.GetNextPageToken() != "" {
+					fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

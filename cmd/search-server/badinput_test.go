@@ -194,22 +194,21 @@ func TestClientDisconnectingMidImportChangesNothing(t *testing.T) {
 	// Wait until the server has written into its open transaction, then
 	// vanish without closing the stream.
 	dbName := ts.dbURL[strings.LastIndex(ts.dbURL, "/")+1 : strings.Index(ts.dbURL, "?")]
-	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool {
-		var n int
-		_ = conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`, dbName).Scan(&n)
-		return n > 0
-	}, ts.dbURL)
+	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.dbURL)
 	cancel()
-	waitFor(t, "the import transaction to end", func(conn *pgx.Conn) bool {
-		var n int
-		_ = conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`, dbName).Scan(&n)
-		return n == 0
-	}, ts.dbURL)
+	waitFor(t, "the import transaction to end", func(conn *pgx.Conn) bool { return writers(conn, dbName) == 0 }, ts.dbURL)
 	if after := fingerprint(t, ts.dbURL); after != before {
 		t.Errorf("an abandoned import changed the store: %s -> %s", before, after)
 	}
+}
+
+// writers counts the other sessions on dbName inside a transaction that has
+// written something (and so holds a transaction id).
+func writers(conn *pgx.Conn, dbName string) int {
+	var n int
+	_ = conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = $1 AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`, dbName).Scan(&n)
+	return n
 }
 
 func waitFor(t *testing.T, what string, cond func(*pgx.Conn) bool, dbURL string) {

@@ -38,12 +38,12 @@ func (r *Readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
 	r.health.SetServingStatus(searchv1.SearchService_ServiceDesc.ServiceName, s)
 }
 
-// Run checks readiness at once and then every interval until ctx ends.
+// Run checks readiness at once and then every interval until ctx ends. It
+// logs each change, and once at start when the database does not answer.
 func (r *Readiness) Run(ctx context.Context) {
-	ready := false
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
-	for {
+	for first, ready := true, false; ; first = false {
 		pctx, cancel := context.WithTimeout(ctx, max(r.interval, time.Second))
 		err := r.pinger.Ping(pctx)
 		cancel()
@@ -54,11 +54,9 @@ func (r *Readiness) Run(ctx context.Context) {
 		case err == nil && !ready:
 			r.logger.Info("ready: the database answers; health SERVING")
 			r.set(healthpb.HealthCheckResponse_SERVING)
-		case err != nil && ready:
+		case err != nil && (ready || first):
 			r.logger.Warn("not ready: the database does not answer; health NOT_SERVING", "error", err.Error())
 			r.set(healthpb.HealthCheckResponse_NOT_SERVING)
-		case err != nil && !ready:
-			r.logger.Debug("still not ready", "error", err.Error())
 		}
 		ready = err == nil
 		select {
