@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status test test-go deps tools proto proto-check lint fmt-check clean
+.PHONY: all build up down status test test-go deps tools consul proto proto-check lint fmt-check clean
 
 all: build
 
@@ -16,8 +16,8 @@ all: build
 build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
 
-## up: PostgreSQL+PostGIS, migrations, a server, the sample countries, a query
-up: deps build
+## up: Consul, PostgreSQL+PostGIS, migrations, two servers, the sample countries, a query
+up: deps build consul
 	deploy/local/stack.sh up
 
 ## down: stop what `make up` started (data stays in .stack/)
@@ -30,7 +30,7 @@ status:
 ## test: install what is missing, check generated code and lint, run every test
 test: deps proto-check lint test-go
 
-test-go:
+test-go: consul
 	$(GO) test -race -count=1 ./...
 
 ## deps: PostgreSQL server and PostGIS from Debian (prints the command when not root)
@@ -43,6 +43,14 @@ tools: $(PROTO_TOOLS)
 $(PROTO_TOOLS) &: tools/proto/go.mod tools/proto/go.sum
 	cd tools/proto && $(GO) build -o $(BIN)/ github.com/bufbuild/buf/cmd/buf \
 		google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+
+## consul: a real Consul agent for tests and the local stack, built from the Go
+## module proxy at the version pinned in tools/consul/go.mod (v1.13.9: newer
+## releases do not build from the proxy; see README). ~3 minutes, once.
+consul: $(BIN)/consul
+
+$(BIN)/consul: tools/consul/go.mod tools/consul/go.sum
+	cd tools/consul && $(GO) build -o $(BIN)/consul github.com/hashicorp/consul
 
 ## proto: lint the proto and regenerate the Go code beside it
 proto: tools

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,6 +11,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/consul"
 )
 
 func newMonitorCommand(o *options) *cobra.Command {
@@ -60,4 +63,35 @@ func newHealthCommand(o *options) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&service, "service", "", `service to check ("" is the whole server; or search.v1.SearchService)`)
 	return cmd
+}
+
+func newInstancesCommand(o *options) *cobra.Command {
+	return &cobra.Command{
+		Use:   "instances",
+		Short: "List the registered instances of the service and their health, from the Consul HTTP API",
+		Long: `Instances lists every registered instance with its health. Consul DNS, which
+search and the other commands use by default, answers only the passing ones.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			client, err := consul.NewClient(consul.Config{HTTPAddr: o.consulHTTP, Token: o.token})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := o.callContext(cmd.Context())
+			defer cancel()
+			eps, err := consul.ListEndpoints(ctx, client, o.service)
+			if err != nil {
+				return fmt.Errorf("%w (is a Consul agent running? --consul-http sets its address)", err)
+			}
+			if len(eps) == 0 {
+				return &consul.NoInstancesError{Service: o.service, Via: "the Consul HTTP API at " + o.consulHTTP}
+			}
+			tw := tabwriter.NewWriter(o.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tHEALTH\tINSTANCE\tSERVICE ID\tVERSION")
+			for _, ep := range eps {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ep.Addr(), ep.Health, ep.Instance, ep.ServiceID, ep.Version)
+			}
+			return tw.Flush()
+		},
+	}
 }

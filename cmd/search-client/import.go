@@ -46,7 +46,7 @@ replaces that thing, so re-running an import does not duplicate it.`,
 			}
 			defer closeFile()
 
-			conn, err := o.dial()
+			conn, err := o.dial(cmd.Context())
 			if err != nil {
 				return err
 			}

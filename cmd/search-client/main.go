@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/geosearch/search/internal/consul"
+	"github.com/geosearch/search/internal/grpcapi"
 )
 
 // Exit codes: 1 for a failed call, 2 for bad usage, 3 when an import
@@ -49,20 +53,38 @@ func main() {
 	}
 }
 
-// describe renders gRPC errors as "Code: message"; others as they are.
+// describe renders gRPC errors as "Code: message" with the server's own
+// message; what the client added around it (retries) follows in brackets.
 func describe(err error) string {
-	if s, ok := status.FromError(err); ok {
-		return fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return err.Error()
 	}
-	return err.Error()
+	s := se.GRPCStatus()
+	out := fmt.Sprintf("%s: %s", s.Code(), s.Message())
+	if outer, _, found := strings.Cut(err.Error(), ": rpc error: "); found {
+		out += " (" + outer + ")"
+	}
+	return out
 }
 
 // options are the flags every subcommand shares.
 type options struct {
-	addr    string
-	timeout time.Duration
-	stdout  io.Writer
-	stderr  io.Writer
+	addr       string
+	consulDNS  string
+	consulHTTP string
+	service    string
+	token      string
+	timeout    time.Duration
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+func envOr(getenv func(string) string, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
 }
 
 func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
@@ -73,23 +95,42 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	defaultAddr := getenv("SEARCH_ADDR")
-	if defaultAddr == "" {
-		defaultAddr = "localhost:50051"
-	}
-	root.PersistentFlags().StringVar(&o.addr, "addr", defaultAddr, "server address host:port (default from SEARCH_ADDR)")
-	root.PersistentFlags().DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of each call (0: none; import has none unless given)")
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.addr, "addr", getenv("SEARCH_ADDR"),
+		"server host:port, or consul://HTTP_ADDR/SERVICE to discover through the HTTP API; empty: discover through Consul DNS (env SEARCH_ADDR)")
+	pf.StringVar(&o.consulDNS, "consul-dns", envOr(getenv, "CONSUL_DNS_ADDR", "127.0.0.1:8600"), "Consul DNS server (env CONSUL_DNS_ADDR)")
+	pf.StringVar(&o.consulHTTP, "consul-http", envOr(getenv, "CONSUL_HTTP_ADDR", "127.0.0.1:8500"), "Consul HTTP API, for instances (env CONSUL_HTTP_ADDR)")
+	pf.StringVar(&o.service, "service", envOr(getenv, "SERVICE_NAME", "search-service"), "service name in Consul (env SERVICE_NAME)")
+	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of each call (0: none; import has none unless given)")
+	o.token = getenv("CONSUL_HTTP_TOKEN")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{exitUsage, err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newSearchCommand(o), newImportCommand(o), newMonitorCommand(o), newHealthCommand(o))
+	root.AddCommand(newSearchCommand(o), newImportCommand(o), newMonitorCommand(o), newHealthCommand(o), newInstancesCommand(o))
 	return root
 }
 
-// dial returns a client connection to the server. It does not wait for the
-// server: the first call does, and fails with the server's status.
-func (o *options) dial() (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(o.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// dial returns a client connection balanced over every instance found: by
+// --addr when given, else through Consul DNS, checked once up front so that
+// finding nobody is a clear message rather than a failed call.
+func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
+	target := o.addr
+	if target == "" {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := consul.DNSLookup{Server: o.consulDNS}.Lookup(lctx, o.service)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("%w (is a Consul agent running? --consul-dns sets its DNS address; --addr skips discovery)", err)
+		}
+		if len(addrs) == 0 {
+			return nil, &consul.NoInstancesError{Service: o.service, Via: "Consul DNS at " + o.consulDNS}
+		}
+		target = consul.DNSTarget(o.consulDNS, o.service)
+	}
+	conn, err := grpc.NewClient(target,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithResolvers(consul.DNSBuilder{}, consul.HTTPBuilder{Config: consul.Config{Token: o.token}}),
+		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
 	if err != nil {
 		return nil, exitError{exitUsage, fmt.Errorf("--addr %q: %w", o.addr, err)}
 	}
@@ -99,7 +140,7 @@ func (o *options) dial() (*grpc.ClientConn, error) {
 // call dials the server and runs fn under --timeout, closing the connection
 // afterwards.
 func (o *options) call(ctx context.Context, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
-	conn, err := o.dial()
+	conn, err := o.dial(ctx)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/postgis"
 )
@@ -28,8 +29,9 @@ type config struct {
 	// generated when unset.
 	InstanceID string `env:"INSTANCE_ID"`
 
-	DB   postgis.Config
-	GRPC grpcapi.Config
+	DB     postgis.Config
+	GRPC   grpcapi.Config
+	Consul consul.Config
 }
 
 // configError marks errors in the configuration; the command exits with
@@ -81,7 +83,7 @@ func withVariableName(err error, t reflect.Type) error {
 
 // validate reports every invalid setting at once.
 func (c config) validate() error {
-	if err := errors.Join(c.DB.Validate(), c.GRPC.Validate()); err != nil {
+	if err := errors.Join(c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate()); err != nil {
 		return configError{err}
 	}
 	return nil

@@ -24,28 +24,41 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/consul/consultest"
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 var (
 	cluster   *postgistest.Cluster
-	clientBin string // the search-client binary, built once
+	agent     *consultest.Agent // a real Consul agent; tests use distinct service names
+	clientBin string            // the search-client binary, built once
+	serverBin string            // the search-server binary, built once
 )
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "search-client-bin-")
+		dir, err := os.MkdirTemp("", "search-bin-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		clientBin = filepath.Join(dir, "search-client")
-		if out, err := exec.Command("go", "build", "-o", clientBin, "../search-client").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build search-client: %v\n%s", err, out)
+		clientBin, serverBin = filepath.Join(dir, "search-client"), filepath.Join(dir, "search-server")
+		for bin, pkg := range map[string]string{clientBin: "../search-client", serverBin: "."} {
+			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+				return 1
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		agent, err = consultest.Start(ctx)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "consultest: %v\n", err)
 			return 1
 		}
+		defer agent.Close()
 		return postgistest.Main(m, &cluster)
 	}())
 }
@@ -69,6 +82,7 @@ func startServer(t *testing.T, env map[string]string, wantReady bool) *testServe
 		"LISTEN_ADDR":           "127.0.0.1:0",
 		"HEALTH_CHECK_INTERVAL": "100ms",
 		"LOG_LEVEL":             "debug",
+		"CONSUL_REGISTER":       "false",
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -320,7 +334,7 @@ func TestHealthIsNotServingWithoutDatabase(t *testing.T) {
 func TestShutdownLogsItsOrder(t *testing.T) {
 	t.Parallel()
 	logs := &syncBuffer{}
-	vars := map[string]string{"DATABASE_URL": cluster.NewDatabase(t), "LISTEN_ADDR": "127.0.0.1:0"}
+	vars := map[string]string{"DATABASE_URL": cluster.NewDatabase(t), "LISTEN_ADDR": "127.0.0.1:0", "CONSUL_REGISTER": "false"}
 	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(vars))
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/postgis"
 )
@@ -31,6 +32,8 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	ready  *grpcapi.Readiness
+	// registrar is nil when Consul registration is off.
+	registrar *consul.Registrar
 }
 
 // NewServer builds a Server and binds its listener, so a busy port fails
@@ -56,7 +59,7 @@ func NewServer(ctx context.Context, cfg config, logger *slog.Logger) (*Server, e
 		Started:    time.Now(),
 	}))
 	reflection.Register(gs)
-	return &Server{
+	s := &Server{
 		cfg:    cfg,
 		logger: logger,
 		pool:   pool,
@@ -64,7 +67,24 @@ func NewServer(ctx context.Context, cfg config, logger *slog.Logger) (*Server, e
 		grpc:   gs,
 		health: hs,
 		ready:  grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
-	}, nil
+	}
+	if cfg.Consul.Register {
+		host, port, err := consul.AdvertiseHostPort(cfg.Consul, lis.Addr())
+		if err == nil {
+			s.registrar, err = consul.NewRegistrar(cfg.Consul, consul.Instance{
+				ID:            cfg.InstanceID,
+				Version:       buildVersion(),
+				Host:          host,
+				Port:          port,
+				HealthService: searchv1.SearchService_ServiceDesc.ServiceName,
+			}, logger)
+		}
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("consul registration: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Addr is the address the server listens on.
@@ -73,9 +93,13 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // Run serves until ctx is cancelled, then shuts down in this order:
 //
 //  1. health NOT_SERVING, so health checks and balancers stop sending work;
-//  2. GracefulStop: no new RPCs, in-flight ones finish, within
+//  2. deregistration from Consul, so discovery stops naming this instance;
+//  3. GracefulStop: no new RPCs, in-flight ones finish, within
 //     SHUTDOWN_TIMEOUT, after which Stop cancels the rest;
-//  3. the database pool is closed.
+//  4. the database pool is closed.
+//
+// Registration runs in the background from the start: the server serves
+// whether or not Consul answers.
 func (s *Server) Run(ctx context.Context) error {
 	rctx, stopReadiness := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -84,6 +108,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.ready.Run(rctx)
 	}()
+	if s.registrar != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.registrar.Run(rctx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
@@ -101,6 +132,17 @@ func (s *Server) Run(ctx context.Context) error {
 	stopReadiness()
 	wg.Wait()
 	s.health.Shutdown()
+
+	if s.registrar != nil {
+		s.logger.Info("shutting down", "step", "deregistering from Consul")
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := s.registrar.Deregister(dctx); err != nil {
+			// The check turns critical and Consul removes the instance
+			// after CONSUL_DEREGISTER_CRITICAL_AFTER.
+			s.logger.Warn("deregistration failed", "error", err.Error())
+		}
+		cancel()
+	}
 
 	s.logger.Info("shutting down", "step", "draining in-flight RPCs", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
 	drained := make(chan struct{})

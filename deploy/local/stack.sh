@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The local stack without Docker: a PostgreSQL+PostGIS cluster of its own and
-# a search-server, on loopback, state under .stack/.
+# The local stack without Docker, on loopback, state under .stack/: a Consul
+# dev agent (bin/consul, the pinned build; UI and API on :8500, DNS on :8600),
+# a PostgreSQL+PostGIS cluster of its own, and two search-server instances
+# registered in Consul.
 #
 #   deploy/local/stack.sh up      start (or keep) everything, import the sample
-#                                 countries, run an example query
+#                                 countries, run an example query found
+#                                 through Consul DNS
 #   deploy/local/stack.sh down    stop everything (data stays in .stack/)
 #   deploy/local/stack.sh status  what runs
 #
@@ -16,9 +19,12 @@ BIN="$ROOT/bin"
 PG_MAJOR="${PG_MAJOR:-15}"
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
 PG_PORT="${PG_PORT:-55432}"
-LISTEN_ADDR="${LISTEN_ADDR:-127.0.0.1:50051}"
+SERVER_PORTS=(50051 50052)
 SAMPLE="${SAMPLE:-$ROOT/testdata/ne_50m_countries.geojson}"
 export DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT}/search?sslmode=disable"
+export CONSUL_HTTP_ADDR="127.0.0.1:8500"
+export CONSUL_DNS_ADDR="127.0.0.1:8600"
+export SERVICE_NAME="search-service"
 
 as_postgres() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -29,7 +35,39 @@ as_postgres() {
 }
 
 pg_running() { as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" status >/dev/null 2>&1; }
-server_pid() { [[ -f "$STATE/search-server.pid" ]] && kill -0 "$(cat "$STATE/search-server.pid")" 2>/dev/null && cat "$STATE/search-server.pid"; }
+# pid_of NAME: the pid of a process started here, if it still runs.
+pid_of() { [[ -f "$STATE/$1.pid" ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null && cat "$STATE/$1.pid"; }
+
+stop_pid() {
+	local name=$1 pid
+	if pid=$(pid_of "$name"); then
+		kill -TERM "$pid"
+		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		echo "$name: stopped"
+	fi
+	rm -f "$STATE/$name.pid"
+}
+
+start_consul() {
+	mkdir -p "$STATE/consul"
+	if pid=$(pid_of consul); then
+		echo "consul:        already running (pid $pid)"
+		return
+	fi
+	nohup "$BIN/consul" agent -dev -ui -node local -bind 127.0.0.1 -client 127.0.0.1 \
+		-data-dir "$STATE/consul" >"$STATE/consul.log" 2>&1 &
+	echo $! >"$STATE/consul.pid"
+	for _ in $(seq 1 100); do
+		if "$BIN/consul" catalog services >/dev/null 2>&1; then # answers once there is a leader
+			echo "consul:        http://$CONSUL_HTTP_ADDR/ui, DNS $CONSUL_DNS_ADDR (log: $STATE/consul.log)"
+			return
+		fi
+		sleep 0.2
+	done
+	echo "consul did not start; its log:" >&2
+	tail -20 "$STATE/consul.log" >&2
+	exit 1
+}
 
 start_postgres() {
 	mkdir -p "$STATE"
@@ -50,43 +88,63 @@ start_postgres() {
 }
 
 start_server() {
-	if server_pid >/dev/null; then
-		echo "search-server: already running (pid $(server_pid))"
+	local n=$1 port=$2 name="search-server-$1"
+	if pid=$(pid_of "$name"); then
+		echo "$name: already running (pid $pid)"
 		return
 	fi
-	LISTEN_ADDR="$LISTEN_ADDR" nohup "$BIN/search-server" >"$STATE/search-server.log" 2>&1 &
-	echo $! >"$STATE/search-server.pid"
+	LISTEN_ADDR="127.0.0.1:$port" nohup "$BIN/search-server" >"$STATE/$name.log" 2>&1 &
+	echo $! >"$STATE/$name.pid"
 	for _ in $(seq 1 100); do
-		if "$BIN/search-client" --addr "$LISTEN_ADDR" --timeout 1s health >/dev/null 2>&1; then
-			echo "search-server: $LISTEN_ADDR, SERVING (pid $(cat "$STATE/search-server.pid"), log: $STATE/search-server.log)"
+		if "$BIN/search-client" --addr "127.0.0.1:$port" --timeout 1s health >/dev/null 2>&1; then
+			echo "$name: 127.0.0.1:$port, SERVING (pid $(cat "$STATE/$name.pid"), log: $STATE/$name.log)"
 			return
 		fi
-		kill -0 "$(cat "$STATE/search-server.pid")" 2>/dev/null || break
+		kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null || break
 		sleep 0.2
 	done
-	echo "search-server did not become SERVING; its log:" >&2
-	tail -20 "$STATE/search-server.log" >&2
+	echo "$name did not become SERVING; its log:" >&2
+	tail -20 "$STATE/$name.log" >&2
+	exit 1
+}
+
+# wait_discovered N: until Consul DNS answers N passing instances.
+wait_discovered() {
+	for _ in $(seq 1 100); do
+		if [[ $("$BIN/search-client" instances 2>/dev/null | grep -c ' passing ') -ge $1 ]]; then
+			return
+		fi
+		sleep 0.2
+	done
+	echo "the servers did not turn passing in Consul:" >&2
+	"$BIN/search-client" instances >&2 || true
 	exit 1
 }
 
 up() {
+	start_consul
 	start_postgres
 	"$BIN/search-server" migrate
-	start_server
-	echo "importing $(basename "$SAMPLE") (keyed by name: re-running replaces, never duplicates)"
-	"$BIN/search-client" --addr "$LISTEN_ADDR" import "$SAMPLE" --key-property name
+	for i in "${!SERVER_PORTS[@]}"; do
+		start_server $((i + 1)) "${SERVER_PORTS[$i]}"
+	done
+	wait_discovered ${#SERVER_PORTS[@]}
 	echo
-	echo "\$ search-client --addr $LISTEN_ADDR search --lat 48.85 --lng 2.35"
-	"$BIN/search-client" --addr "$LISTEN_ADDR" search --lat 48.85 --lng 2.35
+	echo "\$ search-client instances"
+	"$BIN/search-client" instances
+	echo
+	echo "importing $(basename "$SAMPLE") (keyed by name: re-running replaces, never duplicates)"
+	"$BIN/search-client" import "$SAMPLE" --key-property name
+	echo
+	echo "\$ search-client search --lat 48.85 --lng 2.35    # found through Consul DNS"
+	"$BIN/search-client" search --lat 48.85 --lng 2.35
 }
 
 down() {
-	if pid=$(server_pid); then
-		kill -TERM "$pid"
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-		echo "search-server: stopped"
-	fi
-	rm -f "$STATE/search-server.pid"
+	for i in "${!SERVER_PORTS[@]}"; do
+		stop_pid "search-server-$((i + 1))"
+	done
+	stop_pid consul
 	if [[ -d "$STATE/pg" ]] && pg_running; then
 		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null
 		echo "postgres: stopped"
@@ -94,8 +152,12 @@ down() {
 }
 
 status() {
+	if pid=$(pid_of consul); then echo "consul: running (pid $pid) on $CONSUL_HTTP_ADDR"; else echo "consul: stopped"; fi
 	if pg_running 2>/dev/null; then echo "postgres: running on 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; fi
-	if pid=$(server_pid); then echo "search-server: running (pid $pid) on $LISTEN_ADDR"; else echo "search-server: stopped"; fi
+	for i in "${!SERVER_PORTS[@]}"; do
+		local name="search-server-$((i + 1))"
+		if pid=$(pid_of "$name"); then echo "$name: running (pid $pid) on 127.0.0.1:${SERVER_PORTS[$i]}"; else echo "$name: stopped"; fi
+	done
 }
 
 case "${1:-}" in

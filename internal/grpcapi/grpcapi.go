@@ -66,6 +66,26 @@ type Info struct {
 	Started    time.Time
 }
 
+// ClientServiceConfig is the gRPC service config clients of this API use:
+// calls are balanced over every resolved instance, and the idempotent ones
+// are retried on UNAVAILABLE, which lands them on another instance. Import is
+// not retried: a client stream cannot be replayed.
+const ClientServiceConfig = `{
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "methodConfig": [{
+    "name": [
+      {"service": "search.v1.SearchService", "method": "Search"},
+      {"service": "search.v1.SearchService", "method": "SearchStream"},
+      {"service": "search.v1.SearchService", "method": "Monitor"},
+      {"service": "grpc.health.v1.Health"}
+    ],
+    "retryPolicy": {
+      "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "1s",
+      "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+}`
+
 // streamBatch is how many things SearchStream fetches per database query: a
 // slow reader holds no database connection between batches.
 const streamBatch = 500

@@ -277,6 +277,18 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	return c.URL(name)
 }
 
+// Stop shuts the server down (fast shutdown), as an outage; Start brings it
+// back on the same port with the same data.
+func (c *Cluster) Stop() { c.stop() }
+
+// Start restarts a stopped server on its port.
+func (c *Cluster) Start(ctx context.Context) error {
+	if c.cmd != nil {
+		return errors.New("postgistest: server already running")
+	}
+	return c.startOnce(ctx)
+}
+
 // stop shuts the server down (fast shutdown: sessions are cancelled), and
 // kills it if it takes longer than ten seconds.
 func (c *Cluster) stop() {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// proc is a search-server binary running as its own process.
+type proc struct {
+	cmd    *exec.Cmd
+	addr   string
+	logs   *syncBuffer
+	exited chan struct{}
+	err    error // Wait's result, once exited is closed
+}
+
+// startProc runs the server binary with env on top of the test process's
+// environment (LISTEN_ADDR defaults to a free loopback port, Consul
+// registration to off) and waits until it listens.
+func startProc(t *testing.T, env map[string]string) *proc {
+	t.Helper()
+	vars := map[string]string{"LISTEN_ADDR": "127.0.0.1:0", "CONSUL_REGISTER": "false", "HEALTH_CHECK_INTERVAL": "100ms"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	cmd := exec.Command(serverBin)
+	cmd.Env = os.Environ()
+	for k, v := range vars {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			_, _ = p.logs.Write(append(sc.Bytes(), '\n'))
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "serving" {
+				listening <- rec.Addr
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("server %s log:\n%s", p.addr, p.logs.String())
+		}
+	})
+	select {
+	case p.addr = <-listening:
+	case <-p.exited:
+		t.Fatalf("server exited at start: %v\n%s", p.err, p.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("server did not listen:\n%s", p.logs.String())
+	}
+	return p
+}
+
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wait waits for the process to exit and returns Wait's error.
+func (p *proc) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+		return p.err
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not exit")
+		return nil
+	}
+}
+
+// records returns the server's JSON log records so far, in order.
+func (p *proc) records() []map[string]any {
+	var out []map[string]any
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// shutdownSteps lists the shutdown steps the server logged, and where an
+// RPC of method ended among them.
+func (p *proc) shutdownSteps(method string) []string {
+	var steps []string
+	for _, rec := range p.records() {
+		if s, ok := rec["step"].(string); ok {
+			steps = append(steps, s)
+		}
+		if method != "" && rec["method"] == method {
+			steps = append(steps, "rpc ended "+rec["code"].(string))
+		}
+	}
+	return steps
+}

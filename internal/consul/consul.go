@@ -1,0 +1,156 @@
+// Package consul registers the search server with the local Consul agent,
+// keeps it registered, and lets clients find servers through Consul, by DNS
+// or by the HTTP API, as gRPC resolvers.
+package consul
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Config is the Consul configuration of a server, read from the
+// environment.
+type Config struct {
+	// Register turns registration on; off for plain local runs.
+	Register bool `env:"CONSUL_REGISTER, default=true"`
+	// HTTPAddr is the agent's HTTP API ("host:port", or with an http://,
+	// https:// or unix:// scheme), as in the official api package.
+	HTTPAddr string `env:"CONSUL_HTTP_ADDR, default=127.0.0.1:8500"`
+	// Token is the ACL token; a secret, never logged.
+	Token string `env:"CONSUL_HTTP_TOKEN"`
+	// ServiceName is the name clients look up.
+	ServiceName string `env:"SERVICE_NAME, default=search-service"`
+	// Tags are extra service tags, comma separated.
+	Tags []string `env:"SERVICE_TAGS"`
+	// AdvertiseAddr is the address (host, or host:port) others reach this
+	// instance at. Empty: the listen host if it is a specific IP, else the
+	// first non-loopback IPv4 of this host, else 127.0.0.1. Never 0.0.0.0.
+	AdvertiseAddr string `env:"ADVERTISE_ADDR"`
+	// CheckInterval and CheckTimeout drive Consul's gRPC health check.
+	CheckInterval time.Duration `env:"CONSUL_CHECK_INTERVAL, default=5s"`
+	CheckTimeout  time.Duration `env:"CONSUL_CHECK_TIMEOUT, default=2s"`
+	// DeregisterAfter removes an instance whose check stays critical this
+	// long (Consul's DeregisterCriticalServiceAfter; Consul's minimum is 1m).
+	DeregisterAfter time.Duration `env:"CONSUL_DEREGISTER_CRITICAL_AFTER, default=1m"`
+	// ResyncInterval is how often the registration is verified, so an agent
+	// that restarted and forgot it gets it again.
+	ResyncInterval time.Duration `env:"CONSUL_RESYNC_INTERVAL, default=10s"`
+}
+
+// Validate names the first invalid setting.
+func (c Config) Validate() error {
+	if !c.Register {
+		return nil
+	}
+	switch {
+	case c.HTTPAddr == "":
+		return errors.New("CONSUL_HTTP_ADDR must not be empty when CONSUL_REGISTER is true")
+	case c.ServiceName == "":
+		return errors.New("SERVICE_NAME must not be empty")
+	case c.CheckInterval <= 0 || c.CheckTimeout <= 0:
+		return errors.New("CONSUL_CHECK_INTERVAL and CONSUL_CHECK_TIMEOUT must be positive")
+	case c.CheckTimeout > c.CheckInterval:
+		return fmt.Errorf("CONSUL_CHECK_TIMEOUT (%s) must not exceed CONSUL_CHECK_INTERVAL (%s)", c.CheckTimeout, c.CheckInterval)
+	case c.DeregisterAfter <= 0:
+		return errors.New("CONSUL_DEREGISTER_CRITICAL_AFTER must be positive")
+	case c.ResyncInterval <= 0:
+		return errors.New("CONSUL_RESYNC_INTERVAL must be positive")
+	}
+	if c.AdvertiseAddr != "" {
+		host := c.AdvertiseAddr
+		if h, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("ADVERTISE_ADDR %q must name a reachable host, not an unspecified address", c.AdvertiseAddr)
+		}
+	}
+	return nil
+}
+
+// NewClient returns an API client for cfg. The official package's own
+// environment variables (CONSUL_HTTP_SSL, CONSUL_CACERT, ...) apply too;
+// HTTPAddr and Token, when set, take precedence.
+func NewClient(cfg Config) (*api.Client, error) {
+	ac := api.DefaultConfig()
+	if cfg.HTTPAddr != "" {
+		ac.Address = cfg.HTTPAddr
+	}
+	if cfg.Token != "" {
+		ac.Token = cfg.Token
+	}
+	c, err := api.NewClient(ac)
+	if err != nil {
+		return nil, fmt.Errorf("consul client: %w", err)
+	}
+	return c, nil
+}
+
+// AdvertiseHostPort resolves where others reach an instance listening on
+// listen (the bound address, e.g. "[::]:50051").
+func AdvertiseHostPort(cfg Config, listen net.Addr) (string, int, error) {
+	_, portStr, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return "", 0, err
+	}
+	port, _ := strconv.Atoi(portStr)
+	if cfg.AdvertiseAddr != "" {
+		host, p, err := net.SplitHostPort(cfg.AdvertiseAddr)
+		if err != nil {
+			return cfg.AdvertiseAddr, port, nil // a bare host
+		}
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return "", 0, fmt.Errorf("ADVERTISE_ADDR port %q: %w", p, err)
+		}
+		return host, n, nil
+	}
+	if tcp, ok := listen.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() {
+		return tcp.IP.String(), port, nil
+	}
+	return hostIPv4(), port, nil
+}
+
+// hostIPv4 is the first up, non-loopback IPv4 address of this host, or
+// 127.0.0.1 when there is none.
+func hostIPv4() string {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := iface.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+				return ipn.IP.String()
+			}
+		}
+	}
+	return "127.0.0.1"
+}
+
+// backoff is capped exponential backoff with full jitter.
+type backoff struct {
+	min, max time.Duration
+	attempt  int
+}
+
+func (b *backoff) next() time.Duration {
+	d := b.min << min(b.attempt, 20)
+	if d > b.max || d <= 0 {
+		d = b.max
+	}
+	b.attempt++
+	return d/2 + rand.N(d/2+1)
+}
+
+func (b *backoff) reset() { b.attempt = 0 }

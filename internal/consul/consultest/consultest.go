@@ -1,0 +1,187 @@
+// Package consultest runs a real Consul agent (`consul agent -dev`, the
+// pinned build in bin/consul) on free loopback ports for tests, and can stop,
+// start and restart it to inject faults. A dev agent keeps its state in
+// memory, so a restarted agent has forgotten every registration.
+package consultest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// BuildHint is how to get the agent binary.
+const BuildHint = "make consul (make test builds it: Consul v1.13.9 from the Go module proxy, ~3 minutes once)"
+
+// Agent is a running dev agent.
+type Agent struct {
+	bin, dir string
+	ports    map[string]int
+
+	client *api.Client // one client: its connections are reused (Consul limits them per IP)
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *bytes.Buffer
+}
+
+// Binary returns the path of the agent binary: $CONSUL_BIN, else the
+// repository's bin/consul.
+func Binary() (string, error) {
+	if p := os.Getenv("CONSUL_BIN"); p != "" {
+		return p, nil
+	}
+	_, file, _, _ := runtime.Caller(0)
+	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "bin", "consul")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no Consul agent at %s: run %s", p, BuildHint)
+	}
+	return p, nil
+}
+
+// Start runs a dev agent and waits until it has a leader and answers DNS.
+func Start(ctx context.Context) (*Agent, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "consultest-")
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{bin: bin, dir: dir, ports: map[string]int{}}
+	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
+		if a.ports[name], err = freePort(); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+	if a.client, err = api.NewClient(&api.Config{Address: a.HTTPAddr()}); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := a.Start(ctx); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	return a, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// HTTPAddr is the agent's HTTP API address.
+func (a *Agent) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(a.ports["http"]) }
+
+// DNSAddr is the agent's DNS address.
+func (a *Agent) DNSAddr() string { return "127.0.0.1:" + strconv.Itoa(a.ports["dns"]) }
+
+// Client returns the API client for the agent.
+func (a *Agent) Client() *api.Client { return a.client }
+
+// Start (re)starts a stopped agent on the same ports.
+func (a *Agent) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil {
+		return errors.New("consultest: agent already running")
+	}
+	args := []string{"agent", "-dev",
+		"-node", "consultest",
+		"-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
+		"-data-dir", filepath.Join(a.dir, "data"),
+		"-log-level", "warn",
+	}
+	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
+		args = append(args, "-"+name+"-port", strconv.Itoa(a.ports[name]))
+	}
+	cmd := exec.Command(a.bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	a.log = &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start consul: %w", err)
+	}
+	a.cmd = cmd
+	a.exited = make(chan struct{})
+	exited := a.exited
+	go func() { _ = cmd.Wait(); close(exited) }()
+
+	client := a.Client()
+	dnsReady := func() bool {
+		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, a.DNSAddr())
+		}}
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := r.LookupHost(cctx, "consul.service.consul.")
+		return err == nil
+	}
+	for {
+		if leader, err := client.Status().Leader(); err == nil && leader != "" && dnsReady() {
+			return nil
+		}
+		select {
+		case <-exited:
+			a.cmd = nil
+			return fmt.Errorf("consul exited during start-up:\n%s", a.log.String())
+		case <-ctx.Done():
+			a.stopLocked()
+			return fmt.Errorf("consul did not become ready: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the agent (it can be started again).
+func (a *Agent) Stop() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.stopLocked()
+}
+
+func (a *Agent) stopLocked() {
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.exited:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.exited
+	}
+	a.cmd = nil
+}
+
+// Restart stops and starts the agent, which forgets every registration.
+func (a *Agent) Restart(ctx context.Context) error {
+	a.Stop()
+	return a.Start(ctx)
+}
+
+// Close stops the agent and removes its files.
+func (a *Agent) Close() {
+	a.Stop()
+	_ = os.RemoveAll(a.dir)
+}
