@@ -16,7 +16,9 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/statsd"
 )
 
 // config is the whole server configuration: each component's Config, read
@@ -32,6 +34,8 @@ type config struct {
 	DB     postgis.Config
 	GRPC   grpcapi.Config
 	Consul consul.Config
+	StatsD statsd.Config
+	Kafka  kafka.Config
 }
 
 // configError marks errors in the configuration; the command exits with
@@ -83,7 +87,7 @@ func withVariableName(err error, t reflect.Type) error {
 
 // validate reports every invalid setting at once.
 func (c config) validate() error {
-	if err := errors.Join(c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate()); err != nil {
+	if err := errors.Join(c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
 		return configError{err}
 	}
 	return nil

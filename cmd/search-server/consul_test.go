@@ -104,7 +104,7 @@ func TestServerRegistersAndLeavesConsulOnSIGTERM(t *testing.T) {
 	if err := p.wait(t); err != nil {
 		t.Errorf("exit: %v", err)
 	}
-	want := "health NOT_SERVING|deregistering from Consul|draining in-flight RPCs|closing database pool"
+	want := "health NOT_SERVING|deregistering from Consul|draining in-flight RPCs|closing database pool|flushing metrics and logs"
 	if got := strings.Join(p.shutdownSteps(""), "|"); got != want {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}

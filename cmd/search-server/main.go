@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -90,14 +89,8 @@ func newRootCommand(env envconfig.Lookuper, stdout io.Writer) *cobra.Command {
 	return root
 }
 
-func newLogger(w io.Writer, cfg config) *slog.Logger {
-	h := slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel})
-	return slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
-}
-
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	logger := newLogger(stdout, cfg)
-	srv, err := NewServer(ctx, cfg, logger)
+	srv, err := NewServer(ctx, cfg, stdout)
 	if err != nil {
 		return err
 	}

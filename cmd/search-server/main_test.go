@@ -99,7 +99,7 @@ func startServer(t *testing.T, env map[string]string, wantReady bool) *testServe
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	srv, err := NewServer(ctx, cfg, newLogger(ts.logs, cfg))
+	srv, err := NewServer(ctx, cfg, ts.logs)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
@@ -340,7 +340,7 @@ func TestShutdownLogsItsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := NewServer(ctx, cfg, newLogger(logs, cfg))
+	srv, err := NewServer(ctx, cfg, logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +356,7 @@ func TestShutdownLogsItsOrder(t *testing.T) {
 			steps = append(steps, strings.SplitN(line[i+8:], `"`, 2)[0])
 		}
 	}
-	want := "health NOT_SERVING|draining in-flight RPCs|closing database pool"
+	want := "health NOT_SERVING|draining in-flight RPCs|closing database pool|flushing metrics and logs"
 	if got := strings.Join(steps, "|"); got != want {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}

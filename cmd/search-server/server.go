@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,54 +20,86 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/kafka"
+	"github.com/geosearch/search/internal/metrics"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/statsd"
 )
 
-// Server is the wired search server: database pool, gRPC server with the
-// search, health and reflection services, and the readiness loop.
+// Server is the wired search server: logging (stdout, and Kafka when
+// configured), metrics, database pool, gRPC server with the search, health
+// and reflection services, the readiness loop and Consul registration.
 type Server struct {
-	cfg    config
-	logger *slog.Logger
-	pool   *pgxpool.Pool
-	lis    net.Listener
-	grpc   *grpc.Server
-	health *health.Server
-	ready  *grpcapi.Readiness
+	cfg          config
+	logger       *slog.Logger
+	shipper      *kafka.Shipper // nil without KAFKA_BROKERS
+	metrics      metrics.Metrics
+	closeMetrics func()
+	svc          *postgis.SearchService
+	pool         *pgxpool.Pool
+	lis          net.Listener
+	grpc         *grpc.Server
+	health       *health.Server
+	ready        *grpcapi.Readiness
 	// registrar is nil when Consul registration is off.
 	registrar *consul.Registrar
 }
 
-// NewServer builds a Server and binds its listener, so a busy port fails
-// here, at once. The database need not be up: the server starts NOT_SERVING
-// and turns SERVING when the database answers.
-func NewServer(ctx context.Context, cfg config, logger *slog.Logger) (*Server, error) {
+// NewServer builds a Server logging JSON to stdout and binds its listener,
+// so a busy port fails here, at once. The database, Consul, StatsD and Kafka
+// need not be up: the server starts NOT_SERVING and turns SERVING when the
+// database answers; the others are retried in the background.
+func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, error) {
+	out := slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
+	h := slog.Handler(out)
+	var shipper *kafka.Shipper
+	if len(cfg.Kafka.Brokers) > 0 {
+		attrs := []slog.Attr{slog.String("service", "search-server"), slog.String("instance", cfg.InstanceID)}
+		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, cfg.LogLevel, out.WithAttrs(attrs))
+		h = shipper.Handler(out)
+	}
+	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
+	m, closeMetrics := statsd.New(cfg.StatsD, logger)
+	closeOnError := func() {
+		closeMetrics()
+		if shipper != nil {
+			shipper.Close(ctx)
+		}
+	}
+
 	pool, err := postgis.Open(ctx, cfg.DB, "search-server/"+cfg.InstanceID)
 	if err != nil {
+		closeOnError()
 		return nil, err
 	}
 	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
 	if err != nil {
 		pool.Close()
+		closeOnError()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	svc := postgis.NewSearchService(pool)
-	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger)...)
+	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, m)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
 		InstanceID: cfg.InstanceID,
 		Version:    buildVersion(),
 		Started:    time.Now(),
-	}))
+	}, m))
 	reflection.Register(gs)
 	s := &Server{
-		cfg:    cfg,
-		logger: logger,
-		pool:   pool,
-		lis:    lis,
-		grpc:   gs,
-		health: hs,
-		ready:  grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
+		cfg:          cfg,
+		logger:       logger,
+		shipper:      shipper,
+		metrics:      m,
+		closeMetrics: closeMetrics,
+		svc:          svc,
+		pool:         pool,
+		lis:          lis,
+		grpc:         gs,
+		health:       hs,
+		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
 	}
 	if cfg.Consul.Register {
 		host, port, err := consul.AdvertiseHostPort(cfg.Consul, lis.Addr())
@@ -96,7 +129,9 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 //  2. deregistration from Consul, so discovery stops naming this instance;
 //  3. GracefulStop: no new RPCs, in-flight ones finish, within
 //     SHUTDOWN_TIMEOUT, after which Stop cancels the rest;
-//  4. the database pool is closed.
+//  4. the database pool is closed;
+//  5. metrics are flushed, and the logs queued for Kafka, within
+//     LOG_FLUSH_TIMEOUT.
 //
 // Registration runs in the background from the start: the server serves
 // whether or not Consul answers.
@@ -115,6 +150,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.registrar.Run(rctx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.reportGauges(rctx)
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
@@ -124,6 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 		stopReadiness()
 		wg.Wait()
 		s.pool.Close()
+		s.flush(ctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -163,8 +204,36 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.logger.Info("shutting down", "step", "closing database pool")
 	s.pool.Close()
-	s.logger.Info("stopped")
+	s.logger.Info("shutting down", "step", "flushing metrics and logs")
+	s.flush(ctx)
 	return nil
+}
+
+// flush sends buffered metrics and queued log records, within
+// LOG_FLUSH_TIMEOUT for the logs. Nothing is logged to Kafka after it.
+func (s *Server) flush(ctx context.Context) {
+	s.closeMetrics()
+	if s.shipper != nil {
+		s.shipper.Close(context.WithoutCancel(ctx))
+	}
+}
+
+// reportGauges sends the gauges of the components that own them (the pool,
+// the log shipper) every STATSD_GAUGE_INTERVAL.
+func (s *Server) reportGauges(ctx context.Context) {
+	t := time.NewTicker(s.cfg.StatsD.GaugeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.svc.ReportPool(s.metrics)
+			if s.shipper != nil {
+				s.shipper.Report(s.metrics)
+			}
+		}
+	}
 }
 
 // Close releases everything without draining; use it when Run was never
@@ -173,4 +242,5 @@ func (s *Server) Close() {
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
 	s.pool.Close()
+	s.flush(context.Background())
 }

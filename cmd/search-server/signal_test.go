@@ -70,7 +70,7 @@ func TestSIGTERMDrainsAndExitsCleanly(t *testing.T) {
 	}
 	// The stream's own log record comes when it ends: after the drain
 	// began, or the test proved nothing about draining.
-	want := "health NOT_SERVING|draining in-flight RPCs|rpc ended OK|closing database pool"
+	want := "health NOT_SERVING|draining in-flight RPCs|rpc ended OK|closing database pool|flushing metrics and logs"
 	if got := strings.Join(p.shutdownSteps("/search.v1.SearchService/SearchStream"), "|"); got != want {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}

@@ -17,6 +17,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 // Config is the gRPC server's configuration, read from the environment.
@@ -93,24 +94,27 @@ const streamBatch = 500
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
 type Server struct {
 	searchv1.UnimplementedSearchServiceServer
-	svc  geo.SearchService
-	cfg  Config
-	info Info
+	svc     geo.SearchService
+	cfg     Config
+	info    Info
+	metrics metrics.Metrics
 }
 
-// NewServer returns a Server answering from svc.
-func NewServer(svc geo.SearchService, cfg Config, info Info) *Server {
-	return &Server{svc: svc, cfg: cfg, info: info}
+// NewServer returns a Server answering from svc. It reports search.results
+// and import.{imported,repaired,rejected} to m (metrics.Nop{} for none).
+func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) *Server {
+	return &Server{svc: svc, cfg: cfg, info: info, metrics: m}
 }
 
 // ServerOptions returns the options every gRPC server of this service uses:
 // message size limits and the interceptor chains (logging outermost, then
-// error mapping, then panic recovery).
-func ServerOptions(cfg Config, logger *slog.Logger) []grpc.ServerOption {
+// metrics, then error mapping, then panic recovery, so that the log and the
+// metrics see the final status code).
+func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(logger), mapErrorsUnary(logger), recoverUnary),
-		grpc.ChainStreamInterceptor(logStream(logger), mapErrorsStream(logger), recoverStream),
+		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), recoverStream),
 	}
 }
 
@@ -135,6 +139,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	if page.Next != nil {
 		resp.NextPageToken = encodePageToken(q.Filter, *page.Next)
 	}
+	s.metrics.Count("search.results", int64(len(resp.Things)))
 	return resp, nil
 }
 
@@ -153,6 +158,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 		if err != nil {
 			return err
 		}
+		s.metrics.Count("search.results", int64(len(page.Things)))
 		for _, t := range page.Things {
 			pt, err := thingToProto(t)
 			if err != nil {
@@ -179,6 +185,9 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 	}
 	res.Rejected = append(res.Rejected, src.rejected...)
 	slices.SortStableFunc(res.Rejected, func(a, b geo.Problem) int { return a.Index - b.Index })
+	s.metrics.Count("import.imported", int64(res.Imported))
+	s.metrics.Count("import.repaired", int64(res.Repaired))
+	s.metrics.Count("import.rejected", int64(len(res.Rejected)))
 	return stream.SendAndClose(importResultToProto(res))
 }
 

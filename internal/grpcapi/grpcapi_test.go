@@ -23,6 +23,7 @@ import (
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 // fakeService is a geo.SearchService over an in-memory sorted list, which
@@ -104,8 +105,8 @@ func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *
 		defer mu.Unlock()
 		return logs.Write(p)
 	}), nil))
-	gs := grpc.NewServer(grpcapi.ServerOptions(testConfig, logger)...)
-	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, testConfig, grpcapi.Info{InstanceID: "test-1"}))
+	gs := grpc.NewServer(grpcapi.ServerOptions(testConfig, logger, metrics.Nop{})...)
+	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, testConfig, grpcapi.Info{InstanceID: "test-1"}, metrics.Nop{}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 // grpcCode is the one table from domain error codes to gRPC codes.
@@ -147,6 +149,48 @@ func logStream(logger *slog.Logger) grpc.StreamServerInterceptor {
 		start := time.Now()
 		err := handler(srv, ss)
 		logRPC(ss.Context(), logger, info.FullMethod, start, err)
+		return err
+	}
+}
+
+// methodName turns "/search.v1.SearchService/Search" into
+// "SearchService.Search": short, and a valid Graphite path.
+func methodName(fullMethod string) string {
+	service, method, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	if !ok {
+		return "unknown"
+	}
+	if i := strings.LastIndexByte(service, '.'); i >= 0 {
+		service = service[i+1:]
+	}
+	return service + "." + method
+}
+
+// measure reports one finished RPC: grpc.<Method>.requests,
+// grpc.<Method>.latency and, on failure, grpc.<Method>.errors.<Code>.
+func measure(m metrics.Metrics, fullMethod string, start time.Time, err error) {
+	name := "grpc." + methodName(fullMethod)
+	m.Count(name+".requests", 1)
+	m.Timing(name+".latency", time.Since(start))
+	if err != nil {
+		m.Count(name+".errors."+status.Code(err).String(), 1)
+	}
+}
+
+func measureUnary(m metrics.Metrics) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		measure(m, info.FullMethod, start, err)
+		return resp, err
+	}
+}
+
+func measureStream(m metrics.Metrics) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		measure(m, info.FullMethod, start, err)
 		return err
 	}
 }

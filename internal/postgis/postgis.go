@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 // Config is the database configuration, read from the environment.
@@ -92,6 +93,15 @@ var _ geo.SearchService = (*SearchService)(nil)
 // migrated.
 func NewSearchService(pool *pgxpool.Pool) *SearchService {
 	return &SearchService{pool: pool}
+}
+
+// ReportPool sends the pool's gauges: db.pool.in_use, db.pool.idle and
+// db.pool.total connections.
+func (s *SearchService) ReportPool(m metrics.Metrics) {
+	st := s.pool.Stat()
+	m.Gauge("db.pool.in_use", int64(st.AcquiredConns()))
+	m.Gauge("db.pool.idle", int64(st.IdleConns()))
+	m.Gauge("db.pool.total", int64(st.TotalConns()))
 }
 
 // Ping reports whether the database answers.
