@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status test test-go deps tools consul proto proto-check lint fmt-check clean
+.PHONY: all build up down status test test-go bench deps tools consul proto proto-check lint fmt-check clean
 
 all: build
 
@@ -32,6 +32,10 @@ test: deps proto-check lint test-go
 
 test-go: consul
 	$(GO) test -race -count=1 ./...
+
+## bench: the benchmarks, three rounds each; compare numbers within one run
+bench: deps consul
+	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 
 ## deps: PostgreSQL server and PostGIS from Debian (prints the command when not root)
 deps:

@@ -18,7 +18,7 @@ import (
 )
 
 // importFixture loads the 1:110m countries through the API.
-func importFixture(t *testing.T, ts *testServer) {
+func importFixture(t testing.TB, ts *testServer) {
 	t.Helper()
 	stream, err := ts.client.Import(context.Background())
 	if err != nil {

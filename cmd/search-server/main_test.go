@@ -74,7 +74,7 @@ type testServer struct {
 
 // startServer runs the real server wiring with env on top of a fresh
 // database, and waits until it is SERVING unless wantReady is false.
-func startServer(t *testing.T, env map[string]string, wantReady bool) *testServer {
+func startServer(t testing.TB, env map[string]string, wantReady bool) *testServer {
 	t.Helper()
 	ts := &testServer{logs: &syncBuffer{}}
 	vars := map[string]string{
@@ -127,7 +127,7 @@ func startServer(t *testing.T, env map[string]string, wantReady bool) *testServe
 	return ts
 }
 
-func (ts *testServer) waitHealth(t *testing.T, want healthpb.HealthCheckResponse_ServingStatus) {
+func (ts *testServer) waitHealth(t testing.TB, want healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
 	hc := healthpb.NewHealthClient(ts.conn)
 	deadline := time.Now().Add(30 * time.Second)

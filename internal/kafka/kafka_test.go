@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,4 +133,29 @@ func TestNoBrokerAtStartNeitherFailsNorHangs(t *testing.T) {
 	if s.Dropped() == 0 {
 		t.Error("undeliverable records were not counted as dropped")
 	}
+}
+
+// TestFlushDuringAnOutageWaitsInsteadOfSpinning guards the final flush:
+// with the broker unreachable (every attempt fails at once), Close retries
+// until its deadline, and those retries must wait between attempts. It
+// measures CPU time used, which a waiting loop keeps near zero however
+// loaded the machine is, while a spinning loop burns a core for the whole
+// flush timeout. Not parallel, so that the process's CPU time is this test's.
+func TestFlushDuringAnOutageWaitsInsteadOfSpinning(t *testing.T) {
+	out := slog.NewJSONHandler(io.Discard, nil)
+	cfg := config("127.0.0.1:1") // connection refused, immediately
+	cfg.FlushTimeout = 2 * time.Second
+	s := kafka.NewShipper(cfg, "inst-4", slog.LevelInfo, out)
+	slog.New(s.Handler(out)).Info("stranded")
+	before := cpuTime()
+	s.Close(context.Background())
+	if used := cpuTime() - before; used > time.Second {
+		t.Errorf("Close used %s of CPU during a %s flush: the retry loop spins", used, cfg.FlushTimeout)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

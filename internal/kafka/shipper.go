@@ -215,10 +215,16 @@ func (s *Shipper) write(batch []kafkago.Message) {
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		backoff = min(2*backoff, 10*time.Second)
+		// Close cuts a long wait short once; after that (stop is closed and
+		// would always be ready) only the timer is waited on, so the final
+		// flush retries at a bounded pace instead of spinning.
+		stop := s.stop
+		if s.deadline.Load() != nil {
+			stop = nil
+		}
 		select {
 		case <-time.After(wait):
-		case <-s.stop:
-			// Keep trying, faster, until Close's deadline.
+		case <-stop:
 			backoff = min(backoff, 200*time.Millisecond)
 		}
 	}
