@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status test test-go bench deps tools consul proto proto-check lint fmt-check clean
+.PHONY: all build up down status test test-go test-stack bench deps tools consul proto proto-check lint fmt-check clean
 
 all: build
 
@@ -16,8 +16,10 @@ all: build
 build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
 
-## up: Consul, PostgreSQL+PostGIS, migrations, two servers, the sample countries, a query
-up: deps build consul
+## up: Consul, PostgreSQL+PostGIS, Kafka (dev broker), StatsD+carbon, migrations,
+## two servers, the sample countries, a query through Consul DNS
+up: build consul
+	tools/install-deps.sh stack
 	deploy/local/stack.sh up
 
 ## down: stop what `make up` started (data stays in .stack/)
@@ -26,6 +28,11 @@ down:
 
 status:
 	deploy/local/stack.sh status
+
+## test-stack: make up, check it end to end (deploy/local/check.sh), make down
+test-stack: up
+	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
+	deploy/local/stack.sh down
 
 ## test: install what is missing, check generated code and lint, run every test
 test: deps proto-check lint test-go

@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
-# Installs what the tests and the local stack need beyond Go: the PostgreSQL
-# server and PostGIS, from Debian's packages. Without root it prints the
-# command to run and fails.
+# Installs what the tests need beyond Go: the PostgreSQL server and PostGIS,
+# from Debian's packages. With the argument "stack", also what the local
+# stack adds: Graphite's carbon and whisper tools (Debian) and the StatsD
+# daemon (npm, pinned by deploy/local/statsd/package-lock.json, installed
+# into .stack/statsd). Without root
+# it prints the command to run and fails.
 set -euo pipefail
 
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PG_MAJOR="${PG_MAJOR:-15}"
 packages=()
 [[ -x "/usr/lib/postgresql/${PG_MAJOR}/bin/postgres" ]] || packages+=("postgresql-${PG_MAJOR}")
 [[ -f "/usr/share/postgresql/${PG_MAJOR}/extension/postgis.control" ]] || packages+=("postgresql-${PG_MAJOR}-postgis-3")
+if [[ "${1:-}" == stack ]]; then
+	command -v carbon-cache >/dev/null || packages+=(graphite-carbon)
+	command -v whisper-fetch >/dev/null || packages+=(python3-whisper)
+	# Installed under .stack/ (a dot directory, which the go tool skips: the
+	# package ships Go example files).
+	dest="${STACK_DIR:-$ROOT/.stack}/statsd"
+	if ! cmp -s "$ROOT/deploy/local/statsd/package-lock.json" "$dest/package-lock.json" ||
+		[[ ! -d "$dest/node_modules/statsd" ]]; then
+		command -v npm >/dev/null || { echo "npm is needed for the StatsD daemon: apt-get install -y nodejs npm" >&2; exit 1; }
+		echo "installing the StatsD daemon (npm ci into $dest)" >&2
+		mkdir -p "$dest"
+		cp "$ROOT/deploy/local/statsd/package.json" "$ROOT/deploy/local/statsd/package-lock.json" "$dest/"
+		(cd "$dest" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi
 
 if [[ ${#packages[@]} -eq 0 ]]; then
 	exit 0

@@ -108,11 +108,19 @@ func recoverStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, hand
 	return handler(srv, ss)
 }
 
+// healthPrefix marks the health service's methods: their successful calls
+// (Consul checks every few seconds) are logged at debug level only.
+const healthPrefix = "/grpc.health.v1.Health/"
+
 func logRPC(ctx context.Context, logger *slog.Logger, method string, start time.Time, err error) {
 	code := status.Code(err)
 	level := slog.LevelInfo
 	switch code {
-	case codes.OK, codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists:
+	case codes.OK:
+		if strings.HasPrefix(method, healthPrefix) {
+			level = slog.LevelDebug
+		}
+	case codes.Canceled, codes.InvalidArgument, codes.NotFound, codes.AlreadyExists:
 	case codes.Internal, codes.Unknown, codes.DataLoss:
 		level = slog.LevelError
 	default:

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Checks that the local stack (make up) works end to end, as the README says:
+# discovery through Consul DNS finds France, both instances are passing in
+# Consul and ship their logs to Kafka, and StatsD counters land in carbon's
+# whisper files. Exits non-zero naming the first thing that is wrong.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BIN="$ROOT/bin"
+STATE="${STACK_DIR:-$ROOT/.stack}"
+export CONSUL_DNS_ADDR="127.0.0.1:8600" CONSUL_HTTP_ADDR="127.0.0.1:8500" KAFKA_BROKERS="127.0.0.1:9092"
+
+fail() {
+	echo "check: $*" >&2
+	exit 1
+}
+
+out=$("$BIN/search-client" search --lat 48.85 --lng 2.35) || fail "search through Consul DNS failed"
+grep -q France <<<"$out" || fail "Paris is not in France: $out"
+echo "ok: search through Consul DNS finds France"
+
+passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
+[[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"
+echo "ok: 2 instances passing in Consul"
+
+ids=$("$BIN/search-client" instances | awk 'NR > 1 { print $3 }')
+logs=$("$BIN/search-client" logs --since 30m)
+for id in $ids; do
+	grep -q " $id " <<<"$logs" || fail "no log records of instance $id in Kafka"
+done
+echo "ok: both instances' logs are in Kafka"
+
+for _ in 1 2 3 4 5; do "$BIN/search-client" search --query fran >/dev/null; done
+wsp="$STATE/carbon/whisper/stats_counts/search-service/grpc/SearchService/Search/requests.wsp"
+for _ in $(seq 1 150); do # StatsD flushes every 10 s
+	if [[ -f "$wsp" ]] && whisper-fetch --from=$(($(date +%s) - 300)) "$wsp" | awk '$2 != "None" && $2 > 0' | grep -q .; then
+		echo "ok: stats_counts.search-service.grpc.SearchService.Search.requests is in carbon's whisper data"
+		exit 0
+	fi
+	sleep 0.2
+done
+fail "no Search request counts in $wsp"
