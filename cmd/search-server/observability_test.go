@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +121,43 @@ func TestLogsOfTwoInstancesReachOneTopic(t *testing.T) {
 	out, _, code = a.runClient(t, "logs", "--brokers", b.Addr(), "--since", "1h")
 	if code != 0 || !strings.Contains(out, "inst-a") {
 		t.Errorf("logs --since 1h: exit %d\n%s", code, out)
+	}
+
+	// --follow prints records that arrive after it started.
+	follow := exec.Command(clientBin, "logs", "--follow", "--brokers", b.Addr(), "--since", "1s")
+	stdout, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = follow.Process.Kill(); _ = follow.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	deadline := time.After(30 * time.Second)
+	for {
+		if _, err := c.client.Monitor(context.Background(), &searchv1.MonitorRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("logs --follow ended")
+			}
+			if strings.Contains(line, "inst-b rpc") && strings.Contains(line, "SearchService/Monitor") {
+				return
+			}
+		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("logs --follow never showed the live Monitor call")
+		}
 	}
 }
 
