@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"reflect"
+	"regexp"
 	"runtime/debug"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -22,14 +27,20 @@ import (
 )
 
 // config is the whole server configuration: each component's Config, read
-// from the environment (the interface envconsul drives), then overridden by
-// flags.
+// from the environment (the interface envconsul drives), with flags on top
+// and, with CONFIG_CONSUL_PREFIX, Consul KV below.
+//
+// Field tags: env (go-envconfig: the variable, its default), live:"true"
+// (the setting can change while running), secret:"true" (never printed).
 type config struct {
 	// LogLevel is debug, info, warn or error.
-	LogLevel slog.Level `env:"LOG_LEVEL, default=info"`
-	// InstanceID names this process in logs and Monitor; a unique one is
-	// generated when unset.
+	LogLevel slog.Level `env:"LOG_LEVEL, default=info" live:"true"`
+	// InstanceID names this process in logs, Monitor and Consul; a unique
+	// one is generated when unset.
 	InstanceID string `env:"INSTANCE_ID"`
+	// ConfigPrefix, when set, is the Consul KV prefix watched for live
+	// configuration (keys are the lower-case variable names).
+	ConfigPrefix string `env:"CONFIG_CONSUL_PREFIX"`
 
 	DB     postgis.Config
 	GRPC   grpcapi.Config
@@ -45,12 +56,30 @@ type configError struct{ err error }
 func (e configError) Error() string { return "configuration: " + e.err.Error() }
 func (e configError) Unwrap() error { return e.err }
 
-// loadConfig reads the configuration through l (the process environment in
-// main, a map in tests) and fills in generated values.
+// loadConfig reads the configuration through l (layers of flags, the
+// environment and Consul KV in main; a map in tests). It reports every
+// variable that does not parse, not just the first.
 func loadConfig(ctx context.Context, l envconfig.Lookuper) (config, error) {
 	var c config
+	bad := map[string]bool{}
+	if errs := parseEach(ctx, reflect.TypeOf(c), l, bad); len(errs) > 0 {
+		// Report the others too: validate with the unparsable ones at their
+		// defaults.
+		masked := envconfig.LookuperFunc(func(name string) (string, bool) {
+			if bad[name] {
+				return "", false
+			}
+			return l.Lookup(name)
+		})
+		if envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: masked}) == nil {
+			if err := c.validate(); err != nil {
+				errs = append(errs, errors.Unwrap(err))
+			}
+		}
+		return c, configError{errors.Join(errs...)}
+	}
 	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
-		return c, configError{withVariableName(err, reflect.TypeOf(c))}
+		return c, configError{err}
 	}
 	if c.InstanceID == "" {
 		c.InstanceID = newInstanceID()
@@ -58,31 +87,28 @@ func loadConfig(ctx context.Context, l envconfig.Lookuper) (config, error) {
 	return c, nil
 }
 
-// withVariableName rewrites go-envconfig's "Field: Sub: reason" errors to
-// name the environment variable an operator sets, "VAR: reason".
-func withVariableName(err error, t reflect.Type) error {
-	msg := err.Error()
-	var walk func(t reflect.Type, path string) (string, bool)
-	walk = func(t reflect.Type, path string) (string, bool) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			p := path + f.Name + ": "
-			if !strings.HasPrefix(msg, p) {
-				continue
-			}
-			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
-				return name + ": " + strings.TrimPrefix(msg, p), true
-			}
+// parseEach decodes every env-tagged field of t on its own, so that each
+// bad variable is reported with its name and reason; bad collects their
+// names.
+func parseEach(ctx context.Context, t reflect.Type, l envconfig.Lookuper, bad map[string]bool) []error {
+	var errs []error
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		if name == "" {
 			if f.Type.Kind() == reflect.Struct {
-				return walk(f.Type, p)
+				errs = append(errs, parseEach(ctx, f.Type, l, bad)...)
 			}
+			continue
 		}
-		return "", false
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: one.Interface(), Lookuper: l}); err != nil {
+			_, reason, _ := strings.Cut(err.Error(), ": ")
+			errs = append(errs, fmt.Errorf("%s: %s", name, reason))
+			bad[name] = true
+		}
 	}
-	if m, ok := walk(t, ""); ok {
-		return errors.New(m)
-	}
-	return err
+	return errs
 }
 
 // validate reports every invalid setting at once.
@@ -91,6 +117,104 @@ func (c config) validate() error {
 		return configError{err}
 	}
 	return nil
+}
+
+// setting describes one variable of the configuration.
+type setting struct {
+	Var     string // the environment variable
+	Key     string // its Consul KV key: the lower-case name
+	Default string
+	Value   string // formatted; secrets redacted
+	Live    bool
+	Secret  bool
+}
+
+// settings lists every variable of c, in declaration order.
+func settings(c config) []setting {
+	var out []setting
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("env")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "" {
+				if f.Type.Kind() == reflect.Struct {
+					walk(v.Field(i))
+				}
+				continue
+			}
+			s := setting{Var: name, Key: strings.ToLower(name), Live: f.Tag.Get("live") == "true", Secret: f.Tag.Get("secret") == "true"}
+			for _, o := range strings.Split(opts, ",") {
+				if d, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
+					s.Default = d
+				}
+			}
+			s.Value = formatValue(v.Field(i).Interface())
+			if s.Secret {
+				s.Value = redact(s.Value)
+			}
+			out = append(out, s)
+		}
+	}
+	walk(reflect.ValueOf(c))
+	return out
+}
+
+func formatValue(v any) string {
+	switch v := v.(type) {
+	case time.Duration:
+		return v.String()
+	case []string:
+		return strings.Join(v, ",")
+	case slog.Level:
+		return strings.ToLower(v.String())
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('[^']*'|\S+)`)
+
+// redact hides a secret: a URL keeps everything but its password, a
+// key=value connection string loses its password value, anything else is
+// replaced whole.
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+		return u.String()
+	}
+	if dsnPassword.MatchString(s) {
+		return dsnPassword.ReplaceAllString(s, "${1}REDACTED")
+	}
+	return "REDACTED"
+}
+
+// settingsByVar indexes settings by variable name.
+func settingsByVar(c config) map[string]setting {
+	m := map[string]setting{}
+	for _, s := range settings(c) {
+		m[s.Var] = s
+	}
+	return m
+}
+
+// sortedKeys returns m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // newInstanceID returns hostname-random: unique per process, readable in logs.

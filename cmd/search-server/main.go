@@ -1,8 +1,9 @@
 // Command search-server serves point-in-polygon and name searches over
 // PostGIS through gRPC, and applies the database migrations.
 //
-// Configuration comes from the environment (see README.md); flags override
-// it. Without a subcommand it serves.
+// Configuration comes from the environment (see README.md), with flags on
+// top and, when CONFIG_CONSUL_PREFIX is set, Consul KV below. Without a
+// subcommand it serves.
 package main
 
 import (
@@ -12,7 +13,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"text/tabwriter"
 
 	"github.com/sethvargo/go-envconfig"
 	"github.com/spf13/cobra"
@@ -21,7 +24,8 @@ import (
 )
 
 // Exit codes: 1 for a failure while running, 2 for bad configuration or
-// usage, so that supervisors can tell a crash from a misconfiguration.
+// usage, so that supervisors (envconsul, systemd) can tell a crash from a
+// misconfiguration.
 const (
 	exitFailure = 1
 	exitConfig  = 2
@@ -41,75 +45,99 @@ func main() {
 	}
 }
 
-// flagOverrides are the flags that override environment variables.
-type flagOverrides struct {
+// flagValues holds the flags that override environment variables.
+type flagValues struct {
 	databaseURL, listenAddr, logLevel string
 }
 
-func (f flagOverrides) apply(cmd *cobra.Command, c *config) error {
-	flags := cmd.Flags()
-	if flags.Changed("database-url") {
-		c.DB.URL = f.databaseURL
-	}
-	if flags.Changed("listen-addr") {
-		c.GRPC.ListenAddr = f.listenAddr
-	}
-	if flags.Changed("log-level") {
-		if err := c.LogLevel.UnmarshalText([]byte(f.logLevel)); err != nil {
-			return configError{fmt.Errorf("--log-level: %w", err)}
+// lookuper returns the flags the user gave, under their variables' names.
+func (f *flagValues) lookuper(cmd *cobra.Command) envconfig.Lookuper {
+	m := map[string]string{}
+	for flag, v := range map[string]struct {
+		name  string
+		value string
+	}{
+		"database-url": {"DATABASE_URL", f.databaseURL},
+		"listen-addr":  {"LISTEN_ADDR", f.listenAddr},
+		"log-level":    {"LOG_LEVEL", f.logLevel},
+	} {
+		if fl := cmd.Flags().Lookup(flag); fl != nil && fl.Changed {
+			m[v.name] = v.value
 		}
 	}
-	return c.validate()
+	return envconfig.MapLookuper(m)
 }
 
 func newRootCommand(env envconfig.Lookuper, stdout io.Writer) *cobra.Command {
-	var fo flagOverrides
+	var fv flagValues
 	root := &cobra.Command{
 		Use:           "search-server",
-		Short:         "Serve geo searches over gRPC (the default) or migrate the database",
+		Short:         "Serve geo searches over gRPC (the default), print the configuration, or migrate the database",
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd.Context(), env)
+			base := envconfig.MultiLookuper(fv.lookuper(cmd), env)
+			cfg, kv, notices, err := startupConfig(cmd.Context(), base)
 			if err != nil {
 				return err
 			}
-			if err := fo.apply(cmd, &cfg); err != nil {
+			srv, err := NewServer(cmd.Context(), cfg, stdout)
+			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, stdout)
+			defer srv.Close()
+			for _, n := range notices {
+				srv.logger.Log(cmd.Context(), n.level, n.msg, n.attrs...)
+			}
+			if cfg.ConfigPrefix != "" {
+				srv.EnableReload(base, kv)
+			}
+			return srv.Run(cmd.Context())
 		},
 	}
-	root.PersistentFlags().StringVar(&fo.databaseURL, "database-url", "", "PostgreSQL URL (overrides DATABASE_URL)")
-	root.PersistentFlags().StringVar(&fo.logLevel, "log-level", "", "debug, info, warn or error (overrides LOG_LEVEL)")
-	root.Flags().StringVar(&fo.listenAddr, "listen-addr", "", "address to listen on (overrides LISTEN_ADDR, default :50051)")
-	root.AddCommand(newMigrateCommand(env, &fo))
+	root.PersistentFlags().StringVar(&fv.databaseURL, "database-url", "", "PostgreSQL URL (overrides DATABASE_URL)")
+	root.PersistentFlags().StringVar(&fv.logLevel, "log-level", "", "debug, info, warn or error (overrides LOG_LEVEL)")
+	root.PersistentFlags().StringVar(&fv.listenAddr, "listen-addr", "", "address to listen on (overrides LISTEN_ADDR, default :50051)")
+	root.AddCommand(newMigrateCommand(env, &fv), newConfigCommand(env, &fv))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
 	return root
 }
 
-func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	srv, err := NewServer(ctx, cfg, stdout)
-	if err != nil {
-		return err
+func newConfigCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the effective configuration (secrets redacted), where each value comes from, and whether it can change live",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flags := fv.lookuper(cmd)
+			cfg, kv, notices, err := startupConfig(cmd.Context(), envconfig.MultiLookuper(flags, env))
+			if err != nil {
+				return err
+			}
+			for _, n := range notices {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s %v\n", n.level, n.msg, n.attrs)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VARIABLE\tKV KEY\tVALUE\tSOURCE\tLIVE")
+			for _, s := range settings(cfg) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Var, s.Key, strconv.Quote(s.Value),
+					describeSource(s.Var, flags, env, kv), map[bool]string{true: "live", false: "restart"}[s.Live])
+			}
+			return tw.Flush()
+		},
 	}
-	defer srv.Close()
-	return srv.Run(ctx)
 }
 
-func newMigrateCommand(env envconfig.Lookuper, fo *flagOverrides) *cobra.Command {
+func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "migrate [up | down [N] | version]",
 		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations",
 		Args:  cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(cmd.Context(), env)
+			cfg, _, _, err := startupConfig(cmd.Context(), envconfig.MultiLookuper(fv.lookuper(cmd), env))
 			if err != nil {
-				return err
-			}
-			if err := fo.apply(cmd, &cfg); err != nil {
 				return err
 			}
 			action := "up"
@@ -127,7 +155,7 @@ func newMigrateCommand(env envconfig.Lookuper, fo *flagOverrides) *cobra.Command
 			case "down":
 				n := 1
 				if len(args) == 2 {
-					if _, err := fmt.Sscanf(args[1], "%d", &n); err != nil || n < 1 {
+					if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
 						return configError{fmt.Errorf("migrate down: N must be a positive number, got %q", args[1])}
 					}
 				}

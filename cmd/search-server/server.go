@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -32,10 +33,15 @@ import (
 type Server struct {
 	cfg          config
 	logger       *slog.Logger
+	level        *slog.LevelVar
 	shipper      *kafka.Shipper // nil without KAFKA_BROKERS
+	statsd       *statsd.Client
 	metrics      metrics.Metrics
 	closeMetrics func()
+	timeout      *postgis.StatementTimeout
 	svc          *postgis.SearchService
+	api          *grpcapi.Server
+	reloader     *reloader // nil without live reload
 	pool         *pgxpool.Pool
 	lis          net.Listener
 	grpc         *grpc.Server
@@ -50,16 +56,19 @@ type Server struct {
 // need not be up: the server starts NOT_SERVING and turns SERVING when the
 // database answers; the others are retried in the background.
 func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, error) {
-	out := slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel})
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	out := slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
 	h := slog.Handler(out)
 	var shipper *kafka.Shipper
 	if len(cfg.Kafka.Brokers) > 0 {
 		attrs := []slog.Attr{slog.String("service", "search-server"), slog.String("instance", cfg.InstanceID)}
-		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, cfg.LogLevel, out.WithAttrs(attrs))
+		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, level, out.WithAttrs(attrs))
 		h = shipper.Handler(out)
 	}
 	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
-	m, closeMetrics := statsd.New(cfg.StatsD, logger)
+	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
+	m := metrics.Metrics(sc)
 	closeOnError := func() {
 		closeMetrics()
 		if shipper != nil {
@@ -67,7 +76,8 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		}
 	}
 
-	pool, err := postgis.Open(ctx, cfg.DB, "search-server/"+cfg.InstanceID)
+	timeout := postgis.NewStatementTimeout(cfg.DB.StatementTimeout)
+	pool, err := postgis.Open(ctx, cfg.DB, "search-server/"+cfg.InstanceID, timeout)
 	if err != nil {
 		closeOnError()
 		return nil, err
@@ -82,19 +92,24 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, m)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
+	api := grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
 		InstanceID: cfg.InstanceID,
 		Version:    buildVersion(),
 		Started:    time.Now(),
-	}, m))
+	}, m)
+	searchv1.RegisterSearchServiceServer(gs, api)
 	reflection.Register(gs)
 	s := &Server{
 		cfg:          cfg,
 		logger:       logger,
+		level:        level,
 		shipper:      shipper,
+		statsd:       sc,
 		metrics:      m,
 		closeMetrics: closeMetrics,
+		timeout:      timeout,
 		svc:          svc,
+		api:          api,
 		pool:         pool,
 		lis:          lis,
 		grpc:         gs,
@@ -118,6 +133,15 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		}
 	}
 	return s, nil
+}
+
+// EnableReload makes Run watch CONFIG_CONSUL_PREFIX and apply live
+// settings. base is the configuration's fixed layers (flags, environment),
+// kv the keys already in effect (from startupConfig).
+func (s *Server) EnableReload(base envconfig.Lookuper, kv map[string]string) {
+	r := newReloader(withInstanceID(base, s.cfg.InstanceID), s.cfg, s.applyLive)
+	r.accepted = kv
+	s.reloader = r
 }
 
 // Addr is the address the server listens on.
@@ -155,6 +179,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.reportGauges(rctx)
 	}()
+	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.watchConfig(rctx)
+		}()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())

@@ -23,7 +23,7 @@ type Config struct {
 	// https:// or unix:// scheme), as in the official api package.
 	HTTPAddr string `env:"CONSUL_HTTP_ADDR, default=127.0.0.1:8500"`
 	// Token is the ACL token; a secret, never logged.
-	Token string `env:"CONSUL_HTTP_TOKEN"`
+	Token string `env:"CONSUL_HTTP_TOKEN" secret:"true"`
 	// ServiceName is the name clients look up.
 	ServiceName string `env:"SERVICE_NAME, default=search-service"`
 	// Tags are extra service tags, comma separated.
@@ -43,35 +43,33 @@ type Config struct {
 	ResyncInterval time.Duration `env:"CONSUL_RESYNC_INTERVAL, default=10s"`
 }
 
-// Validate names the first invalid setting.
+// Validate reports every invalid setting.
 func (c Config) Validate() error {
 	if !c.Register {
 		return nil
 	}
-	switch {
-	case c.HTTPAddr == "":
-		return errors.New("CONSUL_HTTP_ADDR must not be empty when CONSUL_REGISTER is true")
-	case c.ServiceName == "":
-		return errors.New("SERVICE_NAME must not be empty")
-	case c.CheckInterval <= 0 || c.CheckTimeout <= 0:
-		return errors.New("CONSUL_CHECK_INTERVAL and CONSUL_CHECK_TIMEOUT must be positive")
-	case c.CheckTimeout > c.CheckInterval:
-		return fmt.Errorf("CONSUL_CHECK_TIMEOUT (%s) must not exceed CONSUL_CHECK_INTERVAL (%s)", c.CheckTimeout, c.CheckInterval)
-	case c.DeregisterAfter <= 0:
-		return errors.New("CONSUL_DEREGISTER_CRITICAL_AFTER must be positive")
-	case c.ResyncInterval <= 0:
-		return errors.New("CONSUL_RESYNC_INTERVAL must be positive")
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
 	}
+	check(c.HTTPAddr == "", "CONSUL_HTTP_ADDR must not be empty when CONSUL_REGISTER is true")
+	check(c.ServiceName == "", "SERVICE_NAME must not be empty")
+	check(c.CheckInterval <= 0, "CONSUL_CHECK_INTERVAL must be positive, got %s", c.CheckInterval)
+	check(c.CheckTimeout <= 0, "CONSUL_CHECK_TIMEOUT must be positive, got %s", c.CheckTimeout)
+	check(c.CheckTimeout > c.CheckInterval, "CONSUL_CHECK_TIMEOUT (%s) must not exceed CONSUL_CHECK_INTERVAL (%s)", c.CheckTimeout, c.CheckInterval)
+	check(c.DeregisterAfter <= 0, "CONSUL_DEREGISTER_CRITICAL_AFTER must be positive, got %s", c.DeregisterAfter)
+	check(c.ResyncInterval <= 0, "CONSUL_RESYNC_INTERVAL must be positive, got %s", c.ResyncInterval)
 	if c.AdvertiseAddr != "" {
 		host := c.AdvertiseAddr
 		if h, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
 			host = h
 		}
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			return fmt.Errorf("ADVERTISE_ADDR %q must name a reachable host, not an unspecified address", c.AdvertiseAddr)
-		}
+		ip := net.ParseIP(host)
+		check(host == "" || ip != nil && ip.IsUnspecified(), "ADVERTISE_ADDR %q must name a reachable host, not an unspecified address", c.AdvertiseAddr)
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // NewClient returns an API client for cfg. The official package's own

@@ -304,38 +304,55 @@ func NewWatcher(client *api.Client, service string) *Watcher {
 // Watch calls fn with the passing instances each time they change (and once
 // at start), or with an error when a query fails, until ctx ends.
 func (w *Watcher) Watch(ctx context.Context, fn func([]Endpoint, error)) {
-	var index uint64
-	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
 	var last string
 	first := true
-	for {
-		started := time.Now()
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute, Datacenter: w.Datacenter}).WithContext(ctx)
+	blockingLoop(ctx, w.MinInterval, func(q *api.QueryOptions) (uint64, error) {
+		q.Datacenter = w.Datacenter
 		entries, meta, err := w.health.Service(w.Service, w.Tag, true, q)
-		if ctx.Err() != nil {
-			return
-		}
 		if err != nil {
 			fn(nil, fmt.Errorf("query %s in Consul: %w", w.Service, err))
-			sleep(ctx, b.next())
-			continue
-		}
-		b.reset()
-		switch {
-		case meta.LastIndex < index:
-			index = 0 // went backwards (e.g. a restored snapshot): start over
-		default:
-			index = meta.LastIndex
-		}
-		if index == 0 {
-			index = 1 // never wait on 0: that returns at once, forever
+			return 0, err
 		}
 		eps := endpointsOf(entries)
 		if key := fmt.Sprint(eps); first || key != last {
 			fn(eps, nil)
 			first, last = false, key
 		}
-		sleep(ctx, time.Until(started.Add(w.MinInterval)))
+		return meta.LastIndex, nil
+	})
+}
+
+// blockingLoop runs query as a Consul blocking query until ctx ends, by the
+// rules of Consul's documentation: the index is reset when it goes backwards,
+// a query never waits on index 0 (that would return at once, forever),
+// errors back off exponentially, and queries are spaced by at least
+// minInterval however fast the index moves. query gets the options to use
+// and returns the response's index.
+func blockingLoop(ctx context.Context, minInterval time.Duration, query func(*api.QueryOptions) (uint64, error)) {
+	var index uint64
+	b := backoff{min: 100 * time.Millisecond, max: 10 * time.Second}
+	for {
+		started := time.Now()
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: 5 * time.Minute}).WithContext(ctx)
+		next, err := query(q)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			sleep(ctx, b.next())
+			continue
+		}
+		b.reset()
+		switch {
+		case next < index:
+			index = 0 // went backwards (e.g. a restored snapshot): start over
+		default:
+			index = next
+		}
+		if index == 0 {
+			index = 1
+		}
+		sleep(ctx, time.Until(started.Add(minInterval)))
 	}
 }
 

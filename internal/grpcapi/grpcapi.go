@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,39 +26,36 @@ type Config struct {
 	// ListenAddr is the TCP address the server listens on.
 	ListenAddr string `env:"LISTEN_ADDR, default=:50051"`
 	// DefaultPageSize is used when a request's page_size is 0.
-	DefaultPageSize int `env:"DEFAULT_PAGE_SIZE, default=50"`
+	DefaultPageSize int `env:"DEFAULT_PAGE_SIZE, default=50" live:"true"`
 	// MaxPageSize caps page_size; larger requests are served at this size.
-	MaxPageSize int `env:"MAX_PAGE_SIZE, default=1000"`
+	MaxPageSize int `env:"MAX_PAGE_SIZE, default=1000" live:"true"`
 	// MaxMessageBytes is the largest request message accepted; one import
 	// message carries one feature, so this bounds a feature's GeoJSON size.
 	MaxMessageBytes int `env:"GRPC_MAX_MESSAGE_BYTES, default=67108864"`
 	// MaxFeatureVertices bounds the vertices of one imported feature.
-	MaxFeatureVertices int `env:"MAX_FEATURE_VERTICES, default=1000000"`
+	MaxFeatureVertices int `env:"MAX_FEATURE_VERTICES, default=1000000" live:"true"`
 	// ShutdownTimeout bounds the drain of in-flight RPCs at shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// HealthInterval is how often readiness (the database) is checked.
 	HealthInterval time.Duration `env:"HEALTH_CHECK_INTERVAL, default=2s"`
 }
 
-// Validate names the first invalid setting.
+// Validate reports every invalid setting.
 func (c Config) Validate() error {
-	switch {
-	case c.ListenAddr == "":
-		return errors.New("LISTEN_ADDR must not be empty")
-	case c.DefaultPageSize < 1:
-		return fmt.Errorf("DEFAULT_PAGE_SIZE must be at least 1, got %d", c.DefaultPageSize)
-	case c.MaxPageSize < c.DefaultPageSize:
-		return fmt.Errorf("MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
-	case c.MaxMessageBytes < 1<<20:
-		return fmt.Errorf("GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
-	case c.MaxFeatureVertices < 4:
-		return fmt.Errorf("MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
-	case c.ShutdownTimeout <= 0:
-		return fmt.Errorf("SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
-	case c.HealthInterval <= 0:
-		return fmt.Errorf("HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
+	var errs []error
+	check := func(bad bool, format string, args ...any) {
+		if bad {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
 	}
-	return nil
+	check(c.ListenAddr == "", "LISTEN_ADDR must not be empty")
+	check(c.DefaultPageSize < 1, "DEFAULT_PAGE_SIZE must be at least 1, got %d", c.DefaultPageSize)
+	check(c.MaxPageSize < c.DefaultPageSize, "MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
+	check(c.MaxMessageBytes < 1<<20, "GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
+	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
+	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
+	check(c.HealthInterval <= 0, "HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
+	return errors.Join(errs...)
 }
 
 // Info describes the serving instance for Monitor.
@@ -91,19 +89,36 @@ const ClientServiceConfig = `{
 // slow reader holds no database connection between batches.
 const streamBatch = 500
 
+// limits are the request limits that can change while serving.
+type limits struct {
+	defaultPageSize, maxPageSize, maxFeatureVertices int
+}
+
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
 type Server struct {
 	searchv1.UnimplementedSearchServiceServer
 	svc     geo.SearchService
-	cfg     Config
 	info    Info
 	metrics metrics.Metrics
+	limits  atomic.Pointer[limits]
 }
 
 // NewServer returns a Server answering from svc. It reports search.results
 // and import.{imported,repaired,rejected} to m (metrics.Nop{} for none).
 func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) *Server {
-	return &Server{svc: svc, cfg: cfg, info: info, metrics: m}
+	s := &Server{svc: svc, info: info, metrics: m}
+	s.SetLimits(cfg)
+	return s
+}
+
+// SetLimits applies cfg's page sizes and vertex limit to requests that
+// start from now on. cfg must be valid.
+func (s *Server) SetLimits(cfg Config) {
+	s.limits.Store(&limits{
+		defaultPageSize:    cfg.DefaultPageSize,
+		maxPageSize:        cfg.MaxPageSize,
+		maxFeatureVertices: cfg.MaxFeatureVertices,
+	})
 }
 
 // ServerOptions returns the options every gRPC server of this service uses:
@@ -178,7 +193,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 // Import decodes each message at the edge; features that fail validation are
 // rejected here, the rest go to the store in one transaction.
 func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
-	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: s.cfg.MaxFeatureVertices}}
+	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: s.limits.Load().maxFeatureVertices}}
 	res, err := s.svc.Import(stream.Context(), src)
 	if err != nil {
 		return err
@@ -249,13 +264,14 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, error) {
 		return geo.Query{}, err
 	}
 	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: req.GetIncludeGeometry()}
+	lim := s.limits.Load()
 	switch {
 	case q.Limit < 0:
 		return geo.Query{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
-		q.Limit = s.cfg.DefaultPageSize
-	case q.Limit > s.cfg.MaxPageSize:
-		q.Limit = s.cfg.MaxPageSize
+		q.Limit = lim.defaultPageSize
+	case q.Limit > lim.maxPageSize:
+		q.Limit = lim.maxPageSize
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		c, err := decodePageToken(tok, filter)

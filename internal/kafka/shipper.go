@@ -33,17 +33,19 @@ type Config struct {
 	FlushTimeout time.Duration `env:"LOG_FLUSH_TIMEOUT, default=5s"`
 }
 
-// Validate names the first invalid setting.
+// Validate reports every invalid setting.
 func (c Config) Validate() error {
-	switch {
-	case len(c.Brokers) > 0 && c.Topic == "":
-		return errors.New("LOG_TOPIC must not be empty when KAFKA_BROKERS is set")
-	case c.QueueSize < 1:
-		return fmt.Errorf("LOG_QUEUE_SIZE must be at least 1, got %d", c.QueueSize)
-	case c.FlushTimeout <= 0:
-		return fmt.Errorf("LOG_FLUSH_TIMEOUT must be positive, got %s", c.FlushTimeout)
+	var errs []error
+	if len(c.Brokers) > 0 && c.Topic == "" {
+		errs = append(errs, errors.New("LOG_TOPIC must not be empty when KAFKA_BROKERS is set"))
 	}
-	return nil
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("LOG_QUEUE_SIZE must be at least 1, got %d", c.QueueSize))
+	}
+	if c.FlushTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("LOG_FLUSH_TIMEOUT must be positive, got %s", c.FlushTimeout))
+	}
+	return errors.Join(errs...)
 }
 
 // maxBatch is the most records sent in one produce request.

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,38 +26,90 @@ import (
 type Config struct {
 	// URL is a libpq connection string or URL; it holds the password, so it
 	// is never logged.
-	URL string `env:"DATABASE_URL"`
+	URL string `env:"DATABASE_URL" secret:"true"`
 	// MaxConns bounds the pool; 0 lets pgx choose (4 or the number of CPUs,
 	// whichever is larger).
 	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
 	// StatementTimeout cancels any statement that runs longer, server side.
-	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s"`
+	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s" live:"true"`
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout time.Duration `env:"DB_CONNECT_TIMEOUT, default=5s"`
 }
 
-// Validate reports the first invalid setting.
+// Validate reports every invalid setting.
 func (c Config) Validate() error {
+	var errs []error
 	if c.URL == "" {
-		return errors.New("DATABASE_URL (or --database-url) is required")
-	}
-	if _, err := pgxpool.ParseConfig(c.URL); err != nil {
+		errs = append(errs, errors.New("DATABASE_URL (or --database-url) is required"))
+	} else if _, err := pgxpool.ParseConfig(c.URL); err != nil {
 		// pgx's message may quote the URL, password included: say only where.
-		return errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+		errs = append(errs, errors.New("DATABASE_URL is not a valid PostgreSQL connection string"))
 	}
 	if c.MaxConns < 0 {
-		return fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns)
+		errs = append(errs, fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns))
 	}
-	if c.StatementTimeout < 0 || c.ConnectTimeout < 0 {
-		return errors.New("DB_STATEMENT_TIMEOUT and DB_CONNECT_TIMEOUT must not be negative")
+	if c.StatementTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DB_STATEMENT_TIMEOUT must not be negative, got %s", c.StatementTimeout))
 	}
-	return nil
+	if c.ConnectTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DB_CONNECT_TIMEOUT must not be negative, got %s", c.ConnectTimeout))
+	}
+	return errors.Join(errs...)
 }
 
-// Open builds a connection pool. It does not wait for the database: the pool
-// connects on first use, so a server can start while the database is down
-// and report itself not ready until it answers.
-func Open(ctx context.Context, cfg Config, applicationName string) (*pgxpool.Pool, error) {
+// StatementTimeout is the server-side limit on every statement, changeable
+// while running: a pooled connection picks up a new value the next time it
+// is acquired (one SET on that connection, only when the value changed).
+type StatementTimeout struct {
+	d       atomic.Int64
+	mu      sync.Mutex
+	applied map[*pgx.Conn]int64
+}
+
+// NewStatementTimeout returns a StatementTimeout of d (0: none).
+func NewStatementTimeout(d time.Duration) *StatementTimeout {
+	st := &StatementTimeout{applied: map[*pgx.Conn]int64{}}
+	st.d.Store(int64(d))
+	return st
+}
+
+// Set changes the timeout for statements that start after connections are
+// next acquired.
+func (st *StatementTimeout) Set(d time.Duration) { st.d.Store(int64(d)) }
+
+// Get returns the current timeout.
+func (st *StatementTimeout) Get() time.Duration { return time.Duration(st.d.Load()) }
+
+// prepare brings conn's statement_timeout up to date before it is used.
+func (st *StatementTimeout) prepare(ctx context.Context, conn *pgx.Conn) (bool, error) {
+	want := st.d.Load()
+	st.mu.Lock()
+	have, known := st.applied[conn]
+	st.mu.Unlock()
+	if known && have == want {
+		return true, nil
+	}
+	ms := strconv.FormatInt(time.Duration(want).Milliseconds(), 10)
+	if _, err := conn.Exec(ctx, "SELECT set_config('statement_timeout', $1, false)", ms); err != nil {
+		return false, err // the pool discards the connection and tries another
+	}
+	st.mu.Lock()
+	st.applied[conn] = want
+	st.mu.Unlock()
+	return true, nil
+}
+
+func (st *StatementTimeout) forget(conn *pgx.Conn) {
+	st.mu.Lock()
+	delete(st.applied, conn)
+	st.mu.Unlock()
+}
+
+// Open builds a connection pool whose statements are limited by st. It does
+// not wait for the database: the pool connects on first use, so a server can
+// start while the database is down and report itself not ready until it
+// answers.
+func Open(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -69,12 +123,11 @@ func Open(ctx context.Context, cfg Config, applicationName string) (*pgxpool.Poo
 	if cfg.ConnectTimeout > 0 {
 		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
-	if cfg.StatementTimeout > 0 {
-		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
-	}
 	if applicationName != "" {
 		pc.ConnConfig.RuntimeParams["application_name"] = applicationName
 	}
+	pc.PrepareConn = st.prepare
+	pc.BeforeClose = st.forget
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)

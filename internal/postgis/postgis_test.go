@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -27,7 +28,7 @@ func TestMain(m *testing.M) { os.Exit(postgistest.Main(m, &cluster)) }
 // newService returns a service on a fresh database and the pool under it.
 func newService(t *testing.T) (*postgis.SearchService, *pgxpool.Pool) {
 	t.Helper()
-	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "postgis-test")
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "postgis-test", postgis.NewStatementTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,5 +429,32 @@ func TestSearchRejectsInvalidQueries(t *testing.T) {
 		if _, err := svc.Search(context.Background(), q); geo.ErrorCode(err) != geo.Invalid {
 			t.Errorf("%s: error %v, want code invalid", name, err)
 		}
+	}
+}
+
+func TestStatementTimeoutChangesWhileRunning(t *testing.T) {
+	t.Parallel()
+	st := postgis.NewStatementTimeout(10 * time.Second)
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "postgis-test", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	show := func() string {
+		var v string
+		if err := pool.QueryRow(context.Background(), "SHOW statement_timeout").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := show(); got != "10s" {
+		t.Errorf("statement_timeout %s, want 10s", got)
+	}
+	st.Set(50 * time.Millisecond)
+	if got := show(); got != "50ms" {
+		t.Errorf("after Set: statement_timeout %s, want 50ms", got)
+	}
+	if _, err := pool.Exec(context.Background(), "SELECT pg_sleep(1)"); err == nil {
+		t.Fatal("a 1s statement survived a 50ms statement timeout")
 	}
 }

@@ -3,8 +3,10 @@
 package statsd
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,32 +26,49 @@ type Config struct {
 	FlushInterval time.Duration `env:"STATSD_FLUSH_INTERVAL, default=300ms"`
 	// GaugeInterval is how often gauges (pool, log shipper) are reported.
 	GaugeInterval time.Duration `env:"STATSD_GAUGE_INTERVAL, default=10s"`
+	// SampleRate is the fraction of counter and timer events sent (the
+	// daemon scales counters back up); lower it to cut traffic.
+	SampleRate float64 `env:"STATSD_SAMPLE_RATE, default=1" live:"true"`
 }
 
-// Validate names the first invalid setting.
+// Validate reports every invalid setting.
 func (c Config) Validate() error {
-	if c.FlushInterval <= 0 || c.GaugeInterval <= 0 {
-		return fmt.Errorf("STATSD_FLUSH_INTERVAL and STATSD_GAUGE_INTERVAL must be positive")
+	var errs []error
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("STATSD_FLUSH_INTERVAL must be positive, got %s", c.FlushInterval))
 	}
-	return nil
+	if c.GaugeInterval <= 0 {
+		errs = append(errs, fmt.Errorf("STATSD_GAUGE_INTERVAL must be positive, got %s", c.GaugeInterval))
+	}
+	if c.SampleRate <= 0 || c.SampleRate > 1 {
+		errs = append(errs, fmt.Errorf("STATSD_SAMPLE_RATE must be in (0, 1], got %v", c.SampleRate))
+	}
+	return errors.Join(errs...)
 }
 
 // Client is a metrics.Metrics sending to StatsD. UDP never blocks the caller
 // on the daemon; an address that does not resolve yet (a container not up)
-// is retried in the background while measurements are discarded.
+// is retried in the background while measurements are discarded. A Client
+// without an address discards everything: it is the no-op client.
 type Client struct {
 	statter atomic.Pointer[cactus.Statter]
+	rate    atomic.Uint64 // float32 sample rate bits, as the client wants it
+	enabled bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
 }
 
-// New returns metrics.Nop when cfg.Addr is empty, else a Client. It does not
-// fail: an unresolvable address is logged and retried every five seconds.
-func New(cfg Config, logger *slog.Logger) (metrics.Metrics, func()) {
+var _ metrics.Metrics = (*Client)(nil)
+
+// New returns a Client for cfg and the function that flushes and closes it.
+// It never fails: without an address it discards everything, and an
+// unresolvable address is logged and retried every five seconds.
+func New(cfg Config, logger *slog.Logger) (*Client, func()) {
+	c := &Client{stop: make(chan struct{}), enabled: cfg.Addr != ""}
+	c.SetSampleRate(cfg.SampleRate)
 	if cfg.Addr == "" {
-		return metrics.Nop{}, func() {}
+		return c, func() {}
 	}
-	c := &Client{stop: make(chan struct{})}
 	ccfg := &cactus.ClientConfig{
 		Address:       cfg.Addr,
 		Prefix:        cfg.Prefix,
@@ -88,6 +107,21 @@ func New(cfg Config, logger *slog.Logger) (metrics.Metrics, func()) {
 	return c, c.close
 }
 
+// Enabled reports whether measurements are sent (or will be, once the
+// address resolves).
+func (c *Client) Enabled() bool { return c.enabled }
+
+// SetSampleRate sets the fraction of counter and timer events sent, in
+// (0, 1]; the daemon scales sampled counters back up. Gauges are always sent.
+func (c *Client) SetSampleRate(r float64) {
+	if r <= 0 || r > 1 {
+		r = 1
+	}
+	c.rate.Store(uint64(math.Float32bits(float32(r))))
+}
+
+func (c *Client) sampleRate() float32 { return math.Float32frombits(uint32(c.rate.Load())) }
+
 func (c *Client) get() cactus.Statter {
 	if p := c.statter.Load(); p != nil {
 		return *p
@@ -98,14 +132,14 @@ func (c *Client) get() cactus.Statter {
 // Count adds n to counter name.
 func (c *Client) Count(name string, n int64) {
 	if s := c.get(); s != nil {
-		_ = s.Inc(name, n, 1)
+		_ = s.Inc(name, n, c.sampleRate())
 	}
 }
 
 // Timing records d under timer name, in milliseconds.
 func (c *Client) Timing(name string, d time.Duration) {
 	if s := c.get(); s != nil {
-		_ = s.TimingDuration(name, d, 1)
+		_ = s.TimingDuration(name, d, c.sampleRate())
 	}
 }
 
