@@ -72,6 +72,10 @@ type testServer struct {
 	logs   *syncBuffer
 }
 
+// unset, as a value in startServer's env, removes one of its default
+// variables instead of setting it.
+const unset = "\x00unset"
+
 // startServer runs the real server wiring with env on top of a fresh
 // database, and waits until it is SERVING unless wantReady is false.
 func startServer(t testing.TB, env map[string]string, wantReady bool) *testServer {
@@ -85,6 +89,10 @@ func startServer(t testing.TB, env map[string]string, wantReady bool) *testServe
 		"CONSUL_REGISTER":       "false",
 	}
 	for k, v := range env {
+		if v == unset {
+			delete(vars, k)
+			continue
+		}
 		vars[k] = v
 	}
 	if vars["DATABASE_URL"] == "" {
@@ -92,16 +100,20 @@ func startServer(t testing.TB, env map[string]string, wantReady bool) *testServe
 	}
 	ts.dbURL = vars["DATABASE_URL"]
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg, err := loadConfig(ctx, envconfig.MapLookuper(vars))
-	if err == nil {
-		err = cfg.validate()
-	}
+	base := envconfig.MapLookuper(vars)
+	cfg, kv, notices, err := startupConfig(ctx, base) // as main does
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	srv, err := NewServer(ctx, cfg, ts.logs)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
+	}
+	for _, n := range notices {
+		srv.logger.Log(ctx, n.level, n.msg, n.attrs...)
+	}
+	if cfg.ConfigPrefix != "" {
+		srv.EnableReload(base, kv)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()

@@ -89,25 +89,27 @@ func newReloader(base envconfig.Lookuper, current config, apply func(config)) *r
 	return &reloader{base: base, accepted: map[string]string{}, current: current, apply: apply}
 }
 
-// merge takes a KV snapshot and returns the configuration it yields. Each
-// key that changed is accepted only if the configuration with it is valid;
-// a rejected key keeps its previous value. Keys whose variable is set in the
-// base are ignored: flags and the environment win.
+// merge takes a KV snapshot and returns the configuration it yields. A
+// changed key is accepted only if the configuration with it is valid; a
+// rejected key keeps its previous value. Keys are tried in passes until no
+// more can be accepted, so that changes which are only valid together (a
+// smaller maximum with a smaller default) apply in any order. Keys whose
+// variable is set in the base are ignored: flags and the environment win.
 func (r *reloader) merge(ctx context.Context, kv map[string]string) (config, []configNotice) {
 	known := settingsByVar(r.current)
 	var notices []configNotice
 	next := maps.Clone(r.accepted)
-	keys := maps.Clone(kv)
-	maps.Copy(keys, r.accepted)
-	for _, key := range sortedKeys(keys) {
+	all := maps.Clone(kv)
+	maps.Copy(all, r.accepted)
+	var pending []string
+	for _, key := range sortedKeys(all) {
 		value, present := kv[key]
 		old, had := r.accepted[key]
 		if present == had && value == old {
 			continue
 		}
 		name := strings.ToUpper(key)
-		s, ok := known[name]
-		if !ok {
+		if _, ok := known[name]; !ok {
 			notices = append(notices, configNotice{slog.LevelWarn, "unknown configuration key in Consul KV; ignored", []any{"key", key}})
 			continue
 		}
@@ -116,29 +118,49 @@ func (r *reloader) merge(ctx context.Context, kv map[string]string) (config, []c
 				"configuration key in Consul KV ignored: the variable is set in the environment, which wins", []any{"key", key, "variable", name}})
 			continue
 		}
-		trial := maps.Clone(next)
-		if present {
+		pending = append(pending, key)
+	}
+	with := func(base map[string]string, key string) map[string]string {
+		trial := maps.Clone(base)
+		if value, present := kv[key]; present {
 			trial[key] = value
 		} else {
 			delete(trial, key)
 		}
-		if _, err := r.load(ctx, trial); err != nil {
-			shown := value
-			if s.Secret {
-				shown = redact(value)
+		return trial
+	}
+	for progress := true; progress && len(pending) > 0; {
+		progress = false
+		rest := pending[:0]
+		for _, key := range pending {
+			if trial := with(next, key); r.valid(ctx, trial) {
+				next, progress = trial, true
+			} else {
+				rest = append(rest, key)
 			}
-			notices = append(notices, configNotice{slog.LevelWarn,
-				"configuration change rejected; the previous value stays", []any{"key", key, "value", shown, "reason", err.Error()}})
-			continue
 		}
-		next = trial
+		pending = rest
+	}
+	for _, key := range pending {
+		_, err := r.load(ctx, with(next, key))
+		shown := kv[key]
+		if known[strings.ToUpper(key)].Secret {
+			shown = redact(shown)
+		}
+		notices = append(notices, configNotice{slog.LevelWarn,
+			"configuration change rejected; the previous value stays", []any{"key", key, "value", shown, "reason", err.Error()}})
 	}
 	cfg, err := r.load(ctx, next)
-	if err != nil { // cannot happen: every key in next was accepted
+	if err != nil { // cannot happen: next only ever holds valid states
 		return r.current, append(notices, configNotice{slog.LevelError, "configuration from Consul KV is invalid", []any{"error", err.Error()}})
 	}
 	r.accepted = next
 	return cfg, notices
+}
+
+func (r *reloader) valid(ctx context.Context, kv map[string]string) bool {
+	_, err := r.load(ctx, kv)
+	return err == nil
 }
 
 func (r *reloader) load(ctx context.Context, kv map[string]string) (config, error) {

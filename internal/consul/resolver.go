@@ -326,7 +326,9 @@ func (w *Watcher) Watch(ctx context.Context, fn func([]Endpoint, error)) {
 // rules of Consul's documentation: the index is reset when it goes backwards,
 // a query never waits on index 0 (that would return at once, forever),
 // errors back off exponentially, and queries are spaced by at least
-// minInterval however fast the index moves. query gets the options to use
+// minInterval however fast the index moves. After an error the index is
+// reset too: an agent that restarted starts from a lower index, and waiting
+// on the old one would block until the wait time runs out. query gets the options to use
 // and returns the response's index.
 func blockingLoop(ctx context.Context, minInterval time.Duration, query func(*api.QueryOptions) (uint64, error)) {
 	var index uint64
@@ -339,6 +341,10 @@ func blockingLoop(ctx context.Context, minInterval time.Duration, query func(*ap
 			return
 		}
 		if err != nil {
+			// The agent may have restarted in between with a lower index,
+			// and a query waiting on an index the agent has not reached
+			// blocks for the whole wait time: start over.
+			index = 0
 			sleep(ctx, b.next())
 			continue
 		}
