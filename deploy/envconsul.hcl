@@ -13,9 +13,8 @@
 # without restarting (CONFIG_CONSUL_PREFIX); see the README.
 
 consul {
-  # The local agent; CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN work too.
-  address = "127.0.0.1:8500"
-
+  # The agent's address and token come from CONSUL_HTTP_ADDR and
+  # CONSUL_HTTP_TOKEN (default 127.0.0.1:8500), which the server reads too.
   retry {
     enabled     = true
     attempts    = 0 # forever: Consul being away is no reason to stop serving
