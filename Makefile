@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status test test-go test-stack bench deps tools consul proto proto-check lint fmt-check clean
+.PHONY: all build up down status logs help test test-go test-stack bench deps tools consul proto proto-check lint fmt-check clean
 
 all: build
 
@@ -16,31 +16,65 @@ all: build
 build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
 
-## up: Consul, PostgreSQL+PostGIS, Kafka (dev broker), StatsD+carbon, migrations,
-## two servers, the sample countries, a query through Consul DNS
+## up: the whole stack with sample data, ending with a query through Consul DNS
+##     (docker compose when a Docker engine answers, else natively: deploy/local)
 up: build consul
-	tools/install-deps.sh stack
-	deploy/local/stack.sh up
+	@if docker info >/dev/null 2>&1; then \
+		docker compose up -d --build --wait && \
+		docker compose run --rm search-client search --lat 48.85 --lng 2.35 && \
+		echo "Consul UI: http://localhost:8500/ui   Graphite: http://localhost:8080   Logs: make logs"; \
+	else \
+		tools/install-deps.sh stack && deploy/local/stack.sh up; \
+	fi
 
-## down: stop what `make up` started (data stays in .stack/)
+## down: stop what `make up` started (data stays)
 down:
+	@if docker info >/dev/null 2>&1 && docker compose ps -q 2>/dev/null | grep -q .; then docker compose down; fi
 	deploy/local/stack.sh down
 
+## status: what runs
 status:
-	deploy/local/stack.sh status
+	@if docker info >/dev/null 2>&1; then docker compose ps; fi
+	@deploy/local/stack.sh status
 
-## test-stack: make up, check it end to end (deploy/local/check.sh), make down
-test-stack: up
+## logs: follow every instance's log records in the Kafka topic
+logs: build
+	@if docker info >/dev/null 2>&1 && docker compose ps -q 2>/dev/null | grep -q .; then \
+		docker compose run --rm search-client logs --follow; \
+	else \
+		. .stack/ports.env && bin/search-client logs --follow --brokers 127.0.0.1:$$KAFKA_PORT; \
+	fi
+
+## test-stack: the native stack end to end: up, check, down (nothing left
+## running), up again, check, down
+test-stack: build consul
+	tools/install-deps.sh stack
+	deploy/local/stack.sh up
+	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
+	deploy/local/stack.sh pids > .stack/pids.up
+	deploy/local/stack.sh down
+	@for pid in $$(cat .stack/pids.up); do \
+		if [ -d /proc/$$pid ] && ! grep -q '^State:.*zombie' /proc/$$pid/status 2>/dev/null; then \
+			echo "make down left pid $$pid running" >&2; exit 1; \
+		fi; \
+	done; echo "ok: make down left none of the $$(wc -l < .stack/pids.up) stack processes running"
+	deploy/local/stack.sh up >/dev/null
 	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/stack.sh down
 
-## test: install what is missing, check generated code and lint, run every test
-test: deps proto-check lint test-go
+## help: this list
+help:
+	@awk '/^## /{sub(/^## /,""); print}' $(MAKEFILE_LIST)
+
+## test: install what is missing, check generated code and lint, run every
+##       test, then the native stack end to end (test-stack)
+test: deps proto-check lint test-go test-stack
 
 test-go: consul
 	$(GO) test -race -count=1 ./...
 
 ## bench: the benchmarks, three rounds each; compare numbers within one run
+##        (the full performance benchmark comes with its own issue)
 bench: deps consul
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 

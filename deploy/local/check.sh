@@ -8,7 +8,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BIN="$ROOT/bin"
 STATE="${STACK_DIR:-$ROOT/.stack}"
-export CONSUL_DNS_ADDR="127.0.0.1:8600" CONSUL_HTTP_ADDR="127.0.0.1:8500" KAFKA_BROKERS="127.0.0.1:9092"
+source "$STATE/ports.env"
+export CONSUL_DNS_ADDR="127.0.0.1:8600" CONSUL_HTTP_ADDR="127.0.0.1:8500" KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 
 fail() {
 	echo "check: $*" >&2
@@ -18,6 +19,17 @@ fail() {
 out=$("$BIN/search-client" search --lat 48.85 --lng 2.35) || fail "search through Consul DNS failed"
 grep -q France <<<"$out" || fail "Paris is not in France: $out"
 echo "ok: search through Consul DNS finds France"
+
+page1=$("$BIN/search-client" search --query an --page-size 5) || fail "name search failed"
+token=$(sed -n 's/^next page: --page-token //p' <<<"$page1")
+[[ -n $token ]] || fail "a name search for 'an' did not page: $page1"
+page2=$("$BIN/search-client" search --query an --page-size 5 --page-token "$token") || fail "second page failed"
+[[ $(grep -c . <<<"$page1") -ge 6 && "$page1" != "$page2" ]] || fail "paging returned the same page twice"
+echo "ok: a name search pages"
+
+things=$("$BIN/search-client" monitor | awk '$1 == "things:" { print $2 }') || fail "monitor failed"
+[[ ${things:-0} -ge 241 ]] || fail "monitor reports ${things:-no} things, want at least the 241 sample countries"
+echo "ok: monitor answers ($things things)"
 
 passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
 [[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"

@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# The local stack without Docker, on loopback, state under .stack/:
-#   - a Consul dev agent (bin/consul, the pinned build; UI and API on :8500,
-#     DNS on :8600),
-#   - a PostgreSQL+PostGIS cluster of its own (:55432),
-#   - the development Kafka-protocol broker (bin/kafka-dev, kfake; :9092),
-#   - the StatsD daemon (npm statsd, installed into .stack/statsd; :8125) flushing to Graphite's
-#     carbon-cache (Debian graphite-carbon; :2003), whisper files in
-#     .stack/carbon/whisper, as in the graphiteapp/graphite-statsd image,
-#   - two search-server instances registered in Consul, sending metrics to
-#     StatsD and logs to the broker.
+# The local stack without Docker, on loopback, state and logs under .stack/:
+#   - a Consul dev agent (bin/consul, the pinned build): UI and API on 8500,
+#     DNS on 8600, so that search-client works with no flags;
+#   - a PostgreSQL+PostGIS cluster of its own (5432);
+#   - the development Kafka-protocol broker (bin/kafka-dev, kfake; 9092);
+#   - the StatsD daemon (npm statsd, installed into .stack/statsd; UDP 8125)
+#     flushing to Graphite's carbon-cache (Debian graphite-carbon; 2003),
+#     whisper files in .stack/carbon/whisper, as in the graphite-statsd image;
+#   - two search-server instances (50051, 50052) registered in Consul,
+#     sending metrics to StatsD and logs to the broker.
+# Each takes its standard port when it is free and says which it took when
+# not (Consul's are required); the choice is kept in .stack/ports.env.
 #
-#   deploy/local/stack.sh up      start (or keep) everything, import the sample
-#                                 countries, run an example query found
-#                                 through Consul DNS
-#   deploy/local/stack.sh down    stop everything (data stays in .stack/)
-#   deploy/local/stack.sh status  what runs
+#   deploy/local/stack.sh up      start what is not running, migrate, import
+#                                 the sample countries, query through Consul DNS
+#   deploy/local/stack.sh down    stop exactly what up started, by PID (data stays)
+#   deploy/local/stack.sh status  what runs, on which port
+#   deploy/local/stack.sh pids    the PIDs of what runs (for tests)
 #
 # The database cluster trusts local connections: it is for development only.
 set -euo pipefail
@@ -24,16 +26,13 @@ STATE="${STACK_DIR:-$ROOT/.stack}"
 BIN="$ROOT/bin"
 PG_MAJOR="${PG_MAJOR:-15}"
 PG_BIN="/usr/lib/postgresql/${PG_MAJOR}/bin"
-PG_PORT="${PG_PORT:-55432}"
-SERVER_PORTS=(50051 50052)
 SAMPLE="${SAMPLE:-$ROOT/testdata/ne_50m_countries.geojson}"
-export DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT}/search?sslmode=disable"
+CARBON="$STATE/carbon"
+PORTS_FILE="$STATE/ports.env"
+SERVERS=(search-server-1 search-server-2)
 export CONSUL_HTTP_ADDR="127.0.0.1:8500"
 export CONSUL_DNS_ADDR="127.0.0.1:8600"
 export SERVICE_NAME="search-service"
-export KAFKA_BROKERS="127.0.0.1:9092"
-export STATSD_ADDR="127.0.0.1:8125"
-CARBON="$STATE/carbon"
 
 as_postgres() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -43,39 +42,61 @@ as_postgres() {
 	fi
 }
 
-pg_running() { as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" status >/dev/null 2>&1; }
+pg_running() { [[ -f "$STATE/pg/PG_VERSION" ]] && as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" status >/dev/null 2>&1; }
 # pid_of NAME: the pid of a process started here, if it still runs.
 pid_of() { [[ -f "$STATE/$1.pid" ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null && cat "$STATE/$1.pid"; }
+running() { if [[ $1 == postgres ]]; then pg_running; else pid_of "$1" >/dev/null; fi; }
+
+busy() { # busy tcp|udp PORT
+	if [[ $1 == udp ]]; then ss -Hlun "sport = :$2" | grep -q .; else ss -Hltn "sport = :$2" | grep -q .; fi
+}
+
+# assign_ports gives each component a port: the one it has while it runs,
+# else its standard one when free, else the next free one (said aloud).
+assign_ports() {
+	mkdir -p "$STATE"
+	[[ -f "$PORTS_FILE" ]] && source "$PORTS_FILE"
+	local spec var def proto owner p
+	: >"$PORTS_FILE.new"
+	for spec in PG_PORT:5432:tcp:postgres KAFKA_PORT:9092:tcp:kafka-dev \
+		STATSD_PORT:8125:udp:statsd STATSD_MGMT_PORT:8126:tcp:statsd \
+		CARBON_PORT:2003:tcp:carbon CARBON_PICKLE_PORT:2004:tcp:carbon CARBON_QUERY_PORT:7002:tcp:carbon \
+		SERVER1_PORT:50051:tcp:search-server-1 SERVER2_PORT:50052:tcp:search-server-2; do
+		IFS=: read -r var def proto owner <<<"$spec"
+		p=${!var:-}
+		if [[ -z $p ]] || ! running "$owner"; then
+			p=$def
+			while busy "$proto" "$p" || grep -q "=$p\$" "$PORTS_FILE.new"; do p=$((p + 1)); done
+			[[ $p != "$def" ]] && echo "port $def ($proto) is taken: $owner uses $p"
+		fi
+		printf -v "$var" '%s' "$p"
+		echo "$var=$p" >>"$PORTS_FILE.new"
+	done
+	mv "$PORTS_FILE.new" "$PORTS_FILE"
+	for p in 8500 8600; do
+		if busy tcp $p && ! running consul; then
+			echo "port $p is taken by something else; Consul needs it (search-client looks there): free it first" >&2
+			exit 1
+		fi
+	done
+	export DATABASE_URL="postgres://postgres@127.0.0.1:${PG_PORT}/search?sslmode=disable"
+	export KAFKA_BROKERS="127.0.0.1:${KAFKA_PORT}"
+	export STATSD_ADDR="127.0.0.1:${STATSD_PORT}"
+}
 
 stop_pid() {
 	local name=$1 pid
 	if pid=$(pid_of "$name"); then
 		kill -TERM "$pid"
-		for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-		echo "$name: stopped"
+		for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -KILL "$pid"
+			echo "$name: killed (it did not stop on SIGTERM)"
+		else
+			echo "$name: stopped"
+		fi
 	fi
 	rm -f "$STATE/$name.pid"
-}
-
-start_consul() {
-	mkdir -p "$STATE/consul"
-	if pid=$(pid_of consul); then
-		echo "consul:        already running (pid $pid)"
-		return
-	fi
-	nohup "$BIN/consul" agent -dev -ui -node local -bind 127.0.0.1 -client 127.0.0.1 \
-		-data-dir "$STATE/consul" >"$STATE/consul.log" 2>&1 &
-	echo $! >"$STATE/consul.pid"
-	for _ in $(seq 1 100); do
-		if "$BIN/consul" catalog services >/dev/null 2>&1; then # answers once there is a leader
-			echo "consul:        http://$CONSUL_HTTP_ADDR/ui, DNS $CONSUL_DNS_ADDR (log: $STATE/consul.log)"
-			return
-		fi
-		sleep 0.2
-	done
-	echo "consul did not start; its log:" >&2
-	tail -20 "$STATE/consul.log" >&2
-	exit 1
 }
 
 # start_daemon NAME READY_CHECK COMMAND...: start COMMAND in the background
@@ -89,9 +110,9 @@ start_daemon() {
 	fi
 	nohup "$@" >"$STATE/$name.log" 2>&1 &
 	echo $! >"$STATE/$name.pid"
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 150); do
 		if eval "$ready" >/dev/null 2>&1; then
-			echo "$name: running (pid $(cat "$STATE/$name.pid"), log: $STATE/$name.log)"
+			echo "$name: running (pid $(cat "$STATE/$name.pid"), log: ${STATE#"$ROOT"/}/$name.log)"
 			return
 		fi
 		kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null || break
@@ -102,17 +123,68 @@ start_daemon() {
 	exit 1
 }
 
-listening() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+listening() { busy tcp "$1"; }
+
+start_consul() {
+	mkdir -p "$STATE/consul"
+	start_daemon consul '"$BIN/consul" catalog services' \
+		"$BIN/consul" agent -dev -ui -node local -bind 127.0.0.1 -client 127.0.0.1 -data-dir "$STATE/consul"
+}
 
 start_observability() {
-	start_daemon kafka-dev "listening 9092" "$BIN/kafka-dev" --port 9092
+	start_daemon kafka-dev "listening $KAFKA_PORT" "$BIN/kafka-dev" --port "$KAFKA_PORT"
 	mkdir -p "$CARBON/whisper" "$CARBON/log" "$CARBON/lists"
-	sed -e "s|@STATE@|$STATE|g" -e "s|@CONF@|$CARBON|g" "$ROOT/deploy/local/carbon/carbon.conf.in" >"$CARBON/carbon.conf"
+	sed -e "s|@STATE@|$STATE|g" -e "s|@CONF@|$CARBON|g" -e "s|@LINE_PORT@|$CARBON_PORT|g" \
+		-e "s|@PICKLE_PORT@|$CARBON_PICKLE_PORT|g" -e "s|@QUERY_PORT@|$CARBON_QUERY_PORT|g" \
+		"$ROOT/deploy/local/carbon/carbon.conf.in" >"$CARBON/carbon.conf"
 	cp "$ROOT/deploy/local/carbon/storage-schemas.conf" "$ROOT/deploy/local/carbon/storage-aggregation.conf" "$CARBON/"
-	start_daemon carbon "listening 2003" carbon-cache --config="$CARBON/carbon.conf" \
+	start_daemon carbon "listening $CARBON_PORT" carbon-cache --config="$CARBON/carbon.conf" \
 		--pidfile="$CARBON/carbon-cache.pid" --logdir="$CARBON/log" --nodaemon start
-	start_daemon statsd "listening 8126" node "$STATE/statsd/node_modules/statsd/stats.js" \
-		"$ROOT/deploy/local/statsd/config.js"
+	sed -e "s|port: 8125|port: $STATSD_PORT|" -e "s|mgmt_port: 8126|mgmt_port: $STATSD_MGMT_PORT|" \
+		-e "s|graphitePort: 2003|graphitePort: $CARBON_PORT|" \
+		"$ROOT/deploy/local/statsd/config.js" >"$STATE/statsd/config.js"
+	start_daemon statsd "listening $STATSD_MGMT_PORT" node "$STATE/statsd/node_modules/statsd/stats.js" "$STATE/statsd/config.js"
+}
+
+start_postgres() {
+	if [[ ! -f "$STATE/pg/PG_VERSION" ]]; then
+		mkdir -p "$STATE/pg"
+		[[ $(id -u) -eq 0 ]] && chown postgres: "$STATE/pg"
+		as_postgres "$PG_BIN/initdb" -D "$STATE/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+	fi
+	if ! pg_running; then
+		[[ $(id -u) -eq 0 ]] && chown postgres: "$STATE/pg"
+		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/postgres.log" -w \
+			-o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $STATE/pg" start >/dev/null
+	fi
+	echo "postgres: 127.0.0.1:$PG_PORT (log: ${STATE#"$ROOT"/}/pg/postgres.log)"
+	if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'search'" | grep -q 1; then
+		"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE search" >/dev/null
+	fi
+}
+
+start_servers() {
+	local i name port
+	for i in "${!SERVERS[@]}"; do
+		name=${SERVERS[$i]}
+		port_var="SERVER$((i + 1))_PORT"
+		port=${!port_var}
+		LISTEN_ADDR="127.0.0.1:$port" start_daemon "$name" \
+			"'$BIN/search-client' --addr 127.0.0.1:$port --timeout 1s health" "$BIN/search-server"
+	done
+}
+
+# wait_discovered N: until Consul has N passing instances.
+wait_discovered() {
+	for _ in $(seq 1 100); do
+		if [[ $("$BIN/search-client" instances 2>/dev/null | grep -c ' passing ') -ge $1 ]]; then
+			return
+		fi
+		sleep 0.2
+	done
+	echo "the servers did not turn passing in Consul:" >&2
+	"$BIN/search-client" instances >&2 || true
+	exit 1
 }
 
 # show_metric PATH: wait (StatsD flushes every 10 s) for a positive point
@@ -128,67 +200,14 @@ show_metric() {
 	whisper-fetch --from=$since "$wsp" | awk '$2 != "None" && $2 > 0' | tail -3
 }
 
-start_postgres() {
-	mkdir -p "$STATE"
-	if [[ ! -f "$STATE/pg/PG_VERSION" ]]; then
-		mkdir -p "$STATE/pg"
-		[[ $(id -u) -eq 0 ]] && chown postgres: "$STATE/pg"
-		as_postgres "$PG_BIN/initdb" -D "$STATE/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-	fi
-	if ! pg_running; then
-		[[ $(id -u) -eq 0 ]] && chown postgres: "$STATE/pg"
-		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -l "$STATE/pg/postgres.log" -w \
-			-o "-p $PG_PORT -c listen_addresses=127.0.0.1 -k $STATE/pg" start >/dev/null
-	fi
-	echo "postgres:      127.0.0.1:$PG_PORT (log: $STATE/pg/postgres.log)"
-	if ! "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'search'" | grep -q 1; then
-		"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE search" >/dev/null
-	fi
-}
-
-start_server() {
-	local n=$1 port=$2 name="search-server-$1"
-	if pid=$(pid_of "$name"); then
-		echo "$name: already running (pid $pid)"
-		return
-	fi
-	LISTEN_ADDR="127.0.0.1:$port" nohup "$BIN/search-server" >"$STATE/$name.log" 2>&1 &
-	echo $! >"$STATE/$name.pid"
-	for _ in $(seq 1 100); do
-		if "$BIN/search-client" --addr "127.0.0.1:$port" --timeout 1s health >/dev/null 2>&1; then
-			echo "$name: 127.0.0.1:$port, SERVING (pid $(cat "$STATE/$name.pid"), log: $STATE/$name.log)"
-			return
-		fi
-		kill -0 "$(cat "$STATE/$name.pid")" 2>/dev/null || break
-		sleep 0.2
-	done
-	echo "$name did not become SERVING; its log:" >&2
-	tail -20 "$STATE/$name.log" >&2
-	exit 1
-}
-
-# wait_discovered N: until Consul DNS answers N passing instances.
-wait_discovered() {
-	for _ in $(seq 1 100); do
-		if [[ $("$BIN/search-client" instances 2>/dev/null | grep -c ' passing ') -ge $1 ]]; then
-			return
-		fi
-		sleep 0.2
-	done
-	echo "the servers did not turn passing in Consul:" >&2
-	"$BIN/search-client" instances >&2 || true
-	exit 1
-}
-
 up() {
+	assign_ports
 	start_consul
 	start_observability
 	start_postgres
 	"$BIN/search-server" migrate
-	for i in "${!SERVER_PORTS[@]}"; do
-		start_server $((i + 1)) "${SERVER_PORTS[$i]}"
-	done
-	wait_discovered ${#SERVER_PORTS[@]}
+	start_servers
+	wait_discovered ${#SERVERS[@]}
 	echo
 	echo "\$ search-client instances"
 	"$BIN/search-client" instances
@@ -204,41 +223,50 @@ up() {
 	echo
 	show_metric stats_counts.search-service.grpc.SearchService.Import.requests
 	echo
-	echo "Consul UI: http://127.0.0.1:8500/ui   Metrics: $CARBON/whisper (whisper-fetch)   Stop: make down"
+	echo "Consul UI:  http://127.0.0.1:8500/ui"
+	echo "Metrics:    ${CARBON#"$ROOT"/}/whisper (whisper-fetch; stats_counts.search-service.*)"
+	echo "Logs:       make logs (search-client logs --follow --brokers $KAFKA_BROKERS); files in ${STATE#"$ROOT"/}/"
+	echo "Stop:       make down"
 }
 
 down() {
-	for i in "${!SERVER_PORTS[@]}"; do
-		stop_pid "search-server-$((i + 1))"
+	local name
+	for name in "${SERVERS[@]}" statsd carbon kafka-dev consul; do
+		stop_pid "$name"
 	done
-	stop_pid statsd
-	stop_pid carbon
-	stop_pid kafka-dev
-	stop_pid consul
-	if [[ -d "$STATE/pg" ]] && pg_running; then
+	if pg_running; then
 		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null
 		echo "postgres: stopped"
 	fi
 }
 
 status() {
-	if pid=$(pid_of consul); then echo "consul: running (pid $pid) on $CONSUL_HTTP_ADDR"; else echo "consul: stopped"; fi
-	for name in kafka-dev carbon statsd; do
+	[[ -f "$PORTS_FILE" ]] && source "$PORTS_FILE"
+	local name pid
+	for name in consul kafka-dev carbon statsd "${SERVERS[@]}"; do
 		if pid=$(pid_of "$name"); then echo "$name: running (pid $pid)"; else echo "$name: stopped"; fi
 	done
-	if pg_running 2>/dev/null; then echo "postgres: running on 127.0.0.1:$PG_PORT"; else echo "postgres: stopped"; fi
-	for i in "${!SERVER_PORTS[@]}"; do
-		local name="search-server-$((i + 1))"
-		if pid=$(pid_of "$name"); then echo "$name: running (pid $pid) on 127.0.0.1:${SERVER_PORTS[$i]}"; else echo "$name: stopped"; fi
+	if pg_running; then echo "postgres: running on 127.0.0.1:${PG_PORT:-?}"; else echo "postgres: stopped"; fi
+	[[ -f "$PORTS_FILE" ]] && echo "ports: $(tr '\n' ' ' <"$PORTS_FILE")"
+	return 0
+}
+
+pids() {
+	local name pid
+	for name in consul kafka-dev carbon statsd "${SERVERS[@]}"; do
+		if pid=$(pid_of "$name"); then echo "$pid"; fi
 	done
+	if pg_running; then head -1 "$STATE/pg/postmaster.pid"; fi
+	return 0
 }
 
 case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
+pids) pids ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up|down|status|pids" >&2
 	exit 2
 	;;
 esac
