@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status logs help test test-go test-stack bench deps tools consul proto proto-check lint fmt-check clean
+.PHONY: all build up down status logs help test test-go test-stack bench deps tools consul grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -70,7 +70,7 @@ help:
 ##       test, then the native stack end to end (test-stack)
 test: deps proto-check lint test-go test-stack
 
-test-go: consul
+test-go: consul grpcurl
 	$(GO) test -race -count=1 ./...
 
 ## bench: the benchmarks, three rounds each; compare numbers within one run
@@ -102,13 +102,26 @@ proto: tools
 	$(BIN)/buf lint
 	$(BIN)/buf generate
 
-## proto-check: fail when the committed generated code is not what `make proto` makes
+## proto-check: fail when the committed generated code is not what `make proto`
+## makes, or when proto/ breaks the released contract (testdata/proto/search-v1.binpb)
 proto-check: tools
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against testdata/proto/search-v1.binpb
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 		$(BIN)/buf generate -o "$$tmp" && \
 		diff -r -x '*.proto' -x '*.md' proto "$$tmp/proto" || \
 		{ echo "generated code in proto/ is stale: run make proto and commit" >&2; exit 1; }
+
+## proto-release: record the current proto/ as the released contract that
+## buf breaking and the old-client test check against (do this on a release)
+proto-release: tools
+	$(BIN)/buf build -o testdata/proto/search-v1.binpb
+
+## grpcurl: grpcurl, pinned in tools/grpcurl/go.mod, into bin/
+grpcurl: $(BIN)/grpcurl
+
+$(BIN)/grpcurl: tools/grpcurl/go.mod tools/grpcurl/go.sum
+	cd tools/grpcurl && $(GO) build -o $(BIN)/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 ## lint: go vet and gofmt
 lint: fmt-check
