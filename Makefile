@@ -78,9 +78,10 @@ test-go: consul grpcurl
 bench: deps consul
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 
-## deps: PostgreSQL server and PostGIS from Debian (prints the command when not root)
+## deps: PostgreSQL+PostGIS, and the examples' Python and Node.js packages
+##       (prints the command when not root)
 deps:
-	tools/install-deps.sh
+	tools/install-deps.sh polyglot
 
 ## tools: buf and the protoc plugins, at the versions pinned in tools/proto/go.mod
 tools: $(PROTO_TOOLS)

@@ -12,7 +12,8 @@ PG_MAJOR="${PG_MAJOR:-15}"
 packages=()
 [[ -x "/usr/lib/postgresql/${PG_MAJOR}/bin/postgres" ]] || packages+=("postgresql-${PG_MAJOR}")
 [[ -f "/usr/share/postgresql/${PG_MAJOR}/extension/postgis.control" ]] || packages+=("postgresql-${PG_MAJOR}-postgis-3")
-if [[ "${1:-}" == stack ]]; then
+args=" $* "
+if [[ $args == *" stack "* ]]; then
 	command -v carbon-cache >/dev/null || packages+=(graphite-carbon)
 	command -v whisper-fetch >/dev/null || packages+=(python3-whisper)
 	# Installed under .stack/ (a dot directory, which the go tool skips: the
@@ -25,6 +26,16 @@ if [[ "${1:-}" == stack ]]; then
 		mkdir -p "$dest"
 		cp "$ROOT/deploy/local/statsd/package.json" "$ROOT/deploy/local/statsd/package-lock.json" "$dest/"
 		(cd "$dest" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi
+if [[ $args == *" polyglot "* ]]; then
+	/usr/bin/python3 -c 'import grpc, google.protobuf' 2>/dev/null || packages+=(python3-grpcio python3-protobuf)
+	command -v protoc >/dev/null || packages+=(protobuf-compiler)
+	command -v grpc_python_plugin >/dev/null || packages+=(protobuf-compiler-grpc)
+	if [[ ! -d "$ROOT/examples/node/node_modules/@grpc/grpc-js" ]]; then
+		command -v npm >/dev/null || { echo "npm is needed for the Node.js example: apt-get install -y nodejs npm" >&2; exit 1; }
+		echo "installing the Node.js example's packages (npm ci in examples/node)" >&2
+		(cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --loglevel=error)
 	fi
 fi
 

@@ -95,7 +95,7 @@ func startServer(t testing.TB, env map[string]string, wantReady bool) *testServe
 		}
 		vars[k] = v
 	}
-	if vars["DATABASE_URL"] == "" {
+	if vars["DATABASE_URL"] == "" { // consulEnv leaves it empty for a fresh one
 		vars["DATABASE_URL"] = cluster.NewDatabase(t)
 	}
 	ts.dbURL = vars["DATABASE_URL"]
