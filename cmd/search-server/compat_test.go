@@ -70,11 +70,13 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	feature := v1.message("search.v1.ImportRequest")
-	set(feature, "name", protoreflect.ValueOfString("Old Square"))
-	set(feature, "geometry_geojson", protoreflect.ValueOfString(`{"type":"Polygon","coordinates":[[[0,0],[10,0],[10,10],[0,10],[0,0]]]}`))
-	if err := stream.SendMsg(feature); err != nil {
-		t.Fatal(err)
+	for _, name := range []string{"Old Square", "Old Twin"} {
+		feature := v1.message("search.v1.ImportRequest")
+		set(feature, "name", protoreflect.ValueOfString(name))
+		set(feature, "geometry_geojson", protoreflect.ValueOfString(`{"type":"Polygon","coordinates":[[[0,0],[10,0],[10,10],[0,10],[0,0]]]}`))
+		if err := stream.SendMsg(feature); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
@@ -83,8 +85,8 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 	if err := stream.RecvMsg(imported); err != nil {
 		t.Fatal(err)
 	}
-	if n := get(imported, "imported").Int(); n != 1 {
-		t.Fatalf("imported %d with a v1 message, want 1", n)
+	if n := get(imported, "imported").Int(); n != 2 {
+		t.Fatalf("imported %d with v1 messages, want 2", n)
 	}
 
 	// Search, unary.
@@ -94,14 +96,14 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 	set(point, "lng", protoreflect.ValueOfFloat64(5))
 	set(req, "point", protoreflect.ValueOfMessage(point))
 	set(req, "query", protoreflect.ValueOfString("old"))
-	set(req, "page_size", protoreflect.ValueOfInt32(10))
+	set(req, "page_size", protoreflect.ValueOfInt32(1)) // every field must be understood: two match
 	resp := v1.message("search.v1.SearchResponse")
 	if err := ts.conn.Invoke(context.Background(), "/search.v1.SearchService/Search", req, resp); err != nil {
 		t.Fatal(err)
 	}
 	things := get(resp, "things").List()
-	if things.Len() != 1 || get(things.Get(0).Message(), "name").String() != "Old Square" {
-		t.Errorf("v1 search answered %v, want Old Square", resp)
+	if things.Len() != 1 || get(things.Get(0).Message(), "name").String() != "Old Square" || get(resp, "next_page_token").String() == "" {
+		t.Errorf("v1 search answered %v, want one page of one thing, Old Square, and a next page", resp)
 	}
 	bbox := get(things.Get(0).Message(), "bbox").Message()
 	if get(bbox, "max_lng").Float() != 10 {
