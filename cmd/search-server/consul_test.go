@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -146,42 +147,17 @@ func TestThreeInstancesShareTheLoadAndSurviveKill9(t *testing.T) {
 	}
 
 	// Search steadily while one instance is killed.
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
-			cancel()
-			if err != nil || len(resp.GetThings()) != 1 {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
-				continue
-			}
-			ok.Add(1)
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
+	loop := startSearchLoop(client)
 	time.Sleep(500 * time.Millisecond)
 	procs[0].signal(t, syscall.SIGKILL)
 	eventually(t, 30*time.Second, "the killed instance to leave DNS", func() bool {
 		return len(inDNS(t, service)) == 2 && !slices.Contains(inDNS(t, service), procs[0].addr)
 	})
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	t.Logf("searches during the kill: %d ok, %d failed", ok.Load(), failed.Load())
-	if failed.Load() != 0 || ok.Load() < 50 {
-		t.Errorf("%d failed searches (first: %v), %d ok; want none failed and many ok", failed.Load(), firstErr.Load(), ok.Load())
+	ok, failed, firstErr := loop.stop()
+	t.Logf("searches during the kill: %d ok, %d failed", ok, failed)
+	if failed != 0 || ok < 50 {
+		t.Errorf("%d failed searches (first: %v), %d ok; want none failed and many ok", failed, firstErr, ok)
 	}
 
 	// With DeregisterCriticalServiceAfter at Consul's minimum of a minute
@@ -251,4 +227,46 @@ func TestRegistrationOutlivesConsul(t *testing.T) {
 	}
 	eventually(t, 30*time.Second, "registration again after the agent restarted", registered)
 	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+}
+
+// searchLoop searches for Paris in a loop, as a client under load would,
+// counting answers and failures until stopped.
+type searchLoop struct {
+	ok, failed atomic.Int64
+	firstErr   atomic.Value
+	done       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func startSearchLoop(client searchv1.SearchServiceClient) *searchLoop {
+	l := &searchLoop{done: make(chan struct{})}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for {
+			select {
+			case <-l.done:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
+			cancel()
+			if err != nil || len(resp.GetThings()) != 1 {
+				l.failed.Add(1)
+				l.firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+				continue
+			}
+			l.ok.Add(1)
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return l
+}
+
+// stop ends the loop and returns its counts and first failure.
+func (l *searchLoop) stop() (ok, failed int64, firstErr any) {
+	close(l.done)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
 }

@@ -7,8 +7,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -172,31 +170,7 @@ func TestRestartInTurnLosesNoCalls(t *testing.T) {
 	}
 
 	client := discoveryClient(t, service)
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
-			cancel()
-			if err != nil || len(resp.GetThings()) != 1 {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
-				continue
-			}
-			ok.Add(1)
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
+	loop := startSearchLoop(client)
 
 	for i := range procs {
 		procs[i].signal(t, syscall.SIGTERM)
@@ -217,11 +191,10 @@ func TestRestartInTurnLosesNoCalls(t *testing.T) {
 		})
 	}
 	time.Sleep(time.Second)
-	close(stop)
-	wg.Wait()
-	t.Logf("searches while both instances restarted in turn: %d ok, %d failed", ok.Load(), failed.Load())
-	if failed.Load() != 0 || ok.Load() < 100 {
-		t.Errorf("%d failed calls (first: %v), %d ok; want none failed", failed.Load(), firstErr.Load(), ok.Load())
+	ok, failed, firstErr := loop.stop()
+	t.Logf("searches while both instances restarted in turn: %d ok, %d failed", ok, failed)
+	if failed != 0 || ok < 100 {
+		t.Errorf("%d failed calls (first: %v), %d ok; want none failed", failed, firstErr, ok)
 	}
 }
 

@@ -42,6 +42,7 @@ type Server struct {
 	svc          *postgis.SearchService
 	api          *grpcapi.Server
 	reloader     *reloader // nil without live reload
+	flushOnce    sync.Once
 	pool         *pgxpool.Pool
 	lis          net.Listener
 	grpc         *grpc.Server
@@ -241,12 +242,15 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // flush sends buffered metrics and queued log records, within
-// LOG_FLUSH_TIMEOUT for the logs. Nothing is logged to Kafka after it.
+// LOG_FLUSH_TIMEOUT for the logs. Nothing is logged to Kafka after it. Only
+// the first call does anything (Run flushes, and Close may follow).
 func (s *Server) flush(ctx context.Context) {
-	s.closeMetrics()
-	if s.shipper != nil {
-		s.shipper.Close(context.WithoutCancel(ctx))
-	}
+	s.flushOnce.Do(func() {
+		s.closeMetrics()
+		if s.shipper != nil {
+			s.shipper.Close(context.WithoutCancel(ctx))
+		}
+	})
 }
 
 // reportGauges sends the gauges of the components that own them (the pool,

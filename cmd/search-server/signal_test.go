@@ -16,16 +16,21 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
-// TestSIGTERMDrainsAndExitsCleanly runs the real binary, starts a large
-// SearchStream, sends SIGTERM while the stream is in flight, and checks that
-// the stream is still delivered whole, that the shutdown steps run in their
-// documented order, and that the process exits 0.
+// TestSIGTERMDrainsAndExitsCleanly runs the real binary with metrics and log
+// shipping on, starts a large SearchStream, sends SIGTERM while the stream
+// is in flight, and checks that the stream is still delivered whole, that
+// the shutdown steps run in their documented order, and that the process
+// exits 0.
 func TestSIGTERMDrainsAndExitsCleanly(t *testing.T) {
 	t.Parallel()
 	db := cluster.NewDatabase(t)
-	p := startProc(t, map[string]string{"DATABASE_URL": db})
+	statsd := statsdtest.Listen(t)
+	broker := kafkatest.Start(t)
+	p := startProc(t, map[string]string{"DATABASE_URL": db, "STATSD_ADDR": statsd.Addr(), "KAFKA_BROKERS": broker.Addr()})
 	// Fixed 64 KiB windows (which turn off gRPC's BDP window growth) keep
 	// the server at most that far ahead of this client's reads.
 	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),

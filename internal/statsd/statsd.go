@@ -56,6 +56,7 @@ type Client struct {
 	enabled bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 var _ metrics.Metrics = (*Client)(nil)
@@ -150,11 +151,14 @@ func (c *Client) Gauge(name string, v int64) {
 	}
 }
 
-// close stops retrying and flushes what is buffered.
+// close stops retrying and flushes what is buffered. Calling it again does
+// nothing.
 func (c *Client) close() {
-	close(c.stop)
-	c.wg.Wait()
-	if s := c.get(); s != nil {
-		_ = s.Close()
-	}
+	c.once.Do(func() {
+		close(c.stop)
+		c.wg.Wait()
+		if s := c.get(); s != nil {
+			_ = s.Close()
+		}
+	})
 }
