@@ -195,6 +195,8 @@ func (s *Server) Run(ctx context.Context) error {
 	case err := <-serveErr:
 		stopReadiness()
 		wg.Wait()
+		s.health.Shutdown()
+		s.deregister(ctx)
 		s.pool.Close()
 		s.flush(ctx)
 		return fmt.Errorf("serve: %w", err)
@@ -206,16 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	s.health.Shutdown()
 
-	if s.registrar != nil {
-		s.logger.Info("shutting down", "step", "deregistering from Consul")
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := s.registrar.Deregister(dctx); err != nil {
-			// The check turns critical and Consul removes the instance
-			// after CONSUL_DEREGISTER_CRITICAL_AFTER.
-			s.logger.Warn("deregistration failed", "error", err.Error())
-		}
-		cancel()
-	}
+	s.deregister(ctx)
 
 	s.logger.Info("shutting down", "step", "draining in-flight RPCs", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
 	drained := make(chan struct{})
@@ -239,6 +232,21 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("shutting down", "step", "flushing metrics and logs")
 	s.flush(ctx)
 	return nil
+}
+
+// deregister removes the instance from Consul, if it registered.
+func (s *Server) deregister(ctx context.Context) {
+	if s.registrar == nil {
+		return
+	}
+	s.logger.Info("shutting down", "step", "deregistering from Consul")
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.registrar.Deregister(dctx); err != nil {
+		// The check turns critical and Consul removes the instance after
+		// CONSUL_DEREGISTER_CRITICAL_AFTER.
+		s.logger.Warn("deregistration failed", "error", err.Error())
+	}
 }
 
 // flush sends buffered metrics and queued log records, within
