@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status logs help test test-go test-stack bench deps tools consul grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up down status logs help test test-go test-stack bench fuzz deps tools consul grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -77,6 +77,14 @@ test-go: consul grpcurl
 ##        (the full performance benchmark comes with its own issue)
 bench: deps consul
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
+
+## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any
+##       crasher found live in the packages' testdata/fuzz and run in make test
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/grpcapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime $(FUZZTIME) ./internal/geo/
+	$(GO) test -run '^$$' -fuzz '^FuzzFilterValidate$$' -fuzztime $(FUZZTIME) ./internal/geo/
 
 ## deps: PostgreSQL+PostGIS, and the examples' Python and Node.js packages
 ##       (prints the command when not root)
