@@ -226,3 +226,26 @@ func waitFor(t *testing.T, what string, cond func(*pgx.Conn) bool, dbURL string)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestImportOverTheFeatureLimitStoresNothing(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, map[string]string{"MAX_IMPORT_FEATURES": "3"}, true)
+	before := fingerprint(t, ts.dbURL)
+	stream, err := ts.client.Import(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		sq := fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%d,0],[%d,0],[%d,1],[%d,0]]]}`, i, i+1, i+1, i)
+		if err := stream.Send(&searchv1.ImportRequest{Name: fmt.Sprint("f", i), GeometryGeojson: sq}); err != nil {
+			break // the server may end the stream first
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "MAX_IMPORT_FEATURES") {
+		t.Errorf("five features with a limit of three: %s %q, want ResourceExhausted", st.Code(), st.Message())
+	}
+	if after := fingerprint(t, ts.dbURL); after != before {
+		t.Errorf("an import over the limit stored something: %s -> %s", before, after)
+	}
+}

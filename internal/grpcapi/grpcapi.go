@@ -34,6 +34,11 @@ type Config struct {
 	MaxMessageBytes int `env:"GRPC_MAX_MESSAGE_BYTES, default=67108864"`
 	// MaxFeatureVertices bounds the vertices of one imported feature.
 	MaxFeatureVertices int `env:"MAX_FEATURE_VERTICES, default=1000000" live:"true"`
+	// MaxImportFeatures bounds the features of one import stream; a larger
+	// import fails whole (nothing is stored) and should be split.
+	MaxImportFeatures int `env:"MAX_IMPORT_FEATURES, default=1000000" live:"true"`
+	// DefaultTimeout is the deadline of a unary call whose client set none.
+	DefaultTimeout time.Duration `env:"RPC_DEFAULT_TIMEOUT, default=30s"`
 	// ShutdownTimeout bounds the drain of in-flight RPCs at shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// HealthInterval is how often readiness (the database) is checked.
@@ -53,6 +58,8 @@ func (c Config) Validate() error {
 	check(c.MaxPageSize < c.DefaultPageSize, "MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
 	check(c.MaxMessageBytes < 1<<20, "GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
 	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
+	check(c.MaxImportFeatures < 1, "MAX_IMPORT_FEATURES must be at least 1, got %d", c.MaxImportFeatures)
+	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
 	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	check(c.HealthInterval <= 0, "HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
 	return errors.Join(errs...)
@@ -91,7 +98,7 @@ const streamBatch = 500
 
 // limits are the request limits that can change while serving.
 type limits struct {
-	defaultPageSize, maxPageSize, maxFeatureVertices int
+	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
 }
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
@@ -118,17 +125,19 @@ func (s *Server) SetLimits(cfg Config) {
 		defaultPageSize:    cfg.DefaultPageSize,
 		maxPageSize:        cfg.MaxPageSize,
 		maxFeatureVertices: cfg.MaxFeatureVertices,
+		maxImportFeatures:  cfg.MaxImportFeatures,
 	})
 }
 
 // ServerOptions returns the options every gRPC server of this service uses:
 // message size limits and the interceptor chains (logging outermost, then
-// metrics, then error mapping, then panic recovery, so that the log and the
-// metrics see the final status code).
+// metrics, then error mapping, then, for unary calls, the default deadline,
+// then panic recovery, so that the log and the metrics see the final status
+// code).
 func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), recoverUnary),
+		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), defaultDeadline(cfg.DefaultTimeout), recoverUnary),
 		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), recoverStream),
 	}
 }
@@ -193,7 +202,8 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 // Import decodes each message at the edge; features that fail validation are
 // rejected here, the rest go to the store in one transaction.
 func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
-	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: s.limits.Load().maxFeatureVertices}}
+	lim := s.limits.Load()
+	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: lim.maxFeatureVertices}, maxFeatures: lim.maxImportFeatures}
 	res, err := s.svc.Import(stream.Context(), src)
 	if err != nil {
 		return err
@@ -208,10 +218,11 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 
 // importSource adapts the import stream to geo.FeatureSource.
 type importSource struct {
-	stream   grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]
-	limits   geo.Limits
-	next     int
-	rejected []geo.Problem
+	stream      grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]
+	limits      geo.Limits
+	maxFeatures int
+	next        int
+	rejected    []geo.Problem
 }
 
 func (src *importSource) Next(context.Context) (geo.Feature, error) {
@@ -222,6 +233,10 @@ func (src *importSource) Next(context.Context) (geo.Feature, error) {
 		}
 		if err != nil {
 			return geo.Feature{}, err
+		}
+		if src.next >= src.maxFeatures {
+			return geo.Feature{}, geo.Errorf(geo.TooLarge,
+				"the import has more than %d features (MAX_IMPORT_FEATURES); nothing was stored: split it into smaller imports", src.maxFeatures)
 		}
 		index := src.next
 		src.next++

@@ -29,6 +29,7 @@ import (
 // fakeService is a geo.SearchService over an in-memory sorted list, which
 // records the queries it gets and can be told to fail or panic.
 type fakeService struct {
+	block   bool // Search waits until its context ends
 	mu      sync.Mutex
 	things  []geo.Thing // in (name, id) order
 	queries []geo.Query
@@ -36,7 +37,11 @@ type fakeService struct {
 	panic   bool
 }
 
-func (f *fakeService) Search(_ context.Context, q geo.Query) (geo.Page, error) {
+func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
+	if f.block {
+		<-ctx.Done()
+		return geo.Page{}, ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
@@ -91,7 +96,8 @@ func (f *fakeService) lastQuery() geo.Query {
 
 var testConfig = grpcapi.Config{
 	ListenAddr: "127.0.0.1:0", DefaultPageSize: 10, MaxPageSize: 100,
-	MaxMessageBytes: 4 << 20, MaxFeatureVertices: 1000, ShutdownTimeout: time.Second, HealthInterval: time.Second,
+	MaxMessageBytes: 4 << 20, MaxFeatureVertices: 1000, MaxImportFeatures: 4, DefaultTimeout: 300 * time.Millisecond,
+	ShutdownTimeout: time.Second, HealthInterval: time.Second,
 }
 
 // serve runs a gRPC server on loopback around svc and returns a client and
@@ -298,5 +304,35 @@ func TestImportMergesRejectionsInIndexOrder(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"1 refused by store", "2 bad"}, got); diff != "" || resp.GetImported() != 2 {
 		t.Errorf("imported %d; rejected (-want +got):\n%s", resp.GetImported(), diff)
+	}
+}
+
+func TestCallsWithoutDeadlineGetTheDefaultOne(t *testing.T) {
+	t.Parallel()
+	client, _ := serve(t, &fakeService{block: true})
+	// The client sets no deadline; the server's default (300ms here) ends
+	// the call instead of letting it hang.
+	_, err := client.Search(context.Background(), &searchv1.SearchRequest{Query: "x"})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Errorf("no client deadline: %v, want DeadlineExceeded from the server's default", err)
+	}
+}
+
+func TestImportsLargerThanTheLimitFailWhole(t *testing.T) {
+	t.Parallel()
+	client, _ := serve(t, &fakeService{})
+	stream, err := client.Import(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
+	for i := range 6 { // MaxImportFeatures is 4
+		if err := stream.Send(&searchv1.ImportRequest{Name: fmt.Sprint("f", i), GeometryGeojson: square}); err != nil {
+			break // the server may end the stream first
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "more than 4 features (MAX_IMPORT_FEATURES)") {
+		t.Errorf("import of 6 with a limit of 4: %s %q, want ResourceExhausted", st.Code(), st.Message())
 	}
 }

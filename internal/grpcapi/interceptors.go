@@ -202,3 +202,16 @@ func measureStream(m metrics.Metrics) grpc.StreamServerInterceptor {
 		return err
 	}
 }
+
+// defaultDeadline gives a unary call whose client set no deadline one of d,
+// so that no call can hold a connection and a database query forever.
+func defaultDeadline(d time.Duration) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return handler(ctx, req)
+	}
+}
