@@ -16,6 +16,7 @@ args=" $* "
 if [[ $args == *" stack "* ]]; then
 	command -v carbon-cache >/dev/null || packages+=(graphite-carbon)
 	command -v whisper-fetch >/dev/null || packages+=(python3-whisper)
+	command -v ss >/dev/null || packages+=(iproute2) # deploy/local/stack.sh checks ports with ss
 	# Installed under .stack/ (a dot directory, which the go tool skips: the
 	# package ships Go example files).
 	dest="${STACK_DIR:-$ROOT/.stack}/statsd"
