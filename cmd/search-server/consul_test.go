@@ -19,10 +19,8 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/consul"
-	"github.com/geosearch/search/internal/consul/consultest"
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/grpcapi"
-	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 // consulEnv registers a server as service under the test agent, with fast
@@ -173,11 +171,7 @@ func TestDatabaseOutageTakesTheInstanceOutOfDNS(t *testing.T) {
 	const service = "search-db-outage"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own, err := postgistest.Start(ctx) // stopped below: not the shared cluster
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = own.Close() }) // after the database's own cleanup
+	own := ownCluster(t) // stopped below: not the shared cluster
 	p := startProc(t, consulEnv(service, own.NewDatabase(t)))
 	eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(inDNS(t, service)) == 1 })
 
@@ -198,11 +192,7 @@ func TestRegistrationOutlivesConsul(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own, err := consultest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
+	own := ownAgent(t)
 	own.Stop()
 
 	env := consulEnv("search-outage", "")

@@ -15,7 +15,6 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
-	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 // TestPostgresRestartUnderLoad stops PostgreSQL (fast shutdown) while a
@@ -27,11 +26,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	own, err := postgistest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = own.Close() })
+	own := ownCluster(t)
 	ts := startServer(t, map[string]string{"DATABASE_URL": own.NewDatabase(t), "DB_CONNECT_TIMEOUT": "1s"}, true)
 	importFixture(t, ts)
 
@@ -108,11 +103,7 @@ func TestPostgresStopDuringImport(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	own, err := postgistest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = own.Close() })
+	own := ownCluster(t)
 	dbURL := own.NewDatabase(t)
 	ts := startServer(t, map[string]string{"DATABASE_URL": dbURL, "DB_CONNECT_TIMEOUT": "1s"}, true)
 	features := geotest.LoadRaw(t, "ne_50m_countries.geojson")

@@ -63,6 +63,33 @@ func TestMain(m *testing.M) {
 	}())
 }
 
+// ownCluster starts a PostgreSQL+PostGIS server of the test's own, for tests
+// that stop it; it is removed after the test's databases are dropped.
+func ownCluster(t *testing.T) *postgistest.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := postgistest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// ownAgent starts a Consul agent of the test's own, for tests that stop it.
+func ownAgent(t *testing.T) *consultest.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := consultest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
 // testServer is a search-server running in-process on a free port.
 type testServer struct {
 	addr   string

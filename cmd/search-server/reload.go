@@ -35,9 +35,10 @@ func kvLookuper(kv map[string]string) envconfig.Lookuper {
 // configNotice is something about the configuration worth logging once the
 // logger exists.
 type configNotice struct {
-	level slog.Level
-	msg   string
-	attrs []any
+	level    slog.Level
+	msg      string
+	attrs    []any
+	rejected bool // a KV change refused as invalid
 }
 
 // startupConfig builds the configuration at start: base, and, when
@@ -63,8 +64,8 @@ func startupConfig(ctx context.Context, base envconfig.Lookuper) (config, map[st
 	kv, err := consul.NewKVWatcher(client, cfg.ConfigPrefix).Get(gctx)
 	cancel()
 	if err != nil {
-		return cfg, map[string]string{}, []configNotice{{slog.LevelWarn,
-			"cannot read configuration from Consul KV; starting without it and watching", []any{"error", err.Error()}}}, nil
+		return cfg, map[string]string{}, []configNotice{{level: slog.LevelWarn,
+			msg: "cannot read configuration from Consul KV; starting without it and watching", attrs: []any{"error", err.Error()}}}, nil
 	}
 	r := newReloader(withInstanceID(base, cfg.InstanceID), cfg, nil)
 	next, notices := r.merge(ctx, kv)
@@ -110,12 +111,12 @@ func (r *reloader) merge(ctx context.Context, kv map[string]string) (config, []c
 		}
 		name := strings.ToUpper(key)
 		if _, ok := known[name]; !ok {
-			notices = append(notices, configNotice{slog.LevelWarn, "unknown configuration key in Consul KV; ignored", []any{"key", key}})
+			notices = append(notices, configNotice{level: slog.LevelWarn, msg: "unknown configuration key in Consul KV; ignored", attrs: []any{"key", key}})
 			continue
 		}
 		if _, inBase := r.base.Lookup(name); inBase {
-			notices = append(notices, configNotice{slog.LevelInfo,
-				"configuration key in Consul KV ignored: the variable is set in the environment, which wins", []any{"key", key, "variable", name}})
+			notices = append(notices, configNotice{level: slog.LevelInfo,
+				msg: "configuration key in Consul KV ignored: the variable is set in the environment, which wins", attrs: []any{"key", key, "variable", name}})
 			continue
 		}
 		pending = append(pending, key)
@@ -147,12 +148,12 @@ func (r *reloader) merge(ctx context.Context, kv map[string]string) (config, []c
 		if known[strings.ToUpper(key)].Secret {
 			shown = redact(shown)
 		}
-		notices = append(notices, configNotice{slog.LevelWarn,
-			"configuration change rejected; the previous value stays", []any{"key", key, "value", shown, "reason", err.Error()}})
+		notices = append(notices, configNotice{level: slog.LevelWarn, rejected: true,
+			msg: "configuration change rejected; the previous value stays", attrs: []any{"key", key, "value", shown, "reason", err.Error()}})
 	}
 	cfg, err := r.load(ctx, next)
 	if err != nil { // cannot happen: next only ever holds valid states
-		return r.current, append(notices, configNotice{slog.LevelError, "configuration from Consul KV is invalid", []any{"error", err.Error()}})
+		return r.current, append(notices, configNotice{level: slog.LevelError, msg: "configuration from Consul KV is invalid", attrs: []any{"error", err.Error()}})
 	}
 	r.accepted = next
 	return cfg, notices
@@ -178,7 +179,7 @@ func (r *reloader) update(ctx context.Context, kv map[string]string, logger *slo
 	next, notices := r.merge(ctx, kv)
 	for _, n := range notices {
 		logger.Log(ctx, n.level, n.msg, n.attrs...)
-		if n.level == slog.LevelWarn && strings.Contains(n.msg, "rejected") {
+		if n.rejected {
 			m.Count("config.rejected", 1)
 		}
 	}

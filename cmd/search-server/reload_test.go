@@ -14,8 +14,6 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
-
-	"github.com/geosearch/search/internal/consul/consultest"
 )
 
 // pageOf returns how many things a search for "a" asking for 1000 gets: the
@@ -126,11 +124,7 @@ func TestConfigSurvivesAConsulOutage(t *testing.T) {
 	const prefix = "reload-outage/config"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own, err := consultest.Start(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer own.Close()
+	own := ownAgent(t)
 	ts := reloadServer(t, own.HTTPAddr(), prefix, nil)
 	all := pageOf(t, ts)
 	putKV(t, own.Client().KV(), prefix+"/default_page_size", "2")

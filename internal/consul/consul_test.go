@@ -22,6 +22,7 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/consul/consultest"
+	"github.com/geosearch/search/internal/grpcapi"
 )
 
 var agent *consultest.Agent
@@ -39,11 +40,6 @@ func TestMain(m *testing.M) {
 	agent.Close()
 	os.Exit(code)
 }
-
-// roundRobin is the client configuration the CLI uses, minus its method names.
-const roundRobin = `{"loadBalancingConfig":[{"round_robin":{}}],
- "methodConfig":[{"name":[{"service":"grpc.health.v1.Health"}],
-  "retryPolicy":{"maxAttempts":4,"initialBackoff":"0.05s","maxBackoff":"0.5s","backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}]}`
 
 // instance is a real gRPC server with the health service, registered in
 // Consul through a Registrar.
@@ -184,7 +180,7 @@ func TestResolversSpreadCallsAndFollowChanges(t *testing.T) {
 			eventually(t, "three instances in DNS", func() bool { return len(dnsSees(t, cfg.ServiceName)) == 3 })
 
 			conn, err := grpc.NewClient(tt.target(cfg.ServiceName), tt.builder(),
-				grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(roundRobin))
+				grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,7 +234,7 @@ func TestResolversSpreadCallsAndFollowChanges(t *testing.T) {
 func TestNoInstancesIsAClearError(t *testing.T) {
 	t.Parallel()
 	conn, err := grpc.NewClient(consul.DNSTarget(agent.DNSAddr(), "nobody-here"), grpc.WithResolvers(consul.DNSBuilder{}),
-		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(roundRobin))
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
 	if err != nil {
 		t.Fatal(err)
 	}

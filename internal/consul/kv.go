@@ -11,7 +11,7 @@ import (
 )
 
 // KVWatcher follows the keys under a Consul KV prefix with blocking queries,
-// by the same rules as Watcher.
+// by the same rules as the health watcher.
 type KVWatcher struct {
 	kv          *api.KV
 	prefix      string

@@ -248,7 +248,7 @@ func (b HTTPBuilder) Build(target resolver.Target, cc resolver.ClientConn, _ res
 	}
 	q := target.URL.Query()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Watcher{health: client.Health(), Service: service, Tag: q.Get("tag"), Datacenter: q.Get("dc"), MinInterval: minInterval}
+	w := &watcher{health: client.Health(), Service: service, Tag: q.Get("tag"), Datacenter: q.Get("dc"), MinInterval: minInterval}
 	r := &httpResolver{cancel: cancel}
 	via := "the Consul HTTP API at " + target.URL.Host
 	pub := publisher{cc: cc}
@@ -284,11 +284,11 @@ func (r *httpResolver) Close() {
 	r.wg.Wait()
 }
 
-// Watcher follows the passing instances of a service with blocking queries,
+// watcher follows the passing instances of a service with blocking queries,
 // following the rules in Consul's documentation: the index is reset when it
 // goes backwards, a query never waits on index 0, errors back off, and
 // queries are spaced by at least MinInterval.
-type Watcher struct {
+type watcher struct {
 	health      *api.Health
 	Service     string
 	Tag         string
@@ -296,14 +296,9 @@ type Watcher struct {
 	MinInterval time.Duration
 }
 
-// NewWatcher returns a Watcher of service through client.
-func NewWatcher(client *api.Client, service string) *Watcher {
-	return &Watcher{health: client.Health(), Service: service, MinInterval: 250 * time.Millisecond}
-}
-
 // Watch calls fn with the passing instances each time they change (and once
 // at start), or with an error when a query fails, until ctx ends.
-func (w *Watcher) Watch(ctx context.Context, fn func([]Endpoint, error)) {
+func (w *watcher) Watch(ctx context.Context, fn func([]Endpoint, error)) {
 	var last string
 	first := true
 	blockingLoop(ctx, w.MinInterval, func(q *api.QueryOptions) (uint64, error) {

@@ -246,9 +246,6 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
 }
 
-// Port returns the server's TCP port.
-func (c *Cluster) Port() int { return c.port }
-
 // NewDatabase creates a migrated, empty database for t, dropped when t ends,
 // and returns its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
