@@ -125,6 +125,7 @@ type setting struct {
 	Key     string // its Consul KV key: the lower-case name
 	Default string
 	Value   string // formatted; secrets redacted
+	raw     string // formatted, never redacted: for comparisons only
 	Live    bool
 	Secret  bool
 }
@@ -152,6 +153,7 @@ func settings(c config) []setting {
 				}
 			}
 			s.Value = formatValue(v.Field(i).Interface())
+			s.raw = s.Value
 			if s.Secret {
 				s.Value = redact(s.Value)
 			}

@@ -187,7 +187,7 @@ func (r *reloader) update(ctx context.Context, kv map[string]string, logger *slo
 	live := false
 	for _, name := range sortedKeys(after) {
 		o, n := before[name], after[name]
-		if o.Value == n.Value {
+		if o.raw == n.raw {
 			continue
 		}
 		if n.Live {
@@ -234,6 +234,7 @@ func (s *Server) watchConfig(ctx context.Context) {
 func (s *Server) applyLive(cfg config) {
 	s.level.Set(cfg.LogLevel)
 	s.api.SetLimits(cfg.GRPC)
+	s.auth.Set(cfg.GRPC)
 	s.timeout.Set(cfg.DB.StatementTimeout)
 	s.statsd.SetSampleRate(cfg.StatsD.SampleRate)
 }

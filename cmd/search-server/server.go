@@ -41,6 +41,7 @@ type Server struct {
 	timeout      *postgis.StatementTimeout
 	svc          *postgis.SearchService
 	api          *grpcapi.Server
+	auth         *grpcapi.Auth
 	reloader     *reloader // nil without live reload
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
@@ -90,7 +91,21 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	svc := postgis.NewSearchService(pool)
-	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, m)...)
+	auth := grpcapi.NewAuth(cfg.GRPC)
+	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
+		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
+	}
+	if len(cfg.GRPC.ReadTokens) > 0 && len(cfg.GRPC.WriteTokens) == 0 {
+		logger.Warn("READ_TOKENS is set without WRITE_TOKENS: every Import is refused")
+	}
+	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, m, auth)
+	if err != nil {
+		_ = lis.Close()
+		pool.Close()
+		closeOnError()
+		return nil, configError{err}
+	}
+	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	api := grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
@@ -111,6 +126,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		timeout:      timeout,
 		svc:          svc,
 		api:          api,
+		auth:         auth,
 		pool:         pool,
 		lis:          lis,
 		grpc:         gs,

@@ -43,6 +43,20 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// HealthInterval is how often readiness (the database) is checked.
 	HealthInterval time.Duration `env:"HEALTH_CHECK_INTERVAL, default=2s"`
+
+	// TLSCertFile and TLSKeyFile, set together, turn on TLS.
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+	// TLSClientCAFile, when set, requires every client to present a
+	// certificate signed by one of its CAs (mutual TLS).
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE"`
+	// ReadTokens, when set, are the bearer tokens reads need (a write token
+	// reads too); comma-separated, so that a new one can be added before the
+	// old one is removed.
+	ReadTokens []string `env:"READ_TOKENS" secret:"true" live:"true"`
+	// WriteTokens are the bearer tokens Import needs. Once any token is set,
+	// Import needs one of these.
+	WriteTokens []string `env:"WRITE_TOKENS" secret:"true" live:"true"`
 }
 
 // Validate reports every invalid setting.
@@ -62,6 +76,7 @@ func (c Config) Validate() error {
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
 	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	check(c.HealthInterval <= 0, "HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
+	errs = append(errs, c.validateTLS()...)
 	return errors.Join(errs...)
 }
 
@@ -130,16 +145,24 @@ func (s *Server) SetLimits(cfg Config) {
 }
 
 // ServerOptions returns the options every gRPC server of this service uses:
-// message size limits and the interceptor chains (logging outermost, then
-// metrics, then error mapping, then, for unary calls, the default deadline,
-// then panic recovery, so that the log and the metrics see the final status
-// code).
-func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics) []grpc.ServerOption {
-	return []grpc.ServerOption{
+// TLS when configured, message size limits and the interceptor chains
+// (logging outermost, then metrics, then error mapping, then authorization,
+// then, for unary calls, the default deadline, then panic recovery, so that
+// the log and the metrics see the final status code, refusals included).
+func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics, auth *Auth) ([]grpc.ServerOption, error) {
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), defaultDeadline(cfg.DefaultTimeout), recoverUnary),
-		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), recoverStream),
+		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), auth.stream, recoverStream),
 	}
+	creds, err := ServerCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	return opts, nil
 }
 
 // Search returns one page of matches.

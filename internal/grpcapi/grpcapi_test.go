@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -104,27 +106,40 @@ var testConfig = grpcapi.Config{
 // the server's log.
 func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *bytes.Buffer) {
 	t.Helper()
+	conn, logs := serveWith(t, svc, testConfig, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return searchv1.NewSearchServiceClient(conn), logs
+}
+
+// serveWith runs a gRPC server configured by cfg, with the health service,
+// and returns a connection to it dialled with opts, and the server's log.
+func serveWith(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, opts ...grpc.DialOption) (*grpc.ClientConn, *bytes.Buffer) {
+	t.Helper()
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return logs.Write(p)
-	}), nil))
-	gs := grpc.NewServer(grpcapi.ServerOptions(testConfig, logger, metrics.Nop{})...)
-	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, testConfig, grpcapi.Info{InstanceID: "test-1"}, metrics.Nop{}))
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	serverOpts, err := grpcapi.ServerOptions(cfg, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(serverOpts...)
+	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg, grpcapi.Info{InstanceID: "test-1"}, metrics.Nop{}))
+	healthpb.RegisterHealthServer(gs, health.NewServer())
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return searchv1.NewSearchServiceClient(conn), &logs
+	return conn, &logs
 }
 
 type writerFunc func([]byte) (int, error)
