@@ -73,7 +73,7 @@ func newInstancesCommand(o *options) *cobra.Command {
 search and the other commands use by default, answers only the passing ones.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			client, err := consul.NewClient(consul.Config{HTTPAddr: o.consulHTTP, Token: o.token})
+			client, err := consul.NewClient(consul.Config{HTTPAddr: o.consulHTTP, Token: o.consulToken})
 			if err != nil {
 				return err
 			}

@@ -74,10 +74,16 @@ type options struct {
 	consulDNS  string
 	consulHTTP string
 	service    string
-	token      string
-	timeout    time.Duration
-	stdout     io.Writer
-	stderr     io.Writer
+	// consulToken is the Consul ACL token (CONSUL_HTTP_TOKEN).
+	consulToken string
+	// token is the bearer token sent to the server.
+	token     string
+	tokenFile string
+	tls       bool
+	tlsConf   grpcapi.ClientTLS
+	timeout   time.Duration
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
 func envOr(getenv func(string) string, name, def string) string {
@@ -102,7 +108,16 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	pf.StringVar(&o.consulHTTP, "consul-http", envOr(getenv, "CONSUL_HTTP_ADDR", "127.0.0.1:8500"), "Consul HTTP API, for instances (env CONSUL_HTTP_ADDR)")
 	pf.StringVar(&o.service, "service", envOr(getenv, "SERVICE_NAME", "search-service"), "service name in Consul (env SERVICE_NAME)")
 	pf.DurationVar(&o.timeout, "timeout", 30*time.Second, "deadline of each call (0: none; import has none unless given)")
-	o.token = getenv("CONSUL_HTTP_TOKEN")
+	pf.BoolVar(&o.tls, "tls", getenv("SEARCH_TLS") == "true", "use TLS, verifying the server against the system's CAs (env SEARCH_TLS=true); implied by the other --tls flags")
+	pf.StringVar(&o.tlsConf.CAFile, "tls-ca", getenv("SEARCH_TLS_CA"), "CA certificates (PEM) that sign the server's certificate (env SEARCH_TLS_CA)")
+	pf.StringVar(&o.tlsConf.ServerName, "tls-server-name", getenv("SEARCH_TLS_SERVER_NAME"), "name the server's certificate must carry; default: the host dialled (env SEARCH_TLS_SERVER_NAME)")
+	pf.StringVar(&o.tlsConf.CertFile, "tls-cert", getenv("SEARCH_TLS_CERT"), "client certificate (PEM), for servers that require one (env SEARCH_TLS_CERT)")
+	pf.StringVar(&o.tlsConf.KeyFile, "tls-key", getenv("SEARCH_TLS_KEY"), "the client certificate's key (PEM) (env SEARCH_TLS_KEY)")
+	// The token itself is no flag: command lines are visible to every user
+	// of the host.
+	pf.StringVar(&o.tokenFile, "token-file", getenv("SEARCH_TOKEN_FILE"), "file holding the bearer token sent to the server (env SEARCH_TOKEN_FILE; or the token itself in SEARCH_TOKEN)")
+	o.token = getenv("SEARCH_TOKEN")
+	o.consulToken = getenv("CONSUL_HTTP_TOKEN")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{exitUsage, err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -127,14 +142,45 @@ func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 		}
 		target = consul.DNSTarget(o.consulDNS, o.service)
 	}
-	conn, err := grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(consul.DNSBuilder{}, consul.HTTPBuilder{Config: consul.Config{Token: o.token}}),
+	opts, err := o.credentials()
+	if err != nil {
+		return nil, exitError{exitUsage, err}
+	}
+	opts = append(opts,
+		grpc.WithResolvers(consul.DNSBuilder{}, consul.HTTPBuilder{Config: consul.Config{Token: o.consulToken}}),
 		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
+	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, exitError{exitUsage, fmt.Errorf("--addr %q: %w", o.addr, err)}
 	}
 	return conn, nil
+}
+
+// credentials returns the transport security and per-call token options.
+func (o *options) credentials() ([]grpc.DialOption, error) {
+	if o.tokenFile != "" {
+		b, err := os.ReadFile(o.tokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--token-file: %w", err)
+		}
+		o.token = strings.TrimSpace(string(b))
+	}
+	useTLS := o.tls || o.tlsConf != (grpcapi.ClientTLS{})
+	if !useTLS {
+		if o.token != "" {
+			return nil, errors.New("SEARCH_TOKEN needs TLS (--tls or --tls-ca): a token must not travel in clear text")
+		}
+		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
+	}
+	creds, err := o.tlsConf.Credentials()
+	if err != nil {
+		return nil, fmt.Errorf("--tls: %w", err)
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if o.token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(grpcapi.BearerToken(o.token)))
+	}
+	return opts, nil
 }
 
 // call dials the server and runs fn under --timeout, closing the connection

@@ -133,7 +133,7 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "migrate [up | down [N] | version]",
-		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations",
+		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations, as DATABASE_WRITE_URL's role if set (else DATABASE_URL's; --database-url wins)",
 		Args:  cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, _, _, err := startupConfig(cmd.Context(), envconfig.MultiLookuper(fv.lookuper(cmd), env))
@@ -144,7 +144,13 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 			if len(args) > 0 {
 				action = args[0]
 			}
-			mg, err := postgis.NewMigrator(cfg.DB.URL)
+			// Migrations need a role that may change the schema: the write
+			// connection unless --database-url names one.
+			url := cfg.DB.URL
+			if cfg.DB.WriteURL != "" && !cmd.Flags().Changed("database-url") {
+				url = cfg.DB.WriteURL
+			}
+			mg, err := postgis.NewMigrator(url)
 			if err != nil {
 				return err
 			}

@@ -107,6 +107,13 @@ const unset = "\x00unset"
 // database, and waits until it is SERVING unless wantReady is false.
 func startServer(t testing.TB, env map[string]string, wantReady bool) *testServer {
 	t.Helper()
+	return startServerWith(t, env, wantReady, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// startServerWith is startServer with the test's connection dialled with
+// dial (TLS credentials, say).
+func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial ...grpc.DialOption) *testServer {
+	t.Helper()
 	ts := &testServer{logs: &syncBuffer{}}
 	vars := map[string]string{
 		"DATABASE_URL":          "",
@@ -154,7 +161,7 @@ func startServer(t testing.TB, env map[string]string, wantReady bool) *testServe
 		}
 	})
 	ts.addr = srv.Addr().String()
-	ts.conn, err = grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	ts.conn, err = grpc.NewClient(ts.addr, dial...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +193,15 @@ func (ts *testServer) waitHealth(t testing.TB, want healthpb.HealthCheckResponse
 // and exit code.
 func (ts *testServer) runClient(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return ts.runClientEnv(t, nil, args...)
+}
+
+// runClientEnv is runClient with env (NAME=value) added to the client's
+// environment.
+func (ts *testServer) runClientEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(clientBin, append([]string{"--addr", ts.addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

@@ -45,6 +45,7 @@ type Server struct {
 	reloader     *reloader // nil without live reload
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
+	writer       *pgxpool.Pool // nil without DATABASE_WRITE_URL
 	lis          net.Listener
 	grpc         *grpc.Server
 	health       *health.Server
@@ -71,26 +72,43 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
 	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
 	m := metrics.Metrics(sc)
-	closeOnError := func() {
-		closeMetrics()
-		if shipper != nil {
-			shipper.Close(ctx)
+	// undo releases what was built so far, last first, when a later step
+	// fails.
+	undo := []func(){closeMetrics}
+	if shipper != nil {
+		undo = append(undo, func() { shipper.Close(ctx) })
+	}
+	fail := func(err error) (*Server, error) {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
 		}
+		return nil, err
 	}
 
 	timeout := postgis.NewStatementTimeout(cfg.DB.StatementTimeout)
-	pool, err := postgis.Open(ctx, cfg.DB, "search-server/"+cfg.InstanceID, timeout)
+	app := "search-server/" + cfg.InstanceID
+	pool, err := postgis.Open(ctx, cfg.DB, app, timeout)
 	if err != nil {
-		closeOnError()
-		return nil, err
+		return fail(err)
+	}
+	undo = append(undo, pool.Close)
+	var writer *pgxpool.Pool // nil: Import writes through pool
+	var svcOpts []postgis.Option
+	if cfg.DB.WriteURL != "" {
+		wcfg := cfg.DB
+		wcfg.URL, wcfg.WriteURL = cfg.DB.WriteURL, ""
+		if writer, err = postgis.Open(ctx, wcfg, app+"/write", timeout); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, writer.Close)
+		svcOpts = append(svcOpts, postgis.WithWriter(writer))
 	}
 	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
 	if err != nil {
-		pool.Close()
-		closeOnError()
-		return nil, fmt.Errorf("listen: %w", err)
+		return fail(fmt.Errorf("listen: %w", err))
 	}
-	svc := postgis.NewSearchService(pool)
+	undo = append(undo, func() { _ = lis.Close() })
+	svc := postgis.NewSearchService(pool, svcOpts...)
 	auth := grpcapi.NewAuth(cfg.GRPC)
 	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
 		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
@@ -100,10 +118,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	}
 	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, m, auth)
 	if err != nil {
-		_ = lis.Close()
-		pool.Close()
-		closeOnError()
-		return nil, configError{err}
+		return fail(configError{err})
 	}
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
@@ -128,6 +143,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		api:          api,
 		auth:         auth,
 		pool:         pool,
+		writer:       writer,
 		lis:          lis,
 		grpc:         gs,
 		health:       hs,
@@ -142,6 +158,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 				Host:          host,
 				Port:          port,
 				HealthService: searchv1.SearchService_ServiceDesc.ServiceName,
+				TLS:           cfg.GRPC.TLSEnabled(),
 			}, logger)
 		}
 		if err != nil {
@@ -213,7 +230,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Wait()
 		s.health.Shutdown()
 		s.deregister(ctx)
-		s.pool.Close()
+		s.closePools()
 		s.flush(ctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
@@ -244,7 +261,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	s.logger.Info("shutting down", "step", "closing database pool")
-	s.pool.Close()
+	s.closePools()
 	s.logger.Info("shutting down", "step", "flushing metrics and logs")
 	s.flush(ctx)
 	return nil
@@ -300,6 +317,14 @@ func (s *Server) reportGauges(ctx context.Context) {
 func (s *Server) Close() {
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
-	s.pool.Close()
+	s.closePools()
 	s.flush(context.Background())
+}
+
+// closePools closes the database pools.
+func (s *Server) closePools() {
+	s.pool.Close()
+	if s.writer != nil {
+		s.writer.Close()
+	}
 }

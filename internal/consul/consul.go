@@ -35,6 +35,12 @@ type Config struct {
 	// CheckInterval and CheckTimeout drive Consul's gRPC health check.
 	CheckInterval time.Duration `env:"CONSUL_CHECK_INTERVAL, default=5s"`
 	CheckTimeout  time.Duration `env:"CONSUL_CHECK_TIMEOUT, default=2s"`
+	// CheckTLSServerName is the name Consul expects in the server's
+	// certificate when the server serves TLS; empty: the advertised host.
+	CheckTLSServerName string `env:"CONSUL_CHECK_TLS_SERVER_NAME"`
+	// CheckTLSSkipVerify lets Consul's check accept any server certificate:
+	// only for agents that cannot be given the CA (see docs/SECURITY.md).
+	CheckTLSSkipVerify bool `env:"CONSUL_CHECK_TLS_SKIP_VERIFY, default=false"`
 	// DeregisterAfter removes an instance whose check stays critical this
 	// long (Consul's DeregisterCriticalServiceAfter; Consul's minimum is 1m).
 	DeregisterAfter time.Duration `env:"CONSUL_DEREGISTER_CRITICAL_AFTER, default=1m"`

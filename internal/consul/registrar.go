@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,9 @@ type Instance struct {
 	Port int
 	// HealthService is the grpc.health.v1 service name Consul checks.
 	HealthService string
+	// TLS says the gRPC server serves TLS: Consul's check uses it too, and
+	// verifies the certificate with the agent's own CA settings.
+	TLS bool
 }
 
 // Registrar keeps one instance registered with the local Consul agent.
@@ -61,7 +65,13 @@ func NewRegistrar(cfg Config, inst Instance, logger *slog.Logger) (*Registrar, e
 			Interval:                       cfg.CheckInterval.String(),
 			Timeout:                        cfg.CheckTimeout.String(),
 			DeregisterCriticalServiceAfter: cfg.DeregisterAfter.String(),
+			GRPCUseTLS:                     inst.TLS,
 		},
+	}
+	if inst.TLS {
+		// Unset, Consul would expect its own node name in the certificate.
+		reg.Check.TLSServerName = cmp.Or(cfg.CheckTLSServerName, inst.Host)
+		reg.Check.TLSSkipVerify = cfg.CheckTLSSkipVerify
 	}
 	return &Registrar{agent: client.Agent(), reg: reg, resync: cfg.ResyncInterval, logger: logger.With("consul_service_id", reg.ID)}, nil
 }

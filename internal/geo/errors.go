@@ -19,6 +19,7 @@ const (
 	Unavailable             // a dependency (the database) does not answer; retry later
 	Timeout                 // the work took longer than allowed
 	TooLarge                // the request exceeds a size limit
+	Forbidden               // the caller, or the server's own database role, may not do this
 )
 
 func (c Code) String() string {
@@ -35,6 +36,8 @@ func (c Code) String() string {
 		return "timeout"
 	case TooLarge:
 		return "too large"
+	case Forbidden:
+		return "forbidden"
 	default:
 		return "internal"
 	}

@@ -161,6 +161,7 @@ func TestErrorsMapToCodesInOnePlace(t *testing.T) {
 		{"unavailable", geo.Wrap(geo.Unavailable, secret, "the database is unavailable"), codes.Unavailable, "the database is unavailable"},
 		{"timeout", geo.Wrap(geo.Timeout, secret, "too slow"), codes.DeadlineExceeded, "too slow"},
 		{"too large", geo.Errorf(geo.TooLarge, "too big"), codes.ResourceExhausted, "too big"},
+		{"forbidden", geo.Errorf(geo.Forbidden, "may not"), codes.PermissionDenied, "may not"},
 		{"internal hides its cause", geo.Wrap(geo.Internal, secret, "internal error"), codes.Internal, "internal error"},
 		{"unclassified hides its cause", fmt.Errorf("search: %w", secret), codes.Internal, "internal error"},
 		{"wrapped domain error", fmt.Errorf("a: %w", geo.Errorf(geo.Invalid, "inner")), codes.InvalidArgument, "inner"},

@@ -33,6 +33,8 @@ func grpcCode(c geo.Code) codes.Code {
 		return codes.DeadlineExceeded
 	case geo.TooLarge:
 		return codes.ResourceExhausted
+	case geo.Forbidden:
+		return codes.PermissionDenied
 	default:
 		return codes.Internal
 	}

@@ -118,4 +118,3 @@ func TestATokenNeverTravelsWithoutTLS(t *testing.T) {
 		t.Fatal("a client sending a bearer token without TLS was built")
 	}
 }
-

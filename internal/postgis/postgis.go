@@ -27,6 +27,10 @@ type Config struct {
 	// URL is a libpq connection string or URL; it holds the password, so it
 	// is never logged.
 	URL string `env:"DATABASE_URL" secret:"true"`
+	// WriteURL, when set, is the connection Import uses, so that URL can be
+	// a role that may only read (see docs/SECURITY.md); also the default
+	// of `search-server migrate`.
+	WriteURL string `env:"DATABASE_WRITE_URL" secret:"true"`
 	// MaxConns bounds the pool; 0 lets pgx choose (4 or the number of CPUs,
 	// whichever is larger).
 	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
@@ -44,6 +48,11 @@ func (c Config) Validate() error {
 	} else if _, err := pgxpool.ParseConfig(c.URL); err != nil {
 		// pgx's message may quote the URL, password included: say only where.
 		errs = append(errs, errors.New("DATABASE_URL is not a valid PostgreSQL connection string"))
+	}
+	if c.WriteURL != "" {
+		if _, err := pgxpool.ParseConfig(c.WriteURL); err != nil {
+			errs = append(errs, errors.New("DATABASE_WRITE_URL is not a valid PostgreSQL connection string"))
+		}
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns))
@@ -134,15 +143,29 @@ func Open(ctx context.Context, cfg Config, applicationName string, st *Statement
 
 // SearchService is the PostGIS implementation of geo.SearchService.
 type SearchService struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool // reads
+	writer *pgxpool.Pool // Import; pool unless WithWriter
 }
 
 var _ geo.SearchService = (*SearchService)(nil)
 
-// NewSearchService returns a SearchService on pool, whose database must be
-// migrated.
-func NewSearchService(pool *pgxpool.Pool) *SearchService {
-	return &SearchService{pool: pool}
+// Option configures a SearchService.
+type Option func(*SearchService)
+
+// WithWriter makes Import write through pool instead of the reading pool,
+// whose role then needs no more than SELECT.
+func WithWriter(pool *pgxpool.Pool) Option {
+	return func(s *SearchService) { s.writer = pool }
+}
+
+// NewSearchService returns a SearchService reading through pool, whose
+// database must be migrated.
+func NewSearchService(pool *pgxpool.Pool, opts ...Option) *SearchService {
+	s := &SearchService{pool: pool, writer: pool}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // ReportPool sends the pool's gauges: db.pool.in_use, db.pool.idle and
@@ -168,10 +191,10 @@ func (s *SearchService) Stats(ctx context.Context) (geo.Stats, error) {
 	return st, classify(ctx, "count things", err)
 }
 
-// inTx runs fn in a transaction, committing if it returns nil and rolling
-// back otherwise, also when ctx is cancelled.
+// inTx runs fn in a transaction on the writing pool, committing if it
+// returns nil and rolling back otherwise, also when ctx is cancelled.
 func (s *SearchService) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	tx, err := s.writer.Begin(ctx)
 	if err != nil {
 		return classify(ctx, "begin transaction", err)
 	}
@@ -203,6 +226,8 @@ func classify(ctx context.Context, op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
+		case pgErr.Code == "42501": // insufficient_privilege
+			return geo.Wrap(geo.Forbidden, err, "the server's database role may not do this (imports need DATABASE_WRITE_URL set to a role that can write)")
 		case pgErr.Code == "57014": // query_canceled: the statement timeout
 			return geo.Wrap(geo.Timeout, err, "the database took too long to answer")
 		case pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", // connection exception, insufficient resources

@@ -25,10 +25,20 @@ import (
 // BuildHint is how to get the agent binary.
 const BuildHint = "make consul (make test builds it: Consul v1.13.9 from the Go module proxy, ~3 minutes once)"
 
+// Options change the agent's configuration.
+type Options struct {
+	// HCL is added to the agent's configuration (a -config-file).
+	HCL string
+	// ManagementToken, when set, turns ACLs on with a default policy of
+	// deny; the token can do anything, and Client uses it.
+	ManagementToken string
+}
+
 // Agent is a running dev agent.
 type Agent struct {
 	bin, dir string
 	ports    map[string]int
+	opts     Options
 
 	client *api.Client // one client: its connections are reused (Consul limits them per IP)
 
@@ -53,7 +63,11 @@ func Binary() (string, error) {
 }
 
 // Start runs a dev agent and waits until it has a leader and answers DNS.
-func Start(ctx context.Context) (*Agent, error) {
+func Start(ctx context.Context) (*Agent, error) { return StartWith(ctx, Options{}) }
+
+// StartWith runs a dev agent configured by opts and waits until it has a
+// leader and, without ACLs, answers DNS.
+func StartWith(ctx context.Context, opts Options) (*Agent, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -62,14 +76,39 @@ func Start(ctx context.Context) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{bin: bin, dir: dir, ports: map[string]int{}}
+	hcl := opts.HCL
+	if opts.ManagementToken != "" {
+		hcl += fmt.Sprintf(`
+acl {
+  enabled        = true
+  default_policy = "deny"
+  tokens {
+    initial_management = %q
+    agent              = %q
+  }
+}
+`, opts.ManagementToken, opts.ManagementToken)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "extra.hcl"), []byte(hcl), 0o600); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	a := &Agent{bin: bin, dir: dir, ports: map[string]int{}, opts: opts}
+	// Every listener stays open until all ports are chosen, so that no two
+	// names get the same port.
+	var held []net.Listener
 	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
-		if a.ports[name], err = freePort(); err != nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll(held)
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
+		held = append(held, l)
+		a.ports[name] = l.Addr().(*net.TCPAddr).Port
 	}
-	if a.client, err = api.NewClient(&api.Config{Address: a.HTTPAddr()}); err != nil {
+	closeAll(held)
+	if a.client, err = api.NewClient(&api.Config{Address: a.HTTPAddr(), Token: opts.ManagementToken}); err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
@@ -80,13 +119,10 @@ func Start(ctx context.Context) (*Agent, error) {
 	return a, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // HTTPAddr is the agent's HTTP API address.
@@ -110,6 +146,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		"-bind", "127.0.0.1", "-client", "127.0.0.1", "-advertise", "127.0.0.1",
 		"-data-dir", filepath.Join(a.dir, "data"),
 		"-log-level", "warn",
+		"-config-file", filepath.Join(a.dir, "extra.hcl"),
 	}
 	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
 		args = append(args, "-"+name+"-port", strconv.Itoa(a.ports[name]))
@@ -128,6 +165,9 @@ func (a *Agent) Start(ctx context.Context) error {
 
 	client := a.Client()
 	dnsReady := func() bool {
+		if a.opts.ManagementToken != "" {
+			return true // anonymous DNS lookups are denied
+		}
 		r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, network, a.DNSAddr())
