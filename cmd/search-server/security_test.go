@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -210,6 +212,13 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 				t.Errorf("%s: the client's output holds a token", tc.name)
 			}
 		}
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(readTok+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := client("", "--token-file", tokenFile, "search", "--query", "fra"); code != 0 || !strings.Contains(out, "France") {
+		t.Errorf("search with --token-file: exit %d\n%s%s", code, out, errOut)
 	}
 	if out, errOut, code := ts.runClientEnv(t, []string{"SEARCH_TOKEN=" + readTok}, "search", "--query", "fra"); code != 2 || !strings.Contains(errOut, "SEARCH_TOKEN needs TLS") {
 		t.Errorf("a token without TLS: exit %d, want 2 and a refusal\n%s%s", code, out, errOut)
