@@ -212,7 +212,7 @@ func TestStalledStreamsHoldBoundedMemory(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	after := waitGoroutines(t, baseGoroutines, 2)
+	after := waitGoroutines(t, baseGoroutines, 5)
 	t.Logf("goroutines: %d before the stalled streams, %d after; heap: %.1f MB before, %.1f MB after",
 		baseGoroutines, after, float64(baseHeap)/1e6, float64(heapAlloc())/1e6)
 }
@@ -393,7 +393,7 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	after := waitGoroutines(t, baseline, 2)
+	after := waitGoroutines(t, baseline, 5)
 	t.Logf("goroutines: %d before the streams, %d after they left", baseline, after)
 
 	eventually(t, 30*time.Second, "no pooled connection acquired", func() bool { return poolGauges(ts)["db.pool.in_use"] == 0 })
