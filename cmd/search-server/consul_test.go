@@ -59,7 +59,13 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // discoveryClient is what search-client builds without --addr.
 func discoveryClient(t *testing.T, service string) searchv1.SearchServiceClient {
 	t.Helper()
-	conn, err := grpc.NewClient(consul.DNSTarget(agent.DNSAddr(), service),
+	return discoveryClientVia(t, agent.DNSAddr(), service)
+}
+
+// discoveryClientVia is discoveryClient through the Consul DNS at dnsAddr.
+func discoveryClientVia(t *testing.T, dnsAddr, service string) searchv1.SearchServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient(consul.DNSTarget(dnsAddr, service),
 		grpc.WithResolvers(consul.DNSBuilder{Interval: 500 * time.Millisecond}),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))

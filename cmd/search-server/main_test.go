@@ -97,6 +97,7 @@ type testServer struct {
 	conn   *grpc.ClientConn
 	client searchv1.SearchServiceClient
 	logs   *syncBuffer
+	srv    *Server
 }
 
 // unset, as a value in startServer's env, removes one of its default
@@ -143,6 +144,7 @@ func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial .
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
+	ts.srv = srv
 	for _, n := range notices {
 		srv.logger.Log(ctx, n.level, n.msg, n.attrs...)
 	}

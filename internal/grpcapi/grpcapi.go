@@ -39,6 +39,9 @@ type Config struct {
 	MaxImportFeatures int `env:"MAX_IMPORT_FEATURES, default=1000000" live:"true"`
 	// DefaultTimeout is the deadline of a unary call whose client set none.
 	DefaultTimeout time.Duration `env:"RPC_DEFAULT_TIMEOUT, default=30s"`
+	// StreamSendTimeout ends a SearchStream whose client has not made room
+	// for the next message (stopped reading) for this long.
+	StreamSendTimeout time.Duration `env:"STREAM_SEND_TIMEOUT, default=30s" live:"true"`
 	// ShutdownTimeout bounds the drain of in-flight RPCs at shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// HealthInterval is how often readiness (the database) is checked.
@@ -74,6 +77,7 @@ func (c Config) Validate() error {
 	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
 	check(c.MaxImportFeatures < 1, "MAX_IMPORT_FEATURES must be at least 1, got %d", c.MaxImportFeatures)
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
+	check(c.StreamSendTimeout <= 0, "STREAM_SEND_TIMEOUT must be positive, got %s", c.StreamSendTimeout)
 	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	check(c.HealthInterval <= 0, "HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
 	errs = append(errs, c.validateTLS()...)
@@ -114,6 +118,7 @@ const streamBatch = 500
 // limits are the request limits that can change while serving.
 type limits struct {
 	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
+	streamSendTimeout                                                   time.Duration
 }
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
@@ -141,6 +146,7 @@ func (s *Server) SetLimits(cfg Config) {
 		maxPageSize:        cfg.MaxPageSize,
 		maxFeatureVertices: cfg.MaxFeatureVertices,
 		maxImportFeatures:  cfg.MaxImportFeatures,
+		streamSendTimeout:  cfg.StreamSendTimeout,
 	})
 }
 
@@ -191,14 +197,18 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 }
 
 // SearchStream sends every match, fetching them in batches. Sending blocks
-// under gRPC flow control when the client reads slowly, and the loop ends
-// when the client cancels.
+// under gRPC flow control when the client reads slowly, so a stream holds at
+// most one batch; the loop ends when the client cancels, and the stream ends
+// with DEADLINE_EXCEEDED when the client makes no room for a message for
+// STREAM_SEND_TIMEOUT (see stallGuard).
 func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStreamingServer[searchv1.Thing]) error {
 	filter, err := filterFromProto(req)
 	if err != nil {
 		return err
 	}
 	ctx := stream.Context()
+	guard := newStallGuard(stream, s.limits.Load().streamSendTimeout)
+	defer guard.close()
 	q := geo.Query{Filter: filter, Limit: streamBatch, IncludeGeometry: req.GetIncludeGeometry()}
 	for {
 		page, err := s.svc.Search(ctx, q)
@@ -211,7 +221,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 			if err != nil {
 				return err
 			}
-			if err := stream.Send(pt); err != nil {
+			if err := guard.send(pt); err != nil {
 				return err
 			}
 		}

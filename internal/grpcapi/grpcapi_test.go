@@ -98,7 +98,7 @@ func (f *fakeService) lastQuery() geo.Query {
 
 var testConfig = grpcapi.Config{
 	ListenAddr: "127.0.0.1:0", DefaultPageSize: 10, MaxPageSize: 100,
-	MaxMessageBytes: 4 << 20, MaxFeatureVertices: 1000, MaxImportFeatures: 4, DefaultTimeout: 300 * time.Millisecond,
+	MaxMessageBytes: 4 << 20, MaxFeatureVertices: 1000, MaxImportFeatures: 4, DefaultTimeout: 300 * time.Millisecond, StreamSendTimeout: 10 * time.Second,
 	ShutdownTimeout: time.Second, HealthInterval: time.Second,
 }
 

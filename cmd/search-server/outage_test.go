@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/geosearch/search/internal/consul"
+	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/statsd/statsdtest"
+)
+
+// longOutage is how long the outages of the fault tests under load last.
+const longOutage = time.Minute
+
+// TestConsulAndKafkaDownForAMinuteUnderLoad stops the server's Consul agent
+// and its Kafka broker for a minute, together (one minute of CI time for
+// both), while clients search in a loop:
+//   - a client with the server's address sees no failed search, throughout;
+//   - a client that found the server through Consul DNS before the outage
+//     keeps the instance it knew and sees no failed search while Consul is
+//     down;
+//   - the server stays SERVING;
+//   - log records that cannot be shipped are dropped and counted
+//     (logs.dropped), and shipping resumes once the broker is back;
+//   - the agent comes back empty (a dev agent keeps no state, like a lost
+//     node), and the server registers again and passes its check, so DNS
+//     names it again; and again after one more restart of the agent.
+func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
+	t.Parallel()
+	const service = "search-long-outage"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	own := ownAgent(t)
+	b := kafkatest.Start(t)
+	l := statsdtest.Listen(t)
+	env := consulEnv(service, "")
+	env["CONSUL_HTTP_ADDR"] = own.HTTPAddr()
+	env["KAFKA_BROKERS"] = b.Addr()
+	env["LOG_QUEUE_SIZE"] = "100"
+	env["STATSD_ADDR"] = l.Addr()
+	env["STATSD_FLUSH_INTERVAL"] = "20ms"
+	env["STATSD_GAUGE_INTERVAL"] = "100ms"
+	ts := startServer(t, env, true)
+	importFixture(t, ts)
+
+	inOwnDNS := func() bool {
+		addrs, err := consul.DNSLookup{Server: own.DNSAddr()}.Lookup(ctx, service)
+		return err == nil && slices.Equal(addrs, []string{ts.addr})
+	}
+	eventually(t, 30*time.Second, "the instance in DNS", inOwnDNS)
+	eventually(t, 30*time.Second, "logs flowing", func() bool { return len(logsOf(t, b.Addr())) > 0 })
+	discovering := discoveryClientVia(t, own.DNSAddr(), service)
+	eventually(t, 30*time.Second, "a search through discovery", func() bool {
+		resp, err := discovering.Search(ctx, paris)
+		return err == nil && len(resp.GetThings()) == 1
+	})
+	direct := startSearchLoop(ts.client)
+	discovered := startSearchLoop(discovering)
+
+	own.Stop()
+	b.Stop()
+	down := time.Now()
+	dropped := func() float64 {
+		ms, _ := l.All()
+		var last float64
+		for _, m := range ms {
+			if m.Name == "search-service.logs.dropped" {
+				last = m.Value
+			}
+		}
+		return last
+	}
+	for time.Since(down) < longOutage {
+		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+		time.Sleep(time.Second)
+	}
+	// A dev agent comes back empty: until the server has registered again,
+	// DNS names nobody, so the discovering client is checked up to here.
+	ok, failed, firstErr := discovered.stop()
+	t.Logf("searches through discovery during the %s Consul outage: %d ok, %d failed", longOutage, ok, failed)
+	if failed != 0 || ok < 100 {
+		t.Errorf("%d searches through discovery failed (first: %v), %d ok; want none failed and many ok", failed, firstErr, ok)
+	}
+	droppedDuringOutage := dropped()
+	if droppedDuringOutage == 0 {
+		t.Error("no drops counted in logs.dropped during the broker outage")
+	}
+
+	if err := own.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.Restart(t) // empty: anything in it now was shipped after the outage
+	back := time.Now()
+	eventually(t, 90*time.Second, "the instance registered and passing again after the outage", inOwnDNS)
+	t.Logf("registered and passing again %s after Consul came back", time.Since(back).Round(100*time.Millisecond))
+	eventually(t, 60*time.Second, "searches logged to the restarted broker", func() bool {
+		for _, r := range logsOf(t, b.Addr()) {
+			if strings.Contains(string(r.Value), `"method":"/search.v1.SearchService/Search"`) {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("shipping resumed %s after the broker came back; %.0f records dropped during the outage",
+		time.Since(back).Round(100*time.Millisecond), droppedDuringOutage)
+	eventually(t, 30*time.Second, "a search through discovery after the outage", func() bool {
+		resp, err := discovering.Search(ctx, paris)
+		return err == nil && len(resp.GetThings()) == 1
+	})
+
+	// The agent restarted under load, once more.
+	if err := own.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	eventually(t, 60*time.Second, "the instance registered again after an agent restart", inOwnDNS)
+	t.Logf("registered again %s after the agent restarted", time.Since(restarted).Round(100*time.Millisecond))
+
+	ok, failed, firstErr = direct.stop()
+	t.Logf("searches by address during the outage and recovery: %d ok, %d failed", ok, failed)
+	if failed != 0 || ok < 1000 {
+		t.Errorf("%d searches failed (first: %v), %d ok; want none failed and many ok", failed, firstErr, ok)
+	}
+}
