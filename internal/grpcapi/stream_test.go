@@ -84,7 +84,11 @@ func TestSearchStreamEndsWhenTheClientStopsReading(t *testing.T) {
 	cfg.StreamSendTimeout = 300 * time.Millisecond
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	gs := grpc.NewServer(grpcapi.ServerOptions(cfg, logger, metrics.Nop{})...)
+	opts, err := grpcapi.ServerOptions(cfg, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
 	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg, grpcapi.Info{}, metrics.Nop{}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
