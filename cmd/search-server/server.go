@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -45,6 +47,8 @@ type Server struct {
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
 	lis          net.Listener
+	pprof        *http.Server // nil without PPROF_ADDR
+	pprofLis     net.Listener
 	grpc         *grpc.Server
 	health       *health.Server
 	ready        *grpcapi.Readiness
@@ -89,6 +93,17 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		closeOnError()
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	var pprofSrv *http.Server
+	var pprofLis net.Listener
+	if cfg.PprofAddr != "" {
+		if pprofLis, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			_ = lis.Close()
+			pool.Close()
+			closeOnError()
+			return nil, fmt.Errorf("listen for pprof: %w", err)
+		}
+		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	}
 	svc := postgis.NewSearchService(pool)
 	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, m)...)
 	hs := health.NewServer()
@@ -113,6 +128,8 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		api:          api,
 		pool:         pool,
 		lis:          lis,
+		pprof:        pprofSrv,
+		pprofLis:     pprofLis,
 		grpc:         gs,
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
@@ -187,6 +204,10 @@ func (s *Server) Run(ctx context.Context) error {
 			s.watchConfig(rctx)
 		}()
 	}
+	if s.pprof != nil {
+		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
+		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
@@ -197,6 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Wait()
 		s.health.Shutdown()
 		s.deregister(ctx)
+		s.closePprof()
 		s.pool.Close()
 		s.flush(ctx)
 		return fmt.Errorf("serve: %w", err)
@@ -227,6 +249,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("serve ended with an error", "error", err.Error())
 	}
 
+	s.closePprof()
 	s.logger.Info("shutting down", "step", "closing database pool")
 	s.pool.Close()
 	s.logger.Info("shutting down", "step", "flushing metrics and logs")
@@ -282,8 +305,29 @@ func (s *Server) reportGauges(ctx context.Context) {
 // Close releases everything without draining; use it when Run was never
 // called or to abort. It is safe to call after Run.
 func (s *Server) Close() {
+	s.closePprof()
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
 	s.pool.Close()
 	s.flush(context.Background())
+}
+
+// closePprof stops the pprof endpoint, if any; profiles in progress are cut.
+func (s *Server) closePprof() {
+	if s.pprof != nil {
+		_ = s.pprof.Close()
+		_ = s.pprofLis.Close() // when Serve never ran; a second close only errors
+	}
+}
+
+// pprofMux serves the net/http/pprof handlers on a mux of their own, so that
+// nothing registered on http.DefaultServeMux is exposed with them.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

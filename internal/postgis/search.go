@@ -49,14 +49,24 @@ ORDER BY t.name COLLATE "C", t.id
 LIMIT @limit`
 )
 
-// Search returns one page of things matching q.
-func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
-	if err := q.Filter.Validate(); err != nil {
-		return geo.Page{}, err
-	}
-	if q.Limit <= 0 {
-		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
-	}
+// WholeGeometryPointSQL answers the point query the naive way: ST_Contains
+// against every candidate's whole geometry, without the parts table. It takes
+// the same parameters as the statement SearchStatement returns for a point
+// query and returns the same columns in the same order. The service never
+// sends it; it is the reference that search-bench measures the parts against.
+const WholeGeometryPointSQL = `SELECT ` + thingColumns + `
+FROM thing t
+WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint(@lng::float8, @lat::float8), 4326))
+  AND t.name ILIKE @pattern
+  AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
+ORDER BY t.name COLLATE "C", t.id
+LIMIT @limit`
+
+// SearchStatement returns the SQL and the bind values Search sends for q,
+// which must be valid, so that search-bench can send the very same statement
+// straight to the database. Rows scan with ScanThing; there is one row more
+// than q.Limit when a next page exists.
+func SearchStatement(q geo.Query) (string, pgx.NamedArgs) {
 	after := geo.Cursor{}
 	if q.After != nil {
 		after = *q.After
@@ -68,16 +78,27 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 		"limit":            q.Limit + 1, // one more tells whether a next page exists
 		"include_geometry": q.IncludeGeometry,
 	}
-	sql := searchByNameSQL
-	if q.Point != nil {
-		sql = searchByPointSQL
-		args["lng"], args["lat"] = q.Point.Lng, q.Point.Lat
+	if q.Point == nil {
+		return searchByNameSQL, args
 	}
+	args["lng"], args["lat"] = q.Point.Lng, q.Point.Lat
+	return searchByPointSQL, args
+}
+
+// Search returns one page of things matching q.
+func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
+	if err := q.Filter.Validate(); err != nil {
+		return geo.Page{}, err
+	}
+	if q.Limit <= 0 {
+		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
+	}
+	sql, args := SearchStatement(q)
 	rows, err := s.pool.Query(ctx, sql, args)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}
-	things, err := pgx.CollectRows(rows, scanThing)
+	things, err := pgx.CollectRows(rows, ScanThing)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}
@@ -90,7 +111,8 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	return page, nil
 }
 
-func scanThing(row pgx.CollectableRow) (geo.Thing, error) {
+// ScanThing scans one row of the statements SearchStatement returns.
+func ScanThing(row pgx.CollectableRow) (geo.Thing, error) {
 	var t geo.Thing
 	err := row.Scan(&t.ID, &t.Key, &t.Name, &t.Properties,
 		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON)
