@@ -20,6 +20,13 @@ import (
 // is either on the thing's boundary (not contained) or on a line along which
 // ST_Subdivide cut it (contained); only then is the whole geometry consulted.
 // The answer is therefore exactly ST_Contains(thing.geom, point).
+//
+// Each hit's thing is then fetched by primary key. The OFFSET 0 keeps the
+// planner from flattening that lookup into a join: estimating a dozen hits,
+// it would otherwise hash-join them against a scan of every thing, which
+// costs more than the rest of the query on the 1:10m countries (a point is
+// in zero to two things). EXPLAIN and the measurements are in
+// docs/BENCHMARKS.md.
 const (
 	thingColumns = `t.id, coalesce(t.key, ''), t.name, t.properties,
        t.min_lng, t.min_lat, t.max_lng, t.max_lat,
@@ -34,7 +41,7 @@ const (
     GROUP BY p.thing_id
 )
 SELECT ` + thingColumns + `
-FROM hit JOIN thing t ON t.id = hit.thing_id, pt
+FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))
   AND t.name ILIKE @pattern
   AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
