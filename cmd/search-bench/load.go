@@ -72,8 +72,8 @@ func naivePoint(pool *pgxpool.Pool, points []geo.Point) op {
 	}
 }
 
-func queryThings(ctx context.Context, pool *pgxpool.Pool, sql string, args pgx.NamedArgs) (int, error) {
-	rows, err := pool.Query(ctx, sql, args)
+func queryThings(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (int, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -263,8 +263,8 @@ func verifyNames(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool)
 	return nil
 }
 
-func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args pgx.NamedArgs) ([]int64, error) {
-	rows, err := pool.Query(ctx, sql, args)
+func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) ([]int64, error) {
+	rows, err := pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, err
 	}
