@@ -49,6 +49,7 @@ type options struct {
 	gridCells   int
 	countries   string
 	serverBin   string
+	baselineBin string
 	databaseURL string
 	serverAddr  string
 	logging     bool
@@ -107,6 +108,7 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.IntVar(&o.gridCells, "grid-cells", 100_000, "cells of the synthetic grid (0: no grid rounds)")
 	f.StringVar(&o.countries, "countries", "testdata/ne_10m_countries.geojson.gz", "the GeoJSON to import and search")
 	f.StringVar(&o.serverBin, "server-bin", "", "the search-server binary (default: beside search-bench, else on PATH)")
+	f.StringVar(&o.baselineBin, "baseline-bin", "", "also run gRPC rounds on this other search-server binary (e.g. an older build) on the same database, for before/after in one run")
 	f.StringVar(&o.databaseURL, "database-url", "", "with --server-addr: measure this existing database instead of a throwaway one")
 	f.StringVar(&o.serverAddr, "server-addr", "", "with --database-url: measure this running server (host:port)")
 	f.BoolVar(&o.logging, "logging-rounds", true, "also run rounds on a second server with Kafka log shipping and StatsD on")
@@ -133,6 +135,9 @@ func (o *options) validate() error {
 	}
 	if o.gridCells < 0 {
 		errs = append(errs, errors.New("--grid-cells must not be negative"))
+	}
+	if o.baselineBin != "" && o.serverAddr != "" {
+		errs = append(errs, errors.New("--baseline-bin needs a server started by search-bench, not --server-addr"))
 	}
 	if (o.serverAddr == "") != (o.databaseURL == "") {
 		errs = append(errs, errors.New("--server-addr and --database-url go together"))

@@ -18,6 +18,7 @@ const (
 	kindNaive       = "naive"       // ST_Contains on whole geometries, no parts
 	kindName        = "name"        // name search with paging, through gRPC
 	kindGRPCLogging = "grpc+logs"   // kindGRPC on a server with Kafka log shipping and StatsD on
+	kindBaseline    = "grpc before" // kindGRPC on the --baseline-bin server
 	kindGridGRPC    = "grid grpc"   // kindGRPC on the synthetic grid
 	kindGridDirect  = "grid direct" // kindDirect on the synthetic grid
 )
@@ -204,6 +205,7 @@ func (r *report) summarize() {
 	grpcDirect := pair("gRPC / direct SQL (rate)", kindGRPC, kindDirect)
 	partsNaive := pair("parts / naive whole-geometry SQL (rate)", kindDirect, kindNaive)
 	logging := pair("logging+StatsD on / off, gRPC (rate)", kindGRPCLogging, kindGRPC)
+	pair("gRPC / gRPC on --baseline-bin (rate)", kindGRPC, kindBaseline)
 	pair("grid gRPC / grid direct SQL (rate)", kindGridGRPC, kindGridDirect)
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
 

@@ -37,6 +37,13 @@ func (e endpoint) pid() int {
 	return e.proc.pid()
 }
 
+// roundKind is one kind of round and what it runs against.
+type roundKind struct {
+	kind string
+	at   endpoint
+	op   func(int) op
+}
+
 // bench holds what the rounds run against.
 type bench struct {
 	o      options
@@ -55,11 +62,11 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	}}
 
 	var (
-		main, logging endpoint
-		dbURL         = o.databaseURL
-		db            *database
-		obs           *observability
-		dir           string
+		main, logging, baseline endpoint
+		dbURL                   = o.databaseURL
+		db                      *database
+		obs                     *observability
+		dir                     string
 	)
 	if o.serverAddr == "" {
 		var err error
@@ -92,6 +99,15 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		}
 		defer p.stop()
 		main = endpoint{conn: p.conn, proc: p}
+		if o.baselineBin != "" {
+			b.progress("starting the baseline search-server (%s)", o.baselineBin)
+			p, err := startServer(ctx, o.baselineBin, dir, "baseline", map[string]string{"DATABASE_URL": dbURL})
+			if err != nil {
+				return nil, err
+			}
+			defer p.stop()
+			baseline = endpoint{conn: p.conn, proc: p}
+		}
 		if o.logging {
 			if obs, err = startObservability(); err != nil {
 				return nil, err
@@ -147,28 +163,26 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	if err := verifyNames(ctx, main.conn, pool); err != nil {
 		return nil, fmt.Errorf("answers differ: %w", err)
 	}
-	if logging.conn != nil {
-		if _, err := verifyPoints(ctx, logging.conn, pool, b.points[:min(o.verify, 100)], false); err != nil {
-			return nil, fmt.Errorf("answers differ (server with logging on):\n%w", err)
+	for _, other := range []endpoint{logging, baseline} {
+		if other.conn == nil {
+			continue
+		}
+		if _, err := verifyPoints(ctx, other.conn, pool, b.points[:min(o.verify, 100)], false); err != nil {
+			return nil, fmt.Errorf("answers differ (server %s):\n%w", other.proc.name, err)
 		}
 	}
 
-	kinds := []struct {
-		kind string
-		at   endpoint
-		op   func(int) op
-	}{
+	kinds := []roundKind{
 		{kindGRPC, main, same(grpcPoint(main.conn, b.points))},
 		{kindDirect, endpoint{}, same(directPoint(pool, b.points))},
 		{kindNaive, endpoint{}, same(naivePoint(pool, b.points))},
 		{kindName, main, grpcNameWalk(main.conn, o.seed)},
 	}
 	if logging.conn != nil {
-		kinds = append(kinds, struct {
-			kind string
-			at   endpoint
-			op   func(int) op
-		}{kindGRPCLogging, logging, same(grpcPoint(logging.conn, b.points))})
+		kinds = append(kinds, roundKind{kindGRPCLogging, logging, same(grpcPoint(logging.conn, b.points))})
+	}
+	if baseline.conn != nil {
+		kinds = append(kinds, roundKind{kindBaseline, baseline, same(grpcPoint(baseline.conn, b.points))})
 	}
 	if o.warmup > 0 {
 		b.progress("warming up: %s of each kind", o.warmup)
@@ -370,11 +384,7 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 		return fmt.Errorf("answers differ on the grid:\n%w", err)
 	}
 	r.Verified.GridPoints = n
-	kinds := []struct {
-		kind string
-		at   endpoint
-		op   func(int) op
-	}{
+	kinds := []roundKind{
 		{kindGridGRPC, at, same(grpcPoint(at.conn, b.points))},
 		{kindGridDirect, endpoint{}, same(directPoint(pool, b.points))},
 	}
