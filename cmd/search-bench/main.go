@@ -50,11 +50,13 @@ type options struct {
 	countries   string
 	serverBin   string
 	baselineBin string
+	baselineEnv []string
 	databaseURL string
 	serverAddr  string
 	logging     bool
 	pprofAddr   string
 	soak        time.Duration
+	subdivide   []int
 	json        bool
 	keepLogs    bool
 }
@@ -109,10 +111,12 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.StringVar(&o.countries, "countries", "testdata/ne_10m_countries.geojson.gz", "the GeoJSON to import and search")
 	f.StringVar(&o.serverBin, "server-bin", "", "the search-server binary (default: beside search-bench, else on PATH)")
 	f.StringVar(&o.baselineBin, "baseline-bin", "", "also run gRPC rounds on this other search-server binary (e.g. an older build) on the same database, for before/after in one run")
+	f.StringArrayVar(&o.baselineEnv, "baseline-env", nil, "KEY=VALUE for the --baseline-bin server (repeatable), e.g. LOG_LEVEL=warn to measure a setting")
 	f.StringVar(&o.databaseURL, "database-url", "", "with --server-addr: measure this existing database instead of a throwaway one")
 	f.StringVar(&o.serverAddr, "server-addr", "", "with --database-url: measure this running server (host:port)")
 	f.BoolVar(&o.logging, "logging-rounds", true, "also run rounds on a second server with Kafka log shipping and StatsD on")
 	f.StringVar(&o.pprofAddr, "pprof-addr", "", "serve the main server's pprof here (loopback host:port) while the rounds run")
+	f.IntSliceVar(&o.subdivide, "subdivide", nil, "after the rounds, rebuild the parts with each of these ST_Subdivide sizes (e.g. 32,64,128,256,512) and run direct rounds on each")
 	f.DurationVar(&o.soak, "soak", 0, "after the rounds, search for this long and sample the server's RSS (e.g. 10m)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' log files (their directory is printed)")
@@ -133,14 +137,19 @@ func (o *options) validate() error {
 	if o.points < 1 || o.verify < 0 || o.verify > o.points {
 		errs = append(errs, errors.New("--points must be at least 1 and --verify between 0 and --points"))
 	}
+	for _, n := range o.subdivide {
+		if n < 5 {
+			errs = append(errs, fmt.Errorf("--subdivide: %d: ST_Subdivide needs at least 5 vertices", n))
+		}
+	}
+	if len(o.subdivide) > 0 && o.serverAddr != "" {
+		errs = append(errs, errors.New("--subdivide rewrites the parts table: only on the throwaway database"))
+	}
 	if o.gridCells < 0 {
 		errs = append(errs, errors.New("--grid-cells must not be negative"))
 	}
 	if o.baselineBin != "" && o.serverAddr != "" {
 		errs = append(errs, errors.New("--baseline-bin needs a server started by search-bench, not --server-addr"))
-	}
-	if (o.serverAddr == "") != (o.databaseURL == "") {
-		errs = append(errs, errors.New("--server-addr and --database-url go together"))
 	}
 	if o.serverAddr == "" && o.serverBin == "" {
 		bin, err := findServerBin()
@@ -148,6 +157,17 @@ func (o *options) validate() error {
 			errs = append(errs, err)
 		}
 		o.serverBin = bin
+	}
+	for _, kv := range o.baselineEnv {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			errs = append(errs, fmt.Errorf("--baseline-env %q: want KEY=VALUE", kv))
+		}
+	}
+	if len(o.baselineEnv) > 0 && o.baselineBin == "" {
+		o.baselineBin = o.serverBin // the same binary, other settings
+	}
+	if (o.serverAddr == "") != (o.databaseURL == "") {
+		errs = append(errs, errors.New("--server-addr and --database-url go together"))
 	}
 	return errors.Join(errs...)
 }

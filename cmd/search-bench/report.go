@@ -17,8 +17,9 @@ const (
 	kindDirect      = "direct"      // the server's point statement sent with pgx
 	kindNaive       = "naive"       // ST_Contains on whole geometries, no parts
 	kindName        = "name"        // name search with paging, through gRPC
+	kindHealth      = "grpc health" // the standard health check: a gRPC round trip without the database
 	kindGRPCLogging = "grpc+logs"   // kindGRPC on a server with Kafka log shipping and StatsD on
-	kindBaseline    = "grpc before" // kindGRPC on the --baseline-bin server
+	kindBaseline    = "baseline"    // kindGRPC on the --baseline-bin server
 	kindGridGRPC    = "grid grpc"   // kindGRPC on the synthetic grid
 	kindGridDirect  = "grid direct" // kindDirect on the synthetic grid
 )
@@ -124,17 +125,29 @@ type soakResult struct {
 	Samples          []soakSample `json:"samples"`
 }
 
+// subdivideResult is the direct point query on parts cut at one size.
+type subdivideResult struct {
+	MaxVertices int       `json:"max_vertices"`
+	Parts       int64     `json:"parts"`
+	RPS         float64   `json:"rps"` // median over the rounds
+	P50Ms       float64   `json:"p50_ms"`
+	P99Ms       float64   `json:"p99_ms"`
+	DBUsReq     float64   `json:"db_cpu_us_per_request"`
+	PerRound    []float64 `json:"rps_per_round"`
+}
+
 type report struct {
-	Machine  machine        `json:"machine"`
-	Command  string         `json:"command"`
-	Settings settingsReport `json:"settings"`
-	Imports  []importResult `json:"imports,omitempty"`
-	Verified verifyReport   `json:"verified"`
-	Rounds   []roundResult  `json:"rounds"`
-	Medians  []summary      `json:"medians"`
-	Ratios   []ratio        `json:"ratios"`
-	Targets  []target       `json:"targets"`
-	Soak     *soakResult    `json:"soak,omitempty"`
+	Machine   machine           `json:"machine"`
+	Command   string            `json:"command"`
+	Settings  settingsReport    `json:"settings"`
+	Imports   []importResult    `json:"imports,omitempty"`
+	Verified  verifyReport      `json:"verified"`
+	Rounds    []roundResult     `json:"rounds"`
+	Medians   []summary         `json:"medians"`
+	Ratios    []ratio           `json:"ratios"`
+	Targets   []target          `json:"targets"`
+	Soak      *soakResult       `json:"soak,omitempty"`
+	Subdivide []subdivideResult `json:"subdivide,omitempty"`
 }
 
 func median(v []float64) float64 {
@@ -206,6 +219,7 @@ func (r *report) summarize() {
 	partsNaive := pair("parts / naive whole-geometry SQL (rate)", kindDirect, kindNaive)
 	logging := pair("logging+StatsD on / off, gRPC (rate)", kindGRPCLogging, kindGRPC)
 	pair("gRPC / gRPC on --baseline-bin (rate)", kindGRPC, kindBaseline)
+	pair("gRPC search / gRPC health check (rate)", kindGRPC, kindHealth)
 	pair("grid gRPC / grid direct SQL (rate)", kindGridGRPC, kindGridDirect)
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
 
@@ -291,6 +305,19 @@ func (r *report) print(w io.Writer) {
 			per[i] = fmt.Sprintf("%.2f", p)
 		}
 		fmt.Fprintf(w, "%-42s %6.2f   (rounds: %s)\n", rt.Name, rt.Value, strings.Join(per, " "))
+	}
+	if len(r.Subdivide) > 0 {
+		fmt.Fprintln(w, "\nsubdivision size, direct point query on the countries (medians):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "max vertices\tparts\treq/s\tp50 ms\tp99 ms\tdb us/req\trounds req/s\t")
+		for _, sd := range r.Subdivide {
+			per := make([]string, len(sd.PerRound))
+			for i, p := range sd.PerRound {
+				per[i] = fmt.Sprintf("%.0f", p)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t%.0f\t%.2f\t%.2f\t%.0f\t%s\t\n", sd.MaxVertices, sd.Parts, sd.RPS, sd.P50Ms, sd.P99Ms, sd.DBUsReq, strings.Join(per, " "))
+		}
+		tw.Flush()
 	}
 	if sk := r.Soak; sk != nil {
 		fmt.Fprintf(w, "\nsoak: %s of gRPC point searches, %d requests (%.0f/s), %d errors, p99 %.2f ms\n", sk.Duration, sk.Requests, sk.RPS, sk.Errors, sk.P99Ms)

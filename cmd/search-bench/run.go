@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,12 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		main = endpoint{conn: p.conn, proc: p}
 		if o.baselineBin != "" {
 			b.progress("starting the baseline search-server (%s)", o.baselineBin)
-			p, err := startServer(ctx, o.baselineBin, dir, "baseline", map[string]string{"DATABASE_URL": dbURL})
+			env := map[string]string{"DATABASE_URL": dbURL}
+			for _, kv := range o.baselineEnv {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			p, err := startServer(ctx, o.baselineBin, dir, "baseline", env)
 			if err != nil {
 				return nil, err
 			}
@@ -177,6 +183,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		{kindDirect, endpoint{}, same(directPoint(pool, b.points))},
 		{kindNaive, endpoint{}, same(naivePoint(pool, b.points))},
 		{kindName, main, grpcNameWalk(main.conn, o.seed)},
+		{kindHealth, main, same(grpcHealth(main.conn))},
 	}
 	if logging.conn != nil {
 		kinds = append(kinds, roundKind{kindGRPCLogging, logging, same(grpcPoint(logging.conn, b.points))})
@@ -205,6 +212,12 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		b.progress("soak: %s of gRPC point searches", o.soak)
 		sk := b.soak(ctx, main)
 		r.Soak = &sk
+	}
+
+	if len(o.subdivide) > 0 && db != nil {
+		if err := b.subdivideCurve(ctx, r, pool); err != nil {
+			return nil, err
+		}
 	}
 
 	if o.gridCells > 0 && db != nil {
@@ -419,4 +432,67 @@ func writeJSON(w io.Writer, r *report) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// subdivideCurve rebuilds thing_part with each of o.subdivide as
+// ST_Subdivide's vertex limit and runs direct rounds of the point query on
+// each, the sizes alternating within each round. It leaves the parts at
+// the last size; the database is thrown away after the run.
+func (b *bench) subdivideCurve(ctx context.Context, r *report, pool *pgxpool.Pool) error {
+	sizes := b.o.subdivide
+	res := make([]subdivideResult, len(sizes))
+	dbs := make([][]float64, len(sizes))
+	p50s, p99s := make([][]float64, len(sizes)), make([][]float64, len(sizes))
+	for round := 1; round <= b.o.rounds; round++ {
+		for i, n := range sizes {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			parts, err := b.rebuildParts(ctx, pool, n)
+			if err != nil {
+				return err
+			}
+			if round == 1 {
+				if _, err := verifyPoints(ctx, nil, pool, b.points[:min(b.o.verify, 300)], true); err != nil {
+					return fmt.Errorf("parts of %d vertices:\n%w", n, err)
+				}
+			}
+			runLoad(ctx, b.o.concurrency, b.o.warmup, same(directPoint(pool, b.points)))
+			rr := b.round(ctx, round, fmt.Sprintf("parts %d", n), endpoint{}, same(directPoint(pool, b.points)))
+			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms", round, n, parts, rr.RPS, rr.P50Ms, rr.P99Ms)
+			res[i].MaxVertices, res[i].Parts = n, parts
+			res[i].PerRound = append(res[i].PerRound, rr.RPS)
+			dbs[i], p50s[i], p99s[i] = append(dbs[i], rr.DBUsReq), append(p50s[i], rr.P50Ms), append(p99s[i], rr.P99Ms)
+		}
+	}
+	for i := range res {
+		res[i].RPS, res[i].DBUsReq = median(res[i].PerRound), median(dbs[i])
+		res[i].P50Ms, res[i].P99Ms = median(p50s[i]), median(p99s[i])
+	}
+	r.Subdivide = res
+	return nil
+}
+
+// rebuildParts recuts every thing's parts at n vertices, as the
+// thing_part_sync trigger does at 128.
+func (b *bench) rebuildParts(ctx context.Context, pool *pgxpool.Pool, n int) (int64, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
+	if _, err := tx.Exec(ctx, "TRUNCATE thing_part"); err != nil {
+		return 0, fmt.Errorf("rebuild parts: %w", err)
+	}
+	tag, err := tx.Exec(ctx, "INSERT INTO thing_part (thing_id, geom) SELECT t.id, (ST_Dump(ST_Subdivide(t.geom, $1::int))).geom FROM thing t", n)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild parts at %d vertices: %w", n, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE thing_part"); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }
