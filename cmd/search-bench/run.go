@@ -316,11 +316,11 @@ func (b *bench) round(ctx context.Context, n int, kind string, at endpoint, newO
 }
 
 // soak searches for o.soak and samples the server's RSS every interval.
-// Warm-up is the first tenth (between 5 s and a minute): the pool, gRPC's
-// buffers and the Go heap settle there.
+// Warm-up is the first tenth (between 5 s and a minute, at most half): the
+// pool, gRPC's buffers and the Go heap settle there.
 func (b *bench) soak(ctx context.Context, at endpoint) soakResult {
 	d := b.o.soak
-	warmup := min(max(d/10, 5*time.Second), time.Minute)
+	warmup := min(max(d/10, 5*time.Second), time.Minute, d/2)
 	interval := min(max(d/60, time.Second), 10*time.Second)
 	var count atomic.Int64
 	grpcOp := grpcPoint(at.conn, b.points)
