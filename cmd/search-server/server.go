@@ -35,6 +35,7 @@ import (
 type Server struct {
 	cfg          config
 	logger       *slog.Logger
+	logOut       *logBuffer // stdout, where the access log's records may wait
 	level        *slog.LevelVar
 	shipper      *kafka.Shipper // nil without KAFKA_BROKERS
 	statsd       *statsd.Client
@@ -63,15 +64,18 @@ type Server struct {
 func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	out := slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	h := slog.Handler(out)
+	logOut := newLogBuffer(stdout, accessLogDelay, accessLogBatch)
+	out := slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
+	accessOut := slog.NewJSONHandler(logOut.Deferred(), &slog.HandlerOptions{Level: level})
+	h, ha := slog.Handler(out), slog.Handler(accessOut)
 	var shipper *kafka.Shipper
 	if len(cfg.Kafka.Brokers) > 0 {
 		attrs := []slog.Attr{slog.String("service", "search-server"), slog.String("instance", cfg.InstanceID)}
 		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, level, out.WithAttrs(attrs))
-		h = shipper.Handler(out)
+		h, ha = shipper.Handler(out), shipper.Handler(accessOut)
 	}
 	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
+	accessLogger := slog.New(ha).With("service", "search-server", "instance", cfg.InstanceID)
 	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
 	m := metrics.Metrics(sc)
 	closeOnError := func() {
@@ -79,6 +83,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		if shipper != nil {
 			shipper.Close(ctx)
 		}
+		logOut.Close()
 	}
 
 	timeout := postgis.NewStatementTimeout(cfg.DB.StatementTimeout)
@@ -105,7 +110,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	svc := postgis.NewSearchService(pool)
-	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, m)...)
+	gs := grpc.NewServer(grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	api := grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
@@ -118,6 +123,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	s := &Server{
 		cfg:          cfg,
 		logger:       logger,
+		logOut:       logOut,
 		level:        level,
 		shipper:      shipper,
 		statsd:       sc,
@@ -273,7 +279,8 @@ func (s *Server) deregister(ctx context.Context) {
 }
 
 // flush sends buffered metrics and queued log records, within
-// LOG_FLUSH_TIMEOUT for the logs. Nothing is logged to Kafka after it. Only
+// LOG_FLUSH_TIMEOUT for the logs, and writes the access log records that
+// wait. Nothing is logged to Kafka after it. Only
 // the first call does anything (Run flushes, and Close may follow).
 func (s *Server) flush(ctx context.Context) {
 	s.flushOnce.Do(func() {
@@ -281,6 +288,7 @@ func (s *Server) flush(ctx context.Context) {
 		if s.shipper != nil {
 			s.shipper.Close(context.WithoutCancel(ctx))
 		}
+		s.logOut.Close()
 	})
 }
 

@@ -133,12 +133,14 @@ func (s *Server) SetLimits(cfg Config) {
 // message size limits and the interceptor chains (logging outermost, then
 // metrics, then error mapping, then, for unary calls, the default deadline,
 // then panic recovery, so that the log and the metrics see the final status
-// code).
-func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics) []grpc.ServerOption {
+// code). Internal errors are logged to logger; access gets one record per
+// finished RPC (the server may batch its writes: it is on every request's
+// path).
+func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), defaultDeadline(cfg.DefaultTimeout), recoverUnary),
-		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), recoverStream),
+		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), defaultDeadline(cfg.DefaultTimeout), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(access), measureStream(m), mapErrorsStream(logger), recoverStream),
 	}
 }
 

@@ -111,7 +111,7 @@ func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *
 		defer mu.Unlock()
 		return logs.Write(p)
 	}), nil))
-	gs := grpc.NewServer(grpcapi.ServerOptions(testConfig, logger, metrics.Nop{})...)
+	gs := grpc.NewServer(grpcapi.ServerOptions(testConfig, logger, logger, metrics.Nop{})...)
 	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, testConfig, grpcapi.Info{InstanceID: "test-1"}, metrics.Nop{}))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
