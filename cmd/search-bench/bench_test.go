@@ -90,7 +90,7 @@ func TestBenchmarkSmoke(t *testing.T) {
 	if r.Verified.Points != 200 || r.Verified.PointHits == 0 || r.Verified.GridPoints == 0 || r.Verified.NameQueries == 0 {
 		t.Errorf("verified: %+v", r.Verified)
 	}
-	if len(r.Subdivide) != 2 || r.Subdivide[0].Parts <= r.Subdivide[1].Parts || r.Subdivide[1].RPS <= 0 {
+	if len(r.Subdivide) != 2 || r.Subdivide[0].Parts <= r.Subdivide[1].Parts || r.Subdivide[1].RPS <= 0 || r.Subdivide[1].LandRPS <= 0 {
 		t.Errorf("subdivide: %+v (smaller pieces must mean more parts)", r.Subdivide)
 	}
 	if r.Soak == nil || r.Soak.Requests == 0 || r.Soak.Errors != 0 || len(r.Soak.Samples) == 0 || r.Soak.RSSLastMB <= 0 {

@@ -124,6 +124,7 @@ type importResult struct {
 	TargetSeconds    float64 `json:"target_seconds"`
 	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
 	DBCPUSeconds     float64 `json:"db_cpu_seconds"`
+	BenchCPUSeconds  float64 `json:"bench_cpu_seconds"` // the client encoding and sending
 }
 
 // importDataset streams ds to the server as one import (one transaction).

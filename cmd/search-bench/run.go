@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/postgis"
 )
 
 // Import targets of the issue, in seconds.
@@ -263,13 +264,14 @@ func (b *bench) openPool(ctx context.Context, url string) (*pgxpool.Pool, error)
 // autovacuum would shortly after a bulk load, so that no round runs on a
 // plan made without statistics.
 func (b *bench) importAndAnalyze(ctx context.Context, at endpoint, ds *dataset, pool *pgxpool.Pool) (importResult, error) {
-	srv0, db0 := b.serverCPU(at), treeCPU(b.pmPID)
+	srv0, db0, self0 := b.serverCPU(at), treeCPU(b.pmPID), selfCPU()
 	imp, err := importDataset(ctx, at.conn, ds)
 	if err != nil {
 		return imp, err
 	}
 	imp.ServerCPUSeconds = (b.serverCPU(at) - srv0).Seconds()
 	imp.DBCPUSeconds = (treeCPU(b.pmPID) - db0).Seconds()
+	imp.BenchCPUSeconds = (selfCPU() - self0).Seconds()
 	b.progress("imported %d features (%d rejected) in %.2f s: %.0f features/s, %.0f vertices/s",
 		imp.Imported, imp.Rejected, imp.Seconds, imp.FeaturesPerSec, imp.VerticesPerSec)
 	if _, err := pool.Exec(ctx, "ANALYZE thing, thing_part"); err != nil {
@@ -440,9 +442,13 @@ func writeJSON(w io.Writer, r *report) error {
 // the last size; the database is thrown away after the run.
 func (b *bench) subdivideCurve(ctx context.Context, r *report, pool *pgxpool.Pool) error {
 	sizes := b.o.subdivide
+	land, err := b.landPoints(ctx, pool, 10_000)
+	if err != nil {
+		return err
+	}
 	res := make([]subdivideResult, len(sizes))
-	dbs := make([][]float64, len(sizes))
-	p50s, p99s := make([][]float64, len(sizes)), make([][]float64, len(sizes))
+	dbs, landDBs := make([][]float64, len(sizes)), make([][]float64, len(sizes))
+	p50s, p99s, landP99s := make([][]float64, len(sizes)), make([][]float64, len(sizes)), make([][]float64, len(sizes))
 	for round := 1; round <= b.o.rounds; round++ {
 		for i, n := range sizes {
 			if ctx.Err() != nil {
@@ -460,17 +466,44 @@ func (b *bench) subdivideCurve(ctx context.Context, r *report, pool *pgxpool.Poo
 			runLoad(ctx, b.o.concurrency, b.o.warmup, same(directPoint(pool, b.points)))
 			rr := b.round(ctx, round, fmt.Sprintf("parts %d", n), endpoint{}, same(directPoint(pool, b.points)))
 			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms", round, n, parts, rr.RPS, rr.P50Ms, rr.P99Ms)
+			lr := b.round(ctx, round, fmt.Sprintf("land parts %d", n), endpoint{}, same(directPoint(pool, land)))
+			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p99 %7.2f ms on land points", round, n, parts, lr.RPS, lr.P99Ms)
 			res[i].MaxVertices, res[i].Parts = n, parts
 			res[i].PerRound = append(res[i].PerRound, rr.RPS)
+			res[i].LandPerRound = append(res[i].LandPerRound, lr.RPS)
 			dbs[i], p50s[i], p99s[i] = append(dbs[i], rr.DBUsReq), append(p50s[i], rr.P50Ms), append(p99s[i], rr.P99Ms)
+			landDBs[i], landP99s[i] = append(landDBs[i], lr.DBUsReq), append(landP99s[i], lr.P99Ms)
 		}
 	}
 	for i := range res {
 		res[i].RPS, res[i].DBUsReq = median(res[i].PerRound), median(dbs[i])
 		res[i].P50Ms, res[i].P99Ms = median(p50s[i]), median(p99s[i])
+		res[i].LandRPS, res[i].LandDBUsReq, res[i].LandP99Ms = median(res[i].LandPerRound), median(landDBs[i]), median(landP99s[i])
 	}
 	r.Subdivide = res
 	return nil
+}
+
+// landPoints returns up to n of the random points, in order, that are
+// inside some thing.
+func (b *bench) landPoints(ctx context.Context, pool *pgxpool.Pool, n int) ([]geo.Point, error) {
+	var land []geo.Point
+	for _, p := range b.points {
+		sql, args := postgis.SearchStatement(pointQuery(p))
+		ids, err := queryIDs(ctx, pool, sql, args)
+		if err != nil {
+			return nil, fmt.Errorf("find land points: %w", err)
+		}
+		if len(ids) > 0 {
+			if land = append(land, p); len(land) == n {
+				break
+			}
+		}
+	}
+	if len(land) == 0 {
+		return nil, fmt.Errorf("none of the %d random points is inside a thing", len(b.points))
+	}
+	return land, nil
 }
 
 // rebuildParts recuts every thing's parts at n vertices, as the
