@@ -73,9 +73,14 @@ test: deps proto-check lint test-go test-stack
 test-go: consul grpcurl
 	$(GO) test -race -count=1 ./...
 
-## bench: the benchmarks, three rounds each; compare numbers within one run
-##        (the full performance benchmark comes with its own issue)
-bench: deps consul
+## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
+##        its own PostgreSQL and servers, imports, verifies, then alternates
+##        gRPC, direct SQL, naive SQL and name rounds and prints the table);
+##        then the Go benchmarks, three rounds each. Compare ratios within one
+##        run. BENCHFLAGS adds flags, e.g. BENCHFLAGS="--soak 10m" or "--json"
+BENCHFLAGS ?=
+bench: deps build consul
+	$(BIN)/search-bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"reflect"
@@ -41,6 +42,9 @@ type config struct {
 	// ConfigPrefix, when set, is the Consul KV prefix watched for live
 	// configuration (keys are the lower-case variable names).
 	ConfigPrefix string `env:"CONFIG_CONSUL_PREFIX"`
+	// PprofAddr, when set, serves net/http/pprof on this loopback address
+	// (profiles reveal internals, so never on an outside interface).
+	PprofAddr string `env:"PPROF_ADDR"`
 
 	DB     postgis.Config
 	GRPC   grpcapi.Config
@@ -113,8 +117,24 @@ func parseEach(ctx context.Context, t reflect.Type, l envconfig.Lookuper, bad ma
 
 // validate reports every invalid setting at once.
 func (c config) validate() error {
-	if err := errors.Join(c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
+	if err := errors.Join(validatePprofAddr(c.PprofAddr), c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
 		return configError{err}
+	}
+	return nil
+}
+
+// validatePprofAddr accepts "" (off) or host:port with a loopback host:
+// 127.0.0.0/8, ::1 or localhost.
+func validatePprofAddr(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("PPROF_ADDR must be host:port, got %q", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("PPROF_ADDR must be on loopback (127.0.0.1, ::1 or localhost), got %q: profiles reveal internals", addr)
 	}
 	return nil
 }

@@ -82,3 +82,38 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 		t.Errorf("bad --log-level: %v, want a configuration error", err)
 	}
 }
+
+func TestPprofAddrMustBeLoopback(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"", true},
+		{"127.0.0.1:6060", true},
+		{"127.0.0.2:0", true},
+		{"[::1]:6060", true},
+		{"localhost:6060", true},
+		{":6060", false},
+		{"0.0.0.0:6060", false},
+		{"10.1.2.3:6060", false},
+		{"example.com:6060", false},
+		{"127.0.0.1", false},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
+				"DATABASE_URL": "postgres://localhost/x", "PPROF_ADDR": tc.addr,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.validate()
+			if tc.ok != (err == nil) {
+				t.Fatalf("PPROF_ADDR=%q: validate: %v, want ok=%v", tc.addr, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "PPROF_ADDR") {
+				t.Errorf("error %q does not name PPROF_ADDR", err)
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"net"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -219,5 +221,34 @@ func TestServesWithoutKafkaOrStatsD(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPprofIsOptInOnItsOwnMux checks that PPROF_ADDR serves the profiles and
+// nothing else registered on http.DefaultServeMux.
+func TestPprofIsOptInOnItsOwnMux(t *testing.T) {
+	t.Parallel()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	http.HandleFunc("/pprof-test-default-mux", func(http.ResponseWriter, *http.Request) {})
+	startServer(t, map[string]string{"PPROF_ADDR": addr}, true)
+	for path, want := range map[string]int{
+		"/debug/pprof/cmdline":         http.StatusOK,
+		"/debug/pprof/heap?debug=1":    http.StatusOK,
+		"/pprof-test-default-mux":      http.StatusNotFound,
+		"/debug/pprof/no-such-profile": http.StatusNotFound,
+	} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %s, want %d", path, resp.Status, want)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -33,6 +35,7 @@ import (
 type Server struct {
 	cfg          config
 	logger       *slog.Logger
+	logOut       *logBuffer // stdout, where the access log's records may wait
 	level        *slog.LevelVar
 	shipper      *kafka.Shipper // nil without KAFKA_BROKERS
 	statsd       *statsd.Client
@@ -47,6 +50,8 @@ type Server struct {
 	pool         *pgxpool.Pool
 	writer       *pgxpool.Pool // nil without DATABASE_WRITE_URL
 	lis          net.Listener
+	pprof        *http.Server // nil without PPROF_ADDR
+	pprofLis     net.Listener
 	grpc         *grpc.Server
 	health       *health.Server
 	ready        *grpcapi.Readiness
@@ -61,20 +66,23 @@ type Server struct {
 func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	out := slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: level})
-	h := slog.Handler(out)
+	logOut := newLogBuffer(stdout, accessLogDelay, accessLogBatch)
+	out := slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
+	accessOut := slog.NewJSONHandler(logOut.Deferred(), &slog.HandlerOptions{Level: level})
+	h, ha := slog.Handler(out), slog.Handler(accessOut)
 	var shipper *kafka.Shipper
 	if len(cfg.Kafka.Brokers) > 0 {
 		attrs := []slog.Attr{slog.String("service", "search-server"), slog.String("instance", cfg.InstanceID)}
 		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, level, out.WithAttrs(attrs))
-		h = shipper.Handler(out)
+		h, ha = shipper.Handler(out), shipper.Handler(accessOut)
 	}
 	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
+	accessLogger := slog.New(ha).With("service", "search-server", "instance", cfg.InstanceID)
 	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
 	m := metrics.Metrics(sc)
 	// undo releases what was built so far, last first, when a later step
 	// fails.
-	undo := []func(){closeMetrics}
+	undo := []func(){logOut.Close, closeMetrics}
 	if shipper != nil {
 		undo = append(undo, func() { shipper.Close(ctx) })
 	}
@@ -108,6 +116,15 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		return fail(fmt.Errorf("listen: %w", err))
 	}
 	undo = append(undo, func() { _ = lis.Close() })
+	var pprofSrv *http.Server
+	var pprofLis net.Listener
+	if cfg.PprofAddr != "" {
+		if pprofLis, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return fail(fmt.Errorf("listen for pprof: %w", err))
+		}
+		undo = append(undo, func() { _ = pprofLis.Close() })
+		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	}
 	svc := postgis.NewSearchService(pool, svcOpts...)
 	auth := grpcapi.NewAuth(cfg.GRPC)
 	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
@@ -116,7 +133,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	if len(cfg.GRPC.ReadTokens) > 0 && len(cfg.GRPC.WriteTokens) == 0 {
 		logger.Warn("READ_TOKENS is set without WRITE_TOKENS: every Import is refused")
 	}
-	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, m, auth)
+	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
 	if err != nil {
 		return fail(configError{err})
 	}
@@ -133,6 +150,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	s := &Server{
 		cfg:          cfg,
 		logger:       logger,
+		logOut:       logOut,
 		level:        level,
 		shipper:      shipper,
 		statsd:       sc,
@@ -145,6 +163,8 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		pool:         pool,
 		writer:       writer,
 		lis:          lis,
+		pprof:        pprofSrv,
+		pprofLis:     pprofLis,
 		grpc:         gs,
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
@@ -220,6 +240,10 @@ func (s *Server) Run(ctx context.Context) error {
 			s.watchConfig(rctx)
 		}()
 	}
+	if s.pprof != nil {
+		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
+		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
@@ -230,6 +254,7 @@ func (s *Server) Run(ctx context.Context) error {
 		wg.Wait()
 		s.health.Shutdown()
 		s.deregister(ctx)
+		s.closePprof()
 		s.closePools()
 		s.flush(ctx)
 		return fmt.Errorf("serve: %w", err)
@@ -260,6 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("serve ended with an error", "error", err.Error())
 	}
 
+	s.closePprof()
 	s.logger.Info("shutting down", "step", "closing database pool")
 	s.closePools()
 	s.logger.Info("shutting down", "step", "flushing metrics and logs")
@@ -283,7 +309,8 @@ func (s *Server) deregister(ctx context.Context) {
 }
 
 // flush sends buffered metrics and queued log records, within
-// LOG_FLUSH_TIMEOUT for the logs. Nothing is logged to Kafka after it. Only
+// LOG_FLUSH_TIMEOUT for the logs, and writes the access log records that
+// wait. Nothing is logged to Kafka after it. Only
 // the first call does anything (Run flushes, and Close may follow).
 func (s *Server) flush(ctx context.Context) {
 	s.flushOnce.Do(func() {
@@ -291,6 +318,7 @@ func (s *Server) flush(ctx context.Context) {
 		if s.shipper != nil {
 			s.shipper.Close(context.WithoutCancel(ctx))
 		}
+		s.logOut.Close()
 	})
 }
 
@@ -315,6 +343,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 // Close releases everything without draining; use it when Run was never
 // called or to abort. It is safe to call after Run.
 func (s *Server) Close() {
+	s.closePprof()
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
 	s.closePools()
@@ -327,4 +356,24 @@ func (s *Server) closePools() {
 	if s.writer != nil {
 		s.writer.Close()
 	}
+}
+
+// closePprof stops the pprof endpoint, if any; profiles in progress are cut.
+func (s *Server) closePprof() {
+	if s.pprof != nil {
+		_ = s.pprof.Close()
+		_ = s.pprofLis.Close() // when Serve never ran; a second close only errors
+	}
+}
+
+// pprofMux serves the net/http/pprof handlers on a mux of their own, so that
+// nothing registered on http.DefaultServeMux is exposed with them.
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -155,11 +155,13 @@ func (s *Server) SetLimits(cfg Config) {
 // (logging outermost, then metrics, then error mapping, then authorization,
 // then, for unary calls, the default deadline, then panic recovery, so that
 // the log and the metrics see the final status code, refusals included).
-func ServerOptions(cfg Config, logger *slog.Logger, m metrics.Metrics, auth *Auth) ([]grpc.ServerOption, error) {
+// Internal errors are logged to logger; access gets one record per finished
+// RPC (the server may batch its writes: it is on every request's path).
+func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, auth *Auth) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(logger), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
-		grpc.ChainStreamInterceptor(logStream(logger), measureStream(m), mapErrorsStream(logger), auth.stream, recoverStream),
+		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(access), measureStream(m), mapErrorsStream(logger), auth.stream, recoverStream),
 	}
 	creds, err := ServerCredentials(cfg)
 	if err != nil {

@@ -121,7 +121,7 @@ func serveWith(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, opts ...
 		defer mu.Unlock()
 		return logs.Write(p)
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	serverOpts, err := grpcapi.ServerOptions(cfg, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
+	serverOpts, err := grpcapi.ServerOptions(cfg, logger, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func TestSearchStreamEndsWhenTheClientStopsReading(t *testing.T) {
 	cfg.StreamSendTimeout = 300 * time.Millisecond
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
-	opts, err := grpcapi.ServerOptions(cfg, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
+	opts, err := grpcapi.ServerOptions(cfg, logger, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}

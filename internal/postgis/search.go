@@ -11,7 +11,7 @@ import (
 
 // Results are ordered by (name COLLATE "C", id), byte-wise so that every
 // server and every locale pages the same way. A page starts after the cursor
-// ($cursor_name, $cursor_id); the first page uses (”, 0), which precedes
+// ($2, $3 below); the first page uses (”, 0), which precedes
 // every row because names are never empty.
 //
 // The point query finds candidate parts through their GiST index. A point in
@@ -20,13 +20,26 @@ import (
 // is either on the thing's boundary (not contained) or on a line along which
 // ST_Subdivide cut it (contained); only then is the whole geometry consulted.
 // The answer is therefore exactly ST_Contains(thing.geom, point).
+//
+// The parameters are positional, the same in every statement: $1 the ILIKE
+// pattern, $2 and $3 the cursor's name and id, $4 the limit, $5 whether to
+// return geometry, and for points $6 lng and $7 lat. (pgx's named arguments
+// would rewrite the SQL text on every call: a fifth of the server's
+// allocations per search.)
+//
+// Each hit's thing is then fetched by primary key. The OFFSET 0 keeps the
+// planner from flattening that lookup into a join: estimating a dozen hits,
+// it would otherwise hash-join them against a scan of every thing, which
+// costs more than the rest of the query on the 1:10m countries (a point is
+// in zero to two things). EXPLAIN and the measurements are in
+// docs/BENCHMARKS.md.
 const (
 	thingColumns = `t.id, coalesce(t.key, ''), t.name, t.properties,
        t.min_lng, t.min_lat, t.max_lng, t.max_lat,
-       CASE WHEN @include_geometry::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
+       CASE WHEN $5::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
 
 	searchByPointSQL = `WITH pt AS (
-    SELECT ST_SetSRID(ST_MakePoint(@lng::float8, @lat::float8), 4326) AS g
+    SELECT ST_SetSRID(ST_MakePoint($6::float8, $7::float8), 4326) AS g
 ), hit AS (
     SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside
     FROM thing_part p, pt
@@ -34,20 +47,50 @@ const (
     GROUP BY p.thing_id
 )
 SELECT ` + thingColumns + `
-FROM hit JOIN thing t ON t.id = hit.thing_id, pt
+FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))
-  AND t.name ILIKE @pattern
-  AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
+  AND t.name ILIKE $1::text
+  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
 ORDER BY t.name COLLATE "C", t.id
-LIMIT @limit`
+LIMIT $4::bigint`
 
 	searchByNameSQL = `SELECT ` + thingColumns + `
 FROM thing t
-WHERE t.name ILIKE @pattern
-  AND (t.name COLLATE "C", t.id) > (@cursor_name::text COLLATE "C", @cursor_id::bigint)
+WHERE t.name ILIKE $1::text
+  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
 ORDER BY t.name COLLATE "C", t.id
-LIMIT @limit`
+LIMIT $4::bigint`
 )
+
+// WholeGeometryPointSQL answers the point query the naive way: ST_Contains
+// against every candidate's whole geometry, without the parts table. It takes
+// the same parameters as the statement SearchStatement returns for a point
+// query and returns the same columns in the same order. The service never
+// sends it; it is the reference that search-bench measures the parts against.
+const WholeGeometryPointSQL = `SELECT ` + thingColumns + `
+FROM thing t
+WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($6::float8, $7::float8), 4326))
+  AND t.name ILIKE $1::text
+  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
+ORDER BY t.name COLLATE "C", t.id
+LIMIT $4::bigint`
+
+// SearchStatement returns the SQL and the bind values Search sends for q,
+// which must be valid, so that search-bench can send the very same statement
+// straight to the database. Rows scan with ScanThing; there is one row more
+// than q.Limit when a next page exists.
+func SearchStatement(q geo.Query) (string, []any) {
+	after := geo.Cursor{}
+	if q.After != nil {
+		after = *q.After
+	}
+	// One more than the limit tells whether a next page exists.
+	args := []any{likePattern(q.Query), after.Name, after.ID, q.Limit + 1, q.IncludeGeometry}
+	if q.Point == nil {
+		return searchByNameSQL, args
+	}
+	return searchByPointSQL, append(args, q.Point.Lng, q.Point.Lat)
+}
 
 // Search returns one page of things matching q.
 func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
@@ -57,27 +100,12 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	if q.Limit <= 0 {
 		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
 	}
-	after := geo.Cursor{}
-	if q.After != nil {
-		after = *q.After
-	}
-	args := pgx.NamedArgs{
-		"pattern":          likePattern(q.Query),
-		"cursor_name":      after.Name,
-		"cursor_id":        after.ID,
-		"limit":            q.Limit + 1, // one more tells whether a next page exists
-		"include_geometry": q.IncludeGeometry,
-	}
-	sql := searchByNameSQL
-	if q.Point != nil {
-		sql = searchByPointSQL
-		args["lng"], args["lat"] = q.Point.Lng, q.Point.Lat
-	}
-	rows, err := s.pool.Query(ctx, sql, args)
+	sql, args := SearchStatement(q)
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}
-	things, err := pgx.CollectRows(rows, scanThing)
+	things, err := pgx.CollectRows(rows, ScanThing)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}
@@ -90,7 +118,8 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	return page, nil
 }
 
-func scanThing(row pgx.CollectableRow) (geo.Thing, error) {
+// ScanThing scans one row of the statements SearchStatement returns.
+func ScanThing(row pgx.CollectableRow) (geo.Thing, error) {
 	var t geo.Thing
 	err := row.Scan(&t.ID, &t.Key, &t.Name, &t.Properties,
 		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON)

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serverBin is the search-server binary the smoke test runs, built once.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "search-bench-test-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		serverBin = filepath.Join(dir, "search-server")
+		if out, err := exec.Command("go", "build", "-o", serverBin, "../search-server").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build search-server: %v\n%s", err, out)
+			return 1
+		}
+		return m.Run()
+	}())
+}
+
+// TestBenchmarkSmoke runs every part of the benchmark for a moment: the
+// stack it starts, both imports, the verification, each kind of round, the
+// subdivision curve and the soak. It checks only that they work and agree,
+// never how fast: timings belong to make bench.
+func TestBenchmarkSmoke(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	cmd := newRootCommand(&stdout, &stderr)
+	cmd.SetArgs([]string{
+		"--server-bin", serverBin,
+		"--countries", "../../testdata/ne_110m_countries.geojson",
+		"--rounds", "1", "--duration", "200ms", "--warmup", "50ms", "--concurrency", "2",
+		"--points", "2000", "--verify", "200", "--grid-cells", "400",
+		"--subdivide", "32,128", "--soak", "2s", "--json",
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		t.Fatalf("search-bench: %v\nprogress:\n%s", err, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("--json output does not parse: %v\n%s", err, stdout.String())
+	}
+
+	kinds := map[string]bool{}
+	for _, rr := range r.Rounds {
+		kinds[rr.Kind] = true
+		if rr.Requests == 0 || rr.Errors != 0 || rr.RPS <= 0 {
+			t.Errorf("round %d %s: %d requests, %d errors (%s)", rr.Round, rr.Kind, rr.Requests, rr.Errors, rr.FirstError)
+		}
+		if rr.Kind != kindDirect && rr.Kind != kindNaive && rr.Kind != kindGridDirect && rr.ServerRSSMB == 0 {
+			t.Errorf("round %d %s: no server RSS", rr.Round, rr.Kind)
+		}
+	}
+	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindGRPCLogging, kindGridGRPC, kindGridDirect} {
+		if !kinds[k] {
+			t.Errorf("no %s round", k)
+		}
+	}
+	if len(r.Medians) != len(kinds) || len(r.Ratios) == 0 || len(r.Targets) == 0 {
+		t.Errorf("%d medians for %d kinds, %d ratios, %d targets", len(r.Medians), len(kinds), len(r.Ratios), len(r.Targets))
+	}
+
+	wantImports := map[string]int64{"ne_110m_countries": 177, "grid 30x15": 450}
+	for _, imp := range r.Imports {
+		if want, ok := wantImports[imp.Dataset]; !ok || imp.Imported != want || imp.Rejected != 0 || imp.VerticesPerSec <= 0 {
+			t.Errorf("import %+v, want %d imported", imp, want)
+		}
+		delete(wantImports, imp.Dataset)
+	}
+	if len(wantImports) > 0 {
+		t.Errorf("imports missing: %v", wantImports)
+	}
+	if r.Verified.Points != 200 || r.Verified.PointHits == 0 || r.Verified.GridPoints == 0 || r.Verified.NameQueries == 0 {
+		t.Errorf("verified: %+v", r.Verified)
+	}
+	if len(r.Subdivide) != 2 || r.Subdivide[0].Parts <= r.Subdivide[1].Parts || r.Subdivide[1].RPS <= 0 || r.Subdivide[1].LandRPS <= 0 {
+		t.Errorf("subdivide: %+v (smaller pieces must mean more parts)", r.Subdivide)
+	}
+	if r.Soak == nil || r.Soak.Requests == 0 || r.Soak.Errors != 0 || len(r.Soak.Samples) == 0 || r.Soak.RSSLastMB <= 0 {
+		t.Errorf("soak: %+v", r.Soak)
+	}
+
+	var text bytes.Buffer
+	r.print(&text)
+	for _, want := range []string{"median", "gRPC / direct SQL", "parts / naive", "target"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+func TestGridCellsTileTheWorld(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{1, 400, 100_000} {
+		ds := gridCells(n)
+		if len(ds.requests) < n || ds.vertices != 5*len(ds.requests) {
+			t.Errorf("gridCells(%d): %d cells, %d vertices", n, len(ds.requests), ds.vertices)
+		}
+		last := ds.requests[len(ds.requests)-1].GetGeometryGeojson()
+		if !strings.Contains(last, "[180,90]") {
+			t.Errorf("gridCells(%d): the last cell %s does not reach (180, 90)", n, last)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	t.Parallel()
+	var lat []time.Duration
+	for i := 1; i <= 1000; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for q, want := range map[float64]time.Duration{0.5: 500 * time.Millisecond, 0.99: 990 * time.Millisecond, 0.999: 999 * time.Millisecond, 1: time.Second} {
+		if got := percentile(lat, q); got != want {
+			t.Errorf("percentile(%v) = %v, want %v", q, got, want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+}

@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// randomPoints returns n points uniform over lng [-180, 180], lat [-90, 90]
+// (land and sea), the same for the same seed.
+func randomPoints(seed uint64, n int) []geo.Point {
+	r := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	pts := make([]geo.Point, n)
+	for i := range pts {
+		pts[i] = geo.Point{Lng: r.Float64()*360 - 180, Lat: r.Float64()*180 - 90}
+	}
+	return pts
+}
+
+// pointQuery is the point search every round sends: the server's default
+// page size, no geometry, as a client asking "what is here?" does.
+func pointQuery(p geo.Point) geo.Query {
+	return geo.Query{Filter: geo.Filter{Point: &p}, Limit: defaultPageSize}
+}
+
+// defaultPageSize is the server's DEFAULT_PAGE_SIZE, which the gRPC requests
+// get by leaving page_size 0.
+const defaultPageSize = 50
+
+// op is one request of a round: it returns how many results it got.
+type op func(ctx context.Context, i int) (int, error)
+
+// grpcPoint searches points[i] through the full gRPC path.
+func grpcPoint(conn *grpc.ClientConn, points []geo.Point) op {
+	c := searchv1.NewSearchServiceClient(conn)
+	return func(ctx context.Context, i int) (int, error) {
+		p := points[i%len(points)]
+		resp, err := c.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}})
+		return len(resp.GetThings()), err
+	}
+}
+
+// grpcHealth calls the standard health check through the same connection:
+// a gRPC round trip that does not reach the database (readiness is cached),
+// the floor under any search through gRPC.
+func grpcHealth(conn *grpc.ClientConn) op {
+	c := healthpb.NewHealthClient(conn)
+	return func(ctx context.Context, _ int) (int, error) {
+		_, err := c.Check(ctx, &healthpb.HealthCheckRequest{})
+		return 0, err
+	}
+}
+
+// directPoint sends the server's own statement for points[i] straight to
+// the database, with the server's bind values, and scans the rows as the
+// server does: the database's limit for this query.
+func directPoint(pool *pgxpool.Pool, points []geo.Point) op {
+	return func(ctx context.Context, i int) (int, error) {
+		sql, args := postgis.SearchStatement(pointQuery(points[i%len(points)]))
+		return queryThings(ctx, pool, sql, args)
+	}
+}
+
+// naivePoint sends the whole-geometry reference query with the same values.
+func naivePoint(pool *pgxpool.Pool, points []geo.Point) op {
+	return func(ctx context.Context, i int) (int, error) {
+		_, args := postgis.SearchStatement(pointQuery(points[i%len(points)]))
+		return queryThings(ctx, pool, postgis.WholeGeometryPointSQL, args)
+	}
+}
+
+func queryThings(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (int, error) {
+	rows, err := pool.Query(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	things, err := pgx.CollectRows(rows, postgis.ScanThing)
+	return len(things), err
+}
+
+// nameQueries are the name searches of the name rounds: common letter
+// pairs and words, from a few matches to most of the countries.
+var nameQueries = []string{"an", "ia", "la", "re", "in", "united", "is", "guinea", "o", "ar", "st", "republic", "ma", "ke", "u"}
+
+// namePageSize is small so that name rounds page: a walk for "a" is
+// twenty requests.
+const namePageSize = 10
+
+// grpcNameWalk walks every page of a name search through gRPC; each page is
+// one request of the round, so one op call is one page.
+func grpcNameWalk(conn *grpc.ClientConn, seed uint64) func(worker int) op {
+	c := searchv1.NewSearchServiceClient(conn)
+	return func(worker int) op {
+		r := rand.New(rand.NewPCG(seed, uint64(worker)))
+		var q, token string
+		return func(ctx context.Context, _ int) (int, error) {
+			if token == "" {
+				q = nameQueries[r.IntN(len(nameQueries))]
+			}
+			resp, err := c.Search(ctx, &searchv1.SearchRequest{Query: q, PageSize: namePageSize, PageToken: token})
+			if err != nil {
+				token = ""
+				return 0, err
+			}
+			token = resp.GetNextPageToken()
+			return len(resp.GetThings()), nil
+		}
+	}
+}
+
+// loadResult is what one timed run of requests measured.
+type loadResult struct {
+	Requests  int
+	Errors    int
+	FirstErr  string
+	Results   int // things returned, over all requests
+	Elapsed   time.Duration
+	Latencies []time.Duration // sorted
+}
+
+// runLoad runs concurrency workers that call newOp(worker) in a loop until
+// d has passed. Requests are numbered from one counter starting at 0, so
+// rounds over the same points send the same points in the same order.
+func runLoad(ctx context.Context, concurrency int, d time.Duration, newOp func(worker int) op) loadResult {
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		res     loadResult
+		next    atomic.Int64
+		stopped atomic.Bool
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	timer := time.AfterFunc(d, func() { stopped.Store(true) })
+	defer timer.Stop()
+	for w := range concurrency {
+		call := newOp(w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 1<<14)
+			var errs, results int
+			var firstErr error
+			for !stopped.Load() && ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+				t0 := time.Now()
+				n, err := call(rctx, i)
+				lat = append(lat, time.Since(t0))
+				rcancel()
+				results += n
+				if err != nil {
+					errs++
+					if firstErr == nil {
+						firstErr = err
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Latencies = append(res.Latencies, lat...)
+			res.Errors += errs
+			res.Results += results
+			if firstErr != nil && res.FirstErr == "" {
+				res.FirstErr = firstErr.Error()
+			}
+		}()
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(start)
+	res.Requests = len(res.Latencies)
+	slices.Sort(res.Latencies)
+	return res
+}
+
+// same returns a constructor giving every worker the same op.
+func same(o op) func(int) op { return func(int) op { return o } }
+
+// percentile returns the q-quantile (0..1) of sorted latencies, nearest rank.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// verifyPoints checks, for points, that the gRPC path (unless conn is nil),
+// the direct statement and, with naive, the whole-geometry reference return
+// the same things in the same order, so that a faster but wrong server
+// cannot win.
+func verifyPoints(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool, points []geo.Point, naive bool) (hits int, err error) {
+	var errs []error
+	for i, p := range points {
+		sql, args := postgis.SearchStatement(pointQuery(p))
+		direct, err := queryIDs(ctx, pool, sql, args)
+		if err != nil {
+			return 0, fmt.Errorf("verify point %d %v directly: %w", i, p, err)
+		}
+		if conn != nil {
+			resp, err := searchv1.NewSearchServiceClient(conn).Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}})
+			if err != nil {
+				return 0, fmt.Errorf("verify point %d %v through gRPC: %w", i, p, err)
+			}
+			var viaGRPC []int64
+			for _, t := range resp.GetThings() {
+				viaGRPC = append(viaGRPC, t.GetId())
+			}
+			if !slices.Equal(viaGRPC, direct) {
+				errs = append(errs, fmt.Errorf("point %d %v: gRPC returned %v, the direct statement %v", i, p, viaGRPC, direct))
+			}
+		}
+		if naive {
+			whole, err := queryIDs(ctx, pool, postgis.WholeGeometryPointSQL, args)
+			if err != nil {
+				return 0, fmt.Errorf("verify point %d %v with whole geometries: %w", i, p, err)
+			}
+			if !slices.Equal(direct, whole) {
+				errs = append(errs, fmt.Errorf("point %d %v: the parts returned %v, whole geometries %v", i, p, direct, whole))
+			}
+		}
+		if len(direct) > 0 {
+			hits++
+		}
+		if len(errs) >= 10 {
+			break
+		}
+	}
+	return hits, errors.Join(errs...)
+}
+
+// verifyNames checks that walking every page of each name query through
+// gRPC returns what one direct query of the server's statement returns.
+func verifyNames(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool) error {
+	c := searchv1.NewSearchServiceClient(conn)
+	for _, q := range nameQueries {
+		var viaGRPC []int64
+		token := ""
+		for {
+			resp, err := c.Search(ctx, &searchv1.SearchRequest{Query: q, PageSize: namePageSize, PageToken: token})
+			if err != nil {
+				return fmt.Errorf("verify name %q through gRPC: %w", q, err)
+			}
+			for _, t := range resp.GetThings() {
+				viaGRPC = append(viaGRPC, t.GetId())
+			}
+			if token = resp.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		sql, args := postgis.SearchStatement(geo.Query{Filter: geo.Filter{Query: q}, Limit: 100_000})
+		direct, err := queryIDs(ctx, pool, sql, args)
+		if err != nil {
+			return fmt.Errorf("verify name %q directly: %w", q, err)
+		}
+		if !slices.Equal(viaGRPC, direct) {
+			return fmt.Errorf("name %q: gRPC pages returned %d things, the direct statement %d, or in another order", q, len(viaGRPC), len(direct))
+		}
+	}
+	return nil
+}
+
+func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) ([]int64, error) {
+	rows, err := pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	things, err := pgx.CollectRows(rows, postgis.ScanThing)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for _, t := range things {
+		ids = append(ids, t.ID)
+	}
+	return ids, nil
+}

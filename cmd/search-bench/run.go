@@ -1,0 +1,531 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// Import targets of the issue, in seconds.
+const (
+	countriesImportTarget = 10
+	gridImportTarget      = 60
+)
+
+// endpoint is where gRPC rounds go: a connection, and the server process
+// when the benchmark started it (for its CPU and RSS).
+type endpoint struct {
+	conn *grpc.ClientConn
+	proc *serverProc // nil for a server the benchmark did not start
+}
+
+func (e endpoint) pid() int {
+	if e.proc == nil {
+		return 0
+	}
+	return e.proc.pid()
+}
+
+// roundKind is one kind of round and what it runs against.
+type roundKind struct {
+	kind string
+	at   endpoint
+	op   func(int) op
+}
+
+// bench holds what the rounds run against.
+type bench struct {
+	o      options
+	log    io.Writer
+	points []geo.Point
+	pmPID  int // the PostgreSQL server's postmaster, 0 if unknown
+}
+
+// run sets up, verifies, runs the rounds (and the soak) and returns the
+// report. Everything it started is stopped when it returns.
+func run(ctx context.Context, o options, log io.Writer) (*report, error) {
+	b := &bench{o: o, log: log, points: randomPoints(o.seed, o.points)}
+	r := &report{Machine: describeMachine(), Settings: settingsReport{
+		Rounds: o.rounds, Duration: o.duration.String(), Concurrency: o.concurrency,
+		Seed: o.seed, Points: o.points, GridCells: o.gridCells, Countries: o.countries,
+	}}
+
+	var (
+		main, logging, baseline endpoint
+		dbURL                   = o.databaseURL
+		db                      *database
+		obs                     *observability
+		dir                     string
+	)
+	if o.serverAddr == "" {
+		var err error
+		if dir, err = os.MkdirTemp("", "search-bench-"); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if o.keepLogs {
+				b.progress("server logs kept in %s", dir)
+			} else {
+				os.RemoveAll(dir)
+			}
+		}()
+		b.progress("starting PostgreSQL with PostGIS")
+		if db, err = startDatabase(ctx); err != nil {
+			return nil, err
+		}
+		defer db.close()
+		if dbURL, err = db.create(ctx, "bench"); err != nil {
+			return nil, err
+		}
+		env := map[string]string{"DATABASE_URL": dbURL}
+		if o.pprofAddr != "" {
+			env["PPROF_ADDR"] = o.pprofAddr
+		}
+		b.progress("starting search-server (%s)", o.serverBin)
+		p, err := startServer(ctx, o.serverBin, dir, "plain", env)
+		if err != nil {
+			return nil, err
+		}
+		defer p.stop()
+		main = endpoint{conn: p.conn, proc: p}
+		if o.baselineBin != "" {
+			b.progress("starting the baseline search-server (%s)", o.baselineBin)
+			env := map[string]string{"DATABASE_URL": dbURL}
+			for _, kv := range o.baselineEnv {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
+			}
+			p, err := startServer(ctx, o.baselineBin, dir, "baseline", env)
+			if err != nil {
+				return nil, err
+			}
+			defer p.stop()
+			baseline = endpoint{conn: p.conn, proc: p}
+		}
+		if o.logging {
+			if obs, err = startObservability(); err != nil {
+				return nil, err
+			}
+			defer obs.close()
+			env := obs.env()
+			env["DATABASE_URL"] = dbURL
+			b.progress("starting search-server with Kafka log shipping and StatsD on")
+			p, err := startServer(ctx, o.serverBin, dir, "logging", env)
+			if err != nil {
+				return nil, err
+			}
+			defer p.stop()
+			logging = endpoint{conn: p.conn, proc: p}
+		}
+	} else {
+		conn, err := grpc.NewClient(o.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		main = endpoint{conn: conn}
+	}
+
+	pool, err := b.openPool(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	if b.pmPID, err = postmasterPID(ctx, dbURL); err != nil {
+		b.progress("database CPU will not be measured: %v", err)
+	}
+
+	if o.serverAddr == "" {
+		ds, err := loadGeoJSON(o.countries)
+		if err != nil {
+			return nil, err
+		}
+		b.progress("importing %s: %d features, %d vertices", ds.name, len(ds.requests), ds.vertices)
+		imp, err := b.importAndAnalyze(ctx, main, ds, pool)
+		if err != nil {
+			return nil, err
+		}
+		imp.TargetSeconds = countriesImportTarget
+		r.Imports = append(r.Imports, imp)
+	}
+
+	b.progress("verifying %d points and %d name searches", o.verify, len(nameQueries))
+	r.Verified.Points, r.Verified.NameQueries = o.verify, len(nameQueries)
+	if r.Verified.PointHits, err = verifyPoints(ctx, main.conn, pool, b.points[:o.verify], true); err != nil {
+		return nil, fmt.Errorf("answers differ:\n%w", err)
+	}
+	if err := verifyNames(ctx, main.conn, pool); err != nil {
+		return nil, fmt.Errorf("answers differ: %w", err)
+	}
+	for _, other := range []endpoint{logging, baseline} {
+		if other.conn == nil {
+			continue
+		}
+		if _, err := verifyPoints(ctx, other.conn, pool, b.points[:min(o.verify, 100)], false); err != nil {
+			return nil, fmt.Errorf("answers differ (server %s):\n%w", other.proc.name, err)
+		}
+	}
+
+	kinds := []roundKind{
+		{kindGRPC, main, same(grpcPoint(main.conn, b.points))},
+		{kindDirect, endpoint{}, same(directPoint(pool, b.points))},
+		{kindNaive, endpoint{}, same(naivePoint(pool, b.points))},
+		{kindName, main, grpcNameWalk(main.conn, o.seed)},
+		{kindHealth, main, same(grpcHealth(main.conn))},
+	}
+	if logging.conn != nil {
+		kinds = append(kinds, roundKind{kindGRPCLogging, logging, same(grpcPoint(logging.conn, b.points))})
+	}
+	if baseline.conn != nil {
+		kinds = append(kinds, roundKind{kindBaseline, baseline, same(grpcPoint(baseline.conn, b.points))})
+	}
+	if o.warmup > 0 {
+		b.progress("warming up: %s of each kind", o.warmup)
+		for _, k := range kinds {
+			runLoad(ctx, o.concurrency, o.warmup, k.op)
+		}
+	}
+	for round := 1; round <= o.rounds; round++ {
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rr := b.round(ctx, round, k.kind, k.at, k.op)
+			b.progress("round %d %-11s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
+			r.Rounds = append(r.Rounds, rr)
+		}
+	}
+
+	if o.soak > 0 && main.proc != nil {
+		b.progress("soak: %s of gRPC point searches", o.soak)
+		sk := b.soak(ctx, main)
+		r.Soak = &sk
+	}
+
+	if len(o.subdivide) > 0 && db != nil {
+		if err := b.subdivideCurve(ctx, r, pool); err != nil {
+			return nil, err
+		}
+	}
+
+	if o.gridCells > 0 && db != nil {
+		if err := b.gridPhase(ctx, r, db, dir); err != nil {
+			return nil, err
+		}
+	}
+	r.Machine.LoadEnd = loadAverage()
+	if err := b.describeDatabase(ctx, pool, &r.Machine); err != nil {
+		return nil, err
+	}
+	r.summarize()
+	return r, nil
+}
+
+func (b *bench) progress(format string, args ...any) {
+	fmt.Fprintf(b.log, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// openPool opens the direct rounds' pool: as many connections as requests
+// in flight, pgx's defaults otherwise (statements prepared and cached per
+// connection, as the server's pool does).
+func (b *bench) openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("--database-url: %w", err)
+	}
+	pc.MaxConns = int32(b.o.concurrency)
+	pc.MinConns = int32(b.o.concurrency)
+	pc.ConnConfig.RuntimeParams["application_name"] = "search-bench"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return pool, nil
+}
+
+// importAndAnalyze imports ds through at and then runs ANALYZE, as
+// autovacuum would shortly after a bulk load, so that no round runs on a
+// plan made without statistics.
+func (b *bench) importAndAnalyze(ctx context.Context, at endpoint, ds *dataset, pool *pgxpool.Pool) (importResult, error) {
+	srv0, db0, self0 := b.serverCPU(at), treeCPU(b.pmPID), selfCPU()
+	imp, err := importDataset(ctx, at.conn, ds)
+	if err != nil {
+		return imp, err
+	}
+	imp.ServerCPUSeconds = (b.serverCPU(at) - srv0).Seconds()
+	imp.DBCPUSeconds = (treeCPU(b.pmPID) - db0).Seconds()
+	imp.BenchCPUSeconds = (selfCPU() - self0).Seconds()
+	b.progress("imported %d features (%d rejected) in %.2f s: %.0f features/s, %.0f vertices/s",
+		imp.Imported, imp.Rejected, imp.Seconds, imp.FeaturesPerSec, imp.VerticesPerSec)
+	if _, err := pool.Exec(ctx, "ANALYZE thing, thing_part"); err != nil {
+		return imp, fmt.Errorf("analyze: %w", err)
+	}
+	return imp, nil
+}
+
+func (b *bench) serverCPU(at endpoint) time.Duration {
+	if at.proc == nil {
+		return 0
+	}
+	st, err := readStat(at.pid())
+	if err != nil {
+		return 0
+	}
+	return st.cpu
+}
+
+// round runs one timed round and measures the CPU of the server (if the
+// round goes through one), of the database and of the benchmark itself.
+func (b *bench) round(ctx context.Context, n int, kind string, at endpoint, newOp func(int) op) roundResult {
+	srv0, db0, self0 := b.serverCPU(at), treeCPU(b.pmPID), selfCPU()
+	res := runLoad(ctx, b.o.concurrency, b.o.duration, newOp)
+	secs := res.Elapsed.Seconds()
+	srv, db, self := (b.serverCPU(at) - srv0).Seconds(), (treeCPU(b.pmPID) - db0).Seconds(), (selfCPU() - self0).Seconds()
+	rr := roundResult{
+		Round: n, Kind: kind, Requests: res.Requests, RPS: float64(res.Requests) / secs,
+		P50Ms: ms(percentile(res.Latencies, 0.50)), P99Ms: ms(percentile(res.Latencies, 0.99)), P999Ms: ms(percentile(res.Latencies, 0.999)),
+		Errors: res.Errors, FirstError: res.FirstErr,
+		ServerCores: srv / secs, DBCores: db / secs, BenchCores: self / secs,
+	}
+	if res.Requests > 0 {
+		rr.HitRate = float64(res.Results) / float64(res.Requests)
+		rr.ServerUsReq = srv * 1e6 / float64(res.Requests)
+		rr.DBUsReq = db * 1e6 / float64(res.Requests)
+	}
+	if at.proc != nil {
+		if rss, err := readRSS(at.pid()); err == nil {
+			rr.ServerRSSMB = float64(rss) / (1 << 20)
+		}
+	}
+	return rr
+}
+
+// soak searches for o.soak and samples the server's RSS every interval.
+// Warm-up is the first tenth (between 5 s and a minute, at most half): the
+// pool, gRPC's buffers and the Go heap settle there.
+func (b *bench) soak(ctx context.Context, at endpoint) soakResult {
+	d := b.o.soak
+	warmup := min(max(d/10, 5*time.Second), time.Minute, d/2)
+	interval := min(max(d/60, time.Second), 10*time.Second)
+	var count atomic.Int64
+	grpcOp := grpcPoint(at.conn, b.points)
+	counted := func(ctx context.Context, i int) (int, error) {
+		count.Add(1)
+		return grpcOp(ctx, i)
+	}
+	var res loadResult
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		res = runLoad(ctx, b.o.concurrency, d, same(counted))
+	}()
+	sk := soakResult{Duration: d.String(), WarmupSeconds: warmup.Seconds()}
+	start := time.Now()
+	last, lastCount := start, int64(0)
+	t := time.NewTicker(interval)
+	for time.Since(start) < d && ctx.Err() == nil {
+		<-t.C
+		now, c := time.Now(), count.Load()
+		rss, _ := readRSS(at.pid())
+		s := soakSample{Seconds: now.Sub(start).Seconds(), RSSMB: float64(rss) / (1 << 20), RPS: float64(c-lastCount) / now.Sub(last).Seconds()}
+		sk.Samples = append(sk.Samples, s)
+		last, lastCount = now, c
+		if s.Seconds >= warmup.Seconds() {
+			if sk.RSSAfterWarmupMB == 0 {
+				sk.RSSAfterWarmupMB = s.RSSMB
+			}
+			sk.RSSMaxMB = max(sk.RSSMaxMB, s.RSSMB)
+			sk.RSSLastMB = s.RSSMB
+		}
+	}
+	t.Stop()
+	wg.Wait()
+	sk.Requests, sk.Errors = res.Requests, res.Errors
+	sk.RPS = float64(res.Requests) / res.Elapsed.Seconds()
+	sk.P99Ms = ms(percentile(res.Latencies, 0.99))
+	if sk.RSSAfterWarmupMB > 0 {
+		sk.GrowthPct = (sk.RSSLastMB - sk.RSSAfterWarmupMB) / sk.RSSAfterWarmupMB * 100
+	}
+	return sk
+}
+
+// gridPhase imports the synthetic grid into a database of its own, served
+// by a server of its own, and runs alternating gRPC and direct rounds on it.
+func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir string) error {
+	url, err := db.create(ctx, "bench_grid")
+	if err != nil {
+		return err
+	}
+	b.progress("starting search-server on the grid database")
+	p, err := startServer(ctx, b.o.serverBin, dir, "grid", map[string]string{"DATABASE_URL": url})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	at := endpoint{conn: p.conn, proc: p}
+	pool, err := b.openPool(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ds := gridCells(b.o.gridCells)
+	b.progress("importing %s: %d features, %d vertices", ds.name, len(ds.requests), ds.vertices)
+	imp, err := b.importAndAnalyze(ctx, at, ds, pool)
+	if err != nil {
+		return err
+	}
+	imp.TargetSeconds = gridImportTarget
+	r.Imports = append(r.Imports, imp)
+	n := min(b.o.verify, 200)
+	if _, err := verifyPoints(ctx, at.conn, pool, b.points[:n], true); err != nil {
+		return fmt.Errorf("answers differ on the grid:\n%w", err)
+	}
+	r.Verified.GridPoints = n
+	kinds := []roundKind{
+		{kindGridGRPC, at, same(grpcPoint(at.conn, b.points))},
+		{kindGridDirect, endpoint{}, same(directPoint(pool, b.points))},
+	}
+	if b.o.warmup > 0 {
+		for _, k := range kinds {
+			runLoad(ctx, b.o.concurrency, b.o.warmup, k.op)
+		}
+	}
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rr := b.round(ctx, round, k.kind, k.at, k.op)
+			b.progress("round %d %-11s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
+			r.Rounds = append(r.Rounds, rr)
+		}
+	}
+	return nil
+}
+
+func (b *bench) describeDatabase(ctx context.Context, pool *pgxpool.Pool, m *machine) error {
+	err := pool.QueryRow(ctx, "SELECT current_setting('server_version'), postgis_lib_version()").Scan(&m.Postgres, &m.PostGIS)
+	if err != nil {
+		return fmt.Errorf("database version: %w", err)
+	}
+	m.Postgres, m.PostGIS = "PostgreSQL "+m.Postgres, "PostGIS "+m.PostGIS
+	return nil
+}
+
+func writeJSON(w io.Writer, r *report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// subdivideCurve rebuilds thing_part with each of o.subdivide as
+// ST_Subdivide's vertex limit and runs direct rounds of the point query on
+// each, the sizes alternating within each round. It leaves the parts at
+// the last size; the database is thrown away after the run.
+func (b *bench) subdivideCurve(ctx context.Context, r *report, pool *pgxpool.Pool) error {
+	sizes := b.o.subdivide
+	land, err := b.landPoints(ctx, pool, 10_000)
+	if err != nil {
+		return err
+	}
+	res := make([]subdivideResult, len(sizes))
+	dbs, landDBs := make([][]float64, len(sizes)), make([][]float64, len(sizes))
+	p50s, p99s, landP99s := make([][]float64, len(sizes)), make([][]float64, len(sizes)), make([][]float64, len(sizes))
+	for round := 1; round <= b.o.rounds; round++ {
+		for i, n := range sizes {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			parts, err := b.rebuildParts(ctx, pool, n)
+			if err != nil {
+				return err
+			}
+			if round == 1 {
+				if _, err := verifyPoints(ctx, nil, pool, b.points[:min(b.o.verify, 300)], true); err != nil {
+					return fmt.Errorf("parts of %d vertices:\n%w", n, err)
+				}
+			}
+			runLoad(ctx, b.o.concurrency, b.o.warmup, same(directPoint(pool, b.points)))
+			rr := b.round(ctx, round, fmt.Sprintf("parts %d", n), endpoint{}, same(directPoint(pool, b.points)))
+			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms", round, n, parts, rr.RPS, rr.P50Ms, rr.P99Ms)
+			lr := b.round(ctx, round, fmt.Sprintf("land parts %d", n), endpoint{}, same(directPoint(pool, land)))
+			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p99 %7.2f ms on land points", round, n, parts, lr.RPS, lr.P99Ms)
+			res[i].MaxVertices, res[i].Parts = n, parts
+			res[i].PerRound = append(res[i].PerRound, rr.RPS)
+			res[i].LandPerRound = append(res[i].LandPerRound, lr.RPS)
+			dbs[i], p50s[i], p99s[i] = append(dbs[i], rr.DBUsReq), append(p50s[i], rr.P50Ms), append(p99s[i], rr.P99Ms)
+			landDBs[i], landP99s[i] = append(landDBs[i], lr.DBUsReq), append(landP99s[i], lr.P99Ms)
+		}
+	}
+	for i := range res {
+		res[i].RPS, res[i].DBUsReq = median(res[i].PerRound), median(dbs[i])
+		res[i].P50Ms, res[i].P99Ms = median(p50s[i]), median(p99s[i])
+		res[i].LandRPS, res[i].LandDBUsReq, res[i].LandP99Ms = median(res[i].LandPerRound), median(landDBs[i]), median(landP99s[i])
+	}
+	r.Subdivide = res
+	return nil
+}
+
+// landPoints returns up to n of the random points, in order, that are
+// inside some thing.
+func (b *bench) landPoints(ctx context.Context, pool *pgxpool.Pool, n int) ([]geo.Point, error) {
+	var land []geo.Point
+	for _, p := range b.points {
+		sql, args := postgis.SearchStatement(pointQuery(p))
+		ids, err := queryIDs(ctx, pool, sql, args)
+		if err != nil {
+			return nil, fmt.Errorf("find land points: %w", err)
+		}
+		if len(ids) > 0 {
+			if land = append(land, p); len(land) == n {
+				break
+			}
+		}
+	}
+	if len(land) == 0 {
+		return nil, fmt.Errorf("none of the %d random points is inside a thing", len(b.points))
+	}
+	return land, nil
+}
+
+// rebuildParts recuts every thing's parts at n vertices, as the
+// thing_part_sync trigger does at 128.
+func (b *bench) rebuildParts(ctx context.Context, pool *pgxpool.Pool, n int) (int64, error) {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
+	if _, err := tx.Exec(ctx, "TRUNCATE thing_part"); err != nil {
+		return 0, fmt.Errorf("rebuild parts: %w", err)
+	}
+	tag, err := tx.Exec(ctx, "INSERT INTO thing_part (thing_id, geom) SELECT t.id, (ST_Dump(ST_Subdivide(t.geom, $1::int))).geom FROM thing t", n)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild parts at %d vertices: %w", n, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE thing_part"); err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,1 @@
+ALTER FUNCTION thing_part_sync() RESET jit;
