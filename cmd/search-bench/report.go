@@ -326,6 +326,14 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "\nsoak: %s of gRPC point searches, %d requests (%.0f/s), %d errors, p99 %.2f ms\n", sk.Duration, sk.Requests, sk.RPS, sk.Errors, sk.P99Ms)
 		fmt.Fprintf(w, "server RSS: %.1f MB after %.0f s warm-up, max %.1f MB after it, %.1f MB at the end (%+.1f%%)\n",
 			sk.RSSAfterWarmupMB, sk.WarmupSeconds, sk.RSSMaxMB, sk.RSSLastMB, sk.GrowthPct)
+		// About ten samples, evenly spaced, show the trend.
+		step := max(1, len(sk.Samples)/10)
+		var trend []string
+		for i := 0; i < len(sk.Samples); i += step {
+			s := sk.Samples[i]
+			trend = append(trend, fmt.Sprintf("%.0fs %.1fMB %.0f/s", s.Seconds, s.RSSMB, s.RPS))
+		}
+		fmt.Fprintf(w, "samples: %s\n", strings.Join(trend, ", "))
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
