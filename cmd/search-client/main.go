@@ -172,13 +172,9 @@ func (o *options) credentials() ([]grpc.DialOption, error) {
 		}
 		return []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, nil
 	}
-	creds, err := o.tlsConf.Credentials()
+	opts, err := o.tlsConf.DialOptions(o.token)
 	if err != nil {
 		return nil, fmt.Errorf("--tls: %w", err)
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if o.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(grpcapi.BearerToken(o.token)))
 	}
 	return opts, nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -72,10 +71,7 @@ func TestInjectionThroughEveryStringFieldIsJustText(t *testing.T) {
 		t.Fatalf("import: %v, %v; want %d stored and the geometry rejected", resp, err, len(injections))
 	}
 
-	conn, err := pgx.Connect(ctx, ts.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, ts.dbURL)
 	defer conn.Close(ctx)
 	var things, withoutParts int
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM thing_part p WHERE p.thing_id = thing.id)) FROM thing`).Scan(&things, &withoutParts); err != nil {

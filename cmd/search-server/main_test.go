@@ -237,18 +237,25 @@ func (s *syncBuffer) String() string {
 
 var _ io.Writer = (*syncBuffer)(nil)
 
+// connect opens a connection to dbURL for the test; the caller closes it.
+func connect(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // fingerprint summarizes everything stored, to prove that bad input changed
 // nothing.
 func fingerprint(t *testing.T, dbURL string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, dbURL)
 	defer conn.Close(ctx)
 	var fp string
-	err = conn.QueryRow(ctx, `SELECT
+	err := conn.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
 		coalesce((SELECT md5(string_agg(id || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '')`).Scan(&fp)
 	if err != nil {

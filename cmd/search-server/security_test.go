@@ -58,17 +58,12 @@ func checkStatus(t *testing.T, a *consultest.Agent, service string) string {
 	return checks[0].Status
 }
 
-// tlsDial dials as a client of ca, with a client certificate when pair is
-// set, and with token when set.
+// tlsDial returns the options of a client with tlsc and, when set, token.
 func tlsDial(t testing.TB, tlsc grpcapi.ClientTLS, token string) []grpc.DialOption {
 	t.Helper()
-	creds, err := tlsc.Credentials()
+	opts, err := tlsc.DialOptions(token)
 	if err != nil {
 		t.Fatal(err)
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(grpcapi.BearerToken(token)))
 	}
 	return opts
 }
@@ -268,10 +263,7 @@ func roleURL(t *testing.T, dbURL, role string) string {
 func loginRole(t *testing.T, dbURL, group string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, dbURL)
 	defer conn.Close(ctx)
 	role := strings.ReplaceAll(secret(group), "-", "_")
 	// Identifiers cannot be bound parameters; role is made here, not taken
@@ -305,10 +297,7 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 
 	// The reader itself can change nothing.
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, reader)
 	defer conn.Close(ctx)
 	for _, sql := range []string{
 		`DELETE FROM thing`,
@@ -322,10 +311,7 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 		}
 	}
 	// Nor can the writer change the schema.
-	wconn, err := pgx.Connect(ctx, writer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wconn := connect(t, writer)
 	defer wconn.Close(ctx)
 	if _, err := wconn.Exec(ctx, `DROP TABLE thing_part`); err == nil {
 		t.Error("the writer dropped a table")

@@ -89,12 +89,9 @@ func newConn(t *testing.T, ts *testServer, opts ...grpc.DialOption) *grpc.Client
 func insertDiscs(t *testing.T, dbURL string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, dbURL)
 	defer conn.Close(ctx)
-	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `ALTER TABLE thing DISABLE TRIGGER thing_part_sync`); err != nil {
 			return err
 		}
@@ -323,6 +320,9 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 
 	var opened, done sync.WaitGroup
 	start := make(chan struct{})
+	// The cut streams read only once their connections are cut: reading
+	// before, they could finish before the cut.
+	severed := make(chan struct{})
 	var mu sync.Mutex
 	outcomes := map[string]int{}
 	outcome := func(format string) {
@@ -355,6 +355,9 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 					return
 				}
 				<-start // all 200 are open
+				if k == cut {
+					<-severed
+				}
 				got := 1
 				for {
 					if k == cancels && got == 5 {
@@ -382,6 +385,7 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 	running := goroutinesIn("grpcapi.(*Server).SearchStream")
 	close(start)
 	raw.cut()
+	close(severed)
 	done.Wait()
 	t.Logf("%d streams of %d things (%d bytes), %d handlers running on the server when all were open; outcomes: %v", total, matches, size, running, outcomes)
 	want := map[string]int{"read all": 10 * perConn, "cancelled": 10 * perConn, "connection lost": 6 * perCutConn}
@@ -403,10 +407,7 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 		t.Logf("pool after the streams: %v", g)
 	}
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, ts.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := connect(t, ts.dbURL)
 	defer conn.Close(ctx)
 	var backends, busy int
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state <> 'idle')

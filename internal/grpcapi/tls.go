@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -84,6 +85,20 @@ func (c ClientTLS) Credentials() (credentials.TransportCredentials, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return credentials.NewTLS(tc), nil
+}
+
+// DialOptions returns the options of a client that verifies the server
+// with c and, when token is set, sends it as a bearer token.
+func (c ClientTLS) DialOptions(token string) ([]grpc.DialOption, error) {
+	creds, err := c.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(BearerToken(token)))
+	}
+	return opts, nil
 }
 
 func loadCertPool(file string) (*x509.CertPool, error) {

@@ -22,13 +22,9 @@ import (
 // tlsc and, when token is set, a bearer token.
 func searchOver(t *testing.T, cfg grpcapi.Config, tlsc grpcapi.ClientTLS, token string) error {
 	t.Helper()
-	creds, err := tlsc.Credentials()
+	opts, err := tlsc.DialOptions(token)
 	if err != nil {
 		t.Fatal(err)
-	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
-	if token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(grpcapi.BearerToken(token)))
 	}
 	conn, _ := serveWith(t, &fakeService{things: []geo.Thing{{ID: 1, Name: "a"}}}, cfg, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
