@@ -102,8 +102,8 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 		"CONSUL_REGISTER":              "true",
 		"CONSUL_HTTP_ADDR":             a.HTTPAddr(),
 		"SERVICE_NAME":                 service,
-		"CONSUL_CHECK_INTERVAL":        "200ms",
-		"CONSUL_CHECK_TIMEOUT":         "150ms",
+		"CONSUL_CHECK_INTERVAL":        "1s", // a TLS handshake on a loaded machine
+		"CONSUL_CHECK_TIMEOUT":         "1s", // can exceed a shorter timeout
 		"CONSUL_CHECK_TLS_SERVER_NAME": "search.internal",
 	}, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile, CertFile: client.CertFile, KeyFile: client.KeyFile}, "")...)
 	importFixture(t, ts)
@@ -141,7 +141,8 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 		{"wrong server name", []string{"--tls-ca", ca.CertFile, "--tls-server-name", "other.internal", "--tls-cert", client.CertFile, "--tls-key", client.KeyFile}, "other.internal"},
 		{"no client certificate", []string{"--tls-ca", ca.CertFile}, "Unavailable"},
 	} {
-		out, errOut, code := run(append(tc.args, "--timeout", "5s", "search", "--lat", "48.85", "--lng", "2.35")...)
+		// By address: what fails is TLS, whatever discovery says meanwhile.
+		out, errOut, code := ts.runClient(t, append(tc.args, "--timeout", "5s", "search", "--lat", "48.85", "--lng", "2.35")...)
 		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(out, "France") {
 			t.Errorf("%s: exit %d, want 1 with %q\n%s%s", tc.name, code, tc.want, out, errOut)
 		}
@@ -369,8 +370,8 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 		"CONSUL_HTTP_TOKEN":     consulTok,
 		"CONFIG_CONSUL_PREFIX":  prefix,
 		"SERVICE_NAME":          service,
-		"CONSUL_CHECK_INTERVAL": "200ms",
-		"CONSUL_CHECK_TIMEOUT":  "150ms",
+		"CONSUL_CHECK_INTERVAL": "1s", // a TLS handshake on a loaded machine
+		"CONSUL_CHECK_TIMEOUT":  "1s", // can exceed a shorter timeout
 		"LOG_LEVEL":             "debug",
 	}
 	ts := startServerWith(t, env, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, writeTok)...)
