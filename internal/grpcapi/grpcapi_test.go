@@ -1,7 +1,6 @@
 package grpcapi_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -104,7 +103,7 @@ var testConfig = grpcapi.Config{
 
 // serve runs a gRPC server on loopback around svc and returns a client and
 // the server's log.
-func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *bytes.Buffer) {
+func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *lockedBuffer) {
 	t.Helper()
 	conn, logs := serveWith(t, svc, testConfig, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	return searchv1.NewSearchServiceClient(conn), logs
@@ -112,15 +111,10 @@ func serve(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, *
 
 // serveWith runs a gRPC server configured by cfg, with the health service,
 // and returns a connection to it dialled with opts, and the server's log.
-func serveWith(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, opts ...grpc.DialOption) (*grpc.ClientConn, *bytes.Buffer) {
+func serveWith(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, opts ...grpc.DialOption) (*grpc.ClientConn, *lockedBuffer) {
 	t.Helper()
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := slog.New(slog.NewJSONHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return logs.Write(p)
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	serverOpts, err := grpcapi.ServerOptions(cfg, logger, logger, metrics.Nop{}, grpcapi.NewAuth(cfg))
 	if err != nil {
 		t.Fatal(err)
@@ -139,12 +133,8 @@ func serveWith(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, opts ...
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return conn, &logs
+	return conn, logs
 }
-
-type writerFunc func([]byte) (int, error)
-
-func (w writerFunc) Write(p []byte) (int, error) { return w(p) }
 
 func TestErrorsMapToCodesInOnePlace(t *testing.T) {
 	t.Parallel()
