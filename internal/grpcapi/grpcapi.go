@@ -183,9 +183,9 @@ func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) 
 // start from now on. cfg must be valid.
 func (s *Server) SetLimits(cfg Config) {
 	s.limits.Store(&limits{
-		defaultPageSize:    cfg.DefaultPageSize,
-		maxPageSize:        cfg.MaxPageSize,
-		maxFeatureVertices: cfg.MaxFeatureVertices,
+		defaultPageSize:      cfg.DefaultPageSize,
+		maxPageSize:          cfg.MaxPageSize,
+		maxFeatureVertices:   cfg.MaxFeatureVertices,
 		maxImportFeatures:    cfg.MaxImportFeatures,
 		maxConcurrentImports: cfg.MaxConcurrentImports,
 		streamSendTimeout:    cfg.StreamSendTimeout,
