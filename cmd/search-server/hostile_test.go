@@ -264,7 +264,7 @@ func TestCLIRejectsAFeatureWithArrayPropertiesAlone(t *testing.T) {
 	stdout, stderr, code := ts.runClient(t, "import", file)
 	want := `imported 2 features (0 repaired), rejected 2
   rejected feature 1 (): properties must be a JSON object or null, got an array
-  rejected feature 2 (c): geometry type "Point" is not supported; want Polygon or MultiPolygon
+  rejected feature 2 (c): geometry type Point is not supported; want Polygon or MultiPolygon
 `
 	if code != 3 || stdout != want {
 		t.Errorf("exit %d, stdout:\n%s\nstderr: %s\nwant exit 3 and:\n%s", code, stdout, stderr, want)
