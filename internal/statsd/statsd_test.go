@@ -3,9 +3,9 @@ package statsd_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
-	"log/slog"
 	"testing"
 	"time"
 
