@@ -262,8 +262,8 @@ func dockerfiles(t *testing.T, p *types.Project) map[string]string {
 		}
 		out[df] = string(b)
 	}
-	if len(out) < 2 {
-		t.Fatalf("found Dockerfiles %v; want the service's and PostGIS's", out)
+	if len(out) == 0 {
+		t.Fatal("the compose file builds no image")
 	}
 	return out
 }
