@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz deps tools consul grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -76,7 +76,7 @@ help:
 ##       test, then the native stack end to end (test-stack)
 test: deps proto-check lint test-go test-stack
 
-test-go: consul grpcurl
+test-go: consul grpcurl compose
 	$(GO) test -race -count=1 ./...
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
@@ -136,6 +136,17 @@ proto-check: tools
 ## buf breaking and the old-client test check against (do this on a release)
 proto-release: tools
 	$(BIN)/buf build -o testdata/proto/search-v1.binpb
+
+## compose: Docker Compose v2 (the docker CLI plugin), pinned in
+## tools/compose/go.mod, into bin/docker-compose: deploy/compose_test.go
+## runs `docker compose config` and make up's Compose check with it (no
+## engine needed). ~5 minutes, once.
+compose: $(BIN)/docker-compose
+
+COMPOSE_VERSION = $(shell awk '$$1 == "github.com/docker/compose/v2" { print $$2 }' tools/compose/go.mod)
+$(BIN)/docker-compose: tools/compose/go.mod tools/compose/go.sum
+	cd tools/compose && $(GO) build -ldflags "-X github.com/docker/compose/v2/internal.Version=$(COMPOSE_VERSION)" \
+		-o $(BIN)/docker-compose github.com/docker/compose/v2/cmd
 
 ## grpcurl: grpcurl, pinned in tools/grpcurl/go.mod, into bin/
 grpcurl: $(BIN)/grpcurl

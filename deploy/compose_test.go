@@ -515,3 +515,73 @@ func TestMakeUpWithDockerBuildsNothing(t *testing.T) {
 		}
 	}
 }
+
+// composePlugin returns a DOCKER_CONFIG directory whose cli-plugins holds
+// the pinned Compose v2 (bin/docker-compose, built by make compose), so
+// that the docker client here runs `docker compose`; no engine is needed
+// for config and version.
+func composePlugin(t *testing.T) string {
+	t.Helper()
+	bin, err := filepath.Abs("../bin/docker-compose")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("Compose v2 is not built: run make compose (%v)", err)
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Fatalf("the docker client is needed to run Compose as its plugin: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "cli-plugins"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(dir, "cli-plugins", "docker-compose")); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestComposeV2AcceptsTheFile validates the file with Compose itself, as
+// `make up` will run it, with every profile.
+func TestComposeV2AcceptsTheFile(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("docker", "compose", "--profile", "*", "config", "--quiet")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+composePlugin(t))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker compose config: %v\n%s", err, out)
+	}
+}
+
+// TestMakeUpRequiresComposeV2 runs make up's Compose check: it passes with
+// Compose v2 and, without it, fails with a message that says what is
+// needed (Compose v1 cannot read the file).
+func TestMakeUpRequiresComposeV2(t *testing.T) {
+	t.Parallel()
+	check := func(env ...string) (string, error) {
+		cmd := exec.Command("deploy/docker-stack.sh", "check")
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := check("DOCKER_CONFIG=" + composePlugin(t)); err != nil {
+		t.Errorf("with Compose v2: %v\n%s", err, out)
+	}
+	// No docker command at all: only the tools the script itself needs.
+	path := t.TempDir()
+	for _, tool := range []string{"bash", "dirname", "cat"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(path, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := check("PATH=" + path)
+	if err == nil || !strings.Contains(out, "Compose v2") || !strings.Contains(out, "make up-native") {
+		t.Errorf("without Compose: %v, %q; want a failure saying Compose v2 is needed and the way without Docker", err, out)
+	}
+}
