@@ -20,6 +20,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/hashicorp/consul/api"
+
+	"github.com/geosearch/search/internal/consul/consultest"
 )
 
 func loadCompose(t *testing.T) *types.Project {
@@ -583,5 +586,61 @@ func TestMakeUpRequiresComposeV2(t *testing.T) {
 	out, err := check("PATH=" + path)
 	if err == nil || !strings.Contains(out, "Compose v2") || !strings.Contains(out, "make up-native") {
 		t.Errorf("without Compose: %v, %q; want a failure saying Compose v2 is needed and the way without Docker", err, out)
+	}
+}
+
+// TestConsulSeedKeepsChangedSettings runs the consul-config job's command
+// (as Compose hands it to sh) twice against a real Consul agent, with a
+// setting changed in between: `up` runs the job on every start, and
+// overwriting would undo the change and restart the servers.
+func TestConsulSeedKeepsChangedSettings(t *testing.T) {
+	t.Parallel()
+	bin, err := consultest.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	agent, err := consultest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer agent.Close()
+	path := t.TempDir()
+	if err := os.Symlink(bin, filepath.Join(path, "consul")); err != nil {
+		t.Fatal(err)
+	}
+	job := loadCompose(t).Services["consul-config"]
+	if len(job.Entrypoint) != 2 || job.Entrypoint[0] != "sh" || len(job.Command) != 1 {
+		t.Fatalf("consul-config: entrypoint %v, command %v; this test runs `sh -c COMMAND`", job.Entrypoint, job.Command)
+	}
+	seed := func() {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "sh", "-c", job.Command[0])
+		cmd.Env = append(os.Environ(), "PATH="+path+string(os.PathListSeparator)+os.Getenv("PATH"),
+			"CONSUL_HTTP_ADDR="+agent.HTTPAddr())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("consul-config: %v\n%s", err, out)
+		}
+	}
+	kv := agent.Client().KV()
+	seed()
+	keys, _, err := kv.Keys("search-service/config/", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) < 3 {
+		t.Fatalf("the first run wrote %v, want every seeded key", keys)
+	}
+	if _, err := kv.Put(&api.KVPair{Key: "search-service/config/log_level", Value: []byte("debug")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	seed()
+	pair, _, err := kv.Get("search-service/config/log_level", nil)
+	if err != nil || pair == nil {
+		t.Fatalf("get log_level: %v", err)
+	}
+	if string(pair.Value) != "debug" {
+		t.Errorf("after a second run log_level is %q, want the changed %q", pair.Value, "debug")
 	}
 }
