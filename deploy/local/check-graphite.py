@@ -7,8 +7,8 @@
   format=json it has non-null, positive points in the last ten minutes, and
   with format=png it is a PNG that differs from the "no data" picture of a
   metric that does not exist;
-- the dashboard is stored in graphite-web, and every one of its graphs
-  renders with data.
+- the dashboard is stored in graphite-web, its page opens with it and with
+  no error, and every one of its graphs renders with data.
 
 StatsD flushes every few seconds, so it asks again (at most 120 times, half a
 second apart) until the data is there; it counts, it does not time.
@@ -16,6 +16,7 @@ Exits non-zero naming the first thing that is wrong.
 """
 
 import json
+import re
 import sys
 import time
 import urllib.parse
@@ -64,6 +65,11 @@ def main(base, dashboard_path):
     stored = json.loads(body).get("state", {})
     if len(stored.get("graphs", [])) != len(want["graphs"]):
         sys.exit(f"check: graphite-web has no dashboard {want['name']} with {len(want['graphs'])} graphs")
+    _, page = get(base, f"/dashboard/{want['name']}")
+    page = page.decode()
+    if "var initialState = JSON.parse(" not in page or "var initialError = null;" not in page:
+        error = re.search(r"var initialError = '([^']*)'", page)
+        sys.exit(f"check: the dashboard page does not open cleanly: {error.group(1) if error else 'no initial state'}")
     for graph in want["graphs"]:
         title, targets = graph[1]["title"], graph[1]["target"]
         eventually(f"dashboard graph {title!r} has no data: {targets}",

@@ -162,6 +162,16 @@ start_graphite_web() {
 		"$ROOT/deploy/local/graphite/stack_settings.py.in" >"$dir/stack_settings.py"
 	local env=(env PYTHONPATH="$dir" GRAPHITE_SETTINGS_MODULE=stack_settings DJANGO_SETTINGS_MODULE=graphite.settings)
 	if ! pid_of graphite-web >/dev/null; then
+		# The web UI's static files: Debian's, linked, with dashboard.js
+		# mended (deploy/local/graphite/dashboard-fix.js), as a Django app
+		# of their own so that graphite-web finds its theme's CSS.
+		local static="$dir/stack_static"
+		rm -rf "$static"
+		mkdir -p "$static"
+		: >"$static/__init__.py"
+		cp -rs /usr/share/graphite-web/static "$static/static"
+		rm "$static/static/js/dashboard.js"
+		cat "$ROOT/deploy/local/graphite/dashboard-fix.js" /usr/share/graphite-web/static/js/dashboard.js >"$static/static/js/dashboard.js"
 		# Its own database (dashboards, users): created the first time
 		# (about half a minute), a no-op after.
 		"${env[@]}" django-admin migrate --noinput -v 0 >"$dir/log/migrate.log" 2>&1 ||
