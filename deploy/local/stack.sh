@@ -273,7 +273,12 @@ down() {
 		stop_pid "$name"
 	done
 	if pg_running; then
+		local pg_pid
+		pg_pid=$(head -1 "$STATE/pg/postmaster.pid")
 		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null
+		# pg_ctl returns once the pid file is gone, which the postmaster
+		# removes just before it exits: wait for the exit itself.
+		for _ in $(seq 1 50); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
 		echo "postgres: stopped"
 	fi
 }
