@@ -114,8 +114,9 @@ func TestServerRegistersAndLeavesConsulOnSIGTERM(t *testing.T) {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}
 
-	// Nobody left: the client says so, naming the service and the DNS server.
-	_, errOut, code := run("search", "--query", "x")
+	// Nobody left: the client waits for an instance up to its deadline,
+	// then says so, naming the service and the DNS server.
+	_, errOut, code := run("search", "--query", "x", "--timeout", "2s")
 	if code != 1 || !strings.Contains(errOut, `no healthy instance of "search-sigterm" found through Consul DNS at `+agent.DNSAddr()) {
 		t.Errorf("no instances: exit %d, stderr %q", code, errOut)
 	}
