@@ -214,7 +214,10 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // Registration runs in the background from the start: the server serves
 // whether or not Consul answers.
 func (s *Server) Run(ctx context.Context) error {
-	rctx, stopReadiness := context.WithCancel(ctx)
+	// The background loops (readiness, registration, gauges, the KV watch)
+	// outlive ctx until step 1, so that an instance waiting for its
+	// handover is still fully itself.
+	rctx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
