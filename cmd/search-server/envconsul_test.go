@@ -74,6 +74,10 @@ func startFleet(t *testing.T, service string, n int, opts envconsultest.Options)
 	vars["LISTEN_ADDR"] = "127.0.0.1:0"
 	vars["HEALTH_CHECK_INTERVAL"] = "100ms"
 	vars["SHUTDOWN_TIMEOUT"] = "5s"
+	// A shared, loaded test machine can take longer than the default 10s to
+	// start a replacement; the shipped kill_timeout (40s) still covers
+	// 25s + SHUTDOWN_TIMEOUT + LOG_FLUSH_TIMEOUT.
+	vars["CONSUL_HANDOVER_TIMEOUT"] = "25s"
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}

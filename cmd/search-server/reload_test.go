@@ -62,7 +62,7 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 		t.Fatalf("a search for a gets %d things, want over 100 for this test to mean anything", all)
 	}
 
-	putKV(t, kv, prefix+"/default_page_size", "2") // default <= max, or max=3 is invalid
+	putKV(t, kv, prefix+"/default_page_size", "2") // left unset, the default would follow max=3 down to 3
 	putKV(t, kv, prefix+"/max_page_size", "3")
 	eventually(t, 2*time.Second, "max_page_size=3 applied within two seconds", func() bool { return pageOf(t, ts) == 3 })
 	if !strings.Contains(ts.logs.String(), `"variable":"MAX_PAGE_SIZE","key":"max_page_size","old":"1000","new":"3"`) {
@@ -73,8 +73,8 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 	putKV(t, kv, prefix+"/default_page_size", "5") // above the maximum of 3
 	eventually(t, 5*time.Second, "both rejections logged", func() bool {
 		logs := ts.logs.String()
-		return strings.Contains(logs, `"key":"max_page_size","value":"lots","reason":"configuration: MAX_PAGE_SIZE: strconv.ParseInt: parsing \"lots\": invalid syntax`) &&
-			strings.Contains(logs, `"key":"default_page_size","value":"5","reason":"configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"`)
+		return strings.Contains(logs, `"key":"max_page_size","variable":"MAX_PAGE_SIZE","value":"lots","reason":"configuration: MAX_PAGE_SIZE: \"lots\" is not an integer"`) &&
+			strings.Contains(logs, `"key":"default_page_size","variable":"DEFAULT_PAGE_SIZE","value":"5","reason":"configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"`)
 	})
 	if got := pageOf(t, ts); got != 3 {
 		t.Errorf("after invalid values: page of %d, want the previous maximum, 3", got)

@@ -222,7 +222,7 @@ func build[T any](ctx context.Context, l envconfig.Lookuper, specs []spec) (T, e
 		return cfg, fmt.Errorf("config: FollowDefaults asked about unknown variables %v", unknown)
 	}
 	eachStruct(v, func(s reflect.Value) {
-		if c, ok := s.Interface().(Validator); ok {
+		if c, ok := s.Addr().Interface().(Validator); ok {
 			if err := c.Validate(); err != nil {
 				errs = append(errs, err)
 			}
