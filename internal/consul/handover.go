@@ -96,10 +96,21 @@ func (h *Handover) Wait(ctx context.Context) bool {
 	return true
 }
 
-// Release gives up this instance's turn, if it holds it.
+// Release gives up this instance's turn, if it holds it, once Consul's
+// catalog no longer names this instance passing (at most a few seconds
+// after it deregistered: the agent syncs the catalog in the background), so
+// that the next instance does not count it as the peer it waits for.
 func (h *Handover) Release() {
 	if h.lock == nil {
 		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for h.selfPassing(ctx) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(h.poll):
+		}
 	}
 	if err := h.lock.Unlock(); err != nil {
 		h.logger.Warn("handover: cannot release the Consul lock; its session expires on its own", "key", h.key, "error", err.Error())
@@ -133,6 +144,20 @@ func (h *Handover) othersPassing(ctx context.Context) bool {
 	}
 	for _, ep := range eps {
 		if ep.ServiceID != h.serviceID && ep.Health == api.HealthPassing {
+			return true
+		}
+	}
+	return false
+}
+
+// selfPassing says whether the catalog still names this instance passing.
+func (h *Handover) selfPassing(ctx context.Context) bool {
+	eps, err := h.endpoints(ctx)
+	if err != nil {
+		return false
+	}
+	for _, ep := range eps {
+		if ep.ServiceID == h.serviceID && ep.Health == api.HealthPassing {
 			return true
 		}
 	}
