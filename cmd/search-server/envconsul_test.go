@@ -69,6 +69,9 @@ type fleet struct {
 func startFleet(t *testing.T, service string, n int, opts envconsultest.Options) *fleet {
 	t.Helper()
 	f := &fleet{service: service, prefix: service + "/config"}
+	if _, err := agent.Client().KV().DeleteTree(f.prefix, nil); err != nil { // left by an earlier -count
+		t.Fatal(err)
+	}
 	env := os.Environ()
 	vars := consulEnv(service, cluster.NewDatabase(t))
 	vars["LISTEN_ADDR"] = "127.0.0.1:0"
