@@ -239,6 +239,9 @@ func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
 	if diff := cmp.Diff(want, mon.GetRejectedSettings(), protocmp.Transform()); diff != "" {
 		t.Errorf("Monitor's rejected settings (-want +got)\n%s", diff)
 	}
+	if out, errOut, code := ts.runClient(t, "monitor"); code != 0 || !strings.Contains(out, `rejected:  DEFAULT_PAGE_SIZE="many": DEFAULT_PAGE_SIZE: "many" is not an integer`) {
+		t.Errorf("search-client monitor: exit %d\n%s%s", code, out, errOut)
+	}
 	if !regexp.MustCompile(`"level":"ERROR","msg":"configuration value rejected; the setting starts at its default".*"variable":"DEFAULT_PAGE_SIZE","key":"default_page_size","value":"many"`).MatchString(ts.logs.String()) {
 		t.Error("no ERROR log line names the rejected variable")
 	}
