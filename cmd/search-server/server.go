@@ -199,7 +199,7 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Run serves until ctx is cancelled, then shuts down in this order:
 //
-//  0. with other instances registered, the handover (CONSUL_HANDOVER_TIMEOUT):
+//  0. with a peer seen within the last minute, the handover (CONSUL_HANDOVER_TIMEOUT):
 //     still serving, wait for this instance's turn to leave (one at a time
 //     per service) and for another instance to be passing;
 //  1. health NOT_SERVING, so health checks and balancers stop sending work;
@@ -225,10 +225,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.ready.Run(rctx)
 	}()
 	if s.registrar != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			s.registrar.Run(rctx)
+		}()
+		go func() {
+			defer wg.Done()
+			s.handover.Run(rctx)
 		}()
 	}
 	wg.Add(1)

@@ -3,6 +3,7 @@ package consul
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -18,8 +19,11 @@ import (
 // then waits until some other instance of the service is passing; the
 // instance keeps serving meanwhile. It returns within the timeout whatever
 // happens (a holder that hangs, nobody coming up), so shutdown always
-// finishes; a lone instance (nobody else registered when it is told to
-// stop) does not wait, nor does one that cannot reach Consul. The lock is released when the instance has left (Release),
+// finishes. A lone instance does not wait: one that has seen no other
+// instance of its service passing for a minute (Run watches), nor does one
+// that cannot reach Consul. "For a minute", not "now": with splay, the
+// peer may have left a few seconds before this instance is told to stop,
+// its replacement not yet up. The lock is released when the instance has left (Release),
 // and Consul releases it on its own if the process dies (the session's
 // TTL).
 type Handover struct {
@@ -32,7 +36,15 @@ type Handover struct {
 	poll      time.Duration
 
 	lock *api.Lock // held between Wait and Release
+
+	mu       sync.Mutex
+	peers    bool      // another instance was passing at the last report
+	lastPeer time.Time // when one was last seen passing
 }
+
+// peerWindow is how recently another instance must have been passing for
+// Wait to expect one again.
+const peerWindow = time.Minute
 
 // HandoverKey is the KV key instances of service lock to leave one at a
 // time. It is outside the configuration prefix on purpose: a lock taken
@@ -59,7 +71,7 @@ func (h *Handover) Wait(ctx context.Context) bool {
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	if !h.othersRegistered(ctx) {
+	if !h.PeerSeen() {
 		return false
 	}
 	lock, err := h.client.LockOpts(&api.LockOptions{
@@ -118,22 +130,33 @@ func (h *Handover) Release() {
 	h.lock = nil
 }
 
-// othersRegistered says whether another instance of the service is
-// registered, passing or not: an instance alone has nobody to hand over to.
-func (h *Handover) othersRegistered(ctx context.Context) bool {
-	eps, err := h.endpoints(ctx)
-	if err != nil {
-		// Consul cannot say: no handover without it (clients that wait
-		// for a ready instance ride through).
-		h.logger.Warn("handover: cannot list the service's instances; leaving without it", "error", err.Error())
-		return false
-	}
-	for _, ep := range eps {
-		if ep.ServiceID != h.serviceID {
-			return true
+// Run follows the service's passing instances until ctx ends, so that Wait
+// can tell whether this instance has peers.
+func (h *Handover) Run(ctx context.Context) {
+	w := &watcher{health: h.client.Health(), Service: h.service, MinInterval: 250 * time.Millisecond}
+	w.Watch(ctx, func(eps []Endpoint, err error) {
+		if err != nil {
+			return // keep what was known
 		}
-	}
-	return false
+		others := false
+		for _, ep := range eps {
+			others = others || ep.ServiceID != h.serviceID
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if others || h.peers {
+			h.lastPeer = time.Now() // seen now, or seen until now
+		}
+		h.peers = others
+	})
+}
+
+// PeerSeen reports whether another instance of the service is passing, or
+// was within the last minute: whether Wait has a peer to hand over to.
+func (h *Handover) PeerSeen() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.peers || !h.lastPeer.IsZero() && time.Since(h.lastPeer) < peerWindow
 }
 
 // othersPassing says whether another instance of the service is passing.

@@ -12,12 +12,18 @@ import (
 	"github.com/geosearch/search/internal/consul"
 )
 
+// newHandover returns in's handover, following its service until the test
+// ends.
 func newHandover(t *testing.T, cfg consul.Config, in *instance) *consul.Handover {
 	t.Helper()
 	h, err := consul.NewHandover(cfg, in.reg.ServiceID(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return h
 }
 
@@ -31,6 +37,7 @@ func TestHandoverLetsInstancesLeaveOneAtATime(t *testing.T) {
 	a, b := startInstance(t, cfg, "a"), startInstance(t, cfg, "b")
 	eventually(t, "two instances passing", func() bool { return len(dnsSees(t, cfg.ServiceName)) == 2 })
 	ha, hb := newHandover(t, cfg, a), newHandover(t, cfg, b)
+	eventually(t, "each to see the other", func() bool { return ha.PeerSeen() && hb.PeerSeen() })
 
 	if !ha.Wait(context.Background()) {
 		t.Fatal("a waited for nothing with b registered")
@@ -63,24 +70,24 @@ func TestHandoverLetsInstancesLeaveOneAtATime(t *testing.T) {
 	hb.Release()
 }
 
-// TestHandoverIsBounded: with nobody else ever passing, Wait returns at
-// its timeout; a lone instance does not wait at all.
+// TestHandoverIsBounded: with its peer gone critical, Wait returns at its
+// timeout; a lone instance does not wait at all.
 func TestHandoverIsBounded(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig("handover-bounded")
 	cfg.HandoverTimeout = time.Second
 	a := startInstance(t, cfg, "a")
 	eventually(t, "a passing", func() bool { return len(dnsSees(t, cfg.ServiceName)) == 1 })
-	if newHandover(t, cfg, a).Wait(context.Background()) {
+	h := newHandover(t, cfg, a)
+	if h.Wait(context.Background()) {
 		t.Error("a lone instance waited")
 	}
 	b := startInstance(t, cfg, "b")
-	eventually(t, "b registered", func() bool { return len(dnsSees(t, cfg.ServiceName)) == 2 })
-	b.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // registered, never passing
+	eventually(t, "a to see b", h.PeerSeen)
+	b.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) // b fails, and stays failed
 	eventually(t, "b critical", func() bool { return len(dnsSees(t, cfg.ServiceName)) == 1 })
-	h := newHandover(t, cfg, a)
 	if !h.Wait(context.Background()) {
-		t.Error("Wait says it waited for nothing with b registered")
+		t.Error("Wait says it waited for nothing with b seen a moment ago")
 	}
 	h.Release()
 }
