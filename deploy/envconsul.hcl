@@ -4,13 +4,36 @@
 #
 # Every key under search-service/config/ becomes an environment variable,
 # upper-cased (log_level -> LOG_LEVEL), and when a key changes envconsul
-# restarts the server: SIGTERM, wait for it to exit (the server's own
-# shutdown takes at most SHUTDOWN_TIMEOUT + LOG_FLUSH_TIMEOUT, well under
-# kill_timeout), start it again. Restart instances in turn (splay spreads
-# them) and clients see no failed call.
+# restarts the server: SIGTERM, wait for it to exit, start it again with the
+# new environment.
+#
+# Every instance's envconsul watches the same keys, so every instance is
+# told to restart at the same moment. Three things keep clients from
+# noticing (README, "Restarts under envconsul"; docs/RELIABILITY.md):
+#
+#   - the handover: a server told to stop keeps serving until it holds the
+#     service's Consul lock (search-service/handover/lock, outside the
+#     watched prefix on purpose) and another instance is passing, so
+#     instances leave one at a time, each after its replacement or a peer
+#     is up; bounded by CONSUL_HANDOVER_TIMEOUT (10s);
+#   - clients wait for a ready instance within their deadline instead of
+#     failing while discovery briefly names nobody (waitForReady; the CLI
+#     waits for Consul DNS to list an instance);
+#   - the splay below spreads the restarts at random, so the handover
+#     rarely has to make anyone wait.
+#
+# A value that is invalid (a typo in the Consul UI) does not stop the
+# server: a tunable falls back to its default, loudly (ERROR log,
+# config.rejected metrics, Monitor, `search-server config`). Only an
+# invalid essential setting (DATABASE_URL, LISTEN_ADDR, TLS files, tokens,
+# ...) stops it, with status 2, and envconsul exits with it.
 #
 # The server can also watch the same keys itself and apply the live ones
-# without restarting (CONFIG_CONSUL_PREFIX); see the README.
+# without restarting (CONFIG_CONSUL_PREFIX). They are alternatives for one
+# prefix: use one or the other. With both, every change still restarts the
+# server (envconsul) and the watch applies nothing: every key in the prefix
+# is also an environment variable, which wins over KV, so the watch logs
+# each change as ignored.
 
 consul {
   # The agent's address and token come from CONSUL_HTTP_ADDR and
@@ -40,9 +63,12 @@ exec {
   command = ["/usr/local/bin/search-server"]
 
   # A random delay before each restart, so that instances watching the same
-  # keys restart in turn, not all at once.
+  # keys seldom restart at once (the handover covers the times they do).
   splay = "10s"
 
+  # The server's longest shutdown: CONSUL_HANDOVER_TIMEOUT (10s) +
+  # SHUTDOWN_TIMEOUT (15s) + LOG_FLUSH_TIMEOUT (5s) + deregistration (at
+  # most 5s) = 35s; kill_timeout must exceed it, or SIGKILL cuts the drain.
   kill_signal  = "SIGTERM"
-  kill_timeout = "30s"
+  kill_timeout = "40s"
 }

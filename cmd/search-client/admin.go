@@ -19,7 +19,7 @@ func newMonitorCommand(o *options) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Show the server's counts and identity",
+		Short: "Show the server's counts, identity, and the configuration values it rejected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -33,6 +33,11 @@ func newMonitorCommand(o *options) *cobra.Command {
 				up := time.Duration(resp.GetUptimeSeconds() * float64(time.Second)).Round(time.Second)
 				fmt.Fprintf(o.stdout, "things:    %d\nparts:     %d\ninstance:  %s\nversion:   %s\nuptime:    %s\n",
 					resp.GetNThings(), resp.GetNParts(), resp.GetInstanceId(), resp.GetVersion(), up)
+				// Values the instance refused and runs without (at the
+				// default, or the previous value): worth a look.
+				for _, r := range resp.GetRejectedSettings() {
+					fmt.Fprintf(o.stdout, "rejected:  %s=%q: %s\n", r.GetVariable(), r.GetValue(), r.GetReason())
+				}
 				return nil
 			})
 		},

@@ -126,19 +126,19 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 }
 
 // dial returns a client connection balanced over every instance found: by
-// --addr when given, else through Consul DNS, checked once up front so that
-// finding nobody is a clear message rather than a failed call.
+// --addr when given, else through Consul DNS. Through DNS it first waits
+// for an instance to be listed, until ctx ends (at most --timeout, 30s
+// when there is none), so that a moment with nobody passing (every
+// instance restarting at once under envconsul) is waited out, and nobody
+// at all is a clear message rather than a failed call. Idempotent calls
+// through discovery wait for a ready instance too (waitForReady in
+// grpcapi.ClientServiceConfig); a plain --addr fails fast instead.
 func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	target := o.addr
+	direct := target != "" && !strings.HasPrefix(target, consul.HTTPScheme+"://") && !strings.HasPrefix(target, consul.DNSScheme+"://")
 	if target == "" {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		addrs, err := consul.DNSLookup{Server: o.consulDNS}.Lookup(lctx, o.service)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("%w (is a Consul agent running? --consul-dns sets its DNS address; --addr skips discovery)", err)
-		}
-		if len(addrs) == 0 {
-			return nil, &consul.NoInstancesError{Service: o.service, Via: "Consul DNS at " + o.consulDNS}
+		if err := o.waitForInstances(ctx); err != nil {
+			return nil, err
 		}
 		target = consul.DNSTarget(o.consulDNS, o.service)
 	}
@@ -149,11 +149,44 @@ func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	opts = append(opts,
 		grpc.WithResolvers(consul.DNSBuilder{}, consul.HTTPBuilder{Config: consul.Config{Token: o.consulToken}}),
 		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
+	if direct {
+		opts = append(opts, grpc.WithDefaultCallOptions(grpc.WaitForReady(false)))
+	}
 	conn, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		return nil, exitError{exitUsage, fmt.Errorf("--addr %q: %w", o.addr, err)}
 	}
 	return conn, nil
+}
+
+// dnsPoll is how often the CLI asks Consul DNS again while it lists nobody.
+const dnsPoll = 200 * time.Millisecond
+
+// waitForInstances waits until Consul DNS lists an instance of the service,
+// until ctx ends or, without a deadline, for 30s. A DNS server that does not
+// answer fails at once: that is no passing moment.
+func (o *options) waitForInstances(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	for {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		addrs, err := consul.DNSLookup{Server: o.consulDNS}.Lookup(lctx, o.service)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w (is a Consul agent running? --consul-dns sets its DNS address; --addr skips discovery)", err)
+		}
+		if len(addrs) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return &consul.NoInstancesError{Service: o.service, Via: "Consul DNS at " + o.consulDNS}
+		case <-time.After(dnsPoll):
+		}
+	}
 }
 
 // credentials returns the transport security and per-call token options.
@@ -179,16 +212,16 @@ func (o *options) credentials() ([]grpc.DialOption, error) {
 	return opts, nil
 }
 
-// call dials the server and runs fn under --timeout, closing the connection
-// afterwards.
+// call dials the server and runs fn, both under --timeout, closing the
+// connection afterwards.
 func (o *options) call(ctx context.Context, fn func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	ctx, cancel := o.callContext(ctx)
+	defer cancel()
 	conn, err := o.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	ctx, cancel := o.callContext(ctx)
-	defer cancel()
 	return fn(ctx, conn)
 }
 

@@ -4,21 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
 	"runtime/debug"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
-	secrets "github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/kafka"
@@ -26,13 +21,12 @@ import (
 	"github.com/geosearch/search/internal/statsd"
 )
 
-// config is the whole server configuration: each component's Config, read
-// from the environment (the interface envconsul drives), with flags on top
-// and, with CONFIG_CONSUL_PREFIX, Consul KV below.
-//
-// Field tags: env (go-envconfig: the variable, its default), live:"true"
-// (the setting can change while running), secret:"true" (never printed).
-type config struct {
+// serverConfig is the whole server configuration: each component's Config,
+// read from the environment (the interface envconsul drives), with flags on
+// top and, with CONFIG_CONSUL_PREFIX, Consul KV below. internal/config reads,
+// checks and lists it; see its package comment for the tags and for what
+// happens to an invalid value.
+type serverConfig struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level `env:"LOG_LEVEL, default=info" live:"true"`
 	// InstanceID names this process in logs, Monitor and Consul; a unique
@@ -52,75 +46,9 @@ type config struct {
 	Kafka  kafka.Config
 }
 
-// configError marks errors in the configuration; the command exits with
-// exitConfig for them.
-type configError struct{ err error }
-
-func (e configError) Error() string { return "configuration: " + e.err.Error() }
-func (e configError) Unwrap() error { return e.err }
-
-// loadConfig reads the configuration through l (layers of flags, the
-// environment and Consul KV in main; a map in tests). It reports every
-// variable that does not parse, not just the first.
-func loadConfig(ctx context.Context, l envconfig.Lookuper) (config, error) {
-	var c config
-	bad := map[string]bool{}
-	if errs := parseEach(ctx, reflect.TypeOf(c), l, bad); len(errs) > 0 {
-		// Report the others too: validate with the unparsable ones at their
-		// defaults.
-		masked := envconfig.LookuperFunc(func(name string) (string, bool) {
-			if bad[name] {
-				return "", false
-			}
-			return l.Lookup(name)
-		})
-		if envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: masked}) == nil {
-			if err := c.validate(); err != nil {
-				errs = append(errs, errors.Unwrap(err))
-			}
-		}
-		return c, configError{errors.Join(errs...)}
-	}
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: l}); err != nil {
-		return c, configError{err}
-	}
-	if c.InstanceID == "" {
-		c.InstanceID = newInstanceID()
-	}
-	return c, nil
-}
-
-// parseEach decodes every env-tagged field of t on its own, so that each
-// bad variable is reported with its name and reason; bad collects their
-// names.
-func parseEach(ctx context.Context, t reflect.Type, l envconfig.Lookuper, bad map[string]bool) []error {
-	var errs []error
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		if name == "" {
-			if f.Type.Kind() == reflect.Struct {
-				errs = append(errs, parseEach(ctx, f.Type, l, bad)...)
-			}
-			continue
-		}
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
-		if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: one.Interface(), Lookuper: l}); err != nil {
-			_, reason, _ := strings.Cut(err.Error(), ": ")
-			errs = append(errs, fmt.Errorf("%s: %s", name, reason))
-			bad[name] = true
-		}
-	}
-	return errs
-}
-
-// validate reports every invalid setting at once.
-func (c config) validate() error {
-	if err := errors.Join(validatePprofAddr(c.PprofAddr), c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
-		return configError{err}
-	}
-	return nil
-}
+// Validate checks the settings of serverConfig's own fields; the components
+// check theirs.
+func (c serverConfig) Validate() error { return validatePprofAddr(c.PprofAddr) }
 
 // validatePprofAddr accepts "" (off) or host:port with a loopback host:
 // 127.0.0.0/8, ::1 or localhost.
@@ -138,83 +66,14 @@ func validatePprofAddr(addr string) error {
 	return nil
 }
 
-// setting describes one variable of the configuration.
-type setting struct {
-	Var     string // the environment variable
-	Key     string // its Consul KV key: the lower-case name
-	Default string
-	Value   string // formatted; secrets redacted
-	raw     string // formatted, never redacted: for comparisons only
-	Live    bool
-	Secret  bool
-}
-
-// settings lists every variable of c, in declaration order.
-func settings(c config) []setting {
-	var out []setting
-	var walk func(v reflect.Value)
-	walk = func(v reflect.Value) {
-		t := v.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := f.Tag.Get("env")
-			name, opts, _ := strings.Cut(tag, ",")
-			if name == "" {
-				if f.Type.Kind() == reflect.Struct {
-					walk(v.Field(i))
-				}
-				continue
-			}
-			s := setting{Var: name, Key: strings.ToLower(name), Live: f.Tag.Get("live") == "true", Secret: f.Tag.Get("secret") == "true"}
-			for _, o := range strings.Split(opts, ",") {
-				if d, ok := strings.CutPrefix(strings.TrimSpace(o), "default="); ok {
-					s.Default = d
-				}
-			}
-			s.Value = formatValue(v.Field(i).Interface())
-			s.raw = s.Value
-			if s.Secret {
-				s.Value = secrets.Redact(s.Value)
-			}
-			out = append(out, s)
-		}
+// loadConfig reads the configuration through l strictly: any invalid value
+// is an error. Tests use it; the server starts through startupConfig.
+func loadConfig(ctx context.Context, l envconfig.Lookuper) (serverConfig, error) {
+	c, err := config.Build[serverConfig](ctx, l)
+	if c.InstanceID == "" {
+		c.InstanceID = newInstanceID()
 	}
-	walk(reflect.ValueOf(c))
-	return out
-}
-
-func formatValue(v any) string {
-	switch v := v.(type) {
-	case time.Duration:
-		return v.String()
-	case []string:
-		return strings.Join(v, ",")
-	case slog.Level:
-		return strings.ToLower(v.String())
-	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	default:
-		return fmt.Sprint(v)
-	}
-}
-
-// settingsByVar indexes settings by variable name.
-func settingsByVar(c config) map[string]setting {
-	m := map[string]setting{}
-	for _, s := range settings(c) {
-		m[s.Var] = s
-	}
-	return m
-}
-
-// sortedKeys returns m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return c, err
 }
 
 // newInstanceID returns hostname-random: unique per process, readable in logs.
@@ -264,4 +123,64 @@ func buildVersion() string {
 		return "unknown"
 	}
 	return v
+}
+
+// startup is the configuration at start and what was said about it.
+type startup struct {
+	cfg serverConfig
+	// rejected lists the environment's values that were refused.
+	rejected []config.Rejection
+	// reloader follows CONFIG_CONSUL_PREFIX from the keys read at start;
+	// nil without a prefix.
+	reloader *config.Reloader[serverConfig]
+	notices  []config.Notice
+	// kv holds the KV keys in effect at start (for `config`'s sources).
+	kv map[string]string
+}
+
+// startupConfig builds the configuration at start from flags and env, and,
+// when CONFIG_CONSUL_PREFIX is set, the KV keys (read once, with a short
+// timeout; Consul being down is no reason not to start). An invalid
+// tunable in the environment or KV is rejected with a notice; an invalid
+// essential setting, or any invalid flag (typed by a person, now), is a
+// *config.Error.
+func startupConfig(ctx context.Context, flags, env envconfig.Lookuper) (startup, error) {
+	loaded, err := config.Load[serverConfig](ctx, envconfig.MultiLookuper(flags, env))
+	if err != nil {
+		return startup{}, err
+	}
+	st := startup{cfg: loaded.Config, rejected: loaded.Rejected}
+	for _, r := range loaded.Rejected {
+		if _, isFlag := flags.Lookup(r.Var); isFlag {
+			return startup{}, &config.Error{Err: fmt.Errorf("flag for %s: %s", r.Var, r.Reason)}
+		}
+		st.notices = append(st.notices, config.Notice{Level: slog.LevelError, Rejected: true,
+			Msg:   "configuration value rejected; the setting starts at its default",
+			Attrs: []any{"variable", r.Var, "key", r.Key, "value", r.Value, "reason", r.Reason}})
+	}
+	if st.cfg.InstanceID == "" {
+		st.cfg.InstanceID = newInstanceID()
+	}
+	if st.cfg.ConfigPrefix == "" {
+		return st, nil
+	}
+	// Reloading must not generate another instance ID.
+	base := envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"INSTANCE_ID": st.cfg.InstanceID}), loaded.Accepted)
+	st.reloader = config.NewReloader(base, st.cfg, nil, nil)
+	client, err := consul.NewClient(st.cfg.Consul)
+	if err != nil {
+		return startup{}, &config.Error{Err: err}
+	}
+	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	kv, err := consul.NewKVWatcher(client, st.cfg.ConfigPrefix).Get(gctx)
+	cancel()
+	if err != nil {
+		st.notices = append(st.notices, config.Notice{Level: slog.LevelWarn,
+			Msg: "cannot read configuration from Consul KV; starting without it and watching", Attrs: []any{"error", err.Error()}})
+		return st, nil
+	}
+	next, notices := st.reloader.Merge(ctx, kv)
+	st.cfg, st.kv = next, st.reloader.Accepted()
+	st.notices = append(st.notices, notices...)
+	return st, nil
 }

@@ -114,8 +114,9 @@ func TestServerRegistersAndLeavesConsulOnSIGTERM(t *testing.T) {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}
 
-	// Nobody left: the client says so, naming the service and the DNS server.
-	_, errOut, code := run("search", "--query", "x")
+	// Nobody left: the client waits for an instance up to its deadline,
+	// then says so, naming the service and the DNS server.
+	_, errOut, code := run("search", "--query", "x", "--timeout", "2s")
 	if code != 1 || !strings.Contains(errOut, `no healthy instance of "search-sigterm" found through Consul DNS at `+agent.DNSAddr()) {
 		t.Errorf("no instances: exit %d, stderr %q", code, errOut)
 	}
@@ -268,4 +269,30 @@ func (l *searchLoop) stop() (ok, failed int64, firstErr any) {
 	close(l.done)
 	l.wg.Wait()
 	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
+}
+
+// TestCLIWaitsForAnInstance: a search-client run through Consul DNS while no
+// instance is passing (all restarting, say) waits, within --timeout, for one
+// to be listed instead of failing at once.
+func TestCLIWaitsForAnInstance(t *testing.T) {
+	t.Parallel()
+	const service = "search-cli-waits"
+	if got := inDNS(t, service); len(got) != 0 {
+		t.Fatalf("instances %v before the test", got)
+	}
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	ts := &testServer{addr: ""}
+	go func() {
+		out, errOut, code := ts.runClient(t, "--consul-dns", agent.DNSAddr(), "--service", service, "--timeout", "60s", "monitor")
+		done <- result{out, errOut, code}
+	}()
+	startServer(t, consulEnv(service, ""), true)
+	r := <-done
+	if r.code != 0 || !strings.Contains(r.out, "instance:") {
+		t.Errorf("monitor through DNS, started before any instance: exit %d\n%s%s", r.code, r.out, r.errOut)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 	"github.com/spf13/cobra"
 
+	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/postgis"
 )
 
@@ -38,7 +39,7 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "search-server:", err)
-		var ce configError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			os.Exit(exitConfig)
 		}
@@ -78,22 +79,16 @@ func newRootCommand(env envconfig.Lookuper, stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			base := envconfig.MultiLookuper(fv.lookuper(cmd), env)
-			cfg, kv, notices, err := startupConfig(cmd.Context(), base)
+			st, err := startupConfig(cmd.Context(), fv.lookuper(cmd), env)
 			if err != nil {
 				return err
 			}
-			srv, err := NewServer(cmd.Context(), cfg, stdout)
+			srv, err := NewServer(cmd.Context(), st.cfg, stdout)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
-			for _, n := range notices {
-				srv.logger.Log(cmd.Context(), n.level, n.msg, n.attrs...)
-			}
-			if cfg.ConfigPrefix != "" {
-				srv.EnableReload(base, kv)
-			}
+			srv.ReportConfig(cmd.Context(), st)
 			return srv.Run(cmd.Context())
 		},
 	}
@@ -101,29 +96,46 @@ func newRootCommand(env envconfig.Lookuper, stdout io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&fv.logLevel, "log-level", "", "debug, info, warn or error (overrides LOG_LEVEL)")
 	root.PersistentFlags().StringVar(&fv.listenAddr, "listen-addr", "", "address to listen on (overrides LISTEN_ADDR, default :50051)")
 	root.AddCommand(newMigrateCommand(env, &fv), newConfigCommand(env, &fv))
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return configError{err} })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &config.Error{Err: err} })
 	return root
 }
 
 func newConfigCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 	return &cobra.Command{
 		Use:   "config",
-		Short: "Print the effective configuration (secrets redacted), where each value comes from, and whether it can change live",
+		Short: "Print the effective configuration (secrets redacted), where each value comes from, whether it can change live, and the values refused",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := fv.lookuper(cmd)
-			cfg, kv, notices, err := startupConfig(cmd.Context(), envconfig.MultiLookuper(flags, env))
+			st, err := startupConfig(cmd.Context(), flags, env)
 			if err != nil {
 				return err
 			}
-			for _, n := range notices {
-				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s %v\n", n.level, n.msg, n.attrs)
+			for _, n := range st.notices {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s %v\n", n.Level, n.Msg, n.Attrs)
+			}
+			rejected := map[string]config.Rejection{}
+			for _, r := range st.rejected {
+				rejected[r.Var] = r
+			}
+			if st.reloader != nil {
+				for _, r := range st.reloader.Rejected() {
+					rejected[r.Var] = r
+				}
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VARIABLE\tKV KEY\tVALUE\tSOURCE\tLIVE")
-			for _, s := range settings(cfg) {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Var, s.Key, strconv.Quote(s.Value),
-					describeSource(s.Var, flags, env, kv), map[bool]string{true: "live", false: "restart"}[s.Live])
+			fmt.Fprintln(tw, "VARIABLE\tKV KEY\tVALUE\tSOURCE\tLIVE\tREJECTED")
+			for _, s := range config.Settings(st.cfg) {
+				source := config.Source(s.Var, flags, env, st.kv)
+				note := ""
+				if r, ok := rejected[s.Var]; ok {
+					note = fmt.Sprintf("%q: %s", r.Value, r.Reason)
+					if source == "environment" { // the value shown is the default
+						source = "default"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Var, s.Key, strconv.Quote(s.Value),
+					source, map[bool]string{true: "live", false: "restart"}[s.Live], note)
 			}
 			return tw.Flush()
 		},
@@ -138,10 +150,11 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations, as DATABASE_WRITE_URL's role if set (else DATABASE_URL's; --database-url wins)",
 		Args:  cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, _, _, err := startupConfig(cmd.Context(), envconfig.MultiLookuper(fv.lookuper(cmd), env))
+			st, err := startupConfig(cmd.Context(), fv.lookuper(cmd), env)
 			if err != nil {
 				return err
 			}
+			cfg := st.cfg
 			action := "up"
 			if len(args) > 0 {
 				action = args[0]
@@ -173,7 +186,7 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 				n := 1
 				if len(args) == 2 {
 					if n, err = strconv.Atoi(args[1]); err != nil || n < 1 {
-						return configError{fmt.Errorf("migrate down: N must be a positive number, got %q", args[1])}
+						return &config.Error{Err: fmt.Errorf("migrate down: N must be a positive number, got %q", args[1])}
 					}
 				}
 				if all {
@@ -182,7 +195,7 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 				err = mg.Down(n)
 			case "version":
 			default:
-				return configError{fmt.Errorf("migrate: unknown action %q; want up, down or version", action)}
+				return &config.Error{Err: fmt.Errorf("migrate: unknown action %q; want up, down or version", action)}
 			}
 			if err != nil {
 				return err

@@ -135,22 +135,16 @@ func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial .
 	}
 	ts.dbURL = vars["DATABASE_URL"]
 	ctx, cancel := context.WithCancel(context.Background())
-	base := envconfig.MapLookuper(vars)
-	cfg, kv, notices, err := startupConfig(ctx, base) // as main does
+	st, err := startupConfig(ctx, envconfig.MapLookuper(nil), envconfig.MapLookuper(vars)) // as main does
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	srv, err := NewServer(ctx, cfg, ts.logs)
+	srv, err := NewServer(ctx, st.cfg, ts.logs)
 	if err != nil {
 		t.Fatalf("new server: %v", err)
 	}
 	ts.srv = srv
-	for _, n := range notices {
-		srv.logger.Log(ctx, n.level, n.msg, n.attrs...)
-	}
-	if cfg.ConfigPrefix != "" {
-		srv.EnableReload(base, kv)
-	}
+	srv.ReportConfig(ctx, st)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() {

@@ -1,19 +1,25 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/consul/api"
+	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
 // pageOf returns how many things a search for "a" asking for 1000 gets: the
@@ -56,7 +62,7 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 		t.Fatalf("a search for a gets %d things, want over 100 for this test to mean anything", all)
 	}
 
-	putKV(t, kv, prefix+"/default_page_size", "2") // default <= max, or max=3 is invalid
+	putKV(t, kv, prefix+"/default_page_size", "2") // left unset, the default would follow max=3 down to 3
 	putKV(t, kv, prefix+"/max_page_size", "3")
 	eventually(t, 2*time.Second, "max_page_size=3 applied within two seconds", func() bool { return pageOf(t, ts) == 3 })
 	if !strings.Contains(ts.logs.String(), `"variable":"MAX_PAGE_SIZE","key":"max_page_size","old":"1000","new":"3"`) {
@@ -67,8 +73,8 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 	putKV(t, kv, prefix+"/default_page_size", "5") // above the maximum of 3
 	eventually(t, 5*time.Second, "both rejections logged", func() bool {
 		logs := ts.logs.String()
-		return strings.Contains(logs, `"key":"max_page_size","value":"lots","reason":"configuration: MAX_PAGE_SIZE: strconv.ParseInt: parsing \"lots\": invalid syntax`) &&
-			strings.Contains(logs, `"key":"default_page_size","value":"5","reason":"configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"`)
+		return strings.Contains(logs, `"key":"max_page_size","variable":"MAX_PAGE_SIZE","value":"lots","reason":"configuration: MAX_PAGE_SIZE: \"lots\" is not an integer"`) &&
+			strings.Contains(logs, `"key":"default_page_size","variable":"DEFAULT_PAGE_SIZE","value":"5","reason":"configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"`)
 	})
 	if got := pageOf(t, ts); got != 3 {
 		t.Errorf("after invalid values: page of %d, want the previous maximum, 3", got)
@@ -147,51 +153,6 @@ func TestConfigSurvivesAConsulOutage(t *testing.T) {
 	eventually(t, 5*time.Second, "a change after the outage applied", func() bool { return pageOf(t, ts) == 4 })
 }
 
-// TestRestartInTurnLosesNoCalls is what envconsul does when a key changes:
-// SIGTERM each instance, wait for it to exit, start it again with the new
-// environment. A client searching in a loop through Consul DNS (with the
-// CLI's retry policy) must not see a single failed call.
-func TestRestartInTurnLosesNoCalls(t *testing.T) {
-	t.Parallel()
-	const service = "search-restart-in-turn"
-	db := cluster.NewDatabase(t)
-	env := consulEnv(service, db)
-	procs := []*proc{startProc(t, env), startProc(t, env)}
-	eventually(t, 30*time.Second, "two instances in DNS", func() bool { return len(inDNS(t, service)) == 2 })
-	ts := &testServer{addr: procs[0].addr}
-	if out, errOut, code := ts.runClient(t, "import", "../../testdata/ne_110m_countries.geojson"); code != 0 {
-		t.Fatalf("import: %s%s", out, errOut)
-	}
-
-	client := discoveryClient(t, service)
-	loop := startSearchLoop(client)
-
-	for i := range procs {
-		procs[i].signal(t, syscall.SIGTERM)
-		if err := procs[i].wait(t); err != nil {
-			t.Fatalf("instance %d exit: %v", i, err)
-		}
-		restarted := map[string]string{"MAX_PAGE_SIZE": "500"} // the changed key
-		for k, v := range env {
-			restarted[k] = v
-		}
-		procs[i] = startProc(t, restarted)
-		// Restart the next one only once this one takes traffic again, as
-		// a rollout would: back in DNS, and reached by this client.
-		id := procs[i].instanceID()
-		eventually(t, 30*time.Second, "the restarted instance serving this client", func() bool {
-			resp, err := client.Monitor(context.Background(), &searchv1.MonitorRequest{})
-			return err == nil && resp.GetInstanceId() == id
-		})
-	}
-	time.Sleep(time.Second)
-	ok, failed, firstErr := loop.stop()
-	t.Logf("searches while both instances restarted in turn: %d ok, %d failed", ok, failed)
-	if failed != 0 || ok < 100 {
-		t.Errorf("%d failed calls (first: %v), %d ok; want none failed", failed, firstErr, ok)
-	}
-}
-
 func TestBadEnvironmentAtStartNamesEveryVariable(t *testing.T) {
 	t.Parallel()
 	cmd := exec.Command(serverBin)
@@ -226,7 +187,7 @@ func TestVariablesFollowEnvconsulNaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	valid := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-	for _, s := range settings(config{}) {
+	for _, s := range config.Settings(serverConfig{}) {
 		if !valid.MatchString(s.Var) || s.Key != strings.ToLower(s.Var) || strings.ToUpper(s.Key) != s.Var {
 			t.Errorf("%s (key %s) does not survive envconsul's upcase", s.Var, s.Key)
 		}
@@ -239,9 +200,67 @@ func TestVariablesFollowEnvconsulNaming(t *testing.T) {
 			t.Errorf("README's configuration table has no row `%s` | `%s` | … | %s |", s.Var, s.Key, liveness)
 		}
 	}
-	for _, want := range []string{`upcase\s*=\s*true`, `kill_signal\s*=\s*"SIGTERM"`, `kill_timeout\s*=\s*"30s"`, `path\s*=\s*"search-service/config"`} {
+	for _, want := range []string{`upcase\s*=\s*true`, `kill_signal\s*=\s*"SIGTERM"`, `kill_timeout\s*=\s*"40s"`, `path\s*=\s*"search-service/config"`} {
 		if !regexp.MustCompile(`(?m)^\s*` + want).Match(hcl) {
 			t.Errorf("deploy/envconsul.hcl lacks %s", want)
 		}
+	}
+}
+
+// TestARejectedValueIsLoudButNotFatal starts a server with an invalid
+// tunable and a maximum page size below the default page size's default:
+// it serves, with the invalid one at its default (which follows the
+// maximum down), and the rejection is in the log at ERROR, in StatsD, in
+// Monitor and in `search-server config`.
+func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
+	t.Parallel()
+	l := statsdtest.Listen(t)
+	env := map[string]string{
+		"DEFAULT_PAGE_SIZE":     "many",
+		"MAX_PAGE_SIZE":         "5",
+		"STATSD_ADDR":           l.Addr(),
+		"STATSD_FLUSH_INTERVAL": "20ms",
+		"STATSD_GAUGE_INTERVAL": "100ms",
+	}
+	ts := startServer(t, env, true)
+	importFixture(t, ts)
+	resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(resp.GetThings()); got != 5 {
+		t.Errorf("default page of %d, want 5: DEFAULT_PAGE_SIZE at its default, capped by MAX_PAGE_SIZE", got)
+	}
+	mon, err := ts.client.Monitor(context.Background(), &searchv1.MonitorRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*searchv1.RejectedSetting{{Variable: "DEFAULT_PAGE_SIZE", Key: "default_page_size", Value: "many", Reason: `DEFAULT_PAGE_SIZE: "many" is not an integer`}}
+	if diff := cmp.Diff(want, mon.GetRejectedSettings(), protocmp.Transform()); diff != "" {
+		t.Errorf("Monitor's rejected settings (-want +got)\n%s", diff)
+	}
+	if out, errOut, code := ts.runClient(t, "monitor"); code != 0 || !strings.Contains(out, `rejected:  DEFAULT_PAGE_SIZE="many": DEFAULT_PAGE_SIZE: "many" is not an integer`) {
+		t.Errorf("search-client monitor: exit %d\n%s%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`"level":"ERROR","msg":"configuration value rejected; the setting starts at its default".*"variable":"DEFAULT_PAGE_SIZE","key":"default_page_size","value":"many"`).MatchString(ts.logs.String()) {
+		t.Error("no ERROR log line names the rejected variable")
+	}
+	l.WaitSum(t, "search-service.config.rejected", "c", 1)
+	l.WaitSeen(t, "search-service.config.rejected_settings", "g")
+	if sum, n := l.Sum("search-service.config.rejected_settings", "g"); n == 0 || sum != float64(n) {
+		t.Errorf("config.rejected_settings gauges sum to %v over %d reports, want 1 each", sum, n)
+	}
+
+	env["DATABASE_URL"] = ts.dbURL
+	var out bytes.Buffer
+	cmd := newRootCommand(envconfig.MapLookuper(env), &out)
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"config"})
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile(`(?m)^DEFAULT_PAGE_SIZE\s+default_page_size\s+"5"\s+default\s+live\s+"many": DEFAULT_PAGE_SIZE: "many" is not an integer$`)
+	if !row.MatchString(out.String()) {
+		t.Errorf("search-server config does not mark DEFAULT_PAGE_SIZE rejected:\n%s", out.String())
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -21,6 +20,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/kafka"
@@ -33,7 +33,7 @@ import (
 // configured), metrics, database pool, gRPC server with the search, health
 // and reflection services, the readiness loop and Consul registration.
 type Server struct {
-	cfg          config
+	cfg          serverConfig
 	logger       *slog.Logger
 	logOut       *logBuffer // stdout, where the access log's records may wait
 	level        *slog.LevelVar
@@ -45,7 +45,8 @@ type Server struct {
 	svc          *postgis.SearchService
 	api          *grpcapi.Server
 	auth         *grpcapi.Auth
-	reloader     *reloader // nil without live reload
+	reloader     *config.Reloader[serverConfig] // nil without live reload
+	envRejected  []config.Rejection             // the environment's values refused at start
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
 	writer       *pgxpool.Pool // imports: DATABASE_WRITE_URL, or DATABASE_URL
@@ -55,15 +56,16 @@ type Server struct {
 	grpc         *grpc.Server
 	health       *health.Server
 	ready        *grpcapi.Readiness
-	// registrar is nil when Consul registration is off.
+	// registrar and handover are nil when Consul registration is off.
 	registrar *consul.Registrar
+	handover  *consul.Handover
 }
 
 // NewServer builds a Server logging JSON to stdout and binds its listener,
 // so a busy port fails here, at once. The database, Consul, StatsD and Kafka
 // need not be up: the server starts NOT_SERVING and turns SERVING when the
 // database answers; the others are retried in the background.
-func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, error) {
+func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server, error) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	logOut := newLogBuffer(stdout, accessLogDelay, accessLogBatch)
@@ -132,7 +134,7 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	}
 	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
 	if err != nil {
-		return fail(configError{err})
+		return fail(&config.Error{Err: err})
 	}
 	gs := grpc.NewServer(opts...)
 	hs := health.NewServer()
@@ -178,6 +180,9 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 				TLS:           cfg.GRPC.TLSEnabled(),
 			}, logger)
 		}
+		if err == nil {
+			s.handover, err = consul.NewHandover(cfg.Consul, s.registrar.ServiceID(), logger)
+		}
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("consul registration: %w", err)
@@ -186,24 +191,19 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 	return s, nil
 }
 
-// EnableReload makes Run watch CONFIG_CONSUL_PREFIX and apply live
-// settings. base is the configuration's fixed layers (flags, environment),
-// kv the keys already in effect (from startupConfig).
-func (s *Server) EnableReload(base envconfig.Lookuper, kv map[string]string) {
-	r := newReloader(withInstanceID(base, s.cfg.InstanceID), s.cfg, s.applyLive)
-	r.accepted = kv
-	s.reloader = r
-}
-
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Run serves until ctx is cancelled, then shuts down in this order:
 //
+//  0. with a peer seen within the last minute, the handover (CONSUL_HANDOVER_TIMEOUT):
+//     still serving, wait for this instance's turn to leave (one at a time
+//     per service) and for another instance to be passing;
 //  1. health NOT_SERVING, so health checks and balancers stop sending work;
 //  2. deregistration from Consul, so discovery stops naming this instance;
 //  3. GracefulStop: no new RPCs, in-flight ones finish, within
-//     SHUTDOWN_TIMEOUT, after which Stop cancels the rest;
+//     SHUTDOWN_TIMEOUT, after which Stop cancels the rest; then the
+//     handover's turn passes to the next instance;
 //  4. the database pool is closed;
 //  5. metrics are flushed, and the logs queued for Kafka, within
 //     LOG_FLUSH_TIMEOUT.
@@ -211,7 +211,10 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // Registration runs in the background from the start: the server serves
 // whether or not Consul answers.
 func (s *Server) Run(ctx context.Context) error {
-	rctx, stopReadiness := context.WithCancel(ctx)
+	// The background loops (readiness, registration, gauges, the KV watch)
+	// outlive ctx until step 1, so that an instance waiting for its
+	// handover is still fully itself.
+	rctx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -219,10 +222,14 @@ func (s *Server) Run(ctx context.Context) error {
 		s.ready.Run(rctx)
 	}()
 	if s.registrar != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			s.registrar.Run(rctx)
+		}()
+		go func() {
+			defer wg.Done()
+			s.handover.Run(rctx)
 		}()
 	}
 	wg.Add(1)
@@ -258,6 +265,13 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 
+	if s.handover != nil {
+		start := time.Now()
+		if s.handover.Wait(context.WithoutCancel(ctx)) {
+			s.logger.Info("shutting down", "step", "handover: this instance's turn to leave", "waited", time.Since(start).Round(time.Millisecond).String())
+		}
+		defer s.handover.Release()
+	}
 	s.logger.Info("shutting down", "step", "health NOT_SERVING")
 	stopReadiness()
 	wg.Wait()
@@ -280,6 +294,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		s.logger.Warn("serve ended with an error", "error", err.Error())
+	}
+	if s.handover != nil {
+		s.handover.Release() // out of service: the next instance may go
 	}
 
 	s.closePprof()
@@ -320,7 +337,8 @@ func (s *Server) flush(ctx context.Context) {
 }
 
 // reportGauges sends the gauges of the components that own them (the pool,
-// the log shipper) every STATSD_GAUGE_INTERVAL.
+// the log shipper) and the number of configuration values refused
+// (config.rejected_settings) every STATSD_GAUGE_INTERVAL.
 func (s *Server) reportGauges(ctx context.Context) {
 	t := time.NewTicker(s.cfg.StatsD.GaugeInterval)
 	defer t.Stop()
@@ -330,6 +348,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 			return
 		case <-t.C:
 			s.svc.ReportPool(s.metrics)
+			s.metrics.Gauge("config.rejected_settings", int64(len(s.rejected())))
 			if s.shipper != nil {
 				s.shipper.Report(s.metrics)
 			}

@@ -1,5 +1,3 @@
-// Package config holds the server's settings machinery that every command
-// shares; here, the one redaction path for secret values.
 package config
 
 import (

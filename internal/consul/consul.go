@@ -47,6 +47,23 @@ type Config struct {
 	// ResyncInterval is how often the registration is verified, so an agent
 	// that restarted and forgot it gets it again.
 	ResyncInterval time.Duration `env:"CONSUL_RESYNC_INTERVAL, default=10s"`
+	// HandoverTimeout bounds how long an instance told to stop keeps
+	// serving while it waits for its turn to leave and for another instance
+	// to be passing (see Handover); 0 turns the handover off.
+	HandoverTimeout time.Duration `env:"CONSUL_HANDOVER_TIMEOUT, default=10s"`
+}
+
+// FollowDefaults lets a check setting left at its default fit the one that
+// was set (isSet says which were): the check timeout never exceeds the
+// interval. So CONSUL_CHECK_INTERVAL=1s alone is valid (the timeout follows
+// it down), and so is CONSUL_CHECK_TIMEOUT=10s (the interval follows it up).
+func (c *Config) FollowDefaults(isSet func(name string) bool) {
+	switch {
+	case !isSet("CONSUL_CHECK_TIMEOUT") && c.CheckTimeout > c.CheckInterval && c.CheckInterval > 0:
+		c.CheckTimeout = c.CheckInterval
+	case !isSet("CONSUL_CHECK_INTERVAL") && c.CheckInterval < c.CheckTimeout:
+		c.CheckInterval = c.CheckTimeout
+	}
 }
 
 // Validate reports every invalid setting.
@@ -67,6 +84,7 @@ func (c Config) Validate() error {
 	check(c.CheckTimeout > c.CheckInterval, "CONSUL_CHECK_TIMEOUT (%s) must not exceed CONSUL_CHECK_INTERVAL (%s)", c.CheckTimeout, c.CheckInterval)
 	check(c.DeregisterAfter <= 0, "CONSUL_DEREGISTER_CRITICAL_AFTER must be positive, got %s", c.DeregisterAfter)
 	check(c.ResyncInterval <= 0, "CONSUL_RESYNC_INTERVAL must be positive, got %s", c.ResyncInterval)
+	check(c.HandoverTimeout < 0, "CONSUL_HANDOVER_TIMEOUT must not be negative, got %s", c.HandoverTimeout)
 	if c.AdvertiseAddr != "" {
 		host := c.AdvertiseAddr
 		if h, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {

@@ -217,15 +217,16 @@ func TestResolversSpreadCallsAndFollowChanges(t *testing.T) {
 
 			// Every instance turns unhealthy but stays up: discovery
 			// publishes the empty list, so the client stops calling them
-			// (their Check would still answer) and says why.
+			// (their Check would still answer): calls wait for an instance
+			// (waitForReady) until their deadline.
 			for _, in := range ins[1:] {
 				in.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 			}
 			eventually(t, "calls to stop reaching unhealthy instances", func() bool {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
 				_, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
-				return status.Code(err) == codes.Unavailable
+				return status.Code(err) == codes.DeadlineExceeded
 			})
 		})
 	}
@@ -239,7 +240,9 @@ func TestNoInstancesIsAClearError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// The call waits for an instance (waitForReady) until its deadline,
+	// then fails with the resolver's reason.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err == nil || !strings.Contains(err.Error(), `no healthy instance of "nobody-here" found through Consul DNS at `+agent.DNSAddr()) {

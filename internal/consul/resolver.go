@@ -132,18 +132,26 @@ type dnsResolver struct {
 	wg       sync.WaitGroup
 }
 
-// watch resolves at once, then every interval or when gRPC asks (at most
-// once a second), until Close.
+// emptyInterval is how often a resolver that found nobody asks again: an
+// instance that comes back (after a restart) is called within this, not
+// within the full interval.
+const emptyInterval = 250 * time.Millisecond
+
+// watch resolves at once, then every interval (emptyInterval while nobody
+// is found) or when gRPC asks (at most once a second), until Close.
 func (r *dnsResolver) watch(ctx context.Context) {
 	defer r.wg.Done()
 	const minGap = time.Second
 	for {
 		last := time.Now()
-		r.resolve(ctx)
+		wait := r.interval
+		if !r.resolve(ctx) {
+			wait = min(wait, emptyInterval)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(r.interval):
+		case <-time.After(wait):
 		case <-r.now:
 			select {
 			case <-ctx.Done():
@@ -154,19 +162,21 @@ func (r *dnsResolver) watch(ctx context.Context) {
 	}
 }
 
-func (r *dnsResolver) resolve(ctx context.Context) {
+// resolve looks the service up once and says whether it found anyone.
+func (r *dnsResolver) resolve(ctx context.Context) bool {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	addrs, err := r.lookup.Lookup(lctx, r.service)
 	cancel()
 	if ctx.Err() != nil {
-		return
+		return true
 	}
 	if err != nil {
 		// Keep the last known instances; gRPC retries resolution.
 		r.cc.ReportError(err)
-		return
+		return true
 	}
 	r.pub.publish(addrs, nil, &NoInstancesError{Service: r.service, Via: "Consul DNS at " + r.lookup.Server})
+	return len(addrs) > 0
 }
 
 // publisher hands instances to gRPC.

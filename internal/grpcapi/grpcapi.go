@@ -25,7 +25,9 @@ import (
 // Config is the gRPC server's configuration, read from the environment.
 type Config struct {
 	// ListenAddr is the TCP address the server listens on.
-	ListenAddr string `env:"LISTEN_ADDR, default=:50051"`
+	// Essential: an invalid one stops the process instead of falling back
+	// to the default (see internal/config).
+	ListenAddr string `env:"LISTEN_ADDR, default=:50051" essential:"true"`
 	// DefaultPageSize is used when a request's page_size is 0.
 	DefaultPageSize int `env:"DEFAULT_PAGE_SIZE, default=50" live:"true"`
 	// MaxPageSize caps page_size; larger requests are served at this size.
@@ -85,6 +87,19 @@ type Config struct {
 	WriteTokens []string `env:"WRITE_TOKENS" secret:"true" live:"true"`
 }
 
+// FollowDefaults lets a page size left at its default fit the one that was
+// set (isSet says which were): the default page size never exceeds the
+// maximum (AIP-158), and a maximum left unset rises to a default set above
+// it. So MAX_PAGE_SIZE=5 alone is valid, and so is DEFAULT_PAGE_SIZE=2000.
+func (c *Config) FollowDefaults(isSet func(name string) bool) {
+	switch {
+	case !isSet("DEFAULT_PAGE_SIZE") && c.DefaultPageSize > c.MaxPageSize && c.MaxPageSize >= 1:
+		c.DefaultPageSize = c.MaxPageSize
+	case !isSet("MAX_PAGE_SIZE") && c.MaxPageSize < c.DefaultPageSize:
+		c.MaxPageSize = c.DefaultPageSize
+	}
+}
+
 // Validate reports every invalid setting.
 func (c Config) Validate() error {
 	var errs []error
@@ -120,10 +135,22 @@ type Info struct {
 	Started    time.Time
 }
 
+// RejectedSetting is a configuration value the instance refused, as Monitor
+// reports it.
+type RejectedSetting struct {
+	Variable, Key, Value, Reason string
+}
+
 // ClientServiceConfig is the gRPC service config clients of this API use:
 // calls are balanced over every resolved instance, and the idempotent ones
-// are retried on UNAVAILABLE, which lands them on another instance. Import is
-// not retried: a client stream cannot be replayed.
+// are retried on UNAVAILABLE, which lands them on another instance, and wait
+// for a ready instance (waitForReady) instead of failing at once when none
+// is: a moment with every instance restarting (envconsul restarts them all
+// on a KV change) is waited out within the call's deadline, which then
+// fails with the resolver's reason ("no healthy instance ..."). Import is
+// neither retried nor waits: a client stream cannot be replayed. A client
+// of one fixed address may prefer to fail fast: grpc.WaitForReady(false) as
+// a call option wins over this.
 const ClientServiceConfig = `{
   "loadBalancingConfig": [{"round_robin": {}}],
   "methodConfig": [{
@@ -133,6 +160,7 @@ const ClientServiceConfig = `{
       {"service": "search.v1.SearchService", "method": "Monitor"},
       {"service": "grpc.health.v1.Health"}
     ],
+    "waitForReady": true,
     "retryPolicy": {
       "maxAttempts": 4, "initialBackoff": "0.05s", "maxBackoff": "1s",
       "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]
@@ -169,6 +197,8 @@ type Server struct {
 	metrics metrics.Metrics
 	limits  atomic.Pointer[limits]
 	imports atomic.Int64 // in progress
+	// rejected holds the configuration values refused, for Monitor.
+	rejected atomic.Pointer[[]RejectedSetting]
 }
 
 // NewServer returns a Server answering from svc. It reports search.results
@@ -410,13 +440,26 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 	if err != nil {
 		return nil, err
 	}
-	return &searchv1.MonitorResponse{
+	resp := &searchv1.MonitorResponse{
 		NThings:       st.Things,
 		NParts:        st.Parts,
 		InstanceId:    s.info.InstanceID,
 		Version:       s.info.Version,
 		UptimeSeconds: time.Since(s.info.Started).Seconds(),
-	}, nil
+	}
+	if rs := s.rejected.Load(); rs != nil {
+		for _, r := range *rs {
+			resp.RejectedSettings = append(resp.RejectedSettings, &searchv1.RejectedSetting{
+				Variable: r.Variable, Key: r.Key, Value: r.Value, Reason: r.Reason})
+		}
+	}
+	return resp, nil
+}
+
+// SetRejectedSettings replaces the configuration values Monitor reports as
+// refused.
+func (s *Server) SetRejectedSettings(rs []RejectedSetting) {
+	s.rejected.Store(&rs)
 }
 
 // query validates req and turns it into a domain query, applying the page

@@ -28,7 +28,7 @@ func (c Config) validateTLS() []error {
 // ServerCredentials returns the TLS credentials of cfg, or nil when TLS is
 // off. With TLS_CLIENT_CA_FILE, every client must present a certificate
 // signed by one of its CAs. Files are read once: rotating a certificate is
-// a restart, which the restart-in-turn procedure makes invisible to clients.
+// a restart, which the shutdown handover makes invisible to clients.
 func ServerCredentials(cfg Config) (credentials.TransportCredentials, error) {
 	if !cfg.TLSEnabled() {
 		return nil, nil

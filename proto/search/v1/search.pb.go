@@ -639,8 +639,13 @@ type MonitorResponse struct {
 	Version    string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	// uptime_seconds is how long this instance has been running.
 	UptimeSeconds float64 `protobuf:"fixed64,5,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// rejected_settings lists the configuration values this instance refused
+	// (invalid alone, or in conflict with another setting): each runs at its
+	// default instead, or, for a change from Consul KV, keeps its previous
+	// value. Empty when every value was accepted.
+	RejectedSettings []*RejectedSetting `protobuf:"bytes,6,rep,name=rejected_settings,json=rejectedSettings,proto3" json:"rejected_settings,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *MonitorResponse) Reset() {
@@ -708,6 +713,86 @@ func (x *MonitorResponse) GetUptimeSeconds() float64 {
 	return 0
 }
 
+func (x *MonitorResponse) GetRejectedSettings() []*RejectedSetting {
+	if x != nil {
+		return x.RejectedSettings
+	}
+	return nil
+}
+
+// RejectedSetting is a configuration value an instance refused.
+type RejectedSetting struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// variable is the environment variable, e.g. MAX_PAGE_SIZE.
+	Variable string `protobuf:"bytes,1,opt,name=variable,proto3" json:"variable,omitempty"`
+	// key is its Consul KV key, e.g. max_page_size.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// value is the value refused (secrets redacted).
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// reason says why.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectedSetting) Reset() {
+	*x = RejectedSetting{}
+	mi := &file_search_v1_search_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectedSetting) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectedSetting) ProtoMessage() {}
+
+func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectedSetting.ProtoReflect.Descriptor instead.
+func (*RejectedSetting) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RejectedSetting) GetVariable() string {
+	if x != nil {
+		return x.Variable
+	}
+	return ""
+}
+
+func (x *RejectedSetting) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RejectedSetting) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *RejectedSetting) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
@@ -756,14 +841,20 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x10\n" +
-	"\x0eMonitorRequest\"\xa7\x01\n" +
+	"\x0eMonitorRequest\"\xf0\x01\n" +
 	"\x0fMonitorResponse\x12\x19\n" +
 	"\bn_things\x18\x01 \x01(\x03R\anThings\x12\x17\n" +
 	"\an_parts\x18\x02 \x01(\x03R\x06nParts\x12\x1f\n" +
 	"\vinstance_id\x18\x03 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12%\n" +
-	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds2\x8f\x02\n" +
+	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\x12G\n" +
+	"\x11rejected_settings\x18\x06 \x03(\v2\x1a.search.v1.RejectedSettingR\x10rejectedSettings\"m\n" +
+	"\x0fRejectedSetting\x12\x1a\n" +
+	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason2\x8f\x02\n" +
 	"\rSearchService\x12=\n" +
 	"\x06Search\x12\x18.search.v1.SearchRequest\x1a\x19.search.v1.SearchResponse\x12<\n" +
 	"\fSearchStream\x12\x18.search.v1.SearchRequest\x1a\x10.search.v1.Thing0\x01\x12?\n" +
@@ -782,7 +873,7 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 	return file_search_v1_search_proto_rawDescData
 }
 
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_search_v1_search_proto_goTypes = []any{
 	(*Point)(nil),           // 0: search.v1.Point
 	(*BoundingBox)(nil),     // 1: search.v1.BoundingBox
@@ -794,29 +885,31 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*ImportProblem)(nil),   // 7: search.v1.ImportProblem
 	(*MonitorRequest)(nil),  // 8: search.v1.MonitorRequest
 	(*MonitorResponse)(nil), // 9: search.v1.MonitorResponse
-	(*structpb.Struct)(nil), // 10: google.protobuf.Struct
+	(*RejectedSetting)(nil), // 10: search.v1.RejectedSetting
+	(*structpb.Struct)(nil), // 11: google.protobuf.Struct
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	0,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	4,  // 1: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	10, // 2: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	11, // 2: search.v1.Thing.properties:type_name -> google.protobuf.Struct
 	1,  // 3: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	10, // 4: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	11, // 4: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
 	7,  // 5: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
 	7,  // 6: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	2,  // 7: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	2,  // 8: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	5,  // 9: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	8,  // 10: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	3,  // 11: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	4,  // 12: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	6,  // 13: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	9,  // 14: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	10, // 7: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	2,  // 8: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	2,  // 9: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	5,  // 10: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	8,  // 11: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	3,  // 12: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	4,  // 13: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	6,  // 14: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	9,  // 15: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -830,7 +923,7 @@ func file_search_v1_search_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
