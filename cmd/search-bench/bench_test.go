@@ -64,11 +64,12 @@ func TestBenchmarkSmoke(t *testing.T) {
 		if rr.Requests == 0 || rr.Errors != 0 || rr.RPS <= 0 {
 			t.Errorf("round %d %s: %d requests, %d errors (%s)", rr.Round, rr.Kind, rr.Requests, rr.Errors, rr.FirstError)
 		}
-		if rr.Kind != kindDirect && rr.Kind != kindNaive && rr.Kind != kindGridDirect && rr.ServerRSSMB == 0 {
+		if rr.Kind != kindDirect && rr.Kind != kindNaive && rr.Kind != kindGridDirect && rr.Kind != kindMixedDirect && rr.Kind != kindScopedDirect && rr.ServerRSSMB == 0 {
 			t.Errorf("round %d %s: no server RSS", rr.Round, rr.Kind)
 		}
 	}
-	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindGRPCLogging, kindGridGRPC, kindGridDirect} {
+	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindGRPCLogging, kindGridGRPC, kindGridDirect,
+		kindMixedGRPC, kindScopedGRPC, kindMixedDirect, kindScopedDirect} {
 		if !kinds[k] {
 			t.Errorf("no %s round", k)
 		}
@@ -77,7 +78,7 @@ func TestBenchmarkSmoke(t *testing.T) {
 		t.Errorf("%d medians for %d kinds, %d ratios, %d targets", len(r.Medians), len(kinds), len(r.Ratios), len(r.Targets))
 	}
 
-	wantImports := map[string]int64{"ne_110m_countries": 177, "grid 30x15": 450}
+	wantImports := map[string]int64{"ne_110m_countries": 177, "grid 30x15": 450, "ne_110m_countries beside the grid": 177}
 	for _, imp := range r.Imports {
 		if want, ok := wantImports[imp.Dataset]; !ok || imp.Imported != want || imp.Rejected != 0 || imp.VerticesPerSec <= 0 {
 			t.Errorf("import %+v, want %d imported", imp, want)
@@ -87,7 +88,10 @@ func TestBenchmarkSmoke(t *testing.T) {
 	if len(wantImports) > 0 {
 		t.Errorf("imports missing: %v", wantImports)
 	}
-	if r.Verified.Points != 200 || r.Verified.PointHits == 0 || r.Verified.GridPoints == 0 || r.Verified.NameQueries == 0 {
+	if len(r.Plans) != 3 || !strings.Contains(r.Plans[1].Text, "thing_part_geom_idx") {
+		t.Errorf("plans: %+v, want three, the scoped point search through the parts' GiST index", r.Plans)
+	}
+	if r.Verified.Points != 200 || r.Verified.PointHits == 0 || r.Verified.GridPoints == 0 || r.Verified.ScopedPoints == 0 || r.Verified.NameQueries == 0 {
 		t.Errorf("verified: %+v", r.Verified)
 	}
 	if len(r.Subdivide) != 2 || r.Subdivide[0].Parts <= r.Subdivide[1].Parts || r.Subdivide[1].RPS <= 0 || r.Subdivide[1].LandRPS <= 0 {

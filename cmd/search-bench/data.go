@@ -12,18 +12,22 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
 // dataset is an import, encoded before the clock starts.
 type dataset struct {
-	name     string
-	requests []*searchv1.ImportRequest
-	vertices int // over the features that decode
+	name string
+	// collection receives the import; "" is the default collection.
+	collection string
+	requests   []*searchv1.ImportRequest
+	vertices   int // over the features that decode
 }
 
 // loadGeoJSON reads a GeoJSON FeatureCollection (gzip detected) into import
@@ -46,7 +50,7 @@ func loadGeoJSON(path string) (*dataset, error) {
 		r = zr
 	}
 	ds := &dataset{name: strings.TrimSuffix(strings.TrimSuffix(baseName(path), ".gz"), ".geojson")}
-	err = geo.ScanFeatureCollection(r, geo.ScanOptions{KeyProperty: "name"}, func(rf geo.RawFeature) error {
+	err = geojson.Scan(r, geojson.ScanOptions{KeyProperty: "name"}, func(rf geo.RawFeature) error {
 		req := &searchv1.ImportRequest{Key: rf.Key, Name: rf.Name, GeometryGeojson: string(rf.GeometryJSON)}
 		if len(rf.Properties) > 0 {
 			props, err := structpb.NewStruct(rf.Properties)
@@ -135,6 +139,10 @@ func importDataset(ctx context.Context, conn *grpc.ClientConn, ds *dataset) (imp
 		return importResult{}, err
 	}
 	for i, req := range ds.requests {
+		if i == 0 && ds.collection != "" {
+			req = proto.CloneOf(req)
+			req.Options = &searchv1.ImportOptions{Collection: ds.collection}
+		}
 		if err := stream.Send(req); err != nil {
 			_, err = stream.CloseAndRecv() // the server's reason
 			return importResult{}, fmt.Errorf("import %s: send feature %d: %w", ds.name, i, err)

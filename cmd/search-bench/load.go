@@ -33,9 +33,10 @@ func randomPoints(seed uint64, n int) []geo.Point {
 }
 
 // pointQuery is the point search every round sends: the server's default
-// page size, no geometry, as a client asking "what is here?" does.
-func pointQuery(p geo.Point) geo.Query {
-	return geo.Query{Filter: geo.Filter{Point: &p}, Limit: defaultPageSize}
+// page size, no geometry, as a client asking "what is here?" does; scoped
+// to collections when any are given.
+func pointQuery(p geo.Point, collections ...string) geo.Query {
+	return geo.Query{Filter: geo.Filter{Point: &p, Collections: collections}, Limit: defaultPageSize}
 }
 
 // defaultPageSize is the server's DEFAULT_PAGE_SIZE, which the gRPC requests
@@ -45,12 +46,13 @@ const defaultPageSize = 50
 // op is one request of a round: it returns how many results it got.
 type op func(ctx context.Context, i int) (int, error)
 
-// grpcPoint searches points[i] through the full gRPC path.
-func grpcPoint(conn *grpc.ClientConn, points []geo.Point) op {
+// grpcPoint searches points[i] through the full gRPC path, in collections
+// when any are given.
+func grpcPoint(conn *grpc.ClientConn, points []geo.Point, collections ...string) op {
 	c := searchv1.NewSearchServiceClient(conn)
 	return func(ctx context.Context, i int) (int, error) {
 		p := points[i%len(points)]
-		resp, err := c.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}})
+		resp, err := c.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}, Collections: collections})
 		return len(resp.GetThings()), err
 	}
 }
@@ -69,9 +71,9 @@ func grpcHealth(conn *grpc.ClientConn) op {
 // directPoint sends the server's own statement for points[i] straight to
 // the database, with the server's bind values, and scans the rows as the
 // server does: the database's limit for this query.
-func directPoint(pool *pgxpool.Pool, points []geo.Point) op {
+func directPoint(pool *pgxpool.Pool, points []geo.Point, collections ...string) op {
 	return func(ctx context.Context, i int) (int, error) {
-		sql, args := postgis.SearchStatement(pointQuery(points[i%len(points)]))
+		sql, args := postgis.SearchStatement(pointQuery(points[i%len(points)], collections...))
 		return queryThings(ctx, pool, sql, args)
 	}
 }
@@ -79,8 +81,8 @@ func directPoint(pool *pgxpool.Pool, points []geo.Point) op {
 // naivePoint sends the whole-geometry reference query with the same values.
 func naivePoint(pool *pgxpool.Pool, points []geo.Point) op {
 	return func(ctx context.Context, i int) (int, error) {
-		_, args := postgis.SearchStatement(pointQuery(points[i%len(points)]))
-		return queryThings(ctx, pool, postgis.WholeGeometryPointSQL, args)
+		sql, args := postgis.WholeGeometryStatement(pointQuery(points[i%len(points)]))
+		return queryThings(ctx, pool, sql, args)
 	}
 }
 
@@ -205,16 +207,16 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 // the direct statement and, with naive, the whole-geometry reference return
 // the same things in the same order, so that a faster but wrong server
 // cannot win.
-func verifyPoints(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool, points []geo.Point, naive bool) (hits int, err error) {
+func verifyPoints(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool, points []geo.Point, naive bool, collections ...string) (hits int, err error) {
 	var errs []error
 	for i, p := range points {
-		sql, args := postgis.SearchStatement(pointQuery(p))
+		sql, args := postgis.SearchStatement(pointQuery(p, collections...))
 		direct, err := queryIDs(ctx, pool, sql, args)
 		if err != nil {
 			return 0, fmt.Errorf("verify point %d %v directly: %w", i, p, err)
 		}
 		if conn != nil {
-			resp, err := searchv1.NewSearchServiceClient(conn).Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}})
+			resp, err := searchv1.NewSearchServiceClient(conn).Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: p.Lat, Lng: p.Lng}, Collections: collections})
 			if err != nil {
 				return 0, fmt.Errorf("verify point %d %v through gRPC: %w", i, p, err)
 			}
@@ -227,7 +229,8 @@ func verifyPoints(ctx context.Context, conn *grpc.ClientConn, pool *pgxpool.Pool
 			}
 		}
 		if naive {
-			whole, err := queryIDs(ctx, pool, postgis.WholeGeometryPointSQL, args)
+			wsql, wargs := postgis.WholeGeometryStatement(pointQuery(p, collections...))
+			whole, err := queryIDs(ctx, pool, wsql, wargs)
 			if err != nil {
 				return 0, fmt.Errorf("verify point %d %v with whole geometries: %w", i, p, err)
 			}

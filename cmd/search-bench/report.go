@@ -22,6 +22,14 @@ const (
 	kindBaseline    = "baseline"    // kindGRPC on the --baseline-bin server
 	kindGridGRPC    = "grid grpc"   // kindGRPC on the synthetic grid
 	kindGridDirect  = "grid direct" // kindDirect on the synthetic grid
+
+	// On the grid database after the countries are imported beside the grid
+	// into collection "countries": point searches over both collections,
+	// and scoped to the countries.
+	kindMixedGRPC    = "mixed grpc"
+	kindScopedGRPC   = "scoped grpc"
+	kindMixedDirect  = "mixed direct"
+	kindScopedDirect = "scoped direct"
 )
 
 // roundResult is one timed round of one kind.
@@ -99,10 +107,12 @@ type settingsReport struct {
 }
 
 type verifyReport struct {
-	Points      int `json:"points"`
-	PointHits   int `json:"points_inside_a_country"`
-	GridPoints  int `json:"grid_points,omitempty"`
-	NameQueries int `json:"name_queries"`
+	Points     int `json:"points"`
+	PointHits  int `json:"points_inside_a_country"`
+	GridPoints int `json:"grid_points,omitempty"`
+	// ScopedPoints agree scoped to the countries beside the grid.
+	ScopedPoints int `json:"scoped_points,omitempty"`
+	NameQueries  int `json:"name_queries"`
 }
 
 type soakSample struct {
@@ -154,6 +164,14 @@ type report struct {
 	Targets   []target          `json:"targets"`
 	Soak      *soakResult       `json:"soak,omitempty"`
 	Subdivide []subdivideResult `json:"subdivide,omitempty"`
+	// Plans are EXPLAIN ANALYZE outputs of the statements measured.
+	Plans []plan `json:"plans,omitempty"`
+}
+
+// plan is the EXPLAIN (ANALYZE, BUFFERS) of one statement.
+type plan struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
 }
 
 func median(v []float64) float64 {
@@ -228,6 +246,8 @@ func (r *report) summarize() {
 	pair("gRPC search / gRPC health check (rate)", kindGRPC, kindHealth)
 	pair("grid gRPC / grid direct SQL (rate)", kindGridGRPC, kindGridDirect)
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
+	pair("scoped / unscoped, gRPC (rate)", kindScopedGRPC, kindMixedGRPC)
+	pair("scoped / unscoped, direct SQL (rate)", kindScopedDirect, kindMixedDirect)
 
 	r.Targets = nil
 	add := func(name, want, got string, met bool) {
@@ -283,6 +303,9 @@ func (r *report) print(w io.Writer) {
 	if v.GridPoints > 0 {
 		fmt.Fprintf(w, ", %d on the grid", v.GridPoints)
 	}
+	if v.ScopedPoints > 0 {
+		fmt.Fprintf(w, ", %d scoped to the countries beside the grid", v.ScopedPoints)
+	}
 	fmt.Fprintf(w, "; %d paged name searches agree with direct SQL\n\n", v.NameQueries)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -311,6 +334,9 @@ func (r *report) print(w io.Writer) {
 			per[i] = fmt.Sprintf("%.2f", p)
 		}
 		fmt.Fprintf(w, "%-42s %6.2f   (rounds: %s)\n", rt.Name, rt.Value, strings.Join(per, " "))
+	}
+	for _, p := range r.Plans {
+		fmt.Fprintf(w, "\nplan, %s:\n%s\n", p.Name, p.Text)
 	}
 	if len(r.Subdivide) > 0 {
 		fmt.Fprintln(w, "\nsubdivision size, direct point query on the countries (medians):")

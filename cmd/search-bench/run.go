@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -418,7 +419,88 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 			r.Rounds = append(r.Rounds, rr)
 		}
 	}
+	return b.collectionsPhase(ctx, r, at, pool)
+}
+
+// collectionsPhase imports the countries into collection "countries" beside
+// the grid (which is in "default") and measures point searches over both
+// collections against searches scoped to the countries, through gRPC and
+// directly, in alternating rounds; it records both plans for Paris.
+func (b *bench) collectionsPhase(ctx context.Context, r *report, at endpoint, pool *pgxpool.Pool) error {
+	ds, err := loadGeoJSON(b.o.countries)
+	if err != nil {
+		return err
+	}
+	ds.collection = "countries"
+	ds.name += " beside the grid"
+	b.progress("importing %s into collection countries", ds.name)
+	imp, err := b.importAndAnalyze(ctx, at, ds, pool)
+	if err != nil {
+		return err
+	}
+	imp.TargetSeconds = countriesImportTarget
+	r.Imports = append(r.Imports, imp)
+	n := min(b.o.verify, 200)
+	if _, err := verifyPoints(ctx, at.conn, pool, b.points[:n], true, "countries"); err != nil {
+		return fmt.Errorf("scoped answers differ:\n%w", err)
+	}
+	r.Verified.ScopedPoints = n
+	paris := geo.Point{Lat: 48.85, Lng: 2.35}
+	for _, pq := range []struct {
+		name string
+		q    geo.Query
+	}{
+		{"point search over every collection (countries beside the grid), Paris", pointQuery(paris)},
+		{"point search scoped to collection countries, Paris", pointQuery(paris, "countries")},
+		{"property filter name IN (France, Spain), every collection", geo.Query{Limit: defaultPageSize, Filter: geo.Filter{
+			Properties: []geo.PropertyFilter{{Key: "name", Values: []any{"France", "Spain"}}}}}},
+	} {
+		sql, args := postgis.SearchStatement(pq.q)
+		text, err := explain(ctx, pool, sql, args)
+		if err != nil {
+			return err
+		}
+		r.Plans = append(r.Plans, plan{Name: pq.name, Text: text})
+	}
+	kinds := []roundKind{
+		{kindMixedGRPC, at, same(grpcPoint(at.conn, b.points))},
+		{kindScopedGRPC, at, same(grpcPoint(at.conn, b.points, "countries"))},
+		{kindMixedDirect, endpoint{}, same(directPoint(pool, b.points))},
+		{kindScopedDirect, endpoint{}, same(directPoint(pool, b.points, "countries"))},
+	}
+	if b.o.warmup > 0 {
+		for _, k := range kinds {
+			runLoad(ctx, b.o.concurrency, b.o.warmup, k.op)
+		}
+	}
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rr := b.round(ctx, round, k.kind, k.at, k.op)
+			b.progress("round %d %-13s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
+			r.Rounds = append(r.Rounds, rr)
+		}
+	}
 	return nil
+}
+
+// explain returns EXPLAIN (ANALYZE, BUFFERS) of sql with args, run twice so
+// that the second, reported, run reads warm pages.
+func explain(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (string, error) {
+	var lines []string
+	for range 2 {
+		rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
+		if err != nil {
+			return "", fmt.Errorf("explain: %w", err)
+		}
+		lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return "", fmt.Errorf("explain: %w", err)
+		}
+	}
+	return strings.Join(lines, "\n"), nil
 }
 
 func (b *bench) describeDatabase(ctx context.Context, pool *pgxpool.Pool, m *machine) error {

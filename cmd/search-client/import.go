@@ -17,13 +17,16 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
 func newImportCommand(o *options) *cobra.Command {
 	var (
-		scan      geo.ScanOptions
-		keyFromID bool
-		verbose   bool
+		scan       geojson.ScanOptions
+		keyFromID  bool
+		verbose    bool
+		collection string
+		replace    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "import FILE.geojson[.gz]",
@@ -35,9 +38,18 @@ with their index and the reason; the exit status is then 3.
 
 Without --key-property or --key-from-id features have no key and every
 import adds new things. With a key, importing a feature whose key exists
-replaces that thing, so re-running an import does not duplicate it.`,
-		Example: `  search-client import testdata/ne_50m_countries.geojson --key-property name`,
-		Args:    cobra.ExactArgs(1),
+replaces that thing, so re-running an import does not duplicate it. Keys
+are unique within a collection.
+
+--collection puts the features into that collection (created if needed;
+without it: "default"). --replace makes the collection exactly this file's
+stored features: things of the collection that the import does not store
+are deleted in the same transaction. Searches running meanwhile see the
+old collection or the new one, never a mix; an interrupted replace changes
+nothing.`,
+		Example: `  search-client import testdata/ne_50m_countries.geojson --key-property name
+  search-client import countries.geojson --collection countries --key-property name --replace`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if keyFromID && scan.KeyProperty != "" {
 				return exitError{exitUsage, errors.New("--key-property and --key-from-id exclude each other")}
@@ -64,18 +76,25 @@ replaces that thing, so re-running an import does not duplicate it.`,
 			if err != nil {
 				return err
 			}
+			// The options travel with the first feature, or alone when
+			// there is none (an empty replace empties the collection).
+			var opts *searchv1.ImportOptions
+			if collection != "" || replace {
+				opts = &searchv1.ImportOptions{Collection: collection, Replace: replace}
+			}
 			// Features the file itself makes unreadable (properties that are
 			// not an object, say) are rejected here and not sent; sent[i] is
 			// the file index of the server's feature i.
 			var local []*searchv1.ImportProblem
 			var sent []int64
-			err = geo.ScanFeatureCollection(r, scan, func(f geo.RawFeature) error {
+			err = geojson.Scan(r, scan, func(f geo.RawFeature) error {
 				if f.Problem != "" {
 					local = append(local, &searchv1.ImportProblem{Index: int64(f.Index), Reason: f.Problem})
 					return nil
 				}
 				sent = append(sent, int64(f.Index))
-				req := &searchv1.ImportRequest{Name: f.Name, GeometryGeojson: string(f.GeometryJSON)}
+				req := &searchv1.ImportRequest{Name: f.Name, GeometryGeojson: string(f.GeometryJSON), Options: opts}
+				opts = nil
 				if keyFromID || scan.KeyProperty != "" {
 					req.Key = f.Key
 				}
@@ -95,6 +114,12 @@ replaces that thing, so re-running an import does not duplicate it.`,
 				// The server ended the stream; CloseAndRecv has its status.
 				err = nil
 			}
+			if err == nil && opts != nil {
+				err = stream.Send(&searchv1.ImportRequest{Options: opts})
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w (nothing was imported)", args[0], err)
 			}
@@ -110,6 +135,8 @@ replaces that thing, so re-running an import does not duplicate it.`,
 	f.StringVar(&scan.KeyProperty, "key-property", "", "feature property holding the key")
 	f.BoolVar(&keyFromID, "key-from-id", false, "use each feature's GeoJSON id as its key")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every repair")
+	f.StringVar(&collection, "collection", "", `collection to import into (default "default")`)
+	f.BoolVar(&replace, "replace", false, "make the collection exactly the imported features, deleting the others, atomically")
 	return cmd
 }
 
@@ -134,8 +161,12 @@ func inFileOrder(resp *searchv1.ImportResponse, sent []int64, local []*searchv1.
 }
 
 func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {
-	fmt.Fprintf(o.stdout, "imported %d features (%d repaired), rejected %d\n",
-		resp.GetImported(), resp.GetRepaired(), len(resp.GetRejected()))
+	fmt.Fprintf(o.stdout, "imported %d features into %s (%d repaired), rejected %d",
+		resp.GetImported(), resp.GetCollection(), resp.GetRepaired(), len(resp.GetRejected()))
+	if n := resp.GetDeleted(); n > 0 {
+		fmt.Fprintf(o.stdout, ", deleted %d things the replace did not import", n)
+	}
+	fmt.Fprintln(o.stdout)
 	if verbose {
 		for _, p := range resp.GetRepairs() {
 			fmt.Fprintf(o.stdout, "  repaired feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())

@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
@@ -23,16 +26,35 @@ func newSearchCommand(o *options) *cobra.Command {
 		pageToken       string
 		all, asJSON     bool
 		includeGeometry bool
+		collections     []string
+		where           []string
 	)
 	cmd := &cobra.Command{
-		Use:   "search [--lat LAT --lng LNG] [--query TEXT]",
-		Short: "Find things containing a point, whose name contains a text, or both",
+		Use:   "search [--lat LAT --lng LNG] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
+		Short: "Find things containing a point, whose name contains a text, in collections, with properties",
+		Long: `Search finds things by any combination (AND) of a point they contain, a text
+their name contains, the collections they belong to (--collection, repeatable;
+none means all) and property values (--where, repeatable).
+
+--where KEY=VALUE matches the top-level property KEY equal to the string
+VALUE; KEY=V1,V2 matches any of them. KEY:=JSON takes JSON values instead,
+for numbers and booleans: pop_rank:=1,2 or landlocked:=true. Values are
+compared as JSON: the string "1" does not equal the number 1.`,
 		Example: `  search-client search --lat 48.85 --lng 2.35
+  search-client search --lat 48.85 --lng 2.35 --collection countries
   search-client search --query fran --page-size 10
+  search-client search --collection countries --where iso_n3=250,276
   search-client search --query a --all --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry}
+			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections}
+			for _, w := range where {
+				pf, err := parseWhere(w)
+				if err != nil {
+					return exitError{exitUsage, err}
+				}
+				req.Where = append(req.Where, pf)
+			}
 			latSet, lngSet := cmd.Flags().Changed("lat"), cmd.Flags().Changed("lng")
 			if latSet != lngSet {
 				return exitError{exitUsage, errors.New("--lat and --lng go together")}
@@ -40,8 +62,8 @@ func newSearchCommand(o *options) *cobra.Command {
 			if latSet {
 				req.Point = &searchv1.Point{Lat: lat, Lng: lng}
 			}
-			if req.Point == nil && query == "" {
-				return exitError{exitUsage, errors.New("give --lat and --lng, --query, or both")}
+			if req.Point == nil && query == "" && len(collections) == 0 && len(where) == 0 {
+				return exitError{exitUsage, errors.New("give --lat and --lng, --query, --collection or --where")}
 			}
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				client := searchv1.NewSearchServiceClient(conn)
@@ -78,7 +100,40 @@ func newSearchCommand(o *options) *cobra.Command {
 	f.BoolVar(&all, "all", false, "stream every match (SearchStream) instead of one page")
 	f.BoolVar(&asJSON, "json", false, "print protojson (one object per thing with --all)")
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
+	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
+	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] (strings) or KEY:=JSON[,JSON...] (numbers, booleans): a top-level property equals one of the values (repeatable: all must match)")
 	return cmd
+}
+
+// parseWhere parses --where KEY=V1,V2 (string values) or KEY:=J1,J2 (JSON
+// scalar values).
+func parseWhere(s string) (*searchv1.PropertyFilter, error) {
+	key, values, found := strings.Cut(s, "=")
+	if !found {
+		return nil, fmt.Errorf("--where %q: want KEY=VALUE or KEY:=JSON", s)
+	}
+	jsonValues := strings.HasSuffix(key, ":")
+	key = strings.TrimSuffix(key, ":")
+	if key == "" {
+		return nil, fmt.Errorf("--where %q: the key is empty", s)
+	}
+	pf := &searchv1.PropertyFilter{Key: key}
+	for _, v := range strings.Split(values, ",") {
+		if !jsonValues {
+			pf.Values = append(pf.Values, structpb.NewStringValue(v))
+			continue
+		}
+		var x any
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			return nil, fmt.Errorf("--where %q: %q is not a JSON value (quote strings, or use KEY=VALUE)", s, v)
+		}
+		val, err := structpb.NewValue(x)
+		if err != nil {
+			return nil, fmt.Errorf("--where %q: %w", s, err)
+		}
+		pf.Values = append(pf.Values, val)
+	}
+	return pf, nil
 }
 
 func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool) error {
@@ -137,11 +192,11 @@ func newThingTable(w io.Writer) *thingTable {
 
 func (t *thingTable) row(th *searchv1.Thing) {
 	if t.rows == 0 {
-		fmt.Fprintln(t, "ID\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
+		fmt.Fprintln(t, "ID\tCOLLECTION\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
 	}
 	t.rows++
 	b := th.GetBbox()
-	fmt.Fprintf(t, "%d\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetName(), th.GetKey(),
+	fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetCollection(), th.GetName(), th.GetKey(),
 		b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
 }
 

@@ -53,7 +53,7 @@ func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 		code    codes.Code
 		message string
 	}{
-		{"empty request", &searchv1.SearchRequest{}, codes.InvalidArgument, "a search needs a query, a point, or both"},
+		{"empty request", &searchv1.SearchRequest{}, codes.InvalidArgument, "a search needs a query, a point, a collection or a property filter"},
 		{"lat NaN", &searchv1.SearchRequest{Point: pt(math.NaN(), 0)}, codes.InvalidArgument, "point.lat must be a finite number, got NaN"},
 		{"lng +Inf", &searchv1.SearchRequest{Point: pt(0, math.Inf(1))}, codes.InvalidArgument, "point.lng must be a finite number, got +Inf"},
 		{"lat -Inf", &searchv1.SearchRequest{Point: pt(math.Inf(-1), 0)}, codes.InvalidArgument, "point.lat must be a finite number, got -Inf"},

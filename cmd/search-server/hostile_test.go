@@ -262,7 +262,7 @@ func TestCLIRejectsAFeatureWithArrayPropertiesAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	stdout, stderr, code := ts.runClient(t, "import", file)
-	want := `imported 2 features (0 repaired), rejected 2
+	want := `imported 2 features into default (0 repaired), rejected 2
   rejected feature 1 (): properties must be a JSON object or null, got an array
   rejected feature 2 (c): geometry type Point is not supported; want Polygon or MultiPolygon
 `

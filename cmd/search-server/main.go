@@ -146,7 +146,7 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 	var all bool
 	var wait time.Duration
 	cmd := &cobra.Command{
-		Use:   "migrate [up | down [N] | version]",
+		Use:   "migrate [up | down [N] | version | force V]",
 		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations, as DATABASE_WRITE_URL's role if set (else DATABASE_URL's; --database-url wins)",
 		Args:  cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -194,8 +194,16 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 				}
 				err = mg.Down(n)
 			case "version":
+			case "force":
+				// After a failed migration left the version dirty and the
+				// operator made the schema match V.
+				v, convErr := strconv.Atoi(args[len(args)-1])
+				if len(args) != 2 || convErr != nil || v < 0 {
+					return &config.Error{Err: errors.New("migrate force: give the version the schema is at, e.g. migrate force 5")}
+				}
+				err = mg.Force(v)
 			default:
-				return &config.Error{Err: fmt.Errorf("migrate: unknown action %q; want up, down or version", action)}
+				return &config.Error{Err: fmt.Errorf("migrate: unknown action %q; want up, down, version or force", action)}
 			}
 			if err != nil {
 				return err

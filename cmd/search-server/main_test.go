@@ -251,7 +251,8 @@ func fingerprint(t *testing.T, dbURL string) string {
 	var fp string
 	err := conn.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
-		coalesce((SELECT md5(string_agg(id || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '')`).Scan(&fp)
+		coalesce((SELECT md5(string_agg(id || collection || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '') || ':' ||
+		coalesce((SELECT string_agg(name || updated_at::text, ',' ORDER BY name) FROM collection), '')`).Scan(&fp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,12 @@ out=$("$BIN/search-client" search --lat 48.85 --lng 2.35) || fail "search throug
 grep -q France <<<"$out" || fail "Paris is not in France: $out"
 echo "ok: search through Consul DNS finds France"
 
+out=$("$BIN/search-client" search --lat 48.85 --lng 2.35 --collection countries) || fail "scoped search failed"
+grep -q ' countries  *France ' <<<"$out" || fail "Paris is not in France of collection countries: $out"
+out=$("$BIN/search-client" collections) || fail "collections failed"
+grep -q '^countries  *241 ' <<<"$out" || fail "collection countries does not hold the 241 sample countries: $out"
+echo "ok: the sample is collection countries (241 things), and a scoped search finds France"
+
 page1=$("$BIN/search-client" search --query an --page-size 5) || fail "name search failed"
 token=$(sed -n 's/^next page: --page-token //p' <<<"$page1")
 [[ -n $token ]] || fail "a name search for 'an' did not page: $page1"

@@ -249,11 +249,14 @@ up() {
 	echo "\$ search-client instances"
 	"$BIN/search-client" instances
 	echo
-	echo "importing $(basename "$SAMPLE") (keyed by name: re-running replaces, never duplicates)"
-	"$BIN/search-client" import "$SAMPLE" --key-property name
+	echo "importing $(basename "$SAMPLE") into collection countries (keyed by name; a replace: re-running leaves exactly the sample)"
+	"$BIN/search-client" import "$SAMPLE" --collection countries --key-property name --replace
 	echo
-	echo "\$ search-client search --lat 48.85 --lng 2.35    # found through Consul DNS"
-	"$BIN/search-client" search --lat 48.85 --lng 2.35
+	echo "\$ search-client collections"
+	"$BIN/search-client" collections
+	echo
+	echo "\$ search-client search --lat 48.85 --lng 2.35 --collection countries    # found through Consul DNS"
+	"$BIN/search-client" search --lat 48.85 --lng 2.35 --collection countries
 	echo
 	echo "\$ search-client logs --since 5m | grep -e registered -e Search   # both instances, from Kafka"
 	"$BIN/search-client" logs --since 5m | grep -e "registered in consul" -e "SearchService/Search " | tail -4

@@ -7,6 +7,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/twpayne/go-geom"
 )
@@ -35,26 +39,192 @@ func (p Point) Validate() error {
 	return nil
 }
 
-// Filter selects things. Query and Point combine with AND; at least one is set.
+// Filter selects things. Its parts combine with AND; at least one of Query,
+// Point, Collections and Properties is set.
+//
+// Every field of Filter must be validated by Validate, included in
+// Canonical (which the page-token fingerprint hashes whole) and turned into
+// SQL by the store: geotest.FilterFields lists each field with an example,
+// and the tests of geo, grpcapi and postgis fail for a field it lacks.
 type Filter struct {
 	// Query matches names case-insensitively as a literal substring.
 	Query string
 	// Point, when not nil, keeps things whose geometry contains it.
 	Point *Point
+	// Collections, when not empty, keeps things of these collections only;
+	// empty means every collection.
+	Collections []string
+	// Properties keeps things whose top-level properties match every filter
+	// (AND); each filter matches one of its values (IN).
+	Properties []PropertyFilter
 }
+
+// PropertyFilter matches things whose top-level property Key equals one of
+// Values. A value is a string, a float64 or a bool, and equality is JSON's:
+// the string "1" does not equal the number 1.
+type PropertyFilter struct {
+	Key    string
+	Values []any
+}
+
+// Limits of a filter's collections and property filters.
+const (
+	MaxFilterCollections   = 100  // collections named in one search
+	MaxPropertyFilters     = 16   // properties filtered in one search
+	MaxPropertyValues      = 100  // values of all property filters of one search
+	MaxPropertyKeyLength   = 256  // characters of a property filter's key
+	MaxPropertyValueLength = 1000 // characters of one string value
+)
 
 // Validate returns an Invalid error when f selects nothing or is malformed.
 func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil {
-		return Errorf(Invalid, "a search needs a query, a point, or both")
+	if f.Query == "" && f.Point == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
+		return Errorf(Invalid, "a search needs a query, a point, a collection or a property filter")
 	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
 		return err
 	}
 	if f.Point != nil {
-		return f.Point.Validate()
+		if err := f.Point.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(f.Collections) > MaxFilterCollections {
+		return Errorf(Invalid, "a search may name at most %d collections, got %d", MaxFilterCollections, len(f.Collections))
+	}
+	for _, c := range f.Collections {
+		if err := ValidateCollectionName(c); err != nil {
+			return err
+		}
+	}
+	return validateProperties(f.Properties)
+}
+
+func validateProperties(pfs []PropertyFilter) error {
+	if len(pfs) > MaxPropertyFilters {
+		return Errorf(Invalid, "a search may filter at most %d properties, got %d", MaxPropertyFilters, len(pfs))
+	}
+	seen := make(map[string]bool, len(pfs))
+	values := 0
+	for _, pf := range pfs {
+		switch {
+		case pf.Key == "":
+			return Errorf(Invalid, "a property filter needs a key")
+		case strings.ContainsRune(pf.Key, '.'):
+			return Errorf(Invalid, "property filter key %q is a nested path; only top-level properties can be filtered", pf.Key)
+		case seen[pf.Key]:
+			return Errorf(Invalid, "property %q is filtered twice; give one filter several values to match any of them", pf.Key)
+		case len(pf.Values) == 0:
+			return Errorf(Invalid, "property filter %q needs at least one value", pf.Key)
+		}
+		seen[pf.Key] = true
+		if err := validateText("property filter key", pf.Key, MaxPropertyKeyLength); err != nil {
+			return err
+		}
+		values += len(pf.Values)
+		if values > MaxPropertyValues {
+			return Errorf(Invalid, "property filters may have at most %d values in all", MaxPropertyValues)
+		}
+		for i, v := range pf.Values {
+			switch v := v.(type) {
+			case string:
+				if err := validateText(fmt.Sprintf("property filter %q value %d", pf.Key, i), v, MaxPropertyValueLength); err != nil {
+					return err
+				}
+			case float64:
+				if math.IsNaN(v) || math.IsInf(v, 0) {
+					return Errorf(Invalid, "property filter %q value %d must be a finite number", pf.Key, i)
+				}
+			case bool:
+			default:
+				return Errorf(Invalid, "property filter %q value %d is %s; only strings, numbers and booleans can be matched", pf.Key, i, jsonKind(v))
+			}
+		}
 	}
 	return nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	default:
+		return fmt.Sprintf("of type %T", v)
+	}
+}
+
+// Canonical returns f in a canonical form, which selects the same things:
+// collections sorted without repeats, property filters sorted by key, their
+// values sorted (by type, then value) without repeats. Two filters select the
+// same things when their canonical forms are equal; page tokens hash it.
+func (f Filter) Canonical() Filter {
+	c := Filter{Query: f.Query, Point: f.Point}
+	if len(f.Collections) > 0 {
+		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
+	}
+	if len(f.Properties) > 0 {
+		c.Properties = make([]PropertyFilter, len(f.Properties))
+		for i, pf := range f.Properties {
+			vs := slices.Clone(pf.Values)
+			slices.SortFunc(vs, compareValues)
+			vs = slices.CompactFunc(vs, func(a, b any) bool { return compareValues(a, b) == 0 })
+			c.Properties[i] = PropertyFilter{Key: pf.Key, Values: vs}
+		}
+		slices.SortFunc(c.Properties, func(a, b PropertyFilter) int { return strings.Compare(a.Key, b.Key) })
+	}
+	return c
+}
+
+// compareValues orders property values: booleans, then numbers, then
+// strings, then anything else (which Validate refuses).
+func compareValues(a, b any) int {
+	rank := func(v any) int {
+		switch v.(type) {
+		case bool:
+			return 0
+		case float64:
+			return 1
+		case string:
+			return 2
+		default:
+			return 3
+		}
+	}
+	if c := rank(a) - rank(b); c != 0 {
+		return c
+	}
+	switch a := a.(type) {
+	case bool:
+		bb := b.(bool)
+		switch {
+		case a == bb:
+			return 0
+		case !a:
+			return -1
+		default:
+			return 1
+		}
+	case float64:
+		return cmpFloat(a, b.(float64))
+	case string:
+		return strings.Compare(a, b.(string))
+	}
+	return 0
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	default:
+		return 0
+	}
 }
 
 // Cursor is a position in the result order (name, then id): a page starts
@@ -87,7 +257,11 @@ type BBox struct {
 
 // Thing is a stored named polygon.
 type Thing struct {
-	ID         int64
+	ID int64
+	// Collection is the collection the thing belongs to.
+	Collection string
+	// Key is the importer's identifier, unique within the collection; "" if
+	// none was given.
 	Key        string
 	Name       string
 	Properties map[string]any
@@ -121,10 +295,33 @@ type Problem struct {
 	Reason string
 }
 
+// ImportOptions say where an import goes.
+type ImportOptions struct {
+	// Collection receives the features; "" is DefaultCollection.
+	Collection string
+	// Replace makes the collection exactly the imported set: things of the
+	// collection that the import does not store are deleted, in the same
+	// transaction.
+	Replace bool
+}
+
+// Normalize returns o with the default collection filled in, or an Invalid
+// error for a bad collection name.
+func (o ImportOptions) Normalize() (ImportOptions, error) {
+	if o.Collection == "" {
+		o.Collection = DefaultCollection
+	}
+	return o, ValidateCollectionName(o.Collection)
+}
+
 // ImportResult summarizes an import.
 type ImportResult struct {
-	Imported int
-	Repaired int
+	// Collection is the collection the features went to.
+	Collection string
+	Imported   int
+	Repaired   int
+	// Deleted counts the things a replace import removed.
+	Deleted  int64
 	Rejected []Problem
 	Repairs  []Problem
 }
@@ -142,19 +339,155 @@ type Stats struct {
 	Parts  int64
 }
 
+// DefaultCollection holds the things imported without a collection, and
+// every thing stored before collections existed.
+const DefaultCollection = "default"
+
+// MaxCollectionLength is the longest collection name, in characters.
+const MaxCollectionLength = 64
+
+var collectionName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidateCollectionName returns an Invalid error unless name is 1 to 64
+// lower-case ASCII letters, digits, "_" and "-", starting with a letter or a
+// digit. The rule keeps names safe in URLs, file names and shell scripts,
+// and unambiguous: "Countries" and "countries" cannot both exist.
+func ValidateCollectionName(name string) error {
+	switch {
+	case name == "":
+		return Errorf(Invalid, "a collection name must not be empty")
+	case len(name) > MaxCollectionLength:
+		return Errorf(Invalid, "collection name is %d characters long; the limit is %d", len(name), MaxCollectionLength)
+	case !collectionName.MatchString(name):
+		return Errorf(Invalid, "collection name %q is invalid: use lower-case letters, digits, _ and -, starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// Collection describes one collection of things.
+type Collection struct {
+	Name string
+	// Count is the number of things in the collection.
+	Count int64
+	// BBox bounds every thing of the collection; nil when it is empty.
+	BBox *BBox
+	// Updated is when the collection last changed: an import into it, or a
+	// delete of some of its things.
+	Updated time.Time
+}
+
+// ThingRef names one thing: by ID, or by Collection and Key.
+type ThingRef struct {
+	ID int64
+	// Collection is the key's collection; "" is DefaultCollection.
+	Collection string
+	Key        string
+}
+
+// Normalize returns r with the default collection filled in for a key, or
+// an Invalid error unless r names a thing in exactly one way.
+func (r ThingRef) Normalize() (ThingRef, error) {
+	switch {
+	case r.ID < 0:
+		return r, Errorf(Invalid, "id must be positive, got %d", r.ID)
+	case r.ID > 0 && (r.Key != "" || r.Collection != ""):
+		return r, Errorf(Invalid, "give either an id, or a collection and a key, not both")
+	case r.ID > 0:
+		return r, nil
+	case r.Key == "":
+		return r, Errorf(Invalid, "give an id, or a collection and a key")
+	}
+	if r.Collection == "" {
+		r.Collection = DefaultCollection
+	}
+	if err := ValidateCollectionName(r.Collection); err != nil {
+		return r, err
+	}
+	return r, validateText("key", r.Key, MaxKeyLength)
+}
+
+// MaxDeleteBatch is the most ids or keys one delete may name.
+const MaxDeleteBatch = 10_000
+
+// DeleteRequest names things to delete: by IDs, or by Keys within
+// Collection.
+type DeleteRequest struct {
+	IDs []int64
+	// Collection is the keys' collection; "" is DefaultCollection.
+	Collection string
+	Keys       []string
+}
+
+// Normalize returns d with the default collection filled in for keys, or an
+// Invalid error unless d names ids or keys (not both, not neither).
+func (d DeleteRequest) Normalize() (DeleteRequest, error) {
+	switch {
+	case len(d.IDs) > 0 && (len(d.Keys) > 0 || d.Collection != ""):
+		return d, Errorf(Invalid, "delete either by ids, or by a collection and keys, not both")
+	case len(d.IDs) == 0 && len(d.Keys) == 0:
+		return d, Errorf(Invalid, "a delete needs ids, or a collection and keys")
+	case len(d.IDs) > MaxDeleteBatch || len(d.Keys) > MaxDeleteBatch:
+		return d, Errorf(Invalid, "a delete may name at most %d things; split it", MaxDeleteBatch)
+	}
+	for _, id := range d.IDs {
+		if id <= 0 {
+			return d, Errorf(Invalid, "ids must be positive, got %d", id)
+		}
+	}
+	if len(d.Keys) == 0 {
+		return d, nil
+	}
+	if d.Collection == "" {
+		d.Collection = DefaultCollection
+	}
+	if err := ValidateCollectionName(d.Collection); err != nil {
+		return d, err
+	}
+	for _, k := range d.Keys {
+		if k == "" {
+			return d, Errorf(Invalid, "keys must not be empty")
+		}
+		if err := validateText("key", k, MaxKeyLength); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
+}
+
 // SearchService stores and finds things.
+//
+// Every method returns Unavailable or Timeout when the store does not
+// answer, Forbidden when the store's role may not do what is asked, and
+// Internal for anything unexpected; the codes below are the others.
 type SearchService interface {
 	// Search returns one page of things matching q.Filter in (name, id)
-	// order. Returns Invalid for a bad query, Unavailable or Timeout when the
-	// store does not answer, Internal otherwise.
+	// order, read from one snapshot of the store. Returns Invalid for a bad
+	// query.
 	Search(ctx context.Context, q Query) (Page, error)
-	// Import stores every feature src yields, all or nothing: the import is
-	// committed only when src returns io.EOF. Features the store cannot accept
-	// are reported in the result, not as an error. Returns Unavailable or
-	// Timeout when the store does not answer, the source's error if it fails.
-	Import(ctx context.Context, src FeatureSource) (ImportResult, error)
-	// Stats counts stored things and parts. Returns Unavailable when the
-	// store does not answer.
+	// Get returns the thing ref names, with its geometry when
+	// includeGeometry. Returns Invalid for a bad ref, NotFound when there is
+	// no such thing.
+	Get(ctx context.Context, ref ThingRef, includeGeometry bool) (Thing, error)
+	// Import stores every feature src yields into opts.Collection, creating
+	// it if needed, all or nothing: the import is committed only when src
+	// returns io.EOF. Features the store cannot accept are reported in the
+	// result, not as an error. With opts.Replace the collection ends up
+	// holding exactly the stored features, and concurrent searches see it
+	// whole before or whole after. Returns Invalid for a bad collection name,
+	// the source's error if it fails.
+	Import(ctx context.Context, opts ImportOptions, src FeatureSource) (ImportResult, error)
+	// Delete deletes the things d names, parts included, and returns how
+	// many there were; ids that do not exist are not counted. Returns
+	// Invalid for a bad request, NotFound when deleting keys of a collection
+	// that does not exist.
+	Delete(ctx context.Context, d DeleteRequest) (int64, error)
+	// DeleteCollection deletes a collection and all its things and returns
+	// how many things it held. Returns Invalid for a bad name, NotFound when
+	// there is no such collection.
+	DeleteCollection(ctx context.Context, name string) (int64, error)
+	// Collections lists every collection, by name.
+	Collections(ctx context.Context) ([]Collection, error)
+	// Stats counts stored things and parts.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping reports whether the store answers; nil means ready to serve.
 	Ping(ctx context.Context) error

@@ -4,40 +4,75 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"path"
 	"strings"
 	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	reflectionv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
-// access is what a method needs.
-type access int
+// Access is what a method needs.
+type Access int
 
+// The access classes. The zero Access is Denied, so that a method missing
+// from the table is refused.
 const (
-	open  access = iota // no token: the health service
-	read                // a read or write token, when READ_TOKENS is set
-	write               // a write token, when any token is set
+	Denied Access = iota // not in the table: refused, whatever the token
+	Open                 // no token: the health service
+	Read                 // a read or write token, when READ_TOKENS is set
+	Write                // a write token, when any token is set
 )
 
-// importMethod is the one method that writes.
-const importMethod = "/search.v1.SearchService/Import"
-
-// methodAccess classifies a method. Health stays open because Consul's gRPC
-// check cannot send a token, and it tells only SERVING or NOT_SERVING.
-// Everything else, reflection included, is a read; a method added later is
-// therefore never open by accident.
-func methodAccess(fullMethod string) access {
-	switch {
-	case fullMethod == importMethod:
-		return write
-	case strings.HasPrefix(fullMethod, healthPrefix):
-		return open
+func (a Access) String() string {
+	switch a {
+	case Open:
+		return "open"
+	case Read:
+		return "read"
+	case Write:
+		return "write"
 	default:
-		return read
+		return "denied"
 	}
+}
+
+// methodAccess is the complete table of the methods this server serves and
+// the access each needs (default-deny: a method not listed is refused). A
+// test walks the registered services and fails for a method missing here.
+// Health stays open because Consul's gRPC check cannot send a token, and it
+// tells only SERVING or NOT_SERVING. Reflection describes the API, which is
+// public in proto/, but still needs a read token when reads do.
+var methodAccess = map[string]Access{
+	searchv1.SearchService_Search_FullMethodName:           Read,
+	searchv1.SearchService_SearchStream_FullMethodName:     Read,
+	searchv1.SearchService_Monitor_FullMethodName:          Read,
+	searchv1.SearchService_GetThing_FullMethodName:         Read,
+	searchv1.SearchService_ListCollections_FullMethodName:  Read,
+	searchv1.SearchService_Import_FullMethodName:           Write, // replace imports included
+	searchv1.SearchService_DeleteThings_FullMethodName:     Write,
+	searchv1.SearchService_DeleteCollection_FullMethodName: Write,
+
+	healthpb.Health_Check_FullMethodName: Open,
+	healthpb.Health_Watch_FullMethodName: Open,
+	healthpb.Health_List_FullMethodName:  Open,
+
+	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      Read,
+	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: Read,
+}
+
+// MethodAccess returns the access fullMethod needs, and false when it is not
+// in the table (Denied).
+func MethodAccess(fullMethod string) (Access, bool) {
+	a, ok := methodAccess[fullMethod]
+	return a, ok
 }
 
 // tokenSet holds SHA-256 digests of tokens: comparing digests of equal
@@ -67,8 +102,10 @@ func (s tokenSet) has(digest [sha256.Size]byte) bool {
 type tokens struct{ read, write tokenSet }
 
 // Auth checks the bearer tokens of calls against READ_TOKENS and
-// WRITE_TOKENS, which can change while serving (Set). With no token
-// configured every call is allowed. With any, Import needs a write token;
+// WRITE_TOKENS, which can change while serving (Set), after the method's
+// access in methodAccess. A method missing from that table is refused. With
+// no token configured every other call is allowed. With any, writes
+// (Import, DeleteThings, DeleteCollection) need a write token;
 // reads need a read or a write token when READ_TOKENS is set and are open
 // otherwise. Tokens are compared as digests in constant time and never
 // appear in errors or logs.
@@ -97,14 +134,16 @@ func (a *Auth) Enabled() bool {
 // check returns nil when the call may go on, else an Unauthenticated or
 // PermissionDenied status.
 func (a *Auth) check(ctx context.Context, fullMethod string) error {
-	need := methodAccess(fullMethod)
+	need := methodAccess[fullMethod]
 	t := a.tokens.Load()
 	switch {
-	case need == open:
+	case need == Denied:
+		return status.Errorf(codes.PermissionDenied, "%s has no access class in this server's table, so it is refused", fullMethod)
+	case need == Open:
 		return nil
-	case need == read && len(t.read) == 0:
+	case need == Read && len(t.read) == 0:
 		return nil
-	case need == write && len(t.read) == 0 && len(t.write) == 0:
+	case need == Write && len(t.read) == 0 && len(t.write) == 0:
 		return nil
 	}
 	presented, ok := bearerToken(ctx)
@@ -117,10 +156,10 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 	switch {
 	case isWrite:
 		return nil
-	case need == read && isRead:
+	case need == Read && isRead:
 		return nil
-	case isRead: // a valid read token on Import
-		return status.Error(codes.PermissionDenied, "Import needs a write token; this token may only read")
+	case isRead: // a valid read token on a write
+		return status.Errorf(codes.PermissionDenied, "%s needs a write token; this token may only read", path.Base(fullMethod))
 	default:
 		return status.Error(codes.Unauthenticated, "the token is not valid")
 	}

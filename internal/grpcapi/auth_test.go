@@ -2,6 +2,9 @@ package grpcapi_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"testing"
 
@@ -11,10 +14,13 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 const (
@@ -47,6 +53,14 @@ func calls(t *testing.T, conn *grpc.ClientConn, token string) map[string]codes.C
 		_, err = imp.CloseAndRecv()
 	}
 	got["Import"] = status.Code(err)
+	_, err = client.GetThing(ctx, &searchv1.GetThingRequest{Id: 1})
+	got["GetThing"] = status.Code(err)
+	_, err = client.ListCollections(ctx, &searchv1.ListCollectionsRequest{})
+	got["ListCollections"] = status.Code(err)
+	_, err = client.DeleteThings(ctx, &searchv1.DeleteThingsRequest{Ids: []int64{1}})
+	got["DeleteThings"] = status.Code(err)
+	_, err = client.DeleteCollection(ctx, &searchv1.DeleteCollectionRequest{Name: "c"})
+	got["DeleteCollection"] = status.Code(err)
 	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	got["Health"] = status.Code(err)
 	return got
@@ -57,9 +71,12 @@ func TestTokensSeparateReadsFromWrites(t *testing.T) {
 	svc := &fakeService{things: []geo.Thing{{ID: 1, Name: "a"}}}
 	ok, unauth, denied := codes.OK, codes.Unauthenticated, codes.PermissionDenied
 	type want map[string]codes.Code
-	all := func(c codes.Code) want {
-		return want{"Search": c, "Monitor": c, "SearchStream": c, "Import": c, "Health": ok}
+	// rw is the outcome of every read and every write; health is open.
+	rw := func(r, w codes.Code) want {
+		return want{"Search": r, "Monitor": r, "SearchStream": r, "GetThing": r, "ListCollections": r,
+			"Import": w, "DeleteThings": w, "DeleteCollection": w, "Health": ok}
 	}
+	all := func(c codes.Code) want { return rw(c, c) }
 	cases := []struct {
 		name        string
 		read, write []string
@@ -67,16 +84,16 @@ func TestTokensSeparateReadsFromWrites(t *testing.T) {
 		want        want
 	}{
 		{"no tokens configured", nil, nil, "", all(ok)},
-		{"write tokens only, no token", nil, []string{writeToken}, "", want{"Search": ok, "Monitor": ok, "SearchStream": ok, "Import": unauth, "Health": ok}},
-		{"write tokens only, wrong token", nil, []string{writeToken}, wrongToken, want{"Search": ok, "Monitor": ok, "SearchStream": ok, "Import": unauth, "Health": ok}},
+		{"write tokens only, no token", nil, []string{writeToken}, "", rw(ok, unauth)},
+		{"write tokens only, wrong token", nil, []string{writeToken}, wrongToken, rw(ok, unauth)},
 		{"write tokens only, write token", nil, []string{writeToken}, writeToken, all(ok)},
 		{"both, no token", []string{readToken}, []string{writeToken}, "", all(unauth)},
 		{"both, wrong token", []string{readToken}, []string{writeToken}, wrongToken, all(unauth)},
 		{"both, a prefix of the read token", []string{readToken}, []string{writeToken}, readToken[:5], all(unauth)},
-		{"both, read token", []string{readToken}, []string{writeToken}, readToken, want{"Search": ok, "Monitor": ok, "SearchStream": ok, "Import": denied, "Health": ok}},
+		{"both, read token", []string{readToken}, []string{writeToken}, readToken, rw(ok, denied)},
 		{"both, write token", []string{readToken}, []string{writeToken}, writeToken, all(ok)},
 		{"second of two write tokens", nil, []string{"old-token", writeToken}, writeToken, all(ok)},
-		{"read tokens only, read token", []string{readToken}, nil, readToken, want{"Search": ok, "Monitor": ok, "SearchStream": ok, "Import": denied, "Health": ok}},
+		{"read tokens only, read token", []string{readToken}, nil, readToken, rw(ok, denied)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +138,73 @@ func TestRefusalsSayWhatIsMissingButNotTheToken(t *testing.T) {
 		if msg := status.Convert(err).Message(); msg != tc.want {
 			t.Errorf("Import with %q: message %q, want %q", tc.token, msg, tc.want)
 		}
+	}
+}
+
+// TestEveryMethodHasAnAccessClass walks the service descriptor: a method
+// added to search.v1 without an entry in the access table fails here, and
+// the lifecycle methods are classified as the README documents.
+func TestEveryMethodHasAnAccessClass(t *testing.T) {
+	t.Parallel()
+	want := map[string]grpcapi.Access{
+		"Search": grpcapi.Read, "SearchStream": grpcapi.Read, "Monitor": grpcapi.Read,
+		"GetThing": grpcapi.Read, "ListCollections": grpcapi.Read,
+		"Import": grpcapi.Write, "DeleteThings": grpcapi.Write, "DeleteCollection": grpcapi.Write,
+	}
+	services := searchv1.File_search_v1_search_proto.Services()
+	for i := range services.Len() {
+		methods := services.Get(i).Methods()
+		for j := range methods.Len() {
+			m := methods.Get(j)
+			full := fmt.Sprintf("/%s/%s", services.Get(i).FullName(), m.Name())
+			got, ok := grpcapi.MethodAccess(full)
+			if !ok {
+				t.Errorf("%s has no access class: add it to the table in internal/grpcapi/auth.go (and to this test and the README)", full)
+				continue
+			}
+			if w, known := want[string(m.Name())]; !known || got != w {
+				t.Errorf("%s is %s; this test expects %v (known: %v)", full, got, w, known)
+			}
+		}
+	}
+}
+
+// TestUnclassifiedMethodIsRefused serves a method that is not in the access
+// table: it is refused even with no token configured.
+func TestUnclassifiedMethodIsRefused(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig
+	serverOpts, err := grpcapi.ServerOptions(cfg, slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler), metrics.Nop{}, grpcapi.NewAuth(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(serverOpts...)
+	called := false
+	gs.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "test.Unlisted",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Call", Handler: func(srv any, ctx context.Context, dec func(any) error, in grpc.UnaryServerInterceptor) (any, error) {
+			req := &emptypb.Empty{}
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			h := func(context.Context, any) (any, error) { called = true; return &emptypb.Empty{}, nil }
+			return in(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/test.Unlisted/Call"}, h)
+		}}},
+	}, struct{}{})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	err = conn.Invoke(context.Background(), "/test.Unlisted/Call", &emptypb.Empty{}, &emptypb.Empty{})
+	if status.Code(err) != codes.PermissionDenied || called {
+		t.Errorf("unlisted method: %v (handler called: %v), want PermissionDenied and no call", err, called)
 	}
 }

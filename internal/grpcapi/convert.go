@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
@@ -12,11 +13,37 @@ import (
 
 // filterFromProto validates the filter part of a search request.
 func filterFromProto(req *searchv1.SearchRequest) (geo.Filter, error) {
-	f := geo.Filter{Query: req.GetQuery()}
+	f := geo.Filter{Query: req.GetQuery(), Collections: req.GetCollections()}
 	if p := req.GetPoint(); p != nil {
 		f.Point = &geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}
 	}
+	if len(req.GetWhere()) > geo.MaxPropertyFilters {
+		// Refused before converting a flood of values.
+		return f, geo.Errorf(geo.Invalid, "a search may filter at most %d properties, got %d", geo.MaxPropertyFilters, len(req.GetWhere()))
+	}
+	for _, w := range req.GetWhere() {
+		if len(w.GetValues()) > geo.MaxPropertyValues {
+			return f, geo.Errorf(geo.Invalid, "property filters may have at most %d values in all", geo.MaxPropertyValues)
+		}
+		pf := geo.PropertyFilter{Key: w.GetKey(), Values: make([]any, len(w.GetValues()))}
+		for i, v := range w.GetValues() {
+			pf.Values[i] = v.AsInterface()
+		}
+		f.Properties = append(f.Properties, pf)
+	}
 	return f, f.Validate()
+}
+
+func collectionToProto(c geo.Collection) *searchv1.Collection {
+	pc := &searchv1.Collection{Name: c.Name, Count: c.Count, UpdateTime: timestamppb.New(c.Updated)}
+	if c.BBox != nil {
+		pc.Bbox = bboxToProto(*c.BBox)
+	}
+	return pc
+}
+
+func bboxToProto(b geo.BBox) *searchv1.BoundingBox {
+	return &searchv1.BoundingBox{MinLng: b.MinLng, MinLat: b.MinLat, MaxLng: b.MaxLng, MaxLat: b.MaxLat}
 }
 
 func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
@@ -28,24 +55,24 @@ func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
 		}
 	}
 	return &searchv1.Thing{
-		Id:         t.ID,
-		Name:       t.Name,
-		Key:        t.Key,
-		Properties: props,
-		Bbox: &searchv1.BoundingBox{
-			MinLng: t.BBox.MinLng, MinLat: t.BBox.MinLat,
-			MaxLng: t.BBox.MaxLng, MaxLat: t.BBox.MaxLat,
-		},
+		Id:              t.ID,
+		Collection:      t.Collection,
+		Name:            t.Name,
+		Key:             t.Key,
+		Properties:      props,
+		Bbox:            bboxToProto(t.BBox),
 		GeometryGeojson: t.GeometryGeoJSON,
 	}, nil
 }
 
 func importResultToProto(r geo.ImportResult) *searchv1.ImportResponse {
 	return &searchv1.ImportResponse{
-		Imported: int64(r.Imported),
-		Repaired: int64(r.Repaired),
-		Rejected: problemsToProto(r.Rejected),
-		Repairs:  problemsToProto(r.Repairs),
+		Collection: r.Collection,
+		Deleted:    r.Deleted,
+		Imported:   int64(r.Imported),
+		Repaired:   int64(r.Repaired),
+		Rejected:   problemsToProto(r.Rejected),
+		Repairs:    problemsToProto(r.Repairs),
 	}
 }
 

@@ -158,6 +158,8 @@ const ClientServiceConfig = `{
       {"service": "search.v1.SearchService", "method": "Search"},
       {"service": "search.v1.SearchService", "method": "SearchStream"},
       {"service": "search.v1.SearchService", "method": "Monitor"},
+      {"service": "search.v1.SearchService", "method": "GetThing"},
+      {"service": "search.v1.SearchService", "method": "ListCollections"},
       {"service": "grpc.health.v1.Health"}
     ],
     "waitForReady": true,
@@ -317,6 +319,13 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 // MAX_CONCURRENT_IMPORTS run at once; an import ends with nothing stored
 // when its client sends nothing for IMPORT_IDLE_TIMEOUT or it runs longer
 // than IMPORT_MAX_DURATION.
+//
+// The import's options (collection, replace) travel in the first message,
+// as a typed field of the contract rather than request metadata: they are
+// documented and checked by buf breaking with the rest of the API, every
+// language's generated code has them, they are known before the first
+// feature is written, and they cannot disagree between messages because a
+// later message carrying them fails the import.
 func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
 	lim := s.limits.Load()
 	if n := s.imports.Add(1); n > int64(lim.maxConcurrentImports) {
@@ -329,7 +338,14 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 	defer cancel()
 	src := newImportSource(stream, lim)
 	defer src.close()
-	res, err := s.svc.Import(ctx, src)
+	opts, err := src.options(ctx)
+	if err == nil {
+		opts, err = opts.Normalize()
+	}
+	var res geo.ImportResult
+	if err == nil {
+		res, err = s.svc.Import(ctx, opts, src)
+	}
 	if err != nil {
 		var de *geo.Error
 		if cause := context.Cause(ctx); ctx.Err() != nil && errors.As(cause, &de) {
@@ -356,6 +372,8 @@ type importSource struct {
 	limits      geo.Limits
 	maxFeatures int
 	idle        time.Duration
+	first       *searchv1.ImportRequest // the first message's feature, not yet returned
+	eof         bool                    // the stream has ended
 	next        int
 	rejected    []geo.Problem
 }
@@ -392,24 +410,69 @@ func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, s
 // close lets the reading goroutine end; call it when the handler returns.
 func (src *importSource) close() { close(src.done) }
 
-func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
+// recv returns the next message, io.EOF after the last, or an error when
+// the client sends nothing for the idle timeout or ctx ends.
+func (src *importSource) recv(ctx context.Context) (*searchv1.ImportRequest, error) {
+	if src.first != nil {
+		req := src.first
+		src.first = nil
+		return req, nil
+	}
+	if src.eof {
+		return nil, io.EOF
+	}
 	idle := time.NewTimer(src.idle)
 	defer idle.Stop()
+	var r received
+	select {
+	case r = <-src.msgs:
+	case <-idle.C:
+		return nil, geo.Errorf(geo.Timeout,
+			"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle)
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	if errors.Is(r.err, io.EOF) {
+		src.eof = true
+	}
+	return r.req, r.err
+}
+
+// options reads the first message and returns its options (none: the
+// defaults). Its feature, if it carries one, is the first Next returns.
+func (src *importSource) options(ctx context.Context) (geo.ImportOptions, error) {
+	req, err := src.recv(ctx)
+	if errors.Is(err, io.EOF) {
+		return geo.ImportOptions{}, nil
+	}
+	if err != nil {
+		return geo.ImportOptions{}, err
+	}
+	var opts geo.ImportOptions
+	if o := req.GetOptions(); o != nil {
+		opts = geo.ImportOptions{Collection: o.GetCollection(), Replace: o.GetReplace()}
+	}
+	if !optionsOnly(req) {
+		src.first = req
+	}
+	return opts, nil
+}
+
+// optionsOnly reports whether req carries options and no feature.
+func optionsOnly(req *searchv1.ImportRequest) bool {
+	return req.GetOptions() != nil && req.GetName() == "" && req.GetKey() == "" &&
+		req.GetProperties() == nil && req.GetGeometryGeojson() == ""
+}
+
+func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
 	for {
-		var r received
-		select {
-		case r = <-src.msgs:
-		case <-idle.C:
-			return geo.Feature{}, geo.Errorf(geo.Timeout,
-				"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle)
-		case <-ctx.Done():
-			return geo.Feature{}, context.Cause(ctx)
+		first := src.first != nil
+		req, err := src.recv(ctx)
+		if err != nil {
+			return geo.Feature{}, err
 		}
-		if errors.Is(r.err, io.EOF) {
-			return geo.Feature{}, io.EOF
-		}
-		if r.err != nil {
-			return geo.Feature{}, r.err
+		if req.GetOptions() != nil && !first {
+			return geo.Feature{}, geo.Errorf(geo.Invalid, "import options may only be sent in the first message; feature %d carries them, so nothing was stored", src.next)
 		}
 		if src.next >= src.maxFeatures {
 			return geo.Feature{}, geo.Errorf(geo.TooLarge,
@@ -417,7 +480,6 @@ func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
 		}
 		index := src.next
 		src.next++
-		req := r.req
 		f, err := geo.DecodeFeature(geo.RawFeature{
 			Index:        index,
 			Key:          req.GetKey(),
@@ -427,7 +489,6 @@ func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
 		}, src.limits)
 		if err != nil {
 			src.rejected = append(src.rejected, geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
-			idle.Reset(src.idle)
 			continue
 		}
 		return f, nil
@@ -460,6 +521,48 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 // refused.
 func (s *Server) SetRejectedSettings(rs []RejectedSetting) {
 	s.rejected.Store(&rs)
+}
+
+// GetThing returns one thing by id, or by collection and key.
+func (s *Server) GetThing(ctx context.Context, req *searchv1.GetThingRequest) (*searchv1.Thing, error) {
+	t, err := s.svc.Get(ctx, geo.ThingRef{ID: req.GetId(), Collection: req.GetCollection(), Key: req.GetKey()}, req.GetIncludeGeometry())
+	if err != nil {
+		return nil, err
+	}
+	return thingToProto(t)
+}
+
+// DeleteThings deletes things by ids, or by keys within a collection.
+func (s *Server) DeleteThings(ctx context.Context, req *searchv1.DeleteThingsRequest) (*searchv1.DeleteThingsResponse, error) {
+	n, err := s.svc.Delete(ctx, geo.DeleteRequest{IDs: req.GetIds(), Collection: req.GetCollection(), Keys: req.GetKeys()})
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.Count("delete.things", n)
+	return &searchv1.DeleteThingsResponse{Deleted: n}, nil
+}
+
+// DeleteCollection deletes a collection and its things.
+func (s *Server) DeleteCollection(ctx context.Context, req *searchv1.DeleteCollectionRequest) (*searchv1.DeleteCollectionResponse, error) {
+	n, err := s.svc.DeleteCollection(ctx, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.Count("delete.things", n)
+	return &searchv1.DeleteCollectionResponse{Deleted: n}, nil
+}
+
+// ListCollections lists every collection.
+func (s *Server) ListCollections(ctx context.Context, _ *searchv1.ListCollectionsRequest) (*searchv1.ListCollectionsResponse, error) {
+	cs, err := s.svc.Collections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &searchv1.ListCollectionsResponse{Collections: make([]*searchv1.Collection, len(cs))}
+	for i, c := range cs {
+		resp.Collections[i] = collectionToProto(c)
+	}
+	return resp, nil
 }
 
 // query validates req and turns it into a domain query, applying the page

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
@@ -34,8 +35,10 @@ type fakeService struct {
 	mu      sync.Mutex
 	things  []geo.Thing // in (name, id) order
 	queries []geo.Query
-	err     error
-	panic   bool
+	// importOpts are the options of every import, in order.
+	importOpts []geo.ImportOptions
+	err        error
+	panic      bool
 }
 
 func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
@@ -68,8 +71,11 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 	return page, nil
 }
 
-func (f *fakeService) Import(ctx context.Context, src geo.FeatureSource) (geo.ImportResult, error) {
-	var res geo.ImportResult
+func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
+	f.mu.Lock()
+	f.importOpts = append(f.importOpts, opts)
+	f.mu.Unlock()
+	res := geo.ImportResult{Collection: opts.Collection}
 	for {
 		feat, err := src.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -84,6 +90,43 @@ func (f *fakeService) Import(ctx context.Context, src geo.FeatureSource) (geo.Im
 		}
 		res.Imported++
 	}
+}
+
+func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, _ bool) (geo.Thing, error) {
+	if f.err != nil {
+		return geo.Thing{}, f.err
+	}
+	ref, err := ref.Normalize()
+	if err != nil {
+		return geo.Thing{}, err
+	}
+	for _, th := range f.things {
+		if (ref.ID != 0 && th.ID == ref.ID) || (ref.Key != "" && th.Key == ref.Key && th.Collection == ref.Collection) {
+			return th, nil
+		}
+	}
+	return geo.Thing{}, geo.Errorf(geo.NotFound, "no such thing")
+}
+
+func (f *fakeService) Delete(_ context.Context, d geo.DeleteRequest) (int64, error) {
+	if _, err := d.Normalize(); err != nil {
+		return 0, err
+	}
+	return int64(len(d.IDs) + len(d.Keys)), f.err
+}
+
+func (f *fakeService) DeleteCollection(_ context.Context, name string) (int64, error) {
+	if name == "nope" {
+		return 0, geo.Errorf(geo.NotFound, "there is no collection %q", name)
+	}
+	return 3, f.err
+}
+
+func (f *fakeService) Collections(context.Context) ([]geo.Collection, error) {
+	return []geo.Collection{
+		{Name: "countries", Count: 2, BBox: &geo.BBox{MinLng: -1, MinLat: -2, MaxLng: 3, MaxLat: 4}, Updated: time.Unix(1700000000, 0)},
+		{Name: "empty", Updated: time.Unix(1700000001, 0)},
+	}, f.err
 }
 
 func (f *fakeService) Stats(context.Context) (geo.Stats, error) { return geo.Stats{Things: 7}, f.err }
@@ -345,5 +388,116 @@ func TestImportsLargerThanTheLimitFailWhole(t *testing.T) {
 	_, err = stream.CloseAndRecv()
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "more than 4 features (MAX_IMPORT_FEATURES)") {
 		t.Errorf("import of 6 with a limit of 4: %s %q, want ResourceExhausted", st.Code(), st.Message())
+	}
+}
+
+func TestImportOptionsTravelInTheFirstMessage(t *testing.T) {
+	t.Parallel()
+	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
+	opts := &searchv1.ImportOptions{Collection: "zones", Replace: true}
+	tests := []struct {
+		name     string
+		msgs     []*searchv1.ImportRequest
+		code     codes.Code
+		message  string
+		want     geo.ImportOptions
+		imported int64
+	}{
+		{"no options: default", []*searchv1.ImportRequest{{Name: "a", GeometryGeojson: square}}, codes.OK, "", geo.ImportOptions{Collection: "default"}, 1},
+		{"options alone first", []*searchv1.ImportRequest{{Options: opts}, {Name: "a", GeometryGeojson: square}}, codes.OK, "", geo.ImportOptions{Collection: "zones", Replace: true}, 1},
+		{"options with the first feature", []*searchv1.ImportRequest{{Options: opts, Name: "a", GeometryGeojson: square}, {Name: "b", GeometryGeojson: square}}, codes.OK, "", geo.ImportOptions{Collection: "zones", Replace: true}, 2},
+		{"options alone, no feature", []*searchv1.ImportRequest{{Options: opts}}, codes.OK, "", geo.ImportOptions{Collection: "zones", Replace: true}, 0},
+		{"options later", []*searchv1.ImportRequest{{Name: "a", GeometryGeojson: square}, {Options: opts, Name: "b", GeometryGeojson: square}}, codes.InvalidArgument, "import options may only be sent in the first message", geo.ImportOptions{Collection: "default"}, 0},
+		{"bad collection", []*searchv1.ImportRequest{{Options: &searchv1.ImportOptions{Collection: "Zones"}}}, codes.InvalidArgument, `collection name "Zones" is invalid`, geo.ImportOptions{}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			svc := &fakeService{}
+			client, _ := serve(t, svc)
+			stream, err := client.Import(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tt.msgs {
+				if err := stream.Send(m); err != nil {
+					break
+				}
+			}
+			resp, err := stream.CloseAndRecv()
+			st := status.Convert(err)
+			if st.Code() != tt.code || !strings.HasPrefix(st.Message(), tt.message) {
+				t.Fatalf("got %s %q, want %s %q", st.Code(), st.Message(), tt.code, tt.message)
+			}
+			if tt.want == (geo.ImportOptions{}) {
+				if len(svc.importOpts) != 0 {
+					t.Errorf("the store was called with %v", svc.importOpts)
+				}
+				return
+			}
+			if len(svc.importOpts) != 1 || svc.importOpts[0] != tt.want {
+				t.Errorf("store got options %v, want %v", svc.importOpts, tt.want)
+			}
+			if err == nil && (resp.GetImported() != tt.imported || resp.GetCollection() != tt.want.Collection) {
+				t.Errorf("response %v, want %d imported into %s", resp, tt.imported, tt.want.Collection)
+			}
+		})
+	}
+}
+
+func TestSearchFiltersMapToTheDomain(t *testing.T) {
+	t.Parallel()
+	svc := &fakeService{things: things(3)}
+	client, _ := serve(t, svc)
+	_, err := client.Search(context.Background(), &searchv1.SearchRequest{
+		Collections: []string{"b", "a"},
+		Where: []*searchv1.PropertyFilter{{Key: "kind", Values: []*structpb.Value{
+			structpb.NewStringValue("lake"), structpb.NewNumberValue(2), structpb.NewBoolValue(true)}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := geo.Filter{Collections: []string{"b", "a"}, Properties: []geo.PropertyFilter{{Key: "kind", Values: []any{"lake", 2.0, true}}}}
+	if diff := cmp.Diff(want, svc.lastQuery().Filter); diff != "" {
+		t.Errorf("filter (-want +got):\n%s", diff)
+	}
+	for name, v := range map[string]*structpb.Value{
+		"a list": structpb.NewListValue(&structpb.ListValue{}), "an object": structpb.NewStructValue(&structpb.Struct{}), "null": structpb.NewNullValue()} {
+		_, err := client.Search(context.Background(), &searchv1.SearchRequest{Where: []*searchv1.PropertyFilter{{Key: "k", Values: []*structpb.Value{v}}}})
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "value 0 is "+name) {
+			t.Errorf("value %s: %s %q", name, st.Code(), st.Message())
+		}
+	}
+}
+
+func TestLifecycleCallsMapToTheDomain(t *testing.T) {
+	t.Parallel()
+	svc := &fakeService{things: []geo.Thing{{ID: 9, Collection: "c", Key: "k", Name: "Nine"}}}
+	client, _ := serve(t, svc)
+	ctx := context.Background()
+	th, err := client.GetThing(ctx, &searchv1.GetThingRequest{Collection: "c", Key: "k"})
+	if err != nil || th.GetId() != 9 || th.GetCollection() != "c" {
+		t.Errorf("get by key: %v, %v", th, err)
+	}
+	if _, err := client.GetThing(ctx, &searchv1.GetThingRequest{Id: 10}); status.Code(err) != codes.NotFound {
+		t.Errorf("get absent: %v, want NotFound", err)
+	}
+	if _, err := client.GetThing(ctx, &searchv1.GetThingRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("get nothing: %v, want InvalidArgument", err)
+	}
+	del, err := client.DeleteThings(ctx, &searchv1.DeleteThingsRequest{Collection: "c", Keys: []string{"k", "l"}})
+	if err != nil || del.GetDeleted() != 2 {
+		t.Errorf("delete: %v, %v", del, err)
+	}
+	if _, err := client.DeleteCollection(ctx, &searchv1.DeleteCollectionRequest{Name: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("delete absent collection: %v, want NotFound", err)
+	}
+	list, err := client.ListCollections(ctx, &searchv1.ListCollectionsRequest{})
+	if err != nil || len(list.GetCollections()) != 2 {
+		t.Fatalf("list: %v, %v", list, err)
+	}
+	c0, c1 := list.GetCollections()[0], list.GetCollections()[1]
+	if c0.GetName() != "countries" || c0.GetCount() != 2 || c0.GetBbox().GetMaxLat() != 4 || c0.GetUpdateTime().GetSeconds() != 1700000000 || c1.GetBbox() != nil {
+		t.Errorf("list: %v", list)
 	}
 }

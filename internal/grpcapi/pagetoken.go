@@ -3,6 +3,8 @@ package grpcapi
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"unicode/utf8"
@@ -24,16 +26,17 @@ const (
 	maxPageTokenLen  = 4096
 )
 
+// filterFingerprint hashes the whole canonical filter, as JSON: every field
+// of geo.Filter is in it without being listed here, and two filters that
+// select the same things (collections or values in another order) share
+// their tokens. f must be valid (JSON has no NaN).
 func filterFingerprint(f geo.Filter) uint64 {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(f.Query))
-	var b [17]byte
-	if f.Point != nil {
-		b[0] = 1
-		binary.BigEndian.PutUint64(b[1:9], math.Float64bits(f.Point.Lat))
-		binary.BigEndian.PutUint64(b[9:], math.Float64bits(f.Point.Lng))
+	b, err := json.Marshal(f.Canonical())
+	if err != nil {
+		panic(fmt.Sprintf("grpcapi: fingerprint of a filter that was not validated: %v", err))
 	}
-	_, _ = h.Write(b[:])
+	h := fnv.New64a()
+	_, _ = h.Write(b)
 	return h.Sum64()
 }
 
@@ -58,7 +61,7 @@ func decodePageToken(tok string, f geo.Filter) (geo.Cursor, error) {
 		return geo.Cursor{}, malformed
 	}
 	if binary.BigEndian.Uint64(b[1:9]) != filterFingerprint(f) {
-		return geo.Cursor{}, geo.Errorf(geo.Invalid, "page_token was issued for a different search; repeat the same query and point with it")
+		return geo.Cursor{}, geo.Errorf(geo.Invalid, "page_token was issued for a different search; repeat the same filter with it")
 	}
 	id, n := binary.Uvarint(b[9:])
 	if n <= 0 || id == 0 || id > math.MaxInt64 {

@@ -9,12 +9,15 @@ import (
 )
 
 // WriteBatch writes features as one import batch inside tx, for tests that
-// look at the transaction afterwards.
+// look at the transaction afterwards. They go to the default collection.
 func WriteBatch(ctx context.Context, tx pgx.Tx, features []geo.Feature) (geo.ImportResult, error) {
 	var res geo.ImportResult
+	if _, err := tx.Exec(ctx, openCollectionSQL, geo.DefaultCollection); err != nil {
+		return res, err
+	}
 	batch := make([]pending, 0, len(features))
 	for _, f := range features {
-		p, err := newPending(f)
+		p, err := newPending(f, geo.DefaultCollection)
 		if err != nil {
 			return res, err
 		}

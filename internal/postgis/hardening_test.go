@@ -83,7 +83,7 @@ func TestPanicMidImportRollsBackAndReleasesTheConnection(t *testing.T) {
 				t.Fatal("the import did not panic")
 			}
 		}()
-		_, _ = svc.Import(context.Background(), src)
+		_, _ = svc.Import(context.Background(), geo.ImportOptions{}, src)
 	}()
 	if n := writer.Stat().AcquiredConns(); n != 0 {
 		t.Errorf("after the panic %d writing connections are still checked out, want 0", n)
@@ -110,7 +110,7 @@ func TestTransientFaultsEndTheImportWhole(t *testing.T) {
 			switch i {
 			case 250: // a batch of 200 is in the open transaction
 				if _, err := reader.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-					WHERE application_name = 'hardening-test/write' AND backend_xid IS NOT NULL`); err != nil {
+					WHERE application_name = 'hardening-test/write' AND backend_xid IS NOT NULL AND datname = current_database()`); err != nil {
 					return geo.Feature{}, err
 				}
 			case 450:
@@ -118,7 +118,7 @@ func TestTransientFaultsEndTheImportWhole(t *testing.T) {
 			}
 			return square(fmt.Sprintf("f%d", i), 0, 0, 1, 1), nil
 		}}
-		_, err := svc.Import(context.Background(), src)
+		_, err := svc.Import(context.Background(), geo.ImportOptions{}, src)
 		if code := geo.ErrorCode(err); code != geo.Unavailable {
 			t.Errorf("import on a terminated connection: %v (%s), want unavailable", err, code)
 		}
@@ -142,7 +142,7 @@ func TestTransientFaultsEndTheImportWhole(t *testing.T) {
 		if _, err := tx.Exec(ctx, "LOCK TABLE thing IN ACCESS EXCLUSIVE MODE"); err != nil {
 			t.Fatal(err)
 		}
-		_, err = svc.Import(ctx, &countingSource{fn: func(_ context.Context, i int) (geo.Feature, error) {
+		_, err = svc.Import(ctx, geo.ImportOptions{}, &countingSource{fn: func(_ context.Context, i int) (geo.Feature, error) {
 			if i == 3 {
 				return geo.Feature{}, io.EOF
 			}
@@ -188,7 +188,7 @@ func TestTransientFaultsEndTheImportWhole(t *testing.T) {
 			done.Add(1)
 			go func() {
 				defer done.Done()
-				_, errs[i] = svc.Import(context.Background(), src)
+				_, errs[i] = svc.Import(context.Background(), geo.ImportOptions{}, src)
 			}()
 		}
 		done.Wait()

@@ -26,8 +26,10 @@ const (
 // invalid one is repaired with ST_MakeValid (structure method: outer rings
 // are unioned, holes subtracted) keeping only the polygonal part. If nothing
 // polygonal is left, no row is inserted and the feature is rejected. An
-// existing key is replaced, so importing the same keyed data twice stores it
-// once. The thing_part_sync trigger writes the parts in the same statement.
+// existing key of the collection is replaced, so importing the same keyed
+// data twice stores it once. written_xact records the importing transaction
+// (see replaceSQL). The thing_part_sync trigger writes the parts in the same
+// statement.
 const insertThingSQL = `WITH input AS (
     SELECT ST_SetSRID(ST_GeomFromWKB(@wkb::bytea), 4326) AS raw
 ), checked AS (
@@ -38,14 +40,40 @@ const insertThingSQL = `WITH input AS (
                          ELSE ST_CollectionExtract(ST_MakeValid(raw, 'method=structure'), 3) END) AS geom
     FROM checked
 )
-INSERT INTO thing (key, name, properties, geom)
-SELECT NULLIF(@key::text, ''), @name::text, @properties::jsonb, fixed.geom
+INSERT INTO thing (collection, key, name, properties, geom, written_xact)
+SELECT @collection::text, NULLIF(@key::text, ''), @name::text, @properties::jsonb, fixed.geom, pg_current_xact_id()
 FROM fixed
 WHERE NOT ST_IsEmpty(fixed.geom)
-ON CONFLICT (key) DO UPDATE
+ON CONFLICT (collection, key) DO UPDATE
 SET name = EXCLUDED.name, properties = EXCLUDED.properties,
-    geom = EXCLUDED.geom, imported_at = now()
+    geom = EXCLUDED.geom, imported_at = now(), written_xact = EXCLUDED.written_xact
 RETURNING NOT (SELECT valid FROM fixed)`
+
+// The import's collection is created if it does not exist. A replace also
+// locks its row for the whole transaction (replaceCollectionSQL), so that
+// replaces, deletes of keys and DeleteCollection of one collection take
+// turns and a replace decides what is absent from a collection no other
+// replace is writing. A plain import does not lock it (openCollectionSQL
+// does not even try to insert an existing row, which would wait for
+// another import that is inserting the same new collection) and runs beside
+// others as before; it
+// takes the row only to mark the collection changed, as its last statement
+// (touchCollectionSQL), which holds the lock just until the commit.
+const (
+	openCollectionSQL = `INSERT INTO collection (name)
+SELECT $1::text WHERE NOT EXISTS (SELECT FROM collection WHERE name = $1::text)
+ON CONFLICT (name) DO NOTHING`
+	replaceCollectionSQL = `INSERT INTO collection (name) VALUES ($1::text)
+ON CONFLICT (name) DO UPDATE SET updated_at = clock_timestamp()`
+	touchCollectionSQL = `UPDATE collection SET updated_at = clock_timestamp() WHERE name = $1::text`
+)
+
+// replaceSQL deletes the things of a collection that the current
+// transaction did not write: pg_current_xact_id() is the top-level
+// transaction's id, inside the import's savepoints too, and is never
+// reused. Concurrent searches keep seeing the old things until the import
+// commits, and then see only the new ones.
+const replaceSQL = `DELETE FROM thing WHERE collection = $1::text AND written_xact IS DISTINCT FROM pg_current_xact_id()`
 
 // dbRepair is the repair reported when the database made a geometry valid.
 const dbRepair = "made valid with ST_MakeValid (self-intersections or overlapping rings)"
@@ -54,20 +82,38 @@ const dbRepair = "made valid with ST_MakeValid (self-intersections or overlappin
 // the first feature has arrived: a client that opens an import and waits
 // holds no database connection. Faults of a feature's own data reject that
 // feature; any other fault (a lost connection, a deadlock, a timeout)
-// rolls the whole import back.
-func (s *SearchService) Import(ctx context.Context, src geo.FeatureSource) (geo.ImportResult, error) {
-	var res geo.ImportResult
-	r := reader{src: src, res: &res, keys: map[string]int{}}
-	first, err := r.next(ctx)
-	if errors.Is(err, io.EOF) {
-		return res, nil // nothing to store
-	}
+// rolls the whole import back. The transaction creates the collection
+// first (see openCollectionSQL) and, for a replace, ends by deleting what it
+// did not write (replaceSQL).
+func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
+	opts, err := opts.Normalize()
 	if err != nil {
 		return geo.ImportResult{}, err
 	}
+	res := geo.ImportResult{Collection: opts.Collection}
+	r := reader{src: src, res: &res, keys: map[string]int{}, collection: opts.Collection}
+	first, err := r.next(ctx)
+	var batch []pending
+	vertices := 0
+	switch {
+	case errors.Is(err, io.EOF) && !opts.Replace:
+		return res, nil // nothing to store
+	case errors.Is(err, io.EOF):
+		// An empty replace empties the collection.
+	case err != nil:
+		return geo.ImportResult{}, err
+	default:
+		batch, vertices = []pending{first}, first.vertices
+	}
+	openSQL := openCollectionSQL
+	if opts.Replace {
+		openSQL = replaceCollectionSQL
+	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		batch, vertices := []pending{first}, first.vertices
-		for {
+		if _, err := tx.Exec(ctx, openSQL, opts.Collection); err != nil {
+			return classify(ctx, "import", err)
+		}
+		for more := len(batch) > 0; more; {
 			p, err := r.next(ctx)
 			if errors.Is(err, io.EOF) {
 				break
@@ -84,7 +130,10 @@ func (s *SearchService) Import(ctx context.Context, src geo.FeatureSource) (geo.
 				batch, vertices = batch[:0], 0
 			}
 		}
-		return writeBatch(ctx, tx, batch, &res)
+		if err := writeBatch(ctx, tx, batch, &res); err != nil {
+			return err
+		}
+		return finishImport(ctx, tx, opts, &res)
 	})
 	if err != nil {
 		return geo.ImportResult{}, err
@@ -96,9 +145,10 @@ func (s *SearchService) Import(ctx context.Context, src geo.FeatureSource) (geo.
 // reader takes features from an import's source, rejecting into res those
 // whose key an earlier feature has or that cannot be encoded.
 type reader struct {
-	src  geo.FeatureSource
-	res  *geo.ImportResult
-	keys map[string]int // key -> index of the feature that has it
+	src        geo.FeatureSource
+	res        *geo.ImportResult
+	keys       map[string]int // key -> index of the feature that has it
+	collection string         // where the features go
 }
 
 // next returns the next feature to store, io.EOF after the last one, or the
@@ -120,7 +170,7 @@ func (r *reader) next(ctx context.Context) (pending, error) {
 			}
 			r.keys[f.Key] = f.Index
 		}
-		p, err := newPending(f)
+		p, err := newPending(f, r.collection)
 		if err != nil {
 			r.res.Rejected = append(r.res.Rejected, geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
 			continue
@@ -136,7 +186,24 @@ type pending struct {
 	vertices int
 }
 
-func newPending(f geo.Feature) (pending, error) {
+// finishImport deletes, for a replace, what the import did not store, and
+// marks the collection changed if the import changed anything.
+func finishImport(ctx context.Context, tx pgx.Tx, opts geo.ImportOptions, res *geo.ImportResult) error {
+	if opts.Replace {
+		tag, err := tx.Exec(ctx, replaceSQL, opts.Collection)
+		if err != nil {
+			return classify(ctx, "import: delete what the replace did not import", err)
+		}
+		res.Deleted = tag.RowsAffected()
+	}
+	if res.Imported == 0 && res.Deleted == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, touchCollectionSQL, opts.Collection)
+	return classify(ctx, "import", err)
+}
+
+func newPending(f geo.Feature, collection string) (pending, error) {
 	b, err := wkb.Marshal(f.Geometry, binary.LittleEndian)
 	if err != nil {
 		return pending{}, fmt.Errorf("encode geometry: %w", err)
@@ -147,7 +214,7 @@ func newPending(f geo.Feature) (pending, error) {
 	}
 	return pending{
 		f:        f,
-		args:     pgx.NamedArgs{"wkb": b, "key": f.Key, "name": f.Name, "properties": props},
+		args:     pgx.NamedArgs{"collection": collection, "wkb": b, "key": f.Key, "name": f.Name, "properties": props},
 		vertices: f.Geometry.NumCoords(),
 	}, nil
 }

@@ -84,3 +84,13 @@ func (mg *Migrator) Close() error {
 	srcErr, dbErr := mg.m.Close()
 	return errors.Join(srcErr, dbErr)
 }
+
+// Force records version as applied and clean without running anything: the
+// way out after a migration failed and left the version dirty, once the
+// operator has made the database match version.
+func (mg *Migrator) Force(version int) error {
+	if err := mg.m.Force(version); err != nil {
+		return fmt.Errorf("force schema version %d: %w", version, err)
+	}
+	return nil
+}

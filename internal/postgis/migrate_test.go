@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -36,12 +37,13 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		version uint
 		tables  int
 	}{
-		{"down one", func() error { return mg.Down(1) }, 3, 2},
+		{"down one", func() error { return mg.Down(1) }, 4, 2},
+		{"down two", func() error { return mg.Down(1) }, 3, 2},
 		{"down another", func() error { return mg.Down(1) }, 2, 2},
 		{"down one more", func() error { return mg.Down(1) }, 1, 1},
 		{"down all", func() error { return mg.Down(0) }, 0, 0},
-		{"up", mg.Up, 4, 2},
-		{"up again is a no-op", mg.Up, 4, 2},
+		{"up", mg.Up, 5, 2},
+		{"up again is a no-op", mg.Up, 5, 2},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -54,5 +56,76 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		if n := tables(); n != s.tables {
 			t.Errorf("%s: %d tables, want %d", s.name, n, s.tables)
 		}
+	}
+}
+
+// TestCollectionMigrationOnPopulatedDatabase migrates a database holding
+// things from before collections down and up: the things survive both ways,
+// land in "default", and keep their keys and parts.
+func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := cluster.NewDatabase(t)
+	mg, err := postgis.NewMigrator(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mg.Close()
+	if err := mg.Down(1); err != nil { // to version 4: no collections
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO thing (key, name, geom) VALUES
+		('a', 'Alpha', ST_Multi(ST_MakeEnvelope(0, 0, 1, 1, 4326))),
+		(NULL, 'Beta', ST_Multi(ST_MakeEnvelope(2, 2, 3, 3, 4326)))`); err != nil {
+		t.Fatal(err)
+	}
+	state := func() string {
+		t.Helper()
+		var s string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(coalesce(key, '-') || ':' || name || ':' ||
+			(SELECT count(*) FROM thing_part p WHERE p.thing_id = t.id), ',' ORDER BY id) FROM thing t`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := state()
+	if err := mg.Up(); err != nil {
+		t.Fatalf("up on a populated database: %v", err)
+	}
+	if got := state(); got != before {
+		t.Errorf("up changed the things: %s -> %s", before, got)
+	}
+	var inDefault, collections int
+	if err := conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM thing WHERE collection = 'default'), (SELECT count(*) FROM collection)`).Scan(&inDefault, &collections); err != nil {
+		t.Fatal(err)
+	}
+	if inDefault != 2 || collections != 1 {
+		t.Errorf("after up: %d things in default, %d collections; want 2 and 1", inDefault, collections)
+	}
+	// Another collection may reuse key "a" now, which going down cannot
+	// keep: it refuses, changing nothing, until one of them is gone.
+	if _, err := conn.Exec(ctx, `INSERT INTO collection (name) VALUES ('other');
+		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
+		t.Fatal(err)
+	}
+	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {
+		t.Fatalf("down with a key in two collections: %v, want a refusal naming the key", err)
+	}
+	if err := mg.Force(5); err != nil { // a failed migration marks the version dirty
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM collection WHERE name = 'other'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := mg.Down(1); err != nil {
+		t.Fatalf("down on a populated database: %v", err)
+	}
+	if got := state(); got != before {
+		t.Errorf("down changed the things: %s -> %s", before, got)
 	}
 }

@@ -40,7 +40,7 @@ func newService(t *testing.T) (*postgis.SearchService, *pgxpool.Pool) {
 
 func mustImport(t *testing.T, svc *postgis.SearchService, features []geo.Feature) geo.ImportResult {
 	t.Helper()
-	res, err := svc.Import(context.Background(), &geotest.Source{Features: features})
+	res, err := svc.Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: features})
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
@@ -294,8 +294,9 @@ func TestImportRepairsAndRejectsPerFeature(t *testing.T) {
 	}
 	res := mustImport(t, svc, fs)
 	want := geo.ImportResult{
-		Imported: 4,
-		Repaired: 2,
+		Collection: "default",
+		Imported:   4,
+		Repaired:   2,
 		Rejected: []geo.Problem{
 			{Index: 4, Name: "Keyed again", Reason: `key "k1" is already used by feature 3 of this import`},
 			{Index: 2, Name: "Flat", Reason: "geometry has no area: its rings collapse to lines or points, even after repair"},
@@ -370,7 +371,7 @@ func TestImportIsAllOrNothing(t *testing.T) {
 		f.Index = i
 		fs = append(fs, f)
 	}
-	_, err := svc.Import(context.Background(), &geotest.Source{Features: fs, Err: boom})
+	_, err := svc.Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: fs, Err: boom})
 	if !errors.Is(err, boom) {
 		t.Fatalf("import error = %v, want %v", err, boom)
 	}

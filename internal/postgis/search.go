@@ -2,6 +2,9 @@ package postgis
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -9,10 +12,16 @@ import (
 	"github.com/geosearch/search/internal/geo"
 )
 
+// A search statement is composed from the constant fragments below, one per
+// part of the filter, and every value is a bind parameter: a fragment marks
+// each of its parameters "$?", which the statement numbers in order. A new
+// filter is one fragment and one call in where(); the filter-coverage test
+// (TestEveryFilterFieldFilters) fails when a field of geo.Filter changes no
+// result.
+//
 // Results are ordered by (name COLLATE "C", id), byte-wise so that every
-// server and every locale pages the same way. A page starts after the cursor
-// ($2, $3 below); the first page uses (”, 0), which precedes
-// every row because names are never empty.
+// server and every locale pages the same way. A page starts after the
+// cursor.
 //
 // The point query finds candidate parts through their GiST index. A point in
 // the interior of a part is in the interior of the thing (a part is a subset
@@ -21,75 +30,161 @@ import (
 // ST_Subdivide cut it (contained); only then is the whole geometry consulted.
 // The answer is therefore exactly ST_Contains(thing.geom, point).
 //
-// The parameters are positional, the same in every statement: $1 the ILIKE
-// pattern, $2 and $3 the cursor's name and id, $4 the limit, $5 whether to
-// return geometry, and for points $6 lng and $7 lat. (pgx's named arguments
-// would rewrite the SQL text on every call: a fifth of the server's
-// allocations per search.)
-//
 // Each hit's thing is then fetched by primary key. The OFFSET 0 keeps the
 // planner from flattening that lookup into a join: estimating a dozen hits,
 // it would otherwise hash-join them against a scan of every thing, which
 // costs more than the rest of the query on the 1:10m countries (a point is
-// in zero to two things). EXPLAIN and the measurements are in
+// in zero to two things). The other filters (collections, properties) are
+// then checked on those few things. EXPLAIN and the measurements are in
 // docs/BENCHMARKS.md.
 const (
-	thingColumns = `t.id, coalesce(t.key, ''), t.name, t.properties,
-       t.min_lng, t.min_lat, t.max_lng, t.max_lat,
-       CASE WHEN $5::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
+	selectThing = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
+       t.min_lng, t.min_lat, t.max_lng, t.max_lat, `
+	withGeometry    = `ST_AsGeoJSON(t.geom)`
+	withoutGeometry = `''`
 
-	searchByPointSQL = `WITH pt AS (
-    SELECT ST_SetSRID(ST_MakePoint($6::float8, $7::float8), 4326) AS g
+	pointHits = `WITH pt AS (
+    SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
 ), hit AS (
     SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside
     FROM thing_part p, pt
     WHERE ST_Intersects(p.geom, pt.g)
     GROUP BY p.thing_id
 )
-SELECT ` + thingColumns + `
+`
+	fromPointHits = `
 FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
-WHERE (hit.inside OR ST_Contains(t.geom, pt.g))
-  AND t.name ILIKE $1::text
-  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
-ORDER BY t.name COLLATE "C", t.id
-LIMIT $4::bigint`
-
-	searchByNameSQL = `SELECT ` + thingColumns + `
+WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
+	fromThings = `
 FROM thing t
-WHERE t.name ILIKE $1::text
-  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
+WHERE true`
+	// fromWholeGeometry is the naive point query (see WholeGeometryStatement).
+	fromWholeGeometry = `
+FROM thing t
+WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326))`
+
+	nameContains = `
+  AND t.name ILIKE $?::text`
+	inCollection = `
+  AND t.collection = $?::text`
+	inCollections = `
+  AND t.collection = ANY($?::text[])`
+	// Each alternative is a one-property jsonb object: containment is
+	// served by the GIN index on properties (a bitmap scan per value).
+	propertyIn = `
+  AND t.properties @> ANY($?::text[]::jsonb[])`
+	afterCursor = `
+  AND (t.name COLLATE "C", t.id) > ($?::text COLLATE "C", $?::bigint)`
+	orderAndLimit = `
 ORDER BY t.name COLLATE "C", t.id
-LIMIT $4::bigint`
+LIMIT $?::bigint`
 )
 
-// WholeGeometryPointSQL answers the point query the naive way: ST_Contains
-// against every candidate's whole geometry, without the parts table. It takes
-// the same parameters as the statement SearchStatement returns for a point
-// query and returns the same columns in the same order. The service never
-// sends it; it is the reference that search-bench measures the parts against.
-const WholeGeometryPointSQL = `SELECT ` + thingColumns + `
-FROM thing t
-WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($6::float8, $7::float8), 4326))
-  AND t.name ILIKE $1::text
-  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
-ORDER BY t.name COLLATE "C", t.id
-LIMIT $4::bigint`
+// statement builds one SQL statement from constant fragments and their bind
+// values.
+type statement struct {
+	sql  strings.Builder
+	args []any
+}
+
+// add appends fragment, numbering its "$?" marks with args in order.
+func (s *statement) add(fragment string, args ...any) {
+	for {
+		before, after, found := strings.Cut(fragment, "$?")
+		s.sql.WriteString(before)
+		if !found {
+			break
+		}
+		if len(args) == 0 {
+			panic("postgis: a fragment has more parameters than values: " + fragment)
+		}
+		s.args = append(s.args, args[0])
+		args = args[1:]
+		s.sql.WriteByte('$')
+		s.sql.WriteString(strconv.Itoa(len(s.args)))
+		fragment = after
+	}
+	if len(args) > 0 {
+		panic("postgis: a fragment has fewer parameters than values: " + fragment)
+	}
+}
 
 // SearchStatement returns the SQL and the bind values Search sends for q,
 // which must be valid, so that search-bench can send the very same statement
 // straight to the database. Rows scan with ScanThing; there is one row more
 // than q.Limit when a next page exists.
 func SearchStatement(q geo.Query) (string, []any) {
-	after := geo.Cursor{}
+	var s statement
+	if q.Point != nil {
+		s.add(pointHits, q.Point.Lng, q.Point.Lat)
+	}
+	s.add(selectThing)
+	s.add(geometryColumn(q.IncludeGeometry))
+	if q.Point != nil {
+		s.add(fromPointHits)
+	} else {
+		s.add(fromThings)
+	}
+	return s.finish(q)
+}
+
+// WholeGeometryStatement answers a point query the naive way: ST_Contains
+// against every candidate's whole geometry (through its GiST index), without
+// the parts table, with the same other filters, columns and order as
+// SearchStatement. The service never sends it; it is the reference that
+// search-bench and the tests measure the parts against. q.Point must be set.
+func WholeGeometryStatement(q geo.Query) (string, []any) {
+	var s statement
+	s.add(selectThing)
+	s.add(geometryColumn(q.IncludeGeometry))
+	s.add(fromWholeGeometry, q.Point.Lng, q.Point.Lat)
+	return s.finish(q)
+}
+
+func geometryColumn(include bool) string {
+	if include {
+		return withGeometry
+	}
+	return withoutGeometry
+}
+
+// finish adds the filters other than the point, the cursor, the order and
+// the limit (one more than q.Limit tells whether a next page exists).
+func (s *statement) finish(q geo.Query) (string, []any) {
+	f := q.Filter
+	if f.Query != "" {
+		s.add(nameContains, likePattern(f.Query))
+	}
+	switch len(f.Collections) {
+	case 0:
+	case 1:
+		s.add(inCollection, f.Collections[0])
+	default:
+		s.add(inCollections, f.Collections)
+	}
+	for _, pf := range f.Properties {
+		s.add(propertyIn, containmentObjects(pf))
+	}
 	if q.After != nil {
-		after = *q.After
+		s.add(afterCursor, q.After.Name, q.After.ID)
 	}
-	// One more than the limit tells whether a next page exists.
-	args := []any{likePattern(q.Query), after.Name, after.ID, q.Limit + 1, q.IncludeGeometry}
-	if q.Point == nil {
-		return searchByNameSQL, args
+	s.add(orderAndLimit, q.Limit+1)
+	return s.sql.String(), s.args
+}
+
+// containmentObjects renders each value of pf as the JSON object
+// {"key": value}, which a thing's properties contain when they match.
+func containmentObjects(pf geo.PropertyFilter) []string {
+	out := make([]string, len(pf.Values))
+	for i, v := range pf.Values {
+		b, err := json.Marshal(map[string]any{pf.Key: v})
+		if err != nil {
+			// Validate admits only strings, finite numbers and booleans.
+			panic(fmt.Sprintf("postgis: property filter %q value %v: %v", pf.Key, v, err))
+		}
+		out[i] = string(b)
 	}
-	return searchByPointSQL, append(args, q.Point.Lng, q.Point.Lat)
+	return out
 }
 
 // Search returns one page of things matching q.
@@ -140,14 +235,13 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 // ScanThing scans one row of the statements SearchStatement returns.
 func ScanThing(row pgx.CollectableRow) (geo.Thing, error) {
 	var t geo.Thing
-	err := row.Scan(&t.ID, &t.Key, &t.Name, &t.Properties,
+	err := row.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
 		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON)
 	return t, err
 }
 
 // likePattern matches names containing query literally: ILIKE's wildcards
-// and its escape character in the query are escaped. An empty query matches
-// every name.
+// and its escape character in the query are escaped.
 func likePattern(query string) string {
 	var b strings.Builder
 	b.Grow(len(query) + 2)

@@ -12,7 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twpayne/go-geom"
+
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
 // Testdata returns the path of name in the repository's testdata directory.
@@ -39,7 +42,7 @@ func LoadRaw(t testing.TB, name string) []geo.RawFeature {
 		r = zr
 	}
 	var out []geo.RawFeature
-	err = geo.ScanFeatureCollection(r, geo.ScanOptions{KeyProperty: "name"}, func(rf geo.RawFeature) error {
+	err = geojson.Scan(r, geojson.ScanOptions{KeyProperty: "name"}, func(rf geo.RawFeature) error {
 		out = append(out, rf)
 		return nil
 	})
@@ -86,4 +89,65 @@ func (s *Source) Next(ctx context.Context) (geo.Feature, error) {
 	}
 	s.next++
 	return s.Features[s.next-1], nil
+}
+
+// Square is a feature named name whose geometry is the square
+// [x0,x1] x [y0,y1], with key and properties.
+func Square(name, key string, props map[string]any, x0, y0, x1, y1 float64) geo.Feature {
+	mp := geom.NewMultiPolygon(geom.XY).MustSetCoords([][][]geom.Coord{{{{x0, y0}, {x1, y0}, {x1, y1}, {x0, y1}, {x0, y0}}}})
+	return geo.Feature{Name: name, Key: key, Properties: props, Geometry: mp}
+}
+
+// FilterField gives examples for one field of geo.Filter, for the tests
+// that check every field is validated, fingerprinted and turned into SQL.
+type FilterField struct {
+	// Narrow sets the field, on FilterBase, to a valid value that selects
+	// some but not all of FilterFixture's things.
+	Narrow func(*geo.Filter)
+	// Invalid sets the field to a value that Validate refuses.
+	Invalid func(*geo.Filter)
+}
+
+// FilterFields has an entry for every field of geo.Filter, by field name.
+// A test walks geo.Filter by reflection and fails for a field missing here,
+// so that a new filter cannot be added without examples.
+func FilterFields() map[string]FilterField {
+	return map[string]FilterField{
+		"Query": {
+			Narrow:  func(f *geo.Filter) { f.Query = "x" },
+			Invalid: func(f *geo.Filter) { f.Query = strings.Repeat("x", geo.MaxQueryLength+1) },
+		},
+		"Point": {
+			Narrow:  func(f *geo.Filter) { f.Point = &geo.Point{Lat: 5, Lng: 5} },
+			Invalid: func(f *geo.Filter) { f.Point = &geo.Point{Lat: 91} },
+		},
+		"Collections": {
+			Narrow:  func(f *geo.Filter) { f.Collections = []string{"a"} },
+			Invalid: func(f *geo.Filter) { f.Collections = []string{"Not A Name"} },
+		},
+		"Properties": {
+			Narrow: func(f *geo.Filter) {
+				f.Properties = []geo.PropertyFilter{{Key: "kind", Values: []any{"park", "road"}}}
+			},
+			Invalid: func(f *geo.Filter) { f.Properties = []geo.PropertyFilter{{Key: "a.b", Values: []any{1.0}}} },
+		},
+	}
+}
+
+// FilterBase is a valid filter that selects every thing of FilterFixture.
+func FilterBase() geo.Filter { return geo.Filter{Collections: []string{"a", "b"}} }
+
+// FilterFixture is four things in collections "a" and "b" that the
+// FilterFields examples split in different ways.
+func FilterFixture() map[string][]geo.Feature {
+	return map[string][]geo.Feature{
+		"a": {
+			Square("Xa1", "1", map[string]any{"kind": "lake", "rank": 1.0, "open": true}, 0, 0, 10, 10),
+			Square("Ya2", "2", map[string]any{"kind": "park", "rank": 2.0}, 20, 20, 30, 30),
+		},
+		"b": {
+			Square("Xb1", "1", map[string]any{"kind": "lake", "rank": 2.0}, 0, 0, 10, 10),
+			Square("Yb2", "2", map[string]any{"kind": "road"}, 40, 40, 50, 50),
+		},
+	}
 }

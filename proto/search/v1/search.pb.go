@@ -5,7 +5,8 @@
 // source: search/v1/search.proto
 
 // Package search.v1 is the public contract of the geo search service: which
-// stored polygons ("things") contain a point, name search, and bulk import.
+// stored polygons ("things") contain a point, name and property search,
+// bulk import into collections, and the lifecycle of things and collections.
 
 package searchv1
 
@@ -13,6 +14,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -149,8 +151,9 @@ func (x *BoundingBox) GetMaxLat() float64 {
 	return 0
 }
 
-// SearchRequest selects things by name, by a point they contain, or both
-// (both = AND). At least one filter is required.
+// SearchRequest selects things by name, by a point they contain, by
+// collection and by properties; the filters combine with AND. At least one
+// filter is required.
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// query matches names case-insensitively as a substring. Every character,
@@ -168,8 +171,14 @@ type SearchRequest struct {
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// include_geometry asks for each thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,5,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// collections, when not empty, keeps things of these collections only
+	// (at most 100 names); empty means every collection.
+	Collections []string `protobuf:"bytes,6,rep,name=collections,proto3" json:"collections,omitempty"`
+	// where keeps things whose top-level properties match every filter (AND).
+	// At most 16 filters and 100 values in all.
+	Where         []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
@@ -237,6 +246,77 @@ func (x *SearchRequest) GetIncludeGeometry() bool {
 	return false
 }
 
+func (x *SearchRequest) GetCollections() []string {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *SearchRequest) GetWhere() []*PropertyFilter {
+	if x != nil {
+		return x.Where
+	}
+	return nil
+}
+
+// PropertyFilter matches things whose top-level property key equals one of
+// values (IN). Values are strings (at most 1000 characters), numbers or
+// booleans, compared as JSON: the string "1" does not equal the number 1.
+// Nested keys (containing ".") and null, list or struct values are
+// INVALID_ARGUMENT.
+type PropertyFilter struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Values        []*structpb.Value      `protobuf:"bytes,2,rep,name=values,proto3" json:"values,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PropertyFilter) Reset() {
+	*x = PropertyFilter{}
+	mi := &file_search_v1_search_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PropertyFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PropertyFilter) ProtoMessage() {}
+
+func (x *PropertyFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PropertyFilter.ProtoReflect.Descriptor instead.
+func (*PropertyFilter) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PropertyFilter) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *PropertyFilter) GetValues() []*structpb.Value {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // SearchResponse is one page of results.
 type SearchResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -249,7 +329,7 @@ type SearchResponse struct {
 
 func (x *SearchResponse) Reset() {
 	*x = SearchResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[3]
+	mi := &file_search_v1_search_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +341,7 @@ func (x *SearchResponse) String() string {
 func (*SearchResponse) ProtoMessage() {}
 
 func (x *SearchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[3]
+	mi := &file_search_v1_search_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +354,7 @@ func (x *SearchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SearchResponse.ProtoReflect.Descriptor instead.
 func (*SearchResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{3}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SearchResponse) GetThings() []*Thing {
@@ -306,13 +386,16 @@ type Thing struct {
 	// geometry_geojson is the MultiPolygon as GeoJSON text, only when the
 	// request asked for it.
 	GeometryGeojson string `protobuf:"bytes,6,opt,name=geometry_geojson,json=geometryGeojson,proto3" json:"geometry_geojson,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// collection is the collection the thing belongs to; keys are unique
+	// within it.
+	Collection    string `protobuf:"bytes,7,opt,name=collection,proto3" json:"collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Thing) Reset() {
 	*x = Thing{}
-	mi := &file_search_v1_search_proto_msgTypes[4]
+	mi := &file_search_v1_search_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +407,7 @@ func (x *Thing) String() string {
 func (*Thing) ProtoMessage() {}
 
 func (x *Thing) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[4]
+	mi := &file_search_v1_search_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +420,7 @@ func (x *Thing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Thing.ProtoReflect.Descriptor instead.
 func (*Thing) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{4}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Thing) GetId() int64 {
@@ -382,25 +465,38 @@ func (x *Thing) GetGeometryGeojson() string {
 	return ""
 }
 
-// ImportRequest carries one GeoJSON feature.
+func (x *Thing) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+// ImportRequest carries one GeoJSON feature, and in the first message of
+// the stream optionally the import's options.
 type ImportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// key, when set, identifies the feature across imports: a feature whose key
-	// already exists replaces the stored thing, so re-running an import does
-	// not create copies.
+	// already exists in the collection replaces the stored thing, so
+	// re-running an import does not create copies.
 	Key        string           `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Properties *structpb.Struct `protobuf:"bytes,3,opt,name=properties,proto3" json:"properties,omitempty"`
 	// geometry_geojson is a GeoJSON Polygon or MultiPolygon geometry object,
 	// WGS 84 longitude/latitude.
 	GeometryGeojson string `protobuf:"bytes,4,opt,name=geometry_geojson,json=geometryGeojson,proto3" json:"geometry_geojson,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// options may be set on the first message only (a later one fails the
+	// whole import with INVALID_ARGUMENT). A first message with options and no
+	// feature fields carries no feature. Without options, the import goes to
+	// the collection "default" and adds to it.
+	Options       *ImportOptions `protobuf:"bytes,5,opt,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportRequest) Reset() {
 	*x = ImportRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[5]
+	mi := &file_search_v1_search_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +508,7 @@ func (x *ImportRequest) String() string {
 func (*ImportRequest) ProtoMessage() {}
 
 func (x *ImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[5]
+	mi := &file_search_v1_search_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +521,7 @@ func (x *ImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
 func (*ImportRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{5}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ImportRequest) GetName() string {
@@ -456,6 +552,74 @@ func (x *ImportRequest) GetGeometryGeojson() string {
 	return ""
 }
 
+func (x *ImportRequest) GetOptions() *ImportOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+// ImportOptions say where an import goes and how.
+type ImportOptions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// collection receives the features; empty means "default". Names are 1
+	// to 64 lower-case letters, digits, "_" and "-", starting with a letter
+	// or a digit. The collection is created when it does not exist.
+	Collection string `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// replace makes the collection exactly the set this import stores: its
+	// things that the import does not store are deleted in the same
+	// transaction. Concurrent searches see the whole old collection until the
+	// import commits, then the whole new one; a failed or cancelled replace
+	// changes nothing.
+	Replace       bool `protobuf:"varint,2,opt,name=replace,proto3" json:"replace,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportOptions) Reset() {
+	*x = ImportOptions{}
+	mi := &file_search_v1_search_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportOptions) ProtoMessage() {}
+
+func (x *ImportOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportOptions.ProtoReflect.Descriptor instead.
+func (*ImportOptions) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ImportOptions) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *ImportOptions) GetReplace() bool {
+	if x != nil {
+		return x.Replace
+	}
+	return false
+}
+
 // ImportResponse summarizes an import.
 type ImportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -466,14 +630,18 @@ type ImportResponse struct {
 	// rejected lists the features that were not stored.
 	Rejected []*ImportProblem `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
 	// repairs lists what was repaired in which feature.
-	Repairs       []*ImportProblem `protobuf:"bytes,4,rep,name=repairs,proto3" json:"repairs,omitempty"`
+	Repairs []*ImportProblem `protobuf:"bytes,4,rep,name=repairs,proto3" json:"repairs,omitempty"`
+	// deleted counts the things a replace import removed.
+	Deleted int64 `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// collection is the collection the import went to.
+	Collection    string `protobuf:"bytes,6,opt,name=collection,proto3" json:"collection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportResponse) Reset() {
 	*x = ImportResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[6]
+	mi := &file_search_v1_search_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +653,7 @@ func (x *ImportResponse) String() string {
 func (*ImportResponse) ProtoMessage() {}
 
 func (x *ImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[6]
+	mi := &file_search_v1_search_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +666,7 @@ func (x *ImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
 func (*ImportResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{6}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ImportResponse) GetImported() int64 {
@@ -529,6 +697,20 @@ func (x *ImportResponse) GetRepairs() []*ImportProblem {
 	return nil
 }
 
+func (x *ImportResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *ImportResponse) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
 // ImportProblem describes what happened to one feature of an import.
 type ImportProblem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -542,7 +724,7 @@ type ImportProblem struct {
 
 func (x *ImportProblem) Reset() {
 	*x = ImportProblem{}
-	mi := &file_search_v1_search_proto_msgTypes[7]
+	mi := &file_search_v1_search_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +736,7 @@ func (x *ImportProblem) String() string {
 func (*ImportProblem) ProtoMessage() {}
 
 func (x *ImportProblem) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[7]
+	mi := &file_search_v1_search_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +749,7 @@ func (x *ImportProblem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportProblem.ProtoReflect.Descriptor instead.
 func (*ImportProblem) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{7}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ImportProblem) GetIndex() int64 {
@@ -600,7 +782,7 @@ type MonitorRequest struct {
 
 func (x *MonitorRequest) Reset() {
 	*x = MonitorRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[8]
+	mi := &file_search_v1_search_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +794,7 @@ func (x *MonitorRequest) String() string {
 func (*MonitorRequest) ProtoMessage() {}
 
 func (x *MonitorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[8]
+	mi := &file_search_v1_search_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +807,7 @@ func (x *MonitorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonitorRequest.ProtoReflect.Descriptor instead.
 func (*MonitorRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{8}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{10}
 }
 
 // MonitorResponse describes the store and the serving instance.
@@ -650,7 +832,7 @@ type MonitorResponse struct {
 
 func (x *MonitorResponse) Reset() {
 	*x = MonitorResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[9]
+	mi := &file_search_v1_search_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -662,7 +844,7 @@ func (x *MonitorResponse) String() string {
 func (*MonitorResponse) ProtoMessage() {}
 
 func (x *MonitorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[9]
+	mi := &file_search_v1_search_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -675,7 +857,7 @@ func (x *MonitorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MonitorResponse.ProtoReflect.Descriptor instead.
 func (*MonitorResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{9}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MonitorResponse) GetNThings() int64 {
@@ -737,7 +919,7 @@ type RejectedSetting struct {
 
 func (x *RejectedSetting) Reset() {
 	*x = RejectedSetting{}
-	mi := &file_search_v1_search_proto_msgTypes[10]
+	mi := &file_search_v1_search_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +931,7 @@ func (x *RejectedSetting) String() string {
 func (*RejectedSetting) ProtoMessage() {}
 
 func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[10]
+	mi := &file_search_v1_search_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +944,7 @@ func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedSetting.ProtoReflect.Descriptor instead.
 func (*RejectedSetting) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{10}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RejectedSetting) GetVariable() string {
@@ -793,11 +975,436 @@ func (x *RejectedSetting) GetReason() string {
 	return ""
 }
 
+// GetThingRequest names one thing: by id, or by collection and key.
+type GetThingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// collection is the key's collection; empty means "default".
+	Collection string `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Key        string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// include_geometry asks for the thing's geometry as GeoJSON.
+	IncludeGeometry bool `protobuf:"varint,4,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetThingRequest) Reset() {
+	*x = GetThingRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetThingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetThingRequest) ProtoMessage() {}
+
+func (x *GetThingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetThingRequest.ProtoReflect.Descriptor instead.
+func (*GetThingRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetThingRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *GetThingRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *GetThingRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *GetThingRequest) GetIncludeGeometry() bool {
+	if x != nil {
+		return x.IncludeGeometry
+	}
+	return false
+}
+
+// DeleteThingsRequest names things to delete: by ids, or by keys within a
+// collection (at most 10000 either way).
+type DeleteThingsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ids   []int64                `protobuf:"varint,1,rep,packed,name=ids,proto3" json:"ids,omitempty"`
+	// collection is the keys' collection; empty means "default".
+	Collection    string   `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Keys          []string `protobuf:"bytes,3,rep,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteThingsRequest) Reset() {
+	*x = DeleteThingsRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteThingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteThingsRequest) ProtoMessage() {}
+
+func (x *DeleteThingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteThingsRequest.ProtoReflect.Descriptor instead.
+func (*DeleteThingsRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteThingsRequest) GetIds() []int64 {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *DeleteThingsRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *DeleteThingsRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+// DeleteThingsResponse says how many things were deleted; ids and keys that
+// did not exist are not counted.
+type DeleteThingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteThingsResponse) Reset() {
+	*x = DeleteThingsResponse{}
+	mi := &file_search_v1_search_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteThingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteThingsResponse) ProtoMessage() {}
+
+func (x *DeleteThingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteThingsResponse.ProtoReflect.Descriptor instead.
+func (*DeleteThingsResponse) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DeleteThingsResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+// DeleteCollectionRequest names the collection to delete.
+type DeleteCollectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCollectionRequest) Reset() {
+	*x = DeleteCollectionRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCollectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCollectionRequest) ProtoMessage() {}
+
+func (x *DeleteCollectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCollectionRequest.ProtoReflect.Descriptor instead.
+func (*DeleteCollectionRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteCollectionRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// DeleteCollectionResponse says how many things the collection held.
+type DeleteCollectionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteCollectionResponse) Reset() {
+	*x = DeleteCollectionResponse{}
+	mi := &file_search_v1_search_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteCollectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteCollectionResponse) ProtoMessage() {}
+
+func (x *DeleteCollectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteCollectionResponse.ProtoReflect.Descriptor instead.
+func (*DeleteCollectionResponse) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DeleteCollectionResponse) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+// ListCollectionsRequest asks for every collection.
+type ListCollectionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCollectionsRequest) Reset() {
+	*x = ListCollectionsRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCollectionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCollectionsRequest) ProtoMessage() {}
+
+func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCollectionsRequest.ProtoReflect.Descriptor instead.
+func (*ListCollectionsRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{18}
+}
+
+// ListCollectionsResponse lists the collections by name.
+type ListCollectionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Collections   []*Collection          `protobuf:"bytes,1,rep,name=collections,proto3" json:"collections,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCollectionsResponse) Reset() {
+	*x = ListCollectionsResponse{}
+	mi := &file_search_v1_search_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCollectionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCollectionsResponse) ProtoMessage() {}
+
+func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCollectionsResponse.ProtoReflect.Descriptor instead.
+func (*ListCollectionsResponse) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListCollectionsResponse) GetCollections() []*Collection {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+// Collection describes one collection of things.
+type Collection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// count is the number of things in the collection.
+	Count int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// bbox bounds every thing of the collection; absent when it is empty.
+	Bbox *BoundingBox `protobuf:"bytes,3,opt,name=bbox,proto3" json:"bbox,omitempty"`
+	// update_time is when the collection last changed: an import into it, or
+	// a delete of some of its things.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Collection) Reset() {
+	*x = Collection{}
+	mi := &file_search_v1_search_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Collection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Collection) ProtoMessage() {}
+
+func (x *Collection) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Collection.ProtoReflect.Descriptor instead.
+func (*Collection) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Collection) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Collection) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *Collection) GetBbox() *BoundingBox {
+	if x != nil {
+		return x.Bbox
+	}
+	return nil
+}
+
+func (x *Collection) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
-	"\x16search/v1/search.proto\x12\tsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\"+\n" +
+	"\x16search/v1/search.proto\x12\tsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
 	"\x05Point\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\"q\n" +
@@ -805,17 +1412,22 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xb4\x01\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\x87\x02\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
-	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\"b\n" +
+	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12 \n" +
+	"\vcollections\x18\x06 \x03(\tR\vcollections\x12/\n" +
+	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\"R\n" +
+	"\x0ePropertyFilter\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"b\n" +
 	"\x0eSearchResponse\x12(\n" +
 	"\x06things\x18\x01 \x03(\v2\x10.search.v1.ThingR\x06things\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x01\n" +
 	"\x05Thing\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -824,19 +1436,32 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"properties\x18\x04 \x01(\v2\x17.google.protobuf.StructR\n" +
 	"properties\x12*\n" +
 	"\x04bbox\x18\x05 \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12)\n" +
-	"\x10geometry_geojson\x18\x06 \x01(\tR\x0fgeometryGeojson\"\x99\x01\n" +
+	"\x10geometry_geojson\x18\x06 \x01(\tR\x0fgeometryGeojson\x12\x1e\n" +
+	"\n" +
+	"collection\x18\a \x01(\tR\n" +
+	"collection\"\xcd\x01\n" +
 	"\rImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x127\n" +
 	"\n" +
 	"properties\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
 	"properties\x12)\n" +
-	"\x10geometry_geojson\x18\x04 \x01(\tR\x0fgeometryGeojson\"\xb2\x01\n" +
+	"\x10geometry_geojson\x18\x04 \x01(\tR\x0fgeometryGeojson\x122\n" +
+	"\aoptions\x18\x05 \x01(\v2\x18.search.v1.ImportOptionsR\aoptions\"I\n" +
+	"\rImportOptions\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12\x18\n" +
+	"\areplace\x18\x02 \x01(\bR\areplace\"\xec\x01\n" +
 	"\x0eImportResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x03R\bimported\x12\x1a\n" +
 	"\brepaired\x18\x02 \x01(\x03R\brepaired\x124\n" +
 	"\brejected\x18\x03 \x03(\v2\x18.search.v1.ImportProblemR\brejected\x122\n" +
-	"\arepairs\x18\x04 \x03(\v2\x18.search.v1.ImportProblemR\arepairs\"Q\n" +
+	"\arepairs\x18\x04 \x03(\v2\x18.search.v1.ImportProblemR\arepairs\x12\x18\n" +
+	"\adeleted\x18\x05 \x01(\x03R\adeleted\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x06 \x01(\tR\n" +
+	"collection\"Q\n" +
 	"\rImportProblem\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -854,12 +1479,45 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason2\x8f\x02\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"~\n" +
+	"\x0fGetThingRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12)\n" +
+	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\"[\n" +
+	"\x13DeleteThingsRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12\x12\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"0\n" +
+	"\x14DeleteThingsResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\"-\n" +
+	"\x17DeleteCollectionRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
+	"\x18DeleteCollectionResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\"\x18\n" +
+	"\x16ListCollectionsRequest\"R\n" +
+	"\x17ListCollectionsResponse\x127\n" +
+	"\vcollections\x18\x01 \x03(\v2\x15.search.v1.CollectionR\vcollections\"\x9f\x01\n" +
+	"\n" +
+	"Collection\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\x12*\n" +
+	"\x04bbox\x18\x03 \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12;\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime2\xd1\x04\n" +
 	"\rSearchService\x12=\n" +
 	"\x06Search\x12\x18.search.v1.SearchRequest\x1a\x19.search.v1.SearchResponse\x12<\n" +
 	"\fSearchStream\x12\x18.search.v1.SearchRequest\x1a\x10.search.v1.Thing0\x01\x12?\n" +
 	"\x06Import\x12\x18.search.v1.ImportRequest\x1a\x19.search.v1.ImportResponse(\x01\x12@\n" +
-	"\aMonitor\x12\x19.search.v1.MonitorRequest\x1a\x1a.search.v1.MonitorResponseB6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
+	"\aMonitor\x12\x19.search.v1.MonitorRequest\x1a\x1a.search.v1.MonitorResponse\x128\n" +
+	"\bGetThing\x12\x1a.search.v1.GetThingRequest\x1a\x10.search.v1.Thing\x12O\n" +
+	"\fDeleteThings\x12\x1e.search.v1.DeleteThingsRequest\x1a\x1f.search.v1.DeleteThingsResponse\x12[\n" +
+	"\x10DeleteCollection\x12\".search.v1.DeleteCollectionRequest\x1a#.search.v1.DeleteCollectionResponse\x12X\n" +
+	"\x0fListCollections\x12!.search.v1.ListCollectionsRequest\x1a\".search.v1.ListCollectionsResponseB6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
 
 var (
 	file_search_v1_search_proto_rawDescOnce sync.Once
@@ -873,43 +1531,69 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 	return file_search_v1_search_proto_rawDescData
 }
 
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_search_v1_search_proto_goTypes = []any{
-	(*Point)(nil),           // 0: search.v1.Point
-	(*BoundingBox)(nil),     // 1: search.v1.BoundingBox
-	(*SearchRequest)(nil),   // 2: search.v1.SearchRequest
-	(*SearchResponse)(nil),  // 3: search.v1.SearchResponse
-	(*Thing)(nil),           // 4: search.v1.Thing
-	(*ImportRequest)(nil),   // 5: search.v1.ImportRequest
-	(*ImportResponse)(nil),  // 6: search.v1.ImportResponse
-	(*ImportProblem)(nil),   // 7: search.v1.ImportProblem
-	(*MonitorRequest)(nil),  // 8: search.v1.MonitorRequest
-	(*MonitorResponse)(nil), // 9: search.v1.MonitorResponse
-	(*RejectedSetting)(nil), // 10: search.v1.RejectedSetting
-	(*structpb.Struct)(nil), // 11: google.protobuf.Struct
+	(*Point)(nil),                    // 0: search.v1.Point
+	(*BoundingBox)(nil),              // 1: search.v1.BoundingBox
+	(*SearchRequest)(nil),            // 2: search.v1.SearchRequest
+	(*PropertyFilter)(nil),           // 3: search.v1.PropertyFilter
+	(*SearchResponse)(nil),           // 4: search.v1.SearchResponse
+	(*Thing)(nil),                    // 5: search.v1.Thing
+	(*ImportRequest)(nil),            // 6: search.v1.ImportRequest
+	(*ImportOptions)(nil),            // 7: search.v1.ImportOptions
+	(*ImportResponse)(nil),           // 8: search.v1.ImportResponse
+	(*ImportProblem)(nil),            // 9: search.v1.ImportProblem
+	(*MonitorRequest)(nil),           // 10: search.v1.MonitorRequest
+	(*MonitorResponse)(nil),          // 11: search.v1.MonitorResponse
+	(*RejectedSetting)(nil),          // 12: search.v1.RejectedSetting
+	(*GetThingRequest)(nil),          // 13: search.v1.GetThingRequest
+	(*DeleteThingsRequest)(nil),      // 14: search.v1.DeleteThingsRequest
+	(*DeleteThingsResponse)(nil),     // 15: search.v1.DeleteThingsResponse
+	(*DeleteCollectionRequest)(nil),  // 16: search.v1.DeleteCollectionRequest
+	(*DeleteCollectionResponse)(nil), // 17: search.v1.DeleteCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 18: search.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 19: search.v1.ListCollectionsResponse
+	(*Collection)(nil),               // 20: search.v1.Collection
+	(*structpb.Value)(nil),           // 21: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 22: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	0,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
-	4,  // 1: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	11, // 2: search.v1.Thing.properties:type_name -> google.protobuf.Struct
-	1,  // 3: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	11, // 4: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
-	7,  // 5: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
-	7,  // 6: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	10, // 7: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	2,  // 8: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	2,  // 9: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	5,  // 10: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	8,  // 11: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	3,  // 12: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	4,  // 13: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	6,  // 14: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	9,  // 15: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	3,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
+	21, // 2: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	5,  // 3: search.v1.SearchResponse.things:type_name -> search.v1.Thing
+	22, // 4: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	1,  // 5: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
+	22, // 6: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	7,  // 7: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
+	9,  // 8: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
+	9,  // 9: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
+	12, // 10: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	20, // 11: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	1,  // 12: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	23, // 13: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	2,  // 14: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	2,  // 15: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	6,  // 16: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	10, // 17: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	13, // 18: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	14, // 19: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	16, // 20: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	18, // 21: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	4,  // 22: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	5,  // 23: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	8,  // 24: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	11, // 25: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	5,  // 26: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	15, // 27: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	17, // 28: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	19, // 29: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -923,7 +1607,7 @@ func file_search_v1_search_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -5,7 +5,8 @@
 // source: search/v1/search.proto
 
 // Package search.v1 is the public contract of the geo search service: which
-// stored polygons ("things") contain a point, name search, and bulk import.
+// stored polygons ("things") contain a point, name and property search,
+// bulk import into collections, and the lifecycle of things and collections.
 
 package searchv1
 
@@ -22,10 +23,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SearchService_Search_FullMethodName       = "/search.v1.SearchService/Search"
-	SearchService_SearchStream_FullMethodName = "/search.v1.SearchService/SearchStream"
-	SearchService_Import_FullMethodName       = "/search.v1.SearchService/Import"
-	SearchService_Monitor_FullMethodName      = "/search.v1.SearchService/Monitor"
+	SearchService_Search_FullMethodName           = "/search.v1.SearchService/Search"
+	SearchService_SearchStream_FullMethodName     = "/search.v1.SearchService/SearchStream"
+	SearchService_Import_FullMethodName           = "/search.v1.SearchService/Import"
+	SearchService_Monitor_FullMethodName          = "/search.v1.SearchService/Monitor"
+	SearchService_GetThing_FullMethodName         = "/search.v1.SearchService/GetThing"
+	SearchService_DeleteThings_FullMethodName     = "/search.v1.SearchService/DeleteThings"
+	SearchService_DeleteCollection_FullMethodName = "/search.v1.SearchService/DeleteCollection"
+	SearchService_ListCollections_FullMethodName  = "/search.v1.SearchService/ListCollections"
 )
 
 // SearchServiceClient is the client API for SearchService service.
@@ -46,10 +51,27 @@ type SearchServiceClient interface {
 	// committed only when the client closes its side of the stream normally; a
 	// client that disconnects or an error leaves the stored things unchanged.
 	// Features that cannot be imported are reported per index in the response
-	// and do not stop the others.
+	// and do not stop the others. The first message may carry options: the
+	// collection, and whether the import replaces it.
 	Import(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[ImportRequest, ImportResponse], error)
 	// Monitor reports the state of the store and of the serving instance.
 	Monitor(ctx context.Context, in *MonitorRequest, opts ...grpc.CallOption) (*MonitorResponse, error)
+	// GetThing returns one thing by id, or by collection and key. Errors:
+	// INVALID_ARGUMENT unless exactly one of the two is given; NOT_FOUND when
+	// there is no such thing.
+	GetThing(ctx context.Context, in *GetThingRequest, opts ...grpc.CallOption) (*Thing, error)
+	// DeleteThings deletes things by ids, or by keys within a collection, with
+	// their parts, in one transaction, and says how many it deleted. Errors:
+	// INVALID_ARGUMENT for neither or both; NOT_FOUND for keys of a
+	// collection that does not exist. Needs a write token.
+	DeleteThings(ctx context.Context, in *DeleteThingsRequest, opts ...grpc.CallOption) (*DeleteThingsResponse, error)
+	// DeleteCollection deletes a collection and all its things in one
+	// transaction. Errors: NOT_FOUND when there is no such collection. Needs a
+	// write token.
+	DeleteCollection(ctx context.Context, in *DeleteCollectionRequest, opts ...grpc.CallOption) (*DeleteCollectionResponse, error)
+	// ListCollections lists every collection with its number of things,
+	// bounding box and last change, ordered by name.
+	ListCollections(ctx context.Context, in *ListCollectionsRequest, opts ...grpc.CallOption) (*ListCollectionsResponse, error)
 }
 
 type searchServiceClient struct {
@@ -112,6 +134,46 @@ func (c *searchServiceClient) Monitor(ctx context.Context, in *MonitorRequest, o
 	return out, nil
 }
 
+func (c *searchServiceClient) GetThing(ctx context.Context, in *GetThingRequest, opts ...grpc.CallOption) (*Thing, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Thing)
+	err := c.cc.Invoke(ctx, SearchService_GetThing_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *searchServiceClient) DeleteThings(ctx context.Context, in *DeleteThingsRequest, opts ...grpc.CallOption) (*DeleteThingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteThingsResponse)
+	err := c.cc.Invoke(ctx, SearchService_DeleteThings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *searchServiceClient) DeleteCollection(ctx context.Context, in *DeleteCollectionRequest, opts ...grpc.CallOption) (*DeleteCollectionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteCollectionResponse)
+	err := c.cc.Invoke(ctx, SearchService_DeleteCollection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *searchServiceClient) ListCollections(ctx context.Context, in *ListCollectionsRequest, opts ...grpc.CallOption) (*ListCollectionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCollectionsResponse)
+	err := c.cc.Invoke(ctx, SearchService_ListCollections_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SearchServiceServer is the server API for SearchService service.
 // All implementations must embed UnimplementedSearchServiceServer
 // for forward compatibility.
@@ -130,10 +192,27 @@ type SearchServiceServer interface {
 	// committed only when the client closes its side of the stream normally; a
 	// client that disconnects or an error leaves the stored things unchanged.
 	// Features that cannot be imported are reported per index in the response
-	// and do not stop the others.
+	// and do not stop the others. The first message may carry options: the
+	// collection, and whether the import replaces it.
 	Import(grpc.ClientStreamingServer[ImportRequest, ImportResponse]) error
 	// Monitor reports the state of the store and of the serving instance.
 	Monitor(context.Context, *MonitorRequest) (*MonitorResponse, error)
+	// GetThing returns one thing by id, or by collection and key. Errors:
+	// INVALID_ARGUMENT unless exactly one of the two is given; NOT_FOUND when
+	// there is no such thing.
+	GetThing(context.Context, *GetThingRequest) (*Thing, error)
+	// DeleteThings deletes things by ids, or by keys within a collection, with
+	// their parts, in one transaction, and says how many it deleted. Errors:
+	// INVALID_ARGUMENT for neither or both; NOT_FOUND for keys of a
+	// collection that does not exist. Needs a write token.
+	DeleteThings(context.Context, *DeleteThingsRequest) (*DeleteThingsResponse, error)
+	// DeleteCollection deletes a collection and all its things in one
+	// transaction. Errors: NOT_FOUND when there is no such collection. Needs a
+	// write token.
+	DeleteCollection(context.Context, *DeleteCollectionRequest) (*DeleteCollectionResponse, error)
+	// ListCollections lists every collection with its number of things,
+	// bounding box and last change, ordered by name.
+	ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error)
 	mustEmbedUnimplementedSearchServiceServer()
 }
 
@@ -155,6 +234,18 @@ func (UnimplementedSearchServiceServer) Import(grpc.ClientStreamingServer[Import
 }
 func (UnimplementedSearchServiceServer) Monitor(context.Context, *MonitorRequest) (*MonitorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Monitor not implemented")
+}
+func (UnimplementedSearchServiceServer) GetThing(context.Context, *GetThingRequest) (*Thing, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetThing not implemented")
+}
+func (UnimplementedSearchServiceServer) DeleteThings(context.Context, *DeleteThingsRequest) (*DeleteThingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteThings not implemented")
+}
+func (UnimplementedSearchServiceServer) DeleteCollection(context.Context, *DeleteCollectionRequest) (*DeleteCollectionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCollection not implemented")
+}
+func (UnimplementedSearchServiceServer) ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCollections not implemented")
 }
 func (UnimplementedSearchServiceServer) mustEmbedUnimplementedSearchServiceServer() {}
 func (UnimplementedSearchServiceServer) testEmbeddedByValue()                       {}
@@ -231,6 +322,78 @@ func _SearchService_Monitor_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SearchService_GetThing_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetThingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SearchServiceServer).GetThing(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SearchService_GetThing_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SearchServiceServer).GetThing(ctx, req.(*GetThingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SearchService_DeleteThings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteThingsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SearchServiceServer).DeleteThings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SearchService_DeleteThings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SearchServiceServer).DeleteThings(ctx, req.(*DeleteThingsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SearchService_DeleteCollection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteCollectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SearchServiceServer).DeleteCollection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SearchService_DeleteCollection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SearchServiceServer).DeleteCollection(ctx, req.(*DeleteCollectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SearchService_ListCollections_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCollectionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SearchServiceServer).ListCollections(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SearchService_ListCollections_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SearchServiceServer).ListCollections(ctx, req.(*ListCollectionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SearchService_ServiceDesc is the grpc.ServiceDesc for SearchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -245,6 +408,22 @@ var SearchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Monitor",
 			Handler:    _SearchService_Monitor_Handler,
+		},
+		{
+			MethodName: "GetThing",
+			Handler:    _SearchService_GetThing_Handler,
+		},
+		{
+			MethodName: "DeleteThings",
+			Handler:    _SearchService_DeleteThings_Handler,
+		},
+		{
+			MethodName: "DeleteCollection",
+			Handler:    _SearchService_DeleteCollection_Handler,
+		},
+		{
+			MethodName: "ListCollections",
+			Handler:    _SearchService_ListCollections_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

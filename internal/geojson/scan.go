@@ -1,4 +1,6 @@
-package geo
+// Package geojson reads GeoJSON FeatureCollections feature by feature, for
+// the import path of the CLI, the server's tests and the benchmark.
+package geojson
 
 import (
 	"bytes"
@@ -7,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/geosearch/search/internal/geo"
 )
 
 // ScanOptions say where a feature's name and key come from.
@@ -18,12 +22,12 @@ type ScanOptions struct {
 	KeyProperty string
 }
 
-// ScanFeatureCollection reads a GeoJSON FeatureCollection (or a single
+// Scan reads a GeoJSON FeatureCollection (or a single
 // Feature) from r one feature at a time, without holding the whole document,
 // and calls fn with each in order. Geometry is passed on as raw JSON for
-// DecodeFeature. It fails on input that is not GeoJSON; a feature whose
+// geo.DecodeFeature. It fails on input that is not GeoJSON; a feature whose
 // geometry is wrong is fn's to judge.
-func ScanFeatureCollection(r io.Reader, opts ScanOptions, fn func(RawFeature) error) error {
+func Scan(r io.Reader, opts ScanOptions, fn func(geo.RawFeature) error) error {
 	if opts.NameProperty == "" {
 		opts.NameProperty = "name"
 	}
@@ -101,10 +105,10 @@ func ScanFeatureCollection(r io.Reader, opts ScanOptions, fn func(RawFeature) er
 // member that is valid JSON but not a Feature object, or whose properties
 // are not an object, comes back with a Problem: that feature is rejected,
 // the others go on.
-func featureFromJSON(v json.RawMessage, index int, opts ScanOptions) RawFeature {
+func featureFromJSON(v json.RawMessage, index int, opts ScanOptions) geo.RawFeature {
 	var members map[string]json.RawMessage
 	if err := json.Unmarshal(v, &members); err != nil || members == nil {
-		return RawFeature{Index: index, Problem: "not a GeoJSON Feature: want a JSON object"}
+		return geo.RawFeature{Index: index, Problem: "not a GeoJSON Feature: want a JSON object"}
 	}
 	var f rawFeatureJSON
 	for _, m := range []string{"id", "geometry", "properties"} {
@@ -162,12 +166,12 @@ func jsonKind(v any) string {
 	}
 }
 
-func (f rawFeatureJSON) raw(index int, opts ScanOptions) RawFeature {
+func (f rawFeatureJSON) raw(index int, opts ScanOptions) geo.RawFeature {
 	if f.problem != "" {
-		return RawFeature{Index: index, Problem: f.problem}
+		return geo.RawFeature{Index: index, Problem: f.problem}
 	}
 	// Name and key first, while numbers are still exact json.Numbers.
-	rf := RawFeature{Index: index, GeometryJSON: f.Geometry}
+	rf := geo.RawFeature{Index: index, GeometryJSON: f.Geometry}
 	rf.Name = scalarString(f.Properties[opts.NameProperty])
 	if opts.KeyProperty != "" {
 		rf.Key = scalarString(f.Properties[opts.KeyProperty])

@@ -1,4 +1,4 @@
-package geo_test
+package geojson_test
 
 import (
 	"strings"
@@ -7,9 +7,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
-func TestScanFeatureCollection(t *testing.T) {
+func TestScan(t *testing.T) {
 	t.Parallel()
 	type got struct {
 		Index         int
@@ -21,7 +22,7 @@ func TestScanFeatureCollection(t *testing.T) {
 	tests := []struct {
 		name    string
 		doc     string
-		opts    geo.ScanOptions
+		opts    geojson.ScanOptions
 		want    []got
 		wantErr string
 	}{
@@ -38,7 +39,7 @@ func TestScanFeatureCollection(t *testing.T) {
 		{
 			name: "key and name properties",
 			doc:  `{"features":[{"properties":{"n":"A","code":12345678901234567890}}],"type":"FeatureCollection"}`,
-			opts: geo.ScanOptions{NameProperty: "n", KeyProperty: "code"},
+			opts: geojson.ScanOptions{NameProperty: "n", KeyProperty: "code"},
 			want: []got{{Index: 0, Name: "A", Key: "12345678901234567890", Props: map[string]any{"n": "A", "code": 1.2345678901234567e19}}},
 		},
 		{
@@ -57,7 +58,7 @@ func TestScanFeatureCollection(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var gotFeatures []got
-			err := geo.ScanFeatureCollection(strings.NewReader(tt.doc), tt.opts, func(f geo.RawFeature) error {
+			err := geojson.Scan(strings.NewReader(tt.doc), tt.opts, func(f geo.RawFeature) error {
 				gotFeatures = append(gotFeatures, got{Index: f.Index, Name: f.Name, Key: f.Key, Props: f.Properties, Geometry: string(f.GeometryJSON)})
 				return nil
 			})

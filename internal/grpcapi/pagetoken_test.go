@@ -1,0 +1,49 @@
+package grpcapi
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geo/geotest"
+)
+
+// TestFingerprintCoversEveryFilterField is the page-token side of the
+// filter-coverage check: setting any field of geo.Filter (found by
+// reflection) changes the fingerprint, so a token cannot be replayed with
+// another filter.
+func TestFingerprintCoversEveryFilterField(t *testing.T) {
+	t.Parallel()
+	fields := geotest.FilterFields()
+	base := geotest.FilterBase()
+	typ := reflect.TypeFor[geo.Filter]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		ff, ok := fields[name]
+		if !ok {
+			t.Errorf("geo.Filter.%s has no entry in geotest.FilterFields", name)
+			continue
+		}
+		f := base
+		ff.Narrow(&f)
+		if filterFingerprint(f) == filterFingerprint(base) {
+			t.Errorf("setting %s leaves the fingerprint unchanged", name)
+		}
+	}
+}
+
+func TestFingerprintIsOfTheCanonicalFilter(t *testing.T) {
+	t.Parallel()
+	a := geo.Filter{Collections: []string{"b", "a", "b"}, Properties: []geo.PropertyFilter{
+		{Key: "z", Values: []any{"y", "x", 2.0, true}}, {Key: "k", Values: []any{1.0}}}}
+	b := geo.Filter{Collections: []string{"a", "b"}, Properties: []geo.PropertyFilter{
+		{Key: "k", Values: []any{1.0}}, {Key: "z", Values: []any{true, 2.0, "x", "y", "x"}}}}
+	if filterFingerprint(a) != filterFingerprint(b) {
+		t.Errorf("filters selecting the same things have different fingerprints:\n%+v\n%+v", a.Canonical(), b.Canonical())
+	}
+	c := b
+	c.Properties = []geo.PropertyFilter{{Key: "k", Values: []any{"1"}}, b.Properties[1]}
+	if filterFingerprint(c) == filterFingerprint(b) {
+		t.Error("the string 1 and the number 1 share a fingerprint")
+	}
+}

@@ -1,0 +1,169 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+const (
+	getByIDSQL = selectThing + `CASE WHEN $2::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END
+FROM thing t
+WHERE t.id = $1::bigint`
+	getByKeySQL = selectThing + `CASE WHEN $3::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END
+FROM thing t
+WHERE t.collection = $1::text AND t.key = $2::text`
+
+	// A delete marks the collections it changed as changed now.
+	deleteByIDsSQL = `WITH gone AS (
+    DELETE FROM thing WHERE id = ANY($1::bigint[]) RETURNING collection
+), touched AS (
+    UPDATE collection c SET updated_at = clock_timestamp()
+    WHERE c.name IN (SELECT collection FROM gone)
+)
+SELECT count(*) FROM gone`
+	// Deleting keys locks the collection's row (telling whether it exists),
+	// so that it waits for a replace of the collection to finish, and marks
+	// it changed only when something was deleted.
+	lockCollectionForDeleteSQL = `SELECT true FROM collection WHERE name = $1::text FOR NO KEY UPDATE`
+	deleteByKeysSQL            = `DELETE FROM thing WHERE collection = $1::text AND key = ANY($2::text[])`
+	touchChangedCollectionSQL  = `UPDATE collection SET updated_at = clock_timestamp() WHERE name = $1::text`
+
+	lockCollectionSQL      = `SELECT true FROM collection WHERE name = $1::text FOR UPDATE`
+	deleteThingsOfSQL      = `DELETE FROM thing WHERE collection = $1::text`
+	deleteCollectionRowSQL = `DELETE FROM collection WHERE name = $1::text`
+
+	// Count and bounding box are aggregated per request: a count column
+	// kept by every writer would serialize imports on one row. The unique
+	// (collection, key) index leads with the collection.
+	listCollectionsSQL = `SELECT c.name, c.updated_at, count(t.id),
+       min(t.min_lng), min(t.min_lat), max(t.max_lng), max(t.max_lat)
+FROM collection c LEFT JOIN thing t ON t.collection = c.name
+GROUP BY c.name, c.updated_at
+ORDER BY c.name`
+)
+
+// Get returns one thing by id, or by collection and key.
+func (s *SearchService) Get(ctx context.Context, ref geo.ThingRef, includeGeometry bool) (geo.Thing, error) {
+	ref, err := ref.Normalize()
+	if err != nil {
+		return geo.Thing{}, err
+	}
+	var rows pgx.Rows
+	if ref.ID > 0 {
+		rows, err = s.pool.Query(ctx, getByIDSQL, ref.ID, includeGeometry)
+	} else {
+		rows, err = s.pool.Query(ctx, getByKeySQL, ref.Collection, ref.Key, includeGeometry)
+	}
+	if err != nil {
+		return geo.Thing{}, classify(ctx, "get thing", err)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, ScanThing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if ref.ID > 0 {
+			return geo.Thing{}, geo.Errorf(geo.NotFound, "there is no thing with id %d", ref.ID)
+		}
+		return geo.Thing{}, geo.Errorf(geo.NotFound, "there is no thing with key %q in collection %q", ref.Key, ref.Collection)
+	}
+	return t, classify(ctx, "get thing", err)
+}
+
+// Delete deletes things by ids, or by keys within a collection, with their
+// parts (the foreign key cascades), in one transaction.
+func (s *SearchService) Delete(ctx context.Context, d geo.DeleteRequest) (int64, error) {
+	d, err := d.Normalize()
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	if len(d.IDs) > 0 {
+		if err := s.writer.QueryRow(ctx, deleteByIDsSQL, d.IDs).Scan(&n); err != nil {
+			return 0, classify(ctx, "delete things", err)
+		}
+		s.stats.invalidate()
+		return n, nil
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		err := tx.QueryRow(ctx, lockCollectionForDeleteSQL, d.Collection).Scan(&exists)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return geo.Errorf(geo.NotFound, "there is no collection %q", d.Collection)
+		}
+		if err != nil {
+			return classify(ctx, "delete things", err)
+		}
+		tag, err := tx.Exec(ctx, deleteByKeysSQL, d.Collection, d.Keys)
+		if err != nil {
+			return classify(ctx, "delete things", err)
+		}
+		if n = tag.RowsAffected(); n == 0 {
+			return nil
+		}
+		_, err = tx.Exec(ctx, touchChangedCollectionSQL, d.Collection)
+		return classify(ctx, "delete things", err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.stats.invalidate()
+	return n, nil
+}
+
+// DeleteCollection deletes a collection, its things and their parts in one
+// transaction.
+func (s *SearchService) DeleteCollection(ctx context.Context, name string) (int64, error) {
+	if err := geo.ValidateCollectionName(name); err != nil {
+		return 0, err
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		err := tx.QueryRow(ctx, lockCollectionSQL, name).Scan(&exists)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return geo.Errorf(geo.NotFound, "there is no collection %q", name)
+		}
+		if err != nil {
+			return classify(ctx, "delete collection", err)
+		}
+		tag, err := tx.Exec(ctx, deleteThingsOfSQL, name)
+		if err != nil {
+			return classify(ctx, "delete collection", err)
+		}
+		n = tag.RowsAffected()
+		_, err = tx.Exec(ctx, deleteCollectionRowSQL, name)
+		return classify(ctx, "delete collection", err)
+	})
+	if err != nil {
+		return 0, err
+	}
+	s.stats.invalidate()
+	return n, nil
+}
+
+// Collections lists every collection with its count, bounding box and last
+// change.
+func (s *SearchService) Collections(ctx context.Context) ([]geo.Collection, error) {
+	rows, err := s.pool.Query(ctx, listCollectionsSQL)
+	if err != nil {
+		return nil, classify(ctx, "list collections", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (geo.Collection, error) {
+		var c geo.Collection
+		var minLng, minLat, maxLng, maxLat *float64
+		if err := row.Scan(&c.Name, &c.Updated, &c.Count, &minLng, &minLat, &maxLng, &maxLat); err != nil {
+			return c, err
+		}
+		if minLng != nil && minLat != nil && maxLng != nil && maxLat != nil {
+			c.BBox = &geo.BBox{MinLng: *minLng, MinLat: *minLat, MaxLng: *maxLng, MaxLat: *maxLat}
+		}
+		return c, nil
+	})
+	if err != nil {
+		return nil, classify(ctx, "list collections", fmt.Errorf("scan: %w", err))
+	}
+	return out, nil
+}
