@@ -87,7 +87,7 @@ bench: deps build consul
 ##       crasher found live in the packages' testdata/fuzz and run in make test
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/grpcapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterValidate$$' -fuzztime $(FUZZTIME) ./internal/geo/
 

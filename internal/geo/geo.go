@@ -35,24 +35,33 @@ func (p Point) Validate() error {
 	return nil
 }
 
-// Filter selects things. Query and Point combine with AND; at least one is set.
+// Filter selects things. Its parts combine with AND; the zero Filter
+// selects every thing (a transport may ask for more, as gRPC's Search does).
 type Filter struct {
 	// Query matches names case-insensitively as a literal substring.
 	Query string
 	// Point, when not nil, keeps things whose geometry contains it.
 	Point *Point
+	// BBox, when not nil, keeps things whose geometry intersects it. A box
+	// whose MinLng is greater than its MaxLng crosses the antimeridian.
+	BBox *BBox
 }
 
-// Validate returns an Invalid error when f selects nothing or is malformed.
+// Validate returns an Invalid error when f is malformed.
 func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil {
-		return Errorf(Invalid, "a search needs a query, a point, or both")
-	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
 		return err
 	}
 	if f.Point != nil {
-		return f.Point.Validate()
+		if err := f.Point.Validate(); err != nil {
+			return err
+		}
+	}
+	if f.BBox != nil {
+		if f.Point != nil {
+			return Errorf(Invalid, "a search takes a point or a bbox, not both")
+		}
+		return f.BBox.Validate()
 	}
 	return nil
 }
@@ -75,9 +84,30 @@ type Query struct {
 	IncludeGeometry bool
 }
 
-// BBox is a WGS 84 bounding box.
+// BBox is a WGS 84 bounding box. As a filter, MinLng > MaxLng means the box
+// crosses the antimeridian: it spans MinLng to 180 and -180 to MaxLng.
 type BBox struct {
 	MinLng, MinLat, MaxLng, MaxLat float64
+}
+
+// Validate returns an Invalid error unless b's corners are finite, on the
+// globe, and its south edge is not north of its north edge.
+func (b BBox) Validate() error {
+	for _, c := range []struct {
+		name     string
+		v, limit float64
+	}{{"min lng", b.MinLng, 180}, {"min lat", b.MinLat, 90}, {"max lng", b.MaxLng, 180}, {"max lat", b.MaxLat, 90}} {
+		if math.IsNaN(c.v) || math.IsInf(c.v, 0) {
+			return Errorf(Invalid, "bbox %s must be a finite number, got %v", c.name, c.v)
+		}
+		if c.v < -c.limit || c.v > c.limit {
+			return Errorf(Invalid, "bbox %s must be within [%g, %g], got %v", c.name, -c.limit, c.limit, c.v)
+		}
+	}
+	if b.MinLat > b.MaxLat {
+		return Errorf(Invalid, "bbox min lat (%v) must not be greater than max lat (%v)", b.MinLat, b.MaxLat)
+	}
+	return nil
 }
 
 // Thing is a stored named polygon.
@@ -148,6 +178,10 @@ type SearchService interface {
 	// are reported in the result, not as an error. Returns Unavailable or
 	// Timeout when the store does not answer, the source's error if it fails.
 	Import(ctx context.Context, src FeatureSource) (ImportResult, error)
+	// Get returns the thing with id, with its geometry when includeGeometry.
+	// Returns NotFound when there is none, Unavailable or Timeout when the
+	// store does not answer.
+	Get(ctx context.Context, id int64, includeGeometry bool) (Thing, error)
 	// Stats counts stored things and parts. Returns Unavailable when the
 	// store does not answer.
 	Stats(ctx context.Context) (Stats, error)

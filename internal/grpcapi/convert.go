@@ -16,6 +16,11 @@ func filterFromProto(req *searchv1.SearchRequest) (geo.Filter, error) {
 	if p := req.GetPoint(); p != nil {
 		f.Point = &geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}
 	}
+	if f.Query == "" && f.Point == nil {
+		// The domain lists every thing for an empty filter; the RPC's
+		// contract has always asked for a query or a point.
+		return f, geo.Errorf(geo.Invalid, "a search needs a query, a point, or both")
+	}
 	return f, f.Validate()
 }
 

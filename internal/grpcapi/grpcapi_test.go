@@ -86,6 +86,10 @@ func (f *fakeService) Import(ctx context.Context, src geo.FeatureSource) (geo.Im
 	}
 }
 
+func (f *fakeService) Get(_ context.Context, id int64, _ bool) (geo.Thing, error) {
+	return geo.Thing{}, geo.Errorf(geo.NotFound, "there is no thing with id %d", id)
+}
+
 func (f *fakeService) Stats(context.Context) (geo.Stats, error) { return geo.Stats{Things: 7}, f.err }
 func (f *fakeService) Ping(context.Context) error               { return f.err }
 

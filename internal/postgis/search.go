@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -34,9 +35,13 @@ import (
 // in zero to two things). EXPLAIN and the measurements are in
 // docs/BENCHMARKS.md.
 const (
-	thingColumns = `t.id, coalesce(t.key, ''), t.name, t.properties,
+	// thingColumns are the columns ScanThing reads; the geometry is sent
+	// when the parameter after them is true ($5 in searches).
+	thingColumnsBefore = `t.id, coalesce(t.key, ''), t.name, t.properties,
        t.min_lng, t.min_lat, t.max_lng, t.max_lat,
-       CASE WHEN $5::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
+       CASE WHEN `
+	thingColumnsAfter = `::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END`
+	thingColumns      = thingColumnsBefore + `$5` + thingColumnsAfter
 
 	searchByPointSQL = `WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint($6::float8, $7::float8), 4326) AS g
@@ -50,6 +55,24 @@ SELECT ` + thingColumns + `
 FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))
   AND t.name ILIKE $1::text
+  AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
+ORDER BY t.name COLLATE "C", t.id
+LIMIT $4::bigint`
+
+	// The box query finds the parts that intersect the box, or either half
+	// of a box across the antimeridian ($6 > $8), through their GiST index.
+	// Parameters $6 to $9 are the box's min lng, min lat, max lng, max lat.
+	searchByBBoxSQL = `WITH box AS (
+    SELECT ST_MakeEnvelope($6::float8, $7::float8, CASE WHEN $6::float8 <= $8::float8 THEN $8::float8 ELSE 180 END, $9::float8, 4326) AS east,
+           CASE WHEN $6::float8 > $8::float8 THEN ST_MakeEnvelope(-180, $7::float8, $8::float8, $9::float8, 4326) END AS west
+), hit AS (
+    SELECT DISTINCT p.thing_id
+    FROM thing_part p, box
+    WHERE ST_Intersects(p.geom, box.east) OR (box.west IS NOT NULL AND ST_Intersects(p.geom, box.west))
+)
+SELECT ` + thingColumns + `
+FROM hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+WHERE t.name ILIKE $1::text
   AND (t.name COLLATE "C", t.id) > ($2::text COLLATE "C", $3::bigint)
 ORDER BY t.name COLLATE "C", t.id
 LIMIT $4::bigint`
@@ -86,10 +109,14 @@ func SearchStatement(q geo.Query) (string, []any) {
 	}
 	// One more than the limit tells whether a next page exists.
 	args := []any{likePattern(q.Query), after.Name, after.ID, q.Limit + 1, q.IncludeGeometry}
-	if q.Point == nil {
+	switch {
+	case q.Point != nil:
+		return searchByPointSQL, append(args, q.Point.Lng, q.Point.Lat)
+	case q.BBox != nil:
+		return searchByBBoxSQL, append(args, q.BBox.MinLng, q.BBox.MinLat, q.BBox.MaxLng, q.BBox.MaxLat)
+	default:
 		return searchByNameSQL, args
 	}
-	return searchByPointSQL, append(args, q.Point.Lng, q.Point.Lat)
 }
 
 // Search returns one page of things matching q.
@@ -116,6 +143,24 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 		page.Next = &geo.Cursor{Name: last.Name, ID: last.ID}
 	}
 	return page, nil
+}
+
+// getSQL takes the id ($1) and whether to return the geometry ($2).
+const getSQL = `SELECT ` + thingColumnsBefore + `$2` + thingColumnsAfter + `
+FROM thing t
+WHERE t.id = $1::bigint`
+
+// Get returns the thing with id, NotFound if there is none.
+func (s *SearchService) Get(ctx context.Context, id int64, includeGeometry bool) (geo.Thing, error) {
+	rows, err := s.pool.Query(ctx, getSQL, id, includeGeometry)
+	if err != nil {
+		return geo.Thing{}, classify(ctx, "get thing", err)
+	}
+	t, err := pgx.CollectExactlyOneRow(rows, ScanThing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return geo.Thing{}, geo.Errorf(geo.NotFound, "there is no thing with id %d", id)
+	}
+	return t, classify(ctx, "get thing", err)
 }
 
 // ScanThing scans one row of the statements SearchStatement returns.
