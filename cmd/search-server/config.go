@@ -22,6 +22,7 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/postgis"
 	"github.com/geosearch/search/internal/statsd"
@@ -48,6 +49,7 @@ type config struct {
 
 	DB     postgis.Config
 	GRPC   grpcapi.Config
+	HTTP   httpapi.Config
 	Consul consul.Config
 	StatsD statsd.Config
 	Kafka  kafka.Config
@@ -117,7 +119,7 @@ func parseEach(ctx context.Context, t reflect.Type, l envconfig.Lookuper, bad ma
 
 // validate reports every invalid setting at once.
 func (c config) validate() error {
-	if err := errors.Join(validatePprofAddr(c.PprofAddr), c.DB.Validate(), c.GRPC.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
+	if err := errors.Join(validatePprofAddr(c.PprofAddr), c.DB.Validate(), c.GRPC.Validate(), c.HTTP.Validate(), c.Consul.Validate(), c.StatsD.Validate(), c.Kafka.Validate()); err != nil {
 		return configError{err}
 	}
 	return nil

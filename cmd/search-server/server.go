@@ -23,6 +23,7 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/metrics"
 	"github.com/geosearch/search/internal/postgis"
@@ -31,7 +32,8 @@ import (
 
 // Server is the wired search server: logging (stdout, and Kafka when
 // configured), metrics, database pool, gRPC server with the search, health
-// and reflection services, the readiness loop and Consul registration.
+// and reflection services, the HTTP API when HTTP_LISTEN_ADDR is set, the
+// readiness loop and Consul registration (one per API).
 type Server struct {
 	cfg          config
 	logger       *slog.Logger
@@ -57,6 +59,10 @@ type Server struct {
 	ready        *grpcapi.Readiness
 	// registrar is nil when Consul registration is off.
 	registrar *consul.Registrar
+	// http is nil without HTTP_LISTEN_ADDR; httpRegistrar is nil then too,
+	// and when Consul registration is off.
+	http          *httpapi.Server
+	httpRegistrar *consul.Registrar
 }
 
 // NewServer builds a Server logging JSON to stdout and binds its listener,
@@ -169,6 +175,13 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
 	}
+	if cfg.HTTP.Enabled() {
+		if s.http, err = newHTTP(cfg, svc, auth, logger, accessLogger, m); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.ready.OnChange(s.http.SetReady)
+	}
 	if cfg.Consul.Register {
 		host, port, err := consul.AdvertiseHostPort(cfg.Consul, lis.Addr())
 		if err == nil {
@@ -181,12 +194,61 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 				TLS:           cfg.GRPC.TLSEnabled(),
 			}, logger)
 		}
+		if err == nil && s.http != nil {
+			s.httpRegistrar, err = newHTTPRegistrar(cfg, s.http.Addr(), logger)
+		}
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("consul registration: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// httpLimits are the HTTP API's page sizes: Search's.
+func httpLimits(c grpcapi.Config) httpapi.Limits {
+	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize}
+}
+
+// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
+// binds its listener.
+func newHTTP(cfg config, svc *postgis.SearchService, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
+	if err != nil {
+		return nil, configError{err}
+	}
+	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
+		Logger:  logger,
+		Access:  access,
+		Metrics: m,
+		Tokens:  auth.Tokens(),
+		TLS:     tc,
+		Version: buildVersion(),
+	})
+}
+
+// newHTTPRegistrar registers the HTTP API as its own Consul service
+// (HTTP_SERVICE_NAME) with an HTTP check on its readiness route. It is
+// advertised on the host gRPC is, at the HTTP listener's port.
+func newHTTPRegistrar(cfg config, addr net.Addr, logger *slog.Logger) (*consul.Registrar, error) {
+	host, _, err := consul.AdvertiseHostPort(cfg.Consul, addr)
+	if err != nil {
+		return nil, err
+	}
+	_, port, err := consul.AdvertiseHostPort(consul.Config{}, addr)
+	if err != nil {
+		return nil, err
+	}
+	ccfg := cfg.Consul
+	ccfg.ServiceName = cfg.HTTP.ServiceName
+	return consul.NewRegistrar(ccfg, consul.Instance{
+		ID:             cfg.InstanceID,
+		Version:        buildVersion(),
+		Host:           host,
+		Port:           port,
+		HealthHTTPPath: "/readyz",
+		TLS:            cfg.GRPC.TLSEnabled(),
+	}, logger)
 }
 
 // EnableReload makes Run watch CONFIG_CONSUL_PREFIX and apply live
@@ -203,10 +265,13 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Run serves until ctx is cancelled, then shuts down in this order:
 //
-//  1. health NOT_SERVING, so health checks and balancers stop sending work;
-//  2. deregistration from Consul, so discovery stops naming this instance;
-//  3. GracefulStop: no new RPCs, in-flight ones finish, within
-//     SHUTDOWN_TIMEOUT, after which Stop cancels the rest;
+//  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
+//     and balancers stop sending work;
+//  2. deregistration from Consul (the gRPC and the HTTP service), so
+//     discovery stops naming this instance;
+//  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
+//     RPCs or requests, in-flight ones finish, within SHUTDOWN_TIMEOUT,
+//     after which the rest are cut;
 //  4. the database pool is closed;
 //  5. metrics are flushed, and the logs queued for Kafka, within
 //     LOG_FLUSH_TIMEOUT.
@@ -221,12 +286,14 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.ready.Run(rctx)
 	}()
-	if s.registrar != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.registrar.Run(rctx)
-		}()
+	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
+		if r != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Run(rctx)
+			}()
+		}
 	}
 	wg.Add(1)
 	go func() {
@@ -244,16 +311,29 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
 		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
+	httpErr := make(chan error, 1)
+	if s.http != nil {
+		go func() {
+			err := s.http.Serve()
+			if !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("HTTP: %w", err)
+			}
+			httpErr <- err
+		}()
+		s.logger.Info("serving HTTP", "addr", s.http.Addr().String())
+	}
 
 	select {
 	case err := <-serveErr:
 		stopReadiness()
 		wg.Wait()
-		s.health.Shutdown()
+		s.notServing()
 		s.deregister(ctx)
+		s.grpc.Stop()
+		s.closeHTTP()
 		s.closePprof()
 		s.closePools()
 		s.flush(ctx)
@@ -264,15 +344,28 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("shutting down", "step", "health NOT_SERVING")
 	stopReadiness()
 	wg.Wait()
-	s.health.Shutdown()
+	s.notServing()
 
 	s.deregister(ctx)
 
-	s.logger.Info("shutting down", "step", "draining in-flight RPCs", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
+	s.logger.Info("shutting down", "step", "draining in-flight RPCs and HTTP requests", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
 	drained := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(drained)
+	}()
+	httpDrained := make(chan struct{})
+	go func() {
+		defer close(httpDrained)
+		if s.http == nil {
+			return
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.GRPC.ShutdownTimeout)
+		defer cancel()
+		if err := s.http.Shutdown(hctx); err != nil {
+			s.logger.Warn("shutting down", "step", "HTTP drain timed out; cutting remaining requests")
+		}
+		<-httpErr
 	}()
 	select {
 	case <-drained:
@@ -281,6 +374,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.grpc.Stop()
 		<-drained
 	}
+	<-httpDrained
 	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		s.logger.Warn("serve ended with an error", "error", err.Error())
 	}
@@ -293,7 +387,16 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// deregister removes the instance from Consul, if it registered.
+// notServing turns gRPC health NOT_SERVING and the HTTP readiness route
+// to 503.
+func (s *Server) notServing() {
+	s.health.Shutdown()
+	if s.http != nil {
+		s.http.SetReady(false)
+	}
+}
+
+// deregister removes the instance's services from Consul, if it registered.
 func (s *Server) deregister(ctx context.Context) {
 	if s.registrar == nil {
 		return
@@ -301,11 +404,31 @@ func (s *Server) deregister(ctx context.Context) {
 	s.logger.Info("shutting down", "step", "deregistering from Consul")
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.registrar.Deregister(dctx); err != nil {
-		// The check turns critical and Consul removes the instance after
-		// CONSUL_DEREGISTER_CRITICAL_AFTER.
-		s.logger.Warn("deregistration failed", "error", err.Error())
+	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
+		if r == nil {
+			continue
+		}
+		if err := r.Deregister(dctx); err != nil {
+			// The check turns critical and Consul removes the instance after
+			// CONSUL_DEREGISTER_CRITICAL_AFTER.
+			s.logger.Warn("deregistration failed", "service_id", r.ServiceID(), "error", err.Error())
+		}
 	}
+}
+
+// closeHTTP stops the HTTP API at once, if it runs.
+func (s *Server) closeHTTP() {
+	if s.http != nil {
+		s.http.Close()
+	}
+}
+
+// HTTPAddr is the address of the HTTP API, nil when it is off.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Addr()
 }
 
 // flush sends buffered metrics and queued log records, within
@@ -344,6 +467,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 // called or to abort. It is safe to call after Run.
 func (s *Server) Close() {
 	s.closePprof()
+	s.closeHTTP()
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
 	s.closePools()
