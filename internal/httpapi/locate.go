@@ -160,6 +160,11 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > limit {
 		return geo.Errorf(geo.TooLarge, "the body is %d bytes; the limit is %d (HTTP_MAX_BODY_BYTES): split it", r.ContentLength, limit)
 	}
+	// Answers go out while the body is still being read: without full
+	// duplex, an HTTP/1 server closes the body at the first answer.
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		return err
+	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	ctx := r.Context()
 	enc := json.NewEncoder(w)
