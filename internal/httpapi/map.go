@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -39,8 +38,8 @@ func (s *Server) mapPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	img := "'self' data:"
-	if u, err := url.Parse(s.cfg.MapTileURL); err == nil && u.Host != "" {
-		img += " " + u.Scheme + "://" + strings.NewReplacer("{s}", "*").Replace(u.Host)
+	if origin := tileOrigin(s.cfg.MapTileURL); origin != "" {
+		img += " " + origin
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -48,6 +47,21 @@ func (s *Server) mapPage(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// tileOrigin is the origin of a tile URL template for the CSP, with
+// Leaflet's {s} subdomain placeholder as a wildcard; "" if there is none.
+func tileOrigin(template string) string {
+	scheme, rest, ok := strings.Cut(template, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return ""
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	host = strings.ReplaceAll(host, "{s}", "*")
+	if host == "" || strings.ContainsAny(host, "{}; '\"") {
+		return ""
+	}
+	return scheme + "://" + host
 }
 
 // mapAssets serves the map's files under /map/: its script and style and

@@ -7,7 +7,7 @@
   const body = document.body;
   const map = L.map('map', { worldCopyJump: true }).setView([20, 0], 2);
   window.searchMap = map; // for the browser test and the curious
-  const tileURL = body.dataset.tileUrl;
+  const tileURL = body.dataset.tileTemplate;
   if (tileURL) {
     L.tileLayer(tileURL, { attribution: body.dataset.tileAttribution || '', maxZoom: 19 }).addTo(map);
   }
@@ -92,7 +92,7 @@
         const box = el('input', { type: 'checkbox', id: 'draw-' + c.id });
         const status = el('span', { className: 'muted small' });
         box.addEventListener('change', () => toggleCollection(c, box.checked, status));
-        list.append(el('li', { className: 'collection', dataset: {} },
+        list.append(el('li', { className: 'collection' },
           box, ' ', el('label', { htmlFor: box.id, textContent: c.title ? c.id + ' (' + c.title + ')' : c.id }), status));
       }
     } catch (err) {
