@@ -91,10 +91,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterValidate$$' -fuzztime $(FUZZTIME) ./internal/geo/
 
-## deps: PostgreSQL+PostGIS, and the examples' Python and Node.js packages
-##       (prints the command when not root)
+## deps: PostgreSQL+PostGIS, the examples' Python and Node.js packages, and
+##       chromium with the map test's npm packages (prints the command when
+##       not root)
 deps:
-	tools/install-deps.sh polyglot
+	tools/install-deps.sh polyglot browser
 
 ## tools: buf and the protoc plugins, at the versions pinned in tools/proto/go.mod
 tools: $(PROTO_TOOLS)
