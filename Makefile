@@ -22,6 +22,7 @@ up: build consul
 	@if docker info >/dev/null 2>&1; then \
 		docker compose up -d --build --wait && \
 		docker compose run --rm search-client search --lat 48.85 --lng 2.35 && \
+		echo "Map: http://localhost:8090/map   OGC API: http://localhost:8090/" && \
 		echo "Consul UI: http://localhost:8500/ui   Graphite: http://localhost:8080   Logs: make logs"; \
 	else \
 		tools/install-deps.sh stack && deploy/local/stack.sh up; \

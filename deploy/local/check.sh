@@ -35,6 +35,21 @@ passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
 [[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"
 echo "ok: 2 instances passing in Consul"
 
+for port in "$HTTP1_PORT" "$HTTP2_PORT"; do
+	curl -fsS "http://127.0.0.1:$port/" | grep -q '"rel":"service-desc"' || fail "no OGC API landing page on :$port"
+	curl -fsS "http://127.0.0.1:$port/locate?lat=48.85&lng=2.35" | grep -q '"name":"France"' || fail "GET /locate on :$port does not find France"
+done
+curl -fsS "http://127.0.0.1:$HTTP1_PORT/collections/default/items?bbox=2,48,3,49" | grep -q '"France"' || fail "the OGC items of bbox=2,48,3,49 lack France"
+curl -fsS "http://127.0.0.1:$HTTP1_PORT/map" | grep -q leaflet.js || fail "no map page"
+echo "ok: the HTTP API answers on both instances (landing page, locate, items, map)"
+for _ in $(seq 1 50); do # the HTTP check runs every CONSUL_CHECK_INTERVAL
+	http_passing=$(curl -fsS "http://$CONSUL_HTTP_ADDR/v1/health/service/search-service-http?passing" | grep -o '"Service":"search-service-http"' | wc -l)
+	[[ $http_passing -eq 2 ]] && break
+	sleep 0.2
+done
+[[ $http_passing -eq 2 ]] || fail "$http_passing search-service-http instances passing in Consul, want 2"
+echo "ok: 2 search-service-http instances passing in Consul (HTTP check on /readyz)"
+
 ids=$("$BIN/search-client" instances | awk 'NR > 1 { print $3 }')
 logs=$("$BIN/search-client" logs --since 30m)
 for id in $ids; do
