@@ -348,7 +348,11 @@ func (s *Server) Run(ctx context.Context) error {
 
 	s.deregister(ctx)
 
-	s.logger.Info("shutting down", "step", "draining in-flight RPCs and HTTP requests", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
+	drainStep := "draining in-flight RPCs"
+	if s.http != nil {
+		drainStep = "draining in-flight RPCs and HTTP requests"
+	}
+	s.logger.Info("shutting down", "step", drainStep, "timeout", s.cfg.GRPC.ShutdownTimeout.String())
 	drained := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
