@@ -62,6 +62,12 @@ LIMIT $4::bigint`
 	// The box query finds the parts that intersect the box, or either half
 	// of a box across the antimeridian ($6 > $8), through their GiST index.
 	// Parameters $6 to $9 are the box's min lng, min lat, max lng, max lat.
+	// EXPLAIN ANALYZE on the 1:50m countries: an Index Scan on
+	// thing_part_geom_idx for a box, a BitmapOr of two Bitmap Index Scans on
+	// it for a box across the line, then things by primary key. Every part
+	// the box meets is read before the page is cut, so a box over a whole
+	// large collection costs as much as the collection; without a box the
+	// items are listed by name through thing_order_idx instead.
 	searchByBBoxSQL = `WITH box AS (
     SELECT ST_MakeEnvelope($6::float8, $7::float8, CASE WHEN $6::float8 <= $8::float8 THEN $8::float8 ELSE 180 END, $9::float8, 4326) AS east,
            CASE WHEN $6::float8 > $8::float8 THEN ST_MakeEnvelope(-180, $7::float8, $8::float8, $9::float8, 4326) END AS west
