@@ -116,6 +116,7 @@
     highlight.clearLayers();
     try {
       const data = await api('/locate?lat=' + lat.toFixed(6) + '&lng=' + lng.toFixed(6) + '&geometry=true');
+      out.classList.remove('muted');
       out.replaceChildren(el('div', { className: 'mono', textContent: lat.toFixed(4) + ', ' + lng.toFixed(4) }));
       if (data.things.length === 0) out.append(el('div', { className: 'muted', textContent: 'in no thing' }));
       for (const t of data.things) {
@@ -138,6 +139,7 @@
         const layer = L.geoJSON(f, { style: highlightStyle });
         highlight.addLayer(layer);
         map.fitBounds(layer.getBounds());
+        document.getElementById('clicked').classList.remove('muted');
         document.getElementById('clicked').replaceChildren(thingBlock({
           id: f.id, name: f.properties.name, key: f.properties.key, collection: f.properties.collection, properties: f.properties,
         }));
