@@ -70,7 +70,8 @@ type Limits struct {
 
 // Deps are what the server needs besides the service.
 type Deps struct {
-	// Logger gets internal errors; Access gets one record per request.
+	// Logger gets internal errors (none: discarded); Access gets one record
+	// per request (none: no access log).
 	Logger, Access *slog.Logger
 	// Metrics gets http.<route>.requests, .latency and .errors.<status>.
 	Metrics metrics.Metrics
@@ -98,6 +99,9 @@ type Server struct {
 func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.Nop{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, cfg: cfg, deps: deps}
 	s.SetLimits(lim)
