@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -62,7 +64,17 @@ replaces that thing, so re-running an import does not duplicate it.`,
 			if err != nil {
 				return err
 			}
+			// Features the file itself makes unreadable (properties that are
+			// not an object, say) are rejected here and not sent; sent[i] is
+			// the file index of the server's feature i.
+			var local []*searchv1.ImportProblem
+			var sent []int64
 			err = geo.ScanFeatureCollection(r, scan, func(f geo.RawFeature) error {
+				if f.Problem != "" {
+					local = append(local, &searchv1.ImportProblem{Index: int64(f.Index), Reason: f.Problem})
+					return nil
+				}
+				sent = append(sent, int64(f.Index))
 				req := &searchv1.ImportRequest{Name: f.Name, GeometryGeojson: string(f.GeometryJSON)}
 				if keyFromID || scan.KeyProperty != "" {
 					req.Key = f.Key
@@ -90,7 +102,7 @@ replaces that thing, so re-running an import does not duplicate it.`,
 			if err != nil {
 				return err
 			}
-			return reportImport(o, resp, verbose)
+			return reportImport(o, inFileOrder(resp, sent, local), verbose)
 		},
 	}
 	f := cmd.Flags()
@@ -99,6 +111,26 @@ replaces that thing, so re-running an import does not duplicate it.`,
 	f.BoolVar(&keyFromID, "key-from-id", false, "use each feature's GeoJSON id as its key")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every repair")
 	return cmd
+}
+
+// inFileOrder renumbers the server's problems with the features' indexes in
+// the file (sent[i] for the server's feature i) and merges in the features
+// rejected before sending, in file order.
+func inFileOrder(resp *searchv1.ImportResponse, sent []int64, local []*searchv1.ImportProblem) *searchv1.ImportResponse {
+	renumber := func(ps []*searchv1.ImportProblem) {
+		for _, p := range ps {
+			if i := p.GetIndex(); i >= 0 && i < int64(len(sent)) {
+				p.Index = sent[i]
+			}
+		}
+	}
+	renumber(resp.GetRejected())
+	renumber(resp.GetRepairs())
+	if len(local) > 0 {
+		resp.Rejected = append(resp.Rejected, local...)
+		slices.SortStableFunc(resp.Rejected, func(a, b *searchv1.ImportProblem) int { return cmp.Compare(a.GetIndex(), b.GetIndex()) })
+	}
+	return resp
 }
 
 func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {

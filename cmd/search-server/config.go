@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	secrets "github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
@@ -177,7 +176,7 @@ func settings(c config) []setting {
 			s.Value = formatValue(v.Field(i).Interface())
 			s.raw = s.Value
 			if s.Secret {
-				s.Value = redact(s.Value)
+				s.Value = secrets.Redact(s.Value)
 			}
 			out = append(out, s)
 		}
@@ -199,27 +198,6 @@ func formatValue(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
-}
-
-var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('[^']*'|\S+)`)
-
-// redact hides a secret: a URL keeps everything but its password, a
-// key=value connection string loses its password value, anything else is
-// replaced whole.
-func redact(s string) string {
-	if s == "" {
-		return ""
-	}
-	if u, err := url.Parse(s); err == nil && u.Scheme != "" && u.Host != "" {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "REDACTED")
-		}
-		return u.String()
-	}
-	if dsnPassword.MatchString(s) {
-		return dsnPassword.ReplaceAllString(s, "${1}REDACTED")
-	}
-	return "REDACTED"
 }
 
 // settingsByVar indexes settings by variable name.

@@ -389,7 +389,7 @@ func TestHealthIsNotServingWithoutDatabase(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "Unavailable: the database is unavailable") {
 		t.Errorf("search without database: exit %d, stderr %q", code, errOut)
 	}
-	if strings.Contains(ts.logs.String(), `"level":"ERROR"`) {
+	if countRecords(logRecords(ts.logs.String()), map[string]any{"level": "ERROR"}) > 0 {
 		t.Errorf("an unavailable database is logged as an internal error:\n%s", ts.logs.String())
 	}
 }
@@ -414,9 +414,9 @@ func TestShutdownLogsItsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []string
-	for _, line := range strings.Split(logs.String(), "\n") {
-		if i := strings.Index(line, `"step":"`); i >= 0 {
-			steps = append(steps, strings.SplitN(line[i+8:], `"`, 2)[0])
+	for _, rec := range logRecords(logs.String()) {
+		if step, ok := rec["step"].(string); ok {
+			steps = append(steps, step)
 		}
 	}
 	want := "health NOT_SERVING|draining in-flight RPCs|closing database pool|flushing metrics and logs"

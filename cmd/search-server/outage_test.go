@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -75,7 +74,11 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 		}
 		return last
 	}
-	for time.Since(down) < longOutage {
+	// The outage lasts its minute and, counted rather than timed, until
+	// each loop has made 100 searches in it.
+	during := func(l *searchLoop) int64 { return l.ok.Load() + l.failed.Load() }
+	directAtDown, discoveredAtDown := during(direct), during(discovered)
+	for time.Since(down) < longOutage || during(direct) < directAtDown+100 || during(discovered) < discoveredAtDown+100 {
 		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 		time.Sleep(time.Second)
 	}
@@ -83,8 +86,8 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	// DNS names nobody, so the discovering client is checked up to here.
 	ok, failed, firstErr := discovered.stop()
 	t.Logf("searches through discovery during the %s Consul outage: %d ok, %d failed", longOutage, ok, failed)
-	if failed != 0 || ok < 100 {
-		t.Errorf("%d searches through discovery failed (first: %v), %d ok; want none failed and many ok", failed, firstErr, ok)
+	if failed != 0 {
+		t.Errorf("%d searches through discovery failed (first: %v), %d ok; want none failed", failed, firstErr, ok)
 	}
 	droppedDuringOutage := dropped()
 	if droppedDuringOutage == 0 {
@@ -100,7 +103,7 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	t.Logf("registered and passing again %s after Consul came back", time.Since(back).Round(100*time.Millisecond))
 	eventually(t, 60*time.Second, "searches logged to the restarted broker", func() bool {
 		for _, r := range logsOf(t, b.Addr()) {
-			if strings.Contains(string(r.Value), `"method":"/search.v1.SearchService/Search"`) {
+			if countRecords(logRecords(string(r.Value)), map[string]any{"method": "/search.v1.SearchService/Search"}) > 0 {
 				return true
 			}
 		}
@@ -123,7 +126,7 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 
 	ok, failed, firstErr = direct.stop()
 	t.Logf("searches by address during the outage and recovery: %d ok, %d failed", ok, failed)
-	if failed != 0 || ok < 1000 {
-		t.Errorf("%d searches failed (first: %v), %d ok; want none failed and many ok", failed, firstErr, ok)
+	if failed != 0 {
+		t.Errorf("%d searches failed (first: %v), %d ok; want none failed", failed, firstErr, ok)
 	}
 }

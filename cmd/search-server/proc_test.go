@@ -94,15 +94,37 @@ func (p *proc) wait(t *testing.T) error {
 }
 
 // records returns the server's JSON log records so far, in order.
-func (p *proc) records() []map[string]any {
+func (p *proc) records() []map[string]any { return logRecords(p.logs.String()) }
+
+// logRecords parses a server's JSON log output into its records, so that
+// tests look at fields, not at the text of the log.
+func logRecords(logs string) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(p.logs.String(), "\n") {
+	for _, line := range strings.Split(logs, "\n") {
 		var rec map[string]any
 		if json.Unmarshal([]byte(line), &rec) == nil {
 			out = append(out, rec)
 		}
 	}
 	return out
+}
+
+// countRecords counts the records that have every field of match.
+func countRecords(recs []map[string]any, match map[string]any) int {
+	n := 0
+	for _, rec := range recs {
+		all := true
+		for k, v := range match {
+			if rec[k] != v {
+				all = false
+				break
+			}
+		}
+		if all {
+			n++
+		}
+	}
+	return n
 }
 
 // shutdownSteps lists the shutdown steps the server logged, and where an

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	secrets "github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -146,7 +147,7 @@ func (r *reloader) merge(ctx context.Context, kv map[string]string) (config, []c
 		_, err := r.load(ctx, with(next, key))
 		shown := kv[key]
 		if known[strings.ToUpper(key)].Secret {
-			shown = redact(shown)
+			shown = secrets.Redact(shown)
 		}
 		notices = append(notices, configNotice{level: slog.LevelWarn, rejected: true,
 			msg: "configuration change rejected; the previous value stays", attrs: []any{"key", key, "value", shown, "reason", err.Error()}})

@@ -50,7 +50,7 @@ type Server struct {
 	reloader     *reloader // nil without live reload
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
-	writer       *pgxpool.Pool // nil without DATABASE_WRITE_URL
+	writer       *pgxpool.Pool // imports: DATABASE_WRITE_URL, or DATABASE_URL
 	lis          net.Listener
 	pprof        *http.Server // nil without PPROF_ADDR
 	pprofLis     net.Listener
@@ -106,17 +106,14 @@ func NewServer(ctx context.Context, cfg config, stdout io.Writer) (*Server, erro
 		return fail(err)
 	}
 	undo = append(undo, pool.Close)
-	var writer *pgxpool.Pool // nil: Import writes through pool
-	var svcOpts []postgis.Option
-	if cfg.DB.WriteURL != "" {
-		wcfg := cfg.DB
-		wcfg.URL, wcfg.WriteURL = cfg.DB.WriteURL, ""
-		if writer, err = postgis.Open(ctx, wcfg, app+"/write", timeout); err != nil {
-			return fail(err)
-		}
-		undo = append(undo, writer.Close)
-		svcOpts = append(svcOpts, postgis.WithWriter(writer))
+	// Imports write through a pool of their own, so that however many run
+	// or stall, searches and the readiness check keep their connections.
+	writer, err := postgis.OpenWriter(ctx, cfg.DB, app, timeout)
+	if err != nil {
+		return fail(err)
 	}
+	undo = append(undo, writer.Close)
+	svcOpts := []postgis.Option{postgis.WithWriter(writer)}
 	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
 	if err != nil {
 		return fail(fmt.Errorf("listen: %w", err))
@@ -481,9 +478,7 @@ func (s *Server) Close() {
 // closePools closes the database pools.
 func (s *Server) closePools() {
 	s.pool.Close()
-	if s.writer != nil {
-		s.writer.Close()
-	}
+	s.writer.Close()
 }
 
 // closePprof stops the pprof endpoint, if any; profiles in progress are cut.

@@ -58,11 +58,11 @@ func ScanFeatureCollection(r io.Reader, opts ScanOptions, fn func(RawFeature) er
 				return errors.New("not a GeoJSON FeatureCollection: features is not an array")
 			}
 			for dec.More() {
-				var f rawFeatureJSON
-				if err := dec.Decode(&f); err != nil {
+				var v json.RawMessage
+				if err := dec.Decode(&v); err != nil {
 					return fmt.Errorf("feature %d: not valid JSON: %w", index, err)
 				}
-				if err := fn(f.raw(index, opts)); err != nil {
+				if err := fn(featureFromJSON(v, index, opts)); err != nil {
 					return err
 				}
 				index++
@@ -97,10 +97,29 @@ func ScanFeatureCollection(r io.Reader, opts ScanOptions, fn func(RawFeature) er
 	}
 }
 
+// featureFromJSON reads one member of a FeatureCollection's features. A
+// member that is valid JSON but not a Feature object, or whose properties
+// are not an object, comes back with a Problem: that feature is rejected,
+// the others go on.
+func featureFromJSON(v json.RawMessage, index int, opts ScanOptions) RawFeature {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(v, &members); err != nil || members == nil {
+		return RawFeature{Index: index, Problem: "not a GeoJSON Feature: want a JSON object"}
+	}
+	var f rawFeatureJSON
+	for _, m := range []string{"id", "geometry", "properties"} {
+		if mv, ok := members[m]; ok {
+			f.set(m, mv)
+		}
+	}
+	return f.raw(index, opts)
+}
+
 type rawFeatureJSON struct {
-	ID         json.RawMessage `json:"id"`
-	Properties map[string]any  `json:"properties"`
-	Geometry   json.RawMessage `json:"geometry"`
+	ID         json.RawMessage
+	Properties map[string]any
+	Geometry   json.RawMessage
+	problem    string
 }
 
 func (f *rawFeatureJSON) set(member string, v json.RawMessage) {
@@ -112,11 +131,41 @@ func (f *rawFeatureJSON) set(member string, v json.RawMessage) {
 	case "properties":
 		d := json.NewDecoder(bytes.NewReader(v))
 		d.UseNumber()
-		_ = d.Decode(&f.Properties) // not an object: the feature has no properties
+		var props any
+		if err := d.Decode(&props); err != nil {
+			f.problem = "properties are not valid JSON"
+			return
+		}
+		switch p := props.(type) {
+		case map[string]any:
+			f.Properties = p
+		case nil: // "properties": null is a feature without properties
+		default:
+			f.problem = fmt.Sprintf("properties must be a JSON object or null, got %s", jsonKind(p))
+		}
+	}
+}
+
+// jsonKind names the JSON type of a decoded value, for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case json.Number, float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	default:
+		return fmt.Sprintf("%T", v)
 	}
 }
 
 func (f rawFeatureJSON) raw(index int, opts ScanOptions) RawFeature {
+	if f.problem != "" {
+		return RawFeature{Index: index, Problem: f.problem}
+	}
 	// Name and key first, while numbers are still exact json.Numbers.
 	rf := RawFeature{Index: index, GeometryJSON: f.Geometry}
 	rf.Name = scalarString(f.Properties[opts.NameProperty])

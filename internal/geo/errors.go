@@ -12,14 +12,17 @@ type Code int
 // The error codes. The zero Code is Internal so that an unclassified error is
 // never mistaken for the caller's fault.
 const (
-	Internal    Code = iota // a bug or an unexpected failure; details are logged, not shown
-	Invalid                 // the request is malformed; the message says why
-	NotFound                // the thing asked for does not exist
-	Conflict                // the request contradicts the stored state
-	Unavailable             // a dependency (the database) does not answer; retry later
-	Timeout                 // the work took longer than allowed
-	TooLarge                // the request exceeds a size limit
-	Forbidden               // the caller, or the server's own database role, may not do this
+	Internal      Code = iota // a bug or an unexpected failure; details are logged, not shown
+	Invalid                   // the request is malformed; the message says why
+	NotFound                  // the thing asked for does not exist
+	Conflict                  // the request contradicts the stored state
+	Unavailable               // a dependency (the database) does not answer; retry later
+	Timeout                   // the work took longer than allowed
+	TooLarge                  // the request exceeds a size limit
+	Forbidden                 // the caller may not do this
+	Aborted                   // the work collided with concurrent work or a transient fault and was undone whole; retry it
+	Busy                      // the server has as much of this kind of work in progress as it allows; retry later
+	Misconfigured             // the server's own setup does not allow this (e.g. its database role may not write); not the caller's fault
 )
 
 func (c Code) String() string {
@@ -38,6 +41,12 @@ func (c Code) String() string {
 		return "too large"
 	case Forbidden:
 		return "forbidden"
+	case Aborted:
+		return "aborted"
+	case Busy:
+		return "busy"
+	case Misconfigured:
+		return "misconfigured"
 	default:
 		return "internal"
 	}

@@ -35,6 +35,10 @@ type RawFeature struct {
 	Properties map[string]any
 	// GeometryJSON is a GeoJSON Polygon or MultiPolygon geometry object.
 	GeometryJSON []byte
+	// Problem, when not empty, says why the reader could not make a feature
+	// of this input (its properties are an array, say): DecodeFeature
+	// rejects it with this reason, and the rest of the import goes on.
+	Problem string
 }
 
 // DecodeFeature validates raw and turns its geometry into a 2-D MultiPolygon.
@@ -48,6 +52,9 @@ type RawFeature struct {
 // vertices than lim allows. Self-intersections are the store's to repair.
 func DecodeFeature(raw RawFeature, lim Limits) (Feature, error) {
 	f := Feature{Index: raw.Index, Key: raw.Key, Name: raw.Name, Properties: raw.Properties}
+	if raw.Problem != "" {
+		return f, Errorf(Invalid, "%s", raw.Problem)
+	}
 	if err := validateText("name", raw.Name, MaxNameLength); err != nil {
 		return f, err
 	}
@@ -56,6 +63,11 @@ func DecodeFeature(raw RawFeature, lim Limits) (Feature, error) {
 	}
 	if err := validateText("key", raw.Key, MaxKeyLength); err != nil {
 		return f, err
+	}
+	// Count before decoding: a geometry over the limit is refused without
+	// building it (a message may be up to GRPC_MAX_MESSAGE_BYTES of JSON).
+	if n := countPositions(raw.GeometryJSON); n > lim.MaxVertices {
+		return f, Errorf(Invalid, "geometry has %d vertices; the limit is %d", n, lim.MaxVertices)
 	}
 	var g geom.T
 	if err := geojson.Unmarshal(raw.GeometryJSON, &g); err != nil {
@@ -89,6 +101,57 @@ func DecodeFeature(raw RawFeature, lim Limits) (Feature, error) {
 	f.Geometry = mp
 	f.Repairs = append(f.Repairs, repairs...)
 	return f, nil
+}
+
+// countPositions counts the positions in the "coordinates" member of a
+// GeoJSON geometry object without decoding it: the arrays there whose first
+// element is a number. It reads the JSON only as far as strings and nesting
+// go, allocating nothing; on malformed JSON its count is meaningless and
+// decoding reports the error.
+func countPositions(raw []byte) int {
+	n, depth := 0, 0
+	var lastString []byte
+	inCoordinates := false
+	for i := 0; i < len(raw); i++ {
+		switch raw[i] {
+		case '"':
+			j := i + 1
+			for j < len(raw) && raw[j] != '"' {
+				if raw[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			lastString = raw[i+1 : min(j, len(raw))]
+			i = j
+		case ':':
+			if depth == 1 {
+				inCoordinates = string(lastString) == "coordinates"
+			}
+		case ',':
+			if depth == 1 {
+				inCoordinates = false
+			}
+		case '{':
+			depth++
+		case '}':
+			depth--
+		case '[':
+			depth++
+			if inCoordinates {
+				j := i + 1
+				for j < len(raw) && (raw[j] == ' ' || raw[j] == '\t' || raw[j] == '\n' || raw[j] == '\r') {
+					j++
+				}
+				if j < len(raw) && (raw[j] == '-' || raw[j] >= '0' && raw[j] <= '9') {
+					n++
+				}
+			}
+		case ']':
+			depth--
+		}
+	}
+	return n
 }
 
 // validateText checks a text field: valid UTF-8 without NUL (which

@@ -82,6 +82,11 @@ type Query struct {
 	After *Cursor
 	// IncludeGeometry asks for each thing's geometry as GeoJSON.
 	IncludeGeometry bool
+	// MaxBytes, when positive, ends the page early, with Next set, once its
+	// things hold this many bytes as the store sends them (at least one
+	// thing is returned): a page of large geometries stays within a memory
+	// budget whatever Limit says.
+	MaxBytes int
 }
 
 // BBox is a WGS 84 bounding box. As a filter, MinLng > MaxLng means the box

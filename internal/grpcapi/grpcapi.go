@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
@@ -37,6 +38,28 @@ type Config struct {
 	// MaxImportFeatures bounds the features of one import stream; a larger
 	// import fails whole (nothing is stored) and should be split.
 	MaxImportFeatures int `env:"MAX_IMPORT_FEATURES, default=1000000" live:"true"`
+	// MaxConcurrentImports bounds the imports in progress on this instance;
+	// one more is refused at once with RESOURCE_EXHAUSTED. With the writing
+	// pool's DB_MAX_WRITE_CONNS at least this large, no import waits for a
+	// connection.
+	MaxConcurrentImports int `env:"MAX_CONCURRENT_IMPORTS, default=2" live:"true"`
+	// ImportIdleTimeout ends an import whose client sends no message for
+	// this long (DEADLINE_EXCEEDED; nothing is stored): a stalled client
+	// holds its transaction no longer.
+	ImportIdleTimeout time.Duration `env:"IMPORT_IDLE_TIMEOUT, default=30s" live:"true"`
+	// ImportMaxDuration ends an import that has not finished after this
+	// long (DEADLINE_EXCEEDED; nothing is stored), however steadily it sends.
+	ImportMaxDuration time.Duration `env:"IMPORT_MAX_DURATION, default=15m" live:"true"`
+	// MaxConcurrentStreams bounds the RPCs in progress on one client
+	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client's
+	// further calls wait on its side until one ends.
+	MaxConcurrentStreams uint32 `env:"GRPC_MAX_CONCURRENT_STREAMS, default=100"`
+	// KeepaliveTime is how long a connection may be silent before the
+	// server pings it, and KeepaliveTimeout how long it waits for the answer
+	// before closing it: a client that vanished without closing its TCP
+	// connection frees its streams within their sum.
+	KeepaliveTime    time.Duration `env:"GRPC_KEEPALIVE_TIME, default=1m"`
+	KeepaliveTimeout time.Duration `env:"GRPC_KEEPALIVE_TIMEOUT, default=20s"`
 	// DefaultTimeout is the deadline of a unary call whose client set none.
 	DefaultTimeout time.Duration `env:"RPC_DEFAULT_TIMEOUT, default=30s"`
 	// StreamSendTimeout ends a SearchStream whose client has not made room
@@ -76,6 +99,12 @@ func (c Config) Validate() error {
 	check(c.MaxMessageBytes < 1<<20, "GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
 	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
 	check(c.MaxImportFeatures < 1, "MAX_IMPORT_FEATURES must be at least 1, got %d", c.MaxImportFeatures)
+	check(c.MaxConcurrentImports < 1, "MAX_CONCURRENT_IMPORTS must be at least 1, got %d", c.MaxConcurrentImports)
+	check(c.ImportIdleTimeout <= 0, "IMPORT_IDLE_TIMEOUT must be positive, got %s", c.ImportIdleTimeout)
+	check(c.ImportMaxDuration <= 0, "IMPORT_MAX_DURATION must be positive, got %s", c.ImportMaxDuration)
+	check(c.MaxConcurrentStreams < 1, "GRPC_MAX_CONCURRENT_STREAMS must be at least 1, got %d", c.MaxConcurrentStreams)
+	check(c.KeepaliveTime < keepaliveMinTime, "GRPC_KEEPALIVE_TIME must be at least %s, got %s", keepaliveMinTime, c.KeepaliveTime)
+	check(c.KeepaliveTimeout <= 0, "GRPC_KEEPALIVE_TIMEOUT must be positive, got %s", c.KeepaliveTimeout)
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
 	check(c.StreamSendTimeout <= 0, "STREAM_SEND_TIMEOUT must be positive, got %s", c.StreamSendTimeout)
 	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
@@ -112,13 +141,24 @@ const ClientServiceConfig = `{
 }`
 
 // streamBatch is how many things SearchStream fetches per database query: a
-// slow reader holds no database connection between batches.
-const streamBatch = 500
+// slow reader holds no database connection between batches. streamBatchBytes
+// ends a batch early once its things hold that many bytes, so that a stream
+// of large geometries holds about that much, not streamBatch of them.
+const (
+	streamBatch      = 500
+	streamBatchBytes = 4 << 20
+)
+
+// keepaliveMinTime is the enforcement policy: a client may ping at most
+// this often (more often, and the server closes its connection with
+// GOAWAY "too_many_pings"), also while it has no call in progress.
+const keepaliveMinTime = 10 * time.Second
 
 // limits are the request limits that can change while serving.
 type limits struct {
 	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
-	streamSendTimeout                                                   time.Duration
+	maxConcurrentImports                                                int
+	streamSendTimeout, importIdleTimeout, importMaxDuration             time.Duration
 }
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
@@ -128,6 +168,7 @@ type Server struct {
 	info    Info
 	metrics metrics.Metrics
 	limits  atomic.Pointer[limits]
+	imports atomic.Int64 // in progress
 }
 
 // NewServer returns a Server answering from svc. It reports search.results
@@ -142,16 +183,20 @@ func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) 
 // start from now on. cfg must be valid.
 func (s *Server) SetLimits(cfg Config) {
 	s.limits.Store(&limits{
-		defaultPageSize:    cfg.DefaultPageSize,
-		maxPageSize:        cfg.MaxPageSize,
-		maxFeatureVertices: cfg.MaxFeatureVertices,
-		maxImportFeatures:  cfg.MaxImportFeatures,
-		streamSendTimeout:  cfg.StreamSendTimeout,
+		defaultPageSize:      cfg.DefaultPageSize,
+		maxPageSize:          cfg.MaxPageSize,
+		maxFeatureVertices:   cfg.MaxFeatureVertices,
+		maxImportFeatures:    cfg.MaxImportFeatures,
+		maxConcurrentImports: cfg.MaxConcurrentImports,
+		streamSendTimeout:    cfg.StreamSendTimeout,
+		importIdleTimeout:    cfg.ImportIdleTimeout,
+		importMaxDuration:    cfg.ImportMaxDuration,
 	})
 }
 
 // ServerOptions returns the options every gRPC server of this service uses:
-// TLS when configured, message size limits and the interceptor chains
+// TLS when configured, message size and per-connection stream limits, the
+// keepalive policy, and the interceptor chains
 // (logging outermost, then metrics, then error mapping, then authorization,
 // then, for unary calls, the default deadline, then panic recovery, so that
 // the log and the metrics see the final status code, refusals included).
@@ -160,6 +205,9 @@ func (s *Server) SetLimits(cfg Config) {
 func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, auth *Auth) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
 		grpc.ChainStreamInterceptor(logStream(access), measureStream(m), mapErrorsStream(logger), auth.stream, recoverStream),
 	}
@@ -211,7 +259,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 	ctx := stream.Context()
 	guard := newStallGuard(stream, s.limits.Load().streamSendTimeout)
 	defer guard.close()
-	q := geo.Query{Filter: filter, Limit: streamBatch, IncludeGeometry: req.GetIncludeGeometry()}
+	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: req.GetIncludeGeometry()}
 	for {
 		page, err := s.svc.Search(ctx, q)
 		if err != nil {
@@ -235,12 +283,28 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 }
 
 // Import decodes each message at the edge; features that fail validation are
-// rejected here, the rest go to the store in one transaction.
+// rejected here, the rest go to the store in one transaction. At most
+// MAX_CONCURRENT_IMPORTS run at once; an import ends with nothing stored
+// when its client sends nothing for IMPORT_IDLE_TIMEOUT or it runs longer
+// than IMPORT_MAX_DURATION.
 func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
 	lim := s.limits.Load()
-	src := &importSource{stream: stream, limits: geo.Limits{MaxVertices: lim.maxFeatureVertices}, maxFeatures: lim.maxImportFeatures}
-	res, err := s.svc.Import(stream.Context(), src)
+	if n := s.imports.Add(1); n > int64(lim.maxConcurrentImports) {
+		s.imports.Add(-1)
+		return geo.Errorf(geo.Busy, "this instance runs as many imports as it allows (MAX_CONCURRENT_IMPORTS=%d); nothing was read or stored: retry later", lim.maxConcurrentImports)
+	}
+	defer s.imports.Add(-1)
+	ctx, cancel := context.WithTimeoutCause(stream.Context(), lim.importMaxDuration, geo.Errorf(geo.Timeout,
+		"the import did not finish within %s (IMPORT_MAX_DURATION); nothing was stored: split it into smaller imports", lim.importMaxDuration))
+	defer cancel()
+	src := newImportSource(stream, lim)
+	defer src.close()
+	res, err := s.svc.Import(ctx, src)
 	if err != nil {
+		var de *geo.Error
+		if cause := context.Cause(ctx); ctx.Err() != nil && errors.As(cause, &de) {
+			return cause // the import's own deadline, not the client's
+		}
 		return err
 	}
 	res.Rejected = append(res.Rejected, src.rejected...)
@@ -251,23 +315,71 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 	return stream.SendAndClose(importResultToProto(res))
 }
 
-// importSource adapts the import stream to geo.FeatureSource.
+// importSource adapts the import stream to geo.FeatureSource. The stream is
+// read on a goroutine of its own, so that Next can give up on a client that
+// sends nothing for the idle timeout (a Recv cannot be interrupted: it ends
+// only with the RPC); that goroutine holds at most one message and ends
+// when the RPC does.
 type importSource struct {
-	stream      grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]
+	msgs        chan received
+	done        chan struct{}
 	limits      geo.Limits
 	maxFeatures int
+	idle        time.Duration
 	next        int
 	rejected    []geo.Problem
 }
 
-func (src *importSource) Next(context.Context) (geo.Feature, error) {
+type received struct {
+	req *searchv1.ImportRequest
+	err error
+}
+
+func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse], lim *limits) *importSource {
+	src := &importSource{
+		msgs:        make(chan received),
+		done:        make(chan struct{}),
+		limits:      geo.Limits{MaxVertices: lim.maxFeatureVertices},
+		maxFeatures: lim.maxImportFeatures,
+		idle:        lim.importIdleTimeout,
+	}
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case src.msgs <- received{req, err}:
+			case <-src.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return src
+}
+
+// close lets the reading goroutine end; call it when the handler returns.
+func (src *importSource) close() { close(src.done) }
+
+func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
+	idle := time.NewTimer(src.idle)
+	defer idle.Stop()
 	for {
-		req, err := src.stream.Recv()
-		if errors.Is(err, io.EOF) {
+		var r received
+		select {
+		case r = <-src.msgs:
+		case <-idle.C:
+			return geo.Feature{}, geo.Errorf(geo.Timeout,
+				"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle)
+		case <-ctx.Done():
+			return geo.Feature{}, context.Cause(ctx)
+		}
+		if errors.Is(r.err, io.EOF) {
 			return geo.Feature{}, io.EOF
 		}
-		if err != nil {
-			return geo.Feature{}, err
+		if r.err != nil {
+			return geo.Feature{}, r.err
 		}
 		if src.next >= src.maxFeatures {
 			return geo.Feature{}, geo.Errorf(geo.TooLarge,
@@ -275,6 +387,7 @@ func (src *importSource) Next(context.Context) (geo.Feature, error) {
 		}
 		index := src.next
 		src.next++
+		req := r.req
 		f, err := geo.DecodeFeature(geo.RawFeature{
 			Index:        index,
 			Key:          req.GetKey(),
@@ -284,6 +397,7 @@ func (src *importSource) Next(context.Context) (geo.Feature, error) {
 		}, src.limits)
 		if err != nil {
 			src.rejected = append(src.rejected, geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
+			idle.Reset(src.idle)
 			continue
 		}
 		return f, nil

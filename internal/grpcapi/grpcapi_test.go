@@ -103,6 +103,8 @@ var testConfig = grpcapi.Config{
 	ListenAddr: "127.0.0.1:0", DefaultPageSize: 10, MaxPageSize: 100,
 	MaxMessageBytes: 4 << 20, MaxFeatureVertices: 1000, MaxImportFeatures: 4, DefaultTimeout: 300 * time.Millisecond, StreamSendTimeout: 10 * time.Second,
 	ShutdownTimeout: time.Second, HealthInterval: time.Second,
+	MaxConcurrentImports: 2, ImportIdleTimeout: 10 * time.Second, ImportMaxDuration: time.Minute,
+	MaxConcurrentStreams: 100, KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
 }
 
 // serve runs a gRPC server on loopback around svc and returns a client and
@@ -156,6 +158,9 @@ func TestErrorsMapToCodesInOnePlace(t *testing.T) {
 		{"timeout", geo.Wrap(geo.Timeout, secret, "too slow"), codes.DeadlineExceeded, "too slow"},
 		{"too large", geo.Errorf(geo.TooLarge, "too big"), codes.ResourceExhausted, "too big"},
 		{"forbidden", geo.Errorf(geo.Forbidden, "may not"), codes.PermissionDenied, "may not"},
+		{"aborted", geo.Wrap(geo.Aborted, secret, "retry the import"), codes.Aborted, "retry the import"},
+		{"busy", geo.Errorf(geo.Busy, "too many imports"), codes.ResourceExhausted, "too many imports"},
+		{"misconfigured", geo.Wrap(geo.Misconfigured, secret, "the server may not write"), codes.FailedPrecondition, "the server may not write"},
 		{"internal hides its cause", geo.Wrap(geo.Internal, secret, "internal error"), codes.Internal, "internal error"},
 		{"unclassified hides its cause", fmt.Errorf("search: %w", secret), codes.Internal, "internal error"},
 		{"wrapped domain error", fmt.Errorf("a: %w", geo.Errorf(geo.Invalid, "inner")), codes.InvalidArgument, "inner"},

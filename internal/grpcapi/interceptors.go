@@ -35,6 +35,12 @@ func grpcCode(c geo.Code) codes.Code {
 		return codes.ResourceExhausted
 	case geo.Forbidden:
 		return codes.PermissionDenied
+	case geo.Aborted:
+		return codes.Aborted
+	case geo.Busy:
+		return codes.ResourceExhausted
+	case geo.Misconfigured:
+		return codes.FailedPrecondition
 	default:
 		return codes.Internal
 	}

@@ -107,7 +107,8 @@ func TestOutageDropsAndCountsWithoutBlockingThenRecovers(t *testing.T) {
 	eventually(t, "records to flow again", func() bool {
 		logger.Info("after")
 		for _, r := range readAll(t, b.Addr()) {
-			if strings.Contains(string(r.Value), `"msg":"after"`) {
+			var rec struct{ Msg string }
+			if json.Unmarshal(r.Value, &rec) == nil && rec.Msg == "after" {
 				return true
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,33 +50,30 @@ RETURNING NOT (SELECT valid FROM fixed)`
 // dbRepair is the repair reported when the database made a geometry valid.
 const dbRepair = "made valid with ST_MakeValid (self-intersections or overlapping rings)"
 
-// Import stores every feature of src in one transaction.
+// Import stores every feature of src in one transaction, which opens when
+// the first feature has arrived: a client that opens an import and waits
+// holds no database connection. Faults of a feature's own data reject that
+// feature; any other fault (a lost connection, a deadlock, a timeout)
+// rolls the whole import back.
 func (s *SearchService) Import(ctx context.Context, src geo.FeatureSource) (geo.ImportResult, error) {
 	var res geo.ImportResult
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var batch []pending
-		vertices := 0
-		keys := map[string]int{} // key -> index of the feature that has it
+	r := reader{src: src, res: &res, keys: map[string]int{}}
+	first, err := r.next(ctx)
+	if errors.Is(err, io.EOF) {
+		return res, nil // nothing to store
+	}
+	if err != nil {
+		return geo.ImportResult{}, err
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		batch, vertices := []pending{first}, first.vertices
 		for {
-			f, err := src.Next(ctx)
+			p, err := r.next(ctx)
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
-				return fmt.Errorf("read feature: %w", err)
-			}
-			if f.Key != "" {
-				if first, dup := keys[f.Key]; dup {
-					res.Rejected = append(res.Rejected, geo.Problem{Index: f.Index, Name: f.Name,
-						Reason: fmt.Sprintf("key %q is already used by feature %d of this import", f.Key, first)})
-					continue
-				}
-				keys[f.Key] = f.Index
-			}
-			p, err := newPending(f)
-			if err != nil {
-				res.Rejected = append(res.Rejected, geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
-				continue
+				return err
 			}
 			batch = append(batch, p)
 			vertices += p.vertices
@@ -91,7 +89,44 @@ func (s *SearchService) Import(ctx context.Context, src geo.FeatureSource) (geo.
 	if err != nil {
 		return geo.ImportResult{}, err
 	}
+	s.stats.invalidate()
 	return res, nil
+}
+
+// reader takes features from an import's source, rejecting into res those
+// whose key an earlier feature has or that cannot be encoded.
+type reader struct {
+	src  geo.FeatureSource
+	res  *geo.ImportResult
+	keys map[string]int // key -> index of the feature that has it
+}
+
+// next returns the next feature to store, io.EOF after the last one, or the
+// source's error.
+func (r *reader) next(ctx context.Context) (pending, error) {
+	for {
+		f, err := r.src.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return pending{}, io.EOF
+		}
+		if err != nil {
+			return pending{}, fmt.Errorf("read feature: %w", err)
+		}
+		if f.Key != "" {
+			if first, dup := r.keys[f.Key]; dup {
+				r.res.Rejected = append(r.res.Rejected, geo.Problem{Index: f.Index, Name: f.Name,
+					Reason: fmt.Sprintf("key %q is already used by feature %d of this import", f.Key, first)})
+				continue
+			}
+			r.keys[f.Key] = f.Index
+		}
+		p, err := newPending(f)
+		if err != nil {
+			r.res.Rejected = append(r.res.Rejected, geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
+			continue
+		}
+		return p, nil
+	}
 }
 
 // pending is a feature encoded for the database.
@@ -117,18 +152,17 @@ func newPending(f geo.Feature) (pending, error) {
 	}, nil
 }
 
-// writeBatch sends batch in one round trip. If the database refuses any
-// feature, the batch is rolled back to its savepoint and replayed one feature
-// at a time, each under its own savepoint, so that only the refused features
-// are rejected. Connection failures abort the import.
+// writeBatch sends batch in one round trip, under a savepoint that it
+// releases. If the database refuses any feature, the batch is rolled back to
+// its savepoint and replayed one feature at a time, each under its own
+// savepoint, so that only the refused features are rejected. No savepoint
+// outlives the call: an import of any size nests at most two.
 func writeBatch(ctx context.Context, tx pgx.Tx, batch []pending, res *geo.ImportResult) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, "SAVEPOINT import_batch"); err != nil {
-		return classify(ctx, "import", err)
-	}
 	var b pgx.Batch
+	b.Queue("SAVEPOINT import_batch")
 	outcomes := make([]outcome, len(batch))
 	for i := range batch {
 		b.Queue(insertThingSQL, batch[i].args).QueryRow(func(row pgx.Row) error {
@@ -136,6 +170,7 @@ func writeBatch(ctx context.Context, tx pgx.Tx, batch []pending, res *geo.Import
 			return outcomes[i].err
 		})
 	}
+	b.Queue("RELEASE SAVEPOINT import_batch")
 	err := tx.SendBatch(ctx, &b).Close()
 	if err == nil {
 		for i := range batch {
@@ -143,11 +178,11 @@ func writeBatch(ctx context.Context, tx pgx.Tx, batch []pending, res *geo.Import
 		}
 		return nil
 	}
-	if !refused(ctx, err) {
+	if !refused(err) {
 		return classify(ctx, "import", err)
 	}
-	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT import_batch"); err != nil {
-		return classify(ctx, "import", err)
+	if err := rollbackTo(ctx, tx, "import_batch"); err != nil {
+		return err
 	}
 	for _, p := range batch {
 		if err := writeOne(ctx, tx, p, res); err != nil {
@@ -163,11 +198,11 @@ func writeOne(ctx context.Context, tx pgx.Tx, p pending, res *geo.ImportResult) 
 	}
 	o := scanOutcome(tx.QueryRow(ctx, insertThingSQL, p.args))
 	if o.err != nil {
-		if !refused(ctx, o.err) {
+		if !refused(o.err) {
 			return classify(ctx, "import", o.err)
 		}
-		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT import_feature"); err != nil {
-			return classify(ctx, "import", err)
+		if err := rollbackTo(ctx, tx, "import_feature"); err != nil {
+			return err
 		}
 	} else if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT import_feature"); err != nil {
 		return classify(ctx, "import", err)
@@ -176,11 +211,29 @@ func writeOne(ctx context.Context, tx pgx.Tx, p pending, res *geo.ImportResult) 
 	return nil
 }
 
-// refused reports whether err is the database refusing one feature's data,
-// as opposed to a connection failure or timeout, which abort the import.
-func refused(ctx context.Context, err error) bool {
+// rollbackTo undoes the work since savepoint name and removes it (ROLLBACK
+// TO keeps a savepoint; without the RELEASE, each refused feature would
+// nest one more level).
+func rollbackTo(ctx context.Context, tx pgx.Tx, name string) error {
+	for _, sql := range []string{"ROLLBACK TO SAVEPOINT " + name, "RELEASE SAVEPOINT " + name} {
+		if _, err := tx.Exec(ctx, sql); err != nil {
+			return classify(ctx, "import", err)
+		}
+	}
+	return nil
+}
+
+// refused reports whether err is the database refusing one feature's data:
+// a data exception (class 22), an integrity constraint (class 23), or an
+// error PostGIS or GEOS raise about a geometry (XX000). Anything else (a
+// lost connection, a deadlock, a lock or statement timeout, a missing
+// privilege) is no fault of the feature and ends the whole import.
+func refused(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && geo.ErrorCode(classify(ctx, "import", err)) == geo.Internal
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23") || pgErr.Code == "XX000"
 }
 
 // outcome is what the database did with one feature.

@@ -31,9 +31,14 @@ type Config struct {
 	// a role that may only read (see docs/SECURITY.md); also the default
 	// of `search-server migrate`.
 	WriteURL string `env:"DATABASE_WRITE_URL" secret:"true"`
-	// MaxConns bounds the pool; 0 lets pgx choose (4 or the number of CPUs,
-	// whichever is larger).
+	// MaxConns bounds the reading pool (searches, Monitor, the readiness
+	// check); 0 lets pgx choose (4 or the number of CPUs, whichever is
+	// larger).
 	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
+	// MaxWriteConns bounds the writing pool, which imports use and nothing
+	// else reads from: however many imports run or stall, searches and the
+	// readiness check keep every connection of theirs.
+	MaxWriteConns int32 `env:"DB_MAX_WRITE_CONNS, default=2"`
 	// StatementTimeout cancels any statement that runs longer, server side.
 	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s" live:"true"`
 	// ConnectTimeout bounds each connection attempt.
@@ -56,6 +61,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns))
+	}
+	if c.MaxWriteConns < 1 {
+		errs = append(errs, fmt.Errorf("DB_MAX_WRITE_CONNS must be at least 1, got %d", c.MaxWriteConns))
 	}
 	if c.StatementTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DB_STATEMENT_TIMEOUT must not be negative, got %s", c.StatementTimeout))
@@ -111,20 +119,39 @@ func (st *StatementTimeout) forget(conn *pgx.Conn) {
 	st.mu.Unlock()
 }
 
-// Open builds a connection pool whose statements are limited by st. It does
-// not wait for the database: the pool connects on first use, so a server can
-// start while the database is down and report itself not ready until it
-// answers.
+// Open builds the reading pool, on DATABASE_URL with at most DB_MAX_CONNS
+// connections, whose statements are limited by st. It does not wait for the
+// database: the pool connects on first use, so a server can start while the
+// database is down and report itself not ready until it answers.
 func Open(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
-	if err != nil {
-		return nil, errors.New("DATABASE_URL is not a valid PostgreSQL connection string")
+	return open(ctx, cfg, "DATABASE_URL", cfg.URL, cfg.MaxConns, applicationName, st)
+}
+
+// OpenWriter builds the writing pool: on DATABASE_WRITE_URL, or on
+// DATABASE_URL when that is unset, always a pool of its own with at most
+// DB_MAX_WRITE_CONNS connections, so that writers cannot take the readers'
+// connections.
+func OpenWriter(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxConns > 0 {
-		pc.MaxConns = cfg.MaxConns
+	name, url := "DATABASE_URL", cfg.URL
+	if cfg.WriteURL != "" {
+		name, url = "DATABASE_WRITE_URL", cfg.WriteURL
+	}
+	return open(ctx, cfg, name, url, cfg.MaxWriteConns, applicationName+"/write", st)
+}
+
+func open(ctx context.Context, cfg Config, name, url string, maxConns int32, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a valid PostgreSQL connection string", name)
+	}
+	if maxConns > 0 {
+		pc.MaxConns = maxConns
 	}
 	if cfg.ConnectTimeout > 0 {
 		pc.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
@@ -145,6 +172,7 @@ func Open(ctx context.Context, cfg Config, applicationName string, st *Statement
 type SearchService struct {
 	pool   *pgxpool.Pool // reads
 	writer *pgxpool.Pool // Import; pool unless WithWriter
+	stats  statsCache
 }
 
 var _ geo.SearchService = (*SearchService)(nil)
@@ -152,8 +180,9 @@ var _ geo.SearchService = (*SearchService)(nil)
 // Option configures a SearchService.
 type Option func(*SearchService)
 
-// WithWriter makes Import write through pool instead of the reading pool,
-// whose role then needs no more than SELECT.
+// WithWriter makes Import write through pool (see OpenWriter) instead of
+// the reading pool, so that imports cannot hold the connections searches
+// need, and the reading role needs no more than SELECT.
 func WithWriter(pool *pgxpool.Pool) Option {
 	return func(s *SearchService) { s.writer = pool }
 }
@@ -161,20 +190,27 @@ func WithWriter(pool *pgxpool.Pool) Option {
 // NewSearchService returns a SearchService reading through pool, whose
 // database must be migrated.
 func NewSearchService(pool *pgxpool.Pool, opts ...Option) *SearchService {
-	s := &SearchService{pool: pool, writer: pool}
+	s := &SearchService{pool: pool, writer: pool, stats: statsCache{maxAge: statsMaxAge}}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
 }
 
-// ReportPool sends the pool's gauges: db.pool.in_use, db.pool.idle and
-// db.pool.total connections.
+// ReportPool sends the pools' gauges: db.pool.in_use, db.pool.idle and
+// db.pool.total connections of the reading pool, and the same under
+// db.write_pool for the writing pool when it is a pool of its own.
 func (s *SearchService) ReportPool(m metrics.Metrics) {
-	st := s.pool.Stat()
-	m.Gauge("db.pool.in_use", int64(st.AcquiredConns()))
-	m.Gauge("db.pool.idle", int64(st.IdleConns()))
-	m.Gauge("db.pool.total", int64(st.TotalConns()))
+	report := func(prefix string, p *pgxpool.Pool) {
+		st := p.Stat()
+		m.Gauge(prefix+".in_use", int64(st.AcquiredConns()))
+		m.Gauge(prefix+".idle", int64(st.IdleConns()))
+		m.Gauge(prefix+".total", int64(st.TotalConns()))
+	}
+	report("db.pool", s.pool)
+	if s.writer != s.pool {
+		report("db.write_pool", s.writer)
+	}
 }
 
 // Ping reports whether the database answers.
@@ -182,31 +218,20 @@ func (s *SearchService) Ping(ctx context.Context) error {
 	return classify(ctx, "ping database", s.pool.Ping(ctx))
 }
 
-const statsSQL = `SELECT (SELECT count(*) FROM thing), (SELECT count(*) FROM thing_part)`
-
-// Stats counts things and parts.
-func (s *SearchService) Stats(ctx context.Context) (geo.Stats, error) {
-	var st geo.Stats
-	err := s.pool.QueryRow(ctx, statsSQL).Scan(&st.Things, &st.Parts)
-	return st, classify(ctx, "count things", err)
-}
-
-// inTx runs fn in a transaction on the writing pool, committing if it
-// returns nil and rolling back otherwise, also when ctx is cancelled.
+// inTx runs fn in a transaction on the writing pool through pgx.BeginFunc:
+// committed if fn returns nil, rolled back if it returns an error or panics,
+// and the connection goes back to the pool either way. fn's own error is
+// returned as it is; the transaction's are classified.
 func (s *SearchService) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	tx, err := s.writer.Begin(ctx)
-	if err != nil {
-		return classify(ctx, "begin transaction", err)
+	var fnErr error
+	err := pgx.BeginFunc(ctx, s.writer, func(tx pgx.Tx) error {
+		fnErr = fn(tx)
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
 	}
-	if err := fn(tx); err != nil {
-		// Roll back even when ctx is already cancelled; if this fails, pgx
-		// closes the connection and the server rolls back on its own.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-		return err
-	}
-	return classify(ctx, "commit", tx.Commit(ctx))
+	return classify(ctx, "transaction", err)
 }
 
 // classify turns a pgx error into a domain error, keeping the cause for the
@@ -226,8 +251,10 @@ func classify(ctx context.Context, op string, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case pgErr.Code == "42501": // insufficient_privilege
-			return geo.Wrap(geo.Forbidden, err, "the server's database role may not do this (imports need DATABASE_WRITE_URL set to a role that can write)")
+		case pgErr.Code == "42501": // insufficient_privilege: the server's setup, not the caller
+			return geo.Wrap(geo.Misconfigured, err, "the server's database role may not do this (imports need DATABASE_WRITE_URL set to a role that can write); nothing was stored")
+		case pgErr.Code == "40001", pgErr.Code == "40P01", pgErr.Code == "55P03": // serialization failure, deadlock, lock not available (lock_timeout)
+			return geo.Wrap(geo.Aborted, err, "the database undid the work because of concurrent work; nothing was stored: retry")
 		case pgErr.Code == "57014": // query_canceled: the statement timeout
 			return geo.Wrap(geo.Timeout, err, "the database took too long to answer")
 		case pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", // connection exception, insufficient resources

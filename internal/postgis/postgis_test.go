@@ -30,7 +30,7 @@ func newService(t *testing.T) (*postgis.SearchService, *pgxpool.Pool) {
 	t.Helper()
 	// No statement timeout: the whole-geometry reference query of
 	// TestPartsMatchWholeGeometry is slow on purpose.
-	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "postgis-test", postgis.NewStatementTimeout(0))
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t), MaxWriteConns: 2}, "postgis-test", postgis.NewStatementTimeout(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -438,7 +438,7 @@ func TestSearchRejectsInvalidQueries(t *testing.T) {
 func TestStatementTimeoutChangesWhileRunning(t *testing.T) {
 	t.Parallel()
 	st := postgis.NewStatementTimeout(10 * time.Second)
-	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "postgis-test", st)
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t), MaxWriteConns: 2}, "postgis-test", st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -138,15 +138,34 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}
-	things, err := pgx.CollectRows(rows, ScanThing)
-	if err != nil {
-		return geo.Page{}, classify(ctx, "search", err)
+	defer rows.Close()
+	var page geo.Page
+	size := 0
+	for rows.Next() {
+		t, err := ScanThing(rows)
+		if err != nil {
+			return geo.Page{}, classify(ctx, "search", err)
+		}
+		if len(page.Things) == q.Limit { // the row beyond the limit: a next page exists
+			page.Next = &geo.Cursor{Name: page.Things[q.Limit-1].Name, ID: page.Things[q.Limit-1].ID}
+			break
+		}
+		page.Things = append(page.Things, t)
+		if q.MaxBytes > 0 {
+			for _, v := range rows.RawValues() {
+				size += len(v)
+			}
+			if size >= q.MaxBytes {
+				// Cut the page here; the rows not read are discarded as
+				// they arrive, never held.
+				page.Next = &geo.Cursor{Name: t.Name, ID: t.ID}
+				break
+			}
+		}
 	}
-	page := geo.Page{Things: things}
-	if len(things) > q.Limit {
-		page.Things = things[:q.Limit]
-		last := page.Things[q.Limit-1]
-		page.Next = &geo.Cursor{Name: last.Name, ID: last.ID}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return geo.Page{}, classify(ctx, "search", err)
 	}
 	return page, nil
 }

@@ -31,7 +31,13 @@ type Listener struct {
 // Listen starts a listener, closed when t ends.
 func Listen(t testing.TB) *Listener {
 	t.Helper()
-	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return ListenAt(t, "127.0.0.1:0")
+}
+
+// ListenAt starts a listener on addr, closed when t ends.
+func ListenAt(t testing.TB, addr string) *Listener {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		t.Fatalf("statsdtest: %v", err)
 	}

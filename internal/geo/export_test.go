@@ -1,0 +1,4 @@
+package geo
+
+// CountPositions exposes countPositions to the package's external tests.
+var CountPositions = countPositions
