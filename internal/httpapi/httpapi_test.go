@@ -118,7 +118,7 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	for _, o := range opts {
 		o(&st)
 	}
-	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t)}, "httpapi-test", postgis.NewStatementTimeout(10*time.Second))
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t), MaxWriteConns: 2}, "httpapi-test", postgis.NewStatementTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
