@@ -35,15 +35,24 @@ passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
 [[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"
 echo "ok: 2 instances passing in Consul"
 
+# get URL: the body of a successful GET (captured whole: grep -q on a pipe
+# would cut curl off mid-answer, which pipefail reports).
+get() { curl -fsS "$1"; }
 for port in "$HTTP1_PORT" "$HTTP2_PORT"; do
-	curl -fsS "http://127.0.0.1:$port/" | grep -q '"rel":"service-desc"' || fail "no OGC API landing page on :$port"
-	curl -fsS "http://127.0.0.1:$port/locate?lat=48.85&lng=2.35" | grep -q '"name":"France"' || fail "GET /locate on :$port does not find France"
+	body=$(get "http://127.0.0.1:$port/") || fail "no OGC API landing page on :$port"
+	grep -q '"rel":"service-desc"' <<<"$body" || fail "the landing page on :$port lacks its service-desc link: $body"
+	body=$(get "http://127.0.0.1:$port/locate?lat=48.85&lng=2.35") || fail "GET /locate on :$port failed"
+	grep -q '"name":"France"' <<<"$body" || fail "GET /locate on :$port does not find France: $body"
 done
-curl -fsS "http://127.0.0.1:$HTTP1_PORT/collections/default/items?bbox=2,48,3,49" | grep -q '"France"' || fail "the OGC items of bbox=2,48,3,49 lack France"
-curl -fsS "http://127.0.0.1:$HTTP1_PORT/map" | grep -q leaflet.js || fail "no map page"
+body=$(get "http://127.0.0.1:$HTTP1_PORT/collections/default/items?bbox=2,48,3,49") || fail "the OGC items of bbox=2,48,3,49 failed"
+grep -q '"France"' <<<"$body" || fail "the OGC items of bbox=2,48,3,49 lack France"
+body=$(get "http://127.0.0.1:$HTTP1_PORT/map") || fail "no map page"
+grep -q leaflet.js <<<"$body" || fail "the map page does not load Leaflet"
 echo "ok: the HTTP API answers on both instances (landing page, locate, items, map)"
-for _ in $(seq 1 50); do # the HTTP check runs every CONSUL_CHECK_INTERVAL
-	http_passing=$(curl -fsS "http://$CONSUL_HTTP_ADDR/v1/health/service/search-service-http?passing" | grep -o '"Service":"search-service-http"' | wc -l)
+http_passing=0
+for _ in $(seq 1 100); do # the HTTP check runs every CONSUL_CHECK_INTERVAL (5 s)
+	body=$(get "http://$CONSUL_HTTP_ADDR/v1/health/checks/search-service-http") || fail "Consul's health API failed"
+	http_passing=$(grep -oE '"Status": *"passing"' <<<"$body" | wc -l || true)
 	[[ $http_passing -eq 2 ]] && break
 	sleep 0.2
 done
