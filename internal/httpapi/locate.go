@@ -116,6 +116,34 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) error {
 // maxLocateLine bounds one NDJSON line of POST /locate.
 const maxLocateLine = 64 << 10
 
+// maxDrain is how much of a body POST /locate reads after it stopped early.
+const maxDrain = 256 << 10
+
+var errBodyTooLarge = errors.New("the body is larger than HTTP_MAX_BODY_BYTES")
+
+// cappedBody reads at most limit bytes of r, then fails with
+// errBodyTooLarge if there is more.
+type cappedBody struct {
+	r     io.Reader
+	limit int64
+	read  int64
+}
+
+func (c *cappedBody) Read(p []byte) (int, error) {
+	if c.read > c.limit {
+		return 0, errBodyTooLarge
+	}
+	if room := c.limit + 1 - c.read; int64(len(p)) > room {
+		p = p[:room] // one byte beyond the limit tells whether there is more
+	}
+	n, err := c.r.Read(p)
+	c.read += int64(n)
+	if c.read > c.limit {
+		return n - int(c.read-c.limit), errBodyTooLarge
+	}
+	return n, err
+}
+
 // locateInput is one point of a POST /locate body.
 type locateInput struct {
 	ID       any
@@ -128,8 +156,8 @@ type locateInput struct {
 // locateBatch answers POST /locate: points as NDJSON ({"id":..,"lat":..,
 // "lng":..} per line) or a GeoJSON FeatureCollection of Points; one NDJSON
 // line per point, in input order, written as each is answered. The body is
-// read as it arrives, so memory stays bounded whatever its size; at most
-// HTTP_MAX_BODY_BYTES are read. A bad point gets an error in its own line.
+// read as it arrives, so memory stays bounded whatever its size; past
+// HTTP_MAX_BODY_BYTES the answer ends with an error line. A bad point gets an error in its own line.
 // Each point is one Search today; gRPC Locate (issue 14) will batch them.
 func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r, "geometry"); err != nil {
@@ -165,7 +193,12 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
 		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
+	body := &cappedBody{r: r.Body, limit: limit}
+	// Whatever stopped the answer early (a line too long, a body too
+	// large), read on a little so that the client, still sending, gets the
+	// answer rather than a reset connection; net/http does the same for
+	// handlers that leave a body unread, but not in full duplex.
+	defer func() { _, _ = io.CopyN(io.Discard, r.Body, maxDrain) }()
 	ctx := r.Context()
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
@@ -202,8 +235,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		}
 		return answer(a)
 	})
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
+	if errors.Is(err, errBodyTooLarge) {
 		err = geo.Errorf(geo.TooLarge, "the body exceeds %d bytes (HTTP_MAX_BODY_BYTES): split it", limit)
 	}
 	if err != nil && started && ctx.Err() == nil {
@@ -264,8 +296,7 @@ func readGeoJSONPoints(r io.Reader, fn func(locateInput) error) error {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	notGeoJSON := func(err error) error {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
+		if errors.Is(err, errBodyTooLarge) {
 			return err
 		}
 		return geo.Errorf(geo.Invalid, "the body is not a GeoJSON FeatureCollection: %v", err)
