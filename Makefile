@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up down status logs help test test-go test-stack bench fuzz deps tools consul grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -17,32 +17,37 @@ build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
 
 ## up: the whole stack with sample data, ending with a query through Consul DNS
-##     (docker compose when a Docker engine answers, else natively: deploy/local)
-up: build consul
-	@if docker info >/dev/null 2>&1; then \
-		docker compose up -d --build --wait && \
-		docker compose run --rm search-client search --lat 48.85 --lng 2.35 && \
-		echo "Map: http://localhost:8090/map   OGC API: http://localhost:8090/" && \
-		echo "Consul UI: http://localhost:8500/ui   Graphite: http://localhost:8080   Logs: make logs"; \
-	else \
-		tools/install-deps.sh stack && deploy/local/stack.sh up; \
-	fi
+##     (docker compose when a Docker engine answers: deploy/docker-stack.sh,
+##     which needs only Docker and Compose v2; else natively: deploy/local)
+up:
+	@if docker info >/dev/null 2>&1; then $(MAKE) --no-print-directory up-docker; \
+	else $(MAKE) --no-print-directory up-native; fi
+
+## up-docker: the Docker stack (docker-compose.yml); it builds nothing here
+up-docker:
+	deploy/docker-stack.sh up
+
+## up-native: the native stack (deploy/local/stack.sh), also where Docker runs
+up-native: build consul
+	tools/install-deps.sh stack
+	deploy/local/stack.sh up
 
 ## down: stop what `make up` started (data stays)
 down:
-	@if docker info >/dev/null 2>&1 && docker compose ps -q 2>/dev/null | grep -q .; then docker compose down; fi
+	@if docker info >/dev/null 2>&1 && docker compose ps -q 2>/dev/null | grep -q .; then deploy/docker-stack.sh down; fi
 	deploy/local/stack.sh down
 
 ## status: what runs
 status:
-	@if docker info >/dev/null 2>&1; then docker compose ps; fi
+	@if docker info >/dev/null 2>&1; then docker compose ps 2>/dev/null || true; fi
 	@deploy/local/stack.sh status
 
 ## logs: follow every instance's log records in the Kafka topic
-logs: build
+logs:
 	@if docker info >/dev/null 2>&1 && docker compose ps -q 2>/dev/null | grep -q .; then \
-		docker compose run --rm search-client logs --follow; \
+		deploy/docker-stack.sh logs; \
 	else \
+		$(MAKE) --no-print-directory build && \
 		. .stack/ports.env && bin/search-client logs --follow --brokers 127.0.0.1:$$KAFKA_PORT; \
 	fi
 
@@ -71,7 +76,7 @@ help:
 ##       test, then the native stack end to end (test-stack)
 test: deps proto-check lint test-go test-stack
 
-test-go: consul grpcurl
+test-go: consul grpcurl compose
 	$(GO) test -race -count=1 ./...
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
@@ -132,6 +137,17 @@ proto-check: tools
 ## buf breaking and the old-client test check against (do this on a release)
 proto-release: tools
 	$(BIN)/buf build -o testdata/proto/search-v1.binpb
+
+## compose: Docker Compose v2 (the docker CLI plugin), pinned in
+## tools/compose/go.mod, into bin/docker-compose: deploy/compose_test.go
+## runs `docker compose config` and make up's Compose check with it (no
+## engine needed). ~5 minutes, once.
+compose: $(BIN)/docker-compose
+
+COMPOSE_VERSION = $(shell awk '$$1 == "github.com/docker/compose/v2" { print $$2 }' tools/compose/go.mod)
+$(BIN)/docker-compose: tools/compose/go.mod tools/compose/go.sum
+	cd tools/compose && $(GO) build -ldflags "-X github.com/docker/compose/v2/internal.Version=$(COMPOSE_VERSION)" \
+		-o $(BIN)/docker-compose github.com/docker/compose/v2/cmd
 
 ## grpcurl: grpcurl, pinned in tools/grpcurl/go.mod, into bin/
 grpcurl: $(BIN)/grpcurl

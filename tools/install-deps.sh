@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond Go: the PostgreSQL server and PostGIS,
 # from Debian's packages. With the argument "stack", also what the local
-# stack adds: Graphite's carbon and whisper tools (Debian) and the StatsD
+# stack adds: Graphite's carbon, whisper tools and web app (graphite-web,
+# served by gunicorn, its static files by WhiteNoise; Debian) and the StatsD
 # daemon (npm, pinned by deploy/local/statsd/package-lock.json, installed
 # into .stack/statsd). With "browser", Debian's chromium and the map test's
 # npm packages (playwright-core, leaflet). Without root
@@ -17,6 +18,9 @@ args=" $* "
 if [[ $args == *" stack "* ]]; then
 	command -v carbon-cache >/dev/null || packages+=(graphite-carbon)
 	command -v whisper-fetch >/dev/null || packages+=(python3-whisper)
+	[[ -d /usr/lib/python3/dist-packages/graphite/render ]] || packages+=(graphite-web)
+	command -v gunicorn >/dev/null || packages+=(gunicorn)
+	/usr/bin/python3 -c 'import whitenoise' 2>/dev/null || packages+=(python3-whitenoise)
 	command -v ss >/dev/null || packages+=(iproute2) # deploy/local/stack.sh checks ports with ss
 	# Installed under .stack/ (a dot directory, which the go tool skips: the
 	# package ships Go example files).

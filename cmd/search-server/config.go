@@ -230,9 +230,16 @@ func newInstanceID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// buildVersion is the module version or the VCS revision the binary was
-// built from.
+// stampedVersion is set at link time where the Go tool cannot stamp VCS
+// information, as in the Docker build (-ldflags "-X main.stampedVersion=...").
+var stampedVersion string
+
+// buildVersion is the version stamped at link time, else the module version
+// or the VCS revision the binary was built from.
 func buildVersion() string {
+	if stampedVersion != "" {
+		return stampedVersion
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

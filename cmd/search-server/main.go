@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 	"github.com/spf13/cobra"
@@ -131,6 +132,7 @@ func newConfigCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 
 func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 	var all bool
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "migrate [up | down [N] | version]",
 		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations, as DATABASE_WRITE_URL's role if set (else DATABASE_URL's; --database-url wins)",
@@ -149,6 +151,15 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 			url := cfg.DB.URL
 			if cfg.DB.WriteURL != "" && !cmd.Flags().Changed("database-url") {
 				url = cfg.DB.WriteURL
+			}
+			// A database started beside this job (docker compose) may not
+			// accept connections yet: wait for it rather than fail the job.
+			if err := waitForDatabase(cmd.Context(), url, wait, func(attempt int, err error) {
+				if attempt == 1 {
+					fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to %s for the database: %v\n", wait, err)
+				}
+			}); err != nil {
+				return err
 			}
 			mg, err := postgis.NewMigrator(url)
 			if err != nil {
@@ -189,5 +200,6 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "with down: revert every migration")
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to retry the first connection while the database is starting (0: try once)")
 	return cmd
 }

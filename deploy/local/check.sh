@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks that the local stack (make up) works end to end, as the README says:
 # discovery through Consul DNS finds France, both instances are passing in
-# Consul and ship their logs to Kafka, and StatsD counters land in carbon's
-# whisper files. Exits non-zero naming the first thing that is wrong.
+# Consul and ship their logs to Kafka, StatsD counters land in carbon's
+# whisper files, and graphite-web renders them (the Search request rate as
+# JSON and PNG, and every graph of the service's dashboard). Exits non-zero
+# naming the first thing that is wrong.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -67,12 +69,19 @@ done
 echo "ok: both instances' logs are in Kafka"
 
 for _ in 1 2 3 4 5; do "$BIN/search-client" search --query fran >/dev/null; done
+# One refused call, so that the dashboard's error graph has something.
+if "$BIN/search-client" search --query fran --page-token not-a-token >/dev/null 2>&1; then
+	fail "a search with a made-up page token succeeded"
+fi
 wsp="$STATE/carbon/whisper/stats_counts/search-service/grpc/SearchService/Search/requests.wsp"
 for _ in $(seq 1 150); do # StatsD flushes every 10 s
 	if [[ -f "$wsp" ]] && whisper-fetch --from=$(($(date +%s) - 300)) "$wsp" | awk '$2 != "None" && $2 > 0' | grep -q .; then
-		echo "ok: stats_counts.search-service.grpc.SearchService.Search.requests is in carbon's whisper data"
-		exit 0
+		found=1
+		break
 	fi
 	sleep 0.2
 done
-fail "no Search request counts in $wsp"
+[[ ${found:-} ]] || fail "no Search request counts in $wsp"
+echo "ok: stats_counts.search-service.grpc.SearchService.Search.requests is in carbon's whisper data"
+
+python3 "$ROOT/deploy/local/check-graphite.py" "http://127.0.0.1:$GRAPHITE_PORT" "$ROOT/deploy/graphite/dashboard.json"

@@ -7,6 +7,9 @@
 #   - the StatsD daemon (npm statsd, installed into .stack/statsd; UDP 8125)
 #     flushing to Graphite's carbon-cache (Debian graphite-carbon; 2003),
 #     whisper files in .stack/carbon/whisper, as in the graphite-statsd image;
+#   - graphite-web (Debian graphite-web under gunicorn; 8080, as the Docker
+#     stack's Graphite UI) with the service's dashboard
+#     (deploy/graphite/dashboard.json, at /dashboard/search-service);
 #   - two search-server instances (gRPC 50051, 50052; HTTP 8090, 8091: the
 #     OGC API and /map) registered in Consul, sending metrics to StatsD and
 #     logs to the broker.
@@ -62,6 +65,7 @@ assign_ports() {
 	for spec in PG_PORT:5432:tcp:postgres KAFKA_PORT:9092:tcp:kafka-dev \
 		STATSD_PORT:8125:udp:statsd STATSD_MGMT_PORT:8126:tcp:statsd \
 		CARBON_PORT:2003:tcp:carbon CARBON_PICKLE_PORT:2004:tcp:carbon CARBON_QUERY_PORT:7002:tcp:carbon \
+		GRAPHITE_PORT:8080:tcp:graphite-web \
 		SERVER1_PORT:50051:tcp:search-server-1 SERVER2_PORT:50052:tcp:search-server-2 \
 		HTTP1_PORT:8090:tcp:search-server-1 HTTP2_PORT:8091:tcp:search-server-2; do
 		IFS=: read -r var def proto owner <<<"$spec"
@@ -146,6 +150,39 @@ start_observability() {
 		-e "s|graphitePort: 2003|graphitePort: $CARBON_PORT|" \
 		"$ROOT/deploy/local/statsd/config.js" >"$STATE/statsd/config.js"
 	start_daemon statsd "listening $STATSD_MGMT_PORT" node "$STATE/statsd/node_modules/statsd/stats.js" "$STATE/statsd/config.js"
+	start_graphite_web
+}
+
+# start_graphite_web serves graphite-web on GRAPHITE_PORT over carbon's
+# whisper files (and its cache), with settings of its own under
+# .stack/graphite, and saves the service's dashboard into it.
+start_graphite_web() {
+	local dir="$STATE/graphite"
+	mkdir -p "$dir/log"
+	sed -e "s|@STATE@|$STATE|g" -e "s|@QUERY_PORT@|$CARBON_QUERY_PORT|g" \
+		-e "s|@SECRET@|$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')|" \
+		"$ROOT/deploy/local/graphite/stack_settings.py.in" >"$dir/stack_settings.py"
+	local env=(env PYTHONPATH="$dir" GRAPHITE_SETTINGS_MODULE=stack_settings DJANGO_SETTINGS_MODULE=graphite.settings)
+	if ! pid_of graphite-web >/dev/null; then
+		# The web UI's static files: Debian's, linked, with dashboard.js
+		# mended (deploy/local/graphite/dashboard-fix.js), as a Django app
+		# of their own so that graphite-web finds its theme's CSS.
+		local static="$dir/stack_static"
+		rm -rf "$static"
+		mkdir -p "$static"
+		: >"$static/__init__.py"
+		cp -rs /usr/share/graphite-web/static "$static/static"
+		rm "$static/static/js/dashboard.js"
+		cat "$ROOT/deploy/local/graphite/dashboard-fix.js" /usr/share/graphite-web/static/js/dashboard.js >"$static/static/js/dashboard.js"
+		# Its own database (dashboards, users): created the first time
+		# (about half a minute), a no-op after.
+		"${env[@]}" django-admin migrate --noinput -v 0 >"$dir/log/migrate.log" 2>&1 ||
+			{ echo "graphite-web: database setup failed; its log:" >&2; tail -20 "$dir/log/migrate.log" >&2; exit 1; }
+	fi
+	start_daemon graphite-web "listening $GRAPHITE_PORT" "${env[@]}" gunicorn \
+		--bind "127.0.0.1:$GRAPHITE_PORT" --workers 2 --graceful-timeout 5 \
+		--error-logfile "$dir/log/gunicorn.log" "django.core.wsgi:get_wsgi_application()"
+	python3 "$ROOT/deploy/graphite/save-dashboard.py" "http://127.0.0.1:$GRAPHITE_PORT" "$ROOT/deploy/graphite/dashboard.json"
 }
 
 start_postgres() {
@@ -232,6 +269,7 @@ up() {
 	echo "Map:        http://127.0.0.1:$HTTP1_PORT/map"
 	echo "OGC API:    http://127.0.0.1:$HTTP1_PORT/   (OGC API - Features landing page; also :$HTTP2_PORT)"
 	echo "Consul UI:  http://127.0.0.1:8500/ui"
+	echo "Graphite:   http://127.0.0.1:$GRAPHITE_PORT   dashboard: http://127.0.0.1:$GRAPHITE_PORT/dashboard/search-service"
 	echo "Metrics:    ${CARBON#"$ROOT"/}/whisper (whisper-fetch; stats_counts.search-service.*)"
 	echo "Logs:       make logs (search-client logs --follow --brokers $KAFKA_BROKERS); files in ${STATE#"$ROOT"/}/"
 	echo "Stop:       make down"
@@ -239,11 +277,16 @@ up() {
 
 down() {
 	local name
-	for name in "${SERVERS[@]}" statsd carbon kafka-dev consul; do
+	for name in "${SERVERS[@]}" graphite-web statsd carbon kafka-dev consul; do
 		stop_pid "$name"
 	done
 	if pg_running; then
+		local pg_pid
+		pg_pid=$(head -1 "$STATE/pg/postmaster.pid")
 		as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg" -m fast -w stop >/dev/null
+		# pg_ctl returns once the pid file is gone, which the postmaster
+		# removes just before it exits: wait for the exit itself.
+		for _ in $(seq 1 50); do kill -0 "$pg_pid" 2>/dev/null || break; sleep 0.1; done
 		echo "postgres: stopped"
 	fi
 }
@@ -251,7 +294,7 @@ down() {
 status() {
 	[[ -f "$PORTS_FILE" ]] && source "$PORTS_FILE"
 	local name pid
-	for name in consul kafka-dev carbon statsd "${SERVERS[@]}"; do
+	for name in consul kafka-dev carbon statsd graphite-web "${SERVERS[@]}"; do
 		if pid=$(pid_of "$name"); then echo "$name: running (pid $pid)"; else echo "$name: stopped"; fi
 	done
 	if pg_running; then echo "postgres: running on 127.0.0.1:${PG_PORT:-?}"; else echo "postgres: stopped"; fi
@@ -261,7 +304,7 @@ status() {
 
 pids() {
 	local name pid
-	for name in consul kafka-dev carbon statsd "${SERVERS[@]}"; do
+	for name in consul kafka-dev carbon statsd graphite-web "${SERVERS[@]}"; do
 		if pid=$(pid_of "$name"); then echo "$pid"; fi
 	done
 	if pg_running; then head -1 "$STATE/pg/postmaster.pid"; fi

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// lateDatabase returns a server of the test's own, stopped, and the URL of
+// an empty (unmigrated) database on it.
+func lateDatabase(t *testing.T) (own interface{ Start(context.Context) error }, url string) {
+	t.Helper()
+	c := ownCluster(t)
+	conn := connect(t, c.URL("postgres"))
+	if _, err := conn.Exec(context.Background(), "CREATE DATABASE late"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.Close(context.Background())
+	c.Stop()
+	return c, c.URL("late")
+}
+
+// TestWaitForDatabaseRetriesUntilItStarts starts the database only after
+// the first attempt failed (inside the retry callback, so that the order
+// is fixed): the wait ends with the database answering, after exactly one
+// failed attempt.
+func TestWaitForDatabaseRetriesUntilItStarts(t *testing.T) {
+	t.Parallel()
+	own, url := lateDatabase(t)
+	ctx := context.Background()
+	var failed int
+	err := waitForDatabase(ctx, url, 5*time.Minute, func(attempt int, err error) {
+		failed++
+		if attempt == 1 {
+			if err := own.Start(ctx); err != nil {
+				t.Errorf("start the database: %v", err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	if failed != 1 {
+		t.Errorf("%d failed attempts, want 1 (the one before the database started)", failed)
+	}
+}
+
+// TestWaitForDatabaseDoesNotRetryAFinalAnswer: a database that answers
+// "no such database" is up, so waiting longer cannot help.
+func TestWaitForDatabaseDoesNotRetryAFinalAnswer(t *testing.T) {
+	t.Parallel()
+	var failed int
+	err := waitForDatabase(context.Background(), cluster.URL("no_such_database"), 5*time.Minute,
+		func(int, error) { failed++ })
+	if err == nil || failed != 0 {
+		t.Errorf("missing database: error %v after %d retries, want an error and no retry", err, failed)
+	}
+	if err := waitForDatabase(context.Background(), "postgres://[::1", time.Minute, nil); err == nil {
+		t.Error("a malformed URL was accepted")
+	}
+}
+
+// TestMigrateWaitsForTheDatabase runs the migrate command against a
+// database that is down: with --wait 0 it fails at once; with the default
+// wait it says it waits (on stderr), the database starts, and it migrates.
+func TestMigrateWaitsForTheDatabase(t *testing.T) {
+	t.Parallel()
+	own, url := lateDatabase(t)
+	env := envconfig.MapLookuper(map[string]string{"DATABASE_URL": url})
+
+	var out bytes.Buffer
+	cmd := newRootCommand(env, &out)
+	cmd.SetArgs([]string{"migrate", "--wait", "0"})
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	if err := cmd.ExecuteContext(context.Background()); err == nil {
+		t.Fatal("migrate --wait 0 succeeded with the database down")
+	}
+
+	waiting := make(chan struct{})
+	stderr := &firstWrite{signal: waiting}
+	out.Reset()
+	cmd = newRootCommand(env, &out)
+	cmd.SetArgs([]string{"migrate"})
+	cmd.SetOut(&out)
+	cmd.SetErr(stderr)
+	done := make(chan error, 1)
+	go func() { done <- cmd.ExecuteContext(context.Background()) }()
+	select {
+	case <-waiting:
+	case err := <-done:
+		t.Fatalf("migrate ended before the database started: %v", err)
+	}
+	if err := own.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("migrate after the database started: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "schema version ") {
+		t.Errorf("migrate printed %q, want the schema version", out.String())
+	}
+}
+
+// firstWrite closes signal on its first write.
+type firstWrite struct {
+	once   sync.Once
+	signal chan struct{}
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	w.once.Do(func() { close(w.signal) })
+	return len(p), nil
+}
