@@ -93,14 +93,15 @@ bench: deps build consul
 ##       crasher found live in the packages' testdata/fuzz and run in make test
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/grpcapi/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterValidate$$' -fuzztime $(FUZZTIME) ./internal/geo/
 
-## deps: PostgreSQL+PostGIS, and the examples' Python and Node.js packages
-##       (prints the command when not root)
+## deps: PostgreSQL+PostGIS, the examples' Python and Node.js packages, and
+##       chromium with the map test's npm packages (prints the command when
+##       not root)
 deps:
-	tools/install-deps.sh polyglot
+	tools/install-deps.sh polyglot browser
 
 ## tools: buf and the protoc plugins, at the versions pinned in tools/proto/go.mod
 tools: $(PROTO_TOOLS)

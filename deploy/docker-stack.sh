@@ -54,6 +54,8 @@ up() {
 	echo "\$ docker compose run --rm --no-deps search-client search --lat 48.85 --lng 2.35"
 	docker compose run --rm --no-deps search-client search --lat 48.85 --lng 2.35
 	echo
+	echo "Map:        http://localhost:8090/map"
+	echo "OGC API:    http://localhost:8090/   (OGC API - Features landing page; search-server-1's HTTP API)"
 	echo "Consul UI:  http://localhost:8500/ui"
 	echo "Graphite:   http://localhost:8080   dashboard: http://localhost:8080/dashboard/search-service"
 	echo "gRPC:       127.0.0.1:50051 (search-server-1; bin/search-client --addr 127.0.0.1:50051 ...)"

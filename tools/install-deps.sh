@@ -4,7 +4,8 @@
 # stack adds: Graphite's carbon, whisper tools and web app (graphite-web,
 # served by gunicorn, its static files by WhiteNoise; Debian) and the StatsD
 # daemon (npm, pinned by deploy/local/statsd/package-lock.json, installed
-# into .stack/statsd). Without root
+# into .stack/statsd). With "browser", Debian's chromium and the map test's
+# npm packages (playwright-core, leaflet). Without root
 # it prints the command to run and fails.
 set -euo pipefail
 
@@ -41,6 +42,19 @@ if [[ $args == *" polyglot "* ]]; then
 		command -v npm >/dev/null || { echo "npm is needed for the Node.js example: apt-get install -y nodejs npm" >&2; exit 1; }
 		echo "installing the Node.js example's packages (npm ci in examples/node)" >&2
 		(cd "$ROOT/examples/node" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi
+
+if [[ $args == *" browser "* ]]; then
+	# The map page's browser test: Debian's chromium, driven by
+	# playwright-core; and the Leaflet package the vendored map assets are
+	# checked against (pinned by internal/httpapi/testdata/browser/package-lock.json).
+	command -v chromium >/dev/null || packages+=(chromium)
+	dir="$ROOT/internal/httpapi/testdata/browser"
+	if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-from-lock.json" 2>/dev/null; then
+		command -v npm >/dev/null || { echo "npm is needed for the browser test: apt-get install -y nodejs npm" >&2; exit 1; }
+		echo "installing the browser test's packages (npm ci in internal/httpapi/testdata/browser)" >&2
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-from-lock.json)
 	fi
 fi
 

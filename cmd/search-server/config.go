@@ -16,6 +16,7 @@ import (
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/postgis"
 	"github.com/geosearch/search/internal/statsd"
@@ -41,6 +42,7 @@ type serverConfig struct {
 
 	DB     postgis.Config
 	GRPC   grpcapi.Config
+	HTTP   httpapi.Config
 	Consul consul.Config
 	StatsD statsd.Config
 	Kafka  kafka.Config

@@ -40,7 +40,10 @@ func (s *Server) watchConfig(ctx context.Context) {
 func (s *Server) applyLive(cfg serverConfig) {
 	s.level.Set(cfg.LogLevel)
 	s.api.SetLimits(cfg.GRPC)
-	s.auth.Set(cfg.GRPC)
+	if s.http != nil {
+		s.http.SetLimits(httpLimits(cfg.GRPC))
+	}
+	s.auth.Set(cfg.GRPC) // the HTTP API shares the tokens
 	s.timeout.Set(cfg.DB.StatementTimeout)
 	s.statsd.SetSampleRate(cfg.StatsD.SampleRate)
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/metrics"
 	"github.com/geosearch/search/internal/postgis"
@@ -31,7 +32,8 @@ import (
 
 // Server is the wired search server: logging (stdout, and Kafka when
 // configured), metrics, database pool, gRPC server with the search, health
-// and reflection services, the readiness loop and Consul registration.
+// and reflection services, the HTTP API when HTTP_LISTEN_ADDR is set, the
+// readiness loop and Consul registration (one per API).
 type Server struct {
 	cfg          serverConfig
 	logger       *slog.Logger
@@ -59,6 +61,10 @@ type Server struct {
 	// registrar and handover are nil when Consul registration is off.
 	registrar *consul.Registrar
 	handover  *consul.Handover
+	// http is nil without HTTP_LISTEN_ADDR; httpRegistrar is nil then too,
+	// and when Consul registration is off.
+	http          *httpapi.Server
+	httpRegistrar *consul.Registrar
 }
 
 // NewServer builds a Server logging JSON to stdout and binds its listener,
@@ -168,6 +174,13 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
 	}
+	if cfg.HTTP.Enabled() {
+		if s.http, err = newHTTP(cfg, svc, auth, logger, accessLogger, m); err != nil {
+			s.Close()
+			return nil, err
+		}
+		s.ready.OnChange(s.http.SetReady)
+	}
 	if cfg.Consul.Register {
 		host, port, err := consul.AdvertiseHostPort(cfg.Consul, lis.Addr())
 		if err == nil {
@@ -183,12 +196,61 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		if err == nil {
 			s.handover, err = consul.NewHandover(cfg.Consul, s.registrar.ServiceID(), logger)
 		}
+		if err == nil && s.http != nil {
+			s.httpRegistrar, err = newHTTPRegistrar(cfg, s.http.Addr(), logger)
+		}
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("consul registration: %w", err)
 		}
 	}
 	return s, nil
+}
+
+// httpLimits are the HTTP API's page sizes: Search's.
+func httpLimits(c grpcapi.Config) httpapi.Limits {
+	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize}
+}
+
+// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
+// binds its listener.
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
+	if err != nil {
+		return nil, &config.Error{Err: err}
+	}
+	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
+		Logger:  logger,
+		Access:  access,
+		Metrics: m,
+		Tokens:  auth.Tokens(),
+		TLS:     tc,
+		Version: buildVersion(),
+	})
+}
+
+// newHTTPRegistrar registers the HTTP API as its own Consul service
+// (HTTP_SERVICE_NAME) with an HTTP check on its readiness route. It is
+// advertised on the host gRPC is, at the HTTP listener's port.
+func newHTTPRegistrar(cfg serverConfig, addr net.Addr, logger *slog.Logger) (*consul.Registrar, error) {
+	host, _, err := consul.AdvertiseHostPort(cfg.Consul, addr)
+	if err != nil {
+		return nil, err
+	}
+	_, port, err := consul.AdvertiseHostPort(consul.Config{}, addr)
+	if err != nil {
+		return nil, err
+	}
+	ccfg := cfg.Consul
+	ccfg.ServiceName = cfg.HTTP.ServiceName
+	return consul.NewRegistrar(ccfg, consul.Instance{
+		ID:             cfg.InstanceID,
+		Version:        buildVersion(),
+		Host:           host,
+		Port:           port,
+		HealthHTTPPath: "/readyz",
+		TLS:            cfg.GRPC.TLSEnabled(),
+	}, logger)
 }
 
 // Addr is the address the server listens on.
@@ -199,11 +261,14 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 //  0. with a peer seen within the last minute, the handover (CONSUL_HANDOVER_TIMEOUT):
 //     still serving, wait for this instance's turn to leave (one at a time
 //     per service) and for another instance to be passing;
-//  1. health NOT_SERVING, so health checks and balancers stop sending work;
-//  2. deregistration from Consul, so discovery stops naming this instance;
-//  3. GracefulStop: no new RPCs, in-flight ones finish, within
-//     SHUTDOWN_TIMEOUT, after which Stop cancels the rest; then the
-//     handover's turn passes to the next instance;
+//  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
+//     and balancers stop sending work;
+//  2. deregistration from Consul (the gRPC and the HTTP service), so
+//     discovery stops naming this instance;
+//  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
+//     RPCs or requests, in-flight ones finish, within SHUTDOWN_TIMEOUT,
+//     after which the rest are cut; then the handover's turn passes to the
+//     next instance;
 //  4. the database pool is closed;
 //  5. metrics are flushed, and the logs queued for Kafka, within
 //     LOG_FLUSH_TIMEOUT.
@@ -221,12 +286,17 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.ready.Run(rctx)
 	}()
-	if s.registrar != nil {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			s.registrar.Run(rctx)
-		}()
+	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
+		if r != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.Run(rctx)
+			}()
+		}
+	}
+	if s.handover != nil {
+		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s.handover.Run(rctx)
@@ -248,16 +318,29 @@ func (s *Server) Run(ctx context.Context) error {
 		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
 		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
 	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
+	httpErr := make(chan error, 1)
+	if s.http != nil {
+		go func() {
+			err := s.http.Serve()
+			if !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- fmt.Errorf("HTTP: %w", err)
+			}
+			httpErr <- err
+		}()
+		s.logger.Info("serving HTTP", "addr", s.http.Addr().String())
+	}
 
 	select {
 	case err := <-serveErr:
 		stopReadiness()
 		wg.Wait()
-		s.health.Shutdown()
+		s.notServing()
 		s.deregister(ctx)
+		s.grpc.Stop()
+		s.closeHTTP()
 		s.closePprof()
 		s.closePools()
 		s.flush(ctx)
@@ -275,15 +358,32 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("shutting down", "step", "health NOT_SERVING")
 	stopReadiness()
 	wg.Wait()
-	s.health.Shutdown()
+	s.notServing()
 
 	s.deregister(ctx)
 
-	s.logger.Info("shutting down", "step", "draining in-flight RPCs", "timeout", s.cfg.GRPC.ShutdownTimeout.String())
+	drainStep := "draining in-flight RPCs"
+	if s.http != nil {
+		drainStep = "draining in-flight RPCs and HTTP requests"
+	}
+	s.logger.Info("shutting down", "step", drainStep, "timeout", s.cfg.GRPC.ShutdownTimeout.String())
 	drained := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
 		close(drained)
+	}()
+	httpDrained := make(chan struct{})
+	go func() {
+		defer close(httpDrained)
+		if s.http == nil {
+			return
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.GRPC.ShutdownTimeout)
+		defer cancel()
+		if err := s.http.Shutdown(hctx); err != nil {
+			s.logger.Warn("shutting down", "step", "HTTP drain timed out; cutting remaining requests")
+		}
+		<-httpErr
 	}()
 	select {
 	case <-drained:
@@ -292,6 +392,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.grpc.Stop()
 		<-drained
 	}
+	<-httpDrained
 	if err := <-serveErr; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		s.logger.Warn("serve ended with an error", "error", err.Error())
 	}
@@ -307,7 +408,16 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-// deregister removes the instance from Consul, if it registered.
+// notServing turns gRPC health NOT_SERVING and the HTTP readiness route
+// to 503.
+func (s *Server) notServing() {
+	s.health.Shutdown()
+	if s.http != nil {
+		s.http.SetReady(false)
+	}
+}
+
+// deregister removes the instance's services from Consul, if it registered.
 func (s *Server) deregister(ctx context.Context) {
 	if s.registrar == nil {
 		return
@@ -315,11 +425,31 @@ func (s *Server) deregister(ctx context.Context) {
 	s.logger.Info("shutting down", "step", "deregistering from Consul")
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.registrar.Deregister(dctx); err != nil {
-		// The check turns critical and Consul removes the instance after
-		// CONSUL_DEREGISTER_CRITICAL_AFTER.
-		s.logger.Warn("deregistration failed", "error", err.Error())
+	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
+		if r == nil {
+			continue
+		}
+		if err := r.Deregister(dctx); err != nil {
+			// The check turns critical and Consul removes the instance after
+			// CONSUL_DEREGISTER_CRITICAL_AFTER.
+			s.logger.Warn("deregistration failed", "service_id", r.ServiceID(), "error", err.Error())
+		}
 	}
+}
+
+// closeHTTP stops the HTTP API at once, if it runs.
+func (s *Server) closeHTTP() {
+	if s.http != nil {
+		s.http.Close()
+	}
+}
+
+// HTTPAddr is the address of the HTTP API, nil when it is off.
+func (s *Server) HTTPAddr() net.Addr {
+	if s.http == nil {
+		return nil
+	}
+	return s.http.Addr()
 }
 
 // flush sends buffered metrics and queued log records, within
@@ -360,6 +490,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 // called or to abort. It is safe to call after Run.
 func (s *Server) Close() {
 	s.closePprof()
+	s.closeHTTP()
 	s.grpc.Stop()
 	_ = s.lis.Close() // Serve closes it too; a second close only errors
 	s.closePools()

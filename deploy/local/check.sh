@@ -43,6 +43,30 @@ passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
 [[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"
 echo "ok: 2 instances passing in Consul"
 
+# get URL: the body of a successful GET (captured whole: grep -q on a pipe
+# would cut curl off mid-answer, which pipefail reports).
+get() { curl -fsS "$1"; }
+for port in "$HTTP1_PORT" "$HTTP2_PORT"; do
+	body=$(get "http://127.0.0.1:$port/") || fail "no OGC API landing page on :$port"
+	grep -q '"rel":"service-desc"' <<<"$body" || fail "the landing page on :$port lacks its service-desc link: $body"
+	body=$(get "http://127.0.0.1:$port/locate?lat=48.85&lng=2.35") || fail "GET /locate on :$port failed"
+	grep -q '"name":"France"' <<<"$body" || fail "GET /locate on :$port does not find France: $body"
+done
+body=$(get "http://127.0.0.1:$HTTP1_PORT/collections/default/items?bbox=2,48,3,49") || fail "the OGC items of bbox=2,48,3,49 failed"
+grep -q '"France"' <<<"$body" || fail "the OGC items of bbox=2,48,3,49 lack France"
+body=$(get "http://127.0.0.1:$HTTP1_PORT/map") || fail "no map page"
+grep -q leaflet.js <<<"$body" || fail "the map page does not load Leaflet"
+echo "ok: the HTTP API answers on both instances (landing page, locate, items, map)"
+http_passing=0
+for _ in $(seq 1 100); do # the HTTP check runs every CONSUL_CHECK_INTERVAL (5 s)
+	body=$(get "http://$CONSUL_HTTP_ADDR/v1/health/checks/search-service-http") || fail "Consul's health API failed"
+	http_passing=$(grep -oE '"Status": *"passing"' <<<"$body" | wc -l || true)
+	[[ $http_passing -eq 2 ]] && break
+	sleep 0.2
+done
+[[ $http_passing -eq 2 ]] || fail "$http_passing search-service-http instances passing in Consul, want 2"
+echo "ok: 2 search-service-http instances passing in Consul (HTTP check on /readyz)"
+
 ids=$("$BIN/search-client" instances | awk 'NR > 1 { print $3 }')
 logs=$("$BIN/search-client" logs --since 30m)
 for id in $ids; do

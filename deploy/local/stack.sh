@@ -10,8 +10,9 @@
 #   - graphite-web (Debian graphite-web under gunicorn; 8080, as the Docker
 #     stack's Graphite UI) with the service's dashboard
 #     (deploy/graphite/dashboard.json, at /dashboard/search-service);
-#   - two search-server instances (50051, 50052) registered in Consul,
-#     sending metrics to StatsD and logs to the broker.
+#   - two search-server instances (gRPC 50051, 50052; HTTP 8090, 8091: the
+#     OGC API and /map) registered in Consul, sending metrics to StatsD and
+#     logs to the broker.
 # Each takes its standard port when it is free and says which it took when
 # not (Consul's are required); the choice is kept in .stack/ports.env.
 #
@@ -65,7 +66,8 @@ assign_ports() {
 		STATSD_PORT:8125:udp:statsd STATSD_MGMT_PORT:8126:tcp:statsd \
 		CARBON_PORT:2003:tcp:carbon CARBON_PICKLE_PORT:2004:tcp:carbon CARBON_QUERY_PORT:7002:tcp:carbon \
 		GRAPHITE_PORT:8080:tcp:graphite-web \
-		SERVER1_PORT:50051:tcp:search-server-1 SERVER2_PORT:50052:tcp:search-server-2; do
+		SERVER1_PORT:50051:tcp:search-server-1 SERVER2_PORT:50052:tcp:search-server-2 \
+		HTTP1_PORT:8090:tcp:search-server-1 HTTP2_PORT:8091:tcp:search-server-2; do
 		IFS=: read -r var def proto owner <<<"$spec"
 		p=${!var:-}
 		if [[ -z $p ]] || ! running "$owner"; then
@@ -206,7 +208,8 @@ start_servers() {
 		name=${SERVERS[$i]}
 		port_var="SERVER$((i + 1))_PORT"
 		port=${!port_var}
-		LISTEN_ADDR="127.0.0.1:$port" start_daemon "$name" \
+		http_port_var="HTTP$((i + 1))_PORT"
+		LISTEN_ADDR="127.0.0.1:$port" HTTP_LISTEN_ADDR="127.0.0.1:${!http_port_var}" start_daemon "$name" \
 			"'$BIN/search-client' --addr 127.0.0.1:$port --timeout 1s health" "$BIN/search-server"
 	done
 }
@@ -263,6 +266,11 @@ up() {
 	echo
 	show_metric stats_counts.search-service.grpc.SearchService.Import.requests
 	echo
+	echo "\$ curl -s 'http://127.0.0.1:$HTTP1_PORT/locate?lat=48.85&lng=2.35'   # the HTTP API"
+	curl -sS "http://127.0.0.1:$HTTP1_PORT/locate?lat=48.85&lng=2.35" | cut -c1-160
+	echo
+	echo "Map:        http://127.0.0.1:$HTTP1_PORT/map"
+	echo "OGC API:    http://127.0.0.1:$HTTP1_PORT/   (OGC API - Features landing page; also :$HTTP2_PORT)"
 	echo "Consul UI:  http://127.0.0.1:8500/ui"
 	echo "Graphite:   http://127.0.0.1:$GRAPHITE_PORT   dashboard: http://127.0.0.1:$GRAPHITE_PORT/dashboard/search-service"
 	echo "Metrics:    ${CARBON#"$ROOT"/}/whisper (whisper-fetch; stats_counts.search-service.*)"

@@ -24,7 +24,10 @@ type Instance struct {
 	Port int
 	// HealthService is the grpc.health.v1 service name Consul checks.
 	HealthService string
-	// TLS says the gRPC server serves TLS: Consul's check uses it too, and
+	// HealthHTTPPath, when set, makes the instance an HTTP one: Consul
+	// checks GET on this path (200 passes) instead of gRPC health.
+	HealthHTTPPath string
+	// TLS says the server serves TLS: Consul's check uses it too, and
 	// verifies the certificate with the agent's own CA settings.
 	TLS bool
 }
@@ -42,31 +45,45 @@ type Registrar struct {
 }
 
 // NewRegistrar prepares the registration of inst under cfg.ServiceName with a
-// gRPC health check against inst's health service.
+// gRPC health check against inst's health service, or an HTTP check on
+// inst.HealthHTTPPath.
 func NewRegistrar(cfg Config, inst Instance, logger *slog.Logger) (*Registrar, error) {
 	client, err := NewClient(cfg)
 	if err != nil {
 		return nil, err
 	}
 	target := net.JoinHostPort(inst.Host, strconv.Itoa(inst.Port))
-	if inst.HealthService != "" {
-		target += "/" + inst.HealthService
+	check := &api.AgentServiceCheck{
+		Interval:                       cfg.CheckInterval.String(),
+		Timeout:                        cfg.CheckTimeout.String(),
+		DeregisterCriticalServiceAfter: cfg.DeregisterAfter.String(),
+	}
+	protocol := "grpc"
+	if inst.HealthHTTPPath != "" {
+		protocol = "http"
+		scheme := "http://"
+		if inst.TLS {
+			scheme = "https://"
+		}
+		check.HTTP = scheme + target + inst.HealthHTTPPath
+		check.Method = "GET"
+		check.Name = "HTTP readiness " + check.HTTP
+	} else {
+		if inst.HealthService != "" {
+			target += "/" + inst.HealthService
+		}
+		check.GRPC = target
+		check.GRPCUseTLS = inst.TLS
+		check.Name = "gRPC health " + target
 	}
 	reg := &api.AgentServiceRegistration{
 		ID:      cfg.ServiceName + "-" + inst.ID,
 		Name:    cfg.ServiceName,
 		Address: inst.Host,
 		Port:    inst.Port,
-		Tags:    append([]string{"grpc"}, cfg.Tags...),
+		Tags:    append([]string{protocol}, cfg.Tags...),
 		Meta:    map[string]string{"version": inst.Version, "instance": inst.ID},
-		Check: &api.AgentServiceCheck{
-			Name:                           "gRPC health " + target,
-			GRPC:                           target,
-			Interval:                       cfg.CheckInterval.String(),
-			Timeout:                        cfg.CheckTimeout.String(),
-			DeregisterCriticalServiceAfter: cfg.DeregisterAfter.String(),
-			GRPCUseTLS:                     inst.TLS,
-		},
+		Check:   check,
 	}
 	if inst.TLS {
 		// Unset, Consul would expect its own node name in the certificate.

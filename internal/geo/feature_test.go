@@ -1,6 +1,7 @@
 package geo_test
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -106,17 +107,26 @@ func TestDecodeFeature(t *testing.T) {
 
 func TestFilterValidate(t *testing.T) {
 	t.Parallel()
-	ok := []geo.Filter{{Query: "a"}, {Point: &geo.Point{Lat: 90, Lng: -180}}, {Query: strings.Repeat("ü", geo.MaxQueryLength)}}
+	ok := []geo.Filter{
+		{}, // every thing
+		{Query: "a"}, {Point: &geo.Point{Lat: 90, Lng: -180}}, {Query: strings.Repeat("ü", geo.MaxQueryLength)},
+		{BBox: &geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}},
+		{BBox: &geo.BBox{MinLng: 170, MinLat: -20, MaxLng: -170, MaxLat: -10}}, // across the antimeridian
+		{BBox: &geo.BBox{MinLng: 2, MinLat: 48, MaxLng: 2, MaxLat: 48}},        // a point
+	}
 	for _, f := range ok {
 		if err := f.Validate(); err != nil {
 			t.Errorf("%+v: %v", f, err)
 		}
 	}
 	bad := map[string]geo.Filter{
-		"nothing":      {},
-		"long query":   {Query: strings.Repeat("ü", geo.MaxQueryLength+1)},
-		"invalid utf8": {Query: "\xff"},
-		"lat > 90":     {Point: &geo.Point{Lat: 90.1}},
+		"bbox lat > 90":          {BBox: &geo.BBox{MinLat: 0, MaxLat: 91}},
+		"bbox lng < -180":        {BBox: &geo.BBox{MinLng: -181}},
+		"bbox NaN":               {BBox: &geo.BBox{MaxLng: math.NaN()}},
+		"bbox south above north": {BBox: &geo.BBox{MinLat: 10, MaxLat: 5}},
+		"long query":             {Query: strings.Repeat("ü", geo.MaxQueryLength+1)},
+		"invalid utf8":           {Query: "\xff"},
+		"lat > 90":               {Point: &geo.Point{Lat: 90.1}},
 	}
 	for name, f := range bad {
 		if err := f.Validate(); geo.ErrorCode(err) != geo.Invalid {

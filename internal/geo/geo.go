@@ -40,7 +40,7 @@ func (p Point) Validate() error {
 }
 
 // Filter selects things. Its parts combine with AND; at least one of Query,
-// Point, Collections and Properties is set.
+// Point, BBox, Collections and Properties is set.
 //
 // Every field of Filter must be validated by Validate, included in
 // Canonical (which the page-token fingerprint hashes whole) and turned into
@@ -51,6 +51,9 @@ type Filter struct {
 	Query string
 	// Point, when not nil, keeps things whose geometry contains it.
 	Point *Point
+	// BBox, when not nil, keeps things whose geometry intersects it. A box
+	// whose MinLng is greater than its MaxLng crosses the antimeridian.
+	BBox *BBox
 	// Collections, when not empty, keeps things of these collections only;
 	// empty means every collection.
 	Collections []string
@@ -78,7 +81,7 @@ const (
 
 // Validate returns an Invalid error when f selects nothing or is malformed.
 func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
+	if f.Query == "" && f.Point == nil && f.BBox == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
 		return Errorf(Invalid, "a search needs a query, a point, a collection or a property filter")
 	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
@@ -86,6 +89,14 @@ func (f Filter) Validate() error {
 	}
 	if f.Point != nil {
 		if err := f.Point.Validate(); err != nil {
+			return err
+		}
+	}
+	if f.BBox != nil {
+		if f.Point != nil {
+			return Errorf(Invalid, "a search takes a point or a bbox, not both")
+		}
+		if err := f.BBox.Validate(); err != nil {
 			return err
 		}
 	}
@@ -162,7 +173,7 @@ func jsonKind(v any) string {
 // values sorted (by type, then value) without repeats. Two filters select the
 // same things when their canonical forms are equal; page tokens hash it.
 func (f Filter) Canonical() Filter {
-	c := Filter{Query: f.Query, Point: f.Point}
+	c := Filter{Query: f.Query, Point: f.Point, BBox: f.BBox}
 	if len(f.Collections) > 0 {
 		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
 	}
@@ -250,9 +261,30 @@ type Query struct {
 	MaxBytes int
 }
 
-// BBox is a WGS 84 bounding box.
+// BBox is a WGS 84 bounding box. As a filter, MinLng > MaxLng means the box
+// crosses the antimeridian: it spans MinLng to 180 and -180 to MaxLng.
 type BBox struct {
 	MinLng, MinLat, MaxLng, MaxLat float64
+}
+
+// Validate returns an Invalid error unless b's corners are finite, on the
+// globe, and its south edge is not north of its north edge.
+func (b BBox) Validate() error {
+	for _, c := range []struct {
+		name     string
+		v, limit float64
+	}{{"min lng", b.MinLng, 180}, {"min lat", b.MinLat, 90}, {"max lng", b.MaxLng, 180}, {"max lat", b.MaxLat, 90}} {
+		if math.IsNaN(c.v) || math.IsInf(c.v, 0) {
+			return Errorf(Invalid, "bbox %s must be a finite number, got %v", c.name, c.v)
+		}
+		if c.v < -c.limit || c.v > c.limit {
+			return Errorf(Invalid, "bbox %s must be within [%g, %g], got %v", c.name, -c.limit, c.limit, c.v)
+		}
+	}
+	if b.MinLat > b.MaxLat {
+		return Errorf(Invalid, "bbox min lat (%v) must not be greater than max lat (%v)", b.MinLat, b.MaxLat)
+	}
+	return nil
 }
 
 // Thing is a stored named polygon.

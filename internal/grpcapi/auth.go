@@ -2,11 +2,9 @@ package grpcapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"errors"
 	"path"
 	"strings"
-	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,32 +15,22 @@ import (
 	"google.golang.org/grpc/status"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo"
 )
 
-// Access is what a method needs.
-type Access int
+// Access is what a method needs: geo's access levels, which the HTTP API
+// shares.
+type Access = geo.Access
 
 // The access classes. The zero Access is Denied, so that a method missing
 // from the table is refused.
 const (
-	Denied Access = iota // not in the table: refused, whatever the token
-	Open                 // no token: the health service
-	Read                 // a read or write token, when READ_TOKENS is set
-	Write                // a write token, when any token is set
+	Denied = geo.Denied // not in the table: refused, whatever the token
+	Open   = geo.Open   // no token: the health service
+	Read   = geo.Read   // a read or write token, when READ_TOKENS is set
+	Write  = geo.Write  // a write token, when any token is set
 )
-
-func (a Access) String() string {
-	switch a {
-	case Open:
-		return "open"
-	case Read:
-		return "read"
-	case Write:
-		return "write"
-	default:
-		return "denied"
-	}
-}
 
 // methodAccess is the complete table of the methods this server serves and
 // the access each needs (default-deny: a method not listed is refused). A
@@ -75,90 +63,43 @@ func MethodAccess(fullMethod string) (Access, bool) {
 	return a, ok
 }
 
-// tokenSet holds SHA-256 digests of tokens: comparing digests of equal
-// length in constant time reveals neither a token's bytes nor its length.
-type tokenSet [][sha256.Size]byte
-
-func newTokenSet(tokens []string) tokenSet {
-	var s tokenSet
-	for _, t := range tokens {
-		if t != "" {
-			s = append(s, sha256.Sum256([]byte(t)))
-		}
-	}
-	return s
-}
-
-// has reports whether digest is in the set, comparing with every member so
-// that the time taken does not depend on which one matches.
-func (s tokenSet) has(digest [sha256.Size]byte) bool {
-	found := 0
-	for i := range s {
-		found |= subtle.ConstantTimeCompare(s[i][:], digest[:])
-	}
-	return found == 1
-}
-
-type tokens struct{ read, write tokenSet }
-
-// Auth checks the bearer tokens of calls against READ_TOKENS and
-// WRITE_TOKENS, which can change while serving (Set), after the method's
-// access in methodAccess. A method missing from that table is refused. With
-// no token configured every other call is allowed. With any, writes
-// (Import, DeleteThings, DeleteCollection) need a write token;
-// reads need a read or a write token when READ_TOKENS is set and are open
-// otherwise. Tokens are compared as digests in constant time and never
-// appear in errors or logs.
+// Auth checks the bearer tokens of calls with geo.Tokens, which the HTTP
+// API shares (READ_TOKENS and WRITE_TOKENS, changeable while serving: Set),
+// after the method's access in methodAccess. A method missing from that
+// table is refused. Tokens are compared as digests in constant time and
+// never appear in errors or logs.
 type Auth struct {
-	tokens atomic.Pointer[tokens]
+	tokens *geo.Tokens
 }
 
 // NewAuth returns an Auth with cfg's tokens.
 func NewAuth(cfg Config) *Auth {
-	a := &Auth{}
-	a.Set(cfg)
-	return a
+	return &Auth{tokens: geo.NewTokens(cfg.ReadTokens, cfg.WriteTokens)}
 }
 
-// Set replaces the tokens for calls that start from now on.
-func (a *Auth) Set(cfg Config) {
-	a.tokens.Store(&tokens{read: newTokenSet(cfg.ReadTokens), write: newTokenSet(cfg.WriteTokens)})
-}
+// Set replaces the tokens for calls that start from now on, on every
+// transport that shares them.
+func (a *Auth) Set(cfg Config) { a.tokens.Set(cfg.ReadTokens, cfg.WriteTokens) }
 
 // Enabled reports whether any token is configured.
-func (a *Auth) Enabled() bool {
-	t := a.tokens.Load()
-	return len(t.read) > 0 || len(t.write) > 0
-}
+func (a *Auth) Enabled() bool { return a.tokens.Enabled() }
+
+// Tokens returns the token check, for the other transports to share.
+func (a *Auth) Tokens() *geo.Tokens { return a.tokens }
 
 // check returns nil when the call may go on, else an Unauthenticated or
 // PermissionDenied status.
 func (a *Auth) check(ctx context.Context, fullMethod string) error {
-	need := methodAccess[fullMethod]
-	t := a.tokens.Load()
-	switch {
-	case need == Denied:
-		return status.Errorf(codes.PermissionDenied, "%s has no access class in this server's table, so it is refused", fullMethod)
-	case need == Open:
-		return nil
-	case need == Read && len(t.read) == 0:
-		return nil
-	case need == Write && len(t.read) == 0 && len(t.write) == 0:
-		return nil
-	}
 	presented, ok := bearerToken(ctx)
-	if !ok {
-		return status.Error(codes.Unauthenticated, `this call needs a token: send metadata "authorization: Bearer <token>"`)
-	}
-	digest := sha256.Sum256([]byte(presented))
-	isWrite := t.write.has(digest)
-	isRead := t.read.has(digest)
+	err := a.tokens.Check(methodAccess[fullMethod], presented, ok)
 	switch {
-	case isWrite:
+	case err == nil:
 		return nil
-	case need == Read && isRead:
-		return nil
-	case isRead: // a valid read token on a write
+	case errors.Is(err, geo.ErrDenied):
+		return status.Errorf(codes.PermissionDenied, "%s has no access class in this server's table, so it is refused", fullMethod)
+	case errors.Is(err, geo.ErrNoToken):
+		return status.Error(codes.Unauthenticated, `this call needs a token: send metadata "authorization: Bearer <token>"`)
+	case errors.Is(err, geo.ErrReadOnlyToken):
 		return status.Errorf(codes.PermissionDenied, "%s needs a write token; this token may only read", path.Base(fullMethod))
 	default:
 		return status.Error(codes.Unauthenticated, "the token is not valid")

@@ -272,7 +272,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 		resp.Things = append(resp.Things, pt)
 	}
 	if page.Next != nil {
-		resp.NextPageToken = encodePageToken(q.Filter, *page.Next)
+		resp.NextPageToken = geo.EncodePageToken(q.Filter, *page.Next)
 	}
 	s.metrics.Count("search.results", int64(len(resp.Things)))
 	return resp, nil
@@ -584,7 +584,7 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, error) {
 		q.Limit = lim.maxPageSize
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		c, err := decodePageToken(tok, filter)
+		c, err := geo.DecodePageToken(tok, filter, "page_token")
 		if err != nil {
 			return geo.Query{}, err
 		}

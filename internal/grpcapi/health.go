@@ -24,6 +24,14 @@ type Readiness struct {
 	pinger   Pinger
 	interval time.Duration
 	logger   *slog.Logger
+	notify   []func(ready bool)
+}
+
+// OnChange makes fn follow readiness too (another transport's readiness
+// route); it is called with false at once. Call it before Run.
+func (r *Readiness) OnChange(fn func(ready bool)) {
+	r.notify = append(r.notify, fn)
+	fn(false)
 }
 
 // NewReadiness returns a Readiness that starts NOT_SERVING.
@@ -36,6 +44,9 @@ func NewReadiness(h *health.Server, p Pinger, interval time.Duration, logger *sl
 func (r *Readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
 	r.health.SetServingStatus("", s)
 	r.health.SetServingStatus(searchv1.SearchService_ServiceDesc.ServiceName, s)
+	for _, fn := range r.notify {
+		fn(s == healthpb.HealthCheckResponse_SERVING)
+	}
 }
 
 // Run checks readiness at once and then every interval until ctx ends. It

@@ -30,6 +30,16 @@ func (c Config) validateTLS() []error {
 // signed by one of its CAs. Files are read once: rotating a certificate is
 // a restart, which the shutdown handover makes invisible to clients.
 func ServerCredentials(cfg Config) (credentials.TransportCredentials, error) {
+	tc, err := ServerTLSConfig(cfg)
+	if err != nil || tc == nil {
+		return nil, err
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+// ServerTLSConfig returns the TLS configuration of cfg, or nil when TLS is
+// off: the one the gRPC server uses, and that the HTTP API shares.
+func ServerTLSConfig(cfg Config) (*tls.Config, error) {
 	if !cfg.TLSEnabled() {
 		return nil, nil
 	}
@@ -46,7 +56,7 @@ func ServerCredentials(cfg Config) (credentials.TransportCredentials, error) {
 		tc.ClientCAs = pool
 		tc.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	return credentials.NewTLS(tc), nil
+	return tc, nil
 }
 
 // ClientTLS is how a client verifies the server and, for mutual TLS,

@@ -422,12 +422,13 @@ func TestSearchRejectsInvalidQueries(t *testing.T) {
 	t.Parallel()
 	svc, _ := newService(t)
 	for name, q := range map[string]geo.Query{
-		"no filter":       {Limit: 10},
-		"zero limit":      {Filter: geo.Filter{Query: "x"}},
-		"latitude out":    {Filter: geo.Filter{Point: &geo.Point{Lat: 91}}, Limit: 10},
-		"query too long":  {Filter: geo.Filter{Query: string(make([]byte, geo.MaxQueryLength+1))}, Limit: 10},
-		"invalid UTF-8":   {Filter: geo.Filter{Query: "\xff"}, Limit: 10},
-		"longitude minus": {Filter: geo.Filter{Point: &geo.Point{Lng: -180.5}}, Limit: 10},
+		"point and bbox":   {Filter: geo.Filter{Point: &geo.Point{}, BBox: &geo.BBox{}}, Limit: 10},
+		"bbox upside down": {Filter: geo.Filter{BBox: &geo.BBox{MinLat: 1, MaxLat: 0}}, Limit: 10},
+		"zero limit":       {Filter: geo.Filter{Query: "x"}},
+		"latitude out":     {Filter: geo.Filter{Point: &geo.Point{Lat: 91}}, Limit: 10},
+		"query too long":   {Filter: geo.Filter{Query: string(make([]byte, geo.MaxQueryLength+1))}, Limit: 10},
+		"invalid UTF-8":    {Filter: geo.Filter{Query: "\xff"}, Limit: 10},
+		"longitude minus":  {Filter: geo.Filter{Point: &geo.Point{Lng: -180.5}}, Limit: 10},
 	} {
 		if _, err := svc.Search(context.Background(), q); geo.ErrorCode(err) != geo.Invalid {
 			t.Errorf("%s: error %v, want code invalid", name, err)
@@ -459,5 +460,72 @@ func TestStatementTimeoutChangesWhileRunning(t *testing.T) {
 	}
 	if _, err := pool.Exec(context.Background(), "SELECT pg_sleep(1)"); err == nil {
 		t.Fatal("a 1s statement survived a 50ms statement timeout")
+	}
+}
+
+func TestSearchByBBoxAndEverything(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	mustImport(t, svc, []geo.Feature{
+		square("west of the antimeridian", 170, -10, 179, 10),
+		square("east of the antimeridian", -179, -10, -170, 10),
+		square("greenwich", -1, 50, 1, 52),
+		square("far north", -1, 80, 1, 85),
+	})
+	tests := []struct {
+		name string
+		box  *geo.BBox
+		want []string
+	}{
+		{"every thing without a box", nil, []string{"east of the antimeridian", "far north", "greenwich", "west of the antimeridian"}},
+		{"the whole world", &geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}, []string{"east of the antimeridian", "far north", "greenwich", "west of the antimeridian"}},
+		{"around greenwich", &geo.BBox{MinLng: -0.5, MinLat: 51, MaxLng: 0.5, MaxLat: 51.5}, []string{"greenwich"}},
+		{"touching an edge", &geo.BBox{MinLng: 1, MinLat: 52, MaxLng: 2, MaxLat: 53}, []string{"greenwich"}},
+		{"across the antimeridian", &geo.BBox{MinLng: 175, MinLat: 0, MaxLng: -175, MaxLat: 1}, []string{"east of the antimeridian", "west of the antimeridian"}},
+		{"across, reaching only the western square", &geo.BBox{MinLng: 175, MinLat: 0, MaxLng: -179.5, MaxLat: 1}, []string{"west of the antimeridian"}},
+		{"a gap", &geo.BBox{MinLng: 179.5, MinLat: 0, MaxLng: -179.5, MaxLat: 1}, []string{}},
+		{"the sea", &geo.BBox{MinLng: -40, MinLat: 0, MaxLng: -30, MaxLat: 10}, []string{}},
+	}
+	for _, tt := range tests {
+		var got []string
+		q := geo.Query{Filter: geo.Filter{BBox: tt.box}, Limit: 1}
+		for {
+			page, err := svc.Search(context.Background(), q)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			got = append(got, names(page.Things)...)
+			if page.Next == nil {
+				break
+			}
+			q.After = page.Next
+		}
+		if diff := cmp.Diff(tt.want, append([]string{}, got...)); diff != "" {
+			t.Errorf("%s, one per page (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
+func TestGetByID(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	mustImport(t, svc, []geo.Feature{square("greenwich", -1, 50, 1, 52)})
+	page, err := svc.Search(context.Background(), geo.Query{Filter: geo.Filter{Query: "green"}, Limit: 1})
+	if err != nil || len(page.Things) != 1 {
+		t.Fatalf("search: %v, %v", page, err)
+	}
+	id := page.Things[0].ID
+	got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != "greenwich" || got.GeometryGeoJSON == "" || got.BBox.MaxLat != 52 {
+		t.Errorf("Get(%d) = %+v", id, got)
+	}
+	if got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, false); err != nil || got.GeometryGeoJSON != "" {
+		t.Errorf("Get without geometry = %+v, %v", got, err)
+	}
+	if _, err := svc.Get(context.Background(), geo.ThingRef{ID: id + 1000}, false); geo.ErrorCode(err) != geo.NotFound {
+		t.Errorf("Get(unknown) = %v, want NotFound", err)
 	}
 }

@@ -55,6 +55,29 @@ const (
 	fromPointHits = `
 FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
+
+	// The box query finds the parts that intersect the box, or either half
+	// of a box across the antimeridian (west > east), through their GiST
+	// index, then the things by primary key as for a point. EXPLAIN ANALYZE
+	// on the 1:50m countries: an Index Scan on thing_part_geom_idx for a
+	// box, a BitmapOr of two Bitmap Index Scans on it for a box across the
+	// line. Every part the box meets is read before the page is cut, so a
+	// box over a whole large collection costs as much as the collection.
+	boxHits = `WITH bb AS (
+    SELECT $?::float8 AS w, $?::float8 AS s, $?::float8 AS e, $?::float8 AS n
+), box AS (
+    SELECT ST_MakeEnvelope(w, s, CASE WHEN w <= e THEN e ELSE 180 END, n, 4326) AS east,
+           CASE WHEN w > e THEN ST_MakeEnvelope(-180, s, e, n, 4326) END AS west
+    FROM bb
+), hit AS (
+    SELECT DISTINCT p.thing_id
+    FROM thing_part p, box
+    WHERE ST_Intersects(p.geom, box.east) OR (box.west IS NOT NULL AND ST_Intersects(p.geom, box.west))
+)
+`
+	fromBoxHits = `
+FROM hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+WHERE true`
 	fromThings = `
 FROM thing t
 WHERE true`
@@ -115,14 +138,20 @@ func (s *statement) add(fragment string, args ...any) {
 // than q.Limit when a next page exists.
 func SearchStatement(q geo.Query) (string, []any) {
 	var s statement
-	if q.Point != nil {
+	switch {
+	case q.Point != nil:
 		s.add(pointHits, q.Point.Lng, q.Point.Lat)
+	case q.BBox != nil:
+		s.add(boxHits, q.BBox.MinLng, q.BBox.MinLat, q.BBox.MaxLng, q.BBox.MaxLat)
 	}
 	s.add(selectThing)
 	s.add(geometryColumn(q.IncludeGeometry))
-	if q.Point != nil {
+	switch {
+	case q.Point != nil:
 		s.add(fromPointHits)
-	} else {
+	case q.BBox != nil:
+		s.add(fromBoxHits)
+	default:
 		s.add(fromThings)
 	}
 	return s.finish(q)

@@ -121,6 +121,10 @@ func FilterFields() map[string]FilterField {
 			Narrow:  func(f *geo.Filter) { f.Point = &geo.Point{Lat: 5, Lng: 5} },
 			Invalid: func(f *geo.Filter) { f.Point = &geo.Point{Lat: 91} },
 		},
+		"BBox": {
+			Narrow:  func(f *geo.Filter) { f.BBox = &geo.BBox{MinLng: -5, MinLat: -5, MaxLng: 15, MaxLat: 15} },
+			Invalid: func(f *geo.Filter) { f.BBox = &geo.BBox{MinLng: 0, MinLat: 10, MaxLng: 1, MaxLat: 5} },
+		},
 		"Collections": {
 			Narrow:  func(f *geo.Filter) { f.Collections = []string{"a"} },
 			Invalid: func(f *geo.Filter) { f.Collections = []string{"Not A Name"} },

@@ -1,4 +1,4 @@
-package grpcapi
+package geo_test
 
 import (
 	"reflect"
@@ -26,7 +26,7 @@ func TestFingerprintCoversEveryFilterField(t *testing.T) {
 		}
 		f := base
 		ff.Narrow(&f)
-		if filterFingerprint(f) == filterFingerprint(base) {
+		if geo.FilterFingerprint(f) == geo.FilterFingerprint(base) {
 			t.Errorf("setting %s leaves the fingerprint unchanged", name)
 		}
 	}
@@ -38,12 +38,12 @@ func TestFingerprintIsOfTheCanonicalFilter(t *testing.T) {
 		{Key: "z", Values: []any{"y", "x", 2.0, true}}, {Key: "k", Values: []any{1.0}}}}
 	b := geo.Filter{Collections: []string{"a", "b"}, Properties: []geo.PropertyFilter{
 		{Key: "k", Values: []any{1.0}}, {Key: "z", Values: []any{true, 2.0, "x", "y", "x"}}}}
-	if filterFingerprint(a) != filterFingerprint(b) {
+	if geo.FilterFingerprint(a) != geo.FilterFingerprint(b) {
 		t.Errorf("filters selecting the same things have different fingerprints:\n%+v\n%+v", a.Canonical(), b.Canonical())
 	}
 	c := b
 	c.Properties = []geo.PropertyFilter{{Key: "k", Values: []any{"1"}}, b.Properties[1]}
-	if filterFingerprint(c) == filterFingerprint(b) {
+	if geo.FilterFingerprint(c) == geo.FilterFingerprint(b) {
 		t.Error("the string 1 and the number 1 share a fingerprint")
 	}
 }

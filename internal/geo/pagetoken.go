@@ -1,4 +1,4 @@
-package grpcapi
+package geo
 
 import (
 	"encoding/base64"
@@ -8,11 +8,10 @@ import (
 	"hash/fnv"
 	"math"
 	"unicode/utf8"
-
-	"github.com/geosearch/search/internal/geo"
 )
 
-// A page token is opaque to clients. Inside, base64url without padding:
+// A page token is opaque to clients: gRPC's next_page_token and the HTTP
+// API's next links carry the same one. Inside, base64url without padding:
 //
 //	version (1 byte) | filter fingerprint (8 bytes) | last id (uvarint) | last name
 //
@@ -30,17 +29,19 @@ const (
 // of geo.Filter is in it without being listed here, and two filters that
 // select the same things (collections or values in another order) share
 // their tokens. f must be valid (JSON has no NaN).
-func filterFingerprint(f geo.Filter) uint64 {
+func filterFingerprint(f Filter) uint64 {
 	b, err := json.Marshal(f.Canonical())
 	if err != nil {
-		panic(fmt.Sprintf("grpcapi: fingerprint of a filter that was not validated: %v", err))
+		panic(fmt.Sprintf("geo: fingerprint of a filter that was not validated: %v", err))
 	}
 	h := fnv.New64a()
 	_, _ = h.Write(b)
 	return h.Sum64()
 }
 
-func encodePageToken(f geo.Filter, c geo.Cursor) string {
+// EncodePageToken returns the token of the page that starts after c in the
+// results of f.
+func EncodePageToken(f Filter, c Cursor) string {
 	b := make([]byte, 0, 1+8+binary.MaxVarintLen64+len(c.Name))
 	b = append(b, pageTokenVersion)
 	b = binary.BigEndian.AppendUint64(b, filterFingerprint(f))
@@ -49,27 +50,28 @@ func encodePageToken(f geo.Filter, c geo.Cursor) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodePageToken returns the cursor in tok, or an Invalid error if tok is
-// malformed or was issued for another filter.
-func decodePageToken(tok string, f geo.Filter) (geo.Cursor, error) {
-	malformed := geo.Errorf(geo.Invalid, "page_token is malformed; use the next_page_token of a previous response")
+// DecodePageToken returns the cursor in tok, or an Invalid error if tok is
+// malformed or was issued for another filter. param names the token in the
+// caller's protocol (page_token, cursor), for the error message.
+func DecodePageToken(tok string, f Filter, param string) (Cursor, error) {
+	malformed := Errorf(Invalid, "%s is malformed; use the one a previous response gave", param)
 	if len(tok) > maxPageTokenLen {
-		return geo.Cursor{}, malformed
+		return Cursor{}, malformed
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(b) < 1+8+1 || b[0] != pageTokenVersion {
-		return geo.Cursor{}, malformed
+		return Cursor{}, malformed
 	}
 	if binary.BigEndian.Uint64(b[1:9]) != filterFingerprint(f) {
-		return geo.Cursor{}, geo.Errorf(geo.Invalid, "page_token was issued for a different search; repeat the same filter with it")
+		return Cursor{}, Errorf(Invalid, "%s was issued for a different search; repeat the same filter with it", param)
 	}
 	id, n := binary.Uvarint(b[9:])
 	if n <= 0 || id == 0 || id > math.MaxInt64 {
-		return geo.Cursor{}, malformed
+		return Cursor{}, malformed
 	}
 	name := b[9+n:]
 	if len(name) == 0 || !utf8.Valid(name) {
-		return geo.Cursor{}, malformed
+		return Cursor{}, malformed
 	}
-	return geo.Cursor{ID: int64(id), Name: string(name)}, nil
+	return Cursor{ID: int64(id), Name: string(name)}, nil
 }

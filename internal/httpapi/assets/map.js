@@ -1,0 +1,188 @@
+// The map page: the collections of the OGC API, drawable; a click locates
+// the point and highlights the things that contain it; a name search; the
+// things in the current window. No basemap unless the server configures
+// one, so it works without internet.
+(function () {
+  'use strict';
+  const body = document.body;
+  const map = L.map('map', { worldCopyJump: true }).setView([20, 0], 2);
+  window.searchMap = map; // for the browser test and the curious
+  const tileURL = body.dataset.tileTemplate;
+  if (tileURL) {
+    L.tileLayer(tileURL, { attribution: body.dataset.tileAttribution || '', maxZoom: 19 }).addTo(map);
+  }
+  const drawStyle = { color: '#3a6ea5', weight: 1, fillOpacity: 0.15, className: 'drawn' };
+  const highlightStyle = { color: '#d7301f', weight: 3, fillOpacity: 0.45, className: 'highlight' };
+  const highlight = L.layerGroup().addTo(map);
+  const drawn = {}; // collection id -> layer
+
+  let token = sessionStorage.getItem('searchToken') || '';
+  // api fetches JSON from the API, asking for a token when the server
+  // needs one.
+  async function api(url) {
+    const headers = token ? { Authorization: 'Bearer ' + token } : {};
+    const resp = await fetch(url, { headers });
+    if (resp.status === 401) {
+      document.getElementById('token-box').hidden = false;
+      throw new Error('this server needs a read token');
+    }
+    const data = await resp.json();
+    if (!resp.ok) throw new Error(data.description || resp.statusText);
+    return data;
+  }
+  document.getElementById('token-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    token = document.getElementById('token').value;
+    sessionStorage.setItem('searchToken', token);
+    document.getElementById('token-box').hidden = true;
+    loadCollections();
+  });
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    Object.assign(e, attrs || {});
+    for (const c of children) e.append(c);
+    return e;
+  }
+  function showError(target, err) {
+    target.replaceChildren(el('li', { className: 'error', textContent: err.message }));
+  }
+  function bboxParam() {
+    const b = map.getBounds();
+    const west = Math.max(-180, b.getWest()), east = Math.min(180, b.getEast());
+    const r = (v) => Math.round(v * 1e4) / 1e4;
+    return [r(west), r(Math.max(-90, b.getSouth())), r(east), r(Math.min(90, b.getNorth()))].join(',');
+  }
+
+  // allItems follows next links from url, calling fn with each page.
+  async function allItems(url, fn) {
+    while (url) {
+      const page = await api(url);
+      fn(page);
+      const next = (page.links || []).find((l) => l.rel === 'next');
+      url = next ? next.href : null;
+    }
+  }
+
+  async function toggleCollection(c, on, status) {
+    if (drawn[c.id]) { map.removeLayer(drawn[c.id]); delete drawn[c.id]; }
+    if (!on) { status.textContent = ''; return; }
+    const layer = L.geoJSON(null, { style: drawStyle }).addTo(map);
+    drawn[c.id] = layer;
+    let n = 0;
+    status.textContent = ' drawing…';
+    try {
+      await allItems('/collections/' + encodeURIComponent(c.id) + '/items?limit=1000', (page) => {
+        layer.addData(page);
+        n += page.numberReturned;
+        status.textContent = ' ' + n + ' drawn';
+      });
+      highlight.eachLayer((l) => l.bringToFront());
+    } catch (err) {
+      status.textContent = ' ' + err.message;
+    }
+  }
+
+  async function loadCollections() {
+    const list = document.getElementById('collections');
+    try {
+      const data = await api('/collections');
+      list.replaceChildren();
+      for (const c of data.collections) {
+        const box = el('input', { type: 'checkbox', id: 'draw-' + c.id });
+        const status = el('span', { className: 'muted small' });
+        box.addEventListener('change', () => toggleCollection(c, box.checked, status));
+        list.append(el('li', { className: 'collection' },
+          box, ' ', el('label', { htmlFor: box.id, textContent: c.title ? c.id + ' (' + c.title + ')' : c.id }), status));
+      }
+    } catch (err) {
+      showError(list, err);
+    }
+  }
+
+  function thingBlock(t) {
+    const rows = Object.entries(t.properties || {}).map(([k, v]) =>
+      el('tr', {}, el('td', { textContent: k }), el('td', { textContent: typeof v === 'object' ? JSON.stringify(v) : String(v) })));
+    return el('div', { className: 'thing' },
+      el('h3', { textContent: t.name }),
+      el('div', { className: 'muted small', textContent: 'id ' + t.id + (t.key ? ' · key ' + t.key : '') + ' · ' + t.collection }),
+      el('table', {}, ...rows));
+  }
+
+  map.on('click', async (ev) => {
+    const lat = ev.latlng.lat, lng = L.Util.wrapNum(ev.latlng.lng, [-180, 180], true);
+    const out = document.getElementById('clicked');
+    out.textContent = 'locating…';
+    highlight.clearLayers();
+    try {
+      const data = await api('/locate?lat=' + lat.toFixed(6) + '&lng=' + lng.toFixed(6) + '&geometry=true');
+      out.classList.remove('muted');
+      out.replaceChildren(el('div', { className: 'mono', textContent: lat.toFixed(4) + ', ' + lng.toFixed(4) }));
+      if (data.things.length === 0) out.append(el('div', { className: 'muted', textContent: 'in no thing' }));
+      for (const t of data.things) {
+        highlight.addLayer(L.geoJSON({ type: 'Feature', geometry: t.geometry, properties: {} }, { style: highlightStyle }));
+        out.append(thingBlock(t));
+      }
+      out.dataset.located = data.things.map((t) => t.name).join('|');
+    } catch (err) {
+      out.replaceChildren(el('div', { className: 'error', textContent: err.message }));
+    }
+  });
+
+  function resultList(target, features) {
+    target.replaceChildren();
+    if (features.length === 0) target.append(el('li', { className: 'muted', textContent: 'nothing' }));
+    for (const f of features) {
+      const b = el('button', { className: 'link', type: 'button', textContent: f.properties.name });
+      b.addEventListener('click', () => {
+        highlight.clearLayers();
+        const layer = L.geoJSON(f, { style: highlightStyle });
+        highlight.addLayer(layer);
+        map.fitBounds(layer.getBounds());
+        document.getElementById('clicked').classList.remove('muted');
+        document.getElementById('clicked').replaceChildren(thingBlock({
+          id: f.id, name: f.properties.name, key: f.properties.key, collection: f.properties.collection, properties: f.properties,
+        }));
+      });
+      target.append(el('li', {}, b));
+    }
+  }
+
+  document.getElementById('search-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const q = document.getElementById('search').value.trim();
+    const out = document.getElementById('search-results');
+    if (!q) { out.replaceChildren(); return; }
+    try {
+      const cols = await api('/collections');
+      const found = [];
+      for (const c of cols.collections) {
+        const page = await api('/collections/' + encodeURIComponent(c.id) + '/items?limit=20&q=' + encodeURIComponent(q));
+        found.push(...page.features);
+      }
+      resultList(out, found);
+    } catch (err) {
+      showError(out, err);
+    }
+  });
+
+  document.getElementById('in-view').addEventListener('click', async () => {
+    const out = document.getElementById('view-results');
+    try {
+      const cols = await api('/collections');
+      const found = [];
+      for (const c of cols.collections) {
+        const page = await api('/collections/' + encodeURIComponent(c.id) + '/items?limit=100&bbox=' + bboxParam());
+        found.push(...page.features);
+      }
+      resultList(out, found);
+    } catch (err) {
+      showError(out, err);
+    }
+  });
+
+  function showBBox() { document.getElementById('bbox').textContent = 'bbox=' + bboxParam(); }
+  map.on('moveend', showBBox);
+  showBBox();
+  loadCollections();
+})();

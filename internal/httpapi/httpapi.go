@@ -1,0 +1,352 @@
+// Package httpapi serves geo.SearchService over HTTP: OGC API – Features
+// (Part 1: Core, GeoJSON, OpenAPI 3.0) for GIS tools, a locate endpoint for
+// plain HTTP clients, and a map page whose assets are in the binary. It is
+// one more adapter over the domain, beside gRPC: the same validation, page
+// tokens, bearer tokens (geo.Tokens) and error codes, mapped to HTTP in one
+// table (httpStatus).
+package httpapi
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
+)
+
+// Config is the HTTP server's configuration, read from the environment.
+// Page sizes, TLS files and tokens are gRPC's (grpcapi.Config): one service,
+// one set of limits and credentials.
+type Config struct {
+	// ListenAddr, when set, turns the HTTP API on at this TCP address.
+	ListenAddr string `env:"HTTP_LISTEN_ADDR"`
+	// ServiceName is the Consul service the HTTP API registers as.
+	ServiceName string `env:"HTTP_SERVICE_NAME, default=search-service-http"`
+	// MaxBodyBytes bounds a POST /locate body.
+	MaxBodyBytes int64 `env:"HTTP_MAX_BODY_BYTES, default=16777216"`
+	// MapTileURL, when set, is the basemap of /map (a Leaflet tile URL
+	// template such as https://tile.example.org/{z}/{x}/{y}.png); by default
+	// the map has none and works without internet.
+	MapTileURL string `env:"MAP_TILE_URL"`
+	// MapTileAttribution is shown under the basemap.
+	MapTileAttribution string `env:"MAP_TILE_ATTRIBUTION"`
+}
+
+// Enabled reports whether the HTTP API is on.
+func (c Config) Enabled() bool { return c.ListenAddr != "" }
+
+// Validate reports every invalid setting.
+func (c Config) Validate() error {
+	if !c.Enabled() {
+		return nil
+	}
+	var errs []error
+	if c.ServiceName == "" {
+		errs = append(errs, errors.New("HTTP_SERVICE_NAME must not be empty"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("HTTP_MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))
+	}
+	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
+		errs = append(errs, fmt.Errorf("MAP_TILE_URL must be an http:// or https:// URL template, got %q", c.MapTileURL))
+	}
+	return errors.Join(errs...)
+}
+
+// Limits are the request limits that can change while serving: the page
+// sizes of Search.
+type Limits struct {
+	DefaultPageSize, MaxPageSize int
+}
+
+// Deps are what the server needs besides the service.
+type Deps struct {
+	// Logger gets internal errors (none: discarded); Access gets one record
+	// per request (none: no access log).
+	Logger, Access *slog.Logger
+	// Metrics gets http.<route>.requests, .latency and .errors.<status>.
+	Metrics metrics.Metrics
+	// Tokens decide access; shared with gRPC.
+	Tokens *geo.Tokens
+	// TLS, when not nil, serves HTTPS with this configuration.
+	TLS *tls.Config
+	// Version is reported on the landing page.
+	Version string
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	svc    geo.SearchService
+	cfg    Config
+	deps   Deps
+	limits atomic.Pointer[Limits]
+	ready  atomic.Bool
+	http   *http.Server
+	lis    net.Listener
+}
+
+// New builds the server and binds its listener, so a busy port fails at
+// once. It starts not ready; SetReady turns it ready.
+func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, error) {
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.Nop{}
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, cfg: cfg, deps: deps}
+	s.SetLimits(lim)
+	lis, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for HTTP: %w", err)
+	}
+	if deps.TLS != nil {
+		lis = tls.NewListener(lis, deps.TLS)
+	}
+	s.lis = lis
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// SetLimits applies lim to requests that start from now on.
+func (s *Server) SetLimits(lim Limits) { s.limits.Store(&lim) }
+
+// SetReady sets what the readiness route answers: it follows the database
+// as the gRPC health service does, and turns not ready first at shutdown.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve serves until Shutdown or Close; it returns http.ErrServerClosed
+// then.
+func (s *Server) Serve() error { return s.http.Serve(s.lis) }
+
+// Shutdown stops accepting requests and waits for those in flight, until
+// ctx ends; then Close cuts the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		_ = s.http.Close()
+	}
+	return err
+}
+
+// Close stops at once, cutting requests in flight.
+func (s *Server) Close() {
+	_ = s.http.Close()
+	_ = s.lis.Close() // when Serve never ran
+}
+
+// route is one endpoint: its pattern, its name in metrics and logs, what
+// it needs of the caller, and its handler.
+type route struct {
+	pattern string
+	name    string
+	access  geo.Access
+	handler func(http.ResponseWriter, *http.Request) error
+}
+
+// routes lists every endpoint. The landing page, conformance, the API
+// definition, the map's files and readiness are open: they show no data.
+// Everything that shows things needs a read token when READ_TOKENS is set.
+func (s *Server) routes() []route {
+	return []route{
+		{"GET /{$}", "landing", geo.Open, s.landing},
+		{"GET /conformance", "conformance", geo.Open, s.conformance},
+		{"GET /api", "api", geo.Open, s.apiDefinition},
+		{"GET /collections", "collections", geo.Read, s.collectionsList},
+		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection},
+		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items},
+		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature},
+		{"GET /locate", "locate", geo.Read, s.locate},
+		{"POST /locate", "locate_batch", geo.Read, s.locateBatch},
+		{"GET /map", "map", geo.Open, s.mapPage},
+		{"GET /map/", "map_assets", geo.Open, s.mapAssets},
+		{"GET /readyz", "readyz", geo.Open, s.readyz},
+	}
+}
+
+// Handler returns the API's handler: each route wrapped in logging, metrics,
+// panic recovery, the token check and error mapping. Another method on a
+// known path is 405 with an Allow header, an unknown path 404, both with
+// the exception body.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range s.routes() {
+		mux.Handle(rt.pattern, s.wrap(rt))
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		if allowed[path] == nil {
+			paths = append(paths, path)
+		}
+		allowed[path] = append(allowed[path], method)
+		if method == http.MethodGet {
+			allowed[path] = append(allowed[path], http.MethodHead)
+		}
+	}
+	for _, path := range paths {
+		allow := strings.Join(allowed[path], ", ")
+		mux.Handle(path, s.wrap(route{name: "method_not_allowed", access: geo.Open, handler: func(w http.ResponseWriter, r *http.Request) error {
+			w.Header().Set("Allow", allow)
+			return errMethod(r.Method, allow)
+		}}))
+	}
+	mux.Handle("/", s.wrap(route{name: "unknown", access: geo.Open, handler: func(_ http.ResponseWriter, r *http.Request) error {
+		return errNotFoundPath(r.URL.Path)
+	}}))
+	return mux
+}
+
+// statusRecorder remembers the status and size of a response.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streamed answers (POST /locate) reach the client line by line.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// wrap turns a route's handler into an http.Handler.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		err := s.serveRoute(rec, r, rt)
+		if err != nil {
+			s.writeError(rec, r, rt.name, err)
+		}
+		s.measure(rt.name, rec.status, start)
+		s.logRequest(r, rt.name, rec, start, err)
+	})
+}
+
+// serveRoute checks the token and runs the handler, turning a panic into an
+// Internal error.
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			err = geo.Wrap(geo.Internal, fmt.Errorf("panic: %v\n%s", p, debug.Stack()), "internal error")
+		}
+	}()
+	if s.deps.Tokens != nil {
+		token, ok := bearerToken(r)
+		if err := s.deps.Tokens.Check(rt.access, token, ok); err != nil {
+			return err
+		}
+	}
+	return rt.handler(w, r)
+}
+
+// bearerToken returns the token of the "Authorization: Bearer" header.
+func bearerToken(r *http.Request) (string, bool) {
+	values := r.Header.Values("Authorization")
+	if len(values) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// measure reports one finished request: http.<route>.requests,
+// http.<route>.latency and, for 4xx and 5xx, http.<route>.errors.<status>.
+func (s *Server) measure(name string, status int, start time.Time) {
+	m := s.deps.Metrics
+	prefix := "http." + name
+	m.Count(prefix+".requests", 1)
+	m.Timing(prefix+".latency", time.Since(start))
+	if status >= 400 {
+		m.Count(fmt.Sprintf("%s.errors.%d", prefix, status), 1)
+	}
+}
+
+// logRequest writes the access log record: info for success and client
+// errors, warn for 5xx other than 500, error for 500; readiness checks
+// that succeed (Consul's, every few seconds) only at debug.
+func (s *Server) logRequest(r *http.Request, name string, rec *statusRecorder, start time.Time, err error) {
+	logger := s.deps.Access
+	if logger == nil {
+		return
+	}
+	level := slog.LevelInfo
+	switch {
+	case rec.status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case rec.status >= 500:
+		level = slog.LevelWarn
+	case name == "readyz" && rec.status < 300:
+		level = slog.LevelDebug
+	}
+	ctx := r.Context()
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("route", name),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String("peer", r.RemoteAddr),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("message", errorMessage(err)))
+	}
+	logger.LogAttrs(ctx, level, "http", attrs...)
+}
+
+// readyz answers 200 while the database answers and 503 otherwise; Consul's
+// HTTP check and load balancers use it.
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) error {
+	if !s.ready.Load() {
+		return geo.Errorf(geo.Unavailable, "not ready: the database does not answer, or the server is shutting down")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write([]byte(`{"status":"ready"}` + "\n"))
+	return err
+}

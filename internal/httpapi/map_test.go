@@ -1,0 +1,192 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// browserDir holds the browser test's npm packages (playwright-core, and
+// the Leaflet the assets vendor), installed by tools/install-deps.sh
+// browser (make deps).
+const browserDir = "testdata/browser"
+
+func requireNodeModules(t *testing.T) {
+	t.Helper()
+	for _, pkg := range []string{"leaflet", "playwright-core"} {
+		if _, err := os.Stat(filepath.Join(browserDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("%s is not installed in internal/httpapi/%s: run tools/install-deps.sh browser (make deps)", pkg, browserDir)
+		}
+	}
+}
+
+// TestVendoredLeafletMatchesNPM: the Leaflet files in the binary are byte
+// for byte those of the npm package pinned in testdata/browser/package.json
+// (and its lock file's integrity hash), licence included.
+func TestVendoredLeafletMatchesNPM(t *testing.T) {
+	t.Parallel()
+	requireNodeModules(t)
+	var pkg struct{ Version string }
+	b, err := os.ReadFile(filepath.Join(browserDir, "node_modules", "leaflet", "package.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Version != "1.9.4" {
+		t.Fatalf("installed leaflet %s; the vendored files are 1.9.4: run tools/install-deps.sh browser", pkg.Version)
+	}
+	files := map[string]string{
+		"assets/leaflet/leaflet.js":  "dist/leaflet.js",
+		"assets/leaflet/leaflet.css": "dist/leaflet.css",
+		"assets/leaflet/LICENSE":     "LICENSE",
+	}
+	images, err := filepath.Glob(filepath.Join(browserDir, "node_modules", "leaflet", "dist", "images", "*.png"))
+	if err != nil || len(images) == 0 {
+		t.Fatalf("no images in the leaflet package: %v", err)
+	}
+	for _, img := range images {
+		files["assets/leaflet/images/"+filepath.Base(img)] = "dist/images/" + filepath.Base(img)
+	}
+	vendored, err := filepath.Glob("assets/leaflet/images/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vendored) != len(images) {
+		t.Errorf("assets/leaflet/images has %d files, the package %d", len(vendored), len(images))
+	}
+	for ours, theirs := range files {
+		a, err1 := os.ReadFile(ours)
+		b, err2 := os.ReadFile(filepath.Join(browserDir, "node_modules", "leaflet", theirs))
+		if err1 != nil || err2 != nil {
+			t.Errorf("%s vs %s: %v %v", ours, theirs, err1, err2)
+			continue
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("%s differs from leaflet@1.9.4's %s: copy it again", ours, theirs)
+		}
+	}
+}
+
+// TestMapAssets: the page, its files and Leaflet's are served from the
+// binary with their types; nothing else under /map/ is.
+func TestMapAssets(t *testing.T) {
+	t.Parallel()
+	a := start(t, func(s *setup) {
+		s.fixture = ""
+		s.cfg.MapTileURL = "https://{s}.tile.example.org/{z}/{x}/{y}.png"
+		s.cfg.MapTileAttribution = "© example & co"
+	})
+	page := a.get(t, "/map")
+	if page.status != http.StatusOK || !strings.HasPrefix(page.header.Get("Content-Type"), "text/html") {
+		t.Fatalf("/map: %d %s", page.status, page.header.Get("Content-Type"))
+	}
+	for _, want := range []string{`data-tile-template="https://{s}.tile.example.org/{z}/{x}/{y}.png"`, `data-tile-attribution="© example &amp; co"`, `src="/map/leaflet/leaflet.js"`} {
+		if !bytes.Contains(page.body, []byte(want)) {
+			t.Errorf("/map lacks %s", want)
+		}
+	}
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: https://*.tile.example.org") || !strings.Contains(csp, "default-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	for path, ctype := range map[string]string{
+		"/map/map.js":                         "text/javascript",
+		"/map/map.css":                        "text/css",
+		"/map/leaflet/leaflet.js":             "text/javascript",
+		"/map/leaflet/leaflet.css":            "text/css",
+		"/map/leaflet/images/layers.png":      "image/png",
+		"/map/leaflet/LICENSE":                "text/plain",
+		"/map/leaflet/images/marker-icon.png": "image/png",
+	} {
+		r := a.get(t, path)
+		if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.body) == 0 {
+			t.Errorf("%s: %d %q, want 200 %s", path, r.status, r.header.Get("Content-Type"), ctype)
+		}
+	}
+	for _, path := range []string{"/map/", "/map/leaflet/", "/map/map.html", "/map/nothing.js", "/map/../httpapi.go", "/map/leaflet/leaflet.js.map"} {
+		if r := a.get(t, path); r.status != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", path, r.status)
+		}
+	}
+	// Offline by default: no tile URL, nothing outside the server.
+	b := start(t, func(s *setup) { s.fixture = "" })
+	if r := b.get(t, "/map"); !bytes.Contains(r.body, []byte(`data-tile-template=""`)) {
+		t.Errorf("/map without MAP_TILE_URL names a basemap")
+	}
+}
+
+// TestMapInBrowser opens /map in headless Chromium (Debian's chromium,
+// driven by playwright-core), on a server with the 1:50m sample countries:
+// the collection is listed and drawn, a click on Paris highlights France
+// and names it, the name search and the window's bbox answer. The
+// screenshot goes to the test's artifact directory (go test -artifacts
+// keeps it; README's docs/map.png is one).
+func TestMapInBrowser(t *testing.T) {
+	t.Parallel()
+	requireNodeModules(t)
+	chromium := "/usr/bin/chromium"
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("%s is missing: run tools/install-deps.sh browser (apt-get install chromium)", chromium)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is missing: apt-get install nodejs")
+	}
+	a := start(t, func(s *setup) {
+		s.fixture = "ne_50m_countries.geojson"
+		s.limits.MaxPageSize = 1000
+	})
+	shot := filepath.Join(t.ArtifactDir(), "map.png")
+	cmd := exec.Command(node, "map.mjs")
+	cmd.Dir = browserDir
+	cmd.Env = append(os.Environ(), "SERVER_URL="+a.base, "SCREENSHOT="+shot, "CHROMIUM="+chromium)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("the browser script failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	var seen struct {
+		Collections []string
+		Drawn       string
+		Located     string
+		Panel       string
+		Highlighted int
+		Search      []string
+		BBox        string
+		InView      []string
+		Outside     []string
+		PageErrors  []string
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &seen); err != nil {
+		t.Fatalf("the script's report %q: %v", stdout.String(), err)
+	}
+	t.Logf("the browser saw: %+v; screenshot: %s", seen, shot)
+	if len(seen.Collections) != 1 || !strings.HasPrefix(seen.Collections[0], "default") {
+		t.Errorf("collections listed: %v, want default", seen.Collections)
+	}
+	if seen.Drawn != "241 drawn" {
+		t.Errorf("drawing the collection: %q, want 241 drawn", seen.Drawn)
+	}
+	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") {
+		t.Errorf("clicking Paris: located %q, %d highlighted paths, panel %q; want France highlighted with its properties", seen.Located, seen.Highlighted, seen.Panel)
+	}
+	if !slices.Contains(seen.Search, "France") {
+		t.Errorf("searching fran: %v", seen.Search)
+	}
+	if !strings.HasPrefix(seen.BBox, "bbox=") || !slices.Contains(seen.InView, "France") {
+		t.Errorf("the window %q holds %v; want France in it", seen.BBox, seen.InView)
+	}
+	if len(seen.Outside) > 0 || len(seen.PageErrors) > 0 {
+		t.Errorf("requests outside the server %v, page errors %v", seen.Outside, seen.PageErrors)
+	}
+	if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
+		t.Errorf("no screenshot at %s: %v", shot, err)
+	}
+}
