@@ -108,8 +108,7 @@ func TestDecodeFeature(t *testing.T) {
 func TestFilterValidate(t *testing.T) {
 	t.Parallel()
 	ok := []geo.Filter{
-		{}, // every thing
-		{Query: "a"}, {Point: &geo.Point{Lat: 90, Lng: -180}}, {Query: strings.Repeat("ü", geo.MaxQueryLength)},
+		{Query: "a"}, {Collections: []string{"default"}}, {Point: &geo.Point{Lat: 90, Lng: -180}}, {Query: strings.Repeat("ü", geo.MaxQueryLength)},
 		{BBox: &geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}},
 		{BBox: &geo.BBox{MinLng: 170, MinLat: -20, MaxLng: -170, MaxLat: -10}}, // across the antimeridian
 		{BBox: &geo.BBox{MinLng: 2, MinLat: 48, MaxLng: 2, MaxLat: 48}},        // a point
@@ -120,13 +119,14 @@ func TestFilterValidate(t *testing.T) {
 		}
 	}
 	bad := map[string]geo.Filter{
-		"bbox lat > 90":          {BBox: &geo.BBox{MinLat: 0, MaxLat: 91}},
-		"bbox lng < -180":        {BBox: &geo.BBox{MinLng: -181}},
-		"bbox NaN":               {BBox: &geo.BBox{MaxLng: math.NaN()}},
-		"bbox south above north": {BBox: &geo.BBox{MinLat: 10, MaxLat: 5}},
-		"long query":             {Query: strings.Repeat("ü", geo.MaxQueryLength+1)},
-		"invalid utf8":           {Query: "\xff"},
-		"lat > 90":               {Point: &geo.Point{Lat: 90.1}},
+		"empty: selects nothing in particular": {},
+		"bbox lat > 90":                        {BBox: &geo.BBox{MinLat: 0, MaxLat: 91}},
+		"bbox lng < -180":                      {BBox: &geo.BBox{MinLng: -181}},
+		"bbox NaN":                             {BBox: &geo.BBox{MaxLng: math.NaN()}},
+		"bbox south above north":               {BBox: &geo.BBox{MinLat: 10, MaxLat: 5}},
+		"long query":                           {Query: strings.Repeat("ü", geo.MaxQueryLength+1)},
+		"invalid utf8":                         {Query: "\xff"},
+		"lat > 90":                             {Point: &geo.Point{Lat: 90.1}},
 	}
 	for name, f := range bad {
 		if err := f.Validate(); geo.ErrorCode(err) != geo.Invalid {

@@ -477,7 +477,7 @@ func TestSearchByBBoxAndEverything(t *testing.T) {
 		box  *geo.BBox
 		want []string
 	}{
-		{"every thing without a box", nil, []string{"east of the antimeridian", "far north", "greenwich", "west of the antimeridian"}},
+		{"a collection without a box", nil, []string{"east of the antimeridian", "far north", "greenwich", "west of the antimeridian"}},
 		{"the whole world", &geo.BBox{MinLng: -180, MinLat: -90, MaxLng: 180, MaxLat: 90}, []string{"east of the antimeridian", "far north", "greenwich", "west of the antimeridian"}},
 		{"around greenwich", &geo.BBox{MinLng: -0.5, MinLat: 51, MaxLng: 0.5, MaxLat: 51.5}, []string{"greenwich"}},
 		{"touching an edge", &geo.BBox{MinLng: 1, MinLat: 52, MaxLng: 2, MaxLat: 53}, []string{"greenwich"}},
@@ -488,7 +488,7 @@ func TestSearchByBBoxAndEverything(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var got []string
-		q := geo.Query{Filter: geo.Filter{BBox: tt.box}, Limit: 1}
+		q := geo.Query{Filter: geo.Filter{BBox: tt.box, Collections: []string{geo.DefaultCollection}}, Limit: 1}
 		for {
 			page, err := svc.Search(context.Background(), q)
 			if err != nil {
