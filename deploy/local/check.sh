@@ -52,7 +52,7 @@ for port in "$HTTP1_PORT" "$HTTP2_PORT"; do
 	body=$(get "http://127.0.0.1:$port/locate?lat=48.85&lng=2.35") || fail "GET /locate on :$port failed"
 	grep -q '"name":"France"' <<<"$body" || fail "GET /locate on :$port does not find France: $body"
 done
-body=$(get "http://127.0.0.1:$HTTP1_PORT/collections/default/items?bbox=2,48,3,49") || fail "the OGC items of bbox=2,48,3,49 failed"
+body=$(get "http://127.0.0.1:$HTTP1_PORT/collections/countries/items?bbox=2,48,3,49") || fail "the OGC items of bbox=2,48,3,49 failed"
 grep -q '"France"' <<<"$body" || fail "the OGC items of bbox=2,48,3,49 lack France"
 body=$(get "http://127.0.0.1:$HTTP1_PORT/map") || fail "no map page"
 grep -q leaflet.js <<<"$body" || fail "the map page does not load Leaflet"
