@@ -261,6 +261,17 @@ type Query struct {
 	MaxBytes int
 }
 
+// LocateQuery is a batch of points sharing one scope (see
+// SearchService.Locate).
+type LocateQuery struct {
+	// Filter scopes every point; its Point is ignored.
+	Filter
+	Points []Point
+	// Limit is the most things per point, already bounded (> 0).
+	Limit           int
+	IncludeGeometry bool
+}
+
 // BBox is a WGS 84 bounding box. As a filter, MinLng > MaxLng means the box
 // crosses the antimeridian: it spans MinLng to 180 and -180 to MaxLng.
 type BBox struct {
@@ -496,6 +507,12 @@ type SearchService interface {
 	// order, read from one snapshot of the store. Returns Invalid for a bad
 	// query.
 	Search(ctx context.Context, q Query) (Page, error)
+	// Locate answers many points at once: result[i] holds the things
+	// containing q.Points[i] that match q.Filter (whose Point is ignored),
+	// at most q.Limit of them in (name, id) order: exactly the first page
+	// Search returns for that point. Every point must be valid. Returns
+	// Invalid for a bad filter or limit.
+	Locate(ctx context.Context, q LocateQuery) ([][]Thing, error)
 	// Get returns the thing ref names, with its geometry when
 	// includeGeometry. Returns Invalid for a bad ref, NotFound when there is
 	// no such thing.

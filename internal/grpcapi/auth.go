@@ -44,6 +44,7 @@ var methodAccess = map[string]Access{
 	searchv1.SearchService_Monitor_FullMethodName:          Read,
 	searchv1.SearchService_GetThing_FullMethodName:         Read,
 	searchv1.SearchService_ListCollections_FullMethodName:  Read,
+	searchv1.SearchService_Locate_FullMethodName:           Read,
 	searchv1.SearchService_Import_FullMethodName:           Write, // replace imports included
 	searchv1.SearchService_DeleteThings_FullMethodName:     Write,
 	searchv1.SearchService_DeleteCollection_FullMethodName: Write,

@@ -148,7 +148,7 @@ func TestEveryMethodHasAnAccessClass(t *testing.T) {
 	t.Parallel()
 	want := map[string]grpcapi.Access{
 		"Search": grpcapi.Read, "SearchStream": grpcapi.Read, "Monitor": grpcapi.Read,
-		"GetThing": grpcapi.Read, "ListCollections": grpcapi.Read,
+		"GetThing": grpcapi.Read, "ListCollections": grpcapi.Read, "Locate": grpcapi.Read,
 		"Import": grpcapi.Write, "DeleteThings": grpcapi.Write, "DeleteCollection": grpcapi.Write,
 	}
 	services := searchv1.File_search_v1_search_proto.Services()

@@ -67,6 +67,13 @@ type Config struct {
 	// StreamSendTimeout ends a SearchStream whose client has not made room
 	// for the next message (stopped reading) for this long.
 	StreamSendTimeout time.Duration `env:"STREAM_SEND_TIMEOUT, default=30s" live:"true"`
+	// LocateBatchSize is the most points a Locate stream answers with one
+	// database statement.
+	LocateBatchSize int `env:"LOCATE_BATCH_SIZE, default=500" live:"true"`
+	// LocateBatchWait is how long a Locate batch waits for more points
+	// after its first one before it is sent to the database: a lone point
+	// is delayed by at most this.
+	LocateBatchWait time.Duration `env:"LOCATE_BATCH_WAIT, default=2ms" live:"true"`
 	// ShutdownTimeout bounds the drain of in-flight RPCs at shutdown.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// HealthInterval is how often readiness (the database) is checked.
@@ -122,6 +129,8 @@ func (c Config) Validate() error {
 	check(c.KeepaliveTimeout <= 0, "GRPC_KEEPALIVE_TIMEOUT must be positive, got %s", c.KeepaliveTimeout)
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
 	check(c.StreamSendTimeout <= 0, "STREAM_SEND_TIMEOUT must be positive, got %s", c.StreamSendTimeout)
+	check(c.LocateBatchSize < 1 || c.LocateBatchSize > maxLocateBatch, "LOCATE_BATCH_SIZE must be within [1, %d], got %d", maxLocateBatch, c.LocateBatchSize)
+	check(c.LocateBatchWait < 0 || c.LocateBatchWait > time.Second, "LOCATE_BATCH_WAIT must be within [0, 1s], got %s", c.LocateBatchWait)
 	check(c.ShutdownTimeout <= 0, "SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	check(c.HealthInterval <= 0, "HEALTH_CHECK_INTERVAL must be positive, got %s", c.HealthInterval)
 	errs = append(errs, c.validateTLS()...)
@@ -187,7 +196,8 @@ const keepaliveMinTime = 10 * time.Second
 // limits are the request limits that can change while serving.
 type limits struct {
 	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
-	maxConcurrentImports                                                int
+	maxConcurrentImports, locateBatchSize                               int
+	locateBatchWait                                                     time.Duration
 	streamSendTimeout, importIdleTimeout, importMaxDuration             time.Duration
 }
 
@@ -223,6 +233,8 @@ func (s *Server) SetLimits(cfg Config) {
 		streamSendTimeout:    cfg.StreamSendTimeout,
 		importIdleTimeout:    cfg.ImportIdleTimeout,
 		importMaxDuration:    cfg.ImportMaxDuration,
+		locateBatchSize:      cfg.LocateBatchSize,
+		locateBatchWait:      cfg.LocateBatchWait,
 	})
 }
 

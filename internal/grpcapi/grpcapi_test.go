@@ -39,6 +39,17 @@ type fakeService struct {
 	importOpts []geo.ImportOptions
 	err        error
 	panic      bool
+	// locateBatches are the sizes of the Locate calls' batches.
+	locateBatches []int
+	lastLocate    geo.LocateQuery
+	blocked       int // Locate calls waiting for their context to end
+}
+
+// locating reports whether a Locate call is blocked in the store.
+func (f *fakeService) locating() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.blocked > 0
 }
 
 func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
@@ -69,6 +80,32 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 		page.Next = &geo.Cursor{Name: last.Name, ID: last.ID}
 	}
 	return page, nil
+}
+
+// Locate answers every point with its things, at most q.Limit of them.
+func (f *fakeService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	if f.block {
+		f.mu.Lock()
+		f.blocked++
+		f.mu.Unlock()
+		<-ctx.Done()
+		f.mu.Lock()
+		f.blocked--
+		f.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locateBatches = append(f.locateBatches, len(q.Points))
+	f.lastLocate = q
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([][]geo.Thing, len(q.Points))
+	for i := range out {
+		out[i] = f.things[:min(len(f.things), q.Limit)]
+	}
+	return out, nil
 }
 
 func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
@@ -144,6 +181,7 @@ var testConfig = grpcapi.Config{
 	ShutdownTimeout: time.Second, HealthInterval: time.Second,
 	MaxConcurrentImports: 2, ImportIdleTimeout: 10 * time.Second, ImportMaxDuration: time.Minute,
 	MaxConcurrentStreams: 100, KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
+	LocateBatchSize: 100, LocateBatchWait: 2 * time.Millisecond,
 }
 
 // serve runs a gRPC server on loopback around svc and returns a client and

@@ -57,10 +57,8 @@ func stallingClient(t *testing.T, addr string) searchv1.SearchServiceClient {
 // handlersRunning counts goroutines in the SearchStream handler or its
 // stall guard.
 func handlersRunning() int {
-	buf := make([]byte, 1<<22)
-	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutines() {
 		if strings.Contains(g, "grpcapi.(*Server).SearchStream") || strings.Contains(g, "grpcapi.newStallGuard") {
 			n++
 		}
@@ -135,6 +133,13 @@ func TestSearchStreamEndsWhenTheClientStopsReading(t *testing.T) {
 		t.Errorf("the client got all %d things although it stopped reading", n)
 	}
 	t.Logf("the client got %d of %d things (4 KB each) before the end", n, len(svc.things))
+}
+
+// goroutines returns the stacks of every goroutine.
+func goroutines() []string {
+	buf := make([]byte, 1<<22)
+	buf = buf[:runtime.Stack(buf, true)]
+	return strings.Split(string(buf), "\n\n")
 }
 
 // countingMetrics is a metrics.Metrics that adds up counters.

@@ -26,7 +26,7 @@ var cluster *postgistest.Cluster
 func TestMain(m *testing.M) { os.Exit(postgistest.Main(m, &cluster)) }
 
 // newService returns a service on a fresh database and the pool under it.
-func newService(t *testing.T) (*postgis.SearchService, *pgxpool.Pool) {
+func newService(t testing.TB) (*postgis.SearchService, *pgxpool.Pool) {
 	t.Helper()
 	// No statement timeout: the whole-geometry reference query of
 	// TestPartsMatchWholeGeometry is slow on purpose.

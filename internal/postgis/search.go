@@ -180,7 +180,16 @@ func geometryColumn(include bool) string {
 // finish adds the filters other than the point, the cursor, the order and
 // the limit (one more than q.Limit tells whether a next page exists).
 func (s *statement) finish(q geo.Query) (string, []any) {
-	f := q.Filter
+	s.filters(q.Filter)
+	if q.After != nil {
+		s.add(afterCursor, q.After.Name, q.After.ID)
+	}
+	s.add(orderAndLimit, q.Limit+1)
+	return s.sql.String(), s.args
+}
+
+// filters adds the conditions of f other than the point.
+func (s *statement) filters(f geo.Filter) {
 	if f.Query != "" {
 		s.add(nameContains, likePattern(f.Query))
 	}
@@ -194,11 +203,6 @@ func (s *statement) finish(q geo.Query) (string, []any) {
 	for _, pf := range f.Properties {
 		s.add(propertyIn, containmentObjects(pf))
 	}
-	if q.After != nil {
-		s.add(afterCursor, q.After.Name, q.After.ID)
-	}
-	s.add(orderAndLimit, q.Limit+1)
-	return s.sql.String(), s.args
 }
 
 // containmentObjects renders each value of pf as the JSON object

@@ -1400,6 +1400,278 @@ func (x *Collection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+// LocateRequest carries one point of a Locate stream, and in the first
+// message optionally the stream's options.
+type LocateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// options may be set on the first message only (a later one ends the
+	// stream with INVALID_ARGUMENT). A first message with options and no
+	// point carries no point. Without options, every collection is searched.
+	Options *LocateOptions `protobuf:"bytes,1,opt,name=options,proto3" json:"options,omitempty"`
+	// id is the client's name for the point (at most 256 bytes), returned
+	// in its answer. Ids need not be unique.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// point is the position to locate; a message without options must have
+	// one (an answer with an error otherwise).
+	Point         *Point `protobuf:"bytes,3,opt,name=point,proto3" json:"point,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateRequest) Reset() {
+	*x = LocateRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateRequest) ProtoMessage() {}
+
+func (x *LocateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
+func (*LocateRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *LocateRequest) GetOptions() *LocateOptions {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+func (x *LocateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LocateRequest) GetPoint() *Point {
+	if x != nil {
+		return x.Point
+	}
+	return nil
+}
+
+// LocateOptions scope every point of a Locate stream, as the fields of the
+// same names scope a SearchRequest.
+type LocateOptions struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Collections []string               `protobuf:"bytes,1,rep,name=collections,proto3" json:"collections,omitempty"`
+	Where       []*PropertyFilter      `protobuf:"bytes,2,rep,name=where,proto3" json:"where,omitempty"`
+	// query keeps things whose name contains it (as SearchRequest.query).
+	Query string `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	// limit is the most things answered per point, the first in (name, id)
+	// order; 0 means the server's default page size, and values above the
+	// maximum page size are served at the maximum.
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// include_geometry asks for each thing's geometry as GeoJSON.
+	IncludeGeometry bool `protobuf:"varint,5,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *LocateOptions) Reset() {
+	*x = LocateOptions{}
+	mi := &file_search_v1_search_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateOptions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateOptions) ProtoMessage() {}
+
+func (x *LocateOptions) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateOptions.ProtoReflect.Descriptor instead.
+func (*LocateOptions) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *LocateOptions) GetCollections() []string {
+	if x != nil {
+		return x.Collections
+	}
+	return nil
+}
+
+func (x *LocateOptions) GetWhere() []*PropertyFilter {
+	if x != nil {
+		return x.Where
+	}
+	return nil
+}
+
+func (x *LocateOptions) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *LocateOptions) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *LocateOptions) GetIncludeGeometry() bool {
+	if x != nil {
+		return x.IncludeGeometry
+	}
+	return false
+}
+
+// LocateResponse answers one point of a Locate stream.
+type LocateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the id of the point answered.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// things contain the point, in (name, id) order.
+	Things []*Thing `protobuf:"bytes,2,rep,name=things,proto3" json:"things,omitempty"`
+	// error is set when the point could not be located (e.g. NaN or out of
+	// range); things is then empty.
+	Error         *LocateError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateResponse) Reset() {
+	*x = LocateResponse{}
+	mi := &file_search_v1_search_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateResponse) ProtoMessage() {}
+
+func (x *LocateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
+func (*LocateResponse) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LocateResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LocateResponse) GetThings() []*Thing {
+	if x != nil {
+		return x.Things
+	}
+	return nil
+}
+
+func (x *LocateResponse) GetError() *LocateError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// LocateError says why one point of a Locate stream was not located.
+type LocateError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is the gRPC status code name Search would fail with for this
+	// point, e.g. "INVALID_ARGUMENT".
+	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocateError) Reset() {
+	*x = LocateError{}
+	mi := &file_search_v1_search_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocateError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocateError) ProtoMessage() {}
+
+func (x *LocateError) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocateError.ProtoReflect.Descriptor instead.
+func (*LocateError) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LocateError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *LocateError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
@@ -1508,7 +1780,24 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12*\n" +
 	"\x04bbox\x18\x03 \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime2\xd1\x04\n" +
+	"updateTime\"{\n" +
+	"\rLocateRequest\x122\n" +
+	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xb9\x01\n" +
+	"\rLocateOptions\x12 \n" +
+	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
+	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12)\n" +
+	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\"x\n" +
+	"\x0eLocateResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
+	"\x06things\x18\x02 \x03(\v2\x10.search.v1.ThingR\x06things\x12,\n" +
+	"\x05error\x18\x03 \x01(\v2\x16.search.v1.LocateErrorR\x05error\";\n" +
+	"\vLocateError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\x94\x05\n" +
 	"\rSearchService\x12=\n" +
 	"\x06Search\x12\x18.search.v1.SearchRequest\x1a\x19.search.v1.SearchResponse\x12<\n" +
 	"\fSearchStream\x12\x18.search.v1.SearchRequest\x1a\x10.search.v1.Thing0\x01\x12?\n" +
@@ -1517,7 +1806,8 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\bGetThing\x12\x1a.search.v1.GetThingRequest\x1a\x10.search.v1.Thing\x12O\n" +
 	"\fDeleteThings\x12\x1e.search.v1.DeleteThingsRequest\x1a\x1f.search.v1.DeleteThingsResponse\x12[\n" +
 	"\x10DeleteCollection\x12\".search.v1.DeleteCollectionRequest\x1a#.search.v1.DeleteCollectionResponse\x12X\n" +
-	"\x0fListCollections\x12!.search.v1.ListCollectionsRequest\x1a\".search.v1.ListCollectionsResponseB6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
+	"\x0fListCollections\x12!.search.v1.ListCollectionsRequest\x1a\".search.v1.ListCollectionsResponse\x12A\n" +
+	"\x06Locate\x12\x18.search.v1.LocateRequest\x1a\x19.search.v1.LocateResponse(\x010\x01B6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
 
 var (
 	file_search_v1_search_proto_rawDescOnce sync.Once
@@ -1531,7 +1821,7 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 	return file_search_v1_search_proto_rawDescData
 }
 
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_search_v1_search_proto_goTypes = []any{
 	(*Point)(nil),                    // 0: search.v1.Point
 	(*BoundingBox)(nil),              // 1: search.v1.BoundingBox
@@ -1554,46 +1844,57 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*ListCollectionsRequest)(nil),   // 18: search.v1.ListCollectionsRequest
 	(*ListCollectionsResponse)(nil),  // 19: search.v1.ListCollectionsResponse
 	(*Collection)(nil),               // 20: search.v1.Collection
-	(*structpb.Value)(nil),           // 21: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 22: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 23: google.protobuf.Timestamp
+	(*LocateRequest)(nil),            // 21: search.v1.LocateRequest
+	(*LocateOptions)(nil),            // 22: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 23: search.v1.LocateResponse
+	(*LocateError)(nil),              // 24: search.v1.LocateError
+	(*structpb.Value)(nil),           // 25: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 26: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	0,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	3,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
-	21, // 2: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	25, // 2: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
 	5,  // 3: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	22, // 4: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	26, // 4: search.v1.Thing.properties:type_name -> google.protobuf.Struct
 	1,  // 5: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	22, // 6: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	26, // 6: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
 	7,  // 7: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
 	9,  // 8: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
 	9,  // 9: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
 	12, // 10: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
 	20, // 11: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
 	1,  // 12: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	23, // 13: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	2,  // 14: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	2,  // 15: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	6,  // 16: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	10, // 17: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	13, // 18: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	14, // 19: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	16, // 20: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	18, // 21: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	4,  // 22: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	5,  // 23: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	8,  // 24: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	11, // 25: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	5,  // 26: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	15, // 27: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	17, // 28: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	19, // 29: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	22, // [22:30] is the sub-list for method output_type
-	14, // [14:22] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	27, // 13: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	22, // 14: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	0,  // 15: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	3,  // 16: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	5,  // 17: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	24, // 18: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	2,  // 19: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	2,  // 20: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	6,  // 21: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	10, // 22: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	13, // 23: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	14, // 24: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	16, // 25: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	18, // 26: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	21, // 27: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	4,  // 28: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	5,  // 29: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	8,  // 30: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	11, // 31: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	5,  // 32: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	15, // 33: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	17, // 34: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	19, // 35: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	23, // 36: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	28, // [28:37] is the sub-list for method output_type
+	19, // [19:28] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -1607,7 +1908,7 @@ func file_search_v1_search_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

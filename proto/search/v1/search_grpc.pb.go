@@ -31,6 +31,7 @@ const (
 	SearchService_DeleteThings_FullMethodName     = "/search.v1.SearchService/DeleteThings"
 	SearchService_DeleteCollection_FullMethodName = "/search.v1.SearchService/DeleteCollection"
 	SearchService_ListCollections_FullMethodName  = "/search.v1.SearchService/ListCollections"
+	SearchService_Locate_FullMethodName           = "/search.v1.SearchService/Locate"
 )
 
 // SearchServiceClient is the client API for SearchService service.
@@ -72,6 +73,19 @@ type SearchServiceClient interface {
 	// ListCollections lists every collection with its number of things,
 	// bounding box and last change, ordered by name.
 	ListCollections(ctx context.Context, in *ListCollectionsRequest, opts ...grpc.CallOption) (*ListCollectionsResponse, error)
+	// Locate finds the things containing each of many points: the client
+	// streams points, each with an id of its own, and the server answers every
+	// point exactly once, with that id, in the order the points were sent.
+	// The scoping (collections, property filters, name query, limit) is set
+	// once per stream, in the first message's options, and applies to every
+	// point; a point's answer holds exactly the things the first page of
+	// Search would return for that point and scoping. A bad point (NaN,
+	// out of range, id too long) gets an error in its own answer and the
+	// stream goes on. The server reads no faster than the client reads the
+	// answers; a client that stops reading is cut off after
+	// STREAM_SEND_TIMEOUT (DEADLINE_EXCEEDED). Errors of the whole stream:
+	// INVALID_ARGUMENT for bad options, or options on a later message.
+	Locate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LocateRequest, LocateResponse], error)
 }
 
 type searchServiceClient struct {
@@ -174,6 +188,19 @@ func (c *searchServiceClient) ListCollections(ctx context.Context, in *ListColle
 	return out, nil
 }
 
+func (c *searchServiceClient) Locate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LocateRequest, LocateResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SearchService_ServiceDesc.Streams[2], SearchService_Locate_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[LocateRequest, LocateResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_LocateClient = grpc.BidiStreamingClient[LocateRequest, LocateResponse]
+
 // SearchServiceServer is the server API for SearchService service.
 // All implementations must embed UnimplementedSearchServiceServer
 // for forward compatibility.
@@ -213,6 +240,19 @@ type SearchServiceServer interface {
 	// ListCollections lists every collection with its number of things,
 	// bounding box and last change, ordered by name.
 	ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error)
+	// Locate finds the things containing each of many points: the client
+	// streams points, each with an id of its own, and the server answers every
+	// point exactly once, with that id, in the order the points were sent.
+	// The scoping (collections, property filters, name query, limit) is set
+	// once per stream, in the first message's options, and applies to every
+	// point; a point's answer holds exactly the things the first page of
+	// Search would return for that point and scoping. A bad point (NaN,
+	// out of range, id too long) gets an error in its own answer and the
+	// stream goes on. The server reads no faster than the client reads the
+	// answers; a client that stops reading is cut off after
+	// STREAM_SEND_TIMEOUT (DEADLINE_EXCEEDED). Errors of the whole stream:
+	// INVALID_ARGUMENT for bad options, or options on a later message.
+	Locate(grpc.BidiStreamingServer[LocateRequest, LocateResponse]) error
 	mustEmbedUnimplementedSearchServiceServer()
 }
 
@@ -246,6 +286,9 @@ func (UnimplementedSearchServiceServer) DeleteCollection(context.Context, *Delet
 }
 func (UnimplementedSearchServiceServer) ListCollections(context.Context, *ListCollectionsRequest) (*ListCollectionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCollections not implemented")
+}
+func (UnimplementedSearchServiceServer) Locate(grpc.BidiStreamingServer[LocateRequest, LocateResponse]) error {
+	return status.Error(codes.Unimplemented, "method Locate not implemented")
 }
 func (UnimplementedSearchServiceServer) mustEmbedUnimplementedSearchServiceServer() {}
 func (UnimplementedSearchServiceServer) testEmbeddedByValue()                       {}
@@ -394,6 +437,13 @@ func _SearchService_ListCollections_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SearchService_Locate_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SearchServiceServer).Locate(&grpc.GenericServerStream[LocateRequest, LocateResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_LocateServer = grpc.BidiStreamingServer[LocateRequest, LocateResponse]
+
 // SearchService_ServiceDesc is the grpc.ServiceDesc for SearchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -435,6 +485,12 @@ var SearchService_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Import",
 			Handler:       _SearchService_Import_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Locate",
+			Handler:       _SearchService_Locate_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+)
+
+func newLocateCommand(o *options) *cobra.Command {
+	var (
+		collections, where []string
+		query              string
+		limit              int32
+		asCSV              bool
+		includeGeometry    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--limit N] [--csv] FILE|-",
+		Short: "Find the things containing each of many points (Locate)",
+		Long: `Locate streams the points of FILE (- for standard input) to the server and
+writes one answer per point, in input order: a protojson LocateResponse per
+line (NDJSON), or with --csv the rows id,thing_id,collection,key,name,error
+(one per thing found; a point with none or with an error has one row).
+
+The input is CSV, id,lat,lng per line (a header naming the columns id, lat
+and lng, in any order, is optional), or NDJSON, one {"id":..., "lat":...,
+"lng":...} object per line (detected by a first line starting with "{").
+Input and output stream: memory stays bounded whatever the file's size.
+A line that cannot be read (not a number, missing column) stops the run
+(exit 2); a point the server refuses (out of range) gets an error in its
+answer, and the run exits 3 at the end. A summary goes to standard error.
+The stream has no deadline unless --timeout is given.`,
+		Example: `  search-client locate points.csv
+  search-client locate --collection countries --csv - < points.csv
+  search-client locate --where iso_n3=250 trace.ndjson`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry}
+			for _, w := range where {
+				pf, err := parseWhere(w)
+				if err != nil {
+					return exitError{exitUsage, err}
+				}
+				opts.Where = append(opts.Where, pf)
+			}
+			r, closeFile, err := openInput(args[0])
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			defer closeFile()
+			points, err := newPointReader(r)
+			if err != nil {
+				return exitError{exitUsage, err}
+			}
+			conn, err := o.dial(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			if cmd.Flags().Changed("timeout") {
+				ctx, cancel = o.callContext(cmd.Context())
+			}
+			defer cancel()
+			stream, err := searchv1.NewSearchServiceClient(conn).Locate(ctx)
+			if err != nil {
+				return err
+			}
+			return runLocate(stream, cancel, opts, points, o, asCSV)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
+	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] or KEY:=JSON[,JSON...]: a top-level property equals one of the values (repeatable: all must match)")
+	f.StringVarP(&query, "query", "q", "", "only things whose name contains this text")
+	f.Int32Var(&limit, "limit", 0, "most things per point (0: the server's default page size)")
+	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
+	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
+	return cmd
+}
+
+// runLocate sends the points on a goroutine while this one writes the
+// answers: each side streams, and gRPC flow control holds the sender back
+// when the answers are not read fast enough.
+func runLocate(stream searchv1.SearchService_LocateClient, cancel context.CancelFunc, opts *searchv1.LocateOptions,
+	points *pointReader, o *options, asCSV bool) error {
+	start := time.Now()
+	sendDone := make(chan error, 1)
+	go func() {
+		err := stream.Send(&searchv1.LocateRequest{Options: opts})
+		for err == nil {
+			var req *searchv1.LocateRequest
+			req, err = points.next()
+			if errors.Is(err, io.EOF) {
+				err = stream.CloseSend()
+				break
+			}
+			if err != nil {
+				err = exitError{exitUsage, err}
+				cancel() // the answers stop too
+				break
+			}
+			err = stream.Send(req)
+		}
+		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
+			err = nil
+		}
+		sendDone <- err
+	}()
+
+	out := bufio.NewWriterSize(o.stdout, 1<<16)
+	cw := csv.NewWriter(out)
+	if asCSV {
+		_ = cw.Write([]string{"id", "thing_id", "collection", "key", "name", "error"})
+	}
+	var answered, withThings, failed int
+	var recvErr error
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				recvErr = err
+			}
+			break
+		}
+		answered++
+		switch {
+		case resp.GetError() != nil:
+			failed++
+		case len(resp.GetThings()) > 0:
+			withThings++
+		}
+		if asCSV {
+			writeLocateCSV(cw, resp)
+		} else {
+			b, err := protojson.Marshal(resp)
+			if err != nil {
+				return err
+			}
+			out.Write(b)
+			out.WriteByte('\n')
+		}
+	}
+	cw.Flush()
+	flushErr := out.Flush()
+	sendErr := <-sendDone
+	elapsed := time.Since(start)
+	fmt.Fprintf(o.stderr, "located %d points (%d inside something, %d errors) in %s, %.0f points/s\n",
+		answered, withThings, failed, elapsed.Round(time.Millisecond), float64(answered)/max(elapsed.Seconds(), 1e-9))
+	switch {
+	case sendErr != nil:
+		return sendErr
+	case recvErr != nil:
+		return recvErr
+	case flushErr != nil:
+		return flushErr
+	case failed > 0:
+		return exitError{exitRejected, fmt.Errorf("%d points could not be located (see their errors)", failed)}
+	}
+	return nil
+}
+
+func writeLocateCSV(cw *csv.Writer, resp *searchv1.LocateResponse) {
+	if e := resp.GetError(); e != nil {
+		_ = cw.Write([]string{resp.GetId(), "", "", "", "", e.GetCode() + ": " + e.GetMessage()})
+		return
+	}
+	if len(resp.GetThings()) == 0 {
+		_ = cw.Write([]string{resp.GetId(), "", "", "", "", ""})
+		return
+	}
+	for _, t := range resp.GetThings() {
+		_ = cw.Write([]string{resp.GetId(), strconv.FormatInt(t.GetId(), 10), t.GetCollection(), t.GetKey(), t.GetName(), ""})
+	}
+}
+
+// pointReader reads points from CSV or NDJSON, one at a time.
+type pointReader struct {
+	ndjson *bufio.Scanner
+	csv    *csv.Reader
+	// cols are the CSV columns of id, lat and lng.
+	cols [3]int
+	// first is the first CSV record when it was no header.
+	first []string
+	line  int
+}
+
+func newPointReader(r io.Reader) (*pointReader, error) {
+	br := bufio.NewReader(r)
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			break // empty input: CSV of nothing
+		}
+		if b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n' {
+			_, _ = br.ReadByte()
+			continue
+		}
+		if b[0] == '{' {
+			sc := bufio.NewScanner(br)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			return &pointReader{ndjson: sc}, nil
+		}
+		break
+	}
+	p := &pointReader{csv: csv.NewReader(br), cols: [3]int{0, 1, 2}}
+	p.csv.FieldsPerRecord = -1
+	p.csv.TrimLeadingSpace = true
+	p.csv.ReuseRecord = true
+	rec, err := p.csv.Read()
+	if errors.Is(err, io.EOF) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("line 1: %w", err)
+	}
+	p.line = 1
+	seen := 0
+	for i, name := range rec {
+		switch strings.ToLower(strings.TrimSpace(name)) {
+		case "id":
+			p.cols[0], seen = i, seen|1
+		case "lat":
+			p.cols[1], seen = i, seen|2
+		case "lng", "lon":
+			p.cols[2], seen = i, seen|4
+		}
+	}
+	switch {
+	case seen == 7: // a header
+	case seen != 0:
+		return nil, fmt.Errorf("line 1: a header must name the columns id, lat and lng")
+	default:
+		p.cols = [3]int{0, 1, 2}
+		p.first = append([]string(nil), rec...)
+	}
+	return p, nil
+}
+
+// next returns the next point's request, io.EOF after the last.
+func (p *pointReader) next() (*searchv1.LocateRequest, error) {
+	if p.ndjson != nil {
+		for p.ndjson.Scan() {
+			p.line++
+			line := strings.TrimSpace(p.ndjson.Text())
+			if line == "" {
+				continue
+			}
+			var v struct {
+				ID       json.RawMessage `json:"id"`
+				Lat, Lng *float64
+			}
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				return nil, fmt.Errorf("line %d: %w", p.line, err)
+			}
+			if v.Lat == nil || v.Lng == nil {
+				return nil, fmt.Errorf("line %d: want {\"id\": ..., \"lat\": ..., \"lng\": ...}", p.line)
+			}
+			id := string(v.ID)
+			var s string
+			if json.Unmarshal(v.ID, &s) == nil {
+				id = s // a string id without its quotes; numbers as written
+			}
+			return &searchv1.LocateRequest{Id: id, Point: &searchv1.Point{Lat: *v.Lat, Lng: *v.Lng}}, nil
+		}
+		if err := p.ndjson.Err(); err != nil {
+			return nil, fmt.Errorf("line %d: %w", p.line+1, err)
+		}
+		return nil, io.EOF
+	}
+	rec := p.first
+	p.first = nil
+	if rec == nil {
+		var err error
+		if rec, err = p.csv.Read(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, io.EOF
+			}
+			return nil, err
+		}
+		p.line++
+	}
+	line, _ := p.csv.FieldPos(0)
+	for _, c := range p.cols {
+		if c >= len(rec) {
+			return nil, fmt.Errorf("line %d: want id,lat,lng", line)
+		}
+	}
+	lat, err := strconv.ParseFloat(strings.TrimSpace(rec[p.cols[1]]), 64)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: lat %q is not a number", line, rec[p.cols[1]])
+	}
+	lng, err := strconv.ParseFloat(strings.TrimSpace(rec[p.cols[2]]), 64)
+	if err != nil {
+		return nil, fmt.Errorf("line %d: lng %q is not a number", line, rec[p.cols[2]])
+	}
+	return &searchv1.LocateRequest{Id: rec[p.cols[0]], Point: &searchv1.Point{Lat: lat, Lng: lng}}, nil
+}

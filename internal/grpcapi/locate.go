@@ -1,0 +1,269 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// MaxLocateIDBytes is the longest point id a Locate stream accepts; a longer
+// one gets an error in its own answer.
+const MaxLocateIDBytes = 256
+
+// maxLocateBatch caps LOCATE_BATCH_SIZE: a batch's points travel as two
+// arrays in one statement.
+const maxLocateBatch = 10000
+
+// Locate answers a stream of points in batches, one database statement per
+// batch, in the order the points arrived.
+//
+// The scope travels once, in the first message's options, like Import's:
+// one scope for the whole stream is what lets every batch be a single
+// statement (a scope per point would split batches by scope), and it is the
+// bulk job's shape (one set of collections and filters for a whole file of
+// points). A client wanting two scopes opens two streams.
+//
+// Flow control both ways, in bounded memory: one goroutine reads the stream
+// into an unbuffered channel, and the handler takes from it only while
+// filling a batch. While a batch is in the database or its answers are
+// being sent, nothing is read, so a client that sends without reading
+// fills its HTTP/2 window and waits. The handler holds at most one batch
+// (LOCATE_BATCH_SIZE points and their answers) plus the one message the
+// reader holds. Answers go through stallGuard: a client that makes no room
+// for one for STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
+// Cancelling cancels the stream's context, which the batch's statement runs
+// under.
+func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) error {
+	lim := s.limits.Load()
+	ctx := stream.Context()
+	guard := newStallGuard[searchv1.LocateResponse](stream, lim.streamSendTimeout)
+	defer guard.close()
+	in := newLocateReader(stream)
+	defer in.close()
+
+	first, err := in.recv(ctx)
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	q := geo.LocateQuery{Limit: lim.defaultPageSize}
+	if o := first.GetOptions(); o != nil {
+		if q, err = s.locateQuery(o, lim); err != nil {
+			return err
+		}
+		if first.GetPoint() == nil && first.GetId() == "" {
+			first = nil // options only
+		}
+	}
+	pending := first
+	for {
+		batch, eof, err := in.batch(ctx, pending, lim.locateBatchSize, lim.locateBatchWait)
+		pending = nil
+		if err != nil {
+			return err
+		}
+		if err := s.answer(ctx, guard, q, batch); err != nil {
+			return err
+		}
+		if eof {
+			return nil
+		}
+	}
+}
+
+// locateQuery validates a stream's options.
+func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.LocateQuery, error) {
+	f, err := filterFromProto(&searchv1.SearchRequest{
+		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(),
+		// Validate needs some filter; the points are the stream's.
+		Point: &searchv1.Point{},
+	})
+	if err != nil {
+		return geo.LocateQuery{}, err
+	}
+	f.Point = nil
+	q := geo.LocateQuery{Filter: f, Limit: int(o.GetLimit()), IncludeGeometry: o.GetIncludeGeometry()}
+	switch {
+	case q.Limit < 0:
+		return geo.LocateQuery{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
+	case q.Limit == 0:
+		q.Limit = lim.defaultPageSize
+	case q.Limit > lim.maxPageSize:
+		q.Limit = lim.maxPageSize
+	}
+	return q, nil
+}
+
+// answer locates a batch's valid points with one call and sends every
+// point's answer in order.
+func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, batch []*searchv1.LocateRequest) error {
+	errs := make([]error, len(batch))
+	q.Points = make([]geo.Point, 0, len(batch))
+	for i, req := range batch {
+		errs[i] = checkLocatePoint(req)
+		if errs[i] == nil {
+			q.Points = append(q.Points, geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()})
+		}
+	}
+	var found [][]geo.Thing
+	if len(q.Points) > 0 {
+		var err error
+		if found, err = s.svc.Locate(ctx, q); err != nil {
+			return err
+		}
+	}
+	results := 0
+	for i, req := range batch {
+		resp := &searchv1.LocateResponse{Id: req.GetId()}
+		if errs[i] != nil {
+			st, _ := toStatus(errs[i])
+			resp.Error = &searchv1.LocateError{Code: st.Code().String(), Message: st.Message()}
+		} else {
+			things := found[0]
+			found = found[1:]
+			resp.Things = make([]*searchv1.Thing, len(things))
+			for j, t := range things {
+				pt, err := thingToProto(t)
+				if err != nil {
+					return err
+				}
+				resp.Things[j] = pt
+			}
+			results += len(things)
+		}
+		if err := guard.send(resp); err != nil {
+			return err
+		}
+	}
+	s.metrics.Count("locate.points", int64(len(batch)))
+	s.metrics.Count("search.results", int64(results))
+	return nil
+}
+
+// checkLocatePoint returns the error a point gets in its own answer.
+func checkLocatePoint(req *searchv1.LocateRequest) error {
+	if len(req.GetId()) > MaxLocateIDBytes {
+		return geo.Errorf(geo.Invalid, "id is %d bytes long; the limit is %d", len(req.GetId()), MaxLocateIDBytes)
+	}
+	p := req.GetPoint()
+	if p == nil {
+		return geo.Errorf(geo.Invalid, "the message has no point")
+	}
+	return geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}.Validate()
+}
+
+// locateReader reads a Locate stream on a goroutine of its own (a Recv
+// cannot be interrupted), handing over one message at a time.
+type locateReader struct {
+	msgs chan locateMsg
+	done chan struct{}
+	eof  bool
+}
+
+type locateMsg struct {
+	req *searchv1.LocateRequest
+	err error
+}
+
+func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) *locateReader {
+	r := &locateReader{msgs: make(chan locateMsg), done: make(chan struct{})}
+	go func() {
+		for {
+			req, err := stream.Recv()
+			select {
+			case r.msgs <- locateMsg{req, err}:
+			case <-r.done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+func (r *locateReader) close() { close(r.done) }
+
+// recv returns the next message, io.EOF after the last.
+func (r *locateReader) recv(ctx context.Context) (*searchv1.LocateRequest, error) {
+	if r.eof {
+		return nil, io.EOF
+	}
+	select {
+	case m := <-r.msgs:
+		return r.took(m)
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
+func (r *locateReader) took(m locateMsg) (*searchv1.LocateRequest, error) {
+	if errors.Is(m.err, io.EOF) {
+		r.eof = true
+		return nil, io.EOF
+	}
+	return m.req, m.err
+}
+
+// batch returns the next batch: pending (if not nil) and the points that
+// arrive until the batch holds size points, wait has passed since its first
+// point, or the stream ends (eof). It waits as long as it takes for a first
+// point. An empty batch comes only with eof.
+func (r *locateReader) batch(ctx context.Context, pending *searchv1.LocateRequest, size int, wait time.Duration) (batch []*searchv1.LocateRequest, eof bool, err error) {
+	if pending == nil {
+		req, err := r.recv(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil, true, nil
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if err := notOptions(req); err != nil {
+			return nil, false, err
+		}
+		pending = req
+	}
+	batch = append(make([]*searchv1.LocateRequest, 0, min(size, 64)), pending)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(batch) < size {
+		select {
+		case m := <-r.msgs:
+			req, err := r.took(m)
+			if errors.Is(err, io.EOF) {
+				return batch, true, nil
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			if err := notOptions(req); err != nil {
+				return nil, false, err
+			}
+			batch = append(batch, req)
+		case <-timer.C:
+			return batch, false, nil
+		case <-ctx.Done():
+			return nil, false, context.Cause(ctx)
+		}
+	}
+	return batch, false, nil
+}
+
+// notOptions fails the stream when a message after the first carries
+// options.
+func notOptions(req *searchv1.LocateRequest) error {
+	if req.GetOptions() != nil {
+		return geo.Errorf(geo.Invalid, "Locate options may only be sent in the first message (point %q carries them)", req.GetId())
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package postgis
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/geosearch/search/internal/geo"
+)
+
+// A Locate batch is one statement: the points travel as two float8 arrays,
+// unnest ... WITH ORDINALITY numbers them, and a lateral subquery runs the
+// point query of SearchStatement (the same parts lookup, the same exactness
+// rule, the same filters, order and limit) for each of them. A point's rows
+// are therefore exactly the first page Search returns for it. Rows come
+// ordered by the point's ordinal, then (name, id).
+const (
+	locatePoints = `WITH pts AS (
+    SELECT u.ord, ST_SetSRID(ST_MakePoint(u.lng, u.lat), 4326) AS g
+    FROM unnest($?::float8[], $?::float8[]) WITH ORDINALITY AS u(lng, lat, ord)
+)
+`
+	locateFrom = `, pts.ord
+FROM pts CROSS JOIN LATERAL (
+  SELECT t.*
+  FROM (
+    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pts.g)) AS inside
+    FROM thing_part p
+    WHERE ST_Intersects(p.geom, pts.g)
+    GROUP BY p.thing_id
+  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+  WHERE (hit.inside OR ST_Contains(t.geom, pts.g))`
+	locateOrderAndLimit = `
+  ORDER BY t.name COLLATE "C", t.id
+  LIMIT $?::bigint
+) t
+ORDER BY pts.ord, t.name COLLATE "C", t.id`
+)
+
+// LocateStatement returns the SQL and bind values Locate sends for q, which
+// must be valid. Each row holds the columns ScanThing reads, then the
+// point's 1-based ordinal.
+func LocateStatement(q geo.LocateQuery) (string, []any) {
+	lngs := make([]float64, len(q.Points))
+	lats := make([]float64, len(q.Points))
+	for i, p := range q.Points {
+		lngs[i], lats[i] = p.Lng, p.Lat
+	}
+	var s statement
+	s.add(locatePoints, lngs, lats)
+	s.add(selectThing)
+	s.add(geometryColumn(q.IncludeGeometry))
+	s.add(locateFrom)
+	s.filters(q.Filter)
+	s.add(locateOrderAndLimit, q.Limit)
+	return s.sql.String(), s.args
+}
+
+// Locate answers a batch of points with one statement (LocateStatement).
+func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	f := q.Filter
+	f.Point = nil
+	if f.BBox != nil {
+		return nil, geo.Errorf(geo.Invalid, "a located point cannot be scoped by a bbox")
+	}
+	if f.Query != "" || len(f.Collections) > 0 || len(f.Properties) > 0 {
+		if err := f.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if q.Limit <= 0 {
+		return nil, geo.Errorf(geo.Invalid, "limit must be positive")
+	}
+	for i, p := range q.Points {
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("point %d: %w", i, err)
+		}
+	}
+	out := make([][]geo.Thing, len(q.Points))
+	if len(q.Points) == 0 {
+		return out, nil
+	}
+	q.Filter = f
+	sql, args := LocateStatement(q)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, classify(ctx, "locate", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ord int64
+		var t geo.Thing
+		if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
+			&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &ord); err != nil {
+			return nil, classify(ctx, "locate", err)
+		}
+		out[ord-1] = append(out[ord-1], t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(ctx, "locate", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,169 @@
+package postgis_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geo/geotest"
+)
+
+// locateScopes are the scopes TestLocateEqualsSearch compares under; every
+// point is checked under the first, every third point under the others.
+var locateScopes = []struct {
+	name   string
+	filter geo.Filter
+	limit  int
+}{
+	{"everything", geo.Filter{}, 100},
+	{"one collection", geo.Filter{Collections: []string{"countries"}}, 100},
+	{"collections and property", geo.Filter{Collections: []string{"countries", "cells"},
+		Properties: []geo.PropertyFilter{{Key: "kind", Values: []any{"cell", "other"}}}}, 100},
+	{"name query", geo.Filter{Query: "an"}, 100},
+	{"limit 1", geo.Filter{}, 1},
+}
+
+// TestLocateEqualsSearch answers many thousands of points with Locate, in
+// batches, and checks every point's answer against Search's first page for
+// the same point and scope: a lattice every 2.5 degrees (whose points lie
+// exactly on the cells' edges, so the boundary rule is exercised), and
+// country vertices, exact (on the boundary) and nudged.
+func TestLocateEqualsSearch(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	countries := geotest.Load(t, "ne_50m_countries.geojson")
+	importInto(t, svc, geo.ImportOptions{Collection: "countries"}, countries)
+	importInto(t, svc, geo.ImportOptions{Collection: "default"}, countries)
+	importInto(t, svc, geo.ImportOptions{Collection: "cells"}, grid(6, map[string]any{"kind": "cell"}))
+
+	var pts []geo.Point
+	for lat := -90.0; lat <= 90; lat += 2.5 {
+		for lng := -180.0; lng <= 180; lng += 2.5 {
+			pts = append(pts, geo.Point{Lat: lat, Lng: lng})
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		flat := countries[rng.IntN(len(countries))].Geometry.FlatCoords()
+		v := rng.IntN(len(flat) / 2)
+		p := geo.Point{Lng: flat[2*v], Lat: flat[2*v+1]}
+		if i%4 != 0 {
+			p.Lng = max(-180, min(180, p.Lng+(rng.Float64()-0.5)*0.002))
+			p.Lat = max(-90, min(90, p.Lat+(rng.Float64()-0.5)*0.002))
+		}
+		pts = append(pts, p)
+	}
+
+	ctx := context.Background()
+	for si, sc := range locateScopes {
+		var got [][]geo.Thing
+		for start := 0; start < len(pts); start += 500 {
+			batch, err := svc.Locate(ctx, geo.LocateQuery{Filter: sc.filter, Points: pts[start:min(start+500, len(pts))], Limit: sc.limit})
+			if err != nil {
+				t.Fatalf("%s: locate: %v", sc.name, err)
+			}
+			got = append(got, batch...)
+		}
+		if len(got) != len(pts) {
+			t.Fatalf("%s: %d answers for %d points", sc.name, len(got), len(pts))
+		}
+		found, compared := 0, 0
+		for i, p := range pts {
+			if si > 0 && i%3 != 0 {
+				continue
+			}
+			f := sc.filter
+			f.Point = &p
+			page, err := svc.Search(ctx, geo.Query{Filter: f, Limit: sc.limit})
+			if err != nil {
+				t.Fatalf("%s: search %v: %v", sc.name, p, err)
+			}
+			if diff := cmp.Diff(page.Things, got[i]); diff != "" {
+				t.Errorf("%s: point %d %v: Locate differs from Search (-search +locate):\n%s", sc.name, i, p, diff)
+			}
+			compared++
+			found += len(got[i])
+		}
+		t.Logf("%s: %d points compared, %d things found", sc.name, compared, found)
+		if found < compared/10 {
+			t.Errorf("%s: only %d things found for %d points: the comparison proves little", sc.name, found, compared)
+		}
+	}
+}
+
+func TestLocateRejectsBadBatches(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	ctx := context.Background()
+	for _, q := range []geo.LocateQuery{
+		{Points: []geo.Point{{Lat: math.NaN()}}, Limit: 1},
+		{Points: []geo.Point{{Lat: 0, Lng: 181}}, Limit: 1},
+		{Points: []geo.Point{{}}, Limit: 0},
+		{Filter: geo.Filter{Collections: []string{"Bad Name"}}, Points: []geo.Point{{}}, Limit: 1},
+	} {
+		_, err := svc.Locate(ctx, q)
+		if geo.ErrorCode(err) != geo.Invalid {
+			t.Errorf("Locate(%+v): %v, want an Invalid error", q, err)
+		}
+	}
+	got, err := svc.Locate(ctx, geo.LocateQuery{Limit: 1})
+	if err != nil || len(got) != 0 {
+		t.Errorf("Locate of no points: %v, %v; want nothing", got, err)
+	}
+}
+
+// TestLocateCancelStopsTheStatement cancels a large batch while its
+// statement runs: Locate returns the context's error, and the database is
+// left running no Locate statement.
+func TestLocateCancelStopsTheStatement(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	importInto(t, svc, geo.ImportOptions{Collection: "cells"}, grid(40, nil))
+	pts := make([]geo.Point, 10000)
+	for i := range pts {
+		pts[i] = geo.Point{Lat: -89 + float64(i%178), Lng: -179 + float64(i%358)}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Cancel once a Locate statement is seen running in the database.
+		defer cancel()
+		for ctx.Err() == nil {
+			if runningLocates(t, pool) > 0 {
+				return
+			}
+		}
+	}()
+	var err error
+	for err == nil {
+		_, err = svc.Locate(ctx, geo.LocateQuery{Points: pts, Limit: 100})
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Locate: %v, want context.Canceled", err)
+	}
+	// The server cancels the statement on its own time: count polls, not
+	// seconds.
+	n := 0
+	for range 10000 {
+		if n = runningLocates(t, pool); n == 0 {
+			return
+		}
+	}
+	t.Errorf("%d Locate statements still running after the cancel", n)
+}
+
+// runningLocates counts the Locate statements running in the database.
+func runningLocates(t *testing.T, pool *pgxpool.Pool) int {
+	var n int
+	if err := pool.QueryRow(context.Background(),
+		`SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%unnest(%WITH ORDINALITY%' AND state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+		t.Error(err)
+	}
+	return n
+}
