@@ -109,6 +109,11 @@ func logRecords(logs string) []map[string]any {
 	return out
 }
 
+// logged counts the records of ts's log that have every field of match.
+func logged(ts *testServer, match map[string]any) int {
+	return countRecords(logRecords(ts.logs.String()), match)
+}
+
 // countRecords counts the records that have every field of match.
 func countRecords(recs []map[string]any, match map[string]any) int {
 	n := 0

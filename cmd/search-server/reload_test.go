@@ -65,16 +65,17 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 	putKV(t, kv, prefix+"/default_page_size", "2") // left unset, the default would follow max=3 down to 3
 	putKV(t, kv, prefix+"/max_page_size", "3")
 	eventually(t, 2*time.Second, "max_page_size=3 applied within two seconds", func() bool { return pageOf(t, ts) == 3 })
-	if !strings.Contains(ts.logs.String(), `"variable":"MAX_PAGE_SIZE","key":"max_page_size","old":"1000","new":"3"`) {
+	if logged(ts, map[string]any{"variable": "MAX_PAGE_SIZE", "key": "max_page_size", "old": "1000", "new": "3"}) == 0 {
 		t.Errorf("the change was not logged with its old and new value")
 	}
 
 	putKV(t, kv, prefix+"/max_page_size", "lots")
 	putKV(t, kv, prefix+"/default_page_size", "5") // above the maximum of 3
 	eventually(t, 5*time.Second, "both rejections logged", func() bool {
-		logs := ts.logs.String()
-		return strings.Contains(logs, `"key":"max_page_size","variable":"MAX_PAGE_SIZE","value":"lots","reason":"configuration: MAX_PAGE_SIZE: \"lots\" is not an integer"`) &&
-			strings.Contains(logs, `"key":"default_page_size","variable":"DEFAULT_PAGE_SIZE","value":"5","reason":"configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"`)
+		return logged(ts, map[string]any{"key": "max_page_size", "variable": "MAX_PAGE_SIZE", "value": "lots",
+			"reason": `configuration: MAX_PAGE_SIZE: "lots" is not an integer`}) > 0 &&
+			logged(ts, map[string]any{"key": "default_page_size", "variable": "DEFAULT_PAGE_SIZE", "value": "5",
+				"reason": "configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"}) > 0
 	})
 	if got := pageOf(t, ts); got != 3 {
 		t.Errorf("after invalid values: page of %d, want the previous maximum, 3", got)
@@ -82,12 +83,13 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 
 	putKV(t, kv, prefix+"/shutdown_timeout", "20s")
 	eventually(t, 5*time.Second, "a restart-only change logged as such", func() bool {
-		return strings.Contains(ts.logs.String(), `"variable":"SHUTDOWN_TIMEOUT","key":"shutdown_timeout","old":"15s","new":"20s"`) && strings.Contains(ts.logs.String(), "takes effect at the next restart")
+		return logged(ts, map[string]any{"msg": "configuration changed; takes effect at the next restart",
+			"variable": "SHUTDOWN_TIMEOUT", "key": "shutdown_timeout", "old": "15s", "new": "20s"}) > 0
 	})
 
 	putKV(t, kv, prefix+"/log_level", "warn")
 	eventually(t, 5*time.Second, "the log level applied", func() bool {
-		return strings.Contains(ts.logs.String(), `"variable":"LOG_LEVEL","key":"log_level","old":"info","new":"warn"`)
+		return logged(ts, map[string]any{"variable": "LOG_LEVEL", "key": "log_level", "old": "info", "new": "warn"}) > 0
 	})
 
 	for _, key := range []string{"max_page_size", "default_page_size", "shutdown_timeout", "log_level"} {
@@ -116,7 +118,7 @@ func TestEnvironmentWinsOverConsulKV(t *testing.T) {
 	if got := pageOf(t, ts); got != 70 {
 		t.Errorf("page of %d after a KV change, want 70 from the environment", got)
 	}
-	if !strings.Contains(ts.logs.String(), "the variable is set in the environment, which wins") {
+	if logged(ts, map[string]any{"msg": "configuration key in Consul KV ignored: the variable is set in the environment, which wins", "key": "max_page_size"}) == 0 {
 		t.Error("the ignored KV key was not logged")
 	}
 }
@@ -242,7 +244,8 @@ func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
 	if out, errOut, code := ts.runClient(t, "monitor"); code != 0 || !strings.Contains(out, `rejected:  DEFAULT_PAGE_SIZE="many": DEFAULT_PAGE_SIZE: "many" is not an integer`) {
 		t.Errorf("search-client monitor: exit %d\n%s%s", code, out, errOut)
 	}
-	if !regexp.MustCompile(`"level":"ERROR","msg":"configuration value rejected; the setting starts at its default".*"variable":"DEFAULT_PAGE_SIZE","key":"default_page_size","value":"many"`).MatchString(ts.logs.String()) {
+	if logged(ts, map[string]any{"level": "ERROR", "msg": "configuration value rejected; the setting starts at its default",
+		"variable": "DEFAULT_PAGE_SIZE", "key": "default_page_size", "value": "many"}) == 0 {
 		t.Error("no ERROR log line names the rejected variable")
 	}
 	l.WaitSum(t, "search-service.config.rejected", "c", 1)

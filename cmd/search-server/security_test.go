@@ -172,7 +172,7 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 	put("read_tokens", readTok)
 	put("write_tokens", writeTok)
 	eventually(t, 10*time.Second, "the tokens from KV in effect", func() bool {
-		return strings.Contains(ts.logs.String(), `"variable":"WRITE_TOKENS"`)
+		return logged(ts, map[string]any{"variable": "WRITE_TOKENS"}) > 0
 	})
 
 	tlsFlags := []string{"--tls-ca", ca.CertFile}
@@ -410,8 +410,7 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "the KV changes seen", func() bool {
-		logs := ts.logs.String()
-		return strings.Contains(logs, `"variable":"LOG_LEVEL"`) && strings.Contains(logs, `"key":"database_write_url"`)
+		return logged(ts, map[string]any{"variable": "LOG_LEVEL"}) > 0 && logged(ts, map[string]any{"key": "database_write_url"}) > 0
 	})
 
 	// Without the ACL token, Consul refuses the registration, and says so.
@@ -419,7 +418,12 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 		"DATABASE_URL": owner, "CONSUL_REGISTER": "true", "CONSUL_HTTP_ADDR": a.HTTPAddr(), "SERVICE_NAME": service + "-anonymous",
 	}, true)
 	eventually(t, 30*time.Second, "the refused registration logged", func() bool {
-		return strings.Contains(noToken.logs.String(), "Permission denied")
+		for _, rec := range logRecords(noToken.logs.String()) {
+			if e, _ := rec["error"].(string); rec["msg"] == "consul registration failed; retrying" && strings.Contains(e, "Permission denied") {
+				return true
+			}
+		}
+		return false
 	})
 
 	// search-server config, as an operator would run it.
