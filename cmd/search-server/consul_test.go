@@ -229,17 +229,17 @@ func TestRegistrationOutlivesConsul(t *testing.T) {
 	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 }
 
-// searchLoop searches for Paris in a loop, as a client under load would,
-// counting answers and failures until stopped.
-type searchLoop struct {
+// callLoop makes one call after another until stopped, pausing between
+// calls, and counts what succeeded and what failed.
+type callLoop struct {
 	ok, failed atomic.Int64
 	firstErr   atomic.Value
 	done       chan struct{}
 	wg         sync.WaitGroup
 }
 
-func startSearchLoop(client searchv1.SearchServiceClient) *searchLoop {
-	l := &searchLoop{done: make(chan struct{})}
+func startLoop(pause time.Duration, call func() error) *callLoop {
+	l := &callLoop{done: make(chan struct{})}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -249,26 +249,43 @@ func startSearchLoop(client searchv1.SearchServiceClient) *searchLoop {
 				return
 			default:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
-			cancel()
-			if err != nil || len(resp.GetThings()) != 1 {
+			if err := call(); err != nil {
 				l.failed.Add(1)
-				l.firstErr.CompareAndSwap(nil, fmt.Sprint(err))
-				continue
+				l.firstErr.CompareAndSwap(nil, err.Error())
+			} else {
+				l.ok.Add(1)
 			}
-			l.ok.Add(1)
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(pause)
 		}
 	}()
 	return l
 }
 
 // stop ends the loop and returns its counts and first failure.
-func (l *searchLoop) stop() (ok, failed int64, firstErr any) {
+func (l *callLoop) stop() (ok, failed int64, firstErr any) {
 	close(l.done)
 	l.wg.Wait()
 	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
+}
+
+// searchParis searches for Paris within timeout; anything but France alone
+// is an error.
+func searchParis(client searchv1.SearchServiceClient, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
+	if err != nil {
+		return err
+	}
+	if n := len(resp.GetThings()); n != 1 {
+		return fmt.Errorf("Paris is in %d things, want 1", n)
+	}
+	return nil
+}
+
+// startSearchLoop searches for Paris through client until stopped.
+func startSearchLoop(client searchv1.SearchServiceClient) *callLoop {
+	return startLoop(2*time.Millisecond, func() error { return searchParis(client, 10*time.Second) })
 }
 
 // TestCLIWaitsForAnInstance: a search-client run through Consul DNS while no

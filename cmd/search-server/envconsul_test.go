@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -163,46 +161,19 @@ func (f *fleet) eachInstance(t *testing.T, fn func(ep consul.Endpoint, c searchv
 	}
 }
 
-// cliLoop runs one-shot `search-client search` invocations through Consul
-// DNS, one after the other, counting those that found Paris in France and
-// those that did not.
-type cliLoop struct {
-	ok, failed atomic.Int64
-	firstErr   atomic.Value
-	done       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startCLILoop(service string) *cliLoop {
-	l := &cliLoop{done: make(chan struct{})}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			cmd := exec.Command(clientBin, "--consul-dns", agent.DNSAddr(), "--consul-http", agent.HTTPAddr(), "--service", service,
-				"search", "--lat", "48.85", "--lng", "2.35")
-			var out, errOut bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &errOut
-			if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "France") {
-				l.failed.Add(1)
-				l.firstErr.CompareAndSwap(nil, fmt.Sprintf("%v: %s", err, errOut.String()))
-				continue
-			}
-			l.ok.Add(1)
+// startCLILoop runs one-shot `search-client search` invocations through
+// Consul DNS, one after another, until stopped.
+func startCLILoop(service string) *callLoop {
+	return startLoop(0, func() error {
+		cmd := exec.Command(clientBin, "--consul-dns", agent.DNSAddr(), "--consul-http", agent.HTTPAddr(), "--service", service,
+			"search", "--lat", "48.85", "--lng", "2.35")
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "France") {
+			return fmt.Errorf("%v: %s", err, errOut.String())
 		}
-	}()
-	return l
-}
-
-func (l *cliLoop) stop() (ok, failed int64, firstErr any) {
-	close(l.done)
-	l.wg.Wait()
-	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
+		return nil
+	})
 }
 
 // TestEnvconsulRestartsLoseNoCalls runs two servers the way envconsul does

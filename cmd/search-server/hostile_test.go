@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,14 +24,8 @@ import (
 )
 
 // probeLoop searches for Paris, as a user would with a 5 s deadline, and
-// asks for health, on its own connection, until stopped; it counts what
-// failed.
-type probeLoop struct {
-	ok, failed, unhealthy atomic.Int64
-	firstErr              atomic.Value
-	done                  chan struct{}
-	wg                    sync.WaitGroup
-}
+// asks for health, on a connection of its own, until stopped.
+type probeLoop struct{ searches, health *callLoop }
 
 func startProbeLoop(t *testing.T, addr string) *probeLoop {
 	t.Helper()
@@ -42,39 +35,26 @@ func startProbeLoop(t *testing.T, addr string) *probeLoop {
 	}
 	t.Cleanup(func() { conn.Close() })
 	client, hc := searchv1.NewSearchServiceClient(conn), healthpb.NewHealthClient(conn)
-	l := &probeLoop{done: make(chan struct{})}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
+	return &probeLoop{
+		searches: startLoop(5*time.Millisecond, func() error { return searchParis(client, 5*time.Second) }),
+		health: startLoop(5*time.Millisecond, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
-			if err != nil || len(resp.GetThings()) != 1 {
-				l.failed.Add(1)
-				l.firstErr.CompareAndSwap(nil, fmt.Sprint(err))
-			} else {
-				l.ok.Add(1)
-			}
+			defer cancel()
 			h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
-			if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-				l.unhealthy.Add(1)
+			if err == nil && h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+				err = fmt.Errorf("health %s", h.GetStatus())
 			}
-			cancel()
-			time.Sleep(5 * time.Millisecond)
-		}
-	}()
-	return l
+			return err
+		}),
+	}
 }
 
+// stop ends both loops: searches answered and failed, health checks not
+// SERVING, and the first failed search.
 func (l *probeLoop) stop() (ok, failed, unhealthy int64, firstErr any) {
-	close(l.done)
-	l.wg.Wait()
-	return l.ok.Load(), l.failed.Load(), l.unhealthy.Load(), l.firstErr.Load()
+	ok, failed, firstErr = l.searches.stop()
+	_, unhealthy, _ = l.health.stop()
+	return ok, failed, unhealthy, firstErr
 }
 
 // square is an import message whose geometry is a small square at i.
@@ -193,7 +173,7 @@ func TestThousandsOfStreamsOnOneConnectionStarveNoOtherClient(t *testing.T) {
 	}
 	eventually(t, time.Minute, fmt.Sprintf("%d open Watch streams", limit), func() bool { return watchHandlers() == limit })
 	maxSeen := 0
-	for okBefore := loop.ok.Load(); loop.ok.Load() < okBefore+50; {
+	for okBefore := loop.searches.ok.Load(); loop.searches.ok.Load() < okBefore+50; {
 		maxSeen = max(maxSeen, watchHandlers())
 		time.Sleep(20 * time.Millisecond)
 	}

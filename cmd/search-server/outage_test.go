@@ -76,7 +76,7 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	}
 	// The outage lasts its minute and, counted rather than timed, until
 	// each loop has made 100 searches in it.
-	during := func(l *searchLoop) int64 { return l.ok.Load() + l.failed.Load() }
+	during := func(l *callLoop) int64 { return l.ok.Load() + l.failed.Load() }
 	directAtDown, discoveredAtDown := during(direct), during(discovered)
 	for time.Since(down) < longOutage || during(direct) < directAtDown+100 || during(discovered) < discoveredAtDown+100 {
 		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
