@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"strings"
 	"sync/atomic"
 )
 
@@ -127,4 +128,19 @@ func (t *Tokens) Check(need Access, token string, presented bool) error {
 	default:
 		return ErrInvalidToken
 	}
+}
+
+// BearerToken returns the token of an authorization value "Bearer <token>"
+// (the scheme in any case), as both transports carry it: values are the
+// call's authorization values (gRPC metadata, HTTP header), exactly one of
+// which must be a bearer token.
+func BearerToken(values []string) (string, bool) {
+	if len(values) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return "", false
+	}
+	return token, true
 }

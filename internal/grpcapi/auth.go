@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"path"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -110,15 +109,7 @@ func (a *Auth) check(ctx context.Context, fullMethod string) error {
 // bearerToken returns the token of the call's "authorization: Bearer"
 // metadata.
 func bearerToken(ctx context.Context) (string, bool) {
-	values := metadata.ValueFromIncomingContext(ctx, "authorization")
-	if len(values) != 1 {
-		return "", false
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return "", false
-	}
-	return token, true
+	return geo.BearerToken(metadata.ValueFromIncomingContext(ctx, "authorization"))
 }
 
 func (a *Auth) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

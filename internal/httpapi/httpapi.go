@@ -281,15 +281,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (e
 
 // bearerToken returns the token of the "Authorization: Bearer" header.
 func bearerToken(r *http.Request) (string, bool) {
-	values := r.Header.Values("Authorization")
-	if len(values) != 1 {
-		return "", false
-	}
-	scheme, token, ok := strings.Cut(values[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
-		return "", false
-	}
-	return token, true
+	return geo.BearerToken(r.Header.Values("Authorization"))
 }
 
 // measure reports one finished request: http.<route>.requests,
