@@ -97,7 +97,7 @@ acl {
 	// Every listener stays open until all ports are chosen, so that no two
 	// names get the same port.
 	var held []net.Listener
-	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
+	for _, name := range []string{"http", "dns", "grpc"} { // the others: at each Start
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			closeAll(held)
@@ -119,6 +119,29 @@ acl {
 	return a, nil
 }
 
+// freshInternalPorts picks free ports for the agent's serf and server
+// listeners, held open until the caller closes them so that no two names
+// share one.
+func (a *Agent) freshInternalPorts() ([]net.Listener, error) {
+	var held []net.Listener
+	clients := map[int]bool{a.ports["http"]: true, a.ports["dns"]: true, a.ports["grpc"]: true}
+	for _, name := range []string{"serf-lan", "serf-wan", "server"} {
+		for {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				closeAll(held)
+				return nil, err
+			}
+			held = append(held, l)
+			if p := l.Addr().(*net.TCPAddr).Port; !clients[p] { // a client port is closed while the agent is down
+				a.ports[name] = p
+				break
+			}
+		}
+	}
+	return held, nil
+}
+
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {
 		_ = l.Close()
@@ -134,7 +157,7 @@ func (a *Agent) DNSAddr() string { return "127.0.0.1:" + strconv.Itoa(a.ports["d
 // Client returns the API client for the agent.
 func (a *Agent) Client() *api.Client { return a.client }
 
-// Start (re)starts a stopped agent on the same ports.
+// Start (re)starts a stopped agent on the same HTTP, DNS and gRPC ports.
 func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -148,6 +171,14 @@ func (a *Agent) Start(ctx context.Context) error {
 		"-log-level", "warn",
 		"-config-file", filepath.Join(a.dir, "extra.hcl"),
 	}
+	// Clients know the HTTP, DNS and gRPC ports, which stay. The agent's
+	// own ports are chosen anew at every start: while it was down, another
+	// process may have taken them (a parallel test's free port).
+	held, err := a.freshInternalPorts()
+	if err != nil {
+		return err
+	}
+	closeAll(held)
 	for _, name := range []string{"http", "dns", "grpc", "serf-lan", "serf-wan", "server"} {
 		args = append(args, "-"+name+"-port", strconv.Itoa(a.ports[name]))
 	}
