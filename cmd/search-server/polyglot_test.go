@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -14,7 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/geo/geotest"
 )
 
 // polyglotClients are the examples in other languages, as commands that take
@@ -162,5 +169,136 @@ func TestNodeClientFindsTheServerThroughConsulDNS(t *testing.T) {
 	_, errOut, code := runPolyglot(t, append(slices.Clone(clients["node"]), "--consul-dns", agent.DNSAddr(), "--service", "nobody"), "point", "1", "1")
 	if code != 1 || !strings.Contains(errOut, `no healthy instance of "nobody" found through Consul DNS`) {
 		t.Errorf("no instance: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// locatePoints are what the examples' Locate calls send, as ID,LAT,LNG: a
+// lattice over the world, in countries and in the sea, more points than
+// the examples' window of points sent ahead of the answers (so their flow
+// control waits), and bad points, which get errors in their own answers.
+func locatePoints() []string {
+	var points []string
+	for lat := -55.0; lat <= 70; lat += 5 {
+		for lng := -175.0; lng < 180; lng += 25 {
+			points = append(points, fmt.Sprintf("p%g_%g,%g,%g", lat, lng, lat, lng))
+		}
+	}
+	return append(points, "paris,48.85,2.35", "nan,NaN,0", "north,91,0", "east,0,181", "paris-again,48.85,2.35")
+}
+
+// goLocate answers points (ID,LAT,LNG) through the Go client's Locate
+// stream, scoped by opts.
+func goLocate(t *testing.T, ts *testServer, opts *searchv1.LocateOptions, points []string) []*searchv1.LocateResponse {
+	t.Helper()
+	stream, err := ts.client.Locate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := []*searchv1.LocateRequest{{Options: opts}}
+	for _, p := range points {
+		f := strings.Split(p, ",")
+		lat, err1 := strconv.ParseFloat(f[1], 64)
+		lng, err2 := strconv.ParseFloat(f[2], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			t.Fatal(err)
+		}
+		reqs = append(reqs, &searchv1.LocateRequest{Id: f[0], Point: &searchv1.Point{Lat: lat, Lng: lng}})
+	}
+	sendErr := make(chan error, 1)
+	go func() {
+		for _, r := range reqs {
+			if err := stream.Send(r); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+		sendErr <- stream.CloseSend()
+	}()
+	var answers []*searchv1.LocateResponse
+	for {
+		resp, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		answers = append(answers, resp)
+	}
+	if err := <-sendErr; err != nil {
+		t.Fatal(err)
+	}
+	return answers
+}
+
+// runPolyglotLocate runs a client's locate command and reads its answers,
+// one protojson LocateResponse per line.
+func runPolyglotLocate(t *testing.T, argv []string, args ...string) ([]*searchv1.LocateResponse, string, int) {
+	t.Helper()
+	cmd := exec.Command(argv[0], append(append(slices.Clone(argv[1:]), "locate"), args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return nil, errOut.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run %v: %v", argv, err)
+	}
+	var answers []*searchv1.LocateResponse
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		resp := &searchv1.LocateResponse{}
+		if err := protojson.Unmarshal([]byte(line), resp); err != nil {
+			t.Fatalf("%v printed %q: %v", argv, line, err)
+		}
+		answers = append(answers, resp)
+	}
+	return answers, errOut.String(), 0
+}
+
+// TestClientsInOtherLanguagesLocateAsTheGoClient runs the examples' Locate
+// calls (one bidirectional stream, the scope in the first message, a window
+// of points sent ahead of the answers) and compares their answers, whole
+// (ids, things with their properties, errors) and in order, with the Go
+// client's for the same points and scope.
+func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
+	t.Parallel()
+	clients := polyglotClients(t)
+	ts := startServer(t, nil, true)
+	importFixture(t, ts) // collection "default": out of the scope below
+	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
+		t.Fatalf("import: exit %d\n%s", code, errOut)
+	}
+	points := locatePoints()
+	want := goLocate(t, ts, &searchv1.LocateOptions{Collections: []string{"countries"}}, points)
+	inside, failed := 0, 0
+	for _, a := range want {
+		if len(a.GetThings()) > 0 {
+			inside++
+			if len(a.GetThings()[0].GetProperties().GetFields()) == 0 {
+				t.Fatalf("Go client: %v has no properties; the comparison would prove little", a)
+			}
+		}
+		if a.GetError() != nil {
+			failed++
+		}
+	}
+	if len(want) != len(points) || inside < 30 || failed != 3 {
+		t.Fatalf("Go client: %d answers for %d points, %d inside a country, %d errors; want one each, 30 or more inside, 3 errors",
+			len(want), len(points), inside, failed)
+	}
+	args := append([]string{"--collection", "countries"}, points...)
+	for name, argv := range clients {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			argv := append(slices.Clone(argv), "--addr", ts.addr)
+			got, errOut, code := runPolyglotLocate(t, argv, args...)
+			if code != 0 {
+				t.Fatalf("locate: exit %d\n%s", code, errOut)
+			}
+			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("locate: answers differ from the Go client's (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
