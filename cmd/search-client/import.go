@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -46,7 +47,11 @@ without it: "default"). --replace makes the collection exactly this file's
 stored features: things of the collection that the import does not store
 are deleted in the same transaction. Searches running meanwhile see the
 old collection or the new one, never a mix; an interrupted replace changes
-nothing.`,
+nothing.
+
+While it runs, a progress line on standard error shows the features sent,
+the rate, the time elapsed and how much of FILE was read, when standard
+error is a terminal; at the end, the server's acknowledgement.`,
 		Example: `  search-client import testdata/ne_50m_countries.geojson --key-property name
   search-client import countries.geojson --collection countries --key-property name --replace`,
 		Args: cobra.ExactArgs(1),
@@ -54,11 +59,11 @@ nothing.`,
 			if keyFromID && scan.KeyProperty != "" {
 				return exitError{exitUsage, errors.New("--key-property and --key-from-id exclude each other")}
 			}
-			r, closeFile, err := openInput(args[0])
+			in, err := openCountedInput(args[0])
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
-			defer closeFile()
+			defer in.close()
 
 			conn, err := o.dial(cmd.Context())
 			if err != nil {
@@ -76,6 +81,8 @@ nothing.`,
 			if err != nil {
 				return err
 			}
+			prog := newProgress(o.stderr, nil, "import", "features", false, in)
+			defer prog.stop()
 			// The options travel with the first feature, or alone when
 			// there is none (an empty replace empties the collection).
 			var opts *searchv1.ImportOptions
@@ -87,7 +94,7 @@ nothing.`,
 			// the file index of the server's feature i.
 			var local []*searchv1.ImportProblem
 			var sent []int64
-			err = geojson.Scan(r, scan, func(f geo.RawFeature) error {
+			err = geojson.Scan(in, scan, func(f geo.RawFeature) error {
 				if f.Problem != "" {
 					local = append(local, &searchv1.ImportProblem{Index: int64(f.Index), Reason: f.Problem})
 					return nil
@@ -108,6 +115,7 @@ nothing.`,
 				if err := stream.Send(req); err != nil {
 					return fmt.Errorf("send feature %d: %w", f.Index, err)
 				}
+				prog.addSent()
 				return nil
 			})
 			if errors.Is(err, io.EOF) {
@@ -127,7 +135,9 @@ nothing.`,
 			if err != nil {
 				return err
 			}
-			return reportImport(o, inFileOrder(resp, sent, local), verbose)
+			prog.acknowledge(resp.GetImported() + int64(len(resp.GetRejected())))
+			prog.stop()
+			return reportImport(o, inFileOrder(resp, sent, local), verbose, prog.timing())
 		},
 	}
 	f := cmd.Flags()
@@ -160,13 +170,15 @@ func inFileOrder(resp *searchv1.ImportResponse, sent []int64, local []*searchv1.
 	return resp
 }
 
-func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {
+// reportImport prints the import's summary line, ending with timing, and
+// the features rejected (and, verbose, repaired).
+func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool, timing string) error {
 	fmt.Fprintf(o.stdout, "imported %d features into %s (%d repaired), rejected %d",
 		resp.GetImported(), resp.GetCollection(), resp.GetRepaired(), len(resp.GetRejected()))
 	if n := resp.GetDeleted(); n > 0 {
 		fmt.Fprintf(o.stdout, ", deleted %d things the replace did not import", n)
 	}
-	fmt.Fprintln(o.stdout)
+	fmt.Fprintf(o.stdout, ", %s\n", timing)
 	if verbose {
 		for _, p := range resp.GetRepairs() {
 			fmt.Fprintf(o.stdout, "  repaired feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())
@@ -184,23 +196,39 @@ func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error
 // openInput opens path ("-" for stdin), decompressing gzip when the data
 // starts with its magic number.
 func openInput(path string) (io.Reader, func(), error) {
+	in, err := openCountedInput(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, in.close, nil
+}
+
+// openCountedInput is openInput that also says the input's size, when it
+// is a regular file, and counts the bytes read from it, for progress.
+func openCountedInput(path string) (*input, error) {
 	var f *os.File
 	if path == "-" {
 		f = os.Stdin
 	} else {
 		var err error
 		if f, err = os.Open(path); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	br := bufio.NewReaderSize(f, 1<<16)
+	in := &input{read: new(atomic.Int64)}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		in.size = fi.Size()
+	}
+	br := bufio.NewReaderSize(countingReader{f, in.read}, 1<<16)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		return zr, func() { zr.Close(); f.Close() }, nil
+		in.Reader, in.close = zr, func() { zr.Close(); f.Close() }
+		return in, nil
 	}
-	return br, func() { f.Close() }, nil
+	in.Reader, in.close = br, func() { f.Close() }
+	return in, nil
 }

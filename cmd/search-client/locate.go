@@ -10,7 +10,6 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -40,7 +39,11 @@ and lng, in any order, is optional), or NDJSON, one {"id":..., "lat":...,
 Input and output stream: memory stays bounded whatever the file's size.
 A line that cannot be read (not a number, missing column) stops the run
 (exit 2); a point the server refuses (out of range) gets an error in its
-answer, and the run exits 3 at the end. A summary goes to standard error.
+answer, and the run exits 3 at the end. While it runs, a progress line on
+standard error shows the points sent and answered, the rate, the time
+elapsed and how much of FILE was read, when standard error is a terminal
+and standard output is not; at the end a one-line summary goes to
+standard error.
 The stream has no deadline unless --timeout is given.`,
 		Example: `  search-client locate points.csv
   search-client locate --collection countries --csv - < points.csv
@@ -55,12 +58,12 @@ The stream has no deadline unless --timeout is given.`,
 				}
 				opts.Where = append(opts.Where, pf)
 			}
-			r, closeFile, err := openInput(args[0])
+			in, err := openCountedInput(args[0])
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
-			defer closeFile()
-			points, err := newPointReader(r)
+			defer in.close()
+			points, err := newPointReader(in)
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
@@ -78,7 +81,9 @@ The stream has no deadline unless --timeout is given.`,
 			if err != nil {
 				return err
 			}
-			return runLocate(stream, cancel, opts, points, o, asCSV)
+			prog := newProgress(o.stderr, o.stdout, "locate", "points", true, in)
+			defer prog.stop()
+			return runLocate(stream, cancel, opts, points, o, asCSV, prog)
 		},
 	}
 	f := cmd.Flags()
@@ -95,8 +100,7 @@ The stream has no deadline unless --timeout is given.`,
 // answers: each side streams, and gRPC flow control holds the sender back
 // when the answers are not read fast enough.
 func runLocate(stream searchv1.SearchService_LocateClient, cancel context.CancelFunc, opts *searchv1.LocateOptions,
-	points *pointReader, o *options, asCSV bool) error {
-	start := time.Now()
+	points *pointReader, o *options, asCSV bool, prog *progress) error {
 	sendDone := make(chan error, 1)
 	go func() {
 		err := stream.Send(&searchv1.LocateRequest{Options: opts})
@@ -112,7 +116,9 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 				cancel() // the answers stop too
 				break
 			}
-			err = stream.Send(req)
+			if err = stream.Send(req); err == nil {
+				prog.addSent()
+			}
 		}
 		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
 			err = nil
@@ -136,6 +142,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 			break
 		}
 		answered++
+		prog.addAnswered()
 		switch {
 		case resp.GetError() != nil:
 			failed++
@@ -156,9 +163,8 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 	cw.Flush()
 	flushErr := out.Flush()
 	sendErr := <-sendDone
-	elapsed := time.Since(start)
-	fmt.Fprintf(o.stderr, "located %d points (%d inside something, %d errors) in %s, %.0f points/s\n",
-		answered, withThings, failed, elapsed.Round(time.Millisecond), float64(answered)/max(elapsed.Seconds(), 1e-9))
+	prog.stop()
+	fmt.Fprintf(o.stderr, "located %d points (%d inside something, %d errors) %s\n", answered, withThings, failed, prog.timing())
 	switch {
 	case sendErr != nil:
 		return sendErr
