@@ -51,7 +51,8 @@ nothing.
 
 While it runs, a progress line on standard error shows the features sent,
 the rate, the time elapsed and how much of FILE was read, when standard
-error is a terminal; at the end, the server's acknowledgement.`,
+error is a terminal; at the end, the server's acknowledgement. A one-line
+summary goes to standard error: features sent and acknowledged, time, rate.`,
 		Example: `  search-client import testdata/ne_50m_countries.geojson --key-property name
   search-client import countries.geojson --collection countries --key-property name --replace`,
 		Args: cobra.ExactArgs(1),
@@ -135,9 +136,11 @@ error is a terminal; at the end, the server's acknowledgement.`,
 			if err != nil {
 				return err
 			}
-			prog.acknowledge(resp.GetImported() + int64(len(resp.GetRejected())))
+			acked := resp.GetImported() + int64(len(resp.GetRejected()))
+			prog.acknowledge(acked)
 			prog.stop()
-			return reportImport(o, inFileOrder(resp, sent, local), verbose, prog.timing())
+			fmt.Fprintf(o.stderr, "sent %d features (%d acknowledged) %s\n", prog.sent.Load(), acked, prog.timing())
+			return reportImport(o, inFileOrder(resp, sent, local), verbose)
 		},
 	}
 	f := cmd.Flags()
@@ -170,15 +173,13 @@ func inFileOrder(resp *searchv1.ImportResponse, sent []int64, local []*searchv1.
 	return resp
 }
 
-// reportImport prints the import's summary line, ending with timing, and
-// the features rejected (and, verbose, repaired).
-func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool, timing string) error {
+func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {
 	fmt.Fprintf(o.stdout, "imported %d features into %s (%d repaired), rejected %d",
 		resp.GetImported(), resp.GetCollection(), resp.GetRepaired(), len(resp.GetRejected()))
 	if n := resp.GetDeleted(); n > 0 {
 		fmt.Fprintf(o.stdout, ", deleted %d things the replace did not import", n)
 	}
-	fmt.Fprintf(o.stdout, ", %s\n", timing)
+	fmt.Fprintln(o.stdout)
 	if verbose {
 		for _, p := range resp.GetRepairs() {
 			fmt.Fprintf(o.stdout, "  repaired feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())
