@@ -65,9 +65,15 @@ func newProgress(stderr, output io.Writer, command, unit string, answers bool, i
 			return bar.Fill(w, st)
 		})
 	}
-	p.bar, _ = p.container.Add(0, filler, mpb.BarWidth(30),
+	bar, err := p.container.Add(0, filler, mpb.BarWidth(30),
 		mpb.PrependDecorators(decor.Name(command+" ")),
 		mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return " " + p.line() })))
+	if err != nil { // only a container already shut down fails: draw nothing
+		p.container.Shutdown()
+		p.container = nil
+		return p
+	}
+	p.bar = bar
 	return p
 }
 

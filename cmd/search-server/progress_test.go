@@ -36,8 +36,9 @@ func locateFile(t *testing.T, n int) string {
 
 // runClientOnATerminal runs the search-client binary against ts with its
 // standard error on a pseudo-terminal (standard output and input are not
-// one) and returns what it wrote to each, and its exit code.
-func (ts *testServer) runClientOnATerminal(t *testing.T, args ...string) (stdout, terminal string, code int) {
+// one; stdin is its standard input) and returns what it wrote to each, and
+// its exit code.
+func (ts *testServer) runClientOnATerminal(t *testing.T, stdin io.Reader, args ...string) (stdout, terminal string, code int) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -49,7 +50,7 @@ func (ts *testServer) runClientOnATerminal(t *testing.T, args ...string) (stdout
 	}
 	cmd := exec.Command(clientBin, append([]string{"--addr", ts.addr}, args...)...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, tty
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, tty
 	if err := cmd.Start(); err != nil {
 		tty.Close()
 		t.Fatal(err)
@@ -120,7 +121,7 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 	t.Parallel()
 	ts := startServer(t, nil, true)
 
-	out, terminal, code := ts.runClientOnATerminal(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
+	out, terminal, code := ts.runClientOnATerminal(t, nil, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
 	if code != 0 || !strings.Contains(out, "imported 177 features into countries") {
 		t.Fatalf("import: exit %d\n%s\n%q", code, out, terminal)
 	}
@@ -136,9 +137,9 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 		t.Errorf("import's last progress line: %d sent, %d acknowledged, %d%% read; want 177, 177, 100%%", got[0], got[1], got[2])
 	}
 
-	const n = 20000
+	const n = 10000
 	path := locateFile(t, n)
-	out, terminal, code = ts.runClientOnATerminal(t, "locate", "--collection", "countries", path)
+	out, terminal, code = ts.runClientOnATerminal(t, nil, "locate", "--collection", "countries", path)
 	if code != 0 {
 		t.Fatalf("locate: exit %d\n%q", code, terminal)
 	}
@@ -155,6 +156,24 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 	}
 	if last := fs[len(fs)-1]; !strings.HasPrefix(last, fmt.Sprintf("located %d points (", n)) {
 		t.Errorf("locate's summary is not the last line on the terminal: %q", last)
+	}
+
+	// From a pipe, whose size is not known: the counts, and no share read.
+	in, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	pr, pw := io.Pipe()
+	go func() { _, err := io.Copy(pw, in); pw.CloseWithError(err) }()
+	out, terminal, code = ts.runClientOnATerminal(t, pr, "locate", "--collection", "countries", "-")
+	if code != 0 || strings.Count(out, "\n") != n {
+		t.Fatalf("locate -: exit %d, %d answers\n%q", code, strings.Count(out, "\n"), terminal)
+	}
+	fs = frames(terminal)
+	got = lastMatch(t, fs, regexp.MustCompile(`^locate .*?(\d+) points sent, (\d+) answered, [^,]*, [^,]* elapsed$`))
+	if got[0] != n || got[1] != n {
+		t.Errorf("locate -: last progress line: %d sent, %d answered; want %d, %d", got[0], got[1], n, n)
 	}
 }
 
