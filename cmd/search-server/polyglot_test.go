@@ -287,6 +287,17 @@ func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 		t.Fatalf("Go client: %d answers for %d points, %d inside a country, %d errors; want one each, 30 or more inside, 3 errors",
 			len(want), len(points), inside, failed)
 	}
+	// A bad scope ends the whole stream: the same status as search-client's.
+	one := filepath.Join(t.TempDir(), "one.csv")
+	if err := os.WriteFile(one, []byte("a,1,1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, goErr, code := ts.runClient(t, "locate", "--limit", "-1", one)
+	lines := strings.Split(strings.TrimSpace(goErr), "\n") // the summary, then the error
+	wantErr := strings.TrimPrefix(lines[len(lines)-1], "search-client: ")
+	if code != 1 || !strings.HasPrefix(wantErr, "InvalidArgument: ") {
+		t.Fatalf("search-client locate --limit -1: exit %d, %s", code, goErr)
+	}
 	args := append([]string{"--collection", "countries"}, points...)
 	for name, argv := range clients {
 		t.Run(name, func(t *testing.T) {
@@ -298,6 +309,9 @@ func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 			}
 			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 				t.Errorf("locate: answers differ from the Go client's (-want +got):\n%s", diff)
+			}
+			if _, errOut, code := runPolyglotLocate(t, argv, "--limit", "-1", "a,1,1"); code != 1 || strings.TrimSpace(errOut) != wantErr {
+				t.Errorf("locate --limit -1: exit %d, stderr %q; want 1 and %q, as search-client", code, errOut, wantErr)
 			}
 		})
 	}
