@@ -60,7 +60,7 @@ summary goes to standard error: features sent and acknowledged, time, rate.`,
 			if keyFromID && scan.KeyProperty != "" {
 				return exitError{exitUsage, errors.New("--key-property and --key-from-id exclude each other")}
 			}
-			in, err := openCountedInput(args[0])
+			in, err := openInput(args[0])
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
@@ -195,18 +195,9 @@ func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error
 }
 
 // openInput opens path ("-" for stdin), decompressing gzip when the data
-// starts with its magic number.
-func openInput(path string) (io.Reader, func(), error) {
-	in, err := openCountedInput(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	return in, in.close, nil
-}
-
-// openCountedInput is openInput that also says the input's size, when it
-// is a regular file, and counts the bytes read from it, for progress.
-func openCountedInput(path string) (*input, error) {
+// starts with its magic number. It also says the input's size, when it is
+// a regular file, and counts the bytes read from it, for progress.
+func openInput(path string) (*input, error) {
 	var f *os.File
 	if path == "-" {
 		f = os.Stdin

@@ -58,7 +58,7 @@ The stream has no deadline unless --timeout is given.`,
 				}
 				opts.Where = append(opts.Where, pf)
 			}
-			in, err := openCountedInput(args[0])
+			in, err := openInput(args[0])
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
