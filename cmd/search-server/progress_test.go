@@ -137,7 +137,7 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 		t.Errorf("import's last progress line: %d sent, %d acknowledged, %d%% read; want 177, 177, 100%%", got[0], got[1], got[2])
 	}
 
-	const n = 10000
+	const n = 4000
 	path := locateFile(t, n)
 	out, terminal, code = ts.runClientOnATerminal(t, nil, "locate", "--collection", "countries", path)
 	if code != 0 {
