@@ -77,7 +77,7 @@ help:
 test: deps proto-check lint test-go test-stack
 
 test-go: consul grpcurl compose
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
 ##        its own PostgreSQL and servers, imports, verifies, then alternates
