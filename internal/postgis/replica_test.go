@@ -24,7 +24,7 @@ type replicated struct {
 	primary string // the database's URL on the primary
 }
 
-func newReplicated(t *testing.T, maxLag time.Duration) *replicated {
+func newReplicated(t testing.TB, maxLag time.Duration) *replicated {
 	t.Helper()
 	dbs := postgistest.StartReplicatedT(t)
 	primaryURL, standbyURL := dbs.NewDatabase(t)
@@ -56,7 +56,7 @@ func newReplicated(t *testing.T, maxLag time.Duration) *replicated {
 
 // eventually calls cond until it returns nil, failing t with its last
 // error after a minute.
-func eventually(t *testing.T, what string, cond func() error) {
+func eventually(t testing.TB, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -72,7 +72,7 @@ func eventually(t *testing.T, what string, cond func() error) {
 }
 
 // token is what a write hands its client: the primary's position now.
-func (r *replicated) token(t *testing.T) geo.Position {
+func (r *replicated) token(t testing.TB) geo.Position {
 	t.Helper()
 	p, err := r.replica.WritePosition(context.Background())
 	if err != nil {
