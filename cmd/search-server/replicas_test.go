@@ -94,6 +94,18 @@ func TestReadsOnAHotStandby(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "France") {
 		t.Fatalf("search with the import's token: exit %d:\n%s%s", code, stdout, stderr)
 	}
+	// Everything else reads, and works on the read-only standby.
+	if mon, err := ts.client.Monitor(ctx, &searchv1.MonitorRequest{}); err != nil || mon.GetNThings() != 241 {
+		t.Fatalf("monitor on the standby: %v, %v", mon, err)
+	}
+	if cs, err := ts.client.ListCollections(ctx, &searchv1.ListCollectionsRequest{}); err != nil || len(cs.GetCollections()) == 0 {
+		t.Fatalf("collections on the standby: %v, %v", cs, err)
+	}
+	if resp, err := http.Get("http://" + ts.srv.HTTPAddr().String() + "/collections/countries/items?limit=5"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP items on the standby: %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	stdout, stderr, code = ts.runClient(t, "delete", "--collection", "countries", "--key", "France")
 	if m = tokenLine.FindStringSubmatch(stdout); code != 0 || m == nil {
 		t.Fatalf("delete: exit %d, no token in:\n%s%s", code, stdout, stderr)
