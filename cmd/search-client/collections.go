@@ -51,6 +51,7 @@ func newGetCommand(o *options) *cobra.Command {
 	f.StringVar(&req.Collection, "collection", "", `the key's collection (default "default")`)
 	f.StringVar(&req.Key, "key", "", "the thing's key within the collection")
 	f.BoolVar(&req.IncludeGeometry, "geometry", false, "include the geometry as GeoJSON (with --json)")
+	consistencyTokenFlag(f, &req.ConsistencyToken)
 	f.BoolVar(&asJSON, "json", false, "print protojson")
 	return cmd
 }
@@ -78,6 +79,7 @@ func newDeleteCommand(o *options) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(o.stdout, "deleted %d things\n", resp.GetDeleted())
+				printConsistencyToken(o, resp.GetConsistencyToken())
 				return nil
 			})
 		},
@@ -102,6 +104,7 @@ func newDeleteCollectionCommand(o *options) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(o.stdout, "deleted collection %s and its %d things\n", args[0], resp.GetDeleted())
+				printConsistencyToken(o, resp.GetConsistencyToken())
 				return nil
 			})
 		},

@@ -180,6 +180,7 @@ func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error
 		fmt.Fprintf(o.stdout, ", deleted %d things the replace did not import", n)
 	}
 	fmt.Fprintln(o.stdout)
+	printConsistencyToken(o, resp.GetConsistencyToken())
 	if verbose {
 		for _, p := range resp.GetRepairs() {
 			fmt.Fprintf(o.stdout, "  repaired feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())

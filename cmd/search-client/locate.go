@@ -24,6 +24,7 @@ func newLocateCommand(o *options) *cobra.Command {
 		limit              int32
 		asCSV              bool
 		includeGeometry    bool
+		consistencyToken   string
 	)
 	cmd := &cobra.Command{
 		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--limit N] [--csv] FILE|-",
@@ -50,7 +51,7 @@ The stream has no deadline unless --timeout is given.`,
   search-client locate --where iso_n3=250 trace.ndjson`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry}
+			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry, ConsistencyToken: consistencyToken}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -92,6 +93,7 @@ The stream has no deadline unless --timeout is given.`,
 	f.StringVarP(&query, "query", "q", "", "only things whose name contains this text")
 	f.Int32Var(&limit, "limit", 0, "most things per point (0: the server's default page size)")
 	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
+	consistencyTokenFlag(f, &consistencyToken)
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
 	return cmd
 }

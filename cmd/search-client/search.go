@@ -20,14 +20,15 @@ import (
 
 func newSearchCommand(o *options) *cobra.Command {
 	var (
-		lat, lng        float64
-		query           string
-		pageSize        int32
-		pageToken       string
-		all, asJSON     bool
-		includeGeometry bool
-		collections     []string
-		where           []string
+		lat, lng         float64
+		query            string
+		pageSize         int32
+		pageToken        string
+		all, asJSON      bool
+		includeGeometry  bool
+		collections      []string
+		where            []string
+		consistencyToken string
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--lat LAT --lng LNG] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
@@ -47,7 +48,7 @@ compared as JSON: the string "1" does not equal the number 1.`,
   search-client search --query a --all --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections}
+			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections, ConsistencyToken: consistencyToken}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -98,6 +99,7 @@ compared as JSON: the string "1" does not equal the number 1.`,
 	f.Int32Var(&pageSize, "page-size", 0, "things per page (0: the server's default)")
 	f.StringVar(&pageToken, "page-token", "", "continue from a previous page")
 	f.BoolVar(&all, "all", false, "stream every match (SearchStream) instead of one page")
+	consistencyTokenFlag(f, &consistencyToken)
 	f.BoolVar(&asJSON, "json", false, "print protojson (one object per thing with --all)")
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
 	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")

@@ -45,6 +45,7 @@ func (s *Server) applyLive(cfg serverConfig) {
 	}
 	s.auth.Set(cfg.GRPC) // the HTTP API shares the tokens
 	s.timeout.Set(cfg.DB.StatementTimeout)
+	s.replica.SetMaxLag(cfg.DB.MaxReplicaLag)
 	s.statsd.SetSampleRate(cfg.StatsD.SampleRate)
 }
 

@@ -295,6 +295,15 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 	if err != nil || len(resp.GetThings()) != 1 || resp.GetThings()[0].GetName() != "France" {
 		t.Fatalf("search as the reader: %v, %v", resp, err)
 	}
+	// The roles need no more for consistency tokens: the writer reads the
+	// WAL position, the reader waits for it.
+	del, err := ts.client.DeleteThings(context.Background(), &searchv1.DeleteThingsRequest{Ids: []int64{1 << 40}})
+	if err != nil || del.GetConsistencyToken() == "" {
+		t.Fatalf("delete as the writer: %v, %v; want a consistency token", del, err)
+	}
+	if _, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", ConsistencyToken: del.GetConsistencyToken()}); err != nil {
+		t.Fatalf("search as the reader with a consistency token: %v", err)
+	}
 
 	// The reader itself can change nothing.
 	ctx := context.Background()

@@ -52,6 +52,8 @@ type Server struct {
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
 	writer       *pgxpool.Pool // imports: DATABASE_WRITE_URL, or DATABASE_URL
+	probe        *pgxpool.Pool // the replica's lag and write positions, on the primary
+	replica      *postgis.Replica
 	lis          net.Listener
 	pprof        *http.Server // nil without PPROF_ADDR
 	pprofLis     net.Listener
@@ -116,6 +118,15 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	}
 	undo = append(undo, writer.Close)
 	svcOpts := []postgis.Option{postgis.WithWriter(writer)}
+	// DATABASE_URL may be a hot standby of the primary on
+	// DATABASE_WRITE_URL: readiness follows its lag, and consistency
+	// tokens let a client read its own writes (docs/REPLICAS.md).
+	probe, err := postgis.OpenProbe(ctx, cfg.DB, app, timeout)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, probe.Close)
+	replica := postgis.NewReplica(pool, probe, cfg.DB.MaxReplicaLag)
 	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
 	if err != nil {
 		return fail(fmt.Errorf("listen: %w", err))
@@ -142,7 +153,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	if err != nil {
 		return fail(&config.Error{Err: err})
 	}
-	gs := grpc.NewServer(opts...)
+	gs := grpc.NewServer(append(opts, grpcapi.ConsistencyOptions(replica, logger)...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	api := grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
@@ -167,12 +178,14 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		auth:         auth,
 		pool:         pool,
 		writer:       writer,
+		probe:        probe,
+		replica:      replica,
 		lis:          lis,
 		pprof:        pprofSrv,
 		pprofLis:     pprofLis,
 		grpc:         gs,
 		health:       hs,
-		ready:        grpcapi.NewReadiness(hs, svc, cfg.GRPC.HealthInterval, logger),
+		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
 	}
 	if cfg.HTTP.Enabled() {
 		if s.http, err = newHTTP(cfg, svc, auth, logger, accessLogger, m); err != nil {
@@ -478,6 +491,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 			return
 		case <-t.C:
 			s.svc.ReportPool(s.metrics)
+			s.replica.Report(s.metrics)
 			s.metrics.Gauge("config.rejected_settings", int64(len(s.rejected())))
 			if s.shipper != nil {
 				s.shipper.Report(s.metrics)
@@ -501,6 +515,7 @@ func (s *Server) Close() {
 func (s *Server) closePools() {
 	s.pool.Close()
 	s.writer.Close()
+	s.probe.Close()
 }
 
 // closePprof stops the pprof endpoint, if any; profiles in progress are cut.

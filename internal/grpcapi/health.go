@@ -17,7 +17,8 @@ type Pinger interface {
 }
 
 // Readiness keeps the standard health service in step with the database:
-// SERVING while it answers, NOT_SERVING while it does not. It covers the
+// SERVING while it answers (and, when it is a standby, does not lag beyond
+// MAX_REPLICA_LAG), NOT_SERVING while it does not. It covers the
 // whole server ("") and search.v1.SearchService.
 type Readiness struct {
 	health   *health.Server
@@ -66,7 +67,7 @@ func (r *Readiness) Run(ctx context.Context) {
 			r.logger.Info("ready: the database answers; health SERVING")
 			r.set(healthpb.HealthCheckResponse_SERVING)
 		case err != nil && (ready || first):
-			r.logger.Warn("not ready: the database does not answer; health NOT_SERVING", "error", err.Error())
+			r.logger.Warn("not ready: the database does not answer or its replica lags; health NOT_SERVING", "error", err.Error())
 			r.set(healthpb.HealthCheckResponse_NOT_SERVING)
 		}
 		ready = err == nil

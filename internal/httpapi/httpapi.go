@@ -336,7 +336,7 @@ func (s *Server) logRequest(r *http.Request, name string, rec *statusRecorder, s
 // HTTP check and load balancers use it.
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) error {
 	if !s.ready.Load() {
-		return geo.Errorf(geo.Unavailable, "not ready: the database does not answer, or the server is shutting down")
+		return geo.Errorf(geo.Unavailable, "not ready: the database does not answer (or its replica lags), or the server is shutting down")
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, err := w.Write([]byte(`{"status":"ready"}` + "\n"))

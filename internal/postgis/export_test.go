@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -24,4 +25,11 @@ func WriteBatch(ctx context.Context, tx pgx.Tx, features []geo.Feature) (geo.Imp
 		batch = append(batch, p)
 	}
 	return res, writeBatch(ctx, tx, batch, &res)
+}
+
+// LastLag is the lag r measured at its last Ping.
+func (r *Replica) LastLag() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lag
 }

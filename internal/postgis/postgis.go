@@ -43,6 +43,12 @@ type Config struct {
 	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s" live:"true"`
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout time.Duration `env:"DB_CONNECT_TIMEOUT, default=5s"`
+	// MaxReplicaLag is how far (in time) a hot standby on DATABASE_URL may
+	// lag the primary on DATABASE_WRITE_URL before the instance is not
+	// ready (health NOT_SERVING, out of Consul), and how long a read with
+	// a consistency token waits for it; 0: the lag is not checked. See
+	// docs/REPLICAS.md.
+	MaxReplicaLag time.Duration `env:"MAX_REPLICA_LAG, default=30s" live:"true"`
 }
 
 // Validate reports every invalid setting.
@@ -70,6 +76,9 @@ func (c Config) Validate() error {
 	}
 	if c.ConnectTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DB_CONNECT_TIMEOUT must not be negative, got %s", c.ConnectTimeout))
+	}
+	if c.MaxReplicaLag < 0 {
+		errs = append(errs, fmt.Errorf("MAX_REPLICA_LAG must not be negative, got %s", c.MaxReplicaLag))
 	}
 	return errors.Join(errs...)
 }
@@ -127,25 +136,48 @@ func Open(ctx context.Context, cfg Config, applicationName string, st *Statement
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return open(ctx, cfg, "DATABASE_URL", cfg.URL, cfg.MaxConns, applicationName, st)
+	return open(ctx, cfg, "DATABASE_URL", cfg.URL, cfg.MaxConns, applicationName, st, "")
 }
 
 // OpenWriter builds the writing pool: on DATABASE_WRITE_URL, or on
 // DATABASE_URL when that is unset, always a pool of its own with at most
 // DB_MAX_WRITE_CONNS connections, so that writers cannot take the readers'
-// connections.
+// connections. Its sessions never commit asynchronously: where the
+// database runs with synchronous_commit off they use local, so that a
+// write's commit is flushed, and so streamed and covered by the position a
+// consistency token names (Replica.WritePosition), when the write returns.
 func OpenWriter(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	name, url := "DATABASE_URL", cfg.URL
-	if cfg.WriteURL != "" {
-		name, url = "DATABASE_WRITE_URL", cfg.WriteURL
-	}
-	return open(ctx, cfg, name, url, cfg.MaxWriteConns, applicationName+"/write", st)
+	name, url := cfg.writeURL()
+	return open(ctx, cfg, name, url, cfg.MaxWriteConns, applicationName+"/write", st, syncCommitSQL)
 }
 
-func open(ctx context.Context, cfg Config, name, url string, maxConns int32, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+// syncCommitSQL keeps a stronger synchronous_commit (on, remote_apply...)
+// as the database has it, and makes off local.
+const syncCommitSQL = `SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`
+
+// OpenProbe builds the Replica's pool on the primary (DATABASE_WRITE_URL,
+// else DATABASE_URL): two connections for short statements only (the
+// primary's WAL position), apart from the writing pool, whose connections
+// imports may hold for minutes.
+func OpenProbe(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	name, url := cfg.writeURL()
+	return open(ctx, cfg, name, url, 2, applicationName+"/probe", st, "")
+}
+
+func (c Config) writeURL() (name, url string) {
+	if c.WriteURL != "" {
+		return "DATABASE_WRITE_URL", c.WriteURL
+	}
+	return "DATABASE_URL", c.URL
+}
+
+func open(ctx context.Context, cfg Config, name, url string, maxConns int32, applicationName string, st *StatementTimeout, afterConnect string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a valid PostgreSQL connection string", name)
@@ -160,6 +192,12 @@ func open(ctx context.Context, cfg Config, name, url string, maxConns int32, app
 		pc.ConnConfig.RuntimeParams["application_name"] = applicationName
 	}
 	pc.PrepareConn = st.prepare
+	if afterConnect != "" {
+		pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, afterConnect)
+			return err
+		}
+	}
 	pc.BeforeClose = st.forget
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {

@@ -176,9 +176,17 @@ type SearchRequest struct {
 	Collections []string `protobuf:"bytes,6,rep,name=collections,proto3" json:"collections,omitempty"`
 	// where keeps things whose top-level properties match every filter (AND).
 	// At most 16 filters and 100 values in all.
-	Where         []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Where []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
+	// consistency_token, when set, is the consistency_token of a write
+	// (Import, DeleteThings, DeleteCollection): the answer then reflects that
+	// write and every one before it. A server reading from a replica waits
+	// until the replica has replayed it, within the call's deadline
+	// (DEADLINE_EXCEEDED) and MAX_REPLICA_LAG (UNAVAILABLE: retry, another
+	// instance may have caught up). Empty: no waiting. A token that is not
+	// one is INVALID_ARGUMENT. See docs/REPLICAS.md.
+	ConsistencyToken string `protobuf:"bytes,16,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
@@ -258,6 +266,13 @@ func (x *SearchRequest) GetWhere() []*PropertyFilter {
 		return x.Where
 	}
 	return nil
+}
+
+func (x *SearchRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
 }
 
 // PropertyFilter matches things whose top-level property key equals one of
@@ -634,9 +649,14 @@ type ImportResponse struct {
 	// deleted counts the things a replace import removed.
 	Deleted int64 `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
 	// collection is the collection the import went to.
-	Collection    string `protobuf:"bytes,6,opt,name=collection,proto3" json:"collection,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Collection string `protobuf:"bytes,6,opt,name=collection,proto3" json:"collection,omitempty"`
+	// consistency_token names the primary's write position after this write
+	// committed (opaque; the same on every instance). Pass it as a read's
+	// consistency_token to read this write even from a replica. Empty when
+	// the server could not read the position (the write is committed).
+	ConsistencyToken string `protobuf:"bytes,7,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ImportResponse) Reset() {
@@ -707,6 +727,13 @@ func (x *ImportResponse) GetDeleted() int64 {
 func (x *ImportResponse) GetCollection() string {
 	if x != nil {
 		return x.Collection
+	}
+	return ""
+}
+
+func (x *ImportResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
 	}
 	return ""
 }
@@ -984,8 +1011,16 @@ type GetThingRequest struct {
 	Key        string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// include_geometry asks for the thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,4,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// consistency_token, when set, is the consistency_token of a write
+	// (Import, DeleteThings, DeleteCollection): the answer then reflects that
+	// write and every one before it. A server reading from a replica waits
+	// until the replica has replayed it, within the call's deadline
+	// (DEADLINE_EXCEEDED) and MAX_REPLICA_LAG (UNAVAILABLE: retry, another
+	// instance may have caught up). Empty: no waiting. A token that is not
+	// one is INVALID_ARGUMENT. See docs/REPLICAS.md.
+	ConsistencyToken string `protobuf:"bytes,6,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetThingRequest) Reset() {
@@ -1044,6 +1079,13 @@ func (x *GetThingRequest) GetIncludeGeometry() bool {
 		return x.IncludeGeometry
 	}
 	return false
+}
+
+func (x *GetThingRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
 }
 
 // DeleteThingsRequest names things to delete: by ids, or by keys within a
@@ -1112,10 +1154,15 @@ func (x *DeleteThingsRequest) GetKeys() []string {
 // DeleteThingsResponse says how many things were deleted; ids and keys that
 // did not exist are not counted.
 type DeleteThingsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deleted       int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Deleted int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// consistency_token names the primary's write position after this write
+	// committed (opaque; the same on every instance). Pass it as a read's
+	// consistency_token to read this write even from a replica. Empty when
+	// the server could not read the position (the write is committed).
+	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteThingsResponse) Reset() {
@@ -1153,6 +1200,13 @@ func (x *DeleteThingsResponse) GetDeleted() int64 {
 		return x.Deleted
 	}
 	return 0
+}
+
+func (x *DeleteThingsResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
 }
 
 // DeleteCollectionRequest names the collection to delete.
@@ -1202,10 +1256,15 @@ func (x *DeleteCollectionRequest) GetName() string {
 
 // DeleteCollectionResponse says how many things the collection held.
 type DeleteCollectionResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Deleted       int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Deleted int64                  `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	// consistency_token names the primary's write position after this write
+	// committed (opaque; the same on every instance). Pass it as a read's
+	// consistency_token to read this write even from a replica. Empty when
+	// the server could not read the position (the write is committed).
+	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteCollectionResponse) Reset() {
@@ -1243,6 +1302,13 @@ func (x *DeleteCollectionResponse) GetDeleted() int64 {
 		return x.Deleted
 	}
 	return 0
+}
+
+func (x *DeleteCollectionResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
 }
 
 // ListCollectionsRequest asks for every collection.
@@ -1483,8 +1549,16 @@ type LocateOptions struct {
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// include_geometry asks for each thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,5,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// consistency_token, when set, is the consistency_token of a write
+	// (Import, DeleteThings, DeleteCollection): every answer of the stream then
+	// reflects that write and every one before it. A server reading from a replica waits
+	// until the replica has replayed it, within the call's deadline
+	// (DEADLINE_EXCEEDED) and MAX_REPLICA_LAG (UNAVAILABLE: retry, another
+	// instance may have caught up). Empty: no waiting. A token that is not
+	// one is INVALID_ARGUMENT. See docs/REPLICAS.md.
+	ConsistencyToken string `protobuf:"bytes,10,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LocateOptions) Reset() {
@@ -1550,6 +1624,13 @@ func (x *LocateOptions) GetIncludeGeometry() bool {
 		return x.IncludeGeometry
 	}
 	return false
+}
+
+func (x *LocateOptions) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
 }
 
 // LocateResponse answers one point of a Locate stream.
@@ -1684,7 +1765,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\x87\x02\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xb4\x02\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
@@ -1693,7 +1774,8 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
 	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12 \n" +
 	"\vcollections\x18\x06 \x03(\tR\vcollections\x12/\n" +
-	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\"R\n" +
+	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12+\n" +
+	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyToken\"R\n" +
 	"\x0ePropertyFilter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"b\n" +
@@ -1724,7 +1806,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x18\n" +
-	"\areplace\x18\x02 \x01(\bR\areplace\"\xec\x01\n" +
+	"\areplace\x18\x02 \x01(\bR\areplace\"\x99\x02\n" +
 	"\x0eImportResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x03R\bimported\x12\x1a\n" +
 	"\brepaired\x18\x02 \x01(\x03R\brepaired\x124\n" +
@@ -1733,7 +1815,8 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\adeleted\x18\x05 \x01(\x03R\adeleted\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x06 \x01(\tR\n" +
-	"collection\"Q\n" +
+	"collection\x12+\n" +
+	"\x11consistency_token\x18\a \x01(\tR\x10consistencyToken\"Q\n" +
 	"\rImportProblem\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
@@ -1751,26 +1834,29 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"~\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xab\x01\n" +
 	"\x0fGetThingRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12)\n" +
-	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\"[\n" +
+	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\x12+\n" +
+	"\x11consistency_token\x18\x06 \x01(\tR\x10consistencyToken\"[\n" +
 	"\x13DeleteThingsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x12\n" +
-	"\x04keys\x18\x03 \x03(\tR\x04keys\"0\n" +
+	"\x04keys\x18\x03 \x03(\tR\x04keys\"]\n" +
 	"\x14DeleteThingsResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x03R\adeleted\"-\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\x12+\n" +
+	"\x11consistency_token\x18\x02 \x01(\tR\x10consistencyToken\"-\n" +
 	"\x17DeleteCollectionRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"4\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"a\n" +
 	"\x18DeleteCollectionResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\x03R\adeleted\"\x18\n" +
+	"\adeleted\x18\x01 \x01(\x03R\adeleted\x12+\n" +
+	"\x11consistency_token\x18\x02 \x01(\tR\x10consistencyToken\"\x18\n" +
 	"\x16ListCollectionsRequest\"R\n" +
 	"\x17ListCollectionsResponse\x127\n" +
 	"\vcollections\x18\x01 \x03(\v2\x15.search.v1.CollectionR\vcollections\"\x9f\x01\n" +
@@ -1784,13 +1870,15 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\rLocateRequest\x122\n" +
 	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
-	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xb9\x01\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xe6\x01\n" +
 	"\rLocateOptions\x12 \n" +
 	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
 	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12)\n" +
-	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\"x\n" +
+	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12+\n" +
+	"\x11consistency_token\x18\n" +
+	" \x01(\tR\x10consistencyToken\"x\n" +
 	"\x0eLocateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06things\x18\x02 \x03(\v2\x10.search.v1.ThingR\x06things\x12,\n" +

@@ -1,0 +1,264 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
+)
+
+// The reading database may be a hot standby streaming from the primary
+// (DATABASE_URL on the standby, DATABASE_WRITE_URL on the primary). A
+// Replica watches it from both sides:
+//
+//   - Lag, for readiness. The standby's own clock is no measure:
+//     now() - pg_last_xact_replay_timestamp() grows while the primary is
+//     idle (nothing to replay is not lag), and jumps to the whole idle time
+//     as soon as a long import starts streaming. Instead, every check
+//     samples the primary's flushed WAL position (pg_current_wal_flush_lsn,
+//     which is what the primary streams) with the time it was seen, and
+//     compares the standby's replay position (pg_last_wal_replay_lsn) with
+//     the samples: the lag is how long ago the primary was first seen at a
+//     position the standby has not replayed yet, and 0 once the standby has
+//     replayed the last sample. An idle primary means no lag; a standby cut
+//     off from a primary that goes on writing lags more and more; the
+//     measure is as fine as the check interval (HEALTH_CHECK_INTERVAL).
+//   - Read-your-writes: WritePosition is the primary's flushed position
+//     after a write, WaitFor waits until the standby has replayed it.
+//
+// Against a reading database that is not in recovery (a primary, or a
+// standby since promoted) there is no lag and nothing to wait for.
+const (
+	// replicaStateSQL asks the reading database whether it is a standby
+	// and how far it has replayed (NULL before it has replayed anything).
+	replicaStateSQL = `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text`
+	// primaryPositionSQL fails (SQLSTATE 55000) on a server in recovery.
+	primaryPositionSQL = `SELECT pg_current_wal_flush_lsn()::text`
+	// replayedSQL: has the reading database replayed $1, or is it no
+	// standby at all?
+	replayedSQL = `SELECT NOT pg_is_in_recovery() OR coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)`
+)
+
+// maxLagSamples bounds the primary positions kept while a standby does not
+// catch up: the oldest one (which the lag is measured from) stays, the
+// ones after it are dropped first. At a 2 s check interval that is over
+// two hours of exact history.
+const maxLagSamples = 4096
+
+// Replica checks the reading database against the primary; see above. It
+// implements geo.ReadYourWrites and grpcapi's Pinger.
+type Replica struct {
+	read    *pgxpool.Pool
+	primary *pgxpool.Pool
+	maxLag  atomic.Int64 // time.Duration; 0: the lag does not matter
+
+	mu       sync.Mutex
+	samples  []lagSample // primary positions not yet replayed, oldest first
+	caughtUp bool        // the standby has replayed a sampled position
+	lag      time.Duration
+	standby  bool
+}
+
+type lagSample struct {
+	at  time.Time
+	lsn uint64
+}
+
+var _ geo.ReadYourWrites = (*Replica)(nil)
+
+// NewReplica returns a Replica of the reading pool read, whose primary is
+// reached through primary: a small pool of its own (OpenProbe), so that
+// imports holding the writing pool's connections cannot stop the lag
+// being measured or a write's position being read. A standby lagging more
+// than maxLag (0: any lag) is not ready.
+func NewReplica(read, primary *pgxpool.Pool, maxLag time.Duration) *Replica {
+	r := &Replica{read: read, primary: primary}
+	r.maxLag.Store(int64(maxLag))
+	return r
+}
+
+// SetMaxLag changes the lag beyond which Ping fails (MAX_REPLICA_LAG).
+func (r *Replica) SetMaxLag(d time.Duration) { r.maxLag.Store(int64(d)) }
+
+// Ping reports whether the reading database answers and, when it is a
+// standby, whether it lags the primary by at most MAX_REPLICA_LAG
+// (Unavailable otherwise). Call it periodically (readiness does): each
+// call samples the primary's position. A standby must have caught up with
+// the primary once before it is ready; while the primary does not answer,
+// the standby is measured against the positions last seen.
+func (r *Replica) Ping(ctx context.Context) error {
+	var inRecovery bool
+	var replayText *string
+	if err := r.read.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
+		return classify(ctx, "ping database", err)
+	}
+	now := time.Now()
+	if !inRecovery {
+		r.mu.Lock()
+		r.samples, r.caughtUp, r.lag, r.standby = nil, false, 0, false
+		r.mu.Unlock()
+		return nil
+	}
+	var replay uint64
+	if replayText != nil {
+		var err error
+		if replay, err = parseLSN(*replayText); err != nil {
+			return geo.Wrap(geo.Internal, err, "internal error")
+		}
+	}
+	primary, perr := r.primaryPosition(ctx)
+	r.mu.Lock()
+	lag, known := r.observe(now, replay, primary, perr == nil)
+	r.mu.Unlock()
+	maxLag := time.Duration(r.maxLag.Load())
+	switch {
+	case maxLag <= 0:
+		return nil
+	case !known:
+		return geo.Errorf(geo.Unavailable, "the standby has not yet replayed the primary's position seen at start")
+	case lag > maxLag:
+		return geo.Errorf(geo.Unavailable, "the standby replays %s behind the primary, more than MAX_REPLICA_LAG (%s)", lag.Round(time.Millisecond), maxLag)
+	}
+	return nil
+}
+
+// observe records a check of a standby that has replayed up to replay,
+// with the primary at primary (when primaryKnown), and returns the lag, or
+// false when it is not known yet (the standby has not caught up with any
+// position sampled since start). r.mu is held.
+func (r *Replica) observe(now time.Time, replay, primary uint64, primaryKnown bool) (time.Duration, bool) {
+	r.standby = true
+	if primaryKnown {
+		if primary <= replay {
+			r.caughtUp = true
+		} else if n := len(r.samples); n == 0 || primary > r.samples[n-1].lsn {
+			if n >= maxLagSamples {
+				r.samples = append(r.samples[:1], r.samples[2:]...)
+			}
+			r.samples = append(r.samples, lagSample{at: now, lsn: primary})
+		}
+	}
+	i := 0
+	for i < len(r.samples) && r.samples[i].lsn <= replay {
+		i++
+	}
+	if i > 0 {
+		r.caughtUp = true
+		r.samples = append(r.samples[:0], r.samples[i:]...)
+	}
+	switch {
+	case len(r.samples) == 0:
+		// Replayed everything sampled; with no sample at all (the primary
+		// has not answered since start) there is nothing better to serve.
+		r.lag = 0
+		return 0, r.caughtUp || !primaryKnown
+	case !r.caughtUp:
+		r.lag = now.Sub(r.samples[0].at)
+		return r.lag, false
+	}
+	r.lag = now.Sub(r.samples[0].at)
+	return r.lag, true
+}
+
+// Report sends db.replica_lag_ms, the lag last measured, when the reading
+// database is a standby.
+func (r *Replica) Report(m metrics.Metrics) {
+	r.mu.Lock()
+	lag, standby := r.lag, r.standby
+	r.mu.Unlock()
+	if standby {
+		m.Gauge("db.replica_lag_ms", lag.Milliseconds())
+	}
+}
+
+func (r *Replica) primaryPosition(ctx context.Context) (uint64, error) {
+	var text string
+	if err := r.primary.QueryRow(ctx, primaryPositionSQL).Scan(&text); err != nil {
+		return 0, classify(ctx, "read the primary's WAL position", err)
+	}
+	return parseLSN(text)
+}
+
+// WritePosition returns the primary's flushed WAL position: every
+// transaction committed before the call is at or before it, because the
+// writing pool never commits asynchronously (see OpenWriter).
+func (r *Replica) WritePosition(ctx context.Context) (geo.Position, error) {
+	lsn, err := r.primaryPosition(ctx)
+	return geo.Position(lsn), err
+}
+
+// Wait polling: the first check is at once (usually the standby has
+// replayed a write long before its client asks), then at growing
+// intervals up to waitPollMax, each one short statement on the reading
+// pool that holds no connection in between.
+const (
+	waitPollMin = time.Millisecond
+	waitPollMax = 20 * time.Millisecond
+)
+
+// WaitFor returns once the reading database has replayed p, or at once when
+// it is not a standby. It gives up with Unavailable after MAX_REPLICA_LAG
+// (a standby that far behind is not ready: another instance may have
+// caught up), with Timeout when ctx's deadline comes first.
+func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
+	if maxLag := time.Duration(r.maxLag.Load()); maxLag > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, maxLag, errWaitBound)
+		defer cancel()
+	}
+	lsn := formatLSN(uint64(p))
+	pause := waitPollMin
+	for {
+		var done bool
+		err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&done)
+		if err == nil && done {
+			return nil
+		}
+		if err == nil {
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+				pause = min(2*pause, waitPollMax)
+				continue
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		switch {
+		case errors.Is(context.Cause(ctx), errWaitBound):
+			return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return geo.Errorf(geo.Timeout, "the deadline passed before the replica this instance reads from replayed the write of consistency_token")
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		return classify(ctx, "wait for the replica", err)
+	}
+}
+
+var errWaitBound = errors.New("MAX_REPLICA_LAG passed while waiting for the replica")
+
+// parseLSN reads PostgreSQL's text form of a WAL position, "16/B374D848".
+func parseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("not a WAL position: %q", s)
+	}
+	return h<<32 | l, nil
+}
+
+// formatLSN writes p in PostgreSQL's text form.
+func formatLSN(p uint64) string {
+	return strconv.FormatUint(p>>32, 16) + "/" + strconv.FormatUint(p&0xFFFFFFFF, 16)
+}
