@@ -32,10 +32,10 @@ var locateScopes = []struct {
 	{"limit 1", geo.Filter{}, 1, 0},
 	{"nearest within 50 km", geo.Filter{MaxDistanceM: 50_000, Collections: []string{"countries"}}, 100, 10},
 	{"nearest within 300 km, limit 2", geo.Filter{MaxDistanceM: 300_000, Collections: []string{"countries", "default"}}, 2, 40},
-	{"nearest within 1 km, name query", geo.Filter{MaxDistanceM: 1000, Query: "a"}, 100, 10},
+	{"nearest within 1 km, name query", geo.Filter{MaxDistanceM: 1000, Query: "a", Collections: []string{"countries", "default"}}, 100, 10},
 	// The cells' 60-degree edges are segmentized into hundreds of
 	// vertices: the costliest distances.
-	{"nearest within 20 km, cells", geo.Filter{MaxDistanceM: 20_000, Collections: []string{"cells"}}, 100, 60},
+	{"nearest within 20 km, cells", geo.Filter{MaxDistanceM: 20_000, Collections: []string{"cells"}}, 100, 120},
 }
 
 // TestLocateEqualsSearch answers many thousands of points with Locate, in
