@@ -211,9 +211,10 @@ func (x *BoundingBox) GetMaxLat() float64 {
 	return 0
 }
 
-// SearchRequest selects things by name, by a point they contain, by
-// collection and by properties; the filters combine with AND. At least one
-// filter is required.
+// SearchRequest selects things by name, by a point they contain (or are
+// near: max_distance_m), by a box or area they relate to, by collection and
+// by properties; the filters combine with AND. At least one filter is
+// required.
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// query matches names case-insensitively as a substring. Every character,
