@@ -22,17 +22,23 @@ func newLocateCommand(o *options) *cobra.Command {
 		collections, where []string
 		query              string
 		limit              int32
+		maxDistance        string
 		asCSV              bool
 		includeGeometry    bool
 		consistencyToken   string
 	)
 	cmd := &cobra.Command{
-		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--limit N] [--csv] FILE|-",
+		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
 		Short: "Find the things containing each of many points (Locate)",
 		Long: `Locate streams the points of FILE (- for standard input) to the server and
 writes one answer per point, in input order: a protojson LocateResponse per
 line (NDJSON), or with --csv the rows id,thing_id,collection,key,name,error
 (one per thing found; a point with none or with an error has one row).
+
+--max-distance makes every point a nearest search: the things containing it
+(distance 0) and those within the distance (metres, or with a unit: 500m,
+5km; at most 1000km), nearest first, each with its distance_m (a column
+distance_m after name with --csv).
 
 The input is CSV, id,lat,lng per line (a header naming the columns id, lat
 and lng, in any order, is optional), or NDJSON, one {"id":..., "lat":...,
@@ -48,10 +54,18 @@ standard error.
 The stream has no deadline unless --timeout is given.`,
 		Example: `  search-client locate points.csv
   search-client locate --collection countries --csv - < points.csv
-  search-client locate --where iso_n3=250 trace.ndjson`,
+  search-client locate --where iso_n3=250 trace.ndjson
+  search-client locate --collection countries --max-distance 5km --csv harbours.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry, ConsistencyToken: consistencyToken}
+			if maxDistance != "" {
+				d, err := parseDistance(maxDistance)
+				if err != nil {
+					return exitError{exitUsage, err}
+				}
+				opts.MaxDistanceM = d
+			}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -92,6 +106,7 @@ The stream has no deadline unless --timeout is given.`,
 	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] or KEY:=JSON[,JSON...]: a top-level property equals one of the values (repeatable: all must match)")
 	f.StringVarP(&query, "query", "q", "", "only things whose name contains this text")
 	f.Int32Var(&limit, "limit", 0, "most things per point (0: the server's default page size)")
+	f.StringVar(&maxDistance, "max-distance", "", "also things within this distance of each point, nearest first (e.g. 500m, 5km; at most 1000km)")
 	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
 	consistencyTokenFlag(f, &consistencyToken)
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
@@ -130,8 +145,13 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 
 	out := bufio.NewWriterSize(o.stdout, 1<<16)
 	cw := csv.NewWriter(out)
+	withDistance := opts.GetMaxDistanceM() > 0
 	if asCSV {
-		_ = cw.Write([]string{"id", "thing_id", "collection", "key", "name", "error"})
+		header := []string{"id", "thing_id", "collection", "key", "name", "error"}
+		if withDistance {
+			header = []string{"id", "thing_id", "collection", "key", "name", "distance_m", "error"}
+		}
+		_ = cw.Write(header)
 	}
 	var answered, withThings, failed int
 	var recvErr error
@@ -152,7 +172,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 			withThings++
 		}
 		if asCSV {
-			writeLocateCSV(cw, resp)
+			writeLocateCSV(cw, resp, withDistance)
 		} else {
 			b, err := protojson.Marshal(resp)
 			if err != nil {
@@ -180,17 +200,30 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 	return nil
 }
 
-func writeLocateCSV(cw *csv.Writer, resp *searchv1.LocateResponse) {
+// writeLocateCSV writes one answer's rows; withDistance adds the column
+// distance_m before error.
+func writeLocateCSV(cw *csv.Writer, resp *searchv1.LocateResponse, withDistance bool) {
+	write := func(thingID, collection, key, name, distance, errText string) {
+		rec := []string{resp.GetId(), thingID, collection, key, name, errText}
+		if withDistance {
+			rec = []string{resp.GetId(), thingID, collection, key, name, distance, errText}
+		}
+		_ = cw.Write(rec)
+	}
 	if e := resp.GetError(); e != nil {
-		_ = cw.Write([]string{resp.GetId(), "", "", "", "", e.GetCode() + ": " + e.GetMessage()})
+		write("", "", "", "", "", e.GetCode()+": "+e.GetMessage())
 		return
 	}
 	if len(resp.GetThings()) == 0 {
-		_ = cw.Write([]string{resp.GetId(), "", "", "", "", ""})
+		write("", "", "", "", "", "")
 		return
 	}
 	for _, t := range resp.GetThings() {
-		_ = cw.Write([]string{resp.GetId(), strconv.FormatInt(t.GetId(), 10), t.GetCollection(), t.GetKey(), t.GetName(), ""})
+		distance := ""
+		if t.DistanceM != nil {
+			distance = strconv.FormatFloat(t.GetDistanceM(), 'f', 1, 64)
+		}
+		write(strconv.FormatInt(t.GetId(), 10), t.GetCollection(), t.GetKey(), t.GetName(), distance, "")
 	}
 }
 

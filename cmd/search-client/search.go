@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -28,14 +31,29 @@ func newSearchCommand(o *options) *cobra.Command {
 		includeGeometry  bool
 		collections      []string
 		where            []string
+		maxDistance      string
+		bbox             string
+		relation         string
+		areaFile         string
 		consistencyToken string
 	)
 	cmd := &cobra.Command{
-		Use:   "search [--lat LAT --lng LNG] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
-		Short: "Find things containing a point, whose name contains a text, in collections, with properties",
+		Use:   "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
+		Short: "Find things containing a point, near it, in a box or area, whose name contains a text, in collections, with properties",
 		Long: `Search finds things by any combination (AND) of a point they contain, a text
 their name contains, the collections they belong to (--collection, repeatable;
 none means all) and property values (--where, repeatable).
+
+--max-distance (with --lat and --lng) makes it a nearest search: the things
+containing the point (distance 0) and those within the distance (metres, or
+with a unit: 500m, 50km; at most 1000km) on the WGS 84 spheroid, nearest
+first, with a DISTANCE column.
+
+--bbox MINLNG,MINLAT,MAXLNG,MAXLAT and --area FILE (a GeoJSON Polygon or
+MultiPolygon geometry, a Feature of one, or a FeatureCollection of exactly
+one such Feature) keep the things that --relation the box or area:
+intersects (the default), within or contains. A box with MINLNG > MAXLNG
+crosses the antimeridian. One of a point, a box and an area per search.
 
 --where KEY=VALUE matches the top-level property KEY equal to the string
 VALUE; KEY=V1,V2 matches any of them. KEY:=JSON takes JSON values instead,
@@ -45,6 +63,10 @@ compared as JSON: the string "1" does not equal the number 1.`,
   search-client search --lat 48.85 --lng 2.35 --collection countries
   search-client search --query fran --page-size 10
   search-client search --collection countries --where iso_n3=250,276
+  search-client search --lat 43.29 --lng 5.36 --max-distance 50km
+  search-client search --bbox -10,35,30,60 --relation within
+  search-client search --bbox 170,-25,-170,-10                   # across the antimeridian
+  search-client search --area alps.geojson --relation intersects
   search-client search --query a --all --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -63,8 +85,11 @@ compared as JSON: the string "1" does not equal the number 1.`,
 			if latSet {
 				req.Point = &searchv1.Point{Lat: lat, Lng: lng}
 			}
-			if req.Point == nil && query == "" && len(collections) == 0 && len(where) == 0 {
-				return exitError{exitUsage, errors.New("give --lat and --lng, --query, --collection or --where")}
+			if err := spatialFlags(req, maxDistance, bbox, relation, areaFile); err != nil {
+				return exitError{exitUsage, err}
+			}
+			if req.Point == nil && req.Bbox == nil && req.AreaGeojson == "" && query == "" && len(collections) == 0 && len(where) == 0 {
+				return exitError{exitUsage, errors.New("give --lat and --lng, --bbox, --area, --query, --collection or --where")}
 			}
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				client := searchv1.NewSearchServiceClient(conn)
@@ -79,6 +104,7 @@ compared as JSON: the string "1" does not equal the number 1.`,
 					return printJSON(o.stdout, resp)
 				}
 				tw := newThingTable(o.stdout)
+				tw.distance = req.GetMaxDistanceM() > 0
 				for _, t := range resp.GetThings() {
 					tw.row(t)
 				}
@@ -104,7 +130,118 @@ compared as JSON: the string "1" does not equal the number 1.`,
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
 	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
 	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] (strings) or KEY:=JSON[,JSON...] (numbers, booleans): a top-level property equals one of the values (repeatable: all must match)")
+	f.StringVar(&maxDistance, "max-distance", "", "with --lat/--lng: also things within this distance, nearest first (e.g. 500m, 50km; at most 1000km)")
+	f.StringVar(&bbox, "bbox", "", "MINLNG,MINLAT,MAXLNG,MAXLAT: things related to this box (MINLNG > MAXLNG crosses the antimeridian)")
+	f.StringVar(&areaFile, "area", "", "GeoJSON file: things related to this Polygon or MultiPolygon (a geometry, a Feature, or a FeatureCollection of one)")
+	f.StringVar(&relation, "relation", "", "how things relate to --bbox or --area: intersects (default), within, contains")
 	return cmd
+}
+
+// spatialFlags sets the nearest and area fields of req from the flags.
+func spatialFlags(req *searchv1.SearchRequest, maxDistance, bbox, relation, areaFile string) error {
+	if maxDistance != "" {
+		if req.Point == nil {
+			return errors.New("--max-distance needs --lat and --lng")
+		}
+		d, err := parseDistance(maxDistance)
+		if err != nil {
+			return err
+		}
+		req.MaxDistanceM = d
+	}
+	if bbox != "" {
+		b, err := parseBBox(bbox)
+		if err != nil {
+			return err
+		}
+		req.Bbox = b
+	}
+	if areaFile != "" {
+		raw, err := readArea(areaFile)
+		if err != nil {
+			return err
+		}
+		req.AreaGeojson = raw
+	}
+	switch relation {
+	case "":
+	case "intersects":
+		req.Relation = searchv1.Relation_RELATION_INTERSECTS
+	case "within":
+		req.Relation = searchv1.Relation_RELATION_WITHIN
+	case "contains":
+		req.Relation = searchv1.Relation_RELATION_CONTAINS
+	default:
+		return fmt.Errorf("--relation %q: want intersects, within or contains", relation)
+	}
+	if relation != "" && req.Bbox == nil && req.AreaGeojson == "" {
+		return errors.New("--relation needs --bbox or --area")
+	}
+	return nil
+}
+
+// parseDistance reads a distance in metres: a number, optionally followed
+// by the unit m or km ("500", "500m", "2.5km").
+func parseDistance(s string) (float64, error) {
+	num, scale := strings.TrimSpace(s), 1.0
+	switch {
+	case strings.HasSuffix(num, "km"):
+		num, scale = strings.TrimSuffix(num, "km"), 1000
+	case strings.HasSuffix(num, "m"):
+		num = strings.TrimSuffix(num, "m")
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0, fmt.Errorf("--max-distance %q: want a distance such as 500m or 50km", s)
+	}
+	return v * scale, nil
+}
+
+// parseBBox reads MINLNG,MINLAT,MAXLNG,MAXLAT.
+func parseBBox(s string) (*searchv1.BoundingBox, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("--bbox %q: want MINLNG,MINLAT,MAXLNG,MAXLAT", s)
+	}
+	var v [4]float64
+	for i, p := range parts {
+		var err error
+		if v[i], err = strconv.ParseFloat(strings.TrimSpace(p), 64); err != nil {
+			return nil, fmt.Errorf("--bbox %q: %q is not a number", s, p)
+		}
+	}
+	return &searchv1.BoundingBox{MinLng: v[0], MinLat: v[1], MaxLng: v[2], MaxLat: v[3]}, nil
+}
+
+// readArea reads a GeoJSON file and returns its geometry: the file's own
+// geometry object, a Feature's, or the one Feature's of a
+// FeatureCollection. The server checks the geometry itself.
+func readArea(name string) (string, error) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("--area: %w", err)
+	}
+	var doc struct {
+		Type     string          `json:"type"`
+		Geometry json.RawMessage `json:"geometry"`
+		Features []struct {
+			Geometry json.RawMessage `json:"geometry"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return "", fmt.Errorf("--area %s: not GeoJSON: %w", name, err)
+	}
+	switch doc.Type {
+	case "Feature":
+		return string(doc.Geometry), nil
+	case "FeatureCollection":
+		if len(doc.Features) != 1 {
+			return "", fmt.Errorf("--area %s: a FeatureCollection of %d features; give one (a Polygon or MultiPolygon)", name, len(doc.Features))
+		}
+		return string(doc.Features[0].Geometry), nil
+	default:
+		return string(b), nil
+	}
 }
 
 // parseWhere parses --where KEY=V1,V2 (string values) or KEY:=J1,J2 (JSON
@@ -144,6 +281,7 @@ func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *se
 		return err
 	}
 	tw := newThingTable(w)
+	tw.distance = req.GetMaxDistanceM() > 0
 	for {
 		t, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -186,6 +324,8 @@ func printJSON(w io.Writer, m proto.Message) error {
 type thingTable struct {
 	*tabwriter.Writer
 	rows int
+	// distance adds the DISTANCE column, of a nearest search.
+	distance bool
 }
 
 func newThingTable(w io.Writer) *thingTable {
@@ -194,12 +334,26 @@ func newThingTable(w io.Writer) *thingTable {
 
 func (t *thingTable) row(th *searchv1.Thing) {
 	if t.rows == 0 {
+		if t.distance {
+			fmt.Fprint(t, "DISTANCE\t")
+		}
 		fmt.Fprintln(t, "ID\tCOLLECTION\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
 	}
 	t.rows++
+	if t.distance {
+		fmt.Fprintf(t, "%s\t", formatDistance(th))
+	}
 	b := th.GetBbox()
 	fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetCollection(), th.GetName(), th.GetKey(),
 		b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+}
+
+// formatDistance renders a thing's distance_m to the metre, "" when absent.
+func formatDistance(th *searchv1.Thing) string {
+	if th.DistanceM == nil {
+		return ""
+	}
+	return fmt.Sprintf("%.0f m", th.GetDistanceM())
 }
 
 // Flush writes the table, or "no matches" when it has no rows.

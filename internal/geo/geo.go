@@ -51,9 +51,21 @@ type Filter struct {
 	Query string
 	// Point, when not nil, keeps things whose geometry contains it.
 	Point *Point
-	// BBox, when not nil, keeps things whose geometry intersects it. A box
+	// MaxDistanceM, when positive (Point must be set), makes the point
+	// search a nearest search: things containing Point (distance 0) and
+	// things within this many metres of it on the WGS 84 spheroid, each
+	// with Thing.DistanceM, in (distance, name, id) order. At most
+	// MaxDistanceM.
+	MaxDistanceM float64
+	// BBox, when not nil, keeps things related to it by Relation. A box
 	// whose MinLng is greater than its MaxLng crosses the antimeridian.
 	BBox *BBox
+	// Area, when not nil, keeps things related to it by Relation. At most
+	// one of Point, BBox and Area is set.
+	Area *Area
+	// Relation is how things relate to BBox or Area; anything but
+	// Intersects needs one of them.
+	Relation Relation
 	// Collections, when not empty, keeps things of these collections only;
 	// empty means every collection.
 	Collections []string
@@ -81,7 +93,7 @@ const (
 
 // Validate returns an Invalid error when f selects nothing or is malformed.
 func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil && f.BBox == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
+	if f.Query == "" && f.Point == nil && f.BBox == nil && f.Area == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
 		return Errorf(Invalid, "a search needs a query, a point, a collection or a property filter")
 	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
@@ -92,6 +104,9 @@ func (f Filter) Validate() error {
 			return err
 		}
 	}
+	if err := validateDistance(f.MaxDistanceM, f.Point != nil); err != nil {
+		return err
+	}
 	if f.BBox != nil {
 		if f.Point != nil {
 			return Errorf(Invalid, "a search takes a point or a bbox, not both")
@@ -99,6 +114,20 @@ func (f Filter) Validate() error {
 		if err := f.BBox.Validate(); err != nil {
 			return err
 		}
+	}
+	if f.Area != nil {
+		if f.Point != nil || f.BBox != nil {
+			return Errorf(Invalid, "a search takes one of a point, a bbox and an area, not several")
+		}
+		if err := f.Area.Validate(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case f.Relation < Intersects || f.Relation > Contains:
+		return Errorf(Invalid, "unknown relation %d", int(f.Relation))
+	case f.Relation != Intersects && f.BBox == nil && f.Area == nil:
+		return Errorf(Invalid, "relation %s needs a bbox or an area", f.Relation)
 	}
 	if len(f.Collections) > MaxFilterCollections {
 		return Errorf(Invalid, "a search may name at most %d collections, got %d", MaxFilterCollections, len(f.Collections))
@@ -173,7 +202,7 @@ func jsonKind(v any) string {
 // values sorted (by type, then value) without repeats. Two filters select the
 // same things when their canonical forms are equal; page tokens hash it.
 func (f Filter) Canonical() Filter {
-	c := Filter{Query: f.Query, Point: f.Point, BBox: f.BBox}
+	c := Filter{Query: f.Query, Point: f.Point, MaxDistanceM: f.MaxDistanceM, BBox: f.BBox, Area: f.Area, Relation: f.Relation}
 	if len(f.Collections) > 0 {
 		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
 	}
@@ -238,11 +267,14 @@ func cmpFloat(a, b float64) int {
 	}
 }
 
-// Cursor is a position in the result order (name, then id): a page starts
-// after it.
+// Cursor is a position in the result order (name, then id; distance, name,
+// then id for a nearest search): a page starts after it.
 type Cursor struct {
-	Name string
-	ID   int64
+	// DistanceM is the distance of the last thing of a nearest search's
+	// page; 0 for other searches.
+	DistanceM float64
+	Name      string
+	ID        int64
 }
 
 // Query is one page request.
@@ -311,6 +343,10 @@ type Thing struct {
 	BBox       BBox
 	// GeometryGeoJSON is set only when the query asked for it.
 	GeometryGeoJSON string
+	// DistanceM is set only by a nearest search (Filter.MaxDistanceM): the
+	// distance in metres from the point to the thing on the WGS 84
+	// spheroid, 0 when the thing contains the point.
+	DistanceM *float64
 }
 
 // Page is one page of things in result order. Next is nil on the last page.
@@ -504,14 +540,16 @@ func (d DeleteRequest) Normalize() (DeleteRequest, error) {
 // Internal for anything unexpected; the codes below are the others.
 type SearchService interface {
 	// Search returns one page of things matching q.Filter in (name, id)
-	// order, read from one snapshot of the store. Returns Invalid for a bad
-	// query.
+	// order ((distance, name, id) for a nearest search), read from one
+	// snapshot of the store. Returns Invalid for a bad query, an area
+	// that is not a valid polygon included.
 	Search(ctx context.Context, q Query) (Page, error)
 	// Locate answers many points at once: result[i] holds the things
-	// containing q.Points[i] that match q.Filter (whose Point is ignored),
-	// at most q.Limit of them in (name, id) order: exactly the first page
-	// Search returns for that point. Every point must be valid. Returns
-	// Invalid for a bad filter or limit.
+	// containing q.Points[i] that match q.Filter (whose Point is ignored;
+	// with MaxDistanceM, the things within that distance, nearest first), at
+	// most q.Limit of them in result order: exactly the first page Search
+	// returns for that point. Every point must be valid. Returns Invalid for
+	// a bad filter or limit.
 	Locate(ctx context.Context, q LocateQuery) ([][]Thing, error)
 	// Get returns the thing ref names, with its geometry when
 	// includeGeometry. Returns Invalid for a bad ref, NotFound when there is

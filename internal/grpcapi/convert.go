@@ -13,9 +13,29 @@ import (
 
 // filterFromProto validates the filter part of a search request.
 func filterFromProto(req *searchv1.SearchRequest) (geo.Filter, error) {
-	f := geo.Filter{Query: req.GetQuery(), Collections: req.GetCollections()}
+	f := geo.Filter{Query: req.GetQuery(), Collections: req.GetCollections(), MaxDistanceM: req.GetMaxDistanceM()}
 	if p := req.GetPoint(); p != nil {
 		f.Point = &geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}
+	}
+	if b := req.GetBbox(); b != nil {
+		f.BBox = &geo.BBox{MinLng: b.GetMinLng(), MinLat: b.GetMinLat(), MaxLng: b.GetMaxLng(), MaxLat: b.GetMaxLat()}
+	}
+	if raw := req.GetAreaGeojson(); raw != "" {
+		a, err := geo.DecodeArea([]byte(raw))
+		if err != nil {
+			return f, err
+		}
+		f.Area = &a
+	}
+	switch r := req.GetRelation(); r {
+	case searchv1.Relation_RELATION_UNSPECIFIED, searchv1.Relation_RELATION_INTERSECTS:
+		f.Relation = geo.Intersects
+	case searchv1.Relation_RELATION_WITHIN:
+		f.Relation = geo.Within
+	case searchv1.Relation_RELATION_CONTAINS:
+		f.Relation = geo.Contains
+	default:
+		return f, geo.Errorf(geo.Invalid, "relation %d is not one of RELATION_INTERSECTS, RELATION_WITHIN, RELATION_CONTAINS", int32(r))
 	}
 	if len(req.GetWhere()) > geo.MaxPropertyFilters {
 		// Refused before converting a flood of values.
@@ -62,6 +82,7 @@ func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
 		Properties:      props,
 		Bbox:            bboxToProto(t.BBox),
 		GeometryGeojson: t.GeometryGeoJSON,
+		DistanceM:       t.DistanceM,
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -537,5 +538,80 @@ func TestLifecycleCallsMapToTheDomain(t *testing.T) {
 	c0, c1 := list.GetCollections()[0], list.GetCollections()[1]
 	if c0.GetName() != "countries" || c0.GetCount() != 2 || c0.GetBbox().GetMaxLat() != 4 || c0.GetUpdateTime().GetSeconds() != 1700000000 || c1.GetBbox() != nil {
 		t.Errorf("list: %v", list)
+	}
+}
+
+// TestSpatialFiltersMapToTheDomain: max_distance_m, bbox, area_geojson and
+// relation reach the store as the domain's filter, distance_m comes back
+// only when the store set it, and each bad value is INVALID_ARGUMENT with
+// its reason.
+func TestSpatialFiltersMapToTheDomain(t *testing.T) {
+	t.Parallel()
+	d := 0.0
+	svc := &fakeService{things: []geo.Thing{{ID: 1, Name: "a", DistanceM: &d}, {ID: 2, Name: "b"}}}
+	client, _ := serve(t, svc)
+	ctx := context.Background()
+	resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 1, Lng: 2}, MaxDistanceM: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(geo.Filter{Point: &geo.Point{Lat: 1, Lng: 2}, MaxDistanceM: 5000}, svc.lastQuery().Filter); diff != "" {
+		t.Errorf("nearest filter (-want +got):\n%s", diff)
+	}
+	if th := resp.GetThings(); th[0].DistanceM == nil || th[0].GetDistanceM() != 0 || th[1].DistanceM != nil {
+		t.Errorf("distances: %v; want 0 (contained) on the first, none on the second", th)
+	}
+	_, err = client.Search(ctx, &searchv1.SearchRequest{Bbox: &searchv1.BoundingBox{MinLng: 170, MinLat: -20, MaxLng: -170, MaxLat: 0}, Relation: searchv1.Relation_RELATION_WITHIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(geo.Filter{BBox: &geo.BBox{MinLng: 170, MinLat: -20, MaxLng: -170, MaxLat: 0}, Relation: geo.Within}, svc.lastQuery().Filter); diff != "" {
+		t.Errorf("bbox filter (-want +got):\n%s", diff)
+	}
+	_, err = client.Search(ctx, &searchv1.SearchRequest{AreaGeojson: `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`, Relation: searchv1.Relation_RELATION_CONTAINS})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := svc.lastQuery().Filter; f.Area == nil || f.Area.GeoJSON() != `{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]]]}` || f.Relation != geo.Contains {
+		t.Errorf("area filter: %+v", f)
+	}
+
+	point := &searchv1.Point{Lat: 1, Lng: 2}
+	box := &searchv1.BoundingBox{MaxLng: 1, MaxLat: 1}
+	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
+	tests := []struct {
+		name string
+		req  *searchv1.SearchRequest
+		want string
+	}{
+		{"negative distance", &searchv1.SearchRequest{Point: point, MaxDistanceM: -1}, "max_distance_m must not be negative, got -1"},
+		{"NaN distance", &searchv1.SearchRequest{Point: point, MaxDistanceM: math.NaN()}, "max_distance_m must be a finite number, got NaN"},
+		{"infinite distance", &searchv1.SearchRequest{Point: point, MaxDistanceM: math.Inf(1)}, "max_distance_m must be a finite number, got +Inf"},
+		{"absurd distance", &searchv1.SearchRequest{Point: point, MaxDistanceM: 4e7}, "max_distance_m is 4e+07; the limit is 1000000 (1000 km)"},
+		{"distance without a point", &searchv1.SearchRequest{Query: "x", MaxDistanceM: 10}, "max_distance_m needs a point to measure from"},
+		{"bbox min lat over max lat", &searchv1.SearchRequest{Bbox: &searchv1.BoundingBox{MinLng: 0, MinLat: 10, MaxLng: 1, MaxLat: 5}}, "bbox min lat (10) must not be greater than max lat (5)"},
+		{"area not a polygon", &searchv1.SearchRequest{AreaGeojson: `{"type":"LineString","coordinates":[[0,0],[1,1]]}`}, "area type LineString is not supported; want Polygon or MultiPolygon"},
+		{"area of 200,000 vertices", &searchv1.SearchRequest{AreaGeojson: `{"type":"Polygon","coordinates":[[` + strings.Repeat("[0,0],", 199_999) + `[0,0]]]}`}, "area has 200000 vertices; the limit is 100000"},
+		{"point and bbox", &searchv1.SearchRequest{Point: point, Bbox: box}, "a search takes a point or a bbox, not both"},
+		{"point and area", &searchv1.SearchRequest{Point: point, AreaGeojson: square}, "a search takes one of a point, a bbox and an area, not several"},
+		{"bbox and area", &searchv1.SearchRequest{Bbox: box, AreaGeojson: square}, "a search takes one of a point, a bbox and an area, not several"},
+		{"relation without an area", &searchv1.SearchRequest{Query: "x", Relation: searchv1.Relation_RELATION_WITHIN}, "relation within needs a bbox or an area"},
+		{"unknown relation", &searchv1.SearchRequest{Bbox: box, Relation: 9}, "relation 9 is not one of RELATION_INTERSECTS, RELATION_WITHIN, RELATION_CONTAINS"},
+	}
+	for _, tt := range tests {
+		for _, stream := range []bool{false, true} {
+			var err error
+			if stream {
+				var s grpc.ServerStreamingClient[searchv1.Thing]
+				if s, err = client.SearchStream(ctx, tt.req); err == nil {
+					_, err = s.Recv()
+				}
+			} else {
+				_, err = client.Search(ctx, tt.req)
+			}
+			if st := status.Convert(err); st.Code() != codes.InvalidArgument || st.Message() != tt.want {
+				t.Errorf("%s (stream %v): %s %q, want INVALID_ARGUMENT %q", tt.name, stream, st.Code(), st.Message(), tt.want)
+			}
+		}
 	}
 }

@@ -83,7 +83,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 // locateQuery validates a stream's options.
 func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.LocateQuery, error) {
 	f, err := filterFromProto(&searchv1.SearchRequest{
-		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(),
+		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(), MaxDistanceM: o.GetMaxDistanceM(),
 		// Validate needs some filter; the points are the stream's.
 		Point: &searchv1.Point{},
 	})

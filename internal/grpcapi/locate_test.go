@@ -18,6 +18,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -123,9 +124,12 @@ func TestLocateRejectsBadOptions(t *testing.T) {
 	t.Parallel()
 	client, _ := serve(t, &fakeService{things: things(1)})
 	for name, msgs := range map[string][]*searchv1.LocateRequest{
-		"negative limit":   {{Options: &searchv1.LocateOptions{Limit: -1}}},
-		"bad collection":   {{Options: &searchv1.LocateOptions{Collections: []string{"Not A Name"}}}},
-		"nested where key": {{Options: &searchv1.LocateOptions{Where: []*searchv1.PropertyFilter{{Key: "a.b"}}}}},
+		"negative limit":    {{Options: &searchv1.LocateOptions{Limit: -1}}},
+		"bad collection":    {{Options: &searchv1.LocateOptions{Collections: []string{"Not A Name"}}}},
+		"nested where key":  {{Options: &searchv1.LocateOptions{Where: []*searchv1.PropertyFilter{{Key: "a.b"}}}}},
+		"negative distance": {{Options: &searchv1.LocateOptions{MaxDistanceM: -5}}},
+		"NaN distance":      {{Options: &searchv1.LocateOptions{MaxDistanceM: math.NaN()}}},
+		"distance over cap": {{Options: &searchv1.LocateOptions{MaxDistanceM: 2e6}}},
 		"options later": {
 			{Id: "a", Point: &searchv1.Point{}},
 			{Id: "b", Point: &searchv1.Point{}, Options: &searchv1.LocateOptions{}},
@@ -287,4 +291,33 @@ func locateHandlersRunning() int {
 		}
 	}
 	return n
+}
+
+// TestLocateDistanceMapsToTheDomain: options.max_distance_m reaches the
+// store, and the things' distances reach the client.
+func TestLocateDistanceMapsToTheDomain(t *testing.T) {
+	t.Parallel()
+	d := 12.5
+	svc := &fakeService{things: []geo.Thing{{ID: 1, Name: "a", DistanceM: &d}}}
+	client, _ := serve(t, svc)
+	stream, err := client.Locate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&searchv1.LocateRequest{Options: &searchv1.LocateOptions{MaxDistanceM: 5000}, Id: "p", Point: &searchv1.Point{Lat: 1, Lng: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.CloseSend()
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.GetThings(); len(got) != 1 || got[0].DistanceM == nil || got[0].GetDistanceM() != 12.5 {
+		t.Errorf("answer %v, want one thing 12.5 m away", resp)
+	}
+	svc.mu.Lock()
+	defer svc.mu.Unlock()
+	if svc.lastLocate.MaxDistanceM != 5000 || svc.lastLocate.Point != nil {
+		t.Errorf("store got %+v, want MaxDistanceM 5000 and no point", svc.lastLocate.Filter)
+	}
 }

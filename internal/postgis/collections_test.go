@@ -526,7 +526,7 @@ func TestEveryFilterFieldFilters(t *testing.T) {
 			if got == 0 || got >= total {
 				t.Errorf("setting %s matches %d of %d things; the SQL does not filter on it", name, got, total)
 			}
-			if f.Point != nil {
+			if f.Point != nil || f.BBox != nil || f.Area != nil {
 				sql, args := postgis.WholeGeometryStatement(geo.Query{Filter: f, Limit: 1000})
 				rows, err := pool.Query(context.Background(), sql, args...)
 				if err != nil {

@@ -11,10 +11,10 @@ import (
 )
 
 const (
-	getByIDSQL = selectThing + `CASE WHEN $2::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END
+	getByIDSQL = selectThing + `CASE WHEN $2::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END` + noDistance + `
 FROM thing t
 WHERE t.id = $1::bigint`
-	getByKeySQL = selectThing + `CASE WHEN $3::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END
+	getByKeySQL = selectThing + `CASE WHEN $3::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END` + noDistance + `
 FROM thing t
 WHERE t.collection = $1::text AND t.key = $2::text`
 

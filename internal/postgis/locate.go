@@ -34,6 +34,30 @@ FROM pts CROSS JOIN LATERAL (
   LIMIT $?::bigint
 ) t
 ORDER BY pts.ord, t.name COLLATE "C", t.id`
+
+	// With a distance, the lateral subquery is SearchStatement's nearest
+	// query instead (nearHits, fromNearHits) for each point.
+	locateNearFrom = `, pts.ord
+FROM pts CROSS JOIN LATERAL (
+  SELECT t.*, d.dist
+  FROM (
+    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pts.g)) AS inside,
+           bool_or(ST_Intersects(p.geom, pts.g)) AS touches,
+           min(ST_Distance(ST_Segmentize(p.geom, 0.1)::geography, pts.g::geography)) AS dist
+    FROM thing_part p
+    WHERE ST_Intersects(p.geom, pts.g) OR ST_DWithin(ST_Segmentize(p.geom, 0.1)::geography, pts.g::geography, $?::float8)
+    GROUP BY p.thing_id
+  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN hit.inside OR (hit.touches AND ST_Contains(t.geom, pts.g)) THEN 0::float8 ELSE hit.dist END AS dist
+  ) d
+  WHERE d.dist <= $?::float8`
+	locateNearOrderAndLimit = `
+  ORDER BY d.dist, t.name COLLATE "C", t.id
+  LIMIT $?::bigint
+) t
+ORDER BY pts.ord, t.dist, t.name COLLATE "C", t.id`
+	locateDistance = `, t.dist`
 )
 
 // LocateStatement returns the SQL and bind values Locate sends for q, which
@@ -49,6 +73,14 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 	s.add(locatePoints, lngs, lats)
 	s.add(selectThing)
 	s.add(geometryColumn(q.IncludeGeometry))
+	if q.MaxDistanceM > 0 {
+		s.add(locateDistance)
+		s.add(locateNearFrom, q.MaxDistanceM, q.MaxDistanceM)
+		s.filters(q.Filter)
+		s.add(locateNearOrderAndLimit, q.Limit)
+		return s.sql.String(), s.args
+	}
+	s.add(noDistance)
 	s.add(locateFrom)
 	s.filters(q.Filter)
 	s.add(locateOrderAndLimit, q.Limit)
@@ -58,15 +90,15 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 // Locate answers a batch of points with one statement (LocateStatement).
 func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
 	f := q.Filter
+	if f.BBox != nil || f.Area != nil {
+		return nil, geo.Errorf(geo.Invalid, "a located point cannot be scoped by a bbox or an area")
+	}
+	// Validated as the filter of one of the points: it needs one.
+	f.Point = &geo.Point{}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
 	f.Point = nil
-	if f.BBox != nil {
-		return nil, geo.Errorf(geo.Invalid, "a located point cannot be scoped by a bbox")
-	}
-	if f.Query != "" || len(f.Collections) > 0 || len(f.Properties) > 0 {
-		if err := f.Validate(); err != nil {
-			return nil, err
-		}
-	}
 	if q.Limit <= 0 {
 		return nil, geo.Errorf(geo.Invalid, "limit must be positive")
 	}
@@ -90,7 +122,7 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		var ord int64
 		var t geo.Thing
 		if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
-			&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &ord); err != nil {
+			&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &t.DistanceM, &ord); err != nil {
 			return nil, classify(ctx, "locate", err)
 		}
 		out[ord-1] = append(out[ord-1], t)

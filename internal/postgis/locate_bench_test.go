@@ -54,3 +54,68 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + digits[n%10:n%10+1]
 }
+
+// BenchmarkNearest measures nearest searches (a point and max_distance_m)
+// and area searches on the 1:50m countries, per search, and Locate with a
+// distance per point.
+func BenchmarkNearest(b *testing.B) {
+	svc, _ := newService(b)
+	ctx := context.Background()
+	if _, err := svc.Import(ctx, geo.ImportOptions{}, &geotest.Source{Features: geotest.Load(b, "ne_50m_countries.geojson")}); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 7))
+	pts := make([]geo.Point, 10000)
+	for i := range pts {
+		pts[i] = geo.Point{Lat: rng.Float64()*140 - 60, Lng: rng.Float64()*360 - 180}
+	}
+	b.Run("contains (no distance)", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			p := pts[i%len(pts)]
+			if _, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{Point: &p}, Limit: 50}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, d := range []float64{1_000, 50_000, 300_000} {
+		b.Run("search within "+itoa(int(d/1000))+" km", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				p := pts[i%len(pts)]
+				if _, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{Point: &p, MaxDistanceM: d}, Limit: 50}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("locate batch 100 within 50 km", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			start := (n * 100) % (len(pts) - 100)
+			if _, err := svc.Locate(ctx, geo.LocateQuery{Filter: geo.Filter{MaxDistanceM: 50_000}, Points: pts[start : start+100], Limit: 50}); err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n*100), "ns/point")
+	})
+	for _, size := range []float64{1, 10} {
+		b.Run("bbox "+itoa(int(size))+" degrees", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				p := pts[i%len(pts)]
+				bb := geo.BBox{MinLng: p.Lng, MinLat: p.Lat, MaxLng: min(180, p.Lng+size), MaxLat: min(90, p.Lat+size)}
+				if _, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{BBox: &bb}, Limit: 50}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("bbox "+itoa(int(size))+" degrees within", func(b *testing.B) {
+			for i := 0; b.Loop(); i++ {
+				p := pts[i%len(pts)]
+				bb := geo.BBox{MinLng: p.Lng, MinLat: p.Lat, MaxLng: min(180, p.Lng+size), MaxLat: min(90, p.Lat+size)}
+				if _, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{BBox: &bb, Relation: geo.Within}, Limit: 50}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

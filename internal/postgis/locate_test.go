@@ -16,17 +16,26 @@ import (
 
 // locateScopes are the scopes TestLocateEqualsSearch compares under; every
 // point is checked under the first, every third point under the others.
+// A nearest scope locates every sparse-th point only (each ranks every
+// thing within its distance) and checks each of them.
 var locateScopes = []struct {
 	name   string
 	filter geo.Filter
 	limit  int
+	sparse int
 }{
-	{"everything", geo.Filter{}, 100},
-	{"one collection", geo.Filter{Collections: []string{"countries"}}, 100},
+	{"everything", geo.Filter{}, 100, 0},
+	{"one collection", geo.Filter{Collections: []string{"countries"}}, 100, 0},
 	{"collections and property", geo.Filter{Collections: []string{"countries", "cells"},
-		Properties: []geo.PropertyFilter{{Key: "kind", Values: []any{"cell", "other"}}}}, 100},
-	{"name query", geo.Filter{Query: "an"}, 100},
-	{"limit 1", geo.Filter{}, 1},
+		Properties: []geo.PropertyFilter{{Key: "kind", Values: []any{"cell", "other"}}}}, 100, 0},
+	{"name query", geo.Filter{Query: "an"}, 100, 0},
+	{"limit 1", geo.Filter{}, 1, 0},
+	{"nearest within 50 km", geo.Filter{MaxDistanceM: 50_000, Collections: []string{"countries"}}, 100, 10},
+	{"nearest within 300 km, limit 2", geo.Filter{MaxDistanceM: 300_000, Collections: []string{"countries", "default"}}, 2, 40},
+	{"nearest within 1 km, name query", geo.Filter{MaxDistanceM: 1000, Query: "a", Collections: []string{"countries", "default"}}, 100, 10},
+	// The cells' 60-degree edges are segmentized into hundreds of
+	// vertices: the costliest distances.
+	{"nearest within 20 km, cells", geo.Filter{MaxDistanceM: 20_000, Collections: []string{"cells"}}, 100, 120},
 }
 
 // TestLocateEqualsSearch answers many thousands of points with Locate, in
@@ -61,7 +70,15 @@ func TestLocateEqualsSearch(t *testing.T) {
 	}
 
 	ctx := context.Background()
+	all := pts
 	for si, sc := range locateScopes {
+		pts := all
+		if sc.sparse > 0 {
+			pts = nil
+			for i := 0; i < len(all); i += sc.sparse {
+				pts = append(pts, all[i])
+			}
+		}
 		var got [][]geo.Thing
 		for start := 0; start < len(pts); start += 500 {
 			batch, err := svc.Locate(ctx, geo.LocateQuery{Filter: sc.filter, Points: pts[start:min(start+500, len(pts))], Limit: sc.limit})
@@ -75,7 +92,7 @@ func TestLocateEqualsSearch(t *testing.T) {
 		}
 		found, compared := 0, 0
 		for i, p := range pts {
-			if si > 0 && i%3 != 0 {
+			if si > 0 && sc.sparse == 0 && i%3 != 0 {
 				continue
 			}
 			f := sc.filter

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -56,35 +57,116 @@ const (
 FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
 
-	// The box query finds the parts that intersect the box, or either half
-	// of a box across the antimeridian (west > east), through their GiST
-	// index, then the things by primary key as for a point. EXPLAIN ANALYZE
-	// on the 1:50m countries: an Index Scan on thing_part_geom_idx for a
-	// box, a BitmapOr of two Bitmap Index Scans on it for a box across the
-	// line. Every part the box meets is read before the page is cut, so a
-	// box over a whole large collection costs as much as the collection.
-	boxHits = `WITH bb AS (
-    SELECT $?::float8 AS w, $?::float8 AS s, $?::float8 AS e, $?::float8 AS n
-), box AS (
-    SELECT ST_MakeEnvelope(w, s, CASE WHEN w <= e THEN e ELSE 180 END, n, 4326) AS east,
-           CASE WHEN w > e THEN ST_MakeEnvelope(-180, s, e, n, 4326) END AS west
-    FROM bb
+	// A nearest search (a point and a distance) finds candidate parts
+	// through two GiST indexes at once (a BitmapOr): the parts' geometry
+	// index for the parts that contain or touch the point, as above, and
+	// the geography expression index (thing_part_geog_idx) for the parts
+	// within the distance, ST_DWithin on the WGS 84 spheroid. A thing's
+	// distance is 0 when it contains the point (the exact rule above: these
+	// are exactly the things a plain point search returns), otherwise the
+	// least spheroid distance of its parts, which is the distance to the
+	// thing: the parts cover it. Things are ranked by (distance, name, id)
+	// and a page starts after the cursor's triple. Every candidate within
+	// the distance is ranked before the page is cut; the distance cap
+	// (geo.MaxDistanceM) bounds their number.
+	nearHits = `WITH pt AS (
+    SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
 ), hit AS (
-    SELECT DISTINCT p.thing_id
-    FROM thing_part p, box
-    WHERE ST_Intersects(p.geom, box.east) OR (box.west IS NOT NULL AND ST_Intersects(p.geom, box.west))
+    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside,
+           bool_or(ST_Intersects(p.geom, pt.g)) AS touches,
+           min(ST_Distance(ST_Segmentize(p.geom, 0.1)::geography, pt.g::geography)) AS dist
+    FROM thing_part p, pt
+    WHERE ST_Intersects(p.geom, pt.g) OR ST_DWithin(ST_Segmentize(p.geom, 0.1)::geography, pt.g::geography, $?::float8)
+    GROUP BY p.thing_id
 )
 `
-	fromBoxHits = `
-FROM hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+	fromNearHits = `
+FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN hit.inside OR (hit.touches AND ST_Contains(t.geom, pt.g)) THEN 0::float8 ELSE hit.dist END AS dist
+) d
+WHERE d.dist <= $?::float8`
+
+	// An area search (a bbox or an area) turns its region into pieces: a
+	// box is one envelope, or two across the antimeridian (west > east);
+	// an area is cut by ST_Subdivide like the things. Each piece finds the
+	// parts it meets through their GiST index (a nested loop of index
+	// scans), and their things by primary key as for a point. A thing
+	// meets the region exactly when one of its parts meets one of the
+	// pieces (both cover their whole), so intersects needs nothing more.
+	// Within and contains are settled on the whole geometries, for the
+	// candidates whose stored bounding box can satisfy them (a thing
+	// within the region has its box within the region's box; a thing
+	// containing it, the other way round): the box test reads no
+	// geometry. Every candidate is read before the page is cut, so a
+	// region over a whole large collection costs as much as the
+	// collection. EXPLAIN ANALYZE is in docs/BENCHMARKS.md.
+	boxRegion = `WITH bb AS (
+    SELECT $?::float8 AS w, $?::float8 AS s, $?::float8 AS e, $?::float8 AS n
+), region AS (
+    SELECT r.whole, ST_XMin(r.whole) AS xmin, ST_YMin(r.whole) AS ymin, ST_XMax(r.whole) AS xmax, ST_YMax(r.whole) AS ymax
+    FROM bb CROSS JOIN LATERAL (
+        SELECT CASE WHEN w <= e THEN ST_MakeEnvelope(w, s, e, n, 4326)
+               ELSE ST_Collect(ST_MakeEnvelope(w, s, 180, n, 4326), ST_MakeEnvelope(-180, s, e, n, 4326)) END AS whole
+    ) r
+), piece AS (
+    SELECT (ST_Dump(region.whole)).geom AS g FROM region
+)
+`
+	areaRegion = `WITH region AS (
+    SELECT r.whole, ST_XMin(r.whole) AS xmin, ST_YMin(r.whole) AS ymin, ST_XMax(r.whole) AS xmax, ST_YMax(r.whole) AS ymax
+    FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON($?::text), 4326) AS whole) r
+), piece AS (
+    SELECT ST_Subdivide(region.whole, 128) AS g FROM region
+)
+`
+	regionHits = `, hit AS (
+    SELECT DISTINCT p.thing_id
+    FROM piece JOIN thing_part p ON ST_Intersects(p.geom, piece.g)
+)
+`
+	fromRegionHits = `
+FROM hit CROSS JOIN region CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE true`
+	withinRegion = `
+  AND t.min_lng >= region.xmin AND t.max_lng <= region.xmax AND t.min_lat >= region.ymin AND t.max_lat <= region.ymax
+  AND ST_Within(t.geom, region.whole)`
+	containsRegion = `
+  AND t.min_lng <= region.xmin AND t.max_lng >= region.xmax AND t.min_lat <= region.ymin AND t.max_lat >= region.ymax
+  AND ST_Contains(t.geom, region.whole)`
+	// areaValidity checks an area before it is searched: GEOS answers an
+	// invalid polygon with wrong results or an error.
+	areaValidity = `SELECT d.valid, coalesce(d.reason, ''), coalesce(ST_X(d.location), 'NaN'), coalesce(ST_Y(d.location), 'NaN')
+FROM ST_IsValidDetail(ST_GeomFromGeoJSON($1::text)) d`
 	fromThings = `
 FROM thing t
 WHERE true`
-	// fromWholeGeometry is the naive point query (see WholeGeometryStatement).
+	// The naive statements (see WholeGeometryStatement): the point, the
+	// nearest and the area queries on the whole geometries.
 	fromWholeGeometry = `
 FROM thing t
 WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326))`
+	wholePoint = `WITH pt AS (
+    SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
+)
+`
+	fromWholeNear = `
+FROM thing t CROSS JOIN pt
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN ST_Contains(t.geom, pt.g) THEN 0::float8 ELSE ST_Distance(ST_Segmentize(t.geom, 0.1)::geography, pt.g::geography) END AS dist
+) d
+WHERE (ST_Contains(t.geom, pt.g) OR ST_DWithin(ST_Segmentize(t.geom, 0.1)::geography, pt.g::geography, $?::float8))
+  AND d.dist <= $?::float8`
+	fromWholeRegion = `
+FROM thing t CROSS JOIN region
+WHERE ST_Intersects(t.geom, region.whole)`
+	wholeWithin = `
+  AND ST_Within(t.geom, region.whole)`
+	wholeContains = `
+  AND ST_Contains(t.geom, region.whole)`
+
+	noDistance   = `, NULL::float8`
+	withDistance = `, d.dist`
 
 	nameContains = `
   AND t.name ILIKE $?::text`
@@ -98,8 +180,13 @@ WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326)
   AND t.properties @> ANY($?::text[]::jsonb[])`
 	afterCursor = `
   AND (t.name COLLATE "C", t.id) > ($?::text COLLATE "C", $?::bigint)`
+	afterNearCursor = `
+  AND (d.dist, t.name COLLATE "C", t.id) > ($?::float8, $?::text COLLATE "C", $?::bigint)`
 	orderAndLimit = `
 ORDER BY t.name COLLATE "C", t.id
+LIMIT $?::bigint`
+	nearOrderAndLimit = `
+ORDER BY d.dist, t.name COLLATE "C", t.id
 LIMIT $?::bigint`
 )
 
@@ -139,35 +226,87 @@ func (s *statement) add(fragment string, args ...any) {
 func SearchStatement(q geo.Query) (string, []any) {
 	var s statement
 	switch {
+	case q.Point != nil && q.MaxDistanceM > 0:
+		s.add(nearHits, q.Point.Lng, q.Point.Lat, q.MaxDistanceM)
 	case q.Point != nil:
 		s.add(pointHits, q.Point.Lng, q.Point.Lat)
-	case q.BBox != nil:
-		s.add(boxHits, q.BBox.MinLng, q.BBox.MinLat, q.BBox.MaxLng, q.BBox.MaxLat)
+	case q.BBox != nil || q.Area != nil:
+		s.region(q.Filter)
+		s.add(regionHits)
 	}
 	s.add(selectThing)
 	s.add(geometryColumn(q.IncludeGeometry))
+	s.add(distanceColumn(q.Filter))
 	switch {
+	case q.Point != nil && q.MaxDistanceM > 0:
+		s.add(fromNearHits, q.MaxDistanceM)
 	case q.Point != nil:
 		s.add(fromPointHits)
-	case q.BBox != nil:
-		s.add(fromBoxHits)
+	case q.BBox != nil || q.Area != nil:
+		s.add(fromRegionHits)
+		switch q.Relation {
+		case geo.Within:
+			s.add(withinRegion)
+		case geo.Contains:
+			s.add(containsRegion)
+		}
 	default:
 		s.add(fromThings)
 	}
 	return s.finish(q)
 }
 
-// WholeGeometryStatement answers a point query the naive way: ST_Contains
-// against every candidate's whole geometry (through its GiST index), without
-// the parts table, with the same other filters, columns and order as
-// SearchStatement. The service never sends it; it is the reference that
-// search-bench and the tests measure the parts against. q.Point must be set.
+// region adds the CTEs region (the whole region and its bounds) and piece
+// (the region cut up) of f's bbox or area.
+func (s *statement) region(f geo.Filter) {
+	if f.BBox != nil {
+		s.add(boxRegion, f.BBox.MinLng, f.BBox.MinLat, f.BBox.MaxLng, f.BBox.MaxLat)
+		return
+	}
+	s.add(areaRegion, f.Area.GeoJSON())
+}
+
+// WholeGeometryStatement answers a point, nearest or area query the naive
+// way, on every candidate's whole geometry without the parts table, with
+// the same other filters, columns and order as SearchStatement: ST_Contains
+// for a point (through the things' GiST index); for a nearest search,
+// ST_Contains or else ST_Distance on geography, for every thing; for an
+// area, ST_Intersects, ST_Within or ST_Contains. The service never sends it;
+// it is the reference that search-bench and the tests measure the parts
+// against. q.Point, q.BBox or q.Area must be set.
 func WholeGeometryStatement(q geo.Query) (string, []any) {
 	var s statement
+	switch {
+	case q.Point != nil && q.MaxDistanceM > 0:
+		s.add(wholePoint, q.Point.Lng, q.Point.Lat)
+	case q.BBox != nil || q.Area != nil:
+		s.region(q.Filter)
+	}
 	s.add(selectThing)
 	s.add(geometryColumn(q.IncludeGeometry))
-	s.add(fromWholeGeometry, q.Point.Lng, q.Point.Lat)
+	s.add(distanceColumn(q.Filter))
+	switch {
+	case q.Point != nil && q.MaxDistanceM > 0:
+		s.add(fromWholeNear, q.MaxDistanceM, q.MaxDistanceM)
+	case q.Point != nil:
+		s.add(fromWholeGeometry, q.Point.Lng, q.Point.Lat)
+	default:
+		s.add(fromWholeRegion)
+		switch q.Relation {
+		case geo.Within:
+			s.add(wholeWithin)
+		case geo.Contains:
+			s.add(wholeContains)
+		}
+	}
 	return s.finish(q)
+}
+
+func distanceColumn(f geo.Filter) string {
+	if f.Point != nil && f.MaxDistanceM > 0 {
+		return withDistance
+	}
+	return noDistance
 }
 
 func geometryColumn(include bool) string {
@@ -181,10 +320,18 @@ func geometryColumn(include bool) string {
 // the limit (one more than q.Limit tells whether a next page exists).
 func (s *statement) finish(q geo.Query) (string, []any) {
 	s.filters(q.Filter)
-	if q.After != nil {
+	nearest := q.Point != nil && q.MaxDistanceM > 0
+	switch {
+	case q.After != nil && nearest:
+		s.add(afterNearCursor, q.After.DistanceM, q.After.Name, q.After.ID)
+	case q.After != nil:
 		s.add(afterCursor, q.After.Name, q.After.ID)
 	}
-	s.add(orderAndLimit, q.Limit+1)
+	if nearest {
+		s.add(nearOrderAndLimit, q.Limit+1)
+	} else {
+		s.add(orderAndLimit, q.Limit+1)
+	}
 	return s.sql.String(), s.args
 }
 
@@ -228,6 +375,11 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	if q.Limit <= 0 {
 		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
 	}
+	if q.Area != nil {
+		if err := s.checkArea(ctx, *q.Area); err != nil {
+			return geo.Page{}, err
+		}
+	}
 	sql, args := SearchStatement(q)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -242,7 +394,7 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 			return geo.Page{}, classify(ctx, "search", err)
 		}
 		if len(page.Things) == q.Limit { // the row beyond the limit: a next page exists
-			page.Next = &geo.Cursor{Name: page.Things[q.Limit-1].Name, ID: page.Things[q.Limit-1].ID}
+			page.Next = cursorAfter(page.Things[q.Limit-1])
 			break
 		}
 		page.Things = append(page.Things, t)
@@ -253,7 +405,7 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 			if size >= q.MaxBytes {
 				// Cut the page here; the rows not read are discarded as
 				// they arrive, never held.
-				page.Next = &geo.Cursor{Name: t.Name, ID: t.ID}
+				page.Next = cursorAfter(t)
 				break
 			}
 		}
@@ -265,11 +417,39 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	return page, nil
 }
 
+// cursorAfter returns the position of t in the result order.
+func cursorAfter(t geo.Thing) *geo.Cursor {
+	c := &geo.Cursor{Name: t.Name, ID: t.ID}
+	if t.DistanceM != nil {
+		c.DistanceM = *t.DistanceM
+	}
+	return c
+}
+
+// checkArea returns an Invalid error, with PostGIS's reason and place,
+// unless a is a valid polygon in the OGC sense. It is not repaired: the
+// repaired area would be another question than the one asked.
+func (s *SearchService) checkArea(ctx context.Context, a geo.Area) error {
+	var valid bool
+	var reason string
+	var x, y float64
+	if err := s.pool.QueryRow(ctx, areaValidity, a.GeoJSON()).Scan(&valid, &reason, &x, &y); err != nil {
+		return classify(ctx, "check area", err)
+	}
+	if valid {
+		return nil
+	}
+	if math.IsNaN(x) || math.IsNaN(y) {
+		return geo.Errorf(geo.Invalid, "area is not a valid polygon: %s", reason)
+	}
+	return geo.Errorf(geo.Invalid, "area is not a valid polygon: %s at (%g %g)", reason, x, y)
+}
+
 // ScanThing scans one row of the statements SearchStatement returns.
 func ScanThing(row pgx.CollectableRow) (geo.Thing, error) {
 	var t geo.Thing
 	err := row.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
-		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON)
+		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &t.DistanceM)
 	return t, err
 }
 

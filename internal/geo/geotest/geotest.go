@@ -121,6 +121,35 @@ func FilterFields() map[string]FilterField {
 			Narrow:  func(f *geo.Filter) { f.Point = &geo.Point{Lat: 5, Lng: 5} },
 			Invalid: func(f *geo.Filter) { f.Point = &geo.Point{Lat: 91} },
 		},
+		"MaxDistanceM": {
+			// 2 degrees of longitude (221 km) east of the 0..10 squares.
+			Narrow: func(f *geo.Filter) {
+				f.Point = &geo.Point{Lat: 5, Lng: 12}
+				f.MaxDistanceM = 500_000
+			},
+			Invalid: func(f *geo.Filter) {
+				f.Point = &geo.Point{Lat: 5, Lng: 12}
+				f.MaxDistanceM = -1
+			},
+		},
+		"Area": {
+			Narrow: func(f *geo.Filter) {
+				a, err := geo.DecodeArea([]byte(`{"type":"Polygon","coordinates":[[[-5,-5],[15,-5],[15,15],[-5,15],[-5,-5]]]}`))
+				if err != nil {
+					panic(err)
+				}
+				f.Area = &a
+			},
+			Invalid: func(f *geo.Filter) { f.Area = &geo.Area{} },
+		},
+		"Relation": {
+			// Intersecting, the box would also keep the 20..30 square.
+			Narrow: func(f *geo.Filter) {
+				f.BBox = &geo.BBox{MinLng: -5, MinLat: -5, MaxLng: 25, MaxLat: 25}
+				f.Relation = geo.Within
+			},
+			Invalid: func(f *geo.Filter) { f.Relation = geo.Contains },
+		},
 		"BBox": {
 			Narrow:  func(f *geo.Filter) { f.BBox = &geo.BBox{MinLng: -5, MinLat: -5, MaxLng: 15, MaxLat: 15} },
 			Invalid: func(f *geo.Filter) { f.BBox = &geo.BBox{MinLng: 0, MinLat: 10, MaxLng: 1, MaxLat: 5} },

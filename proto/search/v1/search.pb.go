@@ -27,6 +27,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Relation is a spatial relation between a thing and a search area (PostGIS
+// ST_Intersects, ST_Within, ST_Contains on the whole geometries).
+type Relation int32
+
+const (
+	// RELATION_UNSPECIFIED means RELATION_INTERSECTS.
+	Relation_RELATION_UNSPECIFIED Relation = 0
+	// RELATION_INTERSECTS keeps things that share at least one point with the
+	// area (touching counts).
+	Relation_RELATION_INTERSECTS Relation = 1
+	// RELATION_WITHIN keeps things that lie inside the area (their boundary
+	// may touch its boundary).
+	Relation_RELATION_WITHIN Relation = 2
+	// RELATION_CONTAINS keeps things that contain the whole area.
+	Relation_RELATION_CONTAINS Relation = 3
+)
+
+// Enum value maps for Relation.
+var (
+	Relation_name = map[int32]string{
+		0: "RELATION_UNSPECIFIED",
+		1: "RELATION_INTERSECTS",
+		2: "RELATION_WITHIN",
+		3: "RELATION_CONTAINS",
+	}
+	Relation_value = map[string]int32{
+		"RELATION_UNSPECIFIED": 0,
+		"RELATION_INTERSECTS":  1,
+		"RELATION_WITHIN":      2,
+		"RELATION_CONTAINS":    3,
+	}
+)
+
+func (x Relation) Enum() *Relation {
+	p := new(Relation)
+	*p = x
+	return p
+}
+
+func (x Relation) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Relation) Descriptor() protoreflect.EnumDescriptor {
+	return file_search_v1_search_proto_enumTypes[0].Descriptor()
+}
+
+func (Relation) Type() protoreflect.EnumType {
+	return &file_search_v1_search_proto_enumTypes[0]
+}
+
+func (x Relation) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Relation.Descriptor instead.
+func (Relation) EnumDescriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{0}
+}
+
 // Point is a WGS 84 position in degrees.
 type Point struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -151,9 +211,10 @@ func (x *BoundingBox) GetMaxLat() float64 {
 	return 0
 }
 
-// SearchRequest selects things by name, by a point they contain, by
-// collection and by properties; the filters combine with AND. At least one
-// filter is required.
+// SearchRequest selects things by name, by a point they contain (or are
+// near: max_distance_m), by a box or area they relate to, by collection and
+// by properties; the filters combine with AND. At least one filter is
+// required.
 type SearchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// query matches names case-insensitively as a substring. Every character,
@@ -177,6 +238,29 @@ type SearchRequest struct {
 	// where keeps things whose top-level properties match every filter (AND).
 	// At most 16 filters and 100 values in all.
 	Where []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
+	// max_distance_m, with point, turns the point search into a nearest
+	// search: things containing the point (distance 0) and things within
+	// this many metres of it, measured on the WGS 84 spheroid (PostGIS
+	// ST_Distance on geography) to the nearest point of the thing. Results
+	// carry distance_m and are ordered by distance, then name, then id; pages
+	// and tokens work as for other searches. 0 or absent: containment only.
+	// Negative, NaN, infinite or over 1,000,000 (1000 km) is
+	// INVALID_ARGUMENT; without point too.
+	MaxDistanceM float64 `protobuf:"fixed64,8,opt,name=max_distance_m,json=maxDistanceM,proto3" json:"max_distance_m,omitempty"`
+	// bbox keeps things related to this WGS 84 box by relation (default:
+	// intersecting it). A box whose min_lng is greater than its max_lng
+	// crosses the antimeridian (min_lng to 180, then -180 to max_lng). Not
+	// with point or area_geojson.
+	Bbox *BoundingBox `protobuf:"bytes,9,opt,name=bbox,proto3" json:"bbox,omitempty"`
+	// area_geojson keeps things related to this area by relation (default:
+	// intersecting it): a GeoJSON Polygon or MultiPolygon geometry, WGS 84
+	// longitude/latitude, edges straight in longitude/latitude as for stored
+	// geometries. It must be valid (OGC: no self-intersection; it is not
+	// repaired) and have at most 100,000 vertices. Not with point or bbox.
+	AreaGeojson string `protobuf:"bytes,10,opt,name=area_geojson,json=areaGeojson,proto3" json:"area_geojson,omitempty"`
+	// relation says how things relate to bbox or area_geojson; it needs one
+	// of them.
+	Relation Relation `protobuf:"varint,11,opt,name=relation,proto3,enum=search.v1.Relation" json:"relation,omitempty"`
 	// consistency_token, when set, is the consistency_token of a write
 	// (Import, DeleteThings, DeleteCollection): the answer then reflects that
 	// write and every one before it. A server reading from a replica waits
@@ -266,6 +350,34 @@ func (x *SearchRequest) GetWhere() []*PropertyFilter {
 		return x.Where
 	}
 	return nil
+}
+
+func (x *SearchRequest) GetMaxDistanceM() float64 {
+	if x != nil {
+		return x.MaxDistanceM
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetBbox() *BoundingBox {
+	if x != nil {
+		return x.Bbox
+	}
+	return nil
+}
+
+func (x *SearchRequest) GetAreaGeojson() string {
+	if x != nil {
+		return x.AreaGeojson
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetRelation() Relation {
+	if x != nil {
+		return x.Relation
+	}
+	return Relation_RELATION_UNSPECIFIED
 }
 
 func (x *SearchRequest) GetConsistencyToken() string {
@@ -403,7 +515,11 @@ type Thing struct {
 	GeometryGeojson string `protobuf:"bytes,6,opt,name=geometry_geojson,json=geometryGeojson,proto3" json:"geometry_geojson,omitempty"`
 	// collection is the collection the thing belongs to; keys are unique
 	// within it.
-	Collection    string `protobuf:"bytes,7,opt,name=collection,proto3" json:"collection,omitempty"`
+	Collection string `protobuf:"bytes,7,opt,name=collection,proto3" json:"collection,omitempty"`
+	// distance_m is set only in the answers of a nearest search (Search or
+	// Locate with max_distance_m): the distance in metres from the point to
+	// the thing on the WGS 84 spheroid, 0 when the thing contains the point.
+	DistanceM     *float64 `protobuf:"fixed64,8,opt,name=distance_m,json=distanceM,proto3,oneof" json:"distance_m,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -485,6 +601,13 @@ func (x *Thing) GetCollection() string {
 		return x.Collection
 	}
 	return ""
+}
+
+func (x *Thing) GetDistanceM() float64 {
+	if x != nil && x.DistanceM != nil {
+		return *x.DistanceM
+	}
+	return 0
 }
 
 // ImportRequest carries one GeoJSON feature, and in the first message of
@@ -1549,6 +1672,10 @@ type LocateOptions struct {
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// include_geometry asks for each thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,5,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
+	// max_distance_m makes every point a nearest search, as
+	// SearchRequest.max_distance_m: things within this many metres, with
+	// distance_m, in (distance, name, id) order.
+	MaxDistanceM float64 `protobuf:"fixed64,6,opt,name=max_distance_m,json=maxDistanceM,proto3" json:"max_distance_m,omitempty"`
 	// consistency_token, when set, is the consistency_token of a write
 	// (Import, DeleteThings, DeleteCollection): every answer of the stream then
 	// reflects that write and every one before it. A server reading from a replica waits
@@ -1626,6 +1753,13 @@ func (x *LocateOptions) GetIncludeGeometry() bool {
 	return false
 }
 
+func (x *LocateOptions) GetMaxDistanceM() float64 {
+	if x != nil {
+		return x.MaxDistanceM
+	}
+	return 0
+}
+
 func (x *LocateOptions) GetConsistencyToken() string {
 	if x != nil {
 		return x.ConsistencyToken
@@ -1638,7 +1772,8 @@ type LocateResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id is the id of the point answered.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// things contain the point, in (name, id) order.
+	// things contain the point, in (name, id) order; with max_distance_m,
+	// things within the distance, in (distance, name, id) order.
 	Things []*Thing `protobuf:"bytes,2,rep,name=things,proto3" json:"things,omitempty"`
 	// error is set when the point could not be located (e.g. NaN or out of
 	// range); things is then empty.
@@ -1765,7 +1900,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xb4\x02\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xda\x03\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
@@ -1774,14 +1909,19 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
 	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12 \n" +
 	"\vcollections\x18\x06 \x03(\tR\vcollections\x12/\n" +
-	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12+\n" +
+	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12$\n" +
+	"\x0emax_distance_m\x18\b \x01(\x01R\fmaxDistanceM\x12*\n" +
+	"\x04bbox\x18\t \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12!\n" +
+	"\farea_geojson\x18\n" +
+	" \x01(\tR\vareaGeojson\x12/\n" +
+	"\brelation\x18\v \x01(\x0e2\x13.search.v1.RelationR\brelation\x12+\n" +
 	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyToken\"R\n" +
 	"\x0ePropertyFilter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
 	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"b\n" +
 	"\x0eSearchResponse\x12(\n" +
 	"\x06things\x18\x01 \x03(\v2\x10.search.v1.ThingR\x06things\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x02\n" +
 	"\x05Thing\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1793,7 +1933,10 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x10geometry_geojson\x18\x06 \x01(\tR\x0fgeometryGeojson\x12\x1e\n" +
 	"\n" +
 	"collection\x18\a \x01(\tR\n" +
-	"collection\"\xcd\x01\n" +
+	"collection\x12\"\n" +
+	"\n" +
+	"distance_m\x18\b \x01(\x01H\x00R\tdistanceM\x88\x01\x01B\r\n" +
+	"\v_distance_m\"\xcd\x01\n" +
 	"\rImportRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x127\n" +
@@ -1870,13 +2013,14 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\rLocateRequest\x122\n" +
 	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
-	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xe6\x01\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\x8c\x02\n" +
 	"\rLocateOptions\x12 \n" +
 	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
 	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12)\n" +
-	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12+\n" +
+	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12$\n" +
+	"\x0emax_distance_m\x18\x06 \x01(\x01R\fmaxDistanceM\x12+\n" +
 	"\x11consistency_token\x18\n" +
 	" \x01(\tR\x10consistencyToken\"x\n" +
 	"\x0eLocateResponse\x12\x0e\n" +
@@ -1885,7 +2029,12 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x16.search.v1.LocateErrorR\x05error\";\n" +
 	"\vLocateError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage2\x94\x05\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage*i\n" +
+	"\bRelation\x12\x18\n" +
+	"\x14RELATION_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13RELATION_INTERSECTS\x10\x01\x12\x13\n" +
+	"\x0fRELATION_WITHIN\x10\x02\x12\x15\n" +
+	"\x11RELATION_CONTAINS\x10\x032\x94\x05\n" +
 	"\rSearchService\x12=\n" +
 	"\x06Search\x12\x18.search.v1.SearchRequest\x1a\x19.search.v1.SearchResponse\x12<\n" +
 	"\fSearchStream\x12\x18.search.v1.SearchRequest\x1a\x10.search.v1.Thing0\x01\x12?\n" +
@@ -1909,80 +2058,84 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 	return file_search_v1_search_proto_rawDescData
 }
 
+var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_search_v1_search_proto_goTypes = []any{
-	(*Point)(nil),                    // 0: search.v1.Point
-	(*BoundingBox)(nil),              // 1: search.v1.BoundingBox
-	(*SearchRequest)(nil),            // 2: search.v1.SearchRequest
-	(*PropertyFilter)(nil),           // 3: search.v1.PropertyFilter
-	(*SearchResponse)(nil),           // 4: search.v1.SearchResponse
-	(*Thing)(nil),                    // 5: search.v1.Thing
-	(*ImportRequest)(nil),            // 6: search.v1.ImportRequest
-	(*ImportOptions)(nil),            // 7: search.v1.ImportOptions
-	(*ImportResponse)(nil),           // 8: search.v1.ImportResponse
-	(*ImportProblem)(nil),            // 9: search.v1.ImportProblem
-	(*MonitorRequest)(nil),           // 10: search.v1.MonitorRequest
-	(*MonitorResponse)(nil),          // 11: search.v1.MonitorResponse
-	(*RejectedSetting)(nil),          // 12: search.v1.RejectedSetting
-	(*GetThingRequest)(nil),          // 13: search.v1.GetThingRequest
-	(*DeleteThingsRequest)(nil),      // 14: search.v1.DeleteThingsRequest
-	(*DeleteThingsResponse)(nil),     // 15: search.v1.DeleteThingsResponse
-	(*DeleteCollectionRequest)(nil),  // 16: search.v1.DeleteCollectionRequest
-	(*DeleteCollectionResponse)(nil), // 17: search.v1.DeleteCollectionResponse
-	(*ListCollectionsRequest)(nil),   // 18: search.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),  // 19: search.v1.ListCollectionsResponse
-	(*Collection)(nil),               // 20: search.v1.Collection
-	(*LocateRequest)(nil),            // 21: search.v1.LocateRequest
-	(*LocateOptions)(nil),            // 22: search.v1.LocateOptions
-	(*LocateResponse)(nil),           // 23: search.v1.LocateResponse
-	(*LocateError)(nil),              // 24: search.v1.LocateError
-	(*structpb.Value)(nil),           // 25: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 26: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(Relation)(0),                    // 0: search.v1.Relation
+	(*Point)(nil),                    // 1: search.v1.Point
+	(*BoundingBox)(nil),              // 2: search.v1.BoundingBox
+	(*SearchRequest)(nil),            // 3: search.v1.SearchRequest
+	(*PropertyFilter)(nil),           // 4: search.v1.PropertyFilter
+	(*SearchResponse)(nil),           // 5: search.v1.SearchResponse
+	(*Thing)(nil),                    // 6: search.v1.Thing
+	(*ImportRequest)(nil),            // 7: search.v1.ImportRequest
+	(*ImportOptions)(nil),            // 8: search.v1.ImportOptions
+	(*ImportResponse)(nil),           // 9: search.v1.ImportResponse
+	(*ImportProblem)(nil),            // 10: search.v1.ImportProblem
+	(*MonitorRequest)(nil),           // 11: search.v1.MonitorRequest
+	(*MonitorResponse)(nil),          // 12: search.v1.MonitorResponse
+	(*RejectedSetting)(nil),          // 13: search.v1.RejectedSetting
+	(*GetThingRequest)(nil),          // 14: search.v1.GetThingRequest
+	(*DeleteThingsRequest)(nil),      // 15: search.v1.DeleteThingsRequest
+	(*DeleteThingsResponse)(nil),     // 16: search.v1.DeleteThingsResponse
+	(*DeleteCollectionRequest)(nil),  // 17: search.v1.DeleteCollectionRequest
+	(*DeleteCollectionResponse)(nil), // 18: search.v1.DeleteCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 19: search.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 20: search.v1.ListCollectionsResponse
+	(*Collection)(nil),               // 21: search.v1.Collection
+	(*LocateRequest)(nil),            // 22: search.v1.LocateRequest
+	(*LocateOptions)(nil),            // 23: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 24: search.v1.LocateResponse
+	(*LocateError)(nil),              // 25: search.v1.LocateError
+	(*structpb.Value)(nil),           // 26: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
-	0,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
-	3,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
-	25, // 2: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
-	5,  // 3: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	26, // 4: search.v1.Thing.properties:type_name -> google.protobuf.Struct
-	1,  // 5: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	26, // 6: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
-	7,  // 7: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
-	9,  // 8: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
-	9,  // 9: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	12, // 10: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	20, // 11: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	1,  // 12: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	27, // 13: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	22, // 14: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	0,  // 15: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	3,  // 16: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	5,  // 17: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	24, // 18: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	2,  // 19: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	2,  // 20: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	6,  // 21: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	10, // 22: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	13, // 23: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	14, // 24: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	16, // 25: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	18, // 26: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	21, // 27: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	4,  // 28: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	5,  // 29: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	8,  // 30: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	11, // 31: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	5,  // 32: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	15, // 33: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	17, // 34: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	19, // 35: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	23, // 36: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	1,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
+	4,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
+	2,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
+	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
+	26, // 4: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	6,  // 5: search.v1.SearchResponse.things:type_name -> search.v1.Thing
+	27, // 6: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	2,  // 7: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
+	27, // 8: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	8,  // 9: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
+	10, // 10: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
+	10, // 11: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
+	13, // 12: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	21, // 13: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	2,  // 14: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	28, // 15: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	23, // 16: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	1,  // 17: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	4,  // 18: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	6,  // 19: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	25, // 20: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	3,  // 21: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	3,  // 22: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	7,  // 23: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	11, // 24: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	14, // 25: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	15, // 26: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	17, // 27: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	19, // 28: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	22, // 29: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	5,  // 30: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	6,  // 31: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	9,  // 32: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	12, // 33: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	6,  // 34: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	16, // 35: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	18, // 36: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	20, // 37: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	24, // 38: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	30, // [30:39] is the sub-list for method output_type
+	21, // [21:30] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -1990,18 +2143,20 @@ func file_search_v1_search_proto_init() {
 	if File_search_v1_search_proto != nil {
 		return
 	}
+	file_search_v1_search_proto_msgTypes[5].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_search_v1_search_proto_goTypes,
 		DependencyIndexes: file_search_v1_search_proto_depIdxs,
+		EnumInfos:         file_search_v1_search_proto_enumTypes,
 		MessageInfos:      file_search_v1_search_proto_msgTypes,
 	}.Build()
 	File_search_v1_search_proto = out.File

@@ -1,0 +1,179 @@
+package postgis_test
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// nearestTolerance is how far a nearest search's distance may be from
+// PostGIS's ST_Distance(ST_Segmentize(thing.geom, 0.1)::geography,
+// point::geography) on the whole geometry, in metres plus a share of the
+// distance. The parts are cut by ST_Subdivide along straight lines in
+// longitude and latitude, while geography takes every edge as a geodesic:
+// a cut puts a vertex on an edge's straight line, which the geodesic of the
+// uncut (segmentized) edge misses by up to about a metre.
+// TestNearestMatchesWholeGeometry logs the largest difference seen, and
+// how far ST_Distance(thing.geom::geography, ...), unsegmentized, is.
+const (
+	nearestToleranceM     = 1.0
+	nearestToleranceShare = 1e-6
+)
+
+func nearestTolerance(d float64) float64 { return nearestToleranceM + nearestToleranceShare*d }
+
+// nearestPoints returns points where nearest searches are hard: anywhere,
+// in the sea just off coasts (nudged from country vertices), near the
+// antimeridian and near the poles.
+func nearestPoints(countries []geo.Feature, n int, rng *rand.Rand) []geo.Point {
+	var pts []geo.Point
+	for range n {
+		pts = append(pts, geo.Point{Lat: rng.Float64()*180 - 90, Lng: rng.Float64()*360 - 180})
+	}
+	for range 2 * n {
+		flat := countries[rng.IntN(len(countries))].Geometry.FlatCoords()
+		v := rng.IntN(len(flat) / 2)
+		r, a := 0.01+rng.Float64()*0.5, rng.Float64()*2*math.Pi
+		pts = append(pts, geo.Point{
+			Lng: max(-180, min(180, flat[2*v]+r*math.Cos(a))),
+			Lat: max(-90, min(90, flat[2*v+1]+r*math.Sin(a))),
+		})
+	}
+	for i := range n / 2 {
+		lng := 179 + rng.Float64()
+		if i%2 == 1 {
+			lng = -lng
+		}
+		pts = append(pts, geo.Point{Lat: rng.Float64()*130 - 60, Lng: lng})
+	}
+	for i := range n / 2 {
+		lat := 80 + rng.Float64()*10
+		if i%2 == 1 {
+			lat = -lat
+		}
+		pts = append(pts, geo.Point{Lat: lat, Lng: rng.Float64()*360 - 180})
+	}
+	return pts
+}
+
+var nearestDistances = []float64{1_000, 30_000, 250_000, 1_000_000}
+
+// TestNearestMatchesWholeGeometry compares nearest searches with the naive
+// statement on the whole geometries (ST_Contains, else ST_Distance on
+// geography) on many points of the 1:50m countries: the same things, the
+// same distances within nearestTolerance (a thing within the tolerance of
+// max_distance_m may be on either side), in (distance, name, id) order, and
+// distance 0 exactly for the things a plain point search returns.
+func TestNearestMatchesWholeGeometry(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	countries := geotest.Load(t, "ne_50m_countries.geojson")
+	importInto(t, svc, geo.ImportOptions{Collection: "countries"}, countries)
+	// The reference reads every thing's whole geometry: this index (not
+	// the service's) keeps it from computing every distance for every
+	// point.
+	if _, err := pool.Exec(context.Background(), `CREATE INDEX ON thing USING gist ((ST_Segmentize(geom, 0.1)::geography))`); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(14, 8))
+	pts := nearestPoints(countries, 40, rng)
+	ctx := context.Background()
+	worst, found, zero := 0.0, 0, 0
+	literalOff, literalWorst := 0, 0.0
+	for i, p := range pts {
+		d := nearestDistances[i%len(nearestDistances)]
+		f := geo.Filter{Point: &p, MaxDistanceM: d}
+		page, err := svc.Search(ctx, geo.Query{Filter: f, Limit: 1000})
+		if err != nil {
+			t.Fatalf("search %v within %g m: %v", p, d, err)
+		}
+		want := wholeGeometryThings(t, pool, geo.Query{Filter: geo.Filter{Point: &p, MaxDistanceM: d + nearestTolerance(d)}, Limit: 1000})
+		got := map[int64]float64{}
+		for j, th := range page.Things {
+			if th.DistanceM == nil {
+				t.Fatalf("%v: thing %s has no distance", p, th.Name)
+			}
+			got[th.ID] = *th.DistanceM
+			if j > 0 {
+				prev := page.Things[j-1]
+				if *prev.DistanceM > *th.DistanceM || *prev.DistanceM == *th.DistanceM && prev.Name > th.Name {
+					t.Errorf("%v: %s (%g m) before %s (%g m): not in (distance, name) order", p, prev.Name, *prev.DistanceM, th.Name, *th.DistanceM)
+				}
+			}
+		}
+		for _, w := range want {
+			g, ok := got[w.ID]
+			wd := *w.DistanceM
+			switch {
+			case !ok && wd <= d-nearestTolerance(d):
+				t.Errorf("%v within %g m: %s (%g m away by ST_Distance) is missing", p, d, w.Name, wd)
+			case ok:
+				diff := math.Abs(g - wd)
+				worst = max(worst, diff)
+				if diff > nearestTolerance(wd) {
+					t.Errorf("%v: %s is %g m away, ST_Distance says %g m (difference %g m)", p, w.Name, g, wd, diff)
+				}
+				delete(got, w.ID)
+			}
+		}
+		for id, g := range got {
+			t.Errorf("%v within %g m: thing %d (%g m) found, not by ST_Distance", p, d, id, g)
+		}
+		contained, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{Point: &p}, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range contained.Things {
+			ok := false
+			for _, th := range page.Things {
+				if th.ID == c.ID {
+					ok = *th.DistanceM == 0
+				}
+			}
+			if !ok {
+				t.Errorf("%v: %s contains the point but is not found at distance 0", p, c.Name)
+			}
+			zero++
+		}
+		found += len(page.Things)
+		for _, th := range page.Things {
+			var literal float64
+			if err := pool.QueryRow(ctx, `SELECT ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint($2, $3), 4326)::geography) FROM thing WHERE id = $1`,
+				th.ID, p.Lng, p.Lat).Scan(&literal); err != nil {
+				t.Fatal(err)
+			}
+			if diff := math.Abs(literal - *th.DistanceM); diff > nearestTolerance(literal) {
+				literalOff++
+				literalWorst = max(literalWorst, diff)
+			}
+		}
+	}
+	t.Logf("%d points, %d things found, %d containing; largest difference from ST_Distance on the segmentized whole geometry: %g m", len(pts), found, zero, worst)
+	t.Logf("ST_Distance(geom::geography) without segmentizing differs by more than the tolerance for %d things, by up to %g m", literalOff, literalWorst)
+	if found < len(pts) {
+		t.Errorf("only %d things found for %d points: the comparison proves little", found, len(pts))
+	}
+}
+
+// wholeGeometryThings runs postgis.WholeGeometryStatement for q.
+func wholeGeometryThings(t *testing.T, pool *pgxpool.Pool, q geo.Query) []geo.Thing {
+	t.Helper()
+	sql, args := postgis.WholeGeometryStatement(q)
+	rows, err := pool.Query(context.Background(), sql, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	things, err := pgx.CollectRows(rows, postgis.ScanThing)
+	if err != nil {
+		t.Fatalf("whole-geometry statement: %v", err)
+	}
+	return things
+}

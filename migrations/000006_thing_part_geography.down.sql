@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS thing_part_geog_idx;
