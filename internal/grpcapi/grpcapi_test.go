@@ -42,6 +42,7 @@ type fakeService struct {
 	// locateBatches are the sizes of the Locate calls' batches.
 	locateBatches []int
 	lastLocate    geo.LocateQuery
+	lastGet       geo.Query // Get's geometry and output, in a Query
 	blocked       int // Locate calls waiting for their context to end
 }
 
@@ -74,6 +75,9 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 		out = append(out, t)
 	}
 	page := geo.Page{Things: out}
+	if q.WithTotal {
+		page.Total = int64(len(f.things))
+	}
 	if len(out) > q.Limit {
 		page.Things = out[:q.Limit]
 		last := page.Things[q.Limit-1]
@@ -129,7 +133,10 @@ func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src ge
 	}
 }
 
-func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, _ bool) (geo.Thing, error) {
+func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, includeGeometry bool, out geo.Output) (geo.Thing, error) {
+	f.mu.Lock()
+	f.lastGet = geo.Query{IncludeGeometry: includeGeometry, Output: out}
+	f.mu.Unlock()
 	if f.err != nil {
 		return geo.Thing{}, f.err
 	}

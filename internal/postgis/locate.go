@@ -47,8 +47,7 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 	}
 	var s statement
 	s.add(locatePoints, lngs, lats)
-	s.add(selectThing)
-	s.add(geometryColumn(q.IncludeGeometry))
+	s.columns(q.IncludeGeometry, q.Output)
 	s.add(locateFrom)
 	s.filters(q.Filter)
 	s.add(locateOrderAndLimit, q.Limit)
@@ -66,6 +65,9 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		if err := f.Validate(); err != nil {
 			return nil, err
 		}
+	}
+	if err := q.Output.Validate(); err != nil {
+		return nil, err
 	}
 	if q.Limit <= 0 {
 		return nil, geo.Errorf(geo.Invalid, "limit must be positive")

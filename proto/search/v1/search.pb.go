@@ -13,6 +13,7 @@ package searchv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -176,7 +177,30 @@ type SearchRequest struct {
 	Collections []string `protobuf:"bytes,6,rep,name=collections,proto3" json:"collections,omitempty"`
 	// where keeps things whose top-level properties match every filter (AND).
 	// At most 16 filters and 100 values in all.
-	Where         []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
+	Where []*PropertyFilter `protobuf:"bytes,7,rep,name=where,proto3" json:"where,omitempty"`
+	// read_mask selects the fields of each Thing returned (AIP-157): paths
+	// are Thing's field names (id, name, key, collection, properties, bbox,
+	// geometry_geojson), or "*" for all of them. Fields not selected are
+	// neither read from the database nor sent. Unset or empty means the
+	// default: every field but geometry_geojson. include_geometry adds
+	// geometry_geojson to the mask, or to the default. An unknown path is
+	// INVALID_ARGUMENT. The mask shapes each page only: it may change between
+	// pages of one walk (the page token is tied to the filter, not the mask).
+	ReadMask *fieldmaskpb.FieldMask `protobuf:"bytes,12,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
+	// simplify_tolerance, when positive, simplifies each returned geometry
+	// with PostGIS ST_SimplifyPreserveTopology, in degrees (the stored
+	// coordinates' unit; 0.01 is about 1.1 km of latitude). 0 returns the
+	// stored geometry; negative, NaN, infinite or above 180 is
+	// INVALID_ARGUMENT. Ignored unless the geometry is returned.
+	SimplifyTolerance float64 `protobuf:"fixed64,13,opt,name=simplify_tolerance,json=simplifyTolerance,proto3" json:"simplify_tolerance,omitempty"`
+	// coordinate_precision, when set, is the number of decimal digits of the
+	// returned geometry's coordinates, 0 to 15 (ST_AsGeoJSON's
+	// maxdecimaldigits); unset means 9. Ignored unless the geometry is
+	// returned.
+	CoordinatePrecision *int32 `protobuf:"varint,14,opt,name=coordinate_precision,json=coordinatePrecision,proto3,oneof" json:"coordinate_precision,omitempty"`
+	// show_total_size asks for SearchResponse.total_size (AIP-158), which
+	// costs a count over every match; it is computed only when asked.
+	ShowTotalSize bool `protobuf:"varint,15,opt,name=show_total_size,json=showTotalSize,proto3" json:"show_total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +284,34 @@ func (x *SearchRequest) GetWhere() []*PropertyFilter {
 	return nil
 }
 
+func (x *SearchRequest) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
+}
+
+func (x *SearchRequest) GetSimplifyTolerance() float64 {
+	if x != nil {
+		return x.SimplifyTolerance
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetCoordinatePrecision() int32 {
+	if x != nil && x.CoordinatePrecision != nil {
+		return *x.CoordinatePrecision
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetShowTotalSize() bool {
+	if x != nil {
+		return x.ShowTotalSize
+	}
+	return false
+}
+
 // PropertyFilter matches things whose top-level property key equals one of
 // values (IN). Values are strings (at most 1000 characters), numbers or
 // booleans, compared as JSON: the string "1" does not equal the number 1.
@@ -323,6 +375,10 @@ type SearchResponse struct {
 	Things []*Thing               `protobuf:"bytes,1,rep,name=things,proto3" json:"things,omitempty"`
 	// next_page_token fetches the following page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// total_size is the number of things the filter selects across all
+	// pages, when the request set show_total_size; 0 otherwise. It is read
+	// from the same snapshot as the page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -369,6 +425,13 @@ func (x *SearchResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *SearchResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
 }
 
 // Thing is a stored named polygon.
@@ -984,8 +1047,10 @@ type GetThingRequest struct {
 	Key        string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// include_geometry asks for the thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,4,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// read_mask selects the fields returned, as SearchRequest.read_mask.
+	ReadMask      *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetThingRequest) Reset() {
@@ -1044,6 +1109,13 @@ func (x *GetThingRequest) GetIncludeGeometry() bool {
 		return x.IncludeGeometry
 	}
 	return false
+}
+
+func (x *GetThingRequest) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
 }
 
 // DeleteThingsRequest names things to delete: by ids, or by keys within a
@@ -1483,8 +1555,13 @@ type LocateOptions struct {
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// include_geometry asks for each thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,5,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// read_mask, simplify_tolerance and coordinate_precision shape each
+	// thing answered, as the fields of the same names of a SearchRequest.
+	ReadMask            *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
+	SimplifyTolerance   float64                `protobuf:"fixed64,8,opt,name=simplify_tolerance,json=simplifyTolerance,proto3" json:"simplify_tolerance,omitempty"`
+	CoordinatePrecision *int32                 `protobuf:"varint,9,opt,name=coordinate_precision,json=coordinatePrecision,proto3,oneof" json:"coordinate_precision,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *LocateOptions) Reset() {
@@ -1550,6 +1627,27 @@ func (x *LocateOptions) GetIncludeGeometry() bool {
 		return x.IncludeGeometry
 	}
 	return false
+}
+
+func (x *LocateOptions) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
+}
+
+func (x *LocateOptions) GetSimplifyTolerance() float64 {
+	if x != nil {
+		return x.SimplifyTolerance
+	}
+	return 0
+}
+
+func (x *LocateOptions) GetCoordinatePrecision() int32 {
+	if x != nil && x.CoordinatePrecision != nil {
+		return *x.CoordinatePrecision
+	}
+	return 0
 }
 
 // LocateResponse answers one point of a Locate stream.
@@ -1676,7 +1774,7 @@ var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
-	"\x16search/v1/search.proto\x12\tsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
+	"\x16search/v1/search.proto\x12\tsearch.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
 	"\x05Point\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\"q\n" +
@@ -1684,7 +1782,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\x87\x02\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xe8\x03\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
@@ -1693,13 +1791,20 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
 	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12 \n" +
 	"\vcollections\x18\x06 \x03(\tR\vcollections\x12/\n" +
-	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\"R\n" +
+	"\x05where\x18\a \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x127\n" +
+	"\tread_mask\x18\f \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\x12-\n" +
+	"\x12simplify_tolerance\x18\r \x01(\x01R\x11simplifyTolerance\x126\n" +
+	"\x14coordinate_precision\x18\x0e \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01\x12&\n" +
+	"\x0fshow_total_size\x18\x0f \x01(\bR\rshowTotalSizeB\x17\n" +
+	"\x15_coordinate_precision\"R\n" +
 	"\x0ePropertyFilter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
-	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"b\n" +
+	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"\x81\x01\n" +
 	"\x0eSearchResponse\x12(\n" +
 	"\x06things\x18\x01 \x03(\v2\x10.search.v1.ThingR\x06things\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xed\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"\xed\x01\n" +
 	"\x05Thing\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1751,14 +1856,15 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"~\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xb7\x01\n" +
 	"\x0fGetThingRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12)\n" +
-	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\"[\n" +
+	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\x127\n" +
+	"\tread_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\"[\n" +
 	"\x13DeleteThingsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x1e\n" +
 	"\n" +
@@ -1784,13 +1890,17 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\rLocateRequest\x122\n" +
 	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
-	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xb9\x01\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xf2\x02\n" +
 	"\rLocateOptions\x12 \n" +
 	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
 	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12)\n" +
-	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\"x\n" +
+	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x127\n" +
+	"\tread_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\x12-\n" +
+	"\x12simplify_tolerance\x18\b \x01(\x01R\x11simplifyTolerance\x126\n" +
+	"\x14coordinate_precision\x18\t \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01B\x17\n" +
+	"\x15_coordinate_precision\"x\n" +
 	"\x0eLocateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06things\x18\x02 \x03(\v2\x10.search.v1.ThingR\x06things\x12,\n" +
@@ -1848,53 +1958,57 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*LocateOptions)(nil),            // 22: search.v1.LocateOptions
 	(*LocateResponse)(nil),           // 23: search.v1.LocateResponse
 	(*LocateError)(nil),              // 24: search.v1.LocateError
-	(*structpb.Value)(nil),           // 25: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 26: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 27: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 25: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 26: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	0,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	3,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
-	25, // 2: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
-	5,  // 3: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	26, // 4: search.v1.Thing.properties:type_name -> google.protobuf.Struct
-	1,  // 5: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	26, // 6: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
-	7,  // 7: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
-	9,  // 8: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
-	9,  // 9: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	12, // 10: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	20, // 11: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	1,  // 12: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	27, // 13: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	22, // 14: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	0,  // 15: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	3,  // 16: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	5,  // 17: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	24, // 18: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	2,  // 19: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	2,  // 20: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	6,  // 21: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	10, // 22: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	13, // 23: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	14, // 24: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	16, // 25: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	18, // 26: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	21, // 27: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	4,  // 28: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	5,  // 29: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	8,  // 30: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	11, // 31: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	5,  // 32: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	15, // 33: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	17, // 34: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	19, // 35: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	23, // 36: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	28, // [28:37] is the sub-list for method output_type
-	19, // [19:28] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	25, // 2: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	26, // 3: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	5,  // 4: search.v1.SearchResponse.things:type_name -> search.v1.Thing
+	27, // 5: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	1,  // 6: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
+	27, // 7: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	7,  // 8: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
+	9,  // 9: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
+	9,  // 10: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
+	12, // 11: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	25, // 12: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	20, // 13: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	1,  // 14: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	28, // 15: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	22, // 16: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	0,  // 17: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	3,  // 18: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	25, // 19: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	5,  // 20: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	24, // 21: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	2,  // 22: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	2,  // 23: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	6,  // 24: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	10, // 25: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	13, // 26: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	14, // 27: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	16, // 28: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	18, // 29: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	21, // 30: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	4,  // 31: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	5,  // 32: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	8,  // 33: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	11, // 34: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	5,  // 35: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	15, // 36: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	17, // 37: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	19, // 38: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	23, // 39: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	31, // [31:40] is the sub-list for method output_type
+	22, // [22:31] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -1902,6 +2016,8 @@ func file_search_v1_search_proto_init() {
 	if File_search_v1_search_proto != nil {
 		return
 	}
+	file_search_v1_search_proto_msgTypes[2].OneofWrappers = []any{}
+	file_search_v1_search_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
