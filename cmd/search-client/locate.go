@@ -25,6 +25,8 @@ func newLocateCommand(o *options) *cobra.Command {
 		limit              int32
 		asCSV              bool
 		includeGeometry    bool
+		fields             []string
+		shaping            geometryShaping
 	)
 	cmd := &cobra.Command{
 		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--limit N] [--csv] FILE|-",
@@ -47,7 +49,11 @@ The stream has no deadline unless --timeout is given.`,
   search-client locate --where iso_n3=250 trace.ndjson`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry}
+			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry,
+				ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance}
+			if cmd.Flags().Changed("precision") {
+				opts.CoordinatePrecision = &shaping.precision
+			}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -88,6 +94,8 @@ The stream has no deadline unless --timeout is given.`,
 	f.Int32Var(&limit, "limit", 0, "most things per point (0: the server's default page size)")
 	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
+	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
+	shaping.flags(f)
 	return cmd
 }
 
@@ -182,7 +190,11 @@ func writeLocateCSV(cw *csv.Writer, resp *searchv1.LocateResponse) {
 		return
 	}
 	for _, t := range resp.GetThings() {
-		_ = cw.Write([]string{resp.GetId(), strconv.FormatInt(t.GetId(), 10), t.GetCollection(), t.GetKey(), t.GetName(), ""})
+		id := "" // not selected by --fields: ids start at 1
+		if t.GetId() != 0 {
+			id = strconv.FormatInt(t.GetId(), 10)
+		}
+		_ = cw.Write([]string{resp.GetId(), id, t.GetCollection(), t.GetKey(), t.GetName(), ""})
 	}
 }
 

@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -28,6 +33,9 @@ func newSearchCommand(o *options) *cobra.Command {
 		includeGeometry bool
 		collections     []string
 		where           []string
+		fields          []string
+		shaping         geometryShaping
+		total           bool
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--lat LAT --lng LNG] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
@@ -39,15 +47,28 @@ none means all) and property values (--where, repeatable).
 --where KEY=VALUE matches the top-level property KEY equal to the string
 VALUE; KEY=V1,V2 matches any of them. KEY:=JSON takes JSON values instead,
 for numbers and booleans: pop_rank:=1,2 or landlocked:=true. Values are
-compared as JSON: the string "1" does not equal the number 1.`,
+compared as JSON: the string "1" does not equal the number 1.
+
+--fields id,name,... returns only these fields of each thing (the request's
+read_mask): id, name, key, collection, properties, bbox, geometry_geojson, or
+* for all; the server then neither reads nor sends the others. The table
+shows the fields given, in that order. --simplify and --precision shape the
+geometry (--geometry, or geometry_geojson in --fields). --total also prints
+how many things match across all pages.`,
 		Example: `  search-client search --lat 48.85 --lng 2.35
   search-client search --lat 48.85 --lng 2.35 --collection countries
   search-client search --query fran --page-size 10
   search-client search --collection countries --where iso_n3=250,276
-  search-client search --query a --all --json`,
+  search-client search --query a --all --json
+  search-client search --query an --fields id,name --total
+  search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections}
+			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections,
+				ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total}
+			if cmd.Flags().Changed("precision") {
+				req.CoordinatePrecision = &shaping.precision
+			}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -68,7 +89,7 @@ compared as JSON: the string "1" does not equal the number 1.`,
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				client := searchv1.NewSearchServiceClient(conn)
 				if all {
-					return searchAll(ctx, client, req, o.stdout, asJSON)
+					return searchAll(ctx, client, req, o.stdout, asJSON, fields)
 				}
 				resp, err := client.Search(ctx, req)
 				if err != nil {
@@ -77,12 +98,15 @@ compared as JSON: the string "1" does not equal the number 1.`,
 				if asJSON {
 					return printJSON(o.stdout, resp)
 				}
-				tw := newThingTable(o.stdout)
+				tw := newThingTable(o.stdout, fields)
 				for _, t := range resp.GetThings() {
 					tw.row(t)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
+				}
+				if total {
+					fmt.Fprintf(o.stdout, "total: %d\n", resp.GetTotalSize())
 				}
 				if resp.GetNextPageToken() != "" {
 					fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
@@ -102,7 +126,30 @@ compared as JSON: the string "1" does not equal the number 1.`,
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
 	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
 	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] (strings) or KEY:=JSON[,JSON...] (numbers, booleans): a top-level property equals one of the values (repeatable: all must match)")
+	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
+	shaping.flags(f)
+	f.BoolVar(&total, "total", false, "also print the number of matches across all pages (show_total_size)")
 	return cmd
+}
+
+// geometryShaping holds the flags that shape returned geometries.
+type geometryShaping struct {
+	tolerance float64
+	precision int32
+}
+
+func (g *geometryShaping) flags(f *pflag.FlagSet) {
+	f.Float64Var(&g.tolerance, "simplify", 0, "simplify returned geometries with this tolerance, in degrees (0: as stored)")
+	f.Int32Var(&g.precision, "precision", 9, "decimal digits of returned geometries' coordinates, 0 to 15")
+}
+
+// readMask turns --fields into a read_mask; none is nil (the server's
+// default fields).
+func readMask(fields []string) *fieldmaskpb.FieldMask {
+	if len(fields) == 0 {
+		return nil
+	}
+	return &fieldmaskpb.FieldMask{Paths: fields}
 }
 
 // parseWhere parses --where KEY=V1,V2 (string values) or KEY:=J1,J2 (JSON
@@ -136,12 +183,12 @@ func parseWhere(s string) (*searchv1.PropertyFilter, error) {
 	return pf, nil
 }
 
-func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool) error {
+func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool, fields []string) error {
 	stream, err := client.SearchStream(ctx, req)
 	if err != nil {
 		return err
 	}
-	tw := newThingTable(w)
+	tw := newThingTable(w, fields)
 	for {
 		t, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -183,21 +230,63 @@ func printJSON(w io.Writer, m proto.Message) error {
 // the first row, so an empty result prints "no matches".
 type thingTable struct {
 	*tabwriter.Writer
-	rows int
+	columns []string
+	rows    int
 }
 
-func newThingTable(w io.Writer) *thingTable {
-	return &thingTable{Writer: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+// defaultColumns are the table's columns without --fields.
+var defaultColumns = []string{"id", "collection", "name", "key", "bbox"}
+
+// newThingTable returns a table of these columns (Thing's field names, or
+// * for all of them); none means defaultColumns.
+func newThingTable(w io.Writer, columns []string) *thingTable {
+	if len(columns) == 0 {
+		columns = defaultColumns
+	}
+	if slices.Contains(columns, "*") {
+		columns = []string{"id", "collection", "name", "key", "bbox", "properties", "geometry_geojson"}
+	}
+	return &thingTable{Writer: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0), columns: columns}
 }
 
 func (t *thingTable) row(th *searchv1.Thing) {
 	if t.rows == 0 {
-		fmt.Fprintln(t, "ID\tCOLLECTION\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
+		header := make([]string, len(t.columns))
+		for i, c := range t.columns {
+			header[i] = strings.ToUpper(c)
+			if c == "bbox" {
+				header[i] = "BBOX (min lng, min lat, max lng, max lat)"
+			}
+		}
+		fmt.Fprintln(t, strings.Join(header, "\t"))
 	}
 	t.rows++
-	b := th.GetBbox()
-	fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetCollection(), th.GetName(), th.GetKey(),
-		b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+	cells := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		cells[i] = thingCell(th, c)
+	}
+	fmt.Fprintln(t, strings.Join(cells, "\t"))
+}
+
+// thingCell renders one field of th for the table.
+func thingCell(th *searchv1.Thing, field string) string {
+	switch field {
+	case "id":
+		return strconv.FormatInt(th.GetId(), 10)
+	case "bbox":
+		b := th.GetBbox()
+		return fmt.Sprintf("%.4f, %.4f, %.4f, %.4f", b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+	}
+	fd := th.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(field))
+	if fd == nil {
+		return ""
+	}
+	v := th.ProtoReflect().Get(fd)
+	if fd.Kind() == protoreflect.MessageKind {
+		b, _ := protojson.Marshal(v.Message().Interface())
+		return string(b)
+	}
+	return v.String()
 }
 
 // Flush writes the table, or "no matches" when it has no rows.

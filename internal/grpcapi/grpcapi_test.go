@@ -43,7 +43,7 @@ type fakeService struct {
 	locateBatches []int
 	lastLocate    geo.LocateQuery
 	lastGet       geo.Query // Get's geometry and output, in a Query
-	blocked       int // Locate calls waiting for their context to end
+	blocked       int       // Locate calls waiting for their context to end
 }
 
 // locating reports whether a Locate call is blocked in the store.

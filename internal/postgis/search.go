@@ -118,11 +118,13 @@ var thingColumns = [...]struct {
 
 // The geometry column: GeoJSON of the stored geometry, or simplified
 // (ST_SimplifyPreserveTopology keeps every polygon, where ST_Simplify may
-// collapse small ones to nothing), with fewer digits when asked.
+// collapse small ones to nothing; GEOS returns a Polygon for a MultiPolygon
+// of one, which ST_Multi makes a MultiPolygon again), with fewer digits
+// when asked.
 const (
 	geometryOpen     = `ST_AsGeoJSON(`
 	geometryStored   = `t.geom`
-	geometrySimplify = `ST_SimplifyPreserveTopology(t.geom, $?::float8)`
+	geometrySimplify = `ST_Multi(ST_SimplifyPreserveTopology(t.geom, $?::float8))`
 	geometryDigits   = `, $?::int`
 	geometryClose    = `)`
 	withoutGeometry  = `''`
