@@ -72,7 +72,7 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 		if q.After != nil && (t.Name < q.After.Name || t.Name == q.After.Name && t.ID <= q.After.ID) {
 			continue
 		}
-		out = append(out, t)
+		out = append(out, withGeometry(t, q.IncludeGeometry))
 	}
 	page := geo.Page{Things: out}
 	if q.WithTotal {
@@ -107,9 +107,20 @@ func (f *fakeService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Th
 	}
 	out := make([][]geo.Thing, len(q.Points))
 	for i := range out {
-		out[i] = f.things[:min(len(f.things), q.Limit)]
+		for _, t := range f.things[:min(len(f.things), q.Limit)] {
+			out[i] = append(out[i], withGeometry(t, q.IncludeGeometry))
+		}
 	}
 	return out, nil
+}
+
+// withGeometry returns t without its geometry unless the query asked for
+// it, as the store does.
+func withGeometry(t geo.Thing, include bool) geo.Thing {
+	if !include {
+		t.GeometryGeoJSON = ""
+	}
+	return t
 }
 
 func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
@@ -146,7 +157,7 @@ func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, includeGeometry b
 	}
 	for _, th := range f.things {
 		if (ref.ID != 0 && th.ID == ref.ID) || (ref.Key != "" && th.Key == ref.Key && th.Collection == ref.Collection) {
-			return th, nil
+			return withGeometry(th, includeGeometry), nil
 		}
 	}
 	return geo.Thing{}, geo.Errorf(geo.NotFound, "no such thing")
