@@ -56,6 +56,13 @@ type Config struct {
 	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client's
 	// further calls wait on its side until one ends.
 	MaxConcurrentStreams uint32 `env:"GRPC_MAX_CONCURRENT_STREAMS, default=100"`
+	// StreamWorkers is the number of goroutines kept to run RPC handlers
+	// (grpc.NumStreamWorkers); a call that finds them all busy gets a
+	// goroutine of its own, as every call does with 0. A kept goroutine's
+	// stack has already grown through the interceptors, pgx and the
+	// handler, so a call does not pay for growing a fresh one (measured in
+	// docs/BENCHMARKS.md).
+	StreamWorkers uint32 `env:"GRPC_STREAM_WORKERS, default=32"`
 	// KeepaliveTime is how long a connection may be silent before the
 	// server pings it, and KeepaliveTimeout how long it waits for the answer
 	// before closing it: a client that vanished without closing its TCP
@@ -125,6 +132,7 @@ func (c Config) Validate() error {
 	check(c.ImportIdleTimeout <= 0, "IMPORT_IDLE_TIMEOUT must be positive, got %s", c.ImportIdleTimeout)
 	check(c.ImportMaxDuration <= 0, "IMPORT_MAX_DURATION must be positive, got %s", c.ImportMaxDuration)
 	check(c.MaxConcurrentStreams < 1, "GRPC_MAX_CONCURRENT_STREAMS must be at least 1, got %d", c.MaxConcurrentStreams)
+	check(c.StreamWorkers > maxStreamWorkers, "GRPC_STREAM_WORKERS must be at most %d, got %d", maxStreamWorkers, c.StreamWorkers)
 	check(c.KeepaliveTime < keepaliveMinTime, "GRPC_KEEPALIVE_TIME must be at least %s, got %s", keepaliveMinTime, c.KeepaliveTime)
 	check(c.KeepaliveTimeout <= 0, "GRPC_KEEPALIVE_TIMEOUT must be positive, got %s", c.KeepaliveTimeout)
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
@@ -193,6 +201,10 @@ const (
 // GOAWAY "too_many_pings"), also while it has no call in progress.
 const keepaliveMinTime = 10 * time.Second
 
+// maxStreamWorkers caps GRPC_STREAM_WORKERS: each idle worker keeps its
+// grown stack.
+const maxStreamWorkers = 10000
+
 // limits are the request limits that can change while serving.
 type limits struct {
 	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
@@ -250,6 +262,7 @@ func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, a
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.NumStreamWorkers(cfg.StreamWorkers),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),

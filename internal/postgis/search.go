@@ -165,8 +165,20 @@ type statement struct {
 	args []any
 }
 
+// statementSize is room for a point search's text and values from the
+// start: growing the text by doubling cost several allocations and copies
+// per search (docs/BENCHMARKS.md).
+const (
+	statementBytes  = 1536
+	statementValues = 8
+)
+
 // add appends fragment, numbering its "$?" marks with args in order.
 func (s *statement) add(fragment string, args ...any) {
+	if s.args == nil {
+		s.sql.Grow(statementBytes)
+		s.args = make([]any, 0, statementValues)
+	}
 	for {
 		before, after, found := strings.Cut(fragment, "$?")
 		s.sql.WriteString(before)
