@@ -100,7 +100,7 @@ LIMIT $?::bigint`
 )
 
 // thingColumns are the columns every statement selects for a thing, in
-// ScanThing's order, then the geometry (thingColumns' geometry). A field the
+// ScanThing's order; the geometry column follows (see columns). A field the
 // query leaves out (geo.Output.Omit) is selected as a constant of its type,
 // so that rows keep one shape for ScanThing while the value (the properties'
 // JSON above all) is neither read nor sent.
@@ -165,9 +165,9 @@ type statement struct {
 	args []any
 }
 
-// statementSize is room for a point search's text and values from the
-// start: growing the text by doubling cost several allocations and copies
-// per search (docs/BENCHMARKS.md).
+// statementBytes and statementValues make room for a point search's text
+// and values from the start: growing the text by doubling cost several
+// allocations and copies per search (docs/BENCHMARKS.md).
 const (
 	statementBytes  = 1536
 	statementValues = 8
