@@ -200,6 +200,7 @@ type SearchRequest struct {
 	CoordinatePrecision *int32 `protobuf:"varint,14,opt,name=coordinate_precision,json=coordinatePrecision,proto3,oneof" json:"coordinate_precision,omitempty"`
 	// show_total_size asks for SearchResponse.total_size (AIP-158), which
 	// costs a count over every match; it is computed only when asked.
+	// SearchStream ignores it (a stream's end says how many there were).
 	ShowTotalSize bool `protobuf:"varint,15,opt,name=show_total_size,json=showTotalSize,proto3" json:"show_total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
