@@ -17,6 +17,7 @@ func newGetCommand(o *options) *cobra.Command {
 	var (
 		req    searchv1.GetThingRequest
 		asJSON bool
+		fields []string
 	)
 	cmd := &cobra.Command{
 		Use:   "get (--id N | --collection NAME --key KEY)",
@@ -32,6 +33,7 @@ func newGetCommand(o *options) *cobra.Command {
 			if idSet && req.Collection != "" {
 				return exitError{exitUsage, errors.New("--id and --collection exclude each other")}
 			}
+			req.ReadMask = readMask(fields)
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				th, err := searchv1.NewSearchServiceClient(conn).GetThing(ctx, &req)
 				if err != nil {
@@ -40,7 +42,7 @@ func newGetCommand(o *options) *cobra.Command {
 				if asJSON {
 					return printJSON(o.stdout, th)
 				}
-				tw := newThingTable(o.stdout)
+				tw := newThingTable(o.stdout, fields, false)
 				tw.row(th)
 				return tw.Flush()
 			})
@@ -53,6 +55,7 @@ func newGetCommand(o *options) *cobra.Command {
 	f.BoolVar(&req.IncludeGeometry, "geometry", false, "include the geometry as GeoJSON (with --json)")
 	consistencyTokenFlag(f, &req.ConsistencyToken)
 	f.BoolVar(&asJSON, "json", false, "print protojson")
+	f.StringSliceVar(&fields, "fields", nil, "only these fields, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
 	return cmd
 }
 

@@ -26,6 +26,8 @@ func newLocateCommand(o *options) *cobra.Command {
 		asCSV              bool
 		includeGeometry    bool
 		consistencyToken   string
+		fields             []string
+		shaping            geometryShaping
 	)
 	cmd := &cobra.Command{
 		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
@@ -58,7 +60,11 @@ The stream has no deadline unless --timeout is given.`,
   search-client locate --collection countries --max-distance 5km --csv harbours.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry, ConsistencyToken: consistencyToken}
+			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry,
+				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance}
+			if cmd.Flags().Changed("precision") {
+				opts.CoordinatePrecision = &shaping.precision
+			}
 			if maxDistance != "" {
 				d, err := parseDistance(maxDistance)
 				if err != nil {
@@ -110,6 +116,8 @@ The stream has no deadline unless --timeout is given.`,
 	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
 	consistencyTokenFlag(f, &consistencyToken)
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
+	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
+	shaping.flags(f)
 	return cmd
 }
 
@@ -219,11 +227,15 @@ func writeLocateCSV(cw *csv.Writer, resp *searchv1.LocateResponse, withDistance 
 		return
 	}
 	for _, t := range resp.GetThings() {
+		id := "" // not selected by --fields: ids start at 1
+		if t.GetId() != 0 {
+			id = strconv.FormatInt(t.GetId(), 10)
+		}
 		distance := ""
 		if t.DistanceM != nil {
 			distance = strconv.FormatFloat(t.GetDistanceM(), 'f', 1, 64)
 		}
-		write(strconv.FormatInt(t.GetId(), 10), t.GetCollection(), t.GetKey(), t.GetName(), distance, "")
+		write(id, t.GetCollection(), t.GetKey(), t.GetName(), distance, "")
 	}
 }
 

@@ -8,14 +8,18 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -36,6 +40,9 @@ func newSearchCommand(o *options) *cobra.Command {
 		relation         string
 		areaFile         string
 		consistencyToken string
+		fields           []string
+		shaping          geometryShaping
+		total            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
@@ -58,7 +65,14 @@ crosses the antimeridian. One of a point, a box and an area per search.
 --where KEY=VALUE matches the top-level property KEY equal to the string
 VALUE; KEY=V1,V2 matches any of them. KEY:=JSON takes JSON values instead,
 for numbers and booleans: pop_rank:=1,2 or landlocked:=true. Values are
-compared as JSON: the string "1" does not equal the number 1.`,
+compared as JSON: the string "1" does not equal the number 1.
+
+--fields id,name,... returns only these fields of each thing (the request's
+read_mask): id, name, key, collection, properties, bbox, geometry_geojson, or
+* for all; the server then neither reads nor sends the others. The table
+shows the fields given, in that order. --simplify and --precision shape the
+geometry (--geometry, or geometry_geojson in --fields). --total also prints
+how many things match across all pages.`,
 		Example: `  search-client search --lat 48.85 --lng 2.35
   search-client search --lat 48.85 --lng 2.35 --collection countries
   search-client search --query fran --page-size 10
@@ -67,10 +81,16 @@ compared as JSON: the string "1" does not equal the number 1.`,
   search-client search --bbox -10,35,30,60 --relation within
   search-client search --bbox 170,-25,-170,-10                   # across the antimeridian
   search-client search --area alps.geojson --relation intersects
-  search-client search --query a --all --json`,
+  search-client search --query a --all --json
+  search-client search --query an --fields id,name --total
+  search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections, ConsistencyToken: consistencyToken}
+			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections,
+				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total}
+			if cmd.Flags().Changed("precision") {
+				req.CoordinatePrecision = &shaping.precision
+			}
 			for _, w := range where {
 				pf, err := parseWhere(w)
 				if err != nil {
@@ -94,7 +114,7 @@ compared as JSON: the string "1" does not equal the number 1.`,
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				client := searchv1.NewSearchServiceClient(conn)
 				if all {
-					return searchAll(ctx, client, req, o.stdout, asJSON)
+					return searchAll(ctx, client, req, o.stdout, asJSON, fields)
 				}
 				resp, err := client.Search(ctx, req)
 				if err != nil {
@@ -103,13 +123,15 @@ compared as JSON: the string "1" does not equal the number 1.`,
 				if asJSON {
 					return printJSON(o.stdout, resp)
 				}
-				tw := newThingTable(o.stdout)
-				tw.distance = req.GetMaxDistanceM() > 0
+				tw := newThingTable(o.stdout, fields, req.GetMaxDistanceM() > 0)
 				for _, t := range resp.GetThings() {
 					tw.row(t)
 				}
 				if err := tw.Flush(); err != nil {
 					return err
+				}
+				if total {
+					fmt.Fprintf(o.stdout, "total: %d\n", resp.GetTotalSize())
 				}
 				if resp.GetNextPageToken() != "" {
 					fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
@@ -134,6 +156,9 @@ compared as JSON: the string "1" does not equal the number 1.`,
 	f.StringVar(&bbox, "bbox", "", "MINLNG,MINLAT,MAXLNG,MAXLAT: things related to this box (MINLNG > MAXLNG crosses the antimeridian)")
 	f.StringVar(&areaFile, "area", "", "GeoJSON file: things related to this Polygon or MultiPolygon (a geometry, a Feature, or a FeatureCollection of one)")
 	f.StringVar(&relation, "relation", "", "how things relate to --bbox or --area: intersects (default), within, contains")
+	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
+	shaping.flags(f)
+	f.BoolVar(&total, "total", false, "also print the number of matches across all pages (show_total_size)")
 	return cmd
 }
 
@@ -244,6 +269,26 @@ func readArea(name string) (string, error) {
 	}
 }
 
+// geometryShaping holds the flags that shape returned geometries.
+type geometryShaping struct {
+	tolerance float64
+	precision int32
+}
+
+func (g *geometryShaping) flags(f *pflag.FlagSet) {
+	f.Float64Var(&g.tolerance, "simplify", 0, "simplify returned geometries with this tolerance, in degrees (0: as stored)")
+	f.Int32Var(&g.precision, "precision", 9, "decimal digits of returned geometries' coordinates, 0 to 15")
+}
+
+// readMask turns --fields into a read_mask; none is nil (the server's
+// default fields).
+func readMask(fields []string) *fieldmaskpb.FieldMask {
+	if len(fields) == 0 {
+		return nil
+	}
+	return &fieldmaskpb.FieldMask{Paths: fields}
+}
+
 // parseWhere parses --where KEY=V1,V2 (string values) or KEY:=J1,J2 (JSON
 // scalar values).
 func parseWhere(s string) (*searchv1.PropertyFilter, error) {
@@ -275,13 +320,12 @@ func parseWhere(s string) (*searchv1.PropertyFilter, error) {
 	return pf, nil
 }
 
-func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool) error {
+func searchAll(ctx context.Context, client searchv1.SearchServiceClient, req *searchv1.SearchRequest, w io.Writer, asJSON bool, fields []string) error {
 	stream, err := client.SearchStream(ctx, req)
 	if err != nil {
 		return err
 	}
-	tw := newThingTable(w)
-	tw.distance = req.GetMaxDistanceM() > 0
+	tw := newThingTable(w, fields, req.GetMaxDistanceM() > 0)
 	for {
 		t, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -323,29 +367,75 @@ func printJSON(w io.Writer, m proto.Message) error {
 // the first row, so an empty result prints "no matches".
 type thingTable struct {
 	*tabwriter.Writer
-	rows int
-	// distance adds the DISTANCE column, of a nearest search.
-	distance bool
+	columns []string
+	rows    int
 }
 
-func newThingTable(w io.Writer) *thingTable {
-	return &thingTable{Writer: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
+// defaultColumns are the table's columns without --fields.
+var defaultColumns = []string{"id", "collection", "name", "key", "bbox"}
+
+// newThingTable returns a table of these columns (Thing's field names, or
+// * for all of them); none means defaultColumns, after the distance when
+// nearest (a nearest search's things carry distance_m).
+func newThingTable(w io.Writer, columns []string, nearest bool) *thingTable {
+	if len(columns) == 0 {
+		columns = defaultColumns
+		if nearest {
+			columns = append([]string{"distance_m"}, columns...)
+		}
+	}
+	if slices.Contains(columns, "*") {
+		columns = []string{"id", "collection", "name", "key", "bbox", "properties", "geometry_geojson"}
+		if nearest {
+			columns = append([]string{"distance_m"}, columns...)
+		}
+	}
+	return &thingTable{Writer: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0), columns: columns}
 }
 
 func (t *thingTable) row(th *searchv1.Thing) {
 	if t.rows == 0 {
-		if t.distance {
-			fmt.Fprint(t, "DISTANCE\t")
+		header := make([]string, len(t.columns))
+		for i, c := range t.columns {
+			header[i] = strings.ToUpper(c)
+			switch c {
+			case "bbox":
+				header[i] = "BBOX (min lng, min lat, max lng, max lat)"
+			case "distance_m":
+				header[i] = "DISTANCE"
+			}
 		}
-		fmt.Fprintln(t, "ID\tCOLLECTION\tNAME\tKEY\tBBOX (min lng, min lat, max lng, max lat)")
+		fmt.Fprintln(t, strings.Join(header, "\t"))
 	}
 	t.rows++
-	if t.distance {
-		fmt.Fprintf(t, "%s\t", formatDistance(th))
+	cells := make([]string, len(t.columns))
+	for i, c := range t.columns {
+		cells[i] = thingCell(th, c)
 	}
-	b := th.GetBbox()
-	fmt.Fprintf(t, "%d\t%s\t%s\t%s\t%.4f, %.4f, %.4f, %.4f\n", th.GetId(), th.GetCollection(), th.GetName(), th.GetKey(),
-		b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+	fmt.Fprintln(t, strings.Join(cells, "\t"))
+}
+
+// thingCell renders one field of th for the table.
+func thingCell(th *searchv1.Thing, field string) string {
+	switch field {
+	case "id":
+		return strconv.FormatInt(th.GetId(), 10)
+	case "distance_m":
+		return formatDistance(th)
+	case "bbox":
+		b := th.GetBbox()
+		return fmt.Sprintf("%.4f, %.4f, %.4f, %.4f", b.GetMinLng(), b.GetMinLat(), b.GetMaxLng(), b.GetMaxLat())
+	}
+	fd := th.ProtoReflect().Descriptor().Fields().ByName(protoreflect.Name(field))
+	if fd == nil {
+		return ""
+	}
+	v := th.ProtoReflect().Get(fd)
+	if fd.Kind() == protoreflect.MessageKind {
+		b, _ := protojson.Marshal(v.Message().Interface())
+		return string(b)
+	}
+	return v.String()
 }
 
 // formatDistance renders a thing's distance_m to the metre, "" when absent.

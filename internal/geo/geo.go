@@ -291,6 +291,13 @@ type Query struct {
 	// thing is returned): a page of large geometries stays within a memory
 	// budget whatever Limit says.
 	MaxBytes int
+	// Output says what of each thing is read; the zero Output reads every
+	// field (the geometry as IncludeGeometry says).
+	Output
+	// WithTotal asks for Page.Total, a count of every thing Filter selects,
+	// read from the same snapshot as the page; without it nothing is
+	// counted.
+	WithTotal bool
 }
 
 // LocateQuery is a batch of points sharing one scope (see
@@ -302,6 +309,58 @@ type LocateQuery struct {
 	// Limit is the most things per point, already bounded (> 0).
 	Limit           int
 	IncludeGeometry bool
+	// Output says what of each thing is read, as Query's.
+	Output
+}
+
+// Fields is a set of the fields of a Thing that a query may leave out.
+// ID and Name are always read: the result order and page cursors need them.
+type Fields uint8
+
+// The fields a query may leave out (Output.Omit).
+const (
+	FieldKey Fields = 1 << iota
+	FieldCollection
+	FieldProperties
+	FieldBBox
+)
+
+// Limits of Output's geometry settings.
+const (
+	MaxSimplifyTolerance = 180 // degrees
+	MaxCoordinateDigits  = 15  // decimal digits (PostGIS ST_AsGeoJSON)
+	// DefaultCoordinateDigits is the digits of a geometry when
+	// Output.CoordinateDigits is nil (ST_AsGeoJSON's default).
+	DefaultCoordinateDigits = 9
+)
+
+// Output says what a query returns of each thing beyond its id and name.
+// The zero Output is the default: every field, and the geometry (when the
+// query includes it) as stored, with 9 decimal digits.
+type Output struct {
+	// Omit leaves these fields out: the store neither reads nor sends
+	// them, and they are zero in the things returned.
+	Omit Fields
+	// SimplifyTolerance, when positive, simplifies a returned geometry
+	// (PostGIS ST_SimplifyPreserveTopology) with this tolerance, in
+	// degrees, the unit of the stored coordinates.
+	SimplifyTolerance float64
+	// CoordinateDigits, when not nil, is the number of decimal digits of a
+	// returned geometry's coordinates, 0 to MaxCoordinateDigits; nil is
+	// DefaultCoordinateDigits.
+	CoordinateDigits *int
+}
+
+// Validate returns an Invalid error for a tolerance that is negative, not
+// finite or above MaxSimplifyTolerance, or digits outside [0, 15].
+func (o Output) Validate() error {
+	if t := o.SimplifyTolerance; math.IsNaN(t) || t < 0 || t > MaxSimplifyTolerance {
+		return Errorf(Invalid, "simplify_tolerance must be within [0, %d] degrees, got %v", MaxSimplifyTolerance, t)
+	}
+	if d := o.CoordinateDigits; d != nil && (*d < 0 || *d > MaxCoordinateDigits) {
+		return Errorf(Invalid, "coordinate_precision must be within [0, %d] decimal digits, got %d", MaxCoordinateDigits, *d)
+	}
+	return nil
 }
 
 // BBox is a WGS 84 bounding box. As a filter, MinLng > MaxLng means the box
@@ -353,6 +412,9 @@ type Thing struct {
 type Page struct {
 	Things []Thing
 	Next   *Cursor
+	// Total is the number of things the query's filter selects across all
+	// pages, when the query asked for it (WithTotal); 0 otherwise.
+	Total int64
 }
 
 // Feature is a validated feature ready to be stored.
@@ -541,8 +603,9 @@ func (d DeleteRequest) Normalize() (DeleteRequest, error) {
 type SearchService interface {
 	// Search returns one page of things matching q.Filter in (name, id)
 	// order ((distance, name, id) for a nearest search), read from one
-	// snapshot of the store. Returns Invalid for a bad query, an area
-	// that is not a valid polygon included.
+	// snapshot of the store (the total too, when q.WithTotal). Returns
+	// Invalid for a bad query, an area that is not a valid polygon
+	// included.
 	Search(ctx context.Context, q Query) (Page, error)
 	// Locate answers many points at once: result[i] holds the things
 	// containing q.Points[i] that match q.Filter (whose Point is ignored;
@@ -552,9 +615,9 @@ type SearchService interface {
 	// a bad filter or limit.
 	Locate(ctx context.Context, q LocateQuery) ([][]Thing, error)
 	// Get returns the thing ref names, with its geometry when
-	// includeGeometry. Returns Invalid for a bad ref, NotFound when there is
-	// no such thing.
-	Get(ctx context.Context, ref ThingRef, includeGeometry bool) (Thing, error)
+	// includeGeometry, shaped by out. Returns Invalid for a bad ref or
+	// output, NotFound when there is no such thing.
+	Get(ctx context.Context, ref ThingRef, includeGeometry bool, out Output) (Thing, error)
 	// Import stores every feature src yields into opts.Collection, creating
 	// it if needed, all or nothing: the import is committed only when src
 	// returns io.EOF. Features the store cannot accept are reported in the

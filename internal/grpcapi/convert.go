@@ -66,7 +66,9 @@ func bboxToProto(b geo.BBox) *searchv1.BoundingBox {
 	return &searchv1.BoundingBox{MinLng: b.MinLng, MinLat: b.MinLat, MaxLng: b.MaxLng, MaxLat: b.MaxLat}
 }
 
-func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
+// thingToProto converts t, clearing the fields sh's read_mask does not
+// select.
+func thingToProto(t geo.Thing, sh *shape) (*searchv1.Thing, error) {
 	var props *structpb.Struct
 	if len(t.Properties) > 0 {
 		var err error
@@ -74,7 +76,7 @@ func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
 			return nil, fmt.Errorf("thing %d properties: %w", t.ID, err)
 		}
 	}
-	return &searchv1.Thing{
+	pt := &searchv1.Thing{
 		Id:              t.ID,
 		Collection:      t.Collection,
 		Name:            t.Name,
@@ -83,7 +85,9 @@ func thingToProto(t geo.Thing) (*searchv1.Thing, error) {
 		Bbox:            bboxToProto(t.BBox),
 		GeometryGeojson: t.GeometryGeoJSON,
 		DistanceM:       t.DistanceM,
-	}, nil
+	}
+	sh.apply(pt)
+	return pt, nil
 }
 
 func importResultToProto(r geo.ImportResult) *searchv1.ImportResponse {

@@ -56,6 +56,13 @@ type Config struct {
 	// connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS); a client's
 	// further calls wait on its side until one ends.
 	MaxConcurrentStreams uint32 `env:"GRPC_MAX_CONCURRENT_STREAMS, default=100"`
+	// StreamWorkers is the number of goroutines kept to run RPC handlers
+	// (grpc.NumStreamWorkers); a call that finds them all busy gets a
+	// goroutine of its own, as every call does with 0. A kept goroutine's
+	// stack has already grown through the interceptors, pgx and the
+	// handler, so a call does not pay for growing a fresh one (measured in
+	// docs/BENCHMARKS.md).
+	StreamWorkers uint32 `env:"GRPC_STREAM_WORKERS, default=32"`
 	// KeepaliveTime is how long a connection may be silent before the
 	// server pings it, and KeepaliveTimeout how long it waits for the answer
 	// before closing it: a client that vanished without closing its TCP
@@ -125,6 +132,7 @@ func (c Config) Validate() error {
 	check(c.ImportIdleTimeout <= 0, "IMPORT_IDLE_TIMEOUT must be positive, got %s", c.ImportIdleTimeout)
 	check(c.ImportMaxDuration <= 0, "IMPORT_MAX_DURATION must be positive, got %s", c.ImportMaxDuration)
 	check(c.MaxConcurrentStreams < 1, "GRPC_MAX_CONCURRENT_STREAMS must be at least 1, got %d", c.MaxConcurrentStreams)
+	check(c.StreamWorkers > maxStreamWorkers, "GRPC_STREAM_WORKERS must be at most %d, got %d", maxStreamWorkers, c.StreamWorkers)
 	check(c.KeepaliveTime < keepaliveMinTime, "GRPC_KEEPALIVE_TIME must be at least %s, got %s", keepaliveMinTime, c.KeepaliveTime)
 	check(c.KeepaliveTimeout <= 0, "GRPC_KEEPALIVE_TIMEOUT must be positive, got %s", c.KeepaliveTimeout)
 	check(c.DefaultTimeout <= 0, "RPC_DEFAULT_TIMEOUT must be positive, got %s", c.DefaultTimeout)
@@ -193,6 +201,10 @@ const (
 // GOAWAY "too_many_pings"), also while it has no call in progress.
 const keepaliveMinTime = 10 * time.Second
 
+// maxStreamWorkers caps GRPC_STREAM_WORKERS: each idle worker keeps its
+// grown stack.
+const maxStreamWorkers = 10000
+
 // limits are the request limits that can change while serving.
 type limits struct {
 	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
@@ -250,6 +262,7 @@ func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, a
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.NumStreamWorkers(cfg.StreamWorkers),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
@@ -267,7 +280,7 @@ func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, a
 
 // Search returns one page of matches.
 func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*searchv1.SearchResponse, error) {
-	q, err := s.query(req)
+	q, sh, err := s.query(req)
 	if err != nil {
 		return nil, err
 	}
@@ -275,9 +288,9 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	if err != nil {
 		return nil, err
 	}
-	resp := &searchv1.SearchResponse{Things: make([]*searchv1.Thing, 0, len(page.Things))}
+	resp := &searchv1.SearchResponse{Things: make([]*searchv1.Thing, 0, len(page.Things)), TotalSize: totalSize(page.Total)}
 	for _, t := range page.Things {
-		pt, err := thingToProto(t)
+		pt, err := thingToProto(t, &sh)
 		if err != nil {
 			return nil, err
 		}
@@ -300,10 +313,14 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 	if err != nil {
 		return err
 	}
+	sh, err := searchShape(req)
+	if err != nil {
+		return err
+	}
 	ctx := stream.Context()
 	guard := newStallGuard(stream, s.limits.Load().streamSendTimeout)
 	defer guard.close()
-	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: req.GetIncludeGeometry()}
+	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: sh.includeGeometry, Output: sh.output}
 	for {
 		page, err := s.svc.Search(ctx, q)
 		if err != nil {
@@ -311,7 +328,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 		}
 		s.metrics.Count("search.results", int64(len(page.Things)))
 		for _, t := range page.Things {
-			pt, err := thingToProto(t)
+			pt, err := thingToProto(t, &sh)
 			if err != nil {
 				return err
 			}
@@ -537,11 +554,15 @@ func (s *Server) SetRejectedSettings(rs []RejectedSetting) {
 
 // GetThing returns one thing by id, or by collection and key.
 func (s *Server) GetThing(ctx context.Context, req *searchv1.GetThingRequest) (*searchv1.Thing, error) {
-	t, err := s.svc.Get(ctx, geo.ThingRef{ID: req.GetId(), Collection: req.GetCollection(), Key: req.GetKey()}, req.GetIncludeGeometry())
+	sh, err := shapeOf(req.GetReadMask(), req.GetIncludeGeometry(), 0, nil)
 	if err != nil {
 		return nil, err
 	}
-	return thingToProto(t)
+	t, err := s.svc.Get(ctx, geo.ThingRef{ID: req.GetId(), Collection: req.GetCollection(), Key: req.GetKey()}, sh.includeGeometry, sh.output)
+	if err != nil {
+		return nil, err
+	}
+	return thingToProto(t, &sh)
 }
 
 // DeleteThings deletes things by ids, or by keys within a collection.
@@ -577,19 +598,26 @@ func (s *Server) ListCollections(ctx context.Context, _ *searchv1.ListCollection
 	return resp, nil
 }
 
-// query validates req and turns it into a domain query, applying the page
-// size rules of AIP-158: 0 is the default, above the maximum is the maximum,
-// negative is invalid.
-func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, error) {
+// query validates req and turns it into a domain query and the shape of
+// its answers, applying the page size rules of AIP-158: 0 is the default,
+// above the maximum is the maximum, negative is invalid. The page token is
+// tied to the filter only: the shape (read_mask, geometry settings,
+// show_total_size) may change from page to page.
+func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 	filter, err := filterFromProto(req)
 	if err != nil {
-		return geo.Query{}, err
+		return geo.Query{}, shape{}, err
 	}
-	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: req.GetIncludeGeometry()}
+	sh, err := searchShape(req)
+	if err != nil {
+		return geo.Query{}, shape{}, err
+	}
+	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: sh.includeGeometry, Output: sh.output,
+		WithTotal: req.GetShowTotalSize()}
 	lim := s.limits.Load()
 	switch {
 	case q.Limit < 0:
-		return geo.Query{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
+		return geo.Query{}, shape{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
 		q.Limit = lim.defaultPageSize
 	case q.Limit > lim.maxPageSize:
@@ -598,9 +626,14 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, error) {
 	if tok := req.GetPageToken(); tok != "" {
 		c, err := geo.DecodePageToken(tok, filter, "page_token")
 		if err != nil {
-			return geo.Query{}, err
+			return geo.Query{}, shape{}, err
 		}
 		q.After = &c
 	}
-	return q, nil
+	return q, sh, nil
+}
+
+// searchShape validates the shaping fields of a search request.
+func searchShape(req *searchv1.SearchRequest) (shape, error) {
+	return shapeOf(req.GetReadMask(), req.GetIncludeGeometry(), req.GetSimplifyTolerance(), req.CoordinatePrecision)
 }

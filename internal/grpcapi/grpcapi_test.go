@@ -43,7 +43,8 @@ type fakeService struct {
 	// locateBatches are the sizes of the Locate calls' batches.
 	locateBatches []int
 	lastLocate    geo.LocateQuery
-	blocked       int // Locate calls waiting for their context to end
+	lastGet       geo.Query // Get's geometry and output, in a Query
+	blocked       int       // Locate calls waiting for their context to end
 }
 
 // locating reports whether a Locate call is blocked in the store.
@@ -72,9 +73,12 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 		if q.After != nil && (t.Name < q.After.Name || t.Name == q.After.Name && t.ID <= q.After.ID) {
 			continue
 		}
-		out = append(out, t)
+		out = append(out, withGeometry(t, q.IncludeGeometry))
 	}
 	page := geo.Page{Things: out}
+	if q.WithTotal {
+		page.Total = int64(len(f.things))
+	}
 	if len(out) > q.Limit {
 		page.Things = out[:q.Limit]
 		last := page.Things[q.Limit-1]
@@ -104,9 +108,20 @@ func (f *fakeService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Th
 	}
 	out := make([][]geo.Thing, len(q.Points))
 	for i := range out {
-		out[i] = f.things[:min(len(f.things), q.Limit)]
+		for _, t := range f.things[:min(len(f.things), q.Limit)] {
+			out[i] = append(out[i], withGeometry(t, q.IncludeGeometry))
+		}
 	}
 	return out, nil
+}
+
+// withGeometry returns t without its geometry unless the query asked for
+// it, as the store does.
+func withGeometry(t geo.Thing, include bool) geo.Thing {
+	if !include {
+		t.GeometryGeoJSON = ""
+	}
+	return t
 }
 
 func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
@@ -130,7 +145,10 @@ func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src ge
 	}
 }
 
-func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, _ bool) (geo.Thing, error) {
+func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, includeGeometry bool, out geo.Output) (geo.Thing, error) {
+	f.mu.Lock()
+	f.lastGet = geo.Query{IncludeGeometry: includeGeometry, Output: out}
+	f.mu.Unlock()
 	if f.err != nil {
 		return geo.Thing{}, f.err
 	}
@@ -140,7 +158,7 @@ func (f *fakeService) Get(_ context.Context, ref geo.ThingRef, _ bool) (geo.Thin
 	}
 	for _, th := range f.things {
 		if (ref.ID != 0 && th.ID == ref.ID) || (ref.Key != "" && th.Key == ref.Key && th.Collection == ref.Collection) {
-			return th, nil
+			return withGeometry(th, includeGeometry), nil
 		}
 	}
 	return geo.Thing{}, geo.Errorf(geo.NotFound, "no such thing")

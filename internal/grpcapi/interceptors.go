@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -182,31 +183,52 @@ func methodName(fullMethod string) string {
 	return service + "." + method
 }
 
+// methodMetrics are one method's metric names, built once per method
+// rather than on every call.
+type methodMetrics struct {
+	requests, latency, errors string // errors: the prefix of errors.<Code>
+}
+
+// metricNames caches methodMetrics by full method name. Only registered
+// methods reach the interceptors (grpc-go answers others itself), so it
+// holds one entry per method of the services served.
+type metricNames struct{ m sync.Map }
+
+func (n *metricNames) of(fullMethod string) *methodMetrics {
+	if v, ok := n.m.Load(fullMethod); ok {
+		return v.(*methodMetrics)
+	}
+	name := "grpc." + methodName(fullMethod)
+	v, _ := n.m.LoadOrStore(fullMethod, &methodMetrics{requests: name + ".requests", latency: name + ".latency", errors: name + ".errors."})
+	return v.(*methodMetrics)
+}
+
 // measure reports one finished RPC: grpc.<Method>.requests,
 // grpc.<Method>.latency and, on failure, grpc.<Method>.errors.<Code>.
-func measure(m metrics.Metrics, fullMethod string, start time.Time, err error) {
-	name := "grpc." + methodName(fullMethod)
-	m.Count(name+".requests", 1)
-	m.Timing(name+".latency", time.Since(start))
+func measure(m metrics.Metrics, names *methodMetrics, start time.Time, err error) {
+	m.Count(names.requests, 1)
+	m.Timing(names.latency, time.Since(start))
 	if err != nil {
-		m.Count(name+".errors."+status.Code(err).String(), 1)
+		m.Count(names.errors+status.Code(err).String(), 1)
 	}
 }
 
 func measureUnary(m metrics.Metrics) grpc.UnaryServerInterceptor {
+	var names metricNames
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		measure(m, info.FullMethod, start, err)
+		measure(m, names.of(info.FullMethod), start, err)
 		return resp, err
 	}
 }
 
 func measureStream(m metrics.Metrics) grpc.StreamServerInterceptor {
+	var names metricNames
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		measure(m, info.FullMethod, start, err)
+		measure(m, names.of(info.FullMethod), start, err)
 		return err
 	}
 }

@@ -56,8 +56,9 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 		return err
 	}
 	q := geo.LocateQuery{Limit: lim.defaultPageSize}
+	var sh shape
 	if o := first.GetOptions(); o != nil {
-		if q, err = s.locateQuery(o, lim); err != nil {
+		if q, sh, err = s.locateQuery(o, lim); err != nil {
 			return err
 		}
 		if first.GetPoint() == nil && first.GetId() == "" {
@@ -71,7 +72,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 		if err != nil {
 			return err
 		}
-		if err := s.answer(ctx, guard, q, batch); err != nil {
+		if err := s.answer(ctx, guard, q, &sh, batch); err != nil {
 			return err
 		}
 		if eof {
@@ -81,31 +82,35 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 }
 
 // locateQuery validates a stream's options.
-func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.LocateQuery, error) {
+func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.LocateQuery, shape, error) {
 	f, err := filterFromProto(&searchv1.SearchRequest{
 		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(), MaxDistanceM: o.GetMaxDistanceM(),
 		// Validate needs some filter; the points are the stream's.
 		Point: &searchv1.Point{},
 	})
 	if err != nil {
-		return geo.LocateQuery{}, err
+		return geo.LocateQuery{}, shape{}, err
 	}
 	f.Point = nil
-	q := geo.LocateQuery{Filter: f, Limit: int(o.GetLimit()), IncludeGeometry: o.GetIncludeGeometry()}
+	sh, err := shapeOf(o.GetReadMask(), o.GetIncludeGeometry(), o.GetSimplifyTolerance(), o.CoordinatePrecision)
+	if err != nil {
+		return geo.LocateQuery{}, shape{}, err
+	}
+	q := geo.LocateQuery{Filter: f, Limit: int(o.GetLimit()), IncludeGeometry: sh.includeGeometry, Output: sh.output}
 	switch {
 	case q.Limit < 0:
-		return geo.LocateQuery{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
+		return geo.LocateQuery{}, shape{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
 		q.Limit = lim.defaultPageSize
 	case q.Limit > lim.maxPageSize:
 		q.Limit = lim.maxPageSize
 	}
-	return q, nil
+	return q, sh, nil
 }
 
 // answer locates a batch's valid points with one call and sends every
 // point's answer in order.
-func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, batch []*searchv1.LocateRequest) error {
+func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
 	errs := make([]error, len(batch))
 	q.Points = make([]geo.Point, 0, len(batch))
 	for i, req := range batch {
@@ -132,7 +137,7 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 			found = found[1:]
 			resp.Things = make([]*searchv1.Thing, len(things))
 			for j, t := range things {
-				pt, err := thingToProto(t)
+				pt, err := thingToProto(t, sh)
 				if err != nil {
 					return err
 				}

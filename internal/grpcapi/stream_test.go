@@ -96,7 +96,7 @@ func TestSearchStreamEndsWhenTheClientStopsReading(t *testing.T) {
 	go func() { _ = gs.Serve(lis) }()
 	t.Cleanup(gs.Stop)
 
-	stream, err := stallingClient(t, lis.Addr().String()).SearchStream(context.Background(), &searchv1.SearchRequest{Query: "thing"})
+	stream, err := stallingClient(t, lis.Addr().String()).SearchStream(context.Background(), &searchv1.SearchRequest{Query: "thing", IncludeGeometry: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -329,7 +329,7 @@ func (s *Server) feature(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || id <= 0 {
 		return geo.Errorf(geo.NotFound, "there is no feature %q in collection %q; feature ids are positive integers", raw, c.ID)
 	}
-	t, err := s.svc.Get(r.Context(), geo.ThingRef{ID: id}, true)
+	t, err := s.svc.Get(r.Context(), geo.ThingRef{ID: id}, true, geo.Output{})
 	if err == nil && t.Collection != c.ID {
 		err = geo.Errorf(geo.NotFound, "there is no feature %d in collection %q", id, c.ID)
 	}

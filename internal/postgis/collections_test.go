@@ -117,7 +117,7 @@ func TestGetByIDOrKey(t *testing.T) {
 	svc, _ := newService(t)
 	importInto(t, svc, geo.ImportOptions{Collection: "a"}, []geo.Feature{geotest.Square("Box", "k1", map[string]any{"n": 1.0}, 1, 2, 3, 4)})
 	importInto(t, svc, geo.ImportOptions{}, []geo.Feature{geotest.Square("Default box", "k1", nil, 1, 2, 3, 4)})
-	byKey, err := svc.Get(context.Background(), geo.ThingRef{Collection: "a", Key: "k1"}, true)
+	byKey, err := svc.Get(context.Background(), geo.ThingRef{Collection: "a", Key: "k1"}, true, geo.Output{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestGetByIDOrKey(t *testing.T) {
 		byKey.BBox != (geo.BBox{MinLng: 1, MinLat: 2, MaxLng: 3, MaxLat: 4}) || byKey.GeometryGeoJSON == "" {
 		t.Errorf("by key: %+v", byKey)
 	}
-	byID, err := svc.Get(context.Background(), geo.ThingRef{ID: byKey.ID}, false)
+	byID, err := svc.Get(context.Background(), geo.ThingRef{ID: byKey.ID}, false, geo.Output{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestGetByIDOrKey(t *testing.T) {
 		t.Errorf("by id (-by key +by id):\n%s", diff)
 	}
 	// A key without a collection is in the default collection.
-	if d, err := svc.Get(context.Background(), geo.ThingRef{Key: "k1"}, false); err != nil || d.Name != "Default box" {
+	if d, err := svc.Get(context.Background(), geo.ThingRef{Key: "k1"}, false, geo.Output{}); err != nil || d.Name != "Default box" {
 		t.Errorf("key in default: %+v, %v", d, err)
 	}
 	for _, tt := range []struct {
@@ -150,7 +150,7 @@ func TestGetByIDOrKey(t *testing.T) {
 		{"both", geo.ThingRef{ID: 1, Key: "k1"}, geo.Invalid},
 		{"bad collection", geo.ThingRef{Collection: "A", Key: "k1"}, geo.Invalid},
 	} {
-		_, err := svc.Get(context.Background(), tt.ref, false)
+		_, err := svc.Get(context.Background(), tt.ref, false, geo.Output{})
 		if geo.ErrorCode(err) != tt.code {
 			t.Errorf("%s: %v, want code %s", tt.name, err, tt.code)
 		}
@@ -267,7 +267,7 @@ func TestReplaceImport(t *testing.T) {
 	}
 	importInto(t, svc, geo.ImportOptions{Collection: "c"}, old)
 	importInto(t, svc, geo.ImportOptions{Collection: "other"}, []geo.Feature{geotest.Square("Other", "gone", nil, 2, 2, 3, 3)})
-	keptBefore, err := svc.Get(ctx, geo.ThingRef{Collection: "c", Key: "kept"}, false)
+	keptBefore, err := svc.Get(ctx, geo.ThingRef{Collection: "c", Key: "kept"}, false, geo.Output{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestReplaceImport(t *testing.T) {
 	if got := names(search(t, svc, geo.Filter{Collections: []string{"c"}})); !slices.Equal(got, []string{"Kept", "New"}) {
 		t.Errorf("c after replace: %v, want Kept and New", got)
 	}
-	keptAfter, err := svc.Get(ctx, geo.ThingRef{Collection: "c", Key: "kept"}, false)
+	keptAfter, err := svc.Get(ctx, geo.ThingRef{Collection: "c", Key: "kept"}, false, geo.Output{})
 	if err != nil || keptAfter.ID != keptBefore.ID || keptAfter.Properties["v"] != 2.0 {
 		t.Errorf("a replaced key keeps its id and takes the new data: before %+v, after %+v, %v", keptBefore, keptAfter, err)
 	}

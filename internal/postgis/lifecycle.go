@@ -11,12 +11,14 @@ import (
 )
 
 const (
-	getByIDSQL = selectThing + `CASE WHEN $2::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END` + noDistance + `
+	// Get's statement is the thing's columns (thingColumns) and one of
+	// these.
+	getByID = `
 FROM thing t
-WHERE t.id = $1::bigint`
-	getByKeySQL = selectThing + `CASE WHEN $3::boolean THEN ST_AsGeoJSON(t.geom) ELSE '' END` + noDistance + `
+WHERE t.id = $?::bigint`
+	getByKey = `
 FROM thing t
-WHERE t.collection = $1::text AND t.key = $2::text`
+WHERE t.collection = $?::text AND t.key = $?::text`
 
 	// A delete marks the collections it changed as changed now.
 	deleteByIDsSQL = `WITH gone AS (
@@ -48,17 +50,23 @@ ORDER BY c.name`
 )
 
 // Get returns one thing by id, or by collection and key.
-func (s *SearchService) Get(ctx context.Context, ref geo.ThingRef, includeGeometry bool) (geo.Thing, error) {
+func (s *SearchService) Get(ctx context.Context, ref geo.ThingRef, includeGeometry bool, out geo.Output) (geo.Thing, error) {
 	ref, err := ref.Normalize()
 	if err != nil {
 		return geo.Thing{}, err
 	}
-	var rows pgx.Rows
-	if ref.ID > 0 {
-		rows, err = s.pool.Query(ctx, getByIDSQL, ref.ID, includeGeometry)
-	} else {
-		rows, err = s.pool.Query(ctx, getByKeySQL, ref.Collection, ref.Key, includeGeometry)
+	if err := out.Validate(); err != nil {
+		return geo.Thing{}, err
 	}
+	var st statement
+	st.columns(includeGeometry, out)
+	st.add(noDistance)
+	if ref.ID > 0 {
+		st.add(getByID, ref.ID)
+	} else {
+		st.add(getByKey, ref.Collection, ref.Key)
+	}
+	rows, err := s.pool.Query(ctx, st.sql.String(), st.args...)
 	if err != nil {
 		return geo.Thing{}, classify(ctx, "get thing", err)
 	}

@@ -71,8 +71,7 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 	}
 	var s statement
 	s.add(locatePoints, lngs, lats)
-	s.add(selectThing)
-	s.add(geometryColumn(q.IncludeGeometry))
+	s.columns(q.IncludeGeometry, q.Output)
 	if q.MaxDistanceM > 0 {
 		s.add(locateDistance)
 		s.add(locateNearFrom, q.MaxDistanceM, q.MaxDistanceM)
@@ -99,6 +98,9 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		return nil, err
 	}
 	f.Point = nil
+	if err := q.Output.Validate(); err != nil {
+		return nil, err
+	}
 	if q.Limit <= 0 {
 		return nil, geo.Errorf(geo.Invalid, "limit must be positive")
 	}

@@ -515,17 +515,17 @@ func TestGetByID(t *testing.T) {
 		t.Fatalf("search: %v, %v", page, err)
 	}
 	id := page.Things[0].ID
-	got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, true)
+	got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, true, geo.Output{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Name != "greenwich" || got.GeometryGeoJSON == "" || got.BBox.MaxLat != 52 {
 		t.Errorf("Get(%d) = %+v", id, got)
 	}
-	if got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, false); err != nil || got.GeometryGeoJSON != "" {
+	if got, err := svc.Get(context.Background(), geo.ThingRef{ID: id}, false, geo.Output{}); err != nil || got.GeometryGeoJSON != "" {
 		t.Errorf("Get without geometry = %+v, %v", got, err)
 	}
-	if _, err := svc.Get(context.Background(), geo.ThingRef{ID: id + 1000}, false); geo.ErrorCode(err) != geo.NotFound {
+	if _, err := svc.Get(context.Background(), geo.ThingRef{ID: id + 1000}, false, geo.Output{}); geo.ErrorCode(err) != geo.NotFound {
 		t.Errorf("Get(unknown) = %v, want NotFound", err)
 	}
 }

@@ -149,7 +149,7 @@ func TestStandbyReadsYourWrites(t *testing.T) {
 	if err := r.replica.WaitFor(ctx, r.token(t)); err != nil {
 		t.Fatalf("wait for the delete: %v", err)
 	}
-	if _, err := r.svc.Get(ctx, geo.ThingRef{Collection: "countries", Key: countries[0].Name}, false); geo.ErrorCode(err) != geo.NotFound {
+	if _, err := r.svc.Get(ctx, geo.ThingRef{Collection: "countries", Key: countries[0].Name}, false, geo.Output{}); geo.ErrorCode(err) != geo.NotFound {
 		t.Fatalf("deleted thing on the standby: %v, want NotFound", err)
 	}
 	if _, err := r.svc.DeleteCollection(ctx, "countries"); err != nil {

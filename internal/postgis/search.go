@@ -39,11 +39,6 @@ import (
 // then checked on those few things. EXPLAIN and the measurements are in
 // docs/BENCHMARKS.md.
 const (
-	selectThing = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
-       t.min_lng, t.min_lat, t.max_lng, t.max_lat, `
-	withGeometry    = `ST_AsGeoJSON(t.geom)`
-	withoutGeometry = `''`
-
 	pointHits = `WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
 ), hit AS (
@@ -188,7 +183,67 @@ LIMIT $?::bigint`
 	nearOrderAndLimit = `
 ORDER BY d.dist, t.name COLLATE "C", t.id
 LIMIT $?::bigint`
+	countThings = `SELECT count(*)`
 )
+
+// thingColumns are the columns every statement selects for a thing, in
+// ScanThing's order; the geometry column follows (see columns). A field the
+// query leaves out (geo.Output.Omit) is selected as a constant of its type,
+// so that rows keep one shape for ScanThing while the value (the properties'
+// JSON above all) is neither read nor sent.
+var thingColumns = [...]struct {
+	omit          geo.Fields // 0: always read
+	sql, constant string
+}{
+	{0, `t.id`, ``},
+	{geo.FieldCollection, `t.collection`, `''`},
+	{geo.FieldKey, `coalesce(t.key, '')`, `''`},
+	{0, `t.name`, ``},
+	{geo.FieldProperties, `t.properties`, `NULL::jsonb`},
+	{geo.FieldBBox, `t.min_lng, t.min_lat, t.max_lng, t.max_lat`, `0::float8, 0::float8, 0::float8, 0::float8`},
+}
+
+// The geometry column: GeoJSON of the stored geometry, or simplified
+// (ST_SimplifyPreserveTopology keeps every polygon, where ST_Simplify may
+// collapse small ones to nothing; GEOS returns a Polygon for a MultiPolygon
+// of one, which ST_Multi makes a MultiPolygon again), with fewer digits
+// when asked.
+const (
+	geometryOpen     = `ST_AsGeoJSON(`
+	geometryStored   = `t.geom`
+	geometrySimplify = `ST_Multi(ST_SimplifyPreserveTopology(t.geom, $?::float8))`
+	geometryDigits   = `, $?::int`
+	geometryClose    = `)`
+	withoutGeometry  = `''`
+)
+
+// columns adds the select list: the thing's columns, shaped by out, and its
+// geometry when includeGeometry.
+func (s *statement) columns(includeGeometry bool, out geo.Output) {
+	s.add("SELECT ")
+	for _, c := range thingColumns {
+		if c.omit != 0 && out.Omit&c.omit != 0 {
+			s.add(c.constant)
+		} else {
+			s.add(c.sql)
+		}
+		s.add(", ")
+	}
+	if !includeGeometry {
+		s.add(withoutGeometry)
+		return
+	}
+	s.add(geometryOpen)
+	if out.SimplifyTolerance > 0 {
+		s.add(geometrySimplify, out.SimplifyTolerance)
+	} else {
+		s.add(geometryStored)
+	}
+	if out.CoordinateDigits != nil {
+		s.add(geometryDigits, *out.CoordinateDigits)
+	}
+	s.add(geometryClose)
+}
 
 // statement builds one SQL statement from constant fragments and their bind
 // values.
@@ -197,8 +252,20 @@ type statement struct {
 	args []any
 }
 
+// statementBytes and statementValues make room for a point search's text
+// and values from the start: growing the text by doubling cost several
+// allocations and copies per search (docs/BENCHMARKS.md).
+const (
+	statementBytes  = 1536
+	statementValues = 8
+)
+
 // add appends fragment, numbering its "$?" marks with args in order.
 func (s *statement) add(fragment string, args ...any) {
+	if s.args == nil {
+		s.sql.Grow(statementBytes)
+		s.args = make([]any, 0, statementValues)
+	}
 	for {
 		before, after, found := strings.Cut(fragment, "$?")
 		s.sql.WriteString(before)
@@ -225,26 +292,50 @@ func (s *statement) add(fragment string, args ...any) {
 // than q.Limit when a next page exists.
 func SearchStatement(q geo.Query) (string, []any) {
 	var s statement
+	s.hits(q.Filter)
+	s.columns(q.IncludeGeometry, q.Output)
+	s.add(distanceColumn(q.Filter))
+	s.from(q.Filter)
+	return s.finish(q)
+}
+
+// CountStatement returns the SQL and bind values that count every thing f
+// selects (Search's total), which must be valid: SearchStatement's filter
+// without its columns, cursor, order and limit.
+func CountStatement(f geo.Filter) (string, []any) {
+	var s statement
+	s.hits(f)
+	s.add(countThings)
+	s.from(f)
+	s.filters(f)
+	return s.sql.String(), s.args
+}
+
+// hits adds the CTEs that find the candidates of a point, nearest, box or
+// area filter.
+func (s *statement) hits(f geo.Filter) {
 	switch {
-	case q.Point != nil && q.MaxDistanceM > 0:
-		s.add(nearHits, q.Point.Lng, q.Point.Lat, q.MaxDistanceM)
-	case q.Point != nil:
-		s.add(pointHits, q.Point.Lng, q.Point.Lat)
-	case q.BBox != nil || q.Area != nil:
-		s.region(q.Filter)
+	case f.Point != nil && f.MaxDistanceM > 0:
+		s.add(nearHits, f.Point.Lng, f.Point.Lat, f.MaxDistanceM)
+	case f.Point != nil:
+		s.add(pointHits, f.Point.Lng, f.Point.Lat)
+	case f.BBox != nil || f.Area != nil:
+		s.region(f)
 		s.add(regionHits)
 	}
-	s.add(selectThing)
-	s.add(geometryColumn(q.IncludeGeometry))
-	s.add(distanceColumn(q.Filter))
+}
+
+// from adds the FROM clause of f's candidates, and the exactness checks of
+// a point, a distance or a relation.
+func (s *statement) from(f geo.Filter) {
 	switch {
-	case q.Point != nil && q.MaxDistanceM > 0:
-		s.add(fromNearHits, q.MaxDistanceM)
-	case q.Point != nil:
+	case f.Point != nil && f.MaxDistanceM > 0:
+		s.add(fromNearHits, f.MaxDistanceM)
+	case f.Point != nil:
 		s.add(fromPointHits)
-	case q.BBox != nil || q.Area != nil:
+	case f.BBox != nil || f.Area != nil:
 		s.add(fromRegionHits)
-		switch q.Relation {
+		switch f.Relation {
 		case geo.Within:
 			s.add(withinRegion)
 		case geo.Contains:
@@ -253,7 +344,6 @@ func SearchStatement(q geo.Query) (string, []any) {
 	default:
 		s.add(fromThings)
 	}
-	return s.finish(q)
 }
 
 // region adds the CTEs region (the whole region and its bounds) and piece
@@ -282,8 +372,7 @@ func WholeGeometryStatement(q geo.Query) (string, []any) {
 	case q.BBox != nil || q.Area != nil:
 		s.region(q.Filter)
 	}
-	s.add(selectThing)
-	s.add(geometryColumn(q.IncludeGeometry))
+	s.columns(q.IncludeGeometry, q.Output)
 	s.add(distanceColumn(q.Filter))
 	switch {
 	case q.Point != nil && q.MaxDistanceM > 0:
@@ -307,13 +396,6 @@ func distanceColumn(f geo.Filter) string {
 		return withDistance
 	}
 	return noDistance
-}
-
-func geometryColumn(include bool) string {
-	if include {
-		return withGeometry
-	}
-	return withoutGeometry
 }
 
 // finish adds the filters other than the point, the cursor, the order and
@@ -367,9 +449,19 @@ func containmentObjects(pf geo.PropertyFilter) []string {
 	return out
 }
 
-// Search returns one page of things matching q.
+// querier is what a page is read through: the pool, or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// Search returns one page of things matching q. With q.WithTotal, the page
+// and the count are read in one read-only REPEATABLE READ transaction, so
+// that both see the same snapshot; without, one statement on the pool.
 func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
 	if err := q.Filter.Validate(); err != nil {
+		return geo.Page{}, err
+	}
+	if err := q.Output.Validate(); err != nil {
 		return geo.Page{}, err
 	}
 	if q.Limit <= 0 {
@@ -380,8 +472,28 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 			return geo.Page{}, err
 		}
 	}
+	if !q.WithTotal {
+		return readPage(ctx, s.pool, q)
+	}
+	var page geo.Page
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if page, err = readPage(ctx, tx, q); err != nil {
+			return err
+		}
+		sql, args := CountStatement(q.Filter)
+		return tx.QueryRow(ctx, sql, args...).Scan(&page.Total)
+	})
+	if err != nil {
+		return geo.Page{}, classify(ctx, "search", err)
+	}
+	return page, nil
+}
+
+// readPage reads one page of q through db.
+func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	sql, args := SearchStatement(q)
-	rows, err := s.pool.Query(ctx, sql, args...)
+	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
 	}

@@ -13,6 +13,7 @@ package searchv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -261,6 +262,30 @@ type SearchRequest struct {
 	// relation says how things relate to bbox or area_geojson; it needs one
 	// of them.
 	Relation Relation `protobuf:"varint,11,opt,name=relation,proto3,enum=search.v1.Relation" json:"relation,omitempty"`
+	// read_mask selects the fields of each Thing returned (AIP-157): paths
+	// are Thing's field names (id, name, key, collection, properties, bbox,
+	// geometry_geojson, distance_m), or "*" for all of them. Fields not selected are
+	// neither read from the database nor sent. Unset or empty means the
+	// default: every field but geometry_geojson. include_geometry adds
+	// geometry_geojson to the mask, or to the default. An unknown path is
+	// INVALID_ARGUMENT. The mask shapes each page only: it may change between
+	// pages of one walk (the page token is tied to the filter, not the mask).
+	ReadMask *fieldmaskpb.FieldMask `protobuf:"bytes,12,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
+	// simplify_tolerance, when positive, simplifies each returned geometry
+	// with PostGIS ST_SimplifyPreserveTopology, in degrees (the stored
+	// coordinates' unit; 0.01 is about 1.1 km of latitude). 0 returns the
+	// stored geometry; negative, NaN, infinite or above 180 is
+	// INVALID_ARGUMENT. Ignored unless the geometry is returned.
+	SimplifyTolerance float64 `protobuf:"fixed64,13,opt,name=simplify_tolerance,json=simplifyTolerance,proto3" json:"simplify_tolerance,omitempty"`
+	// coordinate_precision, when set, is the number of decimal digits of the
+	// returned geometry's coordinates, 0 to 15 (ST_AsGeoJSON's
+	// maxdecimaldigits); unset means 9. Ignored unless the geometry is
+	// returned.
+	CoordinatePrecision *int32 `protobuf:"varint,14,opt,name=coordinate_precision,json=coordinatePrecision,proto3,oneof" json:"coordinate_precision,omitempty"`
+	// show_total_size asks for SearchResponse.total_size (AIP-158), which
+	// costs a count over every match; it is computed only when asked.
+	// SearchStream ignores it (a stream's end says how many there were).
+	ShowTotalSize bool `protobuf:"varint,15,opt,name=show_total_size,json=showTotalSize,proto3" json:"show_total_size,omitempty"`
 	// consistency_token, when set, is the consistency_token of a write
 	// (Import, DeleteThings, DeleteCollection): the answer then reflects that
 	// write and every one before it. A server reading from a replica waits
@@ -380,6 +405,34 @@ func (x *SearchRequest) GetRelation() Relation {
 	return Relation_RELATION_UNSPECIFIED
 }
 
+func (x *SearchRequest) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
+}
+
+func (x *SearchRequest) GetSimplifyTolerance() float64 {
+	if x != nil {
+		return x.SimplifyTolerance
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetCoordinatePrecision() int32 {
+	if x != nil && x.CoordinatePrecision != nil {
+		return *x.CoordinatePrecision
+	}
+	return 0
+}
+
+func (x *SearchRequest) GetShowTotalSize() bool {
+	if x != nil {
+		return x.ShowTotalSize
+	}
+	return false
+}
+
 func (x *SearchRequest) GetConsistencyToken() string {
 	if x != nil {
 		return x.ConsistencyToken
@@ -450,6 +503,10 @@ type SearchResponse struct {
 	Things []*Thing               `protobuf:"bytes,1,rep,name=things,proto3" json:"things,omitempty"`
 	// next_page_token fetches the following page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// total_size is the number of things the filter selects across all
+	// pages, when the request set show_total_size; 0 otherwise. It is read
+	// from the same snapshot as the page.
+	TotalSize     int32 `protobuf:"varint,3,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +553,13 @@ func (x *SearchResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *SearchResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
 }
 
 // Thing is a stored named polygon.
@@ -1134,6 +1198,8 @@ type GetThingRequest struct {
 	Key        string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// include_geometry asks for the thing's geometry as GeoJSON.
 	IncludeGeometry bool `protobuf:"varint,4,opt,name=include_geometry,json=includeGeometry,proto3" json:"include_geometry,omitempty"`
+	// read_mask selects the fields returned, as SearchRequest.read_mask.
+	ReadMask *fieldmaskpb.FieldMask `protobuf:"bytes,5,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
 	// consistency_token, when set, is the consistency_token of a write
 	// (Import, DeleteThings, DeleteCollection): the answer then reflects that
 	// write and every one before it. A server reading from a replica waits
@@ -1202,6 +1268,13 @@ func (x *GetThingRequest) GetIncludeGeometry() bool {
 		return x.IncludeGeometry
 	}
 	return false
+}
+
+func (x *GetThingRequest) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
 }
 
 func (x *GetThingRequest) GetConsistencyToken() string {
@@ -1676,6 +1749,11 @@ type LocateOptions struct {
 	// SearchRequest.max_distance_m: things within this many metres, with
 	// distance_m, in (distance, name, id) order.
 	MaxDistanceM float64 `protobuf:"fixed64,6,opt,name=max_distance_m,json=maxDistanceM,proto3" json:"max_distance_m,omitempty"`
+	// read_mask, simplify_tolerance and coordinate_precision shape each
+	// thing answered, as the fields of the same names of a SearchRequest.
+	ReadMask            *fieldmaskpb.FieldMask `protobuf:"bytes,7,opt,name=read_mask,json=readMask,proto3" json:"read_mask,omitempty"`
+	SimplifyTolerance   float64                `protobuf:"fixed64,8,opt,name=simplify_tolerance,json=simplifyTolerance,proto3" json:"simplify_tolerance,omitempty"`
+	CoordinatePrecision *int32                 `protobuf:"varint,9,opt,name=coordinate_precision,json=coordinatePrecision,proto3,oneof" json:"coordinate_precision,omitempty"`
 	// consistency_token, when set, is the consistency_token of a write
 	// (Import, DeleteThings, DeleteCollection): every answer of the stream then
 	// reflects that write and every one before it. A server reading from a replica waits
@@ -1756,6 +1834,27 @@ func (x *LocateOptions) GetIncludeGeometry() bool {
 func (x *LocateOptions) GetMaxDistanceM() float64 {
 	if x != nil {
 		return x.MaxDistanceM
+	}
+	return 0
+}
+
+func (x *LocateOptions) GetReadMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.ReadMask
+	}
+	return nil
+}
+
+func (x *LocateOptions) GetSimplifyTolerance() float64 {
+	if x != nil {
+		return x.SimplifyTolerance
+	}
+	return 0
+}
+
+func (x *LocateOptions) GetCoordinatePrecision() int32 {
+	if x != nil && x.CoordinatePrecision != nil {
+		return *x.CoordinatePrecision
 	}
 	return 0
 }
@@ -1892,7 +1991,7 @@ var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
-	"\x16search/v1/search.proto\x12\tsearch.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
+	"\x16search/v1/search.proto\x12\tsearch.v1\x1a google/protobuf/field_mask.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"+\n" +
 	"\x05Point\x12\x10\n" +
 	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
 	"\x03lng\x18\x02 \x01(\x01R\x03lng\"q\n" +
@@ -1900,7 +1999,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xda\x03\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xbb\x05\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
@@ -1914,14 +2013,21 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x04bbox\x18\t \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12!\n" +
 	"\farea_geojson\x18\n" +
 	" \x01(\tR\vareaGeojson\x12/\n" +
-	"\brelation\x18\v \x01(\x0e2\x13.search.v1.RelationR\brelation\x12+\n" +
-	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyToken\"R\n" +
+	"\brelation\x18\v \x01(\x0e2\x13.search.v1.RelationR\brelation\x127\n" +
+	"\tread_mask\x18\f \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\x12-\n" +
+	"\x12simplify_tolerance\x18\r \x01(\x01R\x11simplifyTolerance\x126\n" +
+	"\x14coordinate_precision\x18\x0e \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01\x12&\n" +
+	"\x0fshow_total_size\x18\x0f \x01(\bR\rshowTotalSize\x12+\n" +
+	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyTokenB\x17\n" +
+	"\x15_coordinate_precision\"R\n" +
 	"\x0ePropertyFilter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
-	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"b\n" +
+	"\x06values\x18\x02 \x03(\v2\x16.google.protobuf.ValueR\x06values\"\x81\x01\n" +
 	"\x0eSearchResponse\x12(\n" +
 	"\x06things\x18\x01 \x03(\v2\x10.search.v1.ThingR\x06things\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa0\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x03 \x01(\x05R\ttotalSize\"\xa0\x02\n" +
 	"\x05Thing\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
@@ -1977,14 +2083,15 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\tR\x05value\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xab\x01\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xe4\x01\n" +
 	"\x0fGetThingRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x02 \x01(\tR\n" +
 	"collection\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12)\n" +
-	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\x12+\n" +
+	"\x10include_geometry\x18\x04 \x01(\bR\x0fincludeGeometry\x127\n" +
+	"\tread_mask\x18\x05 \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\x12+\n" +
 	"\x11consistency_token\x18\x06 \x01(\tR\x10consistencyToken\"[\n" +
 	"\x13DeleteThingsRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\x03R\x03ids\x12\x1e\n" +
@@ -2013,16 +2120,20 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\rLocateRequest\x122\n" +
 	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
-	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\x8c\x02\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xc5\x03\n" +
 	"\rLocateOptions\x12 \n" +
 	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
 	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
 	"\x05query\x18\x03 \x01(\tR\x05query\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12)\n" +
 	"\x10include_geometry\x18\x05 \x01(\bR\x0fincludeGeometry\x12$\n" +
-	"\x0emax_distance_m\x18\x06 \x01(\x01R\fmaxDistanceM\x12+\n" +
+	"\x0emax_distance_m\x18\x06 \x01(\x01R\fmaxDistanceM\x127\n" +
+	"\tread_mask\x18\a \x01(\v2\x1a.google.protobuf.FieldMaskR\breadMask\x12-\n" +
+	"\x12simplify_tolerance\x18\b \x01(\x01R\x11simplifyTolerance\x126\n" +
+	"\x14coordinate_precision\x18\t \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01\x12+\n" +
 	"\x11consistency_token\x18\n" +
-	" \x01(\tR\x10consistencyToken\"x\n" +
+	" \x01(\tR\x10consistencyTokenB\x17\n" +
+	"\x15_coordinate_precision\"x\n" +
 	"\x0eLocateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06things\x18\x02 \x03(\v2\x10.search.v1.ThingR\x06things\x12,\n" +
@@ -2087,55 +2198,59 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*LocateOptions)(nil),            // 23: search.v1.LocateOptions
 	(*LocateResponse)(nil),           // 24: search.v1.LocateResponse
 	(*LocateError)(nil),              // 25: search.v1.LocateError
-	(*structpb.Value)(nil),           // 26: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 27: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 28: google.protobuf.Timestamp
+	(*fieldmaskpb.FieldMask)(nil),    // 26: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 27: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 28: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	1,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	4,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
 	2,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
 	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
-	26, // 4: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
-	6,  // 5: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	27, // 6: search.v1.Thing.properties:type_name -> google.protobuf.Struct
-	2,  // 7: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	27, // 8: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
-	8,  // 9: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
-	10, // 10: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
-	10, // 11: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	13, // 12: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	21, // 13: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	2,  // 14: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	28, // 15: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	23, // 16: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	1,  // 17: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	4,  // 18: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	6,  // 19: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	25, // 20: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	3,  // 21: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	3,  // 22: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	7,  // 23: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	11, // 24: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	14, // 25: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	15, // 26: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	17, // 27: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	19, // 28: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	22, // 29: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	5,  // 30: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	6,  // 31: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	9,  // 32: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	12, // 33: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	6,  // 34: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	16, // 35: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	18, // 36: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	20, // 37: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	24, // 38: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	30, // [30:39] is the sub-list for method output_type
-	21, // [21:30] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	26, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	27, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	6,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
+	28, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	2,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
+	28, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	8,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
+	10, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
+	10, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
+	13, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	26, // 14: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	21, // 15: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	2,  // 16: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	29, // 17: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	23, // 18: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	1,  // 19: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	4,  // 20: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	26, // 21: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	6,  // 22: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	25, // 23: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	3,  // 24: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	3,  // 25: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	7,  // 26: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	11, // 27: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	14, // 28: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	15, // 29: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	17, // 30: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	19, // 31: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	22, // 32: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	5,  // 33: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	6,  // 34: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	9,  // 35: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	12, // 36: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	6,  // 37: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	16, // 38: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	18, // 39: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	20, // 40: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	24, // 41: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	33, // [33:42] is the sub-list for method output_type
+	24, // [24:33] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -2143,7 +2258,9 @@ func file_search_v1_search_proto_init() {
 	if File_search_v1_search_proto != nil {
 		return
 	}
+	file_search_v1_search_proto_msgTypes[2].OneofWrappers = []any{}
 	file_search_v1_search_proto_msgTypes[5].OneofWrappers = []any{}
+	file_search_v1_search_proto_msgTypes[22].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
