@@ -130,7 +130,7 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' log files (their directory is printed)")
 	f.IntVar(&o.locateBatch, "locate-batch", 0, "points per Locate batch: the servers' LOCATE_BATCH_SIZE and the set-based statement's size (0: the server's default)")
-	f.IntSliceVar(&o.locateBatches, "locate-batches", []int{1, 10, 100, 250, 500, 1000}, "batch sizes of the set-based statement's curve (none: skip it)")
+	f.IntSliceVar(&o.locateBatches, "locate-batches", []int{1, 10, 100, 250, 500, 1000}, "batch sizes of the set-based statement's curve (0: skip it)")
 	f.IntVar(&o.cliPoints, "cli-points", 1_000_000, "run search-client locate on this many points and report its peak RSS (0: skip)")
 	f.StringVar(&o.clientBin, "client-bin", "", "the search-client binary (default: beside search-bench, else on PATH)")
 	f.IntSliceVar(&o.sweep, "sweep", nil, "concurrencies of the sweep of gRPC Search, Locate, direct and set-based SQL (e.g. "+defaultSweepConcurrent+"; none: skip it)")
@@ -186,6 +186,9 @@ func (o *options) validate() error {
 			errs = append(errs, err)
 		}
 		o.clientBin = bin
+	}
+	if slices.Equal(o.locateBatches, []int{0}) {
+		o.locateBatches = nil
 	}
 	for _, n := range append(slices.Clone(o.sweep), o.locateBatches...) {
 		if n < 1 {

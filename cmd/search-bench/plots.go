@@ -126,7 +126,7 @@ func sweepPlot(title, ylabel, note string, sweep []sweepPoint, f func(sweepPoint
 func (r *report) cpuPlot(note string) *plot.Plot {
 	var names []string
 	var server, db, client plotter.Values
-	for _, k := range append([]string{}, kindGRPC, kindDirect, kindNaive, kindLocate, kindSetSQL) {
+	for _, k := range []string{kindGRPC, kindDirect, kindLocate, kindSetSQL} {
 		for _, s := range r.Medians {
 			if s.Kind == k {
 				names = append(names, k)

@@ -222,6 +222,10 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	}
 	locate := b.locateKinds(main, pool)
 	kinds = append(kinds, locate...)
+	if baseline.conn != nil {
+		ls, op := grpcLocate(baseline.conn, b.points, b.batch)
+		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: baseline, op: op, per: b.batch, done: ls.close})
+	}
 	if o.warmup > 0 {
 		b.progress("warming up: %s of each kind", o.warmup)
 		for _, k := range kinds {
