@@ -175,7 +175,7 @@ type cliResult struct {
 	Points       int     `json:"points"`
 	Seconds      float64 `json:"seconds"`
 	PointsPerSec float64 `json:"points_per_sec"`
-	PeakRSSMB    float64 `json:"peak_rss_mb"` // getrusage's ru_maxrss of the client process
+	PeakRSSMB    float64 `json:"peak_rss_mb"` // the client's VmHWM
 	ClientCPU    float64 `json:"client_cpu_seconds"`
 	ServerCPU    float64 `json:"server_cpu_seconds"`
 	OutputMB     float64 `json:"output_mb"` // the NDJSON it wrote
@@ -183,7 +183,7 @@ type cliResult struct {
 
 // cliLocate runs the real search-client binary's locate command on n
 // random points (a CSV file written first) against the server at, its
-// answers counted and dropped, and reads its peak RSS from wait4's rusage.
+// answers counted and dropped, and samples its peak RSS.
 func (b *bench) cliLocate(ctx context.Context, at endpoint, dir string, n int) (cliResult, error) {
 	path := filepath.Join(dir, fmt.Sprintf("points-%d.csv", n))
 	if err := writePointsCSV(path, b.o.seed, n); err != nil {
@@ -202,7 +202,31 @@ func (b *bench) cliLocate(ctx context.Context, at endpoint, dir string, n int) (
 	if err := cmd.Start(); err != nil {
 		return cliResult{}, fmt.Errorf("start %s: %w", b.o.clientBin, err)
 	}
+	// The peak RSS is VmHWM, the high-water mark of the client's own
+	// memory, sampled until it exits (it only grows). wait4's ru_maxrss
+	// cannot tell it: Go starts a child with vfork, and exec folds the
+	// parent's high-water mark, this benchmark's, into the child's.
+	hwm := make(chan int64, 1)
+	stop := make(chan struct{})
+	go func() {
+		var peak int64
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := readStatusKB(cmd.Process.Pid, "VmHWM:"); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-stop:
+				hwm <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	lines, bytes, cerr := countLines(out)
+	close(stop)
+	peakKB := <-hwm
 	if err := cmd.Wait(); err != nil {
 		return cliResult{}, fmt.Errorf("search-client locate %d points: %w\n%s", n, err, stderr.String())
 	}
@@ -215,9 +239,8 @@ func (b *bench) cliLocate(ctx context.Context, at endpoint, dir string, n int) (
 	secs := time.Since(start).Seconds()
 	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	res := cliResult{Points: n, Seconds: secs, PointsPerSec: float64(n) / secs, ServerCPU: (b.serverCPU(at) - srv0).Seconds(),
-		OutputMB: float64(bytes) / (1 << 20)}
+		OutputMB: float64(bytes) / (1 << 20), PeakRSSMB: float64(peakKB) / 1024}
 	if ru != nil {
-		res.PeakRSSMB = float64(ru.Maxrss) / 1024 // kilobytes on Linux
 		res.ClientCPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	return res, nil
