@@ -131,13 +131,13 @@ func (b *bench) sweep(ctx context.Context, r *report, kinds []roundKind) error {
 
 // batchPoint is the set-based statement at one batch size.
 type batchPoint struct {
-	Batch    int     `json:"batch"`
-	RPS      float64 `json:"points_per_second"`
-	P50Ms    float64 `json:"p50_ms"` // per statement
-	P99Ms    float64 `json:"p99_ms"`
-	DBUsReq  float64 `json:"db_cpu_us_per_point"`
-	AllUsReq float64 `json:"db_and_bench_cpu_us_per_point"`
-	PerRound []float64
+	Batch    int       `json:"batch"`
+	RPS      float64   `json:"points_per_second"`
+	P50Ms    float64   `json:"p50_ms"` // per statement
+	P99Ms    float64   `json:"p99_ms"`
+	DBUsReq  float64   `json:"db_cpu_us_per_point"`
+	AllUsReq float64   `json:"db_and_bench_cpu_us_per_point"`
+	PerRound []float64 `json:"points_per_second_per_round"`
 }
 
 // batchCurve sends the set-based statement at each of o.locateBatches
