@@ -81,12 +81,15 @@ test-go: consul grpcurl compose
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
 ##        its own PostgreSQL and servers, imports, verifies, then alternates
-##        gRPC, direct SQL, naive SQL and name rounds and prints the table);
-##        then the Go benchmarks, three rounds each. Compare ratios within one
-##        run. BENCHFLAGS adds flags, e.g. BENCHFLAGS="--soak 10m" or "--json"
+##        gRPC, direct SQL, naive SQL, name and Locate rounds, sweeps the
+##        concurrency, runs search-client locate on a million points, prints
+##        the table and writes the plots into docs/bench/); then the Go
+##        benchmarks, three rounds each. Compare ratios within one run.
+##        BENCHFLAGS adds flags, e.g. BENCHFLAGS="--soak 10m" or "--json";
+##        shorter: BENCHFLAGS="--rounds 1 --duration 3s --cli-points 100000"
 BENCHFLAGS ?=
 bench: deps build consul
-	$(BIN)/search-bench $(BENCHFLAGS)
+	$(BIN)/search-bench --sweep 1,2,4,8,16 --plots-dir docs/bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +14,9 @@ import (
 	"time"
 )
 
-// serverBin is the search-server binary the smoke test runs, built once.
-var serverBin string
+// serverBin and clientBin are the search-server and search-client
+// binaries the smoke test runs, built once.
+var serverBin, clientBin string
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {
@@ -25,8 +27,9 @@ func TestMain(m *testing.M) {
 		}
 		defer os.RemoveAll(dir)
 		serverBin = filepath.Join(dir, "search-server")
-		if out, err := exec.Command("go", "build", "-o", serverBin, "../search-server").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build search-server: %v\n%s", err, out)
+		clientBin = filepath.Join(dir, "search-client")
+		if out, err := exec.Command("go", "build", "-o", dir, "../search-server", "../search-client").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build search-server and search-client: %v\n%s", err, out)
 			return 1
 		}
 		return m.Run()
@@ -34,15 +37,19 @@ func TestMain(m *testing.M) {
 }
 
 // TestBenchmarkSmoke runs every part of the benchmark for a moment: the
-// stack it starts, both imports, the verification, each kind of round, the
-// subdivision curve and the soak. It checks only that they work and agree,
+// stack it starts, both imports, the verification, each kind of round
+// (Locate's too), the subdivision curve, the soak, the concurrency sweep,
+// the Locate batch curve, search-client locate and the plots. It checks only that they work and agree,
 // never how fast: timings belong to make bench.
 func TestBenchmarkSmoke(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	cmd := newRootCommand(&stdout, &stderr)
+	plots := t.TempDir()
 	cmd.SetArgs([]string{
-		"--server-bin", serverBin,
+		"--server-bin", serverBin, "--client-bin", clientBin,
+		"--locate-batch", "50", "--locate-batches", "1,50", "--cli-points", "3000",
+		"--sweep", "1,2", "--sweep-duration", "200ms", "--plots-dir", plots,
 		"--countries", "../../testdata/ne_110m_countries.geojson",
 		"--rounds", "1", "--duration", "200ms", "--warmup", "50ms", "--concurrency", "2",
 		"--points", "2000", "--verify", "200", "--grid-cells", "400",
@@ -64,12 +71,15 @@ func TestBenchmarkSmoke(t *testing.T) {
 		if rr.Requests == 0 || rr.Errors != 0 || rr.RPS <= 0 {
 			t.Errorf("round %d %s: %d requests, %d errors (%s)", rr.Round, rr.Kind, rr.Requests, rr.Errors, rr.FirstError)
 		}
-		if rr.Kind != kindDirect && rr.Kind != kindNaive && rr.Kind != kindGridDirect && rr.Kind != kindMixedDirect && rr.Kind != kindScopedDirect && rr.ServerRSSMB == 0 {
+		if (rr.Kind == kindLocate || rr.Kind == kindSetSQL) && (rr.AnswersPerCall != 50 || rr.Requests%50 != 0) {
+			t.Errorf("round %d %s: %d answers, %d per call; want whole batches of 50", rr.Round, rr.Kind, rr.Requests, rr.AnswersPerCall)
+		}
+		if rr.Kind != kindDirect && rr.Kind != kindNaive && rr.Kind != kindSetSQL && rr.Kind != kindGridDirect && rr.Kind != kindMixedDirect && rr.Kind != kindScopedDirect && rr.ServerRSSMB == 0 {
 			t.Errorf("round %d %s: no server RSS", rr.Round, rr.Kind)
 		}
 	}
 	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindGRPCLogging, kindGridGRPC, kindGridDirect,
-		kindMixedGRPC, kindScopedGRPC, kindMixedDirect, kindScopedDirect} {
+		kindMixedGRPC, kindScopedGRPC, kindMixedDirect, kindScopedDirect, kindLocate, kindSetSQL} {
 		if !kinds[k] {
 			t.Errorf("no %s round", k)
 		}
@@ -101,9 +111,44 @@ func TestBenchmarkSmoke(t *testing.T) {
 		t.Errorf("soak: %+v", r.Soak)
 	}
 
+	if r.LocateBatch != 50 || len(r.LocateBatches) != 2 || r.LocateBatches[1].Batch != 50 || r.LocateBatches[1].RPS <= 0 || r.LocateBatches[1].DBUsReq < 0 {
+		t.Errorf("locate batch %d, curve %+v", r.LocateBatch, r.LocateBatches)
+	}
+	sweep := map[string]int{}
+	for _, x := range r.Sweep {
+		if x.RPS <= 0 || x.Errors != 0 {
+			t.Errorf("sweep %+v", x)
+		}
+		sweep[x.Kind]++
+	}
+	if want := map[string]int{kindGRPC: 2, kindDirect: 2, kindLocate: 2, kindSetSQL: 2}; !maps.Equal(sweep, want) {
+		t.Errorf("sweep rounds by kind: %v, want %v", sweep, want)
+	}
+	if len(r.CLI) != 1 || r.CLI[0].Points != 3000 || r.CLI[0].PeakRSSMB <= 0 || r.CLI[0].OutputMB <= 0 {
+		t.Errorf("search-client locate: %+v", r.CLI)
+	}
+	if len(r.Plots) != 4 {
+		t.Errorf("plots: %v, want throughput, p99, cpu and locate-batch", r.Plots)
+	}
+	for _, p := range r.Plots {
+		if b, err := os.ReadFile(p); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+			t.Errorf("plot %s is not a PNG (%v)", p, err)
+		}
+	}
+	targets := map[string]bool{}
+	for _, tg := range r.Targets {
+		targets[tg.Name] = true
+	}
+	for _, want := range []string{"server CPU per unary point Search", "direct db CPU / gRPC total CPU per search", "Locate vs direct single-point SQL (rate)",
+		"server CPU per located point", "Locate vs the set-based SQL ceiling (rate)", "search-client locate, 3000 points: peak RSS"} {
+		if !targets[want] {
+			t.Errorf("no target %q in %v", want, targets)
+		}
+	}
+
 	var text bytes.Buffer
 	r.print(&text)
-	for _, want := range []string{"median", "gRPC / direct SQL", "parts / naive", "target"} {
+	for _, want := range []string{"median", "gRPC / direct SQL", "parts / naive", "target", "Locate / set-based SQL", "concurrency sweep", "points/statement"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, text.String())
 		}

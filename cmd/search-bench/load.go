@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,4 +294,131 @@ func queryIDs(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (
 		ids = append(ids, t.ID)
 	}
 	return ids, nil
+}
+
+// locateStreams gives each worker of a Locate round a bidirectional stream
+// of its own, opened on its first call and kept for the round's later
+// calls, as a bulk client keeps one stream for a whole file. close ends
+// them all.
+type locateStreams struct {
+	client searchv1.SearchServiceClient
+	opts   *searchv1.LocateOptions
+	mu     sync.Mutex
+	open   []context.CancelFunc
+}
+
+// grpcLocate sends points through Locate streams, batch points per call:
+// call i sends points [i*batch, (i+1)*batch) (wrapping around), then reads
+// their answers. With batch equal to the server's LOCATE_BATCH_SIZE, one
+// call is one of the server's batches (one statement), so the latency of a
+// call is that of a batch. It returns the number of things found.
+func grpcLocate(conn *grpc.ClientConn, points []geo.Point, batch int, collections ...string) (*locateStreams, func(int) op) {
+	ls := &locateStreams{client: searchv1.NewSearchServiceClient(conn)}
+	if len(collections) > 0 {
+		ls.opts = &searchv1.LocateOptions{Collections: collections}
+	}
+	return ls, func(int) op {
+		var stream searchv1.SearchService_LocateClient
+		msgs := make([]*searchv1.LocateRequest, batch)
+		for j := range msgs {
+			msgs[j] = &searchv1.LocateRequest{Point: &searchv1.Point{}}
+		}
+		return func(ctx context.Context, i int) (int, error) {
+			if stream == nil {
+				s, err := ls.start()
+				if err != nil {
+					return 0, err
+				}
+				stream = s
+			}
+			sent := make(chan error, 1)
+			go func() {
+				for j, m := range msgs {
+					p := points[(i*batch+j)%len(points)]
+					m.Id, m.Point.Lat, m.Point.Lng = strconv.Itoa(j), p.Lat, p.Lng
+					if err := stream.Send(m); err != nil {
+						sent <- err
+						return
+					}
+				}
+				sent <- nil
+			}()
+			found := 0
+			for j := range batch {
+				resp, err := stream.Recv()
+				if err != nil {
+					stream = nil // the stream is over; the next call opens another
+					<-sent
+					return found, fmt.Errorf("locate answer %d of %d: %w", j, batch, err)
+				}
+				if resp.GetError() != nil {
+					err = fmt.Errorf("locate point %s: %s", resp.GetId(), resp.GetError().GetMessage())
+				}
+				found += len(resp.GetThings())
+				if err != nil {
+					<-sent
+					return found, err
+				}
+			}
+			return found, <-sent
+		}
+	}
+}
+
+// start opens a stream that lives until close, not for one call.
+func (ls *locateStreams) start() (searchv1.SearchService_LocateClient, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := ls.client.Locate(ctx)
+	if err == nil && ls.opts != nil {
+		err = stream.Send(&searchv1.LocateRequest{Options: ls.opts})
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ls.mu.Lock()
+	ls.open = append(ls.open, cancel)
+	ls.mu.Unlock()
+	return stream, nil
+}
+
+// close ends every stream opened so far.
+func (ls *locateStreams) close() {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, cancel := range ls.open {
+		cancel()
+	}
+	ls.open = nil
+}
+
+// setSQL sends Locate's set-based statement (postgis.LocateStatement) for
+// batch points per call straight to the database and scans the rows as the
+// server does: the ceiling for Locate. Call i takes the same points as a
+// grpcLocate call i.
+func setSQL(pool *pgxpool.Pool, points []geo.Point, batch int, collections ...string) op {
+	return func(ctx context.Context, i int) (int, error) {
+		pts := make([]geo.Point, batch)
+		for j := range pts {
+			pts[j] = points[(i*batch+j)%len(points)]
+		}
+		sql, args := postgis.LocateStatement(geo.LocateQuery{Points: pts, Limit: defaultPageSize,
+			Filter: geo.Filter{Collections: collections}})
+		rows, err := pool.Query(ctx, sql, args...)
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		found := 0
+		for rows.Next() {
+			var ord int64
+			var t geo.Thing
+			if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
+				&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &ord); err != nil {
+				return found, err
+			}
+			found++
+		}
+		return found, rows.Err()
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,14 @@ type options struct {
 	subdivide   []int
 	json        bool
 	keepLogs    bool
+	// Locate and the plots.
+	locateBatch   int
+	locateBatches []int
+	cliPoints     int
+	clientBin     string
+	sweep         []int
+	sweepDuration time.Duration
+	plotsDir      string
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -120,6 +129,13 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.DurationVar(&o.soak, "soak", 0, "after the rounds, search for this long and sample the server's RSS (e.g. 10m)")
 	f.BoolVar(&o.json, "json", false, "print the report as JSON")
 	f.BoolVar(&o.keepLogs, "keep-logs", false, "keep the servers' log files (their directory is printed)")
+	f.IntVar(&o.locateBatch, "locate-batch", 0, "points per Locate batch: the servers' LOCATE_BATCH_SIZE and the set-based statement's size (0: the server's default)")
+	f.IntSliceVar(&o.locateBatches, "locate-batches", []int{1, 10, 100, 250, 500, 1000}, "batch sizes of the set-based statement's curve (0: skip it)")
+	f.IntVar(&o.cliPoints, "cli-points", 1_000_000, "run search-client locate on this many points and report its peak RSS (0: skip)")
+	f.StringVar(&o.clientBin, "client-bin", "", "the search-client binary (default: beside search-bench, else on PATH)")
+	f.IntSliceVar(&o.sweep, "sweep", nil, "concurrencies of the sweep of gRPC Search, Locate, direct and set-based SQL (e.g. "+defaultSweepConcurrent+"; none: skip it)")
+	f.DurationVar(&o.sweepDuration, "sweep-duration", 3*time.Second, "length of each sweep and batch-curve round")
+	f.StringVar(&o.plotsDir, "plots-dir", "", "write the plots (PNG) into this directory; needs --sweep")
 	return cmd
 }
 
@@ -152,11 +168,35 @@ func (o *options) validate() error {
 		errs = append(errs, errors.New("--baseline-bin needs a server started by search-bench, not --server-addr"))
 	}
 	if o.serverAddr == "" && o.serverBin == "" {
-		bin, err := findServerBin()
+		bin, err := findBin("search-server", "--server-bin")
 		if err != nil {
 			errs = append(errs, err)
 		}
 		o.serverBin = bin
+	}
+	if o.cliPoints < 0 || o.locateBatch < 0 || o.sweepDuration <= 0 {
+		errs = append(errs, errors.New("--cli-points and --locate-batch must not be negative, --sweep-duration must be positive"))
+	}
+	if o.cliPoints > 0 && o.serverAddr != "" {
+		errs = append(errs, errors.New("--cli-points needs a server started by search-bench (its address and CPU): give --cli-points 0 with --server-addr"))
+	}
+	if o.cliPoints > 0 && o.clientBin == "" {
+		bin, err := findBin("search-client", "--client-bin")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.clientBin = bin
+	}
+	if slices.Equal(o.locateBatches, []int{0}) {
+		o.locateBatches = nil
+	}
+	for _, n := range append(slices.Clone(o.sweep), o.locateBatches...) {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("--sweep and --locate-batches take positive numbers, got %d", n))
+		}
+	}
+	if o.plotsDir != "" && len(o.sweep) == 0 {
+		errs = append(errs, errors.New("--plots-dir needs --sweep (e.g. --sweep "+defaultSweepConcurrent+")"))
 	}
 	for _, kv := range o.baselineEnv {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
@@ -172,17 +212,17 @@ func (o *options) validate() error {
 	return errors.Join(errs...)
 }
 
-// findServerBin looks for search-server beside this binary (make build puts
-// both in bin/), then on PATH.
-func findServerBin() (string, error) {
+// findBin looks for the command name beside this binary (make build puts
+// them all in bin/), then on PATH.
+func findBin(name, flag string) (string, error) {
 	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), "search-server")
+		p := filepath.Join(filepath.Dir(self), name)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
 		}
 	}
-	if p, err := exec.LookPath("search-server"); err == nil {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	return "", errors.New("no search-server binary beside search-bench or on PATH: run make build, or give --server-bin")
+	return "", fmt.Errorf("no %s binary beside search-bench or on PATH: run make build, or give %s", name, flag)
 }

@@ -22,6 +22,9 @@ const (
 	kindBaseline    = "baseline"    // kindGRPC on the --baseline-bin server
 	kindGridGRPC    = "grid grpc"   // kindGRPC on the synthetic grid
 	kindGridDirect  = "grid direct" // kindDirect on the synthetic grid
+	kindLocate      = "locate"      // Locate through gRPC, a stream per worker, a batch per call
+	kindSetSQL      = "set sql"     // Locate's set-based statement sent with pgx, a batch per call
+	kindBaseLocate  = "base locate" // kindLocate on the --baseline-bin server
 
 	// On the grid database after the countries are imported beside the grid
 	// into collection "countries": point searches over both collections,
@@ -50,6 +53,12 @@ type roundResult struct {
 	DBCores     float64 `json:"db_cpu_cores"`
 	DBUsReq     float64 `json:"db_cpu_us_per_request"`
 	BenchCores  float64 `json:"bench_cpu_cores"` // the load generator's own clients
+	BenchUsReq  float64 `json:"bench_cpu_us_per_request"`
+	// AnswersPerCall is how many answers (points) one call got: 1 for a
+	// unary search, the batch for Locate and the set-based statement, whose
+	// requests, rates and CPU are per answer, latencies per call.
+	AnswersPerCall int `json:"answers_per_call"`
+	Concurrency    int `json:"concurrency"`
 }
 
 // summary is the median of each figure over the rounds of one kind.
@@ -67,6 +76,7 @@ type summary struct {
 	DBCores     float64 `json:"db_cpu_cores"`
 	DBUsReq     float64 `json:"db_cpu_us_per_request"`
 	BenchCores  float64 `json:"bench_cpu_cores"`
+	BenchUsReq  float64 `json:"bench_cpu_us_per_request"`
 }
 
 // ratio compares two kinds' rates round by round (the rounds of one
@@ -166,6 +176,13 @@ type report struct {
 	Subdivide []subdivideResult `json:"subdivide,omitempty"`
 	// Plans are EXPLAIN ANALYZE outputs of the statements measured.
 	Plans []plan `json:"plans,omitempty"`
+	// LocateBatch is the points per Locate batch of the locate and set sql
+	// rounds.
+	LocateBatch   int          `json:"locate_batch"`
+	LocateBatches []batchPoint `json:"locate_batches,omitempty"`
+	Sweep         []sweepPoint `json:"sweep,omitempty"`
+	CLI           []cliResult  `json:"cli_locate,omitempty"`
+	Plots         []string     `json:"plots,omitempty"`
 }
 
 // plan is the EXPLAIN (ANALYZE, BUFFERS) of one statement.
@@ -216,6 +233,7 @@ func (r *report) summarize() {
 			DBCores:     pick(func(x roundResult) float64 { return x.DBCores }),
 			DBUsReq:     pick(func(x roundResult) float64 { return x.DBUsReq }),
 			BenchCores:  pick(func(x roundResult) float64 { return x.BenchCores }),
+			BenchUsReq:  pick(func(x roundResult) float64 { return x.BenchUsReq }),
 		}
 		for _, x := range rs {
 			s.Errors += x.Errors
@@ -223,20 +241,24 @@ func (r *report) summarize() {
 		}
 		r.Medians = append(r.Medians, s)
 	}
-	pair := func(name, num, den string) *ratio {
+	// pairOf compares f of two kinds' rounds, round by round.
+	pairOf := func(name, num, den string, f func(a, b roundResult) (float64, bool)) *ratio {
 		a, b := byKind[num], byKind[den]
 		if len(a) == 0 || len(b) == 0 {
 			return nil
 		}
 		rt := ratio{Name: name}
 		for i := range min(len(a), len(b)) {
-			if b[i].RPS > 0 {
-				rt.PerRound = append(rt.PerRound, a[i].RPS/b[i].RPS)
+			if v, ok := f(a[i], b[i]); ok {
+				rt.PerRound = append(rt.PerRound, v)
 			}
 		}
 		rt.Value = median(rt.PerRound)
 		r.Ratios = append(r.Ratios, rt)
 		return &r.Ratios[len(r.Ratios)-1]
+	}
+	pair := func(name, num, den string) *ratio {
+		return pairOf(name, num, den, func(a, b roundResult) (float64, bool) { return a.RPS / b.RPS, b.RPS > 0 })
 	}
 	r.Ratios = nil
 	grpcDirect := pair("gRPC / direct SQL (rate)", kindGRPC, kindDirect)
@@ -248,6 +270,17 @@ func (r *report) summarize() {
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
 	pair("scoped / unscoped, gRPC (rate)", kindScopedGRPC, kindMixedGRPC)
 	pair("scoped / unscoped, direct SQL (rate)", kindScopedDirect, kindMixedDirect)
+	locateDirect := pair("Locate / direct single-point SQL (rate)", kindLocate, kindDirect)
+	locateCeiling := pair("Locate / set-based SQL, its ceiling (rate)", kindLocate, kindSetSQL)
+	pair("Locate / unary gRPC Search (rate)", kindLocate, kindGRPC)
+	pair("Locate / Locate on --baseline-bin (rate)", kindLocate, kindBaseLocate)
+	// Issue 15: the database's own work for a point (the direct statement's
+	// CPU in PostgreSQL) over all the CPU a point Search costs through gRPC
+	// (the server's and PostgreSQL's behind it), per answer.
+	cpuShare := pairOf("direct db CPU / gRPC (server + db) CPU per search", kindDirect, kindGRPC, func(d, g roundResult) (float64, bool) {
+		total := g.ServerUsReq + g.DBUsReq
+		return d.DBUsReq / total, total > 0 && g.ServerUsReq > 0
+	})
 
 	r.Targets = nil
 	add := func(name, want, got string, met bool) {
@@ -257,11 +290,44 @@ func (r *report) summarize() {
 		add("gRPC point search vs direct SQL", ">= 0.80", fmt.Sprintf("%.2f", grpcDirect.Value), grpcDirect.Value >= 0.80)
 		add("vs raw parts SQL (pg_featureserv: ~0.25)", ">= 0.75", fmt.Sprintf("%.2f", grpcDirect.Value), grpcDirect.Value >= 0.75)
 	}
+	medians := map[string]summary{}
 	for _, s := range r.Medians {
+		medians[s.Kind] = s
 		if s.Kind == kindGRPC {
 			add(fmt.Sprintf("gRPC point search p99, concurrency %d", r.Settings.Concurrency), "< 5 ms at concurrency 4",
 				fmt.Sprintf("%.2f ms", s.P99Ms), s.P99Ms < 5 && r.Settings.Concurrency == 4)
 		}
+	}
+	if g, ok := medians[kindGRPC]; ok && g.ServerUsReq > 0 {
+		add("server CPU per unary point Search", fmt.Sprintf("<= %d us", unaryServerUsTarget), fmt.Sprintf("%.0f us", g.ServerUsReq), g.ServerUsReq <= unaryServerUsTarget)
+	}
+	if d, ok := medians[kindDirect]; ok && cpuShare != nil {
+		// With the server at its 40 us budget and PostgreSQL doing behind it
+		// what it does for the direct statement, the share would be D/(D+40).
+		want := d.DBUsReq / (d.DBUsReq + unaryServerUsTarget)
+		add("direct db CPU / gRPC total CPU per search", fmt.Sprintf(">= %.2f (= D/(D+%d), D = %.0f us)", want, unaryServerUsTarget, d.DBUsReq),
+			fmt.Sprintf("%.2f", cpuShare.Value), cpuShare.Value >= want)
+	}
+	if locateDirect != nil {
+		add("Locate vs direct single-point SQL (rate)", fmt.Sprintf(">= %.0fx", locateDirectTarget), fmt.Sprintf("%.2fx", locateDirect.Value), locateDirect.Value >= locateDirectTarget)
+	}
+	if l, ok := medians[kindLocate]; ok && l.ServerUsReq > 0 {
+		add("server CPU per located point", fmt.Sprintf("<= %.0f us", locateServerUsTarget), fmt.Sprintf("%.1f us", l.ServerUsReq), l.ServerUsReq <= locateServerUsTarget)
+	}
+	if locateCeiling != nil {
+		add("Locate vs the set-based SQL ceiling (rate)", "reported", fmt.Sprintf("%.2f", locateCeiling.Value), true)
+	}
+	if n := len(r.CLI); n > 0 {
+		c := r.CLI[n-1]
+		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
+		if n > 1 {
+			got += fmt.Sprintf(" (%.1f MB on %d points)", r.CLI[0].PeakRSSMB, r.CLI[0].Points)
+		}
+		// Bounded: under the limit, and no more than a quarter above the
+		// run on few points, whatever the input's size.
+		flat := n == 1 || c.PeakRSSMB <= 1.25*r.CLI[0].PeakRSSMB
+		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
+			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
 	}
 	if partsNaive != nil {
 		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", partsNaive.Value), partsNaive.Value >= 4)
@@ -338,6 +404,7 @@ func (r *report) print(w io.Writer) {
 	for _, p := range r.Plans {
 		fmt.Fprintf(w, "\nplan, %s:\n%s\n", p.Name, p.Text)
 	}
+	r.printLocate(w)
 	if len(r.Subdivide) > 0 {
 		fmt.Fprintln(w, "\nsubdivision size, direct point query on the countries (medians):")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -416,4 +483,43 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// printLocate writes the Locate parts: the batch curve, the sweep, the
+// client runs and the plots.
+func (r *report) printLocate(w io.Writer) {
+	fmt.Fprintf(w, "\nlocate and set sql rounds: one request is one point answered; latencies are per batch of %d points\n", r.LocateBatch)
+	if len(r.LocateBatches) > 0 {
+		fmt.Fprintln(w, "\nset-based statement by batch size, straight to PostgreSQL (medians):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "points/statement\tpoints/s\tp50 ms\tp99 ms\tdb us/point\tdb+client us/point\trounds points/s\t")
+		for _, x := range r.LocateBatches {
+			per := make([]string, len(x.PerRound))
+			for i, v := range x.PerRound {
+				per[i] = fmt.Sprintf("%.0f", v)
+			}
+			fmt.Fprintf(tw, "%d\t%.0f\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t\n", x.Batch, x.RPS, x.P50Ms, x.P99Ms, x.DBUsReq, x.AllUsReq, strings.Join(per, " "))
+		}
+		tw.Flush()
+	}
+	if len(r.Sweep) > 0 {
+		fmt.Fprintln(w, "\nconcurrency sweep (answers/s; p99 per call: a batch for locate and set sql; CPU us per answer):")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "kind\tconcurrency\tanswers/s\tp50 ms\tp99 ms\tserver us\tdb us\tbench us\terrors\t")
+		for _, x := range r.Sweep {
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.2f\t%.2f\t%s\t%.1f\t%.1f\t%d\t\n", x.Kind, x.Concurrency, x.RPS, x.P50Ms, x.P99Ms,
+				dash(x.ServerUsReq, "%.1f"), x.DBUsReq, x.BenchUsReq, x.Errors)
+		}
+		tw.Flush()
+	}
+	for _, c := range r.CLI {
+		fmt.Fprintf(w, "\nsearch-client locate, %d points: %.1f s (%.0f points/s), peak RSS %.1f MB, client CPU %.1f s, server CPU %.1f s, %.0f MB of NDJSON",
+			c.Points, c.Seconds, c.PointsPerSec, c.PeakRSSMB, c.ClientCPU, c.ServerCPU, c.OutputMB)
+	}
+	if len(r.CLI) > 0 {
+		fmt.Fprintln(w)
+	}
+	if len(r.Plots) > 0 {
+		fmt.Fprintf(w, "\nplots: %s\n", strings.Join(r.Plots, ", "))
+	}
 }

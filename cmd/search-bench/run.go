@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,20 @@ type roundKind struct {
 	kind string
 	at   endpoint
 	op   func(int) op
+	// per is the answers one call of op gets (the points of a Locate
+	// batch); 0 means 1. Rates and CPU are per answer.
+	per int
+	// done, if set, is called after each run of op's workers (it ends
+	// their Locate streams).
+	done func()
+}
+
+// warm runs k untimed.
+func (b *bench) warm(ctx context.Context, k roundKind, concurrency int, d time.Duration) {
+	runLoad(ctx, concurrency, d, k.op)
+	if k.done != nil {
+		k.done()
+	}
 }
 
 // bench holds what the rounds run against.
@@ -53,6 +68,7 @@ type bench struct {
 	log    io.Writer
 	points []geo.Point
 	pmPID  int // the PostgreSQL server's postmaster, 0 if unknown
+	batch  int // points per Locate batch
 }
 
 // run sets up, verifies, runs the rounds (and the soak) and returns the
@@ -63,6 +79,14 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		Rounds: o.rounds, Duration: o.duration.String(), Concurrency: o.concurrency,
 		Seed: o.seed, Points: o.points, GridCells: o.gridCells, Countries: o.countries,
 	}}
+	b.batch = o.locateBatch
+	if b.batch == 0 {
+		var err error
+		if b.batch, err = serverLocateBatch(ctx); err != nil {
+			return nil, err
+		}
+	}
+	r.LocateBatch = b.batch
 
 	var (
 		main, logging, baseline endpoint
@@ -91,7 +115,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		if dbURL, err = db.create(ctx, "bench"); err != nil {
 			return nil, err
 		}
-		env := map[string]string{"DATABASE_URL": dbURL}
+		env := map[string]string{"DATABASE_URL": dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}
 		if o.pprofAddr != "" {
 			env["PPROF_ADDR"] = o.pprofAddr
 		}
@@ -171,6 +195,9 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	if err := verifyNames(ctx, main.conn, pool); err != nil {
 		return nil, fmt.Errorf("answers differ: %w", err)
 	}
+	if err := verifyLocate(ctx, main.conn, pool, b.points[:o.verify]); err != nil {
+		return nil, fmt.Errorf("answers differ:\n%w", err)
+	}
 	for _, other := range []endpoint{logging, baseline} {
 		if other.conn == nil {
 			continue
@@ -181,22 +208,28 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	}
 
 	kinds := []roundKind{
-		{kindGRPC, main, same(grpcPoint(main.conn, b.points))},
-		{kindDirect, endpoint{}, same(directPoint(pool, b.points))},
-		{kindNaive, endpoint{}, same(naivePoint(pool, b.points))},
-		{kindName, main, grpcNameWalk(main.conn, o.seed)},
-		{kindHealth, main, same(grpcHealth(main.conn))},
+		{kind: kindGRPC, at: main, op: same(grpcPoint(main.conn, b.points))},
+		{kind: kindDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
+		{kind: kindNaive, at: endpoint{}, op: same(naivePoint(pool, b.points))},
+		{kind: kindName, at: main, op: grpcNameWalk(main.conn, o.seed)},
+		{kind: kindHealth, at: main, op: same(grpcHealth(main.conn))},
 	}
 	if logging.conn != nil {
-		kinds = append(kinds, roundKind{kindGRPCLogging, logging, same(grpcPoint(logging.conn, b.points))})
+		kinds = append(kinds, roundKind{kind: kindGRPCLogging, at: logging, op: same(grpcPoint(logging.conn, b.points))})
 	}
 	if baseline.conn != nil {
-		kinds = append(kinds, roundKind{kindBaseline, baseline, same(grpcPoint(baseline.conn, b.points))})
+		kinds = append(kinds, roundKind{kind: kindBaseline, at: baseline, op: same(grpcPoint(baseline.conn, b.points))})
+	}
+	locate := b.locateKinds(main, pool)
+	kinds = append(kinds, locate...)
+	if baseline.conn != nil {
+		ls, op := grpcLocate(baseline.conn, b.points, b.batch)
+		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: baseline, op: op, per: b.batch, done: ls.close})
 	}
 	if o.warmup > 0 {
 		b.progress("warming up: %s of each kind", o.warmup)
 		for _, k := range kinds {
-			runLoad(ctx, o.concurrency, o.warmup, k.op)
+			b.warm(ctx, k, o.concurrency, o.warmup)
 		}
 	}
 	for round := 1; round <= o.rounds; round++ {
@@ -204,9 +237,37 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			rr := b.round(ctx, round, k.kind, k.at, k.op)
+			rr := b.measure(ctx, round, k, o.concurrency, o.duration)
 			b.progress("round %d %-11s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
 			r.Rounds = append(r.Rounds, rr)
+		}
+	}
+
+	if len(o.sweep) > 0 {
+		b.progress("sweep: concurrency %v, %s per kind and level", o.sweep, o.sweepDuration)
+		sweepKinds := []roundKind{kinds[0], kinds[1]} // grpc, direct
+		sweepKinds = append(sweepKinds, locate...)
+		if err := b.sweep(ctx, r, sweepKinds); err != nil {
+			return nil, err
+		}
+	}
+	if len(o.locateBatches) > 0 {
+		if err := b.batchCurve(ctx, r, pool); err != nil {
+			return nil, err
+		}
+	}
+	if o.cliPoints > 0 && main.proc != nil {
+		for _, n := range []int{min(cliSmallPoints, o.cliPoints), o.cliPoints} {
+			b.progress("search-client locate on %d points", n)
+			res, err := b.cliLocate(ctx, main, dir, n)
+			if err != nil {
+				return nil, err
+			}
+			b.progress("search-client locate: %d points in %.1f s (%.0f/s), peak RSS %.1f MB", n, res.Seconds, res.PointsPerSec, res.PeakRSSMB)
+			r.CLI = append(r.CLI, res)
+			if n == o.cliPoints {
+				break
+			}
 		}
 	}
 
@@ -232,6 +293,11 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		return nil, err
 	}
 	r.summarize()
+	if o.plotsDir != "" {
+		if r.Plots, err = r.writePlots(o.plotsDir); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -295,23 +361,36 @@ func (b *bench) serverCPU(at endpoint) time.Duration {
 // round runs one timed round and measures the CPU of the server (if the
 // round goes through one), of the database and of the benchmark itself.
 func (b *bench) round(ctx context.Context, n int, kind string, at endpoint, newOp func(int) op) roundResult {
-	srv0, db0, self0 := b.serverCPU(at), treeCPU(b.pmPID), selfCPU()
-	res := runLoad(ctx, b.o.concurrency, b.o.duration, newOp)
+	return b.measure(ctx, n, roundKind{kind: kind, at: at, op: newOp}, b.o.concurrency, b.o.duration)
+}
+
+// measure runs one timed round of k at concurrency for d. For a kind whose
+// call gets several answers (k.per), requests, rates and CPU are counted
+// per answer and latencies per call.
+func (b *bench) measure(ctx context.Context, n int, k roundKind, concurrency int, d time.Duration) roundResult {
+	per := max(k.per, 1)
+	srv0, db0, self0 := b.serverCPU(k.at), treeCPU(b.pmPID), selfCPU()
+	res := runLoad(ctx, concurrency, d, k.op)
+	if k.done != nil {
+		k.done()
+	}
 	secs := res.Elapsed.Seconds()
-	srv, db, self := (b.serverCPU(at) - srv0).Seconds(), (treeCPU(b.pmPID) - db0).Seconds(), (selfCPU() - self0).Seconds()
+	srv, db, self := (b.serverCPU(k.at) - srv0).Seconds(), (treeCPU(b.pmPID) - db0).Seconds(), (selfCPU() - self0).Seconds()
+	answers := res.Requests * per
 	rr := roundResult{
-		Round: n, Kind: kind, Requests: res.Requests, RPS: float64(res.Requests) / secs,
+		Round: n, Kind: k.kind, Requests: answers, RPS: float64(answers) / secs, AnswersPerCall: per, Concurrency: concurrency,
 		P50Ms: ms(percentile(res.Latencies, 0.50)), P99Ms: ms(percentile(res.Latencies, 0.99)), P999Ms: ms(percentile(res.Latencies, 0.999)),
 		Errors: res.Errors, FirstError: res.FirstErr,
 		ServerCores: srv / secs, DBCores: db / secs, BenchCores: self / secs,
 	}
-	if res.Requests > 0 {
-		rr.HitRate = float64(res.Results) / float64(res.Requests)
-		rr.ServerUsReq = srv * 1e6 / float64(res.Requests)
-		rr.DBUsReq = db * 1e6 / float64(res.Requests)
+	if answers > 0 {
+		rr.HitRate = float64(res.Results) / float64(answers)
+		rr.ServerUsReq = srv * 1e6 / float64(answers)
+		rr.DBUsReq = db * 1e6 / float64(answers)
+		rr.BenchUsReq = self * 1e6 / float64(answers)
 	}
-	if at.proc != nil {
-		if rss, err := readRSS(at.pid()); err == nil {
+	if k.at.proc != nil {
+		if rss, err := readRSS(k.at.pid()); err == nil {
 			rr.ServerRSSMB = float64(rss) / (1 << 20)
 		}
 	}
@@ -401,8 +480,8 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 	}
 	r.Verified.GridPoints = n
 	kinds := []roundKind{
-		{kindGridGRPC, at, same(grpcPoint(at.conn, b.points))},
-		{kindGridDirect, endpoint{}, same(directPoint(pool, b.points))},
+		{kind: kindGridGRPC, at: at, op: same(grpcPoint(at.conn, b.points))},
+		{kind: kindGridDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
 	}
 	if b.o.warmup > 0 {
 		for _, k := range kinds {
@@ -463,10 +542,10 @@ func (b *bench) collectionsPhase(ctx context.Context, r *report, at endpoint, po
 		r.Plans = append(r.Plans, plan{Name: pq.name, Text: text})
 	}
 	kinds := []roundKind{
-		{kindMixedGRPC, at, same(grpcPoint(at.conn, b.points))},
-		{kindScopedGRPC, at, same(grpcPoint(at.conn, b.points, "countries"))},
-		{kindMixedDirect, endpoint{}, same(directPoint(pool, b.points))},
-		{kindScopedDirect, endpoint{}, same(directPoint(pool, b.points, "countries"))},
+		{kind: kindMixedGRPC, at: at, op: same(grpcPoint(at.conn, b.points))},
+		{kind: kindScopedGRPC, at: at, op: same(grpcPoint(at.conn, b.points, "countries"))},
+		{kind: kindMixedDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
+		{kind: kindScopedDirect, at: endpoint{}, op: same(directPoint(pool, b.points, "countries"))},
 	}
 	if b.o.warmup > 0 {
 		for _, k := range kinds {

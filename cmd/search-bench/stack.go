@@ -238,17 +238,22 @@ func readStat(pid int) (procStat, error) {
 
 // readRSS returns the resident set size of pid in bytes.
 func readRSS(pid int) (int64, error) {
+	kb, err := readStatusKB(pid, "VmRSS:")
+	return kb * 1024, err
+}
+
+// readStatusKB returns the field of /proc/PID/status (e.g. "VmHWM:") in kB.
+func readStatusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb * 1024, err
+		if v, ok := strings.CutPrefix(line, field); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	return 0, fmt.Errorf("/proc/%d/status: no %s", pid, field)
 }
 
 // treeCPU is the CPU time of pid and its living children: a PostgreSQL

@@ -75,8 +75,10 @@ type Config struct {
 	// for the next message (stopped reading) for this long.
 	StreamSendTimeout time.Duration `env:"STREAM_SEND_TIMEOUT, default=30s" live:"true"`
 	// LocateBatchSize is the most points a Locate stream answers with one
-	// database statement.
-	LocateBatchSize int `env:"LOCATE_BATCH_SIZE, default=500" live:"true"`
+	// database statement. 100: the database's CPU per point is flat from
+	// about 100 points up, while a batch's latency and memory grow with it
+	// (docs/BENCHMARKS.md, "Locate batch size").
+	LocateBatchSize int `env:"LOCATE_BATCH_SIZE, default=100" live:"true"`
 	// LocateBatchWait is how long a Locate batch waits for more points
 	// after its first one before it is sent to the database: a lone point
 	// is delayed by at most this.

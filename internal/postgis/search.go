@@ -493,6 +493,15 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 // readPage reads one page of q through db.
 func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	sql, args := SearchStatement(q)
+	if q.Query != "" {
+		// A name search is planned for its pattern every time (the unnamed
+		// statement; pgx caches only its description). A prepared statement
+		// would switch to a generic plan after a few costly patterns, and
+		// that plan, not knowing how rare a pattern is, walks the rows in
+		// name order until it has a page: every row of the collection for
+		// a rare one. docs/BENCHMARKS.md, "Name search at scale".
+		args = append([]any{pgx.QueryExecModeCacheDescribe}, args...)
+	}
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return geo.Page{}, classify(ctx, "search", err)
