@@ -74,7 +74,7 @@ func TestLocateThroughTheClient(t *testing.T) {
 		if a.ID != ids[i] {
 			t.Fatalf("answer %d is for %q, want %q: out of order", i, a.ID, ids[i])
 		}
-		if strings.HasPrefix(a.ID, "bad-") != (a.Error != nil) || a.Error != nil && a.Error.Code != "InvalidArgument" {
+		if strings.HasPrefix(a.ID, "bad-") != (a.Error != nil) || a.Error != nil && a.Error.Code != "INVALID_ARGUMENT" {
 			t.Errorf("answer %s: error %+v", a.ID, a.Error)
 		}
 		for _, th := range a.Things {

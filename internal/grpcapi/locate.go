@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -131,7 +132,9 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 		resp := &searchv1.LocateResponse{Id: req.GetId()}
 		if errs[i] != nil {
 			st, _ := toStatus(errs[i])
-			resp.Error = &searchv1.LocateError{Code: st.Code().String(), Message: st.Message()}
+			// The code's canonical name (google.rpc.Code), the same in every
+			// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
+			resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
 		} else {
 			things := found[0]
 			found = found[1:]

@@ -91,7 +91,7 @@ func TestLocateAnswersEveryPointOnceInOrder(t *testing.T) {
 			t.Fatalf("answer %d has id %.20q, want %.20q: answers are out of order", i, resp.GetId(), want)
 		}
 		switch {
-		case bad != nil && resp.GetError().GetCode() != codes.InvalidArgument.String():
+		case bad != nil && resp.GetError().GetCode() != "INVALID_ARGUMENT":
 			t.Errorf("bad point %d: answer %v, want an INVALID_ARGUMENT error", i, resp)
 		case bad == nil && (resp.GetError() != nil || len(resp.GetThings()) != 2):
 			t.Errorf("point %d: answer %v, want 2 things (the limit)", i, resp)
