@@ -207,9 +207,9 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	return s, nil
 }
 
-// httpLimits are the HTTP API's page sizes: Search's.
+// httpLimits are the HTTP API's page sizes and Locate batches: gRPC's.
 func httpLimits(c grpcapi.Config) httpapi.Limits {
-	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize}
+	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize, LocateBatchSize: c.LocateBatchSize, LocateBatchWait: c.LocateBatchWait}
 }
 
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
@@ -225,7 +225,8 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, l
 		Metrics: m,
 		Tokens:  auth.Tokens(),
 		TLS:     tc,
-		Version: buildVersion(),
+		Version:    buildVersion(),
+		Properties: svc,
 	})
 }
 
