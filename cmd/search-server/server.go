@@ -220,11 +220,11 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, l
 		return nil, &config.Error{Err: err}
 	}
 	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
-		Logger:  logger,
-		Access:  access,
-		Metrics: m,
-		Tokens:  auth.Tokens(),
-		TLS:     tc,
+		Logger:     logger,
+		Access:     access,
+		Metrics:    m,
+		Tokens:     auth.Tokens(),
+		TLS:        tc,
 		Version:    buildVersion(),
 		Properties: svc,
 	})
