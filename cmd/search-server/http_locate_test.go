@@ -140,8 +140,8 @@ func TestHTTPLocateAnswersAsGRPCLocate(t *testing.T) {
 	}
 	var ids []string
 	var pts [][2]float64
-	for lat := -56.0; lat <= 72; lat += 3.7 {
-		for lng := -179.5; lng < 180; lng += 5.3 {
+	for lat := -56.0; lat <= 72; lat += 6.1 {
+		for lng := -179.5; lng < 180; lng += 11.3 {
 			ids = append(ids, fmt.Sprintf("p%d", len(ids)))
 			pts = append(pts, [2]float64{lat, lng})
 		}
@@ -154,7 +154,7 @@ func TestHTTPLocateAnswersAsGRPCLocate(t *testing.T) {
 		opts  *searchv1.LocateOptions
 	}{
 		{"every collection", "", &searchv1.LocateOptions{}},
-		{"one collection with geometry", "?collections=countries&geometry=true", &searchv1.LocateOptions{Collections: []string{"countries"}, IncludeGeometry: true}},
+		{"one collection with geometry", "?collections=coarse&geometry=true", &searchv1.LocateOptions{Collections: []string{"coarse"}, IncludeGeometry: true}},
 		{"two collections, a name search, one thing a point", "?collections=countries,coarse&q=a&limit=1", &searchv1.LocateOptions{Collections: []string{"countries", "coarse"}, Query: "a", Limit: 1}},
 	} {
 		viaGRPC := grpcLocate(t, ts, tt.opts, ids, pts)
