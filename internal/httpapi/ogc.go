@@ -489,21 +489,6 @@ func checkDatetime(raw string) error {
 	return nil
 }
 
-func cloneValues(v url.Values) url.Values {
-	out := url.Values{}
-	for k, vs := range v {
-		out[k] = slices.Clone(vs)
-	}
-	return out
-}
-
-func queryString(v url.Values) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return "?" + v.Encode()
-}
-
 // featureCollection is an items page (/req/geojson/content).
 type featureCollection struct {
 	Type           string    `json:"type"`
