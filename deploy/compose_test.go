@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -671,9 +672,13 @@ func TestComposeServersServeHTTPAndRegisterIt(t *testing.T) {
 			continue
 		}
 		port := strings.TrimPrefix(*addr, ":")
+		target, err := strconv.ParseUint(port, 10, 32)
+		if err != nil {
+			t.Fatalf("%s: HTTP_LISTEN_ADDR %s: %v", name, *addr, err)
+		}
 		published := false
 		for _, pc := range s.Ports {
-			published = published || pc.Published == port && pc.Target == mustAtoi(t, port)
+			published = published || pc.Published == port && pc.Target == uint32(target)
 		}
 		if !published {
 			t.Errorf("%s does not publish its HTTP port %s: %+v", name, port, s.Ports)
@@ -684,16 +689,4 @@ func TestComposeServersServeHTTPAndRegisterIt(t *testing.T) {
 			}
 		}
 	}
-}
-
-func mustAtoi(t *testing.T, s string) uint32 {
-	t.Helper()
-	var n uint32
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			t.Fatalf("%q is not a port", s)
-		}
-		n = n*10 + uint32(c-'0')
-	}
-	return n
 }
