@@ -141,6 +141,12 @@ func TestPropertyFilters(t *testing.T) {
 			t.Errorf("%s (%s): %v, want %v", tt.name, tt.query, got, tt.want)
 		}
 	}
+	// Pages of one: the next links keep the comma inside a value apart
+	// from the comma between values.
+	two := "label=" + url.QueryEscape(fs[4].Name+", 4") + "," + url.QueryEscape(fs[5].Name+", 5")
+	if got := featureNames(t, a, "/collections/typed/items?limit=1&"+two); !slices.Equal(got, names(func(i int) bool { return i == 4 || i == 5 })) {
+		t.Errorf("%s in pages of one: %v", two, got)
+	}
 	// Every page of a filtered walk is a valid page, and the count holds.
 	if n := walkItems(t, a, "/collections/typed/items?limit=7&rank=1,4", 7); n != len(names(func(i int) bool { return i%5 == 1 || i%5 == 4 })) {
 		t.Errorf("walking rank=1,4: %d features", n)
