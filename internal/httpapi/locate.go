@@ -135,7 +135,7 @@ func (s *Server) locateQuery(r *http.Request, also ...string) (geo.LocateQuery, 
 	return q, nil
 }
 
-// locate answers the things at points (all valid) with one call of the
+// locatePoints answers the things at points (all valid) with one call of the
 // domain's Locate, the statement gRPC Locate sends per batch.
 func (s *Server) locatePoints(ctx context.Context, q geo.LocateQuery, points []geo.Point) ([][]thingJSON, error) {
 	q.Points = points
