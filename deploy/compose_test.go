@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -642,5 +643,50 @@ func TestConsulSeedKeepsChangedSettings(t *testing.T) {
 	}
 	if string(pair.Value) != "debug" {
 		t.Errorf("after a second run log_level is %q, want the changed %q", pair.Value, "debug")
+	}
+}
+
+// TestComposeServersServeHTTPAndRegisterIt: every server runs the HTTP API
+// (which registers in Consul as search-service-http with an HTTP check on
+// /readyz) on a port other than Graphite's web UI; search-server-1 publishes
+// it on the port docker-stack.sh prints for the map and the landing page,
+// and docker-stack.sh waits for both instances to pass their check.
+func TestComposeServersServeHTTPAndRegisterIt(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	script, err := os.ReadFile("docker-stack.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"search-server-1", "search-server-2"} {
+		s := p.Services[name]
+		addr := s.Environment["HTTP_LISTEN_ADDR"]
+		if addr == nil || !strings.HasPrefix(*addr, ":") || *addr == ":8080" {
+			t.Errorf("%s: HTTP_LISTEN_ADDR %v, want a port of its own (8080 is Graphite's)", name, addr)
+			continue
+		}
+		if s.Environment["HTTP_SERVICE_NAME"] != nil || s.Environment["CONSUL_REGISTER"] != nil {
+			t.Errorf("%s: sets HTTP_SERVICE_NAME or CONSUL_REGISTER; the stacks register the defaults (search-service-http)", name)
+		}
+		if name != "search-server-1" {
+			continue
+		}
+		port := strings.TrimPrefix(*addr, ":")
+		target, err := strconv.ParseUint(port, 10, 32)
+		if err != nil {
+			t.Fatalf("%s: HTTP_LISTEN_ADDR %s: %v", name, *addr, err)
+		}
+		published := false
+		for _, pc := range s.Ports {
+			published = published || pc.Published == port && pc.Target == uint32(target)
+		}
+		if !published {
+			t.Errorf("%s does not publish its HTTP port %s: %+v", name, port, s.Ports)
+		}
+		for _, want := range []string{"http://localhost:" + port + "/map", "http://localhost:" + port + "/ ", "wait_http_passing 2"} {
+			if !strings.Contains(string(script), want) {
+				t.Errorf("docker-stack.sh lacks %q", want)
+			}
+		}
 	}
 }

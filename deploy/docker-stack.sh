@@ -43,6 +43,23 @@ require_compose_v2() {
 	exit 1
 }
 
+# wait_http_passing N: wait until Consul has N passing instances of the
+# HTTP API (search-service-http, an HTTP check on /readyz), then list them.
+wait_http_passing() {
+	local out
+	for _ in $(seq 1 30); do
+		out=$(docker compose run --rm --no-deps search-client --service search-service-http instances 2>&1) || true
+		if [[ $(grep -c ' passing ' <<<"$out") -ge $1 ]]; then
+			echo "$out"
+			return
+		fi
+		sleep 2
+	done
+	echo "$out" >&2
+	echo "the HTTP API did not turn passing in Consul ($1 instances of search-service-http wanted)" >&2
+	exit 1
+}
+
 up() {
 	GEO_SEARCH_VERSION=$(git describe --always --dirty 2>/dev/null || echo unversioned)
 	export GEO_SEARCH_VERSION
@@ -53,6 +70,9 @@ up() {
 	echo
 	echo "\$ docker compose run --rm --no-deps search-client search --lat 48.85 --lng 2.35"
 	docker compose run --rm --no-deps search-client search --lat 48.85 --lng 2.35
+	echo
+	echo "\$ docker compose run --rm --no-deps search-client --service search-service-http instances   # the HTTP API, checked on /readyz"
+	wait_http_passing 2
 	echo
 	echo "Map:        http://localhost:8090/map"
 	echo "OGC API:    http://localhost:8090/   (OGC API - Features landing page; search-server-1's HTTP API)"

@@ -220,9 +220,9 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	return s, nil
 }
 
-// httpLimits are the HTTP API's page sizes: Search's.
+// httpLimits are the HTTP API's page sizes and Locate batches: gRPC's.
 func httpLimits(c grpcapi.Config) httpapi.Limits {
-	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize}
+	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize, LocateBatchSize: c.LocateBatchSize, LocateBatchWait: c.LocateBatchWait}
 }
 
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
@@ -233,12 +233,13 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, l
 		return nil, &config.Error{Err: err}
 	}
 	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
-		Logger:  logger,
-		Access:  access,
-		Metrics: m,
-		Tokens:  auth.Tokens(),
-		TLS:     tc,
-		Version: buildVersion(),
+		Logger:     logger,
+		Access:     access,
+		Metrics:    m,
+		Tokens:     auth.Tokens(),
+		TLS:        tc,
+		Version:    buildVersion(),
+		Properties: svc,
 	})
 }
 

@@ -215,15 +215,18 @@ start_servers() {
 }
 
 # wait_discovered N: until Consul has N passing instances.
+# wait_discovered N [SERVICE]: wait for N passing instances of SERVICE
+# (the gRPC service by default) in Consul.
 wait_discovered() {
+	local service=${2:-search-service}
 	for _ in $(seq 1 100); do
-		if [[ $("$BIN/search-client" instances 2>/dev/null | grep -c ' passing ') -ge $1 ]]; then
+		if [[ $("$BIN/search-client" --service "$service" instances 2>/dev/null | grep -c ' passing ') -ge $1 ]]; then
 			return
 		fi
 		sleep 0.2
 	done
-	echo "the servers did not turn passing in Consul:" >&2
-	"$BIN/search-client" instances >&2 || true
+	echo "the servers did not turn passing in Consul as $service:" >&2
+	"$BIN/search-client" --service "$service" instances >&2 || true
 	exit 1
 }
 
@@ -251,6 +254,10 @@ up() {
 	echo
 	echo "\$ search-client instances"
 	"$BIN/search-client" instances
+	wait_discovered ${#SERVERS[@]} search-service-http
+	echo
+	echo "\$ search-client --service search-service-http instances   # the HTTP API, checked on /readyz"
+	"$BIN/search-client" --service search-service-http instances
 	echo
 	echo "importing $(basename "$SAMPLE") into collection countries (keyed by name; a replace: re-running leaves exactly the sample)"
 	"$BIN/search-client" import "$SAMPLE" --collection countries --key-property name --replace

@@ -145,8 +145,13 @@ func TestLocate(t *testing.T) {
 		{"lat out of range", "lat=91&lng=2", "within [-90, 90]"},
 		{"lng NaN", "lat=1&lng=NaN", "finite"},
 		{"geometry not a bool", "lat=1&lng=2&geometry=maybe", "geometry must be true or false"},
-		{"collections, not yet", "lat=1&lng=2&collections=countries", `"collections" is not supported yet`},
-		{"max_distance_m, not yet", "lat=1&lng=2&max_distance_m=5", `"max_distance_m" is not supported yet`},
+		{"collections empty", "lat=1&lng=2&collections=", "collections must name at least one collection"},
+		{"collections with a bad name", "lat=1&lng=2&collections=Countries", `collection name "Countries" is invalid`},
+		{"collections with an empty name", "lat=1&lng=2&collections=default,", "a collection name must not be empty"},
+		{"limit 0", "lat=1&lng=2&limit=0", "limit must be at least 1"},
+		{"limit not a number", "lat=1&lng=2&limit=all", "limit must be an integer"},
+		{"q too long", "lat=1&lng=2&q=" + strings.Repeat("x", 300), "query"},
+		{"max_distance_m, not yet (nearest)", "lat=1&lng=2&max_distance_m=5", `unknown parameter "max_distance_m"`},
 		{"unknown parameter", "lat=1&lng=2&zoom=3", `unknown parameter "zoom"`},
 	} {
 		wantException(t, tt.name, a.get(t, "/locate?"+tt.query), http.StatusBadRequest, tt.want)

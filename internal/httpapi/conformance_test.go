@@ -137,6 +137,35 @@ func TestConformanceWalk(t *testing.T) {
 			t.Errorf("collection %s on its own: %d %s", id, one.status, one.body)
 		}
 		total += walkItems(t, a, items.Href+"?limit=7", 7)
+
+		// /rec/core/fc-filters: the queryable properties, linked from
+		// the collection, are parameters of its items in the API
+		// definition, and filter them, next links included.
+		ql := mustLink(t, collLinks, "http://www.opengis.net/def/rel/ogc/1.0/queryables")
+		qr := a.get(t, ql.Href)
+		if qr.status != http.StatusOK || qr.header.Get("Content-Type") != ql.Type || ql.Type != "application/schema+json" {
+			t.Fatalf("queryables of %s: %d %s (link type %s)", id, qr.status, qr.header.Get("Content-Type"), ql.Type)
+		}
+		qprops, _ := qr.json(t)["properties"].(map[string]any)
+		declared := map[string]bool{}
+		if op, ok := paths["/collections/"+id+"/items"].(map[string]any); ok {
+			for _, p := range op["get"].(map[string]any)["parameters"].([]any) {
+				if name, ok := p.(map[string]any)["name"].(string); ok {
+					declared[name] = true
+				}
+			}
+		}
+		for k := range qprops {
+			if !declared[k] {
+				t.Errorf("queryable %s of %s is not a parameter of its items in the API definition", k, id)
+			}
+		}
+		if qprops["iso_n3"] == nil {
+			t.Fatalf("queryables of %s: %v, want iso_n3 among them", id, qprops)
+		}
+		if n := walkItems(t, a, items.Href+"?limit=2&iso_n3=250,392,724", 2); n != 3 {
+			t.Errorf("iso_n3=250,392,724 on %s gave %d features, want France, Japan and Spain", id, n)
+		}
 	}
 	if total != 177 {
 		t.Errorf("following next links from the start gave %d features; the collection holds 177", total)
@@ -222,10 +251,13 @@ func TestQueryParameterRules(t *testing.T) {
 	t.Parallel()
 	a := start(t)
 	items := "/collections/default/items"
-	// An unknown parameter, a property filter included while there are no
-	// queryables, is a 400.
+	// An unknown parameter, a filter on a property that is not queryable
+	// included, is a 400; a queryable property filters.
 	wantException(t, "unknown parameter", a.get(t, items+"?color=red"), http.StatusBadRequest, `unknown parameter "color"`)
-	wantException(t, "property filter without queryables", a.get(t, items+"?iso_n3=250"), http.StatusBadRequest, `unknown parameter "iso_n3"`)
+	wantException(t, "a property the things do not have", a.get(t, items+"?pop_est=5"), http.StatusBadRequest, `the queryable properties of collection "default"`)
+	if r := a.get(t, items+"?iso_n3=250"); r.status != http.StatusOK || r.json(t)["numberReturned"].(float64) != 1 {
+		t.Errorf("iso_n3=250: %d %s", r.status, r.body)
+	}
 	wantException(t, "unknown parameter on the landing page", a.get(t, "/?x=1"), http.StatusBadRequest, `unknown parameter "x"`)
 	// Above the maximum: served at the maximum (50 here), not an error.
 	r := a.get(t, items+"?limit=100000")

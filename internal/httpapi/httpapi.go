@@ -63,9 +63,15 @@ func (c Config) Validate() error {
 }
 
 // Limits are the request limits that can change while serving: the page
-// sizes of Search.
+// sizes of Search, and the batches of POST /locate (gRPC Locate's).
 type Limits struct {
 	DefaultPageSize, MaxPageSize int
+	// LocateBatchSize is the most points of POST /locate answered by one
+	// call of the domain's Locate (one statement); below 1, one point.
+	LocateBatchSize int
+	// LocateBatchWait is how long a batch waits for more points of the
+	// body before it is answered.
+	LocateBatchWait time.Duration
 }
 
 // Deps are what the server needs besides the service.
@@ -81,6 +87,9 @@ type Deps struct {
 	TLS *tls.Config
 	// Version is reported on the landing page.
 	Version string
+	// Properties lists a collection's properties, which items filter on
+	// (queryables.go); none: no property is queryable.
+	Properties geo.PropertyLister
 }
 
 // Server serves the HTTP API.
@@ -90,6 +99,7 @@ type Server struct {
 	deps   Deps
 	limits atomic.Pointer[Limits]
 	ready  atomic.Bool
+	qcache queryablesCache
 	http   *http.Server
 	lis    net.Listener
 }
@@ -171,6 +181,7 @@ func (s *Server) routes() []route {
 		{"GET /api", "api", geo.Open, s.apiDefinition},
 		{"GET /collections", "collections", geo.Read, s.collectionsList},
 		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection},
+		{"GET /collections/{collectionId}/queryables", "queryables", geo.Read, s.collectionQueryables},
 		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items},
 		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature},
 		{"GET /locate", "locate", geo.Read, s.locate},

@@ -94,6 +94,8 @@ type setup struct {
 	limits  httpapi.Limits
 	tokens  *geo.Tokens
 	tls     *tls.Config
+	// wrap, when set, wraps the store the API is given (to count calls).
+	wrap func(geo.SearchService) geo.SearchService
 }
 
 // api is a running HTTP API on loopback over real PostGIS.
@@ -113,7 +115,7 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	st := setup{
 		fixture: "ne_110m_countries.geojson",
 		cfg:     httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "search-service-http", MaxBodyBytes: 1 << 20},
-		limits:  httpapi.Limits{DefaultPageSize: 10, MaxPageSize: 50},
+		limits:  httpapi.Limits{DefaultPageSize: 10, MaxPageSize: 50, LocateBatchSize: 50, LocateBatchWait: 2 * time.Millisecond},
 	}
 	for _, o := range opts {
 		o(&st)
@@ -133,13 +135,18 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	access := &lockedBuffer{}
 	m := &countingMetrics{counts: map[string]int64{}, timers: map[string]int{}}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	srv, err := httpapi.New(svc, st.cfg, st.limits, httpapi.Deps{
-		Logger:  logger,
-		Access:  slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics: m,
-		Tokens:  st.tokens,
-		TLS:     st.tls,
-		Version: "test",
+	var served geo.SearchService = svc
+	if st.wrap != nil {
+		served = st.wrap(svc)
+	}
+	srv, err := httpapi.New(served, st.cfg, st.limits, httpapi.Deps{
+		Logger:     logger,
+		Access:     slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:    m,
+		Tokens:     st.tokens,
+		TLS:        st.tls,
+		Version:    "test",
+		Properties: svc,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/geosearch/search/internal/geo"
 )
@@ -35,39 +38,123 @@ type locateAnswer struct {
 	Error  *exception  `json:"error,omitempty"`
 }
 
-// locatePoint returns every thing that contains p, in name order. Until the
-// domain has collections and Locate (issues 13 and 14), it pages through
-// Search; every thing is in the one collection.
-func (s *Server) locatePoint(ctx context.Context, p geo.Point, geometry bool) ([]thingJSON, error) {
-	q := geo.Query{Filter: geo.Filter{Point: &p}, Limit: s.limits.Load().MaxPageSize, IncludeGeometry: geometry}
-	if err := q.Filter.Validate(); err != nil {
+// toThingJSON is t in a locate answer.
+func toThingJSON(t geo.Thing) thingJSON {
+	tj := thingJSON{
+		ID: t.ID, Key: t.Key, Name: t.Name, Collection: t.Collection, Properties: t.Properties,
+		BBox: []float64{t.BBox.MinLng, t.BBox.MinLat, t.BBox.MaxLng, t.BBox.MaxLat},
+	}
+	if tj.Properties == nil {
+		tj.Properties = map[string]any{}
+	}
+	if t.GeometryGeoJSON != "" {
+		tj.Geometry = json.RawMessage(t.GeometryGeoJSON)
+	}
+	return tj
+}
+
+// locateParam is a parameter of /locate that scopes every point: GET takes
+// it beside lat and lng, POST as a query parameter, and it means what the
+// LocateOptions field of the same name means to gRPC Locate.
+type locateParam struct {
+	name string
+	// set reads the parameter's value into q.
+	set func(s *Server, q *geo.LocateQuery, raw string) error
+}
+
+// locateParams are the scope parameters of /locate, one line each. A new
+// LocateQuery field (such as nearest's max_distance_m) is one more line
+// here, one in openapi.json.tmpl's locateScope parameters, and its setter.
+var locateParams = []locateParam{
+	{"collections", setLocateCollections},
+	{"q", setLocateQuery},
+	{"limit", setLocateLimit},
+	{"geometry", setLocateGeometry},
+}
+
+// setLocateCollections reads collections: names separated by commas.
+func setLocateCollections(_ *Server, q *geo.LocateQuery, raw string) error {
+	if raw == "" {
+		return geo.Errorf(geo.Invalid, "collections must name at least one collection (names separated by commas); leave it out to search every collection")
+	}
+	q.Collections = strings.Split(raw, ",")
+	return nil
+}
+
+// setLocateQuery reads q: a text that the names must contain.
+func setLocateQuery(_ *Server, q *geo.LocateQuery, raw string) error {
+	q.Query = raw
+	return nil
+}
+
+// setLocateLimit reads limit, the most things per point, by the rules of
+// the items' limit (above the maximum page size: the maximum).
+func setLocateLimit(s *Server, q *geo.LocateQuery, raw string) error {
+	n, err := s.pageLimit(raw, true)
+	q.Limit = n
+	return err
+}
+
+// setLocateGeometry reads geometry: true includes each thing's geometry.
+func setLocateGeometry(_ *Server, q *geo.LocateQuery, raw string) error {
+	v, err := strconv.ParseBool(raw)
+	if err != nil {
+		return geo.Errorf(geo.Invalid, "geometry must be true or false, got %q", raw)
+	}
+	q.IncludeGeometry = v
+	return nil
+}
+
+// locateQuery reads the scope parameters of a /locate request (besides
+// those in also, which the caller reads) into the query every point of the
+// request is answered with: the default page size of things per point, as
+// gRPC Locate's, unless limit says otherwise.
+func (s *Server) locateQuery(r *http.Request, also ...string) (geo.LocateQuery, error) {
+	known := slices.Clone(also)
+	for _, p := range locateParams {
+		known = append(known, p.name)
+	}
+	if err := checkParams(r, known...); err != nil {
+		return geo.LocateQuery{}, err
+	}
+	q := geo.LocateQuery{Limit: s.limits.Load().DefaultPageSize}
+	params := r.URL.Query()
+	for _, p := range locateParams {
+		if params.Has(p.name) {
+			if err := p.set(s, &q, params.Get(p.name)); err != nil {
+				return geo.LocateQuery{}, err
+			}
+		}
+	}
+	if q.Query != "" || len(q.Collections) > 0 {
+		// The scope's own errors, before any point.
+		if err := q.Filter.Validate(); err != nil {
+			return geo.LocateQuery{}, err
+		}
+	}
+	return q, nil
+}
+
+// locatePoints answers the things at points (all valid) with one call of the
+// domain's Locate, the statement gRPC Locate sends per batch.
+func (s *Server) locatePoints(ctx context.Context, q geo.LocateQuery, points []geo.Point) ([][]thingJSON, error) {
+	q.Points = points
+	found, err := s.svc.Locate(ctx, q)
+	if err != nil {
 		return nil, err
 	}
-	out := []thingJSON{}
-	for {
-		page, err := s.svc.Search(ctx, q)
-		if err != nil {
-			return nil, err
+	out := make([][]thingJSON, len(found))
+	results := 0
+	for i, things := range found {
+		out[i] = make([]thingJSON, len(things))
+		for j, t := range things {
+			out[i][j] = toThingJSON(t)
 		}
-		for _, t := range page.Things {
-			tj := thingJSON{
-				ID: t.ID, Key: t.Key, Name: t.Name, Collection: t.Collection, Properties: t.Properties,
-				BBox: []float64{t.BBox.MinLng, t.BBox.MinLat, t.BBox.MaxLng, t.BBox.MaxLat},
-			}
-			if tj.Properties == nil {
-				tj.Properties = map[string]any{}
-			}
-			if t.GeometryGeoJSON != "" {
-				tj.Geometry = json.RawMessage(t.GeometryGeoJSON)
-			}
-			out = append(out, tj)
-		}
-		s.deps.Metrics.Count("search.results", int64(len(page.Things)))
-		if page.Next == nil {
-			return out, nil
-		}
-		q.After = page.Next
+		results += len(things)
 	}
+	s.deps.Metrics.Count("locate.points", int64(len(points)))
+	s.deps.Metrics.Count("search.results", int64(results))
+	return out, nil
 }
 
 func parseCoord(name, raw string) (float64, error) {
@@ -81,17 +168,14 @@ func parseCoord(name, raw string) (float64, error) {
 	return v, nil
 }
 
-// locate answers GET /locate?lat=..&lng=..[&geometry=true].
+// locate answers GET /locate?lat=..&lng=.. and the scope parameters
+// (locateParams): the things that contain the point, in (name, id) order.
 func (s *Server) locate(w http.ResponseWriter, r *http.Request) error {
-	params := r.URL.Query()
-	for _, later := range []string{"collections", "max_distance_m"} {
-		if params.Has(later) {
-			return geo.Errorf(geo.Invalid, "parameter %q is not supported yet: it comes with collections and nearest search", later)
-		}
-	}
-	if err := checkParams(r, "lat", "lng", "geometry", "f"); err != nil {
+	q, err := s.locateQuery(r, "lat", "lng", "f")
+	if err != nil {
 		return err
 	}
+	params := r.URL.Query()
 	lat, err := parseCoord("lat", params.Get("lat"))
 	if err != nil {
 		return err
@@ -100,17 +184,15 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	geometry := false
-	if params.Has("geometry") {
-		if geometry, err = strconv.ParseBool(params.Get("geometry")); err != nil {
-			return geo.Errorf(geo.Invalid, "geometry must be true or false, got %q", params.Get("geometry"))
-		}
+	p := geo.Point{Lat: lat, Lng: lng}
+	if err := p.Validate(); err != nil {
+		return err
 	}
-	things, err := s.locatePoint(r.Context(), geo.Point{Lat: lat, Lng: lng}, geometry)
+	things, err := s.locatePoints(r.Context(), q, []geo.Point{p})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, locateAnswer{Lat: lat, Lng: lng, Things: things})
+	return writeJSON(w, mediaJSON, locateAnswer{Lat: lat, Lng: lng, Things: things[0]})
 }
 
 // maxLocateLine bounds one NDJSON line of POST /locate.
@@ -154,21 +236,23 @@ type locateInput struct {
 }
 
 // locateBatch answers POST /locate: points as NDJSON ({"id":..,"lat":..,
-// "lng":..} per line) or a GeoJSON FeatureCollection of Points; one NDJSON
-// line per point, in input order, written as each is answered. The body is
-// read as it arrives, so memory stays bounded whatever its size; past
-// HTTP_MAX_BODY_BYTES the answer ends with an error line. A bad point gets an error in its own line.
-// Each point is one Search today; gRPC Locate (issue 14) will batch them.
+// "lng":..} per line) or a GeoJSON FeatureCollection of Points, scoped by
+// the query parameters of locateParams; one NDJSON line per point, in input
+// order. A bad point gets an error in its own line.
+//
+// Points are answered in batches, as gRPC Locate answers them: one call of
+// the domain's Locate (one statement) per batch of up to LOCATE_BATCH_SIZE
+// points, or fewer when LOCATE_BATCH_WAIT passes without the body bringing
+// more (a client that sends a line and waits for its answer gets it). The
+// body is read as it arrives by one goroutine handing over one point at a
+// time; while a batch is in the database or its answers are being written,
+// nothing more is read, so memory holds one batch and its answers whatever
+// the body's size. Past HTTP_MAX_BODY_BYTES the answer ends with an error
+// line.
 func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
-	if err := checkParams(r, "geometry"); err != nil {
+	q, err := s.locateQuery(r)
+	if err != nil {
 		return err
-	}
-	geometry := false
-	if r.URL.Query().Has("geometry") {
-		var err error
-		if geometry, err = strconv.ParseBool(r.URL.Query().Get("geometry")); err != nil {
-			return geo.Errorf(geo.Invalid, "geometry must be true or false, got %q", r.URL.Query().Get("geometry"))
-		}
 	}
 	const accepted = "application/x-ndjson or application/geo+json"
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -190,55 +274,57 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	}
 	// Answers go out while the body is still being read: without full
 	// duplex, an HTTP/1 server closes the body at the first answer.
-	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+	rc := http.NewResponseController(w)
+	if err := rc.EnableFullDuplex(); err != nil {
 		return err
 	}
-	body := &cappedBody{r: r.Body, limit: limit}
-	// Whatever stopped the answer early (a line too long, a body too
-	// large), read on a little so that the client, still sending, gets the
-	// answer rather than a reset connection; net/http does the same for
-	// handlers that leave a body unread, but not in full duplex.
-	defer func() { _, _ = io.CopyN(io.Discard, r.Body, maxDrain) }()
-	ctx := r.Context()
+	lim := s.limits.Load()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	in := readPoints(ctx, r.Body, &cappedBody{r: r.Body, limit: limit}, read)
+	defer func() {
+		if !in.finished() {
+			// Stopped early with the body still coming (the store
+			// failed): give the reader a moment to drain, then end its
+			// read.
+			cancel()
+			_ = rc.SetReadDeadline(time.Now().Add(drainWait))
+		}
+		<-in.done
+	}()
+
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	started := false
-	flusher, _ := w.(http.Flusher)
 	answer := func(a locateAnswer) error {
 		if !started {
 			w.Header().Set("Content-Type", mediaNDJSON)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			started = true
 		}
-		if err := enc.Encode(a); err != nil {
-			return err
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return nil
+		return enc.Encode(a)
 	}
-	err = read(body, func(in locateInput) error {
-		if err := ctx.Err(); err != nil {
-			return err
+	for {
+		batch, eof, berr := in.batch(ctx, max(lim.LocateBatchSize, 1), lim.LocateBatchWait)
+		if berr != nil {
+			err = berr
+			break
 		}
-		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: []thingJSON{}}
-		if in.Err == nil {
-			a.Things, in.Err = s.locatePoint(ctx, geo.Point{Lat: in.Lat, Lng: in.Lng}, geometry)
+		if err = s.answerBatch(ctx, q, batch, answer); err != nil {
+			break
 		}
-		if in.Err != nil {
-			if code := geo.ErrorCode(in.Err); code != geo.Invalid {
-				return in.Err // the store failed: end the stream
-			}
-			_, c, msg, _ := classify(in.Err)
-			a.Things, a.Error = []thingJSON{}, &exception{Code: c, Description: msg}
+		if len(batch) > 0 {
+			_ = rc.Flush()
 		}
-		return answer(a)
-	})
+		if eof {
+			err = in.err
+			break
+		}
+	}
 	if errors.Is(err, errBodyTooLarge) {
 		err = geo.Errorf(geo.TooLarge, "the body exceeds %d bytes (HTTP_MAX_BODY_BYTES): split it", limit)
 	}
-	if err != nil && started && ctx.Err() == nil {
+	if err != nil && started && r.Context().Err() == nil {
 		// The answer has begun: the error is its last line.
 		_, c, msg, _ := classify(err)
 		_ = answer(locateAnswer{Things: []thingJSON{}, Error: &exception{Code: c, Description: msg}})
@@ -248,6 +334,128 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK) // no points, no lines
 	}
 	return err
+}
+
+// answerBatch locates a batch's valid points with one call and writes every
+// point's answer in order; a bad point's answer is its error.
+func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
+	points := make([]geo.Point, 0, len(batch))
+	for i, in := range batch {
+		if in.Err == nil {
+			p := geo.Point{Lat: in.Lat, Lng: in.Lng}
+			if batch[i].Err = p.Validate(); batch[i].Err == nil {
+				points = append(points, p)
+			}
+		}
+	}
+	var found [][]thingJSON
+	if len(points) > 0 {
+		var err error
+		if found, err = s.locatePoints(ctx, q, points); err != nil {
+			return err
+		}
+	}
+	s.deps.Metrics.Count("locate.points", int64(len(batch)-len(points))) // the bad ones; locatePoints counts the rest
+	for _, in := range batch {
+		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: []thingJSON{}}
+		if in.Err != nil {
+			_, c, msg, _ := classify(in.Err)
+			a.Error = &exception{Code: c, Description: msg}
+		} else {
+			a.Things, found = found[0], found[1:]
+		}
+		if err := answer(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drainWait bounds how long POST /locate waits, after stopping early, for
+// its body's reader to end.
+const drainWait = 2 * time.Second
+
+// pointReader reads a POST /locate body on a goroutine of its own (a Read
+// cannot be interrupted), handing over one point at a time.
+type pointReader struct {
+	points chan locateInput
+	done   chan struct{}
+	// err is how reading ended (nil at the end of the body); set before
+	// done is closed.
+	err error
+	eof bool
+}
+
+// readPoints starts reading body (through capped) with read. When reading
+// ends early, it reads on a little (maxDrain) so that a client still
+// sending gets the answer, not a reset connection: net/http does the same
+// for handlers that leave a body unread, but not in full duplex.
+func readPoints(ctx context.Context, body io.Reader, capped io.Reader, read func(io.Reader, func(locateInput) error) error) *pointReader {
+	pr := &pointReader{points: make(chan locateInput), done: make(chan struct{})}
+	go func() {
+		defer close(pr.done)
+		defer close(pr.points)
+		pr.err = read(capped, func(in locateInput) error {
+			select {
+			case pr.points <- in:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+		if pr.err != nil {
+			_, _ = io.CopyN(io.Discard, body, maxDrain)
+		}
+	}()
+	return pr
+}
+
+// finished reports whether the reader has ended.
+func (pr *pointReader) finished() bool {
+	select {
+	case <-pr.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// batch returns the next points: at least one, up to size, taking more
+// while they come within wait of the first. eof says the body has no
+// more (pr.err then says why); an empty batch comes only with eof.
+func (pr *pointReader) batch(ctx context.Context, size int, wait time.Duration) (batch []locateInput, eof bool, err error) {
+	if pr.eof {
+		return nil, true, nil
+	}
+	select {
+	case in, ok := <-pr.points:
+		if !ok {
+			pr.eof = true
+			<-pr.done
+			return nil, true, nil
+		}
+		batch = append(make([]locateInput, 0, min(size, 64)), in)
+	case <-ctx.Done():
+		return nil, false, context.Cause(ctx)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for len(batch) < size {
+		select {
+		case in, ok := <-pr.points:
+			if !ok {
+				pr.eof = true
+				<-pr.done
+				return batch, true, nil
+			}
+			batch = append(batch, in)
+		case <-timer.C:
+			return batch, false, nil
+		case <-ctx.Done():
+			return nil, false, context.Cause(ctx)
+		}
+	}
+	return batch, false, nil
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are

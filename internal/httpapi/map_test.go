@@ -3,14 +3,32 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/png"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
+
+// tilePNG is a basemap tile: 256x256 light grey.
+func tilePNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 256, 256))
+	for i := range img.Pix {
+		img.Pix[i] = 0xd8
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
 
 // browserDir holds the browser test's npm packages (playwright-core, and
 // the Leaflet the assets vendor), installed by tools/install-deps.sh
@@ -143,26 +161,46 @@ func TestMapInBrowser(t *testing.T) {
 		s.fixture = "ne_50m_countries.geojson"
 		s.limits.MaxPageSize = 1000
 	})
+	// A tile server on loopback, and a server whose map uses it.
+	var tiles atomic.Int64
+	tile := tilePNG(t)
+	tileServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tiles.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(tile)
+	}))
+	t.Cleanup(tileServer.Close)
+	withBasemap := start(t, func(s *setup) {
+		s.fixture = ""
+		s.cfg.MapTileURL = tileServer.URL + "/tiles/{z}/{x}/{y}.png"
+		s.cfg.MapTileAttribution = "test tiles"
+	})
 	shot := filepath.Join(t.ArtifactDir(), "map.png")
 	cmd := exec.Command(node, "map.mjs")
 	cmd.Dir = browserDir
-	cmd.Env = append(os.Environ(), "SERVER_URL="+a.base, "SCREENSHOT="+shot, "CHROMIUM="+chromium)
+	cmd.Env = append(os.Environ(), "SERVER_URL="+a.base, "SCREENSHOT="+shot, "CHROMIUM="+chromium,
+		"BASEMAP_SERVER_URL="+withBasemap.base, "TILE_SERVER_URL="+tileServer.URL)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("the browser script failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	var seen struct {
-		Collections []string
-		Drawn       string
-		Located     string
-		Panel       string
-		Highlighted int
-		Search      []string
-		BBox        string
-		InView      []string
-		Outside     []string
-		PageErrors  []string
+		Collections    []string
+		Drawn          string
+		Located        string
+		Scope          string
+		Panel          string
+		Highlighted    int
+		Search         []string
+		BBox           string
+		InView         []string
+		InViewOutlined int
+		TilesLoaded    int
+		TileRequests   int
+		Attribution    string
+		Outside        []string
+		PageErrors     []string
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &seen); err != nil {
 		t.Fatalf("the script's report %q: %v", stdout.String(), err)
@@ -174,14 +212,17 @@ func TestMapInBrowser(t *testing.T) {
 	if seen.Drawn != "241 drawn" {
 		t.Errorf("drawing the collection: %q, want 241 drawn", seen.Drawn)
 	}
-	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") {
-		t.Errorf("clicking Paris: located %q, %d highlighted paths, panel %q; want France highlighted with its properties", seen.Located, seen.Highlighted, seen.Panel)
+	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") || seen.Scope != "default" {
+		t.Errorf("clicking Paris: located %q in %q, %d highlighted paths, panel %q; want France in the drawn collection, highlighted with its properties", seen.Located, seen.Scope, seen.Highlighted, seen.Panel)
 	}
 	if !slices.Contains(seen.Search, "France") {
 		t.Errorf("searching fran: %v", seen.Search)
 	}
-	if !strings.HasPrefix(seen.BBox, "bbox=") || !slices.Contains(seen.InView, "France") {
-		t.Errorf("the window %q holds %v; want France in it", seen.BBox, seen.InView)
+	if !strings.HasPrefix(seen.BBox, "bbox=") || !slices.Contains(seen.InView, "France") || seen.InViewOutlined < len(seen.InView) {
+		t.Errorf("the window %q holds %v, %d outlined; want France in it, each outlined", seen.BBox, seen.InView, seen.InViewOutlined)
+	}
+	if seen.TilesLoaded == 0 || seen.TileRequests == 0 || tiles.Load() < int64(seen.TilesLoaded) || !strings.Contains(seen.Attribution, "test tiles") {
+		t.Errorf("with a basemap: %d tiles loaded, %d requested by the page, %d served, attribution %q", seen.TilesLoaded, seen.TileRequests, tiles.Load(), seen.Attribution)
 	}
 	if len(seen.Outside) > 0 || len(seen.PageErrors) > 0 {
 		t.Errorf("requests outside the server %v, page errors %v", seen.Outside, seen.PageErrors)

@@ -5,7 +5,9 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -131,9 +133,67 @@ func (s *Server) apiDefinition(w http.ResponseWriter, r *http.Request) error {
 	if err := openAPI.Execute(&b, map[string]any{"DefaultLimit": lim.DefaultPageSize, "MaxLimit": lim.MaxPageSize, "Version": strconv.Quote(s.deps.Version)}); err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", mediaOpenAPI)
-	_, err := w.Write(b.Bytes())
-	return err
+	if !s.mayRead(r) {
+		w.Header().Set("Content-Type", mediaOpenAPI)
+		_, err := w.Write(b.Bytes())
+		return err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b.Bytes(), &doc); err != nil {
+		return fmt.Errorf("the API definition template: %w", err)
+	}
+	if err := s.addCollectionPaths(r.Context(), doc); err != nil {
+		return err
+	}
+	return writeJSON(w, mediaOpenAPI, doc)
+}
+
+// mayRead reports whether r's caller may read the data: the API definition
+// names the collections and their properties only to those who may.
+func (s *Server) mayRead(r *http.Request) bool {
+	if s.deps.Tokens == nil {
+		return true
+	}
+	token, ok := bearerToken(r)
+	return s.deps.Tokens.Check(geo.Read, token, ok) == nil
+}
+
+// addCollectionPaths adds to the API definition each collection's items
+// path with its property parameters (/rec/core/fc-filters asks for them in
+// the definition), beside the templated path, which OpenAPI matches after
+// the concrete ones.
+func (s *Server) addCollectionPaths(ctx context.Context, doc map[string]any) error {
+	paths, _ := doc["paths"].(map[string]any)
+	generic, _ := paths["/collections/{collectionId}/items"].(map[string]any)
+	getOp, _ := generic["get"].(map[string]any)
+	if getOp == nil {
+		return errors.New("the API definition template lacks the items operation")
+	}
+	list, err := s.collectionList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, c := range list {
+		qs, err := s.queryables(ctx, c)
+		if err != nil {
+			return err
+		}
+		params := []any{}
+		for _, p := range getOp["parameters"].([]any) {
+			if ref, _ := p.(map[string]any)["$ref"].(string); ref != "#/components/parameters/collectionId" {
+				params = append(params, p)
+			}
+		}
+		for _, q := range qs {
+			params = append(params, propertyParameter(q))
+		}
+		op := maps.Clone(getOp)
+		op["operationId"] = "getFeatures_" + c.ID
+		op["summary"] = "a page of the features of collection " + c.ID + ", filtered on its properties"
+		op["parameters"] = params
+		paths["/collections/"+c.ID+"/items"] = map[string]any{"get": op}
+	}
+	return nil
 }
 
 // collectionInfo describes one collection.
@@ -143,6 +203,8 @@ type collectionInfo struct {
 	Extent *geo.BBox
 	// Filter scopes a search to the collection.
 	Filter geo.Filter
+	// Updated is when the collection last changed.
+	Updated time.Time
 }
 
 // collectionList returns the domain's collections, each an OGC collection
@@ -160,6 +222,7 @@ func (s *Server) collectionList(ctx context.Context) ([]collectionInfo, error) {
 			Description: fmt.Sprintf("%d things (named polygons), last changed %s", c.Count, c.Updated.UTC().Format(time.RFC3339)),
 			Extent:      c.BBox,
 			Filter:      geo.Filter{Collections: []string{c.Name}},
+			Updated:     c.Updated,
 		}
 	}
 	return out, nil
@@ -206,6 +269,7 @@ func collectionJSON(base string, c collectionInfo) map[string]any {
 		"links": []link{
 			{self, "self", mediaJSON, "this collection"},
 			{self + "/items", "items", mediaGeoJSON, "its features"},
+			{self + "/queryables", relQueryables, mediaSchema, "the properties its items filter on"},
 		},
 	}
 }
@@ -242,7 +306,8 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) error {
 
 // itemsParams are the parameters of /collections/{id}/items: Part 1's
 // limit, bbox and datetime, the page token of next links (cursor), the
-// name search of the map (q), and f.
+// name search of the map (q), and f. Any other is a property filter
+// (queryables.go).
 var itemsParams = []string{"limit", "bbox", "datetime", "cursor", "q", "f"}
 
 func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
@@ -250,7 +315,11 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := checkParams(r, itemsParams...); err != nil {
+	props, propKeys, err := s.propertyFilters(r.Context(), r, c, itemsParams)
+	if err != nil {
+		return err
+	}
+	if err := checkParams(r, append(slices.Clone(itemsParams), propKeys...)...); err != nil {
 		return err
 	}
 	params := r.URL.Query()
@@ -260,6 +329,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	}
 	filter := c.Filter
 	filter.Query = params.Get("q")
+	filter.Properties = props
 	if params.Has("bbox") {
 		box, err := parseBBox(params.Get("bbox"))
 		if err != nil {
@@ -296,15 +366,20 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	for i, t := range page.Things {
 		features[i] = toFeature(base, c.ID, t)
 	}
+	raw, err := rawParams(r.URL.RawQuery)
+	if err != nil {
+		return err
+	}
 	links := []link{
-		{itemsURL + queryString(params), "self", mediaGeoJSON, "this page"},
+		{itemsURL + encodeParams(raw, propKeys), "self", mediaGeoJSON, "this page"},
 		{base + "/collections/" + url.PathEscape(c.ID), "collection", mediaJSON, "the collection"},
 	}
 	if page.Next != nil {
-		next := cloneValues(params)
-		next.Set("cursor", geo.EncodePageToken(filter, *page.Next))
-		next.Set("limit", strconv.Itoa(limit))
-		links = append(links, link{itemsURL + queryString(next), "next", mediaGeoJSON, "the next page"})
+		next := slices.DeleteFunc(slices.Clone(raw), func(p rawParam) bool { return p.key == "cursor" || p.key == "limit" })
+		next = append(next,
+			rawParam{"cursor", url.QueryEscape(geo.EncodePageToken(filter, *page.Next))},
+			rawParam{"limit", strconv.Itoa(limit)})
+		links = append(links, link{itemsURL + encodeParams(next, propKeys), "next", mediaGeoJSON, "the next page"})
 	}
 	s.deps.Metrics.Count("search.results", int64(len(features)))
 	return writeJSON(w, mediaGeoJSON, featureCollection{
@@ -412,21 +487,6 @@ func checkDatetime(raw string) error {
 		return bad
 	}
 	return nil
-}
-
-func cloneValues(v url.Values) url.Values {
-	out := url.Values{}
-	for k, vs := range v {
-		out[k] = slices.Clone(vs)
-	}
-	return out
-}
-
-func queryString(v url.Values) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return "?" + v.Encode()
 }
 
 // featureCollection is an items page (/req/geojson/content).

@@ -25,7 +25,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s without a token: %d, want 200", path, r.status)
 		}
 	}
-	for _, path := range []string{"/collections", "/collections/default", "/collections/default/items", "/collections/default/items/1", "/locate?lat=1&lng=2"} {
+	for _, path := range []string{"/collections", "/collections/default", "/collections/default/queryables", "/collections/default/items", "/collections/default/items?iso_n3=250", "/collections/default/items/1", "/locate?lat=1&lng=2"} {
 		r := a.get(t, path)
 		wantException(t, path+" without a token", r, http.StatusUnauthorized, `send the header "Authorization: Bearer <token>"`)
 		if r.header.Get("WWW-Authenticate") != `Bearer realm="search"` {

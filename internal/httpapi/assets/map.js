@@ -13,7 +13,9 @@
   }
   const drawStyle = { color: '#3a6ea5', weight: 1, fillOpacity: 0.15, className: 'drawn' };
   const highlightStyle = { color: '#d7301f', weight: 3, fillOpacity: 0.45, className: 'highlight' };
+  const inViewStyle = { color: '#2b8c3e', weight: 2, dashArray: '4 3', fillOpacity: 0.08, className: 'inview' };
   const highlight = L.layerGroup().addTo(map);
+  const inView = L.layerGroup().addTo(map);
   const drawn = {}; // collection id -> layer
 
   let token = sessionStorage.getItem('searchToken') || '';
@@ -109,15 +111,22 @@
       el('table', {}, ...rows));
   }
 
+  // A click locates the point in the drawn collections, or in every
+  // collection when none is drawn.
   map.on('click', async (ev) => {
     const lat = ev.latlng.lat, lng = L.Util.wrapNum(ev.latlng.lng, [-180, 180], true);
     const out = document.getElementById('clicked');
     out.textContent = 'locating…';
     highlight.clearLayers();
+    const scope = Object.keys(drawn).sort();
+    let url = '/locate?lat=' + lat.toFixed(6) + '&lng=' + lng.toFixed(6) + '&geometry=true&limit=100';
+    if (scope.length > 0) url += '&collections=' + scope.map(encodeURIComponent).join(',');
+    out.dataset.scope = scope.join(',');
     try {
-      const data = await api('/locate?lat=' + lat.toFixed(6) + '&lng=' + lng.toFixed(6) + '&geometry=true');
+      const data = await api(url);
       out.classList.remove('muted');
-      out.replaceChildren(el('div', { className: 'mono', textContent: lat.toFixed(4) + ', ' + lng.toFixed(4) }));
+      out.replaceChildren(el('div', { className: 'mono', textContent: lat.toFixed(4) + ', ' + lng.toFixed(4) }),
+        el('div', { className: 'muted small', textContent: scope.length ? 'in ' + scope.join(', ') : 'in every collection' }));
       if (data.things.length === 0) out.append(el('div', { className: 'muted', textContent: 'in no thing' }));
       for (const t of data.things) {
         highlight.addLayer(L.geoJSON({ type: 'Feature', geometry: t.geometry, properties: {} }, { style: highlightStyle }));
@@ -166,8 +175,10 @@
     }
   });
 
+  // The things in the window: listed, and outlined on the map.
   document.getElementById('in-view').addEventListener('click', async () => {
     const out = document.getElementById('view-results');
+    inView.clearLayers();
     try {
       const cols = await api('/collections');
       const found = [];
@@ -175,6 +186,8 @@
         const page = await api('/collections/' + encodeURIComponent(c.id) + '/items?limit=100&bbox=' + bboxParam());
         found.push(...page.features);
       }
+      for (const f of found) inView.addLayer(L.geoJSON(f, { style: inViewStyle }));
+      highlight.eachLayer((l) => l.bringToFront());
       resultList(out, found);
     } catch (err) {
       showError(out, err);

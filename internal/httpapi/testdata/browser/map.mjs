@@ -1,6 +1,9 @@
 // Drives Debian's chromium with playwright-core: opens /map on the server at
 // SERVER_URL, checks the collection is listed, clicks Paris, and checks
-// that France is highlighted and named. Writes a screenshot to SCREENSHOT.
+// that France is highlighted and named; searches a name; lists and outlines
+// the things in the window. Writes a screenshot to SCREENSHOT. Then opens
+// /map on BASEMAP_SERVER_URL, a server configured with a basemap at
+// TILE_SERVER_URL, and counts the tiles loaded.
 // Run by TestMapInBrowser (map_browser_test.go); prints one JSON line with
 // what it saw, and exits non-zero on any failure.
 import { chromium } from 'playwright-core';
@@ -9,10 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const url = process.env.SERVER_URL;
+const basemapURL = process.env.BASEMAP_SERVER_URL;
+const tileURL = process.env.TILE_SERVER_URL;
 const screenshot = process.env.SCREENSHOT;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-if (!url || !screenshot) {
-  console.error('SERVER_URL and SCREENSHOT must be set');
+if (!url || !screenshot || !basemapURL || !tileURL) {
+  console.error('SERVER_URL, SCREENSHOT, BASEMAP_SERVER_URL and TILE_SERVER_URL must be set');
   process.exit(2);
 }
 const profile = mkdtempSync(join(tmpdir(), 'map-test-chromium-'));
@@ -36,7 +41,7 @@ try {
   page.on('response', (r) => { if (r.status() >= 400) console.error('response:', r.status(), r.url()); });
   page.on('request', (r) => {
     seen.requests.push(r.url());
-    if (!r.url().startsWith(url)) seen.outside.push(r.url());
+    if (![url, basemapURL, tileURL].some((u) => r.url().startsWith(u + '/'))) seen.outside.push(r.url());
   });
   await page.goto(url + '/map');
   // The collection is listed and can be drawn.
@@ -56,6 +61,7 @@ try {
   await page.mouse.click(pt.x, pt.y);
   await page.waitForFunction(() => document.getElementById('clicked').dataset.located !== undefined);
   seen.located = await page.$eval('#clicked', (e) => e.dataset.located);
+  seen.scope = await page.$eval('#clicked', (e) => e.dataset.scope);
   seen.panel = await page.$eval('#clicked', (e) => e.textContent);
   seen.highlighted = await page.$$eval('path.highlight', (ps) => ps.length);
   // The name search and the window's bbox.
@@ -67,10 +73,18 @@ try {
   await page.click('#in-view');
   await page.waitForSelector('#view-results li');
   seen.inView = await page.$$eval('#view-results li', (ls) => ls.map((l) => l.textContent));
+  seen.inViewOutlined = await page.$$eval('path.inview', (ps) => ps.length);
   // Back to Paris's answer for the picture.
   await page.mouse.click(pt.x, pt.y);
   await page.waitForFunction(() => document.querySelectorAll('path.highlight').length > 0);
   await page.screenshot({ path: screenshot });
+  // A configured basemap: its tiles load, from the tile server only.
+  const tilesBefore = seen.requests.filter((u) => u.startsWith(tileURL + '/')).length;
+  await page.goto(basemapURL + '/map');
+  await page.waitForSelector('img.leaflet-tile-loaded');
+  seen.tilesLoaded = await page.$$eval('img.leaflet-tile-loaded', (ts) => ts.length);
+  seen.tileRequests = seen.requests.filter((u) => u.startsWith(tileURL + '/')).length - tilesBefore;
+  seen.attribution = await page.$eval('.leaflet-control-attribution', (e) => e.textContent);
   seen.pageErrors = pageErrors;
   delete seen.requests;
   console.log(JSON.stringify(seen));
