@@ -68,6 +68,9 @@ func grpcLocate(t *testing.T, ts *testServer, opts *searchv1.LocateOptions, ids 
 			if th.GetKey() != "" {
 				m["key"] = th.GetKey()
 			}
+			if th.DistanceM != nil {
+				m["distance_m"] = th.GetDistanceM()
+			}
 			if th.GetProperties() != nil {
 				m["properties"] = th.GetProperties().AsMap()
 			}
@@ -156,13 +159,14 @@ func TestHTTPLocateAnswersAsGRPCLocate(t *testing.T) {
 		{"every collection", "", &searchv1.LocateOptions{}},
 		{"one collection with geometry", "?collections=coarse&geometry=true", &searchv1.LocateOptions{Collections: []string{"coarse"}, IncludeGeometry: true}},
 		{"two collections, a name search, one thing a point", "?collections=countries,coarse&q=a&limit=1", &searchv1.LocateOptions{Collections: []string{"countries", "coarse"}, Query: "a", Limit: 1}},
+		{"nearest within 300 km", "?collections=coarse&max_distance_m=300000&limit=3", &searchv1.LocateOptions{Collections: []string{"coarse"}, MaxDistanceM: 300000, Limit: 3}},
 	} {
 		viaGRPC := grpcLocate(t, ts, tt.opts, ids, pts)
 		viaHTTP := httpLocate(t, base, tt.query, ids, pts)
 		if len(viaGRPC) != len(pts) || len(viaHTTP) != len(pts) {
 			t.Fatalf("%s: %d gRPC answers, %d HTTP answers, for %d points", tt.name, len(viaGRPC), len(viaHTTP), len(pts))
 		}
-		inside, failed := 0, 0
+		inside, failed, near := 0, 0, 0
 		for i := range pts {
 			if !reflect.DeepEqual(viaGRPC[i], viaHTTP[i]) {
 				t.Errorf("%s: point %s %v:\ngRPC %v\nHTTP %v", tt.name, ids[i], pts[i], viaGRPC[i], viaHTTP[i])
@@ -170,12 +174,20 @@ func TestHTTPLocateAnswersAsGRPCLocate(t *testing.T) {
 			if len(viaHTTP[i].Things) > 0 {
 				inside++
 			}
+			for _, th := range viaHTTP[i].Things {
+				if d, ok := th.(map[string]any)["distance_m"].(float64); ok && d > 0 {
+					near++
+				}
+			}
 			if viaHTTP[i].Failed {
 				failed++
 			}
 		}
 		if inside < len(pts)/10 || failed != 2 {
 			t.Errorf("%s: %d of %d points in a thing, %d failed (want 2)", tt.name, inside, len(pts), failed)
+		}
+		if (tt.opts.GetMaxDistanceM() > 0) != (near > 0) {
+			t.Errorf("%s: %d things at a distance above 0", tt.name, near)
 		}
 	}
 }

@@ -151,7 +151,10 @@ func TestLocate(t *testing.T) {
 		{"limit 0", "lat=1&lng=2&limit=0", "limit must be at least 1"},
 		{"limit not a number", "lat=1&lng=2&limit=all", "limit must be an integer"},
 		{"q too long", "lat=1&lng=2&q=" + strings.Repeat("x", 300), "query"},
-		{"max_distance_m, not yet (nearest)", "lat=1&lng=2&max_distance_m=5", `unknown parameter "max_distance_m"`},
+		{"max_distance_m not a number", "lat=1&lng=2&max_distance_m=far", "max_distance_m must be a number"},
+		{"max_distance_m negative", "lat=1&lng=2&max_distance_m=-5", "max_distance_m"},
+		{"max_distance_m NaN", "lat=1&lng=2&max_distance_m=NaN", "max_distance_m"},
+		{"max_distance_m over the cap", "lat=1&lng=2&max_distance_m=1e9", "max_distance_m"},
 		{"unknown parameter", "lat=1&lng=2&zoom=3", `unknown parameter "zoom"`},
 	} {
 		wantException(t, tt.name, a.get(t, "/locate?"+tt.query), http.StatusBadRequest, tt.want)

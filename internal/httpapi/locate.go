@@ -27,6 +27,9 @@ type thingJSON struct {
 	Properties map[string]any  `json:"properties"`
 	BBox       []float64       `json:"bbox"`
 	Geometry   json.RawMessage `json:"geometry,omitempty"`
+	// DistanceM is set with max_distance_m (0 for a thing containing the
+	// point), as gRPC's Thing.distance_m.
+	DistanceM *float64 `json:"distance_m,omitempty"`
 }
 
 // locateAnswer answers one point. ID is the client's id (POST only).
@@ -42,7 +45,8 @@ type locateAnswer struct {
 func toThingJSON(t geo.Thing) thingJSON {
 	tj := thingJSON{
 		ID: t.ID, Key: t.Key, Name: t.Name, Collection: t.Collection, Properties: t.Properties,
-		BBox: []float64{t.BBox.MinLng, t.BBox.MinLat, t.BBox.MaxLng, t.BBox.MaxLat},
+		BBox:      []float64{t.BBox.MinLng, t.BBox.MinLat, t.BBox.MaxLng, t.BBox.MaxLat},
+		DistanceM: t.DistanceM,
 	}
 	if tj.Properties == nil {
 		tj.Properties = map[string]any{}
@@ -70,6 +74,7 @@ var locateParams = []locateParam{
 	{"q", setLocateQuery},
 	{"limit", setLocateLimit},
 	{"geometry", setLocateGeometry},
+	{"max_distance_m", setLocateMaxDistance},
 }
 
 // setLocateCollections reads collections: names separated by commas.
@@ -105,6 +110,17 @@ func setLocateGeometry(_ *Server, q *geo.LocateQuery, raw string) error {
 	return nil
 }
 
+// setLocateMaxDistance reads max_distance_m: metres, which make every point
+// a nearest search (the domain validates the value).
+func setLocateMaxDistance(_ *Server, q *geo.LocateQuery, raw string) error {
+	v, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		return geo.Errorf(geo.Invalid, "max_distance_m must be a number of metres, got %q", raw)
+	}
+	q.MaxDistanceM = v
+	return nil
+}
+
 // locateQuery reads the scope parameters of a /locate request (besides
 // those in also, which the caller reads) into the query every point of the
 // request is answered with: the default page size of things per point, as
@@ -126,11 +142,12 @@ func (s *Server) locateQuery(r *http.Request, also ...string) (geo.LocateQuery, 
 			}
 		}
 	}
-	if q.Query != "" || len(q.Collections) > 0 {
-		// The scope's own errors, before any point.
-		if err := q.Filter.Validate(); err != nil {
-			return geo.LocateQuery{}, err
-		}
+	// The scope's own errors, before any point: validated as the filter
+	// of one of the points, as the domain's Locate does.
+	f := q.Filter
+	f.Point = &geo.Point{}
+	if err := f.Validate(); err != nil {
+		return geo.LocateQuery{}, err
 	}
 	return q, nil
 }
