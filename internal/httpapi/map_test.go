@@ -192,6 +192,9 @@ func TestMapInBrowser(t *testing.T) {
 		Scope          string
 		Panel          string
 		Highlighted    int
+		SeaLocated     string
+		NearLocated    string
+		NearPanel      string
 		Search         []string
 		BBox           string
 		InView         []string
@@ -214,6 +217,9 @@ func TestMapInBrowser(t *testing.T) {
 	}
 	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") || seen.Scope != "default" {
 		t.Errorf("clicking Paris: located %q in %q, %d highlighted paths, panel %q; want France in the drawn collection, highlighted with its properties", seen.Located, seen.Scope, seen.Highlighted, seen.Panel)
+	}
+	if seen.SeaLocated != "" || !strings.Contains(seen.NearLocated, "France") || !strings.Contains(seen.NearPanel, "km away") {
+		t.Errorf("clicking the sea off Marseille: located %q; within 50 km %q, panel %q; want nothing, then France with its distance", seen.SeaLocated, seen.NearLocated, seen.NearPanel)
 	}
 	if !slices.Contains(seen.Search, "France") {
 		t.Errorf("searching fran: %v", seen.Search)

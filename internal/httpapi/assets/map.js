@@ -107,20 +107,25 @@
       el('tr', {}, el('td', { textContent: k }), el('td', { textContent: typeof v === 'object' ? JSON.stringify(v) : String(v) })));
     return el('div', { className: 'thing' },
       el('h3', { textContent: t.name }),
-      el('div', { className: 'muted small', textContent: 'id ' + t.id + (t.key ? ' · key ' + t.key : '') + ' · ' + t.collection }),
+      el('div', { className: 'muted small', textContent: 'id ' + t.id + (t.key ? ' · key ' + t.key : '') + ' · ' + t.collection
+        + (t.distance_m > 0 ? ' · ' + (t.distance_m / 1000).toFixed(1) + ' km away' : '') }),
       el('table', {}, ...rows));
   }
 
   // A click locates the point in the drawn collections, or in every
-  // collection when none is drawn.
+  // collection when none is drawn; with a distance, the things within it
+  // too, nearest first (max_distance_m).
   map.on('click', async (ev) => {
     const lat = ev.latlng.lat, lng = L.Util.wrapNum(ev.latlng.lng, [-180, 180], true);
     const out = document.getElementById('clicked');
+    delete out.dataset.located;
     out.textContent = 'locating…';
     highlight.clearLayers();
     const scope = Object.keys(drawn).sort();
     let url = '/locate?lat=' + lat.toFixed(6) + '&lng=' + lng.toFixed(6) + '&geometry=true&limit=100';
     if (scope.length > 0) url += '&collections=' + scope.map(encodeURIComponent).join(',');
+    const km = parseFloat(document.getElementById('near').value);
+    if (km > 0) url += '&max_distance_m=' + Math.round(km * 1000);
     out.dataset.scope = scope.join(',');
     try {
       const data = await api(url);

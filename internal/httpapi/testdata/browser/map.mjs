@@ -74,6 +74,22 @@ try {
   await page.waitForSelector('#view-results li');
   seen.inView = await page.$$eval('#view-results li', (ls) => ls.map((l) => l.textContent));
   seen.inViewOutlined = await page.$$eval('path.inview', (ps) => ps.length);
+  // Nearest: a click in the sea off Marseille is in no country, and within
+  // 50 km of France.
+  const sea = await page.evaluate(() => {
+    const p = window.searchMap.latLngToContainerPoint([43.0, 5.3]);
+    const r = document.getElementById('map').getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y };
+  });
+  await page.mouse.click(sea.x, sea.y);
+  await page.waitForFunction(() => document.getElementById('clicked').dataset.located !== undefined);
+  seen.seaLocated = await page.$eval('#clicked', (e) => e.dataset.located);
+  await page.fill('#near', '50');
+  await page.mouse.click(sea.x, sea.y);
+  await page.waitForFunction(() => document.getElementById('clicked').dataset.located !== undefined);
+  seen.nearLocated = await page.$eval('#clicked', (e) => e.dataset.located);
+  seen.nearPanel = await page.$eval('#clicked', (e) => e.textContent);
+  await page.fill('#near', '');
   // Back to Paris's answer for the picture.
   await page.mouse.click(pt.x, pt.y);
   await page.waitForFunction(() => document.querySelectorAll('path.highlight').length > 0);
