@@ -411,10 +411,7 @@ func setSQL(pool *pgxpool.Pool, points []geo.Point, batch int, collections ...st
 		defer rows.Close()
 		found := 0
 		for rows.Next() {
-			var ord int64
-			var t geo.Thing
-			if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
-				&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &ord); err != nil {
+			if _, _, err := postgis.ScanLocated(rows); err != nil {
 				return found, err
 			}
 			found++

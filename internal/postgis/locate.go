@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -121,10 +123,8 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var ord int64
-		var t geo.Thing
-		if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
-			&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &t.DistanceM, &ord); err != nil {
+		t, ord, err := ScanLocated(rows)
+		if err != nil {
 			return nil, classify(ctx, "locate", err)
 		}
 		out[ord-1] = append(out[ord-1], t)
@@ -133,4 +133,14 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		return nil, classify(ctx, "locate", err)
 	}
 	return out, nil
+}
+
+// ScanLocated scans one row of LocateStatement: a thing, as ScanThing, and
+// the 1-based ordinal of the point it answers.
+func ScanLocated(row pgx.CollectableRow) (geo.Thing, int64, error) {
+	var ord int64
+	var t geo.Thing
+	err := row.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
+		&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.GeometryGeoJSON, &t.DistanceM, &ord)
+	return t, ord, err
 }
