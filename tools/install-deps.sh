@@ -5,7 +5,8 @@
 # served by gunicorn, its static files by WhiteNoise; Debian) and the StatsD
 # daemon (npm, pinned by deploy/local/statsd/package-lock.json, installed
 # into .stack/statsd). With "browser", Debian's chromium and the map test's
-# npm packages (playwright-core, leaflet). Without root
+# npm packages (playwright-core, leaflet), and GDAL (gdal-bin), the OGC API
+# client of the HTTP tests. Without root
 # it prints the command to run and fails.
 set -euo pipefail
 
@@ -50,6 +51,9 @@ if [[ $args == *" browser "* ]]; then
 	# playwright-core; and the Leaflet package the vendored map assets are
 	# checked against (pinned by internal/httpapi/testdata/browser/package-lock.json).
 	command -v chromium >/dev/null || packages+=(chromium)
+	# GDAL's command-line tools: the OGC API client the HTTP tests copy a
+	# collection with (internal/httpapi/gdal_test.go), as GIS users do.
+	command -v ogr2ogr >/dev/null || packages+=(gdal-bin)
 	dir="$ROOT/internal/httpapi/testdata/browser"
 	if ! cmp -s "$dir/package-lock.json" "$dir/node_modules/.installed-from-lock.json" 2>/dev/null; then
 		command -v npm >/dev/null || { echo "npm is needed for the browser test: apt-get install -y nodejs npm" >&2; exit 1; }
