@@ -291,20 +291,27 @@ func (c *countingTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx
 
 func (c *countingTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
-func TestStatsCountsAtMostOnceForManyCallers(t *testing.T) {
-	t.Parallel()
+// tracedService returns a service on a fresh database whose statements
+// containing match are counted by the tracer returned.
+func tracedService(t *testing.T, match string) (*postgis.SearchService, *countingTracer) {
+	t.Helper()
 	pc, err := pgxpool.ParseConfig(cluster.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tracer := &countingTracer{match: "count(*) FROM thing_part"}
+	tracer := &countingTracer{match: match}
 	pc.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	svc := postgis.NewSearchService(pool)
+	return postgis.NewSearchService(pool), tracer
+}
+
+func TestStatsCountsAtMostOnceForManyCallers(t *testing.T) {
+	t.Parallel()
+	svc, tracer := tracedService(t, "count(*) FROM thing_part")
 	mustImport(t, svc, []geo.Feature{square("a", 0, 0, 1, 1), square("b", 2, 2, 3, 3)})
 
 	var wg sync.WaitGroup

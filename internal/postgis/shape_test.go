@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
 
 	"github.com/geosearch/search/internal/geo"
@@ -142,18 +141,7 @@ func TestOutputShapesWhatIsRead(t *testing.T) {
 // total is every match across all pages.
 func TestTotalIsCountedOnlyWhenAsked(t *testing.T) {
 	t.Parallel()
-	pc, err := pgxpool.ParseConfig(cluster.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tracer := &countingTracer{match: "SELECT count(*)\nFROM"}
-	pc.ConnConfig.Tracer = tracer
-	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	svc := postgis.NewSearchService(pool)
+	svc, tracer := tracedService(t, "SELECT count(*)\nFROM")
 	var fs []geo.Feature
 	for i := range 7 {
 		fs = append(fs, square("sq"+string(rune('a'+i)), float64(i), 0, float64(i)+0.5, 1))
