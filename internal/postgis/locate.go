@@ -43,12 +43,17 @@ ORDER BY pts.ord, t.name COLLATE "C", t.id`
 FROM pts CROSS JOIN LATERAL (
   SELECT t.*, d.dist
   FROM (
-    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pts.g)) AS inside,
-           bool_or(ST_Intersects(p.geom, pts.g)) AS touches,
-           min(ST_Distance(ST_Segmentize(p.geom, 0.1)::geography, pts.g::geography)) AS dist
-    FROM thing_part p
-    WHERE ST_Intersects(p.geom, pts.g) OR ST_DWithin(ST_Segmentize(p.geom, 0.1)::geography, pts.g::geography, $?::float8)
-    GROUP BY p.thing_id
+    SELECT c.thing_id, bool_or(c.inside) AS inside, bool_or(c.touches) AS touches, min(c.dist) AS dist
+    FROM (
+      SELECT p.thing_id, ST_Contains(p.geom, pts.g) AS inside, true AS touches, NULL::float8 AS dist
+      FROM thing_part p
+      WHERE ST_Intersects(p.geom, pts.g)
+      UNION ALL
+      SELECT g.thing_id, false, false, ST_Distance(g.geog, pts.g::geography)
+      FROM thing_part_geog g
+      WHERE ST_DWithin(g.geog, pts.g::geography, $?::float8)
+    ) c
+    GROUP BY c.thing_id
   ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
   CROSS JOIN LATERAL (
     SELECT CASE WHEN hit.inside OR (hit.touches AND ST_Contains(t.geom, pts.g)) THEN 0::float8 ELSE hit.dist END AS dist

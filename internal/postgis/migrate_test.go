@@ -26,7 +26,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		defer conn.Close(context.Background())
 		var n int
 		if err := conn.QueryRow(context.Background(),
-			`SELECT count(*) FROM information_schema.tables WHERE table_name IN ('thing', 'thing_part')`).Scan(&n); err != nil {
+			`SELECT count(*) FROM information_schema.tables WHERE table_name IN ('thing', 'thing_part', 'thing_part_geog')`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -37,14 +37,15 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		version uint
 		tables  int
 	}{
-		{"down one", func() error { return mg.Down(1) }, 5, 2},
-		{"down two", func() error { return mg.Down(1) }, 4, 2},
+		{"down one", func() error { return mg.Down(1) }, 6, 2},
+		{"down two", func() error { return mg.Down(1) }, 5, 2},
+		{"down again", func() error { return mg.Down(1) }, 4, 2},
 		{"down three", func() error { return mg.Down(1) }, 3, 2},
 		{"down another", func() error { return mg.Down(1) }, 2, 2},
 		{"down one more", func() error { return mg.Down(1) }, 1, 1},
 		{"down all", func() error { return mg.Down(0) }, 0, 0},
-		{"up", mg.Up, 6, 2},
-		{"up again is a no-op", mg.Up, 6, 2},
+		{"up", mg.Up, 7, 3},
+		{"up again is a no-op", mg.Up, 7, 3},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -72,7 +73,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
-	if err := mg.Down(2); err != nil { // to version 4: no collections
+	if err := mg.Down(3); err != nil { // to version 4: no collections
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -108,13 +109,25 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 	if inDefault != 2 || collections != 1 {
 		t.Errorf("after up: %d things in default, %d collections; want 2 and 1", inDefault, collections)
 	}
+	// Up filled in the geography pieces of the things already stored
+	// (000007): each thing has pieces, and they cover exactly its shape.
+	var withoutPieces, mismatched int
+	if err := conn.QueryRow(ctx, `SELECT
+		count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM thing_part_geog g WHERE g.thing_id = t.id)),
+		count(*) FILTER (WHERE abs((SELECT sum(ST_Area(g.geog::geometry)) FROM thing_part_geog g WHERE g.thing_id = t.id) - ST_Area(t.geom)) > 1e-9)
+		FROM thing t`).Scan(&withoutPieces, &mismatched); err != nil {
+		t.Fatal(err)
+	}
+	if withoutPieces != 0 || mismatched != 0 {
+		t.Errorf("after up: %d things without geography pieces, %d whose pieces' area is not theirs", withoutPieces, mismatched)
+	}
 	// Another collection may reuse key "a" now, which going down cannot
 	// keep: it refuses, changing nothing, until one of them is gone.
 	if _, err := conn.Exec(ctx, `INSERT INTO collection (name) VALUES ('other');
 		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.Down(1); err != nil { // to version 5: no geography index on the parts
+	if err := mg.Down(2); err != nil { // to version 5: no geography pieces, no geography index on the parts
 		t.Fatal(err)
 	}
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -176,4 +177,67 @@ func wholeGeometryThings(t *testing.T, pool *pgxpool.Pool, q geo.Query) []geo.Th
 		t.Fatalf("whole-geometry statement: %v", err)
 	}
 	return things
+}
+
+// TestGeographyPiecesFollowTheirThing checks that the thing_part_sync
+// trigger keeps a thing's geography pieces (thing_part_geog, which nearest
+// searches measure) in step with it: written with the thing, replaced when
+// an import moves its key, gone with the collection.
+func TestGeographyPiecesFollowTheirThing(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := context.Background()
+	fs := []geo.Feature{geotest.Square("A", "a", nil, 0, 0, 1, 1), geotest.Square("B", "b", nil, 2, 2, 3, 3)}
+	importInto(t, svc, geo.ImportOptions{Collection: "pieces"}, fs)
+	fs[0] = geotest.Square("A moved", "a", nil, 10, 10, 30, 30) // 20-degree edges: segmentized to 200 pieces each
+	importInto(t, svc, geo.ImportOptions{Collection: "pieces"}, fs)
+	var things, without, mismatched, outside, pieces int
+	if err := pool.QueryRow(ctx, `SELECT count(*),
+		count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM thing_part_geog g WHERE g.thing_id = t.id)),
+		count(*) FILTER (WHERE abs((SELECT sum(ST_Area(g.geog::geometry)) FROM thing_part_geog g WHERE g.thing_id = t.id) - ST_Area(t.geom)) > 1e-9),
+		(SELECT count(*) FROM thing_part_geog g JOIN thing t ON t.id = g.thing_id WHERE NOT ST_CoveredBy(g.geog::geometry, ST_Expand(t.geom, 1e-9))),
+		(SELECT count(*) FROM thing_part_geog)
+		FROM thing t`).Scan(&things, &without, &mismatched, &outside, &pieces); err != nil {
+		t.Fatal(err)
+	}
+	if things != 2 || without != 0 || mismatched != 0 || outside != 0 {
+		t.Errorf("%d things, %d without geography pieces, %d whose pieces' area is not theirs, %d pieces outside their thing; want 2, 0, 0, 0",
+			things, without, mismatched, outside)
+	}
+	var maxVertices int
+	if err := pool.QueryRow(ctx, `SELECT max(ST_NPoints(geog::geometry)) FROM thing_part_geog`).Scan(&maxVertices); err != nil {
+		t.Fatal(err)
+	}
+	if pieces < 3 || maxVertices > 1000 {
+		t.Errorf("%d pieces, the largest of %d vertices; want the moved square cut (3 or more) into small pieces", pieces, maxVertices)
+	}
+	// Near the old place of A: only B. Near the new one: A moved.
+	for _, c := range []struct {
+		p    geo.Point
+		want []string
+	}{
+		{geo.Point{Lng: 1.5, Lat: 1.5}, []string{"B"}},
+		{geo.Point{Lng: 9.9, Lat: 20}, []string{"A moved"}},
+	} {
+		page, err := svc.Search(ctx, geo.Query{Filter: geo.Filter{Point: &c.p, MaxDistanceM: 100_000}, Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, th := range page.Things {
+			got = append(got, th.Name)
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("within 100 km of %v: %v, want %v", c.p, got, c.want)
+		}
+	}
+	if _, err := svc.DeleteCollection(ctx, "pieces"); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM thing_part_geog`).Scan(&pieces); err != nil {
+		t.Fatal(err)
+	}
+	if pieces != 0 {
+		t.Errorf("%d geography pieces left after deleting the collection", pieces)
+	}
 }

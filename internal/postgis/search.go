@@ -52,27 +52,37 @@ const (
 FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
 WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
 
-	// A nearest search (a point and a distance) finds candidate parts
-	// through two GiST indexes at once (a BitmapOr): the parts' geometry
-	// index for the parts that contain or touch the point, as above, and
-	// the geography expression index (thing_part_geog_idx) for the parts
-	// within the distance, ST_DWithin on the WGS 84 spheroid. A thing's
-	// distance is 0 when it contains the point (the exact rule above: these
-	// are exactly the things a plain point search returns), otherwise the
-	// least spheroid distance of its parts, which is the distance to the
-	// thing: the parts cover it. Things are ranked by (distance, name, id)
-	// and a page starts after the cursor's triple. Every candidate within
-	// the distance is ranked before the page is cut; the distance cap
-	// (geo.MaxDistanceM) bounds their number.
+	// A nearest search (a point and a distance) finds its candidates in
+	// two tables through their GiST indexes: the parts (thing_part) that
+	// contain or touch the point, as above, and the geography pieces
+	// (thing_part_geog, migration 000007) within the distance, ST_DWithin
+	// on the WGS 84 spheroid. The pieces are the things segmentized to
+	// edges of at most 0.1 degree, cut to at most 256 vertices and
+	// segmentized again, computed at import: each distance is measured on
+	// a few hundred vertices at most. A thing's distance is 0 when it
+	// contains the point (the exact rule above: these are exactly the
+	// things a plain point search returns), otherwise the least spheroid
+	// distance of its pieces, which is the distance to the thing: the
+	// pieces cover it. A thing that only touches the point's parts and has
+	// no piece within the distance has no distance (NULL) and is left
+	// out. Things are ranked by (distance, name, id) and a page starts
+	// after the cursor's triple. Every candidate within the distance is
+	// ranked before the page is cut; the distance cap (geo.MaxDistanceM)
+	// bounds their number.
 	nearHits = `WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
 ), hit AS (
-    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside,
-           bool_or(ST_Intersects(p.geom, pt.g)) AS touches,
-           min(ST_Distance(ST_Segmentize(p.geom, 0.1)::geography, pt.g::geography)) AS dist
-    FROM thing_part p, pt
-    WHERE ST_Intersects(p.geom, pt.g) OR ST_DWithin(ST_Segmentize(p.geom, 0.1)::geography, pt.g::geography, $?::float8)
-    GROUP BY p.thing_id
+    SELECT c.thing_id, bool_or(c.inside) AS inside, bool_or(c.touches) AS touches, min(c.dist) AS dist
+    FROM (
+        SELECT p.thing_id, ST_Contains(p.geom, pt.g) AS inside, true AS touches, NULL::float8 AS dist
+        FROM thing_part p, pt
+        WHERE ST_Intersects(p.geom, pt.g)
+        UNION ALL
+        SELECT g.thing_id, false, false, ST_Distance(g.geog, pt.g::geography)
+        FROM thing_part_geog g, pt
+        WHERE ST_DWithin(g.geog, pt.g::geography, $?::float8)
+    ) c
+    GROUP BY c.thing_id
 )
 `
 	fromNearHits = `
