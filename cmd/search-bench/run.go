@@ -62,6 +62,29 @@ func (b *bench) warm(ctx context.Context, k roundKind, concurrency int, d time.D
 	}
 }
 
+// alternate warms every kind up (o.warmup each), then runs o.rounds rounds
+// of every kind in turn, so that a change of load touches each kind alike,
+// and adds the results to r.
+func (b *bench) alternate(ctx context.Context, r *report, kinds []roundKind) error {
+	if b.o.warmup > 0 {
+		b.progress("warming up: %s of each kind", b.o.warmup)
+		for _, k := range kinds {
+			b.warm(ctx, k, b.o.concurrency, b.o.warmup)
+		}
+	}
+	for round := 1; round <= b.o.rounds; round++ {
+		for _, k := range kinds {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rr := b.measure(ctx, round, k, b.o.concurrency, b.o.duration)
+			b.progress("round %d %-13s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
+			r.Rounds = append(r.Rounds, rr)
+		}
+	}
+	return nil
+}
+
 // bench holds what the rounds run against.
 type bench struct {
 	o      options
@@ -226,21 +249,8 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		ls, op := grpcLocate(baseline.conn, b.points, b.batch)
 		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: baseline, op: op, per: b.batch, done: ls.close})
 	}
-	if o.warmup > 0 {
-		b.progress("warming up: %s of each kind", o.warmup)
-		for _, k := range kinds {
-			b.warm(ctx, k, o.concurrency, o.warmup)
-		}
-	}
-	for round := 1; round <= o.rounds; round++ {
-		for _, k := range kinds {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			rr := b.measure(ctx, round, k, o.concurrency, o.duration)
-			b.progress("round %d %-11s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
-			r.Rounds = append(r.Rounds, rr)
-		}
+	if err := b.alternate(ctx, r, kinds); err != nil {
+		return nil, err
 	}
 
 	if len(o.sweep) > 0 {
@@ -483,20 +493,8 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 		{kind: kindGridGRPC, at: at, op: same(grpcPoint(at.conn, b.points))},
 		{kind: kindGridDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
 	}
-	if b.o.warmup > 0 {
-		for _, k := range kinds {
-			runLoad(ctx, b.o.concurrency, b.o.warmup, k.op)
-		}
-	}
-	for round := 1; round <= b.o.rounds; round++ {
-		for _, k := range kinds {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rr := b.round(ctx, round, k.kind, k.at, k.op)
-			b.progress("round %d %-11s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
-			r.Rounds = append(r.Rounds, rr)
-		}
+	if err := b.alternate(ctx, r, kinds); err != nil {
+		return err
 	}
 	return b.collectionsPhase(ctx, r, at, pool)
 }
@@ -547,20 +545,8 @@ func (b *bench) collectionsPhase(ctx context.Context, r *report, at endpoint, po
 		{kind: kindMixedDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
 		{kind: kindScopedDirect, at: endpoint{}, op: same(directPoint(pool, b.points, "countries"))},
 	}
-	if b.o.warmup > 0 {
-		for _, k := range kinds {
-			runLoad(ctx, b.o.concurrency, b.o.warmup, k.op)
-		}
-	}
-	for round := 1; round <= b.o.rounds; round++ {
-		for _, k := range kinds {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			rr := b.round(ctx, round, k.kind, k.at, k.op)
-			b.progress("round %d %-13s %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms  errors %d", round, k.kind, rr.RPS, rr.P50Ms, rr.P99Ms, rr.Errors)
-			r.Rounds = append(r.Rounds, rr)
-		}
+	if err := b.alternate(ctx, r, kinds); err != nil {
+		return err
 	}
 	return nil
 }

@@ -7,12 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,7 +18,6 @@ import (
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
-	"github.com/geosearch/search/internal/metrics"
 )
 
 // badPoint returns the i-th kind of bad point, or nil for a good one.
@@ -174,22 +171,10 @@ func TestLocateStopsReadingAClientThatDoesNotRead(t *testing.T) {
 	svc.things[0].GeometryGeoJSON = `{"type":"Polygon","coordinates":[[` + strings.Repeat("[1.2345678,2.3456789],", 180) + `[1.2345678,2.3456789]]]}`
 	cfg := testConfig
 	cfg.StreamSendTimeout = 300 * time.Millisecond
-	logger := slog.New(slog.DiscardHandler)
 	counts := &countingMetrics{}
-	opts, err := grpcapi.ServerOptions(cfg, logger, logger, counts, grpcapi.NewAuth(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(opts...)
-	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg, grpcapi.Info{}, metrics.Nop{}))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
+	addr := serveWithInterceptors(t, svc, cfg, slog.New(slog.DiscardHandler), counts)
 
-	stream, err := stallingClient(t, lis.Addr().String()).Locate(context.Background())
+	stream, err := stallingClient(t, addr).Locate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

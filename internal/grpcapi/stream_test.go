@@ -18,6 +18,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -81,22 +82,10 @@ func TestSearchStreamEndsWhenTheClientStopsReading(t *testing.T) {
 	cfg := testConfig
 	cfg.StreamSendTimeout = 300 * time.Millisecond
 	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	counts := &countingMetrics{}
-	opts, err := grpcapi.ServerOptions(cfg, logger, logger, counts, grpcapi.NewAuth(cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(opts...)
-	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg, grpcapi.Info{}, metrics.Nop{}))
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
+	addr := serveWithInterceptors(t, svc, cfg, slog.New(slog.NewJSONHandler(logs, nil)), counts)
 
-	stream, err := stallingClient(t, lis.Addr().String()).SearchStream(context.Background(), &searchv1.SearchRequest{Query: "thing", IncludeGeometry: true})
+	stream, err := stallingClient(t, addr).SearchStream(context.Background(), &searchv1.SearchRequest{Query: "thing", IncludeGeometry: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,4 +152,24 @@ func (c *countingMetrics) get(name string) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.counts[name]
+}
+
+// serveWithInterceptors serves svc on loopback through the server's own
+// options (every interceptor, logging to logger, counting into counts) and
+// returns the address.
+func serveWithInterceptors(t *testing.T, svc geo.SearchService, cfg grpcapi.Config, logger *slog.Logger, counts *countingMetrics) string {
+	t.Helper()
+	opts, err := grpcapi.ServerOptions(cfg, logger, logger, counts, grpcapi.NewAuth(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(opts...)
+	searchv1.RegisterSearchServiceServer(gs, grpcapi.NewServer(svc, cfg, grpcapi.Info{}, metrics.Nop{}))
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	return lis.Addr().String()
 }
