@@ -29,6 +29,10 @@ import (
 )
 
 func main() {
+	if os.Getenv(bareServerEnv) != "" {
+		fmt.Fprintln(os.Stderr, serveBare())
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := newRootCommand(os.Stdout, os.Stderr).ExecuteContext(ctx)
 	stop()

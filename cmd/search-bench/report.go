@@ -18,6 +18,7 @@ const (
 	kindNaive       = "naive"       // ST_Contains on whole geometries, no parts
 	kindName        = "name"        // name search with paging, through gRPC
 	kindHealth      = "grpc health" // the standard health check: a gRPC round trip without the database
+	kindBareHealth  = "bare health" // kindHealth on a bare grpc-go server: grpc-go's own floor
 	kindGRPCLogging = "grpc+logs"   // kindGRPC on a server with Kafka log shipping and StatsD on
 	kindBaseline    = "baseline"    // kindGRPC on the --baseline-bin server
 	kindGridGRPC    = "grid grpc"   // kindGRPC on the synthetic grid
@@ -266,6 +267,7 @@ func (r *report) summarize() {
 	logging := pair("logging+StatsD on / off, gRPC (rate)", kindGRPCLogging, kindGRPC)
 	pair("gRPC / gRPC on --baseline-bin (rate)", kindGRPC, kindBaseline)
 	pair("gRPC search / gRPC health check (rate)", kindGRPC, kindHealth)
+	pair("gRPC health check / bare grpc-go health check (rate)", kindHealth, kindBareHealth)
 	pair("grid gRPC / grid direct SQL (rate)", kindGridGRPC, kindGridDirect)
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
 	pair("scoped / unscoped, gRPC (rate)", kindScopedGRPC, kindMixedGRPC)

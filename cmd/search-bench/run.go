@@ -112,11 +112,11 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	r.LocateBatch = b.batch
 
 	var (
-		main, logging, baseline endpoint
-		dbURL                   = o.databaseURL
-		db                      *database
-		obs                     *observability
-		dir                     string
+		main, logging, baseline, bare endpoint
+		dbURL                         = o.databaseURL
+		db                            *database
+		obs                           *observability
+		dir                           string
 	)
 	if o.serverAddr == "" {
 		var err error
@@ -163,6 +163,17 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 			defer p.stop()
 			baseline = endpoint{conn: p.conn, proc: p}
 		}
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		b.progress("starting a bare grpc-go server (health service only)")
+		bp, err := startServer(ctx, self, dir, "bare", map[string]string{bareServerEnv: "1"})
+		if err != nil {
+			return nil, err
+		}
+		defer bp.stop()
+		bare = endpoint{conn: bp.conn, proc: bp}
 		if o.logging {
 			if obs, err = startObservability(); err != nil {
 				return nil, err
@@ -236,6 +247,9 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		{kind: kindNaive, at: endpoint{}, op: same(naivePoint(pool, b.points))},
 		{kind: kindName, at: main, op: grpcNameWalk(main.conn, o.seed)},
 		{kind: kindHealth, at: main, op: same(grpcHealth(main.conn))},
+	}
+	if bare.conn != nil {
+		kinds = append(kinds, roundKind{kind: kindBareHealth, at: bare, op: same(grpcHealth(bare.conn))})
 	}
 	if logging.conn != nil {
 		kinds = append(kinds, roundKind{kind: kindGRPCLogging, at: logging, op: same(grpcPoint(logging.conn, b.points))})

@@ -246,6 +246,12 @@ func (c *Cluster) URL(db string) string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/%s?sslmode=disable", c.port, db)
 }
 
+// SocketURL returns the URL of database db on this server through its Unix
+// socket, as the superuser.
+func (c *Cluster) SocketURL(db string) string {
+	return fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", db, c.dir, c.port)
+}
+
 // NewDatabase creates a migrated, empty database for t, dropped when t ends,
 // and returns its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
