@@ -311,6 +311,11 @@ type LocateQuery struct {
 	IncludeGeometry bool
 	// Output says what of each thing is read, as Query's.
 	Output
+	// MaxBytes, when positive, lets Locate answer only the first points:
+	// once the answers read reach about MaxBytes, it stops at the end of
+	// the point being read and returns fewer results than points, at least
+	// one. LocateEach asks again for the rest.
+	MaxBytes int
 }
 
 // Fields is a set of the fields of a Thing that a query may leave out.
@@ -612,7 +617,9 @@ type SearchService interface {
 	// with MaxDistanceM, the things within that distance, nearest first), at
 	// most q.Limit of them in result order: exactly the first page Search
 	// returns for that point. Every point must be valid. Returns Invalid for
-	// a bad filter or limit.
+	// a bad filter or limit. With q.MaxBytes, result may answer only the
+	// first points (at least one): result[i] is then q.Points[i]'s answer
+	// for i < len(result).
 	Locate(ctx context.Context, q LocateQuery) ([][]Thing, error)
 	// Get returns the thing ref names, with its geometry when
 	// includeGeometry, shaped by out. Returns Invalid for a bad ref or

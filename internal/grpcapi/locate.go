@@ -18,12 +18,19 @@ import (
 // one gets an error in its own answer.
 const MaxLocateIDBytes = 256
 
+// locateBatchBytes is about the most answers, in bytes as read from the
+// database, a Locate batch holds at once (SearchStream's page budget): a
+// batch whose answers are larger, geometries say, is answered in several
+// statements (geo.LocateEach).
+const locateBatchBytes = streamBatchBytes
+
 // maxLocateBatch caps LOCATE_BATCH_SIZE: a batch's points travel as two
 // arrays in one statement.
 const maxLocateBatch = 10000
 
 // Locate answers a stream of points in batches, one database statement per
-// batch, in the order the points arrived.
+// batch (more only for answers too large to hold at once), in the order the
+// points arrived.
 //
 // The scope travels once, in the first message's options, like Import's:
 // one scope for the whole stream is what lets every batch be a single
@@ -36,9 +43,10 @@ const maxLocateBatch = 10000
 // filling a batch. While a batch is in the database or its answers are
 // being sent, nothing is read, so a client that sends without reading
 // fills its HTTP/2 window and waits. The handler holds at most one batch
-// (LOCATE_BATCH_SIZE points and their answers) plus the one message the
-// reader holds. Answers go through stallGuard: a client that makes no room
-// for one for STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
+// of points (LOCATE_BATCH_SIZE) plus the one message the reader holds, and
+// of their answers about locateBatchBytes, or a single point's, at a time.
+// Answers go through stallGuard: a client that makes no room for one for
+// STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
 // Cancelling cancels the stream's context, which the batch's statement runs
 // under.
 func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) error {
@@ -109,35 +117,26 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.Locate
 	return q, sh, nil
 }
 
-// answer locates a batch's valid points with one call and sends every
-// point's answer in order.
+// answer locates a batch's valid points and sends every point's answer in
+// order (geo.LocateEach: one statement, more only when the answers pass
+// locateBatchBytes).
 func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
+	points := make([]geo.Point, len(batch))
 	errs := make([]error, len(batch))
-	q.Points = make([]geo.Point, 0, len(batch))
 	for i, req := range batch {
 		errs[i] = checkLocatePoint(req)
-		if errs[i] == nil {
-			q.Points = append(q.Points, geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()})
-		}
+		points[i] = geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()}
 	}
-	var found [][]geo.Thing
-	if len(q.Points) > 0 {
-		var err error
-		if found, err = s.svc.Locate(ctx, q); err != nil {
-			return err
-		}
-	}
+	q.MaxBytes = locateBatchBytes
 	results := 0
-	for i, req := range batch {
-		resp := &searchv1.LocateResponse{Id: req.GetId()}
-		if errs[i] != nil {
-			st, _ := toStatus(errs[i])
+	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
+		resp := &searchv1.LocateResponse{Id: batch[i].GetId()}
+		if err != nil {
+			st, _ := toStatus(err)
 			// The code's canonical name (google.rpc.Code), the same in every
 			// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
 			resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
 		} else {
-			things := found[0]
-			found = found[1:]
 			resp.Things = make([]*searchv1.Thing, len(things))
 			for j, t := range things {
 				pt, err := thingToProto(t, sh)
@@ -148,9 +147,10 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 			}
 			results += len(things)
 		}
-		if err := guard.send(resp); err != nil {
-			return err
-		}
+		return guard.send(resp)
+	})
+	if err != nil {
+		return err
 	}
 	s.metrics.Count("locate.points", int64(len(batch)))
 	s.metrics.Count("search.results", int64(results))

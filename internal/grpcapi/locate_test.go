@@ -115,6 +115,9 @@ func TestLocateAnswersEveryPointOnceInOrder(t *testing.T) {
 	if q := svc.lastLocate; len(q.Collections) != 1 || q.Collections[0] != "countries" || q.Limit != 2 {
 		t.Errorf("the store got scope %+v, want the options' collection and limit", q)
 	}
+	if svc.lastLocate.MaxBytes <= 0 {
+		t.Errorf("the store got no byte budget (MaxBytes %d): a batch of large answers would be held whole", svc.lastLocate.MaxBytes)
+	}
 }
 
 func TestLocateRejectsBadOptions(t *testing.T) {

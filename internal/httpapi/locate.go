@@ -152,28 +152,6 @@ func (s *Server) locateQuery(r *http.Request, also ...string) (geo.LocateQuery, 
 	return q, nil
 }
 
-// locatePoints answers the things at points (all valid) with one call of the
-// domain's Locate, the statement gRPC Locate sends per batch.
-func (s *Server) locatePoints(ctx context.Context, q geo.LocateQuery, points []geo.Point) ([][]thingJSON, error) {
-	q.Points = points
-	found, err := s.svc.Locate(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]thingJSON, len(found))
-	results := 0
-	for i, things := range found {
-		out[i] = make([]thingJSON, len(things))
-		for j, t := range things {
-			out[i][j] = toThingJSON(t)
-		}
-		results += len(things)
-	}
-	s.deps.Metrics.Count("locate.points", int64(len(points)))
-	s.deps.Metrics.Count("search.results", int64(results))
-	return out, nil
-}
-
 func parseCoord(name, raw string) (float64, error) {
 	if raw == "" {
 		return 0, geo.Errorf(geo.Invalid, "%s is required", name)
@@ -205,11 +183,14 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	things, err := s.locatePoints(r.Context(), q, []geo.Point{p})
-	if err != nil {
+	var a locateAnswer
+	if err := s.answerBatch(r.Context(), q, []locateInput{{Lat: lat, Lng: lng}}, func(got locateAnswer) error {
+		a = got
+		return nil
+	}); err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, locateAnswer{Lat: lat, Lng: lng, Things: things[0]})
+	return writeJSON(w, mediaJSON, a)
 }
 
 // maxLocateLine bounds one NDJSON line of POST /locate.
@@ -353,40 +334,43 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// answerBatch locates a batch's valid points with one call and writes every
-// point's answer in order; a bad point's answer is its error.
+// answerBatch locates a batch's valid points and writes every point's
+// answer in order, a bad point's answer being its error: geo.LocateEach,
+// the same batching and byte budget as gRPC Locate's, one statement unless
+// the answers pass locateBatchBytes.
 func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
-	points := make([]geo.Point, 0, len(batch))
+	points := make([]geo.Point, len(batch))
+	errs := make([]error, len(batch))
 	for i, in := range batch {
-		if in.Err == nil {
-			p := geo.Point{Lat: in.Lat, Lng: in.Lng}
-			if batch[i].Err = p.Validate(); batch[i].Err == nil {
-				points = append(points, p)
-			}
-		}
+		points[i], errs[i] = geo.Point{Lat: in.Lat, Lng: in.Lng}, in.Err
 	}
-	var found [][]thingJSON
-	if len(points) > 0 {
-		var err error
-		if found, err = s.locatePoints(ctx, q, points); err != nil {
-			return err
-		}
-	}
-	s.deps.Metrics.Count("locate.points", int64(len(batch)-len(points))) // the bad ones; locatePoints counts the rest
-	for _, in := range batch {
-		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: []thingJSON{}}
-		if in.Err != nil {
-			_, c, msg, _ := classify(in.Err)
+	q.MaxBytes = locateBatchBytes
+	results := 0
+	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
+		in := batch[i]
+		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: make([]thingJSON, len(things))}
+		if err != nil {
+			_, c, msg, _ := classify(err)
 			a.Error = &exception{Code: c, Description: msg}
-		} else {
-			a.Things, found = found[0], found[1:]
 		}
-		if err := answer(a); err != nil {
-			return err
+		for j, t := range things {
+			a.Things[j] = toThingJSON(t)
 		}
+		results += len(things)
+		return answer(a)
+	})
+	if err != nil {
+		return err
 	}
+	s.deps.Metrics.Count("locate.points", int64(len(batch)))
+	s.deps.Metrics.Count("search.results", int64(results))
 	return nil
 }
+
+// locateBatchBytes is about the most answers, in bytes as read from the
+// database, a /locate batch holds at once; a batch with larger answers
+// (geometries) is answered in several statements.
+const locateBatchBytes = 4 << 20
 
 // drainWait bounds how long POST /locate waits, after stopping early, for
 // its body's reader to end.

@@ -23,11 +23,16 @@ type countingLocate struct {
 	geo.SearchService
 	mu    sync.Mutex
 	sizes []int
+	// unbudgeted counts the calls without a byte budget (MaxBytes).
+	unbudgeted int
 }
 
 func (c *countingLocate) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
 	c.mu.Lock()
 	c.sizes = append(c.sizes, len(q.Points))
+	if q.MaxBytes <= 0 {
+		c.unbudgeted++
+	}
 	c.mu.Unlock()
 	return c.SearchService.Locate(ctx, q)
 }
@@ -129,6 +134,11 @@ func TestLocateManyInBatches(t *testing.T) {
 			t.Errorf("%s: only %d of %d points in a thing", tt.name, inside, len(pts))
 		}
 	}
+	counter.mu.Lock()
+	if counter.unbudgeted > 0 {
+		t.Errorf("%d Locate calls without a byte budget (MaxBytes): a batch of large answers would be held whole", counter.unbudgeted)
+	}
+	counter.mu.Unlock()
 	// The scope's errors come before any point.
 	for _, tt := range []struct{ name, query, want string }{
 		{"a bad collection name", "?collections=Fine", `collection name "Fine" is invalid`},

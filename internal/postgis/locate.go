@@ -127,13 +127,29 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		return nil, classify(ctx, "locate", err)
 	}
 	defer rows.Close()
+	size := 0
+	var cur int64 // the point of the last row read
 	for rows.Next() {
 		t, ord, err := ScanLocated(rows)
 		if err != nil {
 			return nil, classify(ctx, "locate", err)
 		}
+		if ord != cur && q.MaxBytes > 0 && size >= q.MaxBytes {
+			// Rows come in point order, so every point before this row's
+			// is answered: stop with those. The rows not read are discarded
+			// as they arrive, never held.
+			out = out[:ord-1]
+			break
+		}
+		cur = ord
 		out[ord-1] = append(out[ord-1], t)
+		if q.MaxBytes > 0 {
+			for _, v := range rows.RawValues() {
+				size += len(v)
+			}
+		}
 	}
+	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, classify(ctx, "locate", err)
 	}

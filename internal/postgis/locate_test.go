@@ -184,3 +184,74 @@ func runningLocates(t *testing.T, pool *pgxpool.Pool) int {
 	}
 	return n
 }
+
+// TestLocateWithinABudget: with MaxBytes, Locate answers the first points
+// whose answers fit (at least one) and LocateEach asks again for the
+// rest; the answers, geometries included, are exactly those of one
+// unbudgeted statement.
+func TestLocateWithinABudget(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	importInto(t, svc, geo.ImportOptions{Collection: "countries"}, geotest.Load(t, "ne_110m_countries.geojson"))
+	var pts []geo.Point
+	for lat := -60.0; lat <= 70; lat += 10 {
+		for lng := -170.0; lng <= 170; lng += 20 {
+			pts = append(pts, geo.Point{Lat: lat, Lng: lng})
+		}
+	}
+	ctx := context.Background()
+	q := geo.LocateQuery{Points: pts, Limit: 10, IncludeGeometry: true}
+	whole, err := svc.Locate(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	for _, things := range whole {
+		found += len(things)
+	}
+	if found < 30 {
+		t.Fatalf("%d things for %d points: the comparison proves little", found, len(pts))
+	}
+
+	q.MaxBytes = 20_000 // a few countries' geometries
+	first, err := svc.Locate(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) == 0 || len(first) >= len(pts) {
+		t.Fatalf("a budget of %d bytes answered %d of %d points; want some, not all", q.MaxBytes, len(first), len(pts))
+	}
+	if diff := cmp.Diff(whole[:len(first)], first); diff != "" {
+		t.Errorf("the budgeted answers differ from the whole statement's (-whole +budgeted):\n%s", diff)
+	}
+
+	counting := &countingStore{SearchService: svc}
+	var got [][]geo.Thing
+	err = geo.LocateEach(ctx, counting, q, pts, nil, func(i int, things []geo.Thing, err error) error {
+		if err != nil {
+			return err
+		}
+		got = append(got, things)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(whole, got); diff != "" {
+		t.Errorf("LocateEach within the budget differs from one statement (-whole +each):\n%s", diff)
+	}
+	t.Logf("%d points, %d things: %d statements within %d bytes", len(pts), found, counting.calls, q.MaxBytes)
+	if counting.calls < 3 {
+		t.Errorf("%d statements: the budget was not used", counting.calls)
+	}
+}
+
+type countingStore struct {
+	geo.SearchService
+	calls int
+}
+
+func (c *countingStore) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	c.calls++
+	return c.SearchService.Locate(ctx, q)
+}

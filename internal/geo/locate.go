@@ -1,0 +1,68 @@
+package geo
+
+import "context"
+
+// LocateEach answers a batch of points in order with q's scope: answer(i,
+// things, nil) for a point it located, answer(i, nil, err) for one it did
+// not: a point with pointErrs[i] set (pointErrs may be nil) or one that
+// fails Validate, which the store never sees.
+//
+// Memory stays bounded when answers are large (geometries): with
+// q.MaxBytes, the store answers as many points as fit, LocateEach hands
+// those answers over, and only then asks for the next points, as many as
+// fitted the last time (doubling while they all fit). So it holds one
+// statement's answers, about MaxBytes or a single point's, and the points
+// the store reads but does not answer are at most about as many as it
+// answers.
+func LocateEach(ctx context.Context, svc SearchService, q LocateQuery, points []Point, pointErrs []error, answer func(i int, things []Thing, err error) error) error {
+	errs := make([]error, len(points))
+	valid := make([]Point, 0, len(points))
+	at := make([]int, 0, len(points)) // at[k] is valid[k]'s index in points
+	for i, p := range points {
+		if pointErrs != nil && pointErrs[i] != nil {
+			errs[i] = pointErrs[i]
+		} else {
+			errs[i] = p.Validate()
+		}
+		if errs[i] == nil {
+			valid = append(valid, p)
+			at = append(at, i)
+		}
+	}
+	next := 0 // the next point to answer
+	answerBadUpTo := func(end int) error {
+		for ; next < end; next++ {
+			if err := answer(next, nil, errs[next]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ask := len(valid)
+	for len(valid) > 0 {
+		q.Points = valid[:min(ask, len(valid))]
+		found, err := svc.Locate(ctx, q)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 || len(found) > len(q.Points) {
+			return Errorf(Internal, "the store answered %d of %d points", len(found), len(q.Points))
+		}
+		for k, things := range found {
+			if err := answerBadUpTo(at[k]); err != nil {
+				return err
+			}
+			if err := answer(next, things, nil); err != nil {
+				return err
+			}
+			next++
+		}
+		if len(found) < len(q.Points) {
+			ask = len(found)
+		} else {
+			ask *= 2
+		}
+		valid, at = valid[len(found):], at[len(found):]
+	}
+	return answerBadUpTo(len(points))
+}
