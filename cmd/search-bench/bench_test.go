@@ -143,7 +143,8 @@ func TestBenchmarkSmoke(t *testing.T) {
 	for _, tg := range r.Targets {
 		targets[tg.Name] = true
 	}
-	for _, want := range []string{"server CPU per unary point Search", "direct db CPU / gRPC total CPU per search", "Locate vs direct single-point SQL (rate)",
+	for _, want := range []string{"server CPU per unary point Search, " + kindGRPCLogging, "direct db CPU / gRPC total CPU per search, " + kindGRPCLogging,
+		"server CPU per call of a bare grpc-go server (health)", "Locate vs direct single-point SQL (rate)",
 		"server CPU per located point", "Locate vs the set-based SQL ceiling (rate)", "search-client locate, 3000 points: peak RSS"} {
 		if !targets[want] {
 			t.Errorf("no target %q in %v", want, targets)
