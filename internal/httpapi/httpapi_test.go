@@ -96,6 +96,8 @@ type setup struct {
 	tls     *tls.Config
 	// wrap, when set, wraps the store the API is given (to count calls).
 	wrap func(geo.SearchService) geo.SearchService
+	// wrapProperties, when set, wraps the store's PropertyLister.
+	wrapProperties func(geo.PropertyLister) geo.PropertyLister
 }
 
 // api is a running HTTP API on loopback over real PostGIS.
@@ -139,6 +141,10 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	if st.wrap != nil {
 		served = st.wrap(svc)
 	}
+	var props geo.PropertyLister = svc
+	if st.wrapProperties != nil {
+		props = st.wrapProperties(svc)
+	}
 	srv, err := httpapi.New(served, st.cfg, st.limits, httpapi.Deps{
 		Logger:     logger,
 		Access:     slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -146,7 +152,7 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 		Tokens:     st.tokens,
 		TLS:        st.tls,
 		Version:    "test",
-		Properties: svc,
+		Properties: props,
 	})
 	if err != nil {
 		t.Fatal(err)

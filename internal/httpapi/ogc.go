@@ -215,7 +215,9 @@ func (s *Server) collectionList(ctx context.Context) ([]collectionInfo, error) {
 		return nil, err
 	}
 	out := make([]collectionInfo, len(cs))
+	ids := make(map[string]bool, len(cs))
 	for i, c := range cs {
+		ids[c.Name] = true
 		out[i] = collectionInfo{
 			ID:          c.Name,
 			Title:       c.Name,
@@ -225,6 +227,7 @@ func (s *Server) collectionList(ctx context.Context) ([]collectionInfo, error) {
 			Updated:     c.Updated,
 		}
 	}
+	s.qcache.retain(ids)
 	return out, nil
 }
 

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -55,11 +57,19 @@ type cachedQueryables struct {
 }
 
 // queryablesCache holds each collection's queryables as of its Updated
-// time.
+// time, for the collections that exist (retain drops the others).
 type queryablesCache struct {
 	mu sync.Mutex
 	m  map[string]cachedQueryables
+	// reads runs one read of a collection's properties per (collection,
+	// Updated) at a time: requests that arrive while it runs (after an
+	// import, say) wait for it instead of each reading every thing.
+	reads singleflight.Group
 }
+
+// queryablesReadTimeout bounds a shared read of a collection's properties,
+// which no single request's going away cancels.
+const queryablesReadTimeout = time.Minute
 
 // queryables returns the queryable properties of c, by key.
 func (s *Server) queryables(ctx context.Context, c collectionInfo) ([]queryable, error) {
@@ -72,23 +82,49 @@ func (s *Server) queryables(ctx context.Context, c collectionInfo) ([]queryable,
 	if ok && hit.updated.Equal(c.Updated) {
 		return hit.list, nil
 	}
-	props, err := s.deps.Properties.CollectionProperties(ctx, c.ID)
-	if err != nil {
-		return nil, err
+	key := c.ID + "\x00" + c.Updated.UTC().Format(time.RFC3339Nano)
+	read := s.qcache.reads.DoChan(key, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryablesReadTimeout)
+		defer cancel()
+		props, err := s.deps.Properties.CollectionProperties(rctx, c.ID)
+		if err != nil {
+			return nil, err
+		}
+		list := make([]queryable, 0, len(props))
+		for _, p := range props {
+			if q, ok := toQueryable(p); ok {
+				list = append(list, q)
+			}
+		}
+		s.qcache.mu.Lock()
+		if s.qcache.m == nil {
+			s.qcache.m = map[string]cachedQueryables{}
+		}
+		s.qcache.m[c.ID] = cachedQueryables{updated: c.Updated, list: list}
+		s.qcache.mu.Unlock()
+		return list, nil
+	})
+	select {
+	case r := <-read:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]queryable), nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
 	}
-	list := make([]queryable, 0, len(props))
-	for _, p := range props {
-		if q, ok := toQueryable(p); ok {
-			list = append(list, q)
+}
+
+// retain drops the cached queryables of every collection not in ids (the
+// collections that exist), so that deleted collections do not stay.
+func (qc *queryablesCache) retain(ids map[string]bool) {
+	qc.mu.Lock()
+	defer qc.mu.Unlock()
+	for id := range qc.m {
+		if !ids[id] {
+			delete(qc.m, id)
 		}
 	}
-	s.qcache.mu.Lock()
-	if s.qcache.m == nil {
-		s.qcache.m = map[string]cachedQueryables{}
-	}
-	s.qcache.m[c.ID] = cachedQueryables{updated: c.Updated, list: list}
-	s.qcache.mu.Unlock()
-	return list, nil
 }
 
 // toQueryable keeps p if a parameter can filter on it.

@@ -9,10 +9,13 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/httpapi"
 )
 
 // importInto imports features into collection of a's store.
@@ -246,5 +249,108 @@ func TestPropertyFiltersInTheAPIDefinition(t *testing.T) {
 	withToken := b.get(t, "/api", "Authorization", "Bearer reader-secret").json(t)["paths"].(map[string]any)
 	if withToken["/collections/default/items"] == nil {
 		t.Errorf("the API definition with a read token lacks the collection's path")
+	}
+}
+
+// countingProperties counts the reads of each collection's properties,
+// each made slow enough for requests to overlap.
+type countingProperties struct {
+	geo.PropertyLister
+	delay time.Duration
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *countingProperties) CollectionProperties(ctx context.Context, collection string) ([]geo.Property, error) {
+	c.mu.Lock()
+	c.reads[collection]++
+	c.mu.Unlock()
+	time.Sleep(c.delay)
+	return c.PropertyLister.CollectionProperties(ctx, collection)
+}
+
+func (c *countingProperties) count(collection string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads[collection]
+}
+
+// TestQueryablesReadOncePerChange: requests that need a collection's
+// queryables at the same time (after an import, say) share one read of
+// its things' properties; the next change reads them once more; a request
+// that gives up does not cancel the read the others wait for; a deleted
+// collection's queryables are dropped from the cache.
+func TestQueryablesReadOncePerChange(t *testing.T) {
+	t.Parallel()
+	var counter *countingProperties
+	a := start(t, func(s *setup) {
+		s.wrapProperties = func(p geo.PropertyLister) geo.PropertyLister {
+			counter = &countingProperties{PropertyLister: p, delay: 300 * time.Millisecond, reads: map[string]int{}}
+			return counter
+		}
+	})
+	fs := typedCountries(t)
+	importInto(t, a, "typed", fs[:100])
+	together := func(n int, path string, giveUpAfter time.Duration) []int {
+		statuses := make([]int, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				ctx := context.Background()
+				if giveUpAfter > 0 && i == 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, giveUpAfter)
+					defer cancel()
+				}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.base+path, nil)
+				resp, err := a.client.Do(req)
+				if err != nil {
+					statuses[i] = -1
+					return
+				}
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			})
+		}
+		wg.Wait()
+		return statuses
+	}
+	for i, st := range together(8, "/collections/typed/queryables", 0) {
+		if st != http.StatusOK {
+			t.Errorf("request %d: status %d", i, st)
+		}
+	}
+	if n := counter.count("typed"); n != 1 {
+		t.Errorf("8 requests at once read the properties %d times, want once", n)
+	}
+	together(3, "/collections/typed/items?iso_n3=250", 0)
+	if n := counter.count("typed"); n != 1 {
+		t.Errorf("cached queryables read again: %d reads", n)
+	}
+
+	importInto(t, a, "typed", fs[100:])
+	// The first request gives up before the read ends; the others still get
+	// their answer from the one read.
+	statuses := together(4, "/collections/typed/items?iso_n3=392", 100*time.Millisecond)
+	for i, st := range statuses[1:] {
+		if st != http.StatusOK {
+			t.Errorf("request %d after the import: status %d", i+1, st)
+		}
+	}
+	if n := counter.count("typed"); n != 2 {
+		t.Errorf("after a change, 4 requests at once made %d reads in all, want 2", n)
+	}
+
+	if got := httpapi.CachedQueryables(a.srv); !slices.Contains(got, "typed") {
+		t.Fatalf("cached %v, want typed among them", got)
+	}
+	if _, err := a.svc.DeleteCollection(context.Background(), "typed"); err != nil {
+		t.Fatal(err)
+	}
+	if r := a.get(t, "/collections"); r.status != http.StatusOK {
+		t.Fatalf("collections: %d", r.status)
+	}
+	if got := httpapi.CachedQueryables(a.srv); slices.Contains(got, "typed") {
+		t.Errorf("the deleted collection's queryables are still cached: %v", got)
 	}
 }
