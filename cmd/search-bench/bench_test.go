@@ -58,6 +58,7 @@ func TestBenchmarkSmoke(t *testing.T) {
 		"--rounds", "1", "--duration", "200ms", "--warmup", "50ms", "--concurrency", "2",
 		"--points", "2000", "--verify", "200", "--grid-cells", "400",
 		"--subdivide", "32,128", "--soak", "2s", "--json",
+		"--baseline-unix-socket", // the baseline: the same server, PostgreSQL through its socket
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -82,7 +83,7 @@ func TestBenchmarkSmoke(t *testing.T) {
 			t.Errorf("round %d %s: no server RSS", rr.Round, rr.Kind)
 		}
 	}
-	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindBareHealth, kindGRPCLogging, kindGridGRPC, kindGridDirect,
+	for _, k := range []string{kindGRPC, kindDirect, kindNaive, kindName, kindHealth, kindBareHealth, kindBaseline, kindGRPCLogging, kindGridGRPC, kindGridDirect,
 		kindMixedGRPC, kindScopedGRPC, kindMixedDirect, kindScopedDirect, kindLocate, kindSetSQL} {
 		if !kinds[k] {
 			t.Errorf("no %s round", k)

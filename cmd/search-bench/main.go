@@ -44,26 +44,27 @@ func main() {
 
 // options are the command's flags.
 type options struct {
-	rounds      int
-	duration    time.Duration
-	warmup      time.Duration
-	concurrency int
-	seed        uint64
-	points      int
-	verify      int
-	gridCells   int
-	countries   string
-	serverBin   string
-	baselineBin string
-	baselineEnv []string
-	databaseURL string
-	serverAddr  string
-	logging     bool
-	pprofAddr   string
-	soak        time.Duration
-	subdivide   []int
-	json        bool
-	keepLogs    bool
+	rounds       int
+	duration     time.Duration
+	warmup       time.Duration
+	concurrency  int
+	seed         uint64
+	points       int
+	verify       int
+	gridCells    int
+	countries    string
+	serverBin    string
+	baselineBin  string
+	baselineEnv  []string
+	baselineSock bool
+	databaseURL  string
+	serverAddr   string
+	logging      bool
+	pprofAddr    string
+	soak         time.Duration
+	subdivide    []int
+	json         bool
+	keepLogs     bool
 	// Locate and the plots.
 	locateBatch   int
 	locateBatches []int
@@ -125,6 +126,7 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.StringVar(&o.serverBin, "server-bin", "", "the search-server binary (default: beside search-bench, else on PATH)")
 	f.StringVar(&o.baselineBin, "baseline-bin", "", "also run gRPC rounds on this other search-server binary (e.g. an older build) on the same database, for before/after in one run")
 	f.StringArrayVar(&o.baselineEnv, "baseline-env", nil, "KEY=VALUE for the --baseline-bin server (repeatable), e.g. LOG_LEVEL=warn to measure a setting")
+	f.BoolVar(&o.baselineSock, "baseline-unix-socket", false, "the --baseline-bin server reaches PostgreSQL through its Unix socket, the others through loopback TCP")
 	f.StringVar(&o.databaseURL, "database-url", "", "with --server-addr: measure this existing database instead of a throwaway one")
 	f.StringVar(&o.serverAddr, "server-addr", "", "with --database-url: measure this running server (host:port)")
 	f.BoolVar(&o.logging, "logging-rounds", true, "also run rounds on a second server with Kafka log shipping and StatsD on")
@@ -207,8 +209,11 @@ func (o *options) validate() error {
 			errs = append(errs, fmt.Errorf("--baseline-env %q: want KEY=VALUE", kv))
 		}
 	}
-	if len(o.baselineEnv) > 0 && o.baselineBin == "" {
+	if (len(o.baselineEnv) > 0 || o.baselineSock) && o.baselineBin == "" {
 		o.baselineBin = o.serverBin // the same binary, other settings
+	}
+	if o.baselineSock && o.serverAddr != "" {
+		errs = append(errs, errors.New("--baseline-unix-socket needs the benchmark's own database (no --server-addr)"))
 	}
 	if (o.serverAddr == "") != (o.databaseURL == "") {
 		errs = append(errs, errors.New("--server-addr and --database-url go together"))

@@ -152,6 +152,9 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		if o.baselineBin != "" {
 			b.progress("starting the baseline search-server (%s)", o.baselineBin)
 			env := map[string]string{"DATABASE_URL": dbURL}
+			if o.baselineSock {
+				env["DATABASE_URL"] = db.cluster.SocketURL("bench")
+			}
 			for _, kv := range o.baselineEnv {
 				k, v, _ := strings.Cut(kv, "=")
 				env[k] = v

@@ -11,9 +11,9 @@ import "context"
 // q.MaxBytes, the store answers as many points as fit, LocateEach hands
 // those answers over, and only then asks for the next points, as many as
 // fitted the last time (doubling while they all fit). So it holds one
-// statement's answers, about MaxBytes or a single point's, and the points
-// the store reads but does not answer are at most about as many as it
-// answers.
+// statement's answers, about MaxBytes or a single point's. The store
+// reads more points than it answers: all of them the first time, then at
+// most about twice as many as it answers.
 func LocateEach(ctx context.Context, svc SearchService, q LocateQuery, points []Point, pointErrs []error, answer func(i int, things []Thing, err error) error) error {
 	errs := make([]error, len(points))
 	valid := make([]Point, 0, len(points))
