@@ -255,3 +255,44 @@ func (c *countingStore) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 	c.calls++
 	return c.SearchService.Locate(ctx, q)
 }
+
+// TestCancelledContextCancelsTheStatementInTheDatabase: a statement whose
+// context is cancelled stops in PostgreSQL at once, even one that would
+// write nothing to its connection for a minute (pg_sleep, like a sort
+// before its first row), which a closed connection alone would not stop:
+// pgx closes the connection and sends PostgreSQL a cancel request.
+func TestCancelledContextCancelsTheStatementInTheDatabase(t *testing.T) {
+	t.Parallel()
+	_, pool := newService(t)
+	sleeping := func() int {
+		var n int
+		if err := pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60) /* cancel me */%' AND state = 'active' AND datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := pool.Exec(ctx, "SELECT pg_sleep(60) /* cancel me */")
+		done <- err
+	}()
+	for i := 0; sleeping() == 0; i++ {
+		if i == 10000 {
+			t.Fatal("the statement never showed as running")
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled statement returned no error")
+	}
+	// PostgreSQL ends it on its own time: count polls, not seconds.
+	for range 10000 {
+		if sleeping() == 0 {
+			return
+		}
+	}
+	t.Error("the cancelled statement still runs in the database")
+}
