@@ -6,10 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/geosearch/search/internal/geo"
@@ -297,52 +295,4 @@ func TestCancelledContextCancelsTheStatementInTheDatabase(t *testing.T) {
 		}
 	}
 	t.Error("the cancelled statement still runs in the database")
-}
-
-// TestAGoneClientEndsItsStatement: a statement whose connection closes
-// without a word (no cancel request, no Terminate: a client host gone, a
-// cancel request lost) ends within about a second, though it would write
-// nothing to the connection for ten minutes: the pools' sessions check
-// their client every second (client_connection_check_interval).
-func TestAGoneClientEndsItsStatement(t *testing.T) {
-	t.Parallel()
-	_, pool := newService(t)
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := conn.Hijack().PgConn() // the pool forgets it, and pgx is not told
-	pid, raw := pc.PID(), pc.Conn()
-	fe := pgproto3.NewFrontend(raw, raw)
-	fe.Send(&pgproto3.Query{String: "SELECT pg_sleep(600)"})
-	if err := fe.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	running := func() bool {
-		var n int
-		if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active'", pid).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n > 0
-	}
-	for i := 0; !running(); i++ {
-		if i == 10000 {
-			t.Fatal("the statement never showed as running")
-		}
-	}
-	if err := raw.Close(); err != nil { // the socket alone
-		t.Fatal(err)
-	}
-	// PostgreSQL notices within its check interval, a second. Polls 10 ms
-	// apart, 3,000 of them: at least 30 s, far beyond the interval on a
-	// loaded machine and far short of the statement's own ten minutes.
-	for i := range 3000 {
-		if !running() {
-			t.Logf("ended after %d polls", i)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Error("the statement of a closed connection still runs")
 }

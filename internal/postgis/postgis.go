@@ -154,16 +154,6 @@ func OpenWriter(ctx context.Context, cfg Config, applicationName string, st *Sta
 	return open(ctx, cfg, name, url, cfg.MaxWriteConns, applicationName+"/write", st, syncCommitSQL)
 }
 
-// clientCheckSQL makes PostgreSQL (14 and later) check every second, while a
-// statement runs, that its client is still connected, and end the
-// statement when it is not. A cancelled context closes the connection and
-// sends a cancel request, but PostgreSQL ignores a cancel that arrives
-// while it is reading a message of the statement (between Bind and
-// Execute, say), and notices a closed connection alone only at the
-// statement's next write: one that sorts before its first row would run on
-// for nobody.
-const clientCheckSQL = `SELECT set_config('client_connection_check_interval', '1000', false) WHERE current_setting('server_version_num')::int >= 140000`
-
 // syncCommitSQL keeps a stronger synchronous_commit (on, remote_apply...)
 // as the database has it, and makes off local.
 const syncCommitSQL = `SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`
@@ -202,15 +192,11 @@ func open(ctx context.Context, cfg Config, name, url string, maxConns int32, app
 		pc.ConnConfig.RuntimeParams["application_name"] = applicationName
 	}
 	pc.PrepareConn = st.prepare
-	pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		if _, err := conn.Exec(ctx, clientCheckSQL); err != nil {
+	if afterConnect != "" {
+		pc.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			_, err := conn.Exec(ctx, afterConnect)
 			return err
 		}
-		if afterConnect == "" {
-			return nil
-		}
-		_, err := conn.Exec(ctx, afterConnect)
-		return err
 	}
 	pc.BeforeClose = st.forget
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
