@@ -2,6 +2,12 @@ package geo
 
 import "context"
 
+// LocateBatchBytes is the byte budget (LocateQuery.MaxBytes) the servers
+// give a Locate batch, gRPC and HTTP alike: about the most answers, in
+// bytes as read from the database, a batch holds at once: as much as a
+// page of SearchStream.
+const LocateBatchBytes = 4 << 20
+
 // LocateEach answers a batch of points in order with q's scope: answer(i,
 // things, nil) for a point it located, answer(i, nil, err) for one it did
 // not: a point with pointErrs[i] set (pointErrs may be nil) or one that

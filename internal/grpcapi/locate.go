@@ -18,12 +18,6 @@ import (
 // one gets an error in its own answer.
 const MaxLocateIDBytes = 256
 
-// locateBatchBytes is about the most answers, in bytes as read from the
-// database, a Locate batch holds at once (SearchStream's page budget): a
-// batch whose answers are larger, geometries say, is answered in several
-// statements (geo.LocateEach).
-const locateBatchBytes = streamBatchBytes
-
 // maxLocateBatch caps LOCATE_BATCH_SIZE: a batch's points travel as two
 // arrays in one statement.
 const maxLocateBatch = 10000
@@ -44,9 +38,9 @@ const maxLocateBatch = 10000
 // being sent, nothing is read, so a client that sends without reading
 // fills its HTTP/2 window and waits. The handler holds at most one batch
 // of points (LOCATE_BATCH_SIZE) plus the one message the reader holds, and
-// of their answers about locateBatchBytes, or a single point's, at a time.
-// Answers go through stallGuard: a client that makes no room for one for
-// STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
+// of their answers about geo.LocateBatchBytes, or a single point's, at a
+// time. Answers go through stallGuard: a client that makes no room for one
+// for STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
 // Cancelling cancels the stream's context, which the batch's statement runs
 // under.
 func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) error {
@@ -119,7 +113,7 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.Locate
 
 // answer locates a batch's valid points and sends every point's answer in
 // order (geo.LocateEach: one statement, more only when the answers pass
-// locateBatchBytes).
+// geo.LocateBatchBytes).
 func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
 	points := make([]geo.Point, len(batch))
 	errs := make([]error, len(batch))
@@ -127,7 +121,7 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 		errs[i] = checkLocatePoint(req)
 		points[i] = geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()}
 	}
-	q.MaxBytes = locateBatchBytes
+	q.MaxBytes = geo.LocateBatchBytes
 	results := 0
 	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
 		resp := &searchv1.LocateResponse{Id: batch[i].GetId()}

@@ -337,14 +337,14 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 // answerBatch locates a batch's valid points and writes every point's
 // answer in order, a bad point's answer being its error: geo.LocateEach,
 // the same batching and byte budget as gRPC Locate's, one statement unless
-// the answers pass locateBatchBytes.
+// the answers pass geo.LocateBatchBytes.
 func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
 	points := make([]geo.Point, len(batch))
 	errs := make([]error, len(batch))
 	for i, in := range batch {
 		points[i], errs[i] = geo.Point{Lat: in.Lat, Lng: in.Lng}, in.Err
 	}
-	q.MaxBytes = locateBatchBytes
+	q.MaxBytes = geo.LocateBatchBytes
 	results := 0
 	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
 		in := batch[i]
@@ -366,11 +366,6 @@ func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []loc
 	s.deps.Metrics.Count("search.results", int64(results))
 	return nil
 }
-
-// locateBatchBytes is about the most answers, in bytes as read from the
-// database, a /locate batch holds at once; a batch with larger answers
-// (geometries) is answered in several statements.
-const locateBatchBytes = 4 << 20
 
 // drainWait bounds how long POST /locate waits, after stopping early, for
 // its body's reader to end.
