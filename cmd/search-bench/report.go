@@ -282,7 +282,7 @@ func (r *report) summarize() {
 	// Both are measured on the server with everything on (access log,
 	// Kafka shipping, StatsD: the terms) when the run has one.
 	unary := kindGRPC
-	if haveKind(r.Rounds, kindGRPCLogging) {
+	if slices.ContainsFunc(r.Rounds, func(rr roundResult) bool { return rr.Kind == kindGRPCLogging }) {
 		unary = kindGRPCLogging
 	}
 	cpuShare := pairOf("direct db CPU / gRPC (server + db) CPU per search, "+unary, kindDirect, unary, func(d, g roundResult) (float64, bool) {
@@ -534,14 +534,4 @@ func (r *report) printLocate(w io.Writer) {
 	if len(r.Plots) > 0 {
 		fmt.Fprintf(w, "\nplots: %s\n", strings.Join(r.Plots, ", "))
 	}
-}
-
-// haveKind reports whether rounds hold a round of kind.
-func haveKind(rounds []roundResult, kind string) bool {
-	for _, rr := range rounds {
-		if rr.Kind == kind {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/batching"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -236,29 +237,16 @@ func (r *locateReader) batch(ctx context.Context, pending *searchv1.LocateReques
 		pending = req
 	}
 	batch = append(make([]*searchv1.LocateRequest, 0, min(size, 64)), pending)
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for len(batch) < size {
-		select {
-		case m := <-r.msgs:
-			req, err := r.took(m)
-			if errors.Is(err, io.EOF) {
-				return batch, true, nil
-			}
-			if err != nil {
-				return nil, false, err
-			}
-			if err := notOptions(req); err != nil {
-				return nil, false, err
-			}
-			batch = append(batch, req)
-		case <-timer.C:
-			return batch, false, nil
-		case <-ctx.Done():
-			return nil, false, context.Cause(ctx)
+	return batching.Fill(ctx, batch, size, wait, r.msgs, func(m locateMsg) (*searchv1.LocateRequest, bool, error) {
+		req, err := r.took(m)
+		if errors.Is(err, io.EOF) {
+			return nil, true, nil
 		}
-	}
-	return batch, false, nil
+		if err != nil {
+			return nil, false, err
+		}
+		return req, false, notOptions(req)
+	})
 }
 
 // notOptions fails the stream when a message after the first carries

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geosearch/search/internal/batching"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -434,24 +435,12 @@ func (pr *pointReader) batch(ctx context.Context, size int, wait time.Duration) 
 	case <-ctx.Done():
 		return nil, false, context.Cause(ctx)
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for len(batch) < size {
-		select {
-		case in, ok := <-pr.points:
-			if !ok {
-				pr.eof = true
-				<-pr.done
-				return batch, true, nil
-			}
-			batch = append(batch, in)
-		case <-timer.C:
-			return batch, false, nil
-		case <-ctx.Done():
-			return nil, false, context.Cause(ctx)
-		}
+	batch, eof, err = batching.Fill(ctx, batch, size, wait, pr.points, func(in locateInput) (locateInput, bool, error) { return in, false, nil })
+	if eof { // the channel closed: the reader has ended
+		pr.eof = true
+		<-pr.done
 	}
-	return batch, false, nil
+	return batch, eof, err
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are
