@@ -208,6 +208,11 @@ func cleanPolygons(polygons [][][]geom.Coord) (*geom.MultiPolygon, []string, err
 		}
 		return nil, nil, Errorf(Invalid, "geometry is empty")
 	}
+	crossings, err := unwrapAntimeridian(out)
+	if err != nil {
+		return nil, nil, Errorf(Invalid, "%v", err)
+	}
+	repairs = append(repairs, crossings...)
 	mp, err := geom.NewMultiPolygon(geom.XY).SetCoords(out)
 	if err != nil {
 		return nil, nil, Errorf(Invalid, "geometry: %v", err)

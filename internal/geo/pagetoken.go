@@ -1,6 +1,7 @@
 package geo
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -96,7 +97,7 @@ func DecodePageToken(tok string, f Filter, param string) (Cursor, error) {
 		return Cursor{}, malformed
 	}
 	name := rest[n:]
-	if len(name) == 0 || !utf8.Valid(name) {
+	if len(name) == 0 || !utf8.Valid(name) || bytes.IndexByte(name, 0) >= 0 {
 		return Cursor{}, malformed
 	}
 	c.ID, c.Name = int64(id), string(name)

@@ -156,6 +156,9 @@ func DecodeArea(raw []byte) (Area, error) {
 	if n > MaxAreaVertices {
 		return Area{}, Errorf(Invalid, "area has %d vertices; the limit is %d", n, MaxAreaVertices)
 	}
+	if _, err := unwrapAntimeridian(out); err != nil {
+		return Area{}, Errorf(Invalid, "area %v", err)
+	}
 	mp, err := geom.NewMultiPolygon(geom.XY).SetCoords(out)
 	if err != nil {
 		return Area{}, Errorf(Invalid, "area: %v", err)

@@ -54,8 +54,8 @@ func areaCases(t *testing.T, countries []geo.Feature, rng *rand.Rand) []areaCase
 	box("everything", -180, -90, 180, 90)
 	for i := range 30 {
 		c := countries[rng.IntN(len(countries))]
-		b := c.Geometry.Bounds()
-		box("bbox of "+c.Name, b.Min(0), b.Min(1), b.Max(0), b.Max(1))
+		b := c.Geometry.Bounds() // past +-180 for a country unwrapped across it
+		box("bbox of "+c.Name, max(b.Min(0), -180), b.Min(1), min(b.Max(0), 180), b.Max(1))
 		// A tiny box around a vertex's neighbourhood, mostly inside.
 		flat := c.Geometry.FlatCoords()
 		v := rng.IntN(len(flat) / 2)
@@ -100,9 +100,13 @@ func areaCases(t *testing.T, countries []geo.Feature, rng *rand.Rand) []areaCase
 			star(20+rng.Float64()*60, -30+rng.Float64()*60, 5),
 		}))
 	}
-	for i, f := range geotest.Load(t, "ne_110m_countries.geojson") {
+	for i, rf := range geotest.LoadRaw(t, "ne_110m_countries.geojson") {
 		if i%12 == 0 {
-			area("1:110m "+f.Name, f.Geometry)
+			a, err := geo.DecodeArea(rf.GeometryJSON)
+			if err != nil {
+				t.Fatalf("1:110m %s: %v", rf.Name, err)
+			}
+			cs = append(cs, areaCase{name: "1:110m " + rf.Name, area: &a})
 		}
 	}
 	return cs
@@ -184,5 +188,46 @@ func TestAreaSearchRefusesBadAreas(t *testing.T) {
 	_, err = svc.Search(context.Background(), geo.Query{Filter: geo.Filter{Area: &geo.Area{}}, Limit: 10})
 	if geo.ErrorCode(err) != geo.Invalid {
 		t.Errorf("empty area: %v, want Invalid", err)
+	}
+}
+
+// TestFlatBoxesAndAreasAreThePointOrLineTheyCover: a bbox without width or
+// height, and an area whose rings all collapse, are searched as the point
+// or line they cover (the rule both edges share), not refused and not
+// answered with nothing.
+func TestFlatBoxesAndAreasAreThePointOrLineTheyCover(t *testing.T) {
+	t.Parallel()
+	svc, _ := newService(t)
+	importRaw(t, svc, geotest.LoadRaw(t, "ne_50m_countries.geojson"))
+	decode := func(s string) *geo.Area {
+		a, err := geo.DecodeArea([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &a
+	}
+	tests := []struct {
+		name   string
+		filter geo.Filter
+		want   []string
+	}{
+		{"a point box in Paris", geo.Filter{BBox: &geo.BBox{MinLng: 2.35, MinLat: 48.85, MaxLng: 2.35, MaxLat: 48.85}}, []string{"France"}},
+		{"a point box in Paris, contained", geo.Filter{BBox: &geo.BBox{MinLng: 2.35, MinLat: 48.85, MaxLng: 2.35, MaxLat: 48.85}, Relation: geo.Contains}, []string{"France"}},
+		{"a point box in Paris, nothing within it", geo.Filter{BBox: &geo.BBox{MinLng: 2.35, MinLat: 48.85, MaxLng: 2.35, MaxLat: 48.85}, Relation: geo.Within}, nil},
+		{"a line box along 180 through Fiji", geo.Filter{BBox: &geo.BBox{MinLng: 180, MinLat: -20, MaxLng: 180, MaxLat: -10}}, []string{"Fiji"}},
+		{"a line box from Paris to Strasbourg", geo.Filter{BBox: &geo.BBox{MinLng: 2.35, MinLat: 48.58, MaxLng: 7.75, MaxLat: 48.58}}, []string{"France"}},
+		{"a point area in Paris", geo.Filter{Area: decode(`{"type":"Polygon","coordinates":[[[2.35,48.85],[2.35,48.85],[2.35,48.85],[2.35,48.85]]]}`)}, []string{"France"}},
+		{"a line area from Paris to Berlin", geo.Filter{Area: decode(`{"type":"Polygon","coordinates":[[[2.35,48.85],[13.4,52.52],[2.35,48.85],[2.35,48.85]]]}`)}, []string{"Belgium", "France", "Germany", "Luxembourg"}},
+		{"a line area from Paris to Berlin, contained by neither", geo.Filter{Area: decode(`{"type":"Polygon","coordinates":[[[2.35,48.85],[13.4,52.52],[2.35,48.85],[2.35,48.85]]]}`), Relation: geo.Contains}, nil},
+	}
+	for _, tt := range tests {
+		page, err := svc.Search(context.Background(), geo.Query{Filter: tt.filter, Limit: 50})
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, names(page.Things), emptyIsNil); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
 	}
 }

@@ -24,7 +24,11 @@ const (
 
 // insertThingSQL stores one feature. A valid geometry is stored as it is; an
 // invalid one is repaired with ST_MakeValid (structure method: outer rings
-// are unioned, holes subtracted) keeping only the polygonal part. If nothing
+// are unioned, holes subtracted) keeping only the polygonal part. A
+// geometry that geo.DecodeFeature unwrapped across the antimeridian (its
+// longitudes run past +-180) is then cut at +-180 and its pieces folded
+// back into [-180, 180] (ST_WrapX), and repaired again if the pieces meet
+// (see geo's antimeridian.go). If nothing
 // polygonal is left, no row is inserted and the feature is rejected. An
 // existing key of the collection is replaced, so importing the same keyed
 // data twice stores it once. written_xact records the importing transaction
@@ -34,11 +38,19 @@ const insertThingSQL = `WITH input AS (
     SELECT ST_SetSRID(ST_GeomFromWKB(@wkb::bytea), 4326) AS raw
 ), checked AS (
     SELECT raw, ST_IsValid(raw) AS valid FROM input
+), made AS (
+    SELECT valid,
+           CASE WHEN valid THEN raw
+                ELSE ST_CollectionExtract(ST_MakeValid(raw, 'method=structure'), 3) END AS geom
+    FROM checked
 ), fixed AS (
     SELECT valid,
-           ST_Multi(CASE WHEN valid THEN raw
-                         ELSE ST_CollectionExtract(ST_MakeValid(raw, 'method=structure'), 3) END) AS geom
-    FROM checked
+           ST_Multi(CASE WHEN coalesce(ST_XMin(geom) >= -180 AND ST_XMax(geom) <= 180, true) THEN geom
+                         ELSE (SELECT CASE WHEN ST_IsValid(w) THEN w
+                                           ELSE ST_CollectionExtract(ST_MakeValid(w, 'method=structure'), 3) END
+                               FROM (SELECT ST_CollectionExtract(ST_WrapX(ST_WrapX(geom, 180, -360), -180, 360), 3) AS w) f)
+                    END) AS geom
+    FROM made
 )
 INSERT INTO thing (collection, key, name, properties, geom, written_xact)
 SELECT @collection::text, NULLIF(@key::text, ''), @name::text, @properties::jsonb, fixed.geom, pg_current_xact_id()

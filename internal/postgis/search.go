@@ -94,7 +94,17 @@ WHERE d.dist <= $?::float8`
 
 	// An area search (a bbox or an area) turns its region into pieces: a
 	// box is one envelope, or two across the antimeridian (west > east);
-	// an area is cut by ST_Subdivide like the things. Each piece finds the
+	// a box without width or height is the line or point it covers
+	// (ST_Envelope of its diagonal), so it finds what touches that line or
+	// point, and what contains it, as Locate would;
+	// an area is cut by ST_Subdivide like the things, after its pieces
+	// unwrapped across the antimeridian (see geo.DecodeArea) are cut at
+	// +-180 and folded back (ST_WrapX leaves other areas as they are). An
+	// area with no area at all (every ring collapsed onto a line or a
+	// point) is, like a flat box, the lines and points it covers
+	// (ST_MakeValid's linework); an area with some area must be valid
+	// (areaValidity), so here no area at all means that case.
+	// Each piece finds the
 	// parts it meets through their GiST index (a nested loop of index
 	// scans), and their things by primary key as for a point. A thing
 	// meets the region exactly when one of its parts meets one of the
@@ -111,8 +121,9 @@ WHERE d.dist <= $?::float8`
 ), region AS (
     SELECT r.whole, ST_XMin(r.whole) AS xmin, ST_YMin(r.whole) AS ymin, ST_XMax(r.whole) AS xmax, ST_YMax(r.whole) AS ymax
     FROM bb CROSS JOIN LATERAL (
-        SELECT CASE WHEN w <= e THEN ST_MakeEnvelope(w, s, e, n, 4326)
-               ELSE ST_Collect(ST_MakeEnvelope(w, s, 180, n, 4326), ST_MakeEnvelope(-180, s, e, n, 4326)) END AS whole
+        SELECT CASE WHEN w <= e THEN ST_Envelope(ST_SetSRID(ST_MakeLine(ST_MakePoint(w, s), ST_MakePoint(e, n)), 4326))
+               ELSE ST_Collect(ST_Envelope(ST_SetSRID(ST_MakeLine(ST_MakePoint(w, s), ST_MakePoint(180, n)), 4326)),
+                               ST_Envelope(ST_SetSRID(ST_MakeLine(ST_MakePoint(-180, s), ST_MakePoint(e, n)), 4326))) END AS whole
     ) r
 ), piece AS (
     SELECT (ST_Dump(region.whole)).geom AS g FROM region
@@ -120,9 +131,10 @@ WHERE d.dist <= $?::float8`
 `
 	areaRegion = `WITH region AS (
     SELECT r.whole, ST_XMin(r.whole) AS xmin, ST_YMin(r.whole) AS ymin, ST_XMax(r.whole) AS xmax, ST_YMax(r.whole) AS ymax
-    FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON($?::text), 4326) AS whole) r
+    FROM (SELECT CASE WHEN ST_Area(a.g) = 0 THEN ST_MakeValid(a.g, 'method=linework') ELSE a.g END AS whole
+          FROM (SELECT ST_SetSRID(ST_WrapX(ST_WrapX(ST_GeomFromGeoJSON($?::text), 180, -360), -180, 360), 4326) AS g) a) r
 ), piece AS (
-    SELECT ST_Subdivide(region.whole, 128) AS g FROM region
+    SELECT ST_Subdivide(d.geom, 128) AS g FROM region CROSS JOIN LATERAL ST_Dump(region.whole) d
 )
 `
 	regionHits = `, hit AS (
@@ -141,8 +153,9 @@ WHERE true`
   AND ST_Contains(t.geom, region.whole)`
 	// areaValidity checks an area before it is searched: GEOS answers an
 	// invalid polygon with wrong results or an error.
-	areaValidity = `SELECT d.valid, coalesce(d.reason, ''), coalesce(ST_X(d.location), 'NaN'), coalesce(ST_Y(d.location), 'NaN')
-FROM ST_IsValidDetail(ST_GeomFromGeoJSON($1::text)) d`
+	areaValidity = `SELECT CASE WHEN d.valid THEN true ELSE ST_Dimension(ST_MakeValid(a.g, 'method=linework')) < 2 END,
+       coalesce(d.reason, ''), coalesce(ST_X(d.location), 'NaN'), coalesce(ST_Y(d.location), 'NaN')
+FROM (SELECT ST_GeomFromGeoJSON($1::text) AS g) a CROSS JOIN LATERAL ST_IsValidDetail(a.g) d`
 	fromThings = `
 FROM thing t
 WHERE true`
