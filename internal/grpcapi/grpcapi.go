@@ -35,6 +35,10 @@ type Config struct {
 	// MaxMessageBytes is the largest request message accepted; one import
 	// message carries one feature, so this bounds a feature's GeoJSON size.
 	MaxMessageBytes int `env:"GRPC_MAX_MESSAGE_BYTES, default=67108864"`
+	// MaxQueryMessageBytes is the largest request message of every method
+	// but Import (a search with an area, a batch of points): larger ones
+	// are refused with RESOURCE_EXHAUSTED before they are parsed.
+	MaxQueryMessageBytes int `env:"GRPC_MAX_QUERY_MESSAGE_BYTES, default=8388608"`
 	// MaxFeatureVertices bounds the vertices of one imported feature.
 	MaxFeatureVertices int `env:"MAX_FEATURE_VERTICES, default=1000000" live:"true"`
 	// MaxImportFeatures bounds the features of one import stream; a larger
@@ -128,6 +132,7 @@ func (c Config) Validate() error {
 	check(c.DefaultPageSize < 1, "DEFAULT_PAGE_SIZE must be at least 1, got %d", c.DefaultPageSize)
 	check(c.MaxPageSize < c.DefaultPageSize, "MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
 	check(c.MaxMessageBytes < 1<<20, "GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
+	check(c.MaxQueryMessageBytes < 1<<20, "GRPC_MAX_QUERY_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxQueryMessageBytes)
 	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
 	check(c.MaxImportFeatures < 1, "MAX_IMPORT_FEATURES must be at least 1, got %d", c.MaxImportFeatures)
 	check(c.MaxConcurrentImports < 1, "MAX_CONCURRENT_IMPORTS must be at least 1, got %d", c.MaxConcurrentImports)
@@ -256,19 +261,22 @@ func (s *Server) SetLimits(cfg Config) {
 // TLS when configured, message size and per-connection stream limits, the
 // keepalive policy, and the interceptor chains
 // (logging outermost, then metrics, then error mapping, then authorization,
-// then, for unary calls, the default deadline, then panic recovery, so that
+// then the per-method message limit (msglimit.go), then, for unary calls,
+// the default deadline, then panic recovery, so that
 // the log and the metrics see the final status code, refusals included).
 // Internal errors are logged to logger; access gets one record per finished
 // RPC (the server may batch its writes: it is on every request's path).
 func ServerOptions(cfg Config, logger, access *slog.Logger, m metrics.Metrics, auth *Auth) ([]grpc.ServerOption, error) {
+	limit := newLimitCodec(cfg)
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.ForceServerCodecV2(limit),
 		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
 		grpc.NumStreamWorkers(cfg.StreamWorkers),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: cfg.KeepaliveTime, Timeout: cfg.KeepaliveTimeout}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
-		grpc.ChainStreamInterceptor(logStream(access), measureStream(m), mapErrorsStream(logger), auth.stream, recoverStream),
+		grpc.ChainUnaryInterceptor(logUnary(access), measureUnary(m), mapErrorsUnary(logger), auth.unary, limit.unary, defaultDeadline(cfg.DefaultTimeout), recoverUnary),
+		grpc.ChainStreamInterceptor(logStream(access), measureStream(m), mapErrorsStream(logger), auth.stream, limit.stream, recoverStream),
 	}
 	creds, err := ServerCredentials(cfg)
 	if err != nil {

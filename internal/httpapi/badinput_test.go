@@ -213,7 +213,7 @@ not json
 	}{
 		{"paris", "France", ""},
 		{float64(7), "", "within [-90, 90]"},
-		{nil, "", "line 4 is not a JSON object"},
+		{nil, "", "line 4 is not valid JSON"},
 		{"no lng", "", "needs both lat and lng"},
 		{"tokyo", "Japan", ""},
 	}

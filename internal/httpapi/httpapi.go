@@ -33,6 +33,9 @@ type Config struct {
 	ServiceName string `env:"HTTP_SERVICE_NAME, default=search-service-http"`
 	// MaxBodyBytes bounds a POST /locate body.
 	MaxBodyBytes int64 `env:"HTTP_MAX_BODY_BYTES, default=16777216"`
+	// BodyIdleTimeout ends a POST /locate whose body sends nothing for
+	// this long (its answer ends with an error line); 0 waits for ever.
+	BodyIdleTimeout time.Duration `env:"HTTP_BODY_IDLE_TIMEOUT, default=30s"`
 	// MapTileURL, when set, is the basemap of /map (a Leaflet tile URL
 	// template such as https://tile.example.org/{z}/{x}/{y}.png); by default
 	// the map has none and works without internet.
@@ -52,6 +55,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.ServiceName == "" {
 		errs = append(errs, errors.New("HTTP_SERVICE_NAME must not be empty"))
+	}
+	if c.BodyIdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("HTTP_BODY_IDLE_TIMEOUT must not be negative, got %s", c.BodyIdleTimeout))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("HTTP_MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -114,9 +116,9 @@ func setLocateGeometry(_ *Server, q *geo.LocateQuery, raw string) error {
 // setLocateMaxDistance reads max_distance_m: metres, which make every point
 // a nearest search (the domain validates the value).
 func setLocateMaxDistance(_ *Server, q *geo.LocateQuery, raw string) error {
-	v, err := strconv.ParseFloat(raw, 64)
+	v, err := parseNumber("max_distance_m", raw)
 	if err != nil {
-		return geo.Errorf(geo.Invalid, "max_distance_m must be a number of metres, got %q", raw)
+		return err
 	}
 	q.MaxDistanceM = v
 	return nil
@@ -157,11 +159,7 @@ func parseCoord(name, raw string) (float64, error) {
 	if raw == "" {
 		return 0, geo.Errorf(geo.Invalid, "%s is required", name)
 	}
-	v, err := strconv.ParseFloat(raw, 64)
-	if err != nil {
-		return 0, geo.Errorf(geo.Invalid, "%s must be a number, got %q", name, raw)
-	}
-	return v, nil
+	return parseNumber(name, raw)
 }
 
 // locate answers GET /locate?lat=..&lng=.. and the scope parameters
@@ -203,11 +201,15 @@ const maxDrain = 256 << 10
 var errBodyTooLarge = errors.New("the body is larger than HTTP_MAX_BODY_BYTES")
 
 // cappedBody reads at most limit bytes of r, then fails with
-// errBodyTooLarge if there is more.
+// errBodyTooLarge if there is more. Before each read it calls waiting,
+// which moves the connection's read deadline idle ahead: a body that
+// stalls fails with a Timeout error instead of holding its connection.
 type cappedBody struct {
-	r     io.Reader
-	limit int64
-	read  int64
+	r       io.Reader
+	limit   int64
+	read    int64
+	idle    time.Duration
+	waiting func(deadline time.Time) error
 }
 
 func (c *cappedBody) Read(p []byte) (int, error) {
@@ -217,7 +219,13 @@ func (c *cappedBody) Read(p []byte) (int, error) {
 	if room := c.limit + 1 - c.read; int64(len(p)) > room {
 		p = p[:room] // one byte beyond the limit tells whether there is more
 	}
+	if c.idle > 0 && c.waiting != nil {
+		_ = c.waiting(time.Now().Add(c.idle))
+	}
 	n, err := c.r.Read(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = geo.Errorf(geo.Timeout, "the body sent nothing for %s (HTTP_BODY_IDLE_TIMEOUT)", c.idle)
+	}
 	c.read += int64(n)
 	if c.read > c.limit {
 		return n - int(c.read-c.limit), errBodyTooLarge
@@ -253,6 +261,9 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := checkContentEncoding(r); err != nil {
+		return err
+	}
 	const accepted = "application/x-ndjson or application/geo+json"
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil {
@@ -280,7 +291,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	lim := s.limits.Load()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	in := readPoints(ctx, r.Body, &cappedBody{r: r.Body, limit: limit}, read)
+	in := readPoints(ctx, r.Body, &cappedBody{r: r.Body, limit: limit, idle: s.cfg.BodyIdleTimeout, waiting: rc.SetReadDeadline}, read)
 	defer func() {
 		if !in.finished() {
 			// Stopped early with the body still coming (the store
@@ -307,6 +318,14 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		batch, eof, berr := in.batch(ctx, max(lim.LocateBatchSize, 1), lim.LocateBatchWait)
 		if berr != nil {
 			err = berr
+			// A stalled body cancels the context too: say why.
+			select {
+			case <-in.done:
+				if geo.ErrorCode(in.err) == geo.Timeout {
+					err = in.err
+				}
+			case <-time.After(drainWait):
+			}
 			break
 		}
 		if err = s.answerBatch(ctx, q, batch, answer); err != nil {
@@ -323,7 +342,10 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, errBodyTooLarge) {
 		err = geo.Errorf(geo.TooLarge, "the body exceeds %d bytes (HTTP_MAX_BODY_BYTES): split it", limit)
 	}
-	if err != nil && started && r.Context().Err() == nil {
+	// A stalled body's read error also cancels the request's context
+	// (net/http does on any read error), but the client is there to read.
+	stalled := errors.As(err, new(*geo.Error)) && geo.ErrorCode(err) == geo.Timeout
+	if err != nil && started && (r.Context().Err() == nil || stalled) {
 		// The answer has begun: the error is its last line.
 		_, c, msg, _ := classify(err)
 		_ = answer(locateAnswer{Things: []thingJSON{}, Error: &exception{Code: c, Description: msg}})
@@ -444,7 +466,9 @@ func (pr *pointReader) batch(ctx context.Context, size int, wait time.Duration) 
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are
-// skipped; a line that is not a point object is answered with an error.
+// skipped; a line that is not a point object ({"id":..,"lat":..,"lng":..},
+// other members ignored) is answered with an error, its id echoed when it
+// can be read, and the stream goes on.
 func readNDJSONPoints(r io.Reader, fn func(locateInput) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLocateLine)
@@ -455,23 +479,24 @@ func readNDJSONPoints(r io.Reader, fn func(locateInput) error) error {
 		if len(b) == 0 {
 			continue
 		}
-		var p struct {
-			ID  any      `json:"id"`
-			Lat *float64 `json:"lat"`
-			Lng *float64 `json:"lng"`
+		o := objectReader{dec: newDecoder(b), what: fmt.Sprintf("line %d", line)}
+		in, err := readPoint(o, func(in *locateInput, name string) (int, error) {
+			switch name {
+			case "lat":
+				v, err := o.number("lat")
+				in.Lat = v
+				return 1, err
+			case "lng":
+				v, err := o.number("lng")
+				in.Lng = v
+				return 1, err
+			}
+			return 0, nil
+		}, "needs both lat and lng")
+		if err == nil {
+			err = o.end()
 		}
-		in := locateInput{}
-		d := json.NewDecoder(bytes.NewReader(b))
-		d.UseNumber()
-		switch err := d.Decode(&p); {
-		case err != nil:
-			in.Err = geo.Errorf(geo.Invalid, "line %d is not a JSON object with lat and lng: %v", line, err)
-		case p.Lat == nil || p.Lng == nil:
-			in.ID = p.ID
-			in.Err = geo.Errorf(geo.Invalid, "line %d needs both lat and lng", line)
-		default:
-			in = locateInput{ID: p.ID, Lat: *p.Lat, Lng: *p.Lng}
-		}
+		in.Err = err
 		if err := fn(in); err != nil {
 			return err
 		}
@@ -482,74 +507,157 @@ func readNDJSONPoints(r io.Reader, fn func(locateInput) error) error {
 	return sc.Err()
 }
 
+// readPoint reads one object of o holding a point: its id member (any
+// JSON value, echoed in the answer) and what coords reads (it returns
+// how many of the point's two coordinates a member held, 0 for a member
+// that is not its to read); other members are skipped. missing says what is wanted when a coordinate is
+// missing. The point's error, if any, is returned with the id read.
+func readPoint(o objectReader, coords func(in *locateInput, name string) (int, error), missing string) (locateInput, error) {
+	var in locateInput
+	found := 0
+	err := o.read(func(name string) error {
+		if name == "id" {
+			v, err := o.value()
+			in.ID = v
+			return err
+		}
+		n, err := coords(&in, name)
+		if n > 0 || err != nil {
+			found += n
+			return err
+		}
+		return o.skip()
+	})
+	if err == nil && found < 2 {
+		err = geo.Errorf(geo.Invalid, "%s %s", o.what, missing)
+	}
+	if err != nil {
+		in.Lat, in.Lng = 0, 0
+	}
+	return in, err
+}
+
 // readGeoJSONPoints calls fn with each Point feature of a FeatureCollection,
-// reading one feature at a time. A feature whose geometry is not a Point is
-// answered with an error.
+// reading one feature at a time. A feature that is not a Point feature is
+// answered with an error, its id echoed when it can be read, and the stream
+// goes on; only a body that is not JSON ends it.
 func readGeoJSONPoints(r io.Reader, fn func(locateInput) error) error {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
-	notGeoJSON := func(err error) error {
-		if errors.Is(err, errBodyTooLarge) {
-			return err
-		}
-		return geo.Errorf(geo.Invalid, "the body is not a GeoJSON FeatureCollection: %v", err)
-	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		if err == nil {
-			err = errors.New("it does not start with an object")
-		}
-		return notGeoJSON(err)
-	}
+	body := objectReader{dec: dec, what: "the body"}
 	sawFeatures := false
-	for dec.More() {
-		keyTok, err := dec.Token()
-		if err != nil {
-			return notGeoJSON(err)
-		}
-		if keyTok != "features" {
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return notGeoJSON(err)
-			}
-			continue
+	err := body.read(func(name string) error {
+		if name != "features" {
+			return body.skip()
 		}
 		sawFeatures = true
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
-			return notGeoJSON(errors.New("features is not an array"))
+		tok, err := dec.Token()
+		if err != nil {
+			return syntax(body.what, err)
 		}
-		for i := 0; dec.More(); i++ {
-			var f struct {
-				ID       any `json:"id"`
-				Geometry *struct {
-					Type        string            `json:"type"`
-					Coordinates []json.RawMessage `json:"coordinates"`
-				} `json:"geometry"`
-			}
-			if err := dec.Decode(&f); err != nil {
-				return notGeoJSON(fmt.Errorf("feature %d: %w", i, err))
-			}
-			in := locateInput{ID: f.ID}
-			switch {
-			case f.Geometry == nil || f.Geometry.Type != "Point" || len(f.Geometry.Coordinates) < 2:
-				in.Err = geo.Errorf(geo.Invalid, "feature %d: the geometry must be a Point", i)
-			default:
-				lng, err1 := strconv.ParseFloat(string(f.Geometry.Coordinates[0]), 64)
-				lat, err2 := strconv.ParseFloat(string(f.Geometry.Coordinates[1]), 64)
-				if err1 != nil || err2 != nil {
-					in.Err = geo.Errorf(geo.Invalid, "feature %d: the coordinates must be numbers", i)
-				}
-				in.Lat, in.Lng = lat, lng
-			}
-			if err := fn(in); err != nil {
+		if tok != json.Delim('[') {
+			if err := body.skipRest(tok); err != nil {
 				return err
 			}
+			return errSyntax{geo.Errorf(geo.Invalid, "the body's features member must be an array, got %s", jsonKind(tok))}
 		}
-		if _, err := dec.Token(); err != nil {
-			return notGeoJSON(err)
+		for i := 0; dec.More(); i++ {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return syntax(fmt.Sprintf("feature %d", i), err)
+			}
+			in, err := readPointFeature(raw, fmt.Sprintf("feature %d", i))
+			in.Err = err
+			if err := fn(in); err != nil {
+				return errSyntax{err} // the caller stopped: end the stream
+			}
+		}
+		_, err = dec.Token() // the closing bracket
+		if err != nil {
+			return syntax(body.what, err)
+		}
+		return nil
+	})
+	if err == nil && !sawFeatures {
+		err = geo.Errorf(geo.Invalid, "the body is not a GeoJSON FeatureCollection: it has no features member")
+	}
+	var ge *geo.Error
+	if err != nil && errors.As(err, &ge) && strings.HasPrefix(ge.Message, "the body ") {
+		err = geo.Errorf(ge.Code, "the body is not a GeoJSON FeatureCollection: %s", strings.TrimPrefix(ge.Message, "the body "))
+	}
+	if err == nil {
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = geo.Errorf(geo.Invalid, "the body has more after its FeatureCollection")
 		}
 	}
-	if !sawFeatures {
-		return geo.Errorf(geo.Invalid, "the body is not a GeoJSON FeatureCollection: it has no features member")
-	}
-	return nil
+	return err
+}
+
+// readPointFeature reads a GeoJSON Feature whose geometry is a Point.
+func readPointFeature(raw []byte, what string) (locateInput, error) {
+	o := objectReader{dec: newDecoder(raw), what: what}
+	return readPoint(o, func(in *locateInput, name string) (int, error) {
+		if name != "geometry" {
+			return 0, nil
+		}
+		isPoint, n := false, 0
+		err := o.read(func(name string) error {
+			switch name {
+			case "type":
+				v, err := o.value()
+				if err != nil {
+					return err
+				}
+				if v != "Point" {
+					return geo.Errorf(geo.Invalid, "%s: the geometry must be a Point", what)
+				}
+				isPoint = true
+				return nil
+			case "coordinates":
+				tok, err := o.dec.Token()
+				if err != nil {
+					return syntax(what, err)
+				}
+				if tok != json.Delim('[') {
+					if err := o.skipRest(tok); err != nil {
+						return err
+					}
+					return geo.Errorf(geo.Invalid, "%s: the coordinates must be an array [lng, lat]", what)
+				}
+				var first error
+				for ; o.dec.More(); n++ {
+					name := []string{"longitude", "latitude"}[min(n, 1)]
+					if n >= 2 {
+						name = "altitude"
+					}
+					v, err := o.number(name)
+					if err != nil {
+						var se errSyntax
+						if errors.As(err, &se) {
+							return err
+						}
+						first = cmp.Or(first, err)
+					}
+					switch n {
+					case 0:
+						in.Lng = v
+					case 1:
+						in.Lat = v
+					}
+				}
+				if _, err := o.dec.Token(); err != nil {
+					return syntax(what, err)
+				}
+				return first
+			}
+			return o.skip()
+		})
+		if err == nil && (!isPoint || n < 2) {
+			err = geo.Errorf(geo.Invalid, "%s: the geometry must be a Point with [lng, lat] coordinates", what)
+		}
+		if err != nil {
+			return 0, err
+		}
+		return 2, nil
+	}, "needs a Point geometry")
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -67,6 +66,9 @@ func writeJSON(w http.ResponseWriter, mediaType string, v any) error {
 // checkParams returns an Invalid error naming the first query parameter of
 // r that is not in known, as /req/core/query-param-unknown asks.
 func checkParams(r *http.Request, known ...string) error {
+	if err := checkRawQuery(r.URL.RawQuery); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	keys := make([]string, 0, len(q))
 	for k := range q {
@@ -75,7 +77,7 @@ func checkParams(r *http.Request, known ...string) error {
 	slices.Sort(keys)
 	for _, k := range keys {
 		if !slices.Contains(known, k) {
-			return geo.Errorf(geo.Invalid, "unknown parameter %q; this resource takes: %s", k, strings.Join(known, ", "))
+			return geo.Errorf(geo.Invalid, "unknown parameter %s; this resource takes: %s", echo(k), strings.Join(known, ", "))
 		}
 		if len(q[k]) > 1 {
 			return geo.Errorf(geo.Invalid, "parameter %q is given %d times; give it once", k, len(q[k]))
@@ -242,11 +244,15 @@ func (s *Server) findCollection(ctx context.Context, id string) (collectionInfo,
 			return c, nil
 		}
 	}
-	names := make([]string, len(list))
-	for i, c := range list {
-		names[i] = c.ID
+	const listed = 10 // enough to spot a typo; /collections lists them all
+	names := make([]string, 0, listed+1)
+	for _, c := range list[:min(len(list), listed)] {
+		names = append(names, strconv.Quote(c.ID))
 	}
-	return collectionInfo{}, geo.Errorf(geo.NotFound, "there is no collection %q; the collections are: %s", id, strings.Join(names, ", "))
+	if len(list) > listed {
+		names = append(names, fmt.Sprintf("and %d more at /collections", len(list)-listed))
+	}
+	return collectionInfo{}, geo.Errorf(geo.NotFound, "there is no collection %s; the collections are: %s", echo(id), strings.Join(names, ", "))
 }
 
 // extent is a collection's bounding box, the whole world when it is empty.
@@ -314,6 +320,9 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) error {
 var itemsParams = []string{"limit", "bbox", "datetime", "cursor", "q", "f"}
 
 func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
+	if err := checkRawQuery(r.URL.RawQuery); err != nil {
+		return err
+	}
 	c, err := s.findCollection(r.Context(), r.PathValue("collectionId"))
 	if err != nil {
 		return err
@@ -426,6 +435,9 @@ func (s *Server) pageLimit(raw string, given bool) (int, error) {
 	if !given {
 		return lim.DefaultPageSize, nil
 	}
+	if !digits.MatchString(raw) {
+		return 0, geo.Errorf(geo.Invalid, "limit must be an integer written in decimal digits, got %s", echo(raw))
+	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil {
 		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange && !strings.HasPrefix(raw, "-") {
@@ -451,9 +463,9 @@ func parseBBox(raw string) (geo.BBox, error) {
 	}
 	v := make([]float64, len(parts))
 	for i, p := range parts {
-		f, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return geo.BBox{}, geo.Errorf(geo.Invalid, "bbox value %d (%q) is not a finite number", i+1, p)
+		f, err := parseNumber("bbox value", strings.TrimSpace(p))
+		if err != nil {
+			return geo.BBox{}, geo.Errorf(geo.Invalid, "bbox value %d (%s) is not a finite number written in decimal (such as -12.5 or 1e-3)", i+1, echo(p))
 		}
 		v[i] = f
 	}
@@ -470,12 +482,16 @@ func parseBBox(raw string) (geo.BBox, error) {
 // checkDatetime accepts an RFC 3339 date-time, or an interval of two
 // separated by "/" where either end may be open ("" or "..").
 func checkDatetime(raw string) error {
-	bad := geo.Errorf(geo.Invalid, "datetime must be an RFC 3339 date-time or an interval start/end with .. for an open end, got %q", raw)
-	instant := func(s string) bool {
-		_, err := time.Parse(time.RFC3339Nano, s)
+	bad := geo.Errorf(geo.Invalid, "datetime must be an RFC 3339 date-time or an interval start/end with .. for an open end, got %s", echo(raw))
+	parse := func(s string) (time.Time, error) {
+		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			_, err = time.Parse(time.DateOnly, s)
+			t, err = time.Parse(time.DateOnly, s)
 		}
+		return t, err
+	}
+	instant := func(s string) bool {
+		_, err := parse(s)
 		return err == nil
 	}
 	start, end, interval := strings.Cut(raw, "/")
@@ -488,6 +504,13 @@ func checkDatetime(raw string) error {
 	open := func(s string) bool { return s == "" || s == ".." }
 	if open(start) && open(end) || !open(start) && !instant(start) || !open(end) && !instant(end) {
 		return bad
+	}
+	if !open(start) && !open(end) {
+		t0, _ := parse(start)
+		t1, _ := parse(end)
+		if t0.After(t1) {
+			return geo.Errorf(geo.Invalid, "datetime interval %s ends before it starts", echo(raw))
+		}
 	}
 	return nil
 }

@@ -198,8 +198,8 @@ func (s *Server) propertyFilters(ctx context.Context, r *http.Request, c collect
 	for _, k := range keys {
 		i := slices.IndexFunc(qs, func(q queryable) bool { return q.Key == k })
 		if i < 0 {
-			return nil, nil, geo.Errorf(geo.Invalid, "unknown parameter %q; this resource takes: %s, and the queryable properties of collection %q (listed at /collections/%s/queryables)",
-				k, strings.Join(known, ", "), c.ID, url.PathEscape(c.ID))
+			return nil, nil, geo.Errorf(geo.Invalid, "unknown parameter %s; this resource takes: %s, and the queryable properties of collection %q (listed at /collections/%s/queryables)",
+				echo(k), strings.Join(known, ", "), c.ID, url.PathEscape(c.ID))
 		}
 		var raws []string
 		for _, p := range params {
