@@ -260,7 +260,7 @@ up() {
 	"$BIN/search-client" --service search-service-http instances
 	echo
 	echo "importing $(basename "$SAMPLE") into collection countries (keyed by name; a replace: re-running leaves exactly the sample)"
-	"$BIN/search-client" import "$SAMPLE" --collection countries --key-property name --replace
+	"$BIN/search-client" import "$SAMPLE" --collection countries --key-property name --replace --verbose
 	echo
 	echo "\$ search-client collections"
 	"$BIN/search-client" collections
