@@ -64,7 +64,8 @@ func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 		{"truncated page token", &searchv1.SearchRequest{Query: "a", PageToken: foreign[:5]}, codes.InvalidArgument, "page_token is malformed"},
 		{"foreign page token", &searchv1.SearchRequest{Query: "b", PageToken: foreign}, codes.InvalidArgument, "page_token was issued for a different search"},
 		{"page token for another point", &searchv1.SearchRequest{Query: "a", Point: pt(1, 1), PageToken: foreign}, codes.InvalidArgument, "page_token was issued for a different search"},
-		{"10 MB query", &searchv1.SearchRequest{Query: strings.Repeat("x", 10<<20)}, codes.InvalidArgument, "query is 10485760 characters long; the limit is 256"},
+		{"5 MB query", &searchv1.SearchRequest{Query: strings.Repeat("x", 5<<20)}, codes.InvalidArgument, "query is 5242880 characters long; the limit is 256"},
+		{"10 MB query: over GRPC_MAX_QUERY_MESSAGE_BYTES, refused unparsed", &searchv1.SearchRequest{Query: strings.Repeat("x", 10<<20)}, codes.ResourceExhausted, "the SearchRequest message is 10485765 bytes; the limit is 8388608"},
 		{"NUL in query", &searchv1.SearchRequest{Query: "a\x00b"}, codes.InvalidArgument, "query must not contain NUL characters"},
 	}
 	for _, tt := range tests {
