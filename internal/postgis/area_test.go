@@ -59,7 +59,7 @@ func areaCases(t *testing.T, countries []geo.Feature, rng *rand.Rand) []areaCase
 		// A tiny box around a vertex's neighbourhood, mostly inside.
 		flat := c.Geometry.FlatCoords()
 		v := rng.IntN(len(flat) / 2)
-		x, y := flat[2*v], flat[2*v+1]
+		x, y := geotest.WrapLng(flat[2*v]), flat[2*v+1]
 		if i%2 == 0 {
 			x, y = (b.Min(0)+b.Max(0))/2, (b.Min(1)+b.Max(1))/2
 		}

@@ -44,7 +44,7 @@ func nearestPoints(countries []geo.Feature, n int, rng *rand.Rand) []geo.Point {
 		v := rng.IntN(len(flat) / 2)
 		r, a := 0.01+rng.Float64()*0.5, rng.Float64()*2*math.Pi
 		pts = append(pts, geo.Point{
-			Lng: max(-180, min(180, flat[2*v]+r*math.Cos(a))),
+			Lng: max(-180, min(180, geotest.WrapLng(flat[2*v])+r*math.Cos(a))),
 			Lat: max(-90, min(90, flat[2*v+1]+r*math.Sin(a))),
 		})
 	}

@@ -224,7 +224,7 @@ func TestPartsMatchWholeGeometry(t *testing.T) {
 		f := features[rng.IntN(len(features))]
 		flat := f.Geometry.FlatCoords()
 		v := rng.IntN(len(flat) / 2)
-		p := geo.Point{Lng: flat[2*v], Lat: flat[2*v+1]}
+		p := geo.Point{Lng: geotest.WrapLng(flat[2*v]), Lat: flat[2*v+1]}
 		if i%10 != 0 {
 			p.Lng = max(-180, min(180, p.Lng+(rng.Float64()-0.5)*0.002))
 			p.Lat = max(-90, min(90, p.Lat+(rng.Float64()-0.5)*0.002))

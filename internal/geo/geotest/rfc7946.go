@@ -169,3 +169,17 @@ func segmentDistance(px, py, ax, ay, bx, by float64) float64 {
 	}
 	return math.Hypot(px-(ax+t*dx), py-(ay+t*dy))
 }
+
+// WrapLng folds a longitude into [-180, 180]: a decoded feature's
+// positions may lie past +-180 where its rings cross the antimeridian (the
+// store folds them back), and tests that pick points from them need the
+// point as stored.
+func WrapLng(lng float64) float64 {
+	for lng > 180 {
+		lng -= 360
+	}
+	for lng < -180 {
+		lng += 360
+	}
+	return lng
+}
