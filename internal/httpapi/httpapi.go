@@ -2,8 +2,8 @@
 // (Part 1: Core, GeoJSON, OpenAPI 3.0) for GIS tools, a locate endpoint for
 // plain HTTP clients, and a map page whose assets are in the binary. It is
 // one more adapter over the domain, beside gRPC: the same validation, page
-// tokens, bearer tokens (geo.Tokens) and error codes, mapped to HTTP in one
-// table (httpStatus).
+// tokens, bearer tokens (geo.Tokens) and error codes, mapped to HTTP by the
+// one table of internal/core that gRPC's codes come from too.
 package httpapi
 
 import (
