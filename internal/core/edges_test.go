@@ -40,10 +40,10 @@ func (f failing) Get(context.Context, geo.ThingRef, bool, geo.Output) (geo.Thing
 func (f failing) Import(context.Context, geo.ImportOptions, geo.FeatureSource) (geo.ImportResult, error) {
 	return geo.ImportResult{}, f.err
 }
-func (f failing) Delete(context.Context, geo.DeleteRequest) (int64, error)   { return 0, f.err }
-func (f failing) DeleteCollection(context.Context, string) (int64, error)    { return 0, f.err }
-func (f failing) Stats(context.Context) (geo.Stats, error)                   { return geo.Stats{}, f.err }
-func (f failing) Ping(context.Context) error                                 { return nil }
+func (f failing) Delete(context.Context, geo.DeleteRequest) (int64, error) { return 0, f.err }
+func (f failing) DeleteCollection(context.Context, string) (int64, error)  { return 0, f.err }
+func (f failing) Stats(context.Context) (geo.Stats, error)                 { return geo.Stats{}, f.err }
+func (f failing) Ping(context.Context) error                               { return nil }
 func (f failing) Collections(context.Context) ([]geo.Collection, error) {
 	return []geo.Collection{{Name: "c", Count: 1, Updated: time.Unix(0, 0)}}, nil
 }
