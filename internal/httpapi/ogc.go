@@ -351,7 +351,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err := filter.Validate(); err != nil {
 		return err
 	}
-	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true}
+	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true, MaxBytes: s.limits.Load().MaxPageBytes}
 	if params.Has("cursor") {
 		after, err := geo.DecodePageToken(params.Get("cursor"), filter, "cursor")
 		if err != nil {

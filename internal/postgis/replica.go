@@ -57,7 +57,8 @@ const maxLagSamples = 4096
 // Replica checks the reading database against the primary; see above. It
 // implements geo.ReadYourWrites and grpcapi's Pinger.
 type Replica struct {
-	read    *pgxpool.Pool
+	read    *pgxpool.Pool // consistency waits
+	check   *pgxpool.Pool // Ping: the reading database, on a connection of its own
 	primary *pgxpool.Pool
 	maxLag  atomic.Int64 // time.Duration; 0: the lag does not matter
 
@@ -75,13 +76,15 @@ type lagSample struct {
 
 var _ geo.ReadYourWrites = (*Replica)(nil)
 
-// NewReplica returns a Replica of the reading pool read, whose primary is
-// reached through primary: a small pool of its own (OpenProbe), so that
-// imports holding the writing pool's connections cannot stop the lag
-// being measured or a write's position being read. A standby lagging more
-// than maxLag (0: any lag) is not ready.
-func NewReplica(read, primary *pgxpool.Pool, maxLag time.Duration) *Replica {
-	r := &Replica{read: read, primary: primary}
+// NewReplica returns a Replica of the reading pool read, checked for
+// readiness through check (OpenCheck: the same database, a connection
+// that requests cannot take), whose primary is reached through primary: a
+// small pool of its own (OpenProbe), so that imports holding the writing
+// pool's connections cannot stop the lag being measured or a write's
+// position being read. A standby lagging more than maxLag (0: any lag) is
+// not ready.
+func NewReplica(read, check, primary *pgxpool.Pool, maxLag time.Duration) *Replica {
+	r := &Replica{read: read, check: check, primary: primary}
 	r.maxLag.Store(int64(maxLag))
 	return r
 }
@@ -98,7 +101,7 @@ func (r *Replica) SetMaxLag(d time.Duration) { r.maxLag.Store(int64(d)) }
 func (r *Replica) Ping(ctx context.Context) error {
 	var inRecovery bool
 	var replayText *string
-	if err := r.read.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
+	if err := r.check.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
 		return classify(ctx, "ping database", err)
 	}
 	now := time.Now()

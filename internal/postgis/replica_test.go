@@ -46,10 +46,15 @@ func newReplicated(t testing.TB, maxLag time.Duration) *replicated {
 		t.Fatal(err)
 	}
 	t.Cleanup(probe.Close)
+	check, err := postgis.OpenCheck(ctx, cfg, "replica-test", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(check.Close)
 	return &replicated{
 		dbs:     dbs,
 		svc:     postgis.NewSearchService(read, postgis.WithWriter(writer)),
-		replica: postgis.NewReplica(read, probe, maxLag),
+		replica: postgis.NewReplica(read, check, probe, maxLag),
 		primary: primaryURL,
 	}
 }
