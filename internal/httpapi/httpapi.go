@@ -145,9 +145,9 @@ type Server struct {
 	// inFlight holds a token per request being answered
 	// (HTTP_MAX_IN_FLIGHT); nil: no cap.
 	inFlight chan struct{}
-	qcache queryablesCache
-	http   *http.Server
-	lis    net.Listener
+	qcache   queryablesCache
+	http     *http.Server
+	lis      net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
