@@ -205,7 +205,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 			s.Close()
 			return nil, err
 		}
-		httpSvc := postgis.NewSearchService(s.httpPool, svcOpts...)
+		httpSvc := svc.ReadingThrough(s.httpPool)
 		if s.http, err = newHTTP(cfg, httpSvc, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err

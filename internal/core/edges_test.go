@@ -44,8 +44,15 @@ func (f failing) Delete(context.Context, geo.DeleteRequest) (int64, error) { ret
 func (f failing) DeleteCollection(context.Context, string) (int64, error)  { return 0, f.err }
 func (f failing) Stats(context.Context) (geo.Stats, error)                 { return geo.Stats{}, f.err }
 func (f failing) Ping(context.Context) error                               { return nil }
-func (f failing) Collections(context.Context) ([]geo.Collection, error) {
-	return []geo.Collection{{Name: "c", Count: 1, Updated: time.Unix(0, 0)}}, nil
+func (f failing) Collections(ctx context.Context) ([]geo.Collection, error) {
+	c, err := f.Collection(ctx, "c")
+	return []geo.Collection{c}, err
+}
+func (f failing) Collection(_ context.Context, name string) (geo.Collection, error) {
+	if name != "c" {
+		return geo.Collection{}, geo.Errorf(geo.NotFound, "there is no collection %q", name)
+	}
+	return geo.Collection{Name: "c", Count: 1, Updated: time.Unix(0, 0)}, nil
 }
 
 var grpcConfig = grpcapi.Config{

@@ -112,7 +112,7 @@ type api struct {
 
 // start runs the HTTP API on a fresh database loaded with the 1:110m
 // countries (177 things) unless opts say otherwise.
-func start(t *testing.T, opts ...func(*setup)) *api {
+func start(t testing.TB, opts ...func(*setup)) *api {
 	t.Helper()
 	st := setup{
 		fixture: "ne_110m_countries.geojson",

@@ -33,3 +33,7 @@ func (r *Replica) LastLag() time.Duration {
 	defer r.mu.Unlock()
 	return r.lag
 }
+
+// CollectionAggregates is how many times s aggregated a collection's
+// things (its count and box) since it was built.
+func CollectionAggregates(s *SearchService) int64 { return s.collections.aggregates.Load() }

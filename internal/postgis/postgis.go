@@ -238,6 +238,8 @@ type SearchService struct {
 	pool   *pgxpool.Pool // reads
 	writer *pgxpool.Pool // Import; pool unless WithWriter
 	stats  statsCache
+	// collections keeps collections' counts and boxes (collections.go).
+	collections *collectionCache
 }
 
 var _ geo.SearchService = (*SearchService)(nil)
@@ -255,11 +257,18 @@ func WithWriter(pool *pgxpool.Pool) Option {
 // NewSearchService returns a SearchService reading through pool, whose
 // database must be migrated.
 func NewSearchService(pool *pgxpool.Pool, opts ...Option) *SearchService {
-	s := &SearchService{pool: pool, writer: pool, stats: statsCache{maxAge: statsMaxAge}}
+	s := &SearchService{pool: pool, writer: pool, stats: statsCache{maxAge: statsMaxAge}, collections: &collectionCache{}}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// ReadingThrough returns a SearchService that reads through pool (another
+// transport's pool of its own, see OpenHTTP) and shares s's writing pool
+// and its cache of collections' counts.
+func (s *SearchService) ReadingThrough(pool *pgxpool.Pool) *SearchService {
+	return &SearchService{pool: pool, writer: s.writer, stats: statsCache{maxAge: statsMaxAge}, collections: s.collections}
 }
 
 // ReportPool sends the pools' gauges: db.pool.in_use, db.pool.idle and
