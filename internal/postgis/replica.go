@@ -61,6 +61,7 @@ type Replica struct {
 	check   *pgxpool.Pool // Ping: the reading database, on a connection of its own
 	primary *pgxpool.Pool
 	maxLag  atomic.Int64 // time.Duration; 0: the lag does not matter
+	polls   atomic.Int64 // replay checks of WaitFor, for tests
 
 	mu       sync.Mutex
 	samples  []lagSample // primary positions not yet replayed, oldest first
@@ -209,9 +210,13 @@ const (
 )
 
 // WaitFor returns once the reading database has replayed p, or at once when
-// it is not a standby. It gives up with Unavailable after MAX_REPLICA_LAG
-// (a standby that far behind is not ready: another instance may have
-// caught up), with Timeout when ctx's deadline comes first.
+// it is not a standby. A position beyond the primary's own is no position
+// this service handed out (a forged token, or one of another database):
+// it is refused with Invalid at once, after one look at the primary,
+// rather than polled for until MAX_REPLICA_LAG. Otherwise WaitFor gives up
+// with Unavailable after MAX_REPLICA_LAG (a standby that far behind is not
+// ready: another instance may have caught up), with Timeout when ctx's
+// deadline comes first.
 func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 	if maxLag := time.Duration(r.maxLag.Load()); maxLag > 0 {
 		var cancel context.CancelFunc
@@ -220,11 +225,20 @@ func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 	}
 	lsn := formatLSN(uint64(p))
 	pause := waitPollMin
-	for {
+	for checked := false; ; {
 		var done bool
+		r.polls.Add(1)
 		err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&done)
 		if err == nil && done {
 			return nil
+		}
+		if err == nil && !checked {
+			checked = true
+			// The primary unreachable is no reason to refuse: wait as
+			// before, within MAX_REPLICA_LAG.
+			if primary, perr := r.primaryPosition(ctx); perr == nil && uint64(p) > primary {
+				return geo.Errorf(geo.Invalid, "consistency_token names a write position (%s) beyond the primary's (%s): it was not handed out by this service; pass the consistency_token a write returned", lsn, formatLSN(primary))
+			}
 		}
 		if err == nil {
 			t := time.NewTimer(pause)

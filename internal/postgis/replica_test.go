@@ -166,6 +166,18 @@ func TestStandbyReadsYourWrites(t *testing.T) {
 	if n := r.collectionCount(t, "countries"); n != -1 {
 		t.Fatalf("after deleting the collection the standby counts %d things in it", n)
 	}
+
+	// A forged token far beyond the primary's position is refused at once:
+	// one replay check and one look at the primary, no polling until
+	// MAX_REPLICA_LAG.
+	before := r.replica.WaitPolls()
+	forged := r.token(t) + 1<<40
+	if err := r.replica.WaitFor(ctx, forged); geo.ErrorCode(err) != geo.Invalid {
+		t.Fatalf("forged far-future token: %v, want Invalid", err)
+	}
+	if polls := r.replica.WaitPolls() - before; polls != 1 {
+		t.Errorf("the forged token took %d replay checks, want 1", polls)
+	}
 }
 
 // TestStandbyLagFollowsReplay: a standby that stops replaying while the
