@@ -19,7 +19,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
-// importCircles imports n things into collection, each a 64-vertex circle
+// importCircles imports n things into collection, each a 32-vertex circle
 // of 0.04 degrees, on a grid of 0.1 degree steps from (40, 0).
 func importCircles(t testing.TB, client searchv1.SearchServiceClient, collection string, n int) {
 	t.Helper()
@@ -32,8 +32,8 @@ func importCircles(t testing.TB, client searchv1.SearchServiceClient, collection
 		lat, lng := 40+float64(i/side)*0.1, float64(i%side)*0.1
 		var b strings.Builder
 		b.WriteString(`{"type":"Polygon","coordinates":[[`)
-		for v := 0; v <= 64; v++ {
-			a := 2 * math.Pi * float64(v%64) / 64
+		for v := 0; v <= 32; v++ {
+			a := 2 * math.Pi * float64(v%32) / 32
 			if v > 0 {
 				b.WriteByte(',')
 			}
@@ -60,11 +60,13 @@ func importCircles(t testing.TB, client searchv1.SearchServiceClient, collection
 // searches on another connection answered (none fails) and health
 // SERVING, which is the truth since they are answered; the requests beyond
 // HTTP_MAX_IN_FLIGHT get 503 with Retry-After instead of waiting, and
-// every request ends. Everything is counted; nothing is timed.
+// every admitted one ends with its answer or, once HTTP_REQUEST_TIMEOUT
+// passes while it waits for the HTTP pool, 504. Everything is counted;
+// nothing is timed.
 func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 	t.Parallel()
 	const things, readers, nearest = 20000, 200, 200
-	ts := startServer(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0"}, true)
+	ts := startServer(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0", "HTTP_REQUEST_TIMEOUT": "10s"}, true)
 	importCircles(t, ts.client, "big", things)
 	base := "http://" + ts.srv.http.Addr().String()
 
@@ -76,7 +78,7 @@ func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 	grpcClient := searchv1.NewSearchServiceClient(conn)
 	health := healthpb.NewHealthClient(conn)
 
-	var ok200, busy503, other atomic.Int64
+	var ok200, busy503, late504, other atomic.Int64
 	var otherSeen sync.Map
 	var noRetryAfter atomic.Int64
 	record := func(resp *http.Response, err error) {
@@ -86,6 +88,8 @@ func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 			otherSeen.Store(err.Error(), true)
 		case resp.StatusCode == http.StatusOK:
 			ok200.Add(1)
+		case resp.StatusCode == http.StatusGatewayTimeout:
+			late504.Add(1)
 		case resp.StatusCode == http.StatusServiceUnavailable:
 			busy503.Add(1)
 			if resp.Header.Get("Retry-After") == "" {
@@ -166,8 +170,8 @@ func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 		}
 	}
 
-	t.Logf("HTTP: %d answered 200, %d refused 503, %d other; gRPC: %d searches, %d failed; health: %d SERVING, %d not",
-		ok200.Load(), busy503.Load(), other.Load(), searched, failed, serving, notServing)
+	t.Logf("HTTP: %d answered 200, %d refused 503, %d past their deadline 504, %d other; gRPC: %d searches, %d failed; health: %d SERVING, %d not",
+		ok200.Load(), busy503.Load(), late504.Load(), other.Load(), searched, failed, serving, notServing)
 	if failed > 0 {
 		t.Errorf("%d of %d gRPC searches failed during the HTTP load: %v", failed, searched, failures)
 	}
@@ -177,11 +181,12 @@ func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 	if notServing > 0 {
 		t.Errorf("health was not SERVING %d times of %d while every gRPC search was answered", notServing, serving+notServing)
 	}
-	if got := ok200.Load() + busy503.Load(); got != readers+nearest {
+	if got := ok200.Load() + busy503.Load() + late504.Load(); got != readers+nearest {
 		var seen []string
 		otherSeen.Range(func(k, _ any) bool { seen = append(seen, k.(string)); return true })
-		t.Errorf("%d of %d HTTP requests ended with 200 or 503; the others: %v", got, readers+nearest, seen)
+		t.Errorf("%d of %d HTTP requests ended with 200, 503 or 504; the others: %v", got, readers+nearest, seen)
 	}
+
 	if busy503.Load() == 0 {
 		t.Error("no HTTP request was refused: the load never reached HTTP_MAX_IN_FLIGHT")
 	}
