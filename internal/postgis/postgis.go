@@ -147,7 +147,7 @@ func Open(ctx context.Context, cfg Config, applicationName string, st *Statement
 }
 
 // OpenHTTP builds the HTTP API's reading pool, on DATABASE_URL with at
-// most DB_HTTP_MAX_CONNS connections (0: as Open), apart from gRPC's.
+// most DB_HTTP_MAX_CONNS connections (0: pgx's default), apart from gRPC's.
 func OpenHTTP(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
