@@ -40,3 +40,6 @@ func CollectionAggregates(s *SearchService) int64 { return s.collections.aggrega
 
 // WaitPolls is how many replay checks r's WaitFor calls made.
 func (r *Replica) WaitPolls() int64 { return r.polls.Load() }
+
+// WaitLoops is how many replay poll loops r started.
+func (r *Replica) WaitLoops() int64 { return r.loops.Load() }

@@ -61,7 +61,9 @@ type Replica struct {
 	check   *pgxpool.Pool // Ping: the reading database, on a connection of its own
 	primary *pgxpool.Pool
 	maxLag  atomic.Int64 // time.Duration; 0: the lag does not matter
-	polls   atomic.Int64 // replay checks of WaitFor, for tests
+	polls   atomic.Int64 // replay checks of WaitFor and the poller, for tests
+	loops   atomic.Int64 // poll loops started, for tests
+	waiters replayWaiters
 
 	mu       sync.Mutex
 	samples  []lagSample // primary positions not yet replayed, oldest first
@@ -201,9 +203,9 @@ func (r *Replica) WritePosition(ctx context.Context) (geo.Position, error) {
 }
 
 // Wait polling: the first check is at once (usually the standby has
-// replayed a write long before its client asks), then at growing
-// intervals up to waitPollMax, each one short statement on the reading
-// pool that holds no connection in between.
+// replayed a write long before its client asks), then one loop for all
+// waiters checks at growing intervals up to waitPollMax, each one short
+// statement on the reading pool that holds no connection in between.
 const (
 	waitPollMin = time.Millisecond
 	waitPollMax = 20 * time.Millisecond
@@ -223,43 +225,123 @@ func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 		ctx, cancel = context.WithTimeoutCause(ctx, maxLag, errWaitBound)
 		defer cancel()
 	}
+	// Usually the standby has replayed a write long before its client
+	// reads: one check at once, then the shared poll loop.
 	lsn := formatLSN(uint64(p))
-	pause := waitPollMin
-	for checked := false; ; {
-		var done bool
-		r.polls.Add(1)
-		err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&done)
-		if err == nil && done {
-			return nil
-		}
-		if err == nil && !checked {
-			checked = true
-			// The primary unreachable is no reason to refuse: wait as
-			// before, within MAX_REPLICA_LAG.
-			if primary, perr := r.primaryPosition(ctx); perr == nil && uint64(p) > primary {
-				return geo.Errorf(geo.Invalid, "consistency_token names a write position (%s) beyond the primary's (%s): it was not handed out by this service; pass the consistency_token a write returned", lsn, formatLSN(primary))
-			}
-		}
-		if err == nil {
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-				pause = min(2*pause, waitPollMax)
-				continue
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
-		switch {
-		case errors.Is(context.Cause(ctx), errWaitBound):
-			return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return geo.Errorf(geo.Timeout, "the deadline passed before the replica this instance reads from replayed the write of consistency_token")
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
+	var replayed bool
+	r.polls.Add(1)
+	if err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&replayed); err != nil {
 		return classify(ctx, "wait for the replica", err)
 	}
+	if replayed {
+		return nil
+	}
+	// The primary unreachable is no reason to refuse: wait as before,
+	// within MAX_REPLICA_LAG.
+	if primary, err := r.primaryPosition(ctx); err == nil && uint64(p) > primary {
+		return geo.Errorf(geo.Invalid, "consistency_token names a write position (%s) beyond the primary's (%s): it was not handed out by this service; pass the consistency_token a write returned", lsn, formatLSN(primary))
+	}
+	done, stop := r.await(uint64(p))
+	defer stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	switch {
+	case errors.Is(context.Cause(ctx), errWaitBound):
+		return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return geo.Errorf(geo.Timeout, "the deadline passed before the replica this instance reads from replayed the write of consistency_token")
+	}
+	return ctx.Err()
+}
+
+// replayWaiters are the WaitFor calls waiting for the standby, each with
+// the position it waits for: one poll loop serves them all, however many
+// there are, so waiting costs one short statement per interval, not one
+// per waiter.
+type replayWaiters struct {
+	mu      sync.Mutex
+	waiting map[chan struct{}]uint64
+	running bool // a poll loop runs
+}
+
+// await registers a waiter for lsn: done closes once the standby has
+// replayed it. stop unregisters it. The poll loop starts with the first
+// waiter and ends with the last.
+func (r *Replica) await(lsn uint64) (done chan struct{}, stop func()) {
+	w := &r.waiters
+	done = make(chan struct{})
+	w.mu.Lock()
+	if w.waiting == nil {
+		w.waiting = map[chan struct{}]uint64{}
+	}
+	w.waiting[done] = lsn
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if start {
+		r.loops.Add(1)
+		go r.pollReplay()
+	}
+	return done, func() {
+		w.mu.Lock()
+		delete(w.waiting, done)
+		w.mu.Unlock()
+	}
+}
+
+// pollReplay asks the reading database how far it has replayed, at
+// growing intervals up to waitPollMax, and wakes the waiters it has
+// passed, until none waits. A failed check is tried again at the next
+// interval; the waiters' own bounds (MAX_REPLICA_LAG, their deadlines) end
+// their waits.
+func (r *Replica) pollReplay() {
+	w := &r.waiters
+	for pause := waitPollMin; ; pause = min(2*pause, waitPollMax) {
+		time.Sleep(pause)
+		w.mu.Lock()
+		if len(w.waiting) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		replay, ok := r.replayed()
+		if !ok {
+			continue
+		}
+		w.mu.Lock()
+		for done, lsn := range w.waiting {
+			if lsn <= replay {
+				close(done)
+				delete(w.waiting, done)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// replayed returns how far the reading database has replayed: everything
+// when it is not a standby.
+func (r *Replica) replayed() (uint64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r.polls.Add(1)
+	var inRecovery bool
+	var replayText *string
+	if err := r.read.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
+		return 0, false
+	}
+	if !inRecovery {
+		return ^uint64(0), true
+	}
+	if replayText == nil {
+		return 0, false
+	}
+	replay, err := parseLSN(*replayText)
+	return replay, err == nil
 }
 
 var errWaitBound = errors.New("MAX_REPLICA_LAG passed while waiting for the replica")

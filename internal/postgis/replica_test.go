@@ -3,6 +3,7 @@ package postgis_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,6 +208,27 @@ func TestStandbyLagFollowsReplay(t *testing.T) {
 	}
 	if err := r.replica.WaitFor(ctx, tok); geo.ErrorCode(err) != geo.Unavailable {
 		t.Errorf("waiting for a write the paused standby has not replayed gave %v, want Unavailable", err)
+	}
+	// Waiters at once share one poll loop.
+	loops := r.replica.WaitLoops()
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.replica.WaitFor(ctx, tok)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if geo.ErrorCode(err) != geo.Unavailable {
+			t.Errorf("waiter %d gave %v, want Unavailable", i, err)
+		}
+	}
+	// At most one: the loop of the wait before may still be running.
+	if n := r.replica.WaitLoops() - loops; n > 1 {
+		t.Errorf("10 waiters at once started %d poll loops, want one at most", n)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	err := r.replica.WaitFor(short, tok)
