@@ -53,6 +53,8 @@ type Server struct {
 	pool         *pgxpool.Pool
 	writer       *pgxpool.Pool // imports: DATABASE_WRITE_URL, or DATABASE_URL
 	probe        *pgxpool.Pool // the replica's lag and write positions, on the primary
+	check        *pgxpool.Pool // readiness: one connection of its own
+	httpPool     *pgxpool.Pool // the HTTP API's reads; nil without HTTP_LISTEN_ADDR
 	replica      *postgis.Replica
 	lis          net.Listener
 	pprof        *http.Server // nil without PPROF_ADDR
@@ -126,7 +128,15 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		return fail(err)
 	}
 	undo = append(undo, probe.Close)
-	replica := postgis.NewReplica(pool, probe, cfg.DB.MaxReplicaLag)
+	// Readiness asks the database on a connection no request can take, so
+	// that it says whether the database answers, not whether a pool has a
+	// connection free.
+	check, err := postgis.OpenCheck(ctx, cfg.DB, app, timeout)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, check.Close)
+	replica := postgis.NewReplica(pool, check, probe, cfg.DB.MaxReplicaLag)
 	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
 	if err != nil {
 		return fail(fmt.Errorf("listen: %w", err))
@@ -179,6 +189,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		pool:         pool,
 		writer:       writer,
 		probe:        probe,
+		check:        check,
 		replica:      replica,
 		lis:          lis,
 		pprof:        pprofSrv,
@@ -188,7 +199,14 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
 	}
 	if cfg.HTTP.Enabled() {
-		if s.http, err = newHTTP(cfg, svc, auth, logger, accessLogger, m); err != nil {
+		// The HTTP API reads through a pool of its own, so that its load
+		// never makes gRPC calls queue for a connection.
+		if s.httpPool, err = postgis.OpenHTTP(ctx, cfg.DB, app, timeout); err != nil {
+			s.Close()
+			return nil, err
+		}
+		httpSvc := svc.ReadingThrough(s.httpPool)
+		if s.http, err = newHTTP(cfg, httpSvc, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -220,9 +238,10 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	return s, nil
 }
 
-// httpLimits are the HTTP API's page sizes and Locate batches: gRPC's.
+// httpLimits are the HTTP API's page sizes, page byte budget and Locate
+// batches: gRPC's.
 func httpLimits(c grpcapi.Config) httpapi.Limits {
-	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize, LocateBatchSize: c.LocateBatchSize, LocateBatchWait: c.LocateBatchWait}
+	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize, MaxPageBytes: c.MaxPageBytes, LocateBatchSize: c.LocateBatchSize, LocateBatchWait: c.LocateBatchWait}
 }
 
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
@@ -517,6 +536,10 @@ func (s *Server) closePools() {
 	s.pool.Close()
 	s.writer.Close()
 	s.probe.Close()
+	s.check.Close()
+	if s.httpPool != nil {
+		s.httpPool.Close()
+	}
 }
 
 // closePprof stops the pprof endpoint, if any; profiles in progress are cut.

@@ -644,6 +644,10 @@ type SearchService interface {
 	DeleteCollection(ctx context.Context, name string) (int64, error)
 	// Collections lists every collection, by name.
 	Collections(ctx context.Context) ([]Collection, error)
+	// Collection returns one collection, read by its name, without
+	// listing the others. Returns Invalid for a bad name, NotFound when
+	// there is no such collection.
+	Collection(ctx context.Context, name string) (Collection, error)
 	// Stats counts stored things and parts.
 	Stats(ctx context.Context) (Stats, error)
 	// Ping reports whether the store answers; nil means ready to serve.

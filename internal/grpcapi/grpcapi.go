@@ -32,6 +32,11 @@ type Config struct {
 	DefaultPageSize int `env:"DEFAULT_PAGE_SIZE, default=50" live:"true"`
 	// MaxPageSize caps page_size; larger requests are served at this size.
 	MaxPageSize int `env:"MAX_PAGE_SIZE, default=1000" live:"true"`
+	// MaxPageBytes ends a page of Search (and of HTTP items) early, with a
+	// next page token, once its things hold about this many bytes, so that
+	// a page of large geometries fits a client's default receive limit
+	// (4 MiB in grpc-go) and the server holds no more per request.
+	MaxPageBytes int `env:"MAX_PAGE_BYTES, default=2097152" live:"true"`
 	// MaxMessageBytes is the largest request message accepted; one import
 	// message carries one feature, so this bounds a feature's GeoJSON size.
 	MaxMessageBytes int `env:"GRPC_MAX_MESSAGE_BYTES, default=67108864"`
@@ -131,6 +136,7 @@ func (c Config) Validate() error {
 	check(c.ListenAddr == "", "LISTEN_ADDR must not be empty")
 	check(c.DefaultPageSize < 1, "DEFAULT_PAGE_SIZE must be at least 1, got %d", c.DefaultPageSize)
 	check(c.MaxPageSize < c.DefaultPageSize, "MAX_PAGE_SIZE (%d) must be at least DEFAULT_PAGE_SIZE (%d)", c.MaxPageSize, c.DefaultPageSize)
+	check(c.MaxPageBytes < 64<<10, "MAX_PAGE_BYTES must be at least 65536, got %d", c.MaxPageBytes)
 	check(c.MaxMessageBytes < 1<<20, "GRPC_MAX_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxMessageBytes)
 	check(c.MaxQueryMessageBytes < 1<<20, "GRPC_MAX_QUERY_MESSAGE_BYTES must be at least 1048576, got %d", c.MaxQueryMessageBytes)
 	check(c.MaxFeatureVertices < 4, "MAX_FEATURE_VERTICES must be at least 4, got %d", c.MaxFeatureVertices)
@@ -214,10 +220,11 @@ const maxStreamWorkers = 10000
 
 // limits are the request limits that can change while serving.
 type limits struct {
-	defaultPageSize, maxPageSize, maxFeatureVertices, maxImportFeatures int
-	maxConcurrentImports, locateBatchSize                               int
-	locateBatchWait                                                     time.Duration
-	streamSendTimeout, importIdleTimeout, importMaxDuration             time.Duration
+	defaultPageSize, maxPageSize, maxPageBytes, maxFeatureVertices int
+	maxImportFeatures                                              int
+	maxConcurrentImports, locateBatchSize                          int
+	locateBatchWait                                                time.Duration
+	streamSendTimeout, importIdleTimeout, importMaxDuration        time.Duration
 }
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
@@ -246,6 +253,7 @@ func (s *Server) SetLimits(cfg Config) {
 	s.limits.Store(&limits{
 		defaultPageSize:      cfg.DefaultPageSize,
 		maxPageSize:          cfg.MaxPageSize,
+		maxPageBytes:         cfg.MaxPageBytes,
 		maxFeatureVertices:   cfg.MaxFeatureVertices,
 		maxImportFeatures:    cfg.MaxImportFeatures,
 		maxConcurrentImports: cfg.MaxConcurrentImports,
@@ -294,6 +302,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	if err != nil {
 		return nil, err
 	}
+	q.MaxBytes = s.limits.Load().maxPageBytes
 	page, err := s.svc.Search(ctx, q)
 	if err != nil {
 		return nil, err

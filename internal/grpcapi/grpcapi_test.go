@@ -185,6 +185,16 @@ func (f *fakeService) Collections(context.Context) ([]geo.Collection, error) {
 	}, f.err
 }
 
+func (f *fakeService) Collection(ctx context.Context, name string) (geo.Collection, error) {
+	list, err := f.Collections(ctx)
+	for _, c := range list {
+		if c.Name == name {
+			return c, err
+		}
+	}
+	return geo.Collection{}, geo.Errorf(geo.NotFound, "there is no collection %q", name)
+}
+
 func (f *fakeService) Stats(context.Context) (geo.Stats, error) { return geo.Stats{Things: 7}, f.err }
 func (f *fakeService) Ping(context.Context) error               { return f.err }
 

@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -15,58 +14,23 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
 
-// grpcCode is the one table from domain error codes to gRPC codes.
-func grpcCode(c geo.Code) codes.Code {
-	switch c {
-	case geo.Invalid:
-		return codes.InvalidArgument
-	case geo.NotFound:
-		return codes.NotFound
-	case geo.Conflict:
-		return codes.AlreadyExists
-	case geo.Unavailable:
-		return codes.Unavailable
-	case geo.Timeout:
-		return codes.DeadlineExceeded
-	case geo.TooLarge:
-		return codes.ResourceExhausted
-	case geo.Forbidden:
-		return codes.PermissionDenied
-	case geo.Aborted:
-		return codes.Aborted
-	case geo.Busy:
-		return codes.ResourceExhausted
-	case geo.Misconfigured:
-		return codes.FailedPrecondition
-	default:
-		return codes.Internal
-	}
-}
-
-// toStatus maps err to the status the client sees. Domain errors keep their
-// user message; context errors become Canceled or DeadlineExceeded; errors
-// that already carry a status (from the transport) keep it; anything else is
-// Internal with a message that reveals nothing. internal reports whether the
-// full error must be logged.
+// toStatus maps err to the status the client sees, by core's one table
+// of codes. Errors that already carry a status (from the transport) keep
+// it; anything else unclassified is Internal with a message that reveals
+// nothing. internal reports whether the full error must be logged.
 func toStatus(err error) (st *status.Status, internal bool) {
-	var de *geo.Error
-	switch {
-	case errors.As(err, &de):
-		c := grpcCode(de.Code)
-		return status.New(c, de.Message), c == codes.Internal
-	case errors.Is(err, context.Canceled):
-		return status.New(codes.Canceled, "the request was cancelled"), false
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.New(codes.DeadlineExceeded, "the request's deadline passed"), false
+	o, ok := core.Classify(err)
+	if !ok {
+		if s, isStatus := status.FromError(err); isStatus {
+			return s, s.Code() == codes.Internal || s.Code() == codes.Unknown
+		}
 	}
-	if s, ok := status.FromError(err); ok {
-		return s, s.Code() == codes.Internal || s.Code() == codes.Unknown
-	}
-	return status.New(codes.Internal, "internal error"), true
+	return status.New(o.GRPC, o.Message), o.Internal
 }
 
 func mapError(ctx context.Context, logger *slog.Logger, method string, err error) error {

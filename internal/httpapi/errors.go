@@ -1,37 +1,14 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
-
-// httpStatus is the one table from domain error codes to HTTP statuses, the
-// counterpart of grpcapi's grpcCode.
-func httpStatus(c geo.Code) int {
-	switch c {
-	case geo.Invalid:
-		return http.StatusBadRequest
-	case geo.NotFound:
-		return http.StatusNotFound
-	case geo.Conflict:
-		return http.StatusConflict
-	case geo.Unavailable:
-		return http.StatusServiceUnavailable
-	case geo.Timeout:
-		return http.StatusGatewayTimeout
-	case geo.TooLarge:
-		return http.StatusRequestEntityTooLarge
-	case geo.Forbidden:
-		return http.StatusForbidden
-	default:
-		return http.StatusInternalServerError
-	}
-}
 
 // exception is the body of every error answer: the exception schema of
 // OGC API – Features (a code and a description).
@@ -50,26 +27,31 @@ type protocolError struct {
 func (e *protocolError) Error() string { return e.message }
 
 func errMethod(method, allow string) error {
-	return &protocolError{http.StatusMethodNotAllowed, fmt.Sprintf("method %s is not allowed here; allowed: %s", method, allow)}
+	return &protocolError{status: http.StatusMethodNotAllowed, message: fmt.Sprintf("method %s is not allowed here; allowed: %s", method, allow)}
 }
 
 func errMediaType(got, want string) error {
-	return &protocolError{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not accepted here; send %s", got, want)}
+	return &protocolError{status: http.StatusUnsupportedMediaType, message: fmt.Sprintf("Content-Type %q is not accepted here; send %s", got, want)}
 }
 
 func errNotFoundPath(path string) error {
 	return geo.Errorf(geo.NotFound, "there is no resource at %s; the landing page / links to every resource", path)
 }
 
+// retryAfterSeconds is the Retry-After of 503 answers whose condition is
+// expected to pass (a busy instance, a database that does not answer).
+const retryAfterSeconds = "1"
+
 // statusCanceled is what the access log and metrics record for a request
-// whose client went away (nginx's convention); nothing is sent.
-const statusCanceled = 499
+// whose client went away; nothing is sent.
+const statusCanceled = core.StatusClientClosed
 
 // classify returns the status, the exception code and the message the
-// client sees for err, and whether err must be logged in full.
+// client sees for err, and whether err must be logged in full. Errors of
+// HTTP itself and of bearer tokens are this edge's own; everything else
+// goes by core's one table.
 func classify(err error) (status int, code, message string, internal bool) {
 	var pe *protocolError
-	var de *geo.Error
 	switch {
 	case errors.As(err, &pe):
 		return pe.status, http.StatusText(pe.status), pe.message, false
@@ -79,19 +61,16 @@ func classify(err error) (status int, code, message string, internal bool) {
 		return http.StatusUnauthorized, "Unauthorized", "the token is not valid", false
 	case errors.Is(err, geo.ErrReadOnlyToken):
 		return http.StatusForbidden, "Forbidden", "this request needs a write token; this token may only read", false
-	case errors.As(err, &de):
-		st := httpStatus(de.Code)
-		code := http.StatusText(st)
-		if de.Code == geo.Invalid {
-			code = "InvalidParameterValue" // OGC's name for a bad parameter
-		}
-		return st, code, de.Message, st == http.StatusInternalServerError
-	case errors.Is(err, context.Canceled):
-		return statusCanceled, "Canceled", "the request was cancelled", false
-	case errors.Is(err, context.DeadlineExceeded):
-		return http.StatusGatewayTimeout, http.StatusText(http.StatusGatewayTimeout), "the request's deadline passed", false
 	}
-	return http.StatusInternalServerError, http.StatusText(http.StatusInternalServerError), "internal error", true
+	o, _ := core.Classify(err)
+	code = http.StatusText(o.HTTP)
+	switch o.HTTP {
+	case http.StatusBadRequest:
+		code = "InvalidParameterValue" // OGC's name for a bad parameter
+	case statusCanceled:
+		code = "Canceled"
+	}
+	return o.HTTP, code, o.Message, o.Internal
 }
 
 // errorMessage is the message the client sees for err.
@@ -120,6 +99,9 @@ func (s *Server) writeError(w *statusRecorder, r *http.Request, route string, er
 			challenge += `, error="invalid_token"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if o, _ := core.Classify(err); o.RetryAfter {
+		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -2,8 +2,8 @@
 // (Part 1: Core, GeoJSON, OpenAPI 3.0) for GIS tools, a locate endpoint for
 // plain HTTP clients, and a map page whose assets are in the binary. It is
 // one more adapter over the domain, beside gRPC: the same validation, page
-// tokens, bearer tokens (geo.Tokens) and error codes, mapped to HTTP in one
-// table (httpStatus).
+// tokens, bearer tokens (geo.Tokens) and error codes, mapped to HTTP by the
+// one table of internal/core that gRPC's codes come from too.
 package httpapi
 
 import (
@@ -36,6 +36,28 @@ type Config struct {
 	// BodyIdleTimeout ends a POST /locate whose body sends nothing for
 	// this long (its answer ends with an error line); 0 waits for ever.
 	BodyIdleTimeout time.Duration `env:"HTTP_BODY_IDLE_TIMEOUT, default=30s"`
+	// MaxInFlight bounds the requests answered at once (readiness checks
+	// aside); one more is refused at once with 503 and Retry-After rather
+	// than queued, so that load beyond it costs no memory, no goroutine
+	// waiting on the database and no client waiting without bound.
+	MaxInFlight int `env:"HTTP_MAX_IN_FLIGHT, default=64"`
+	// RequestTimeout is the deadline of every request but POST /locate's
+	// stream, as RPC_DEFAULT_TIMEOUT is gRPC's for unary calls: the
+	// database work of a request that passes it is cancelled.
+	RequestTimeout time.Duration `env:"HTTP_REQUEST_TIMEOUT, default=30s"`
+	// ReadHeaderTimeout bounds reading a request's headers.
+	ReadHeaderTimeout time.Duration `env:"HTTP_READ_HEADER_TIMEOUT, default=10s"`
+	// ReadTimeout bounds reading a whole request, body included, but POST
+	// /locate's streamed body.
+	ReadTimeout time.Duration `env:"HTTP_READ_TIMEOUT, default=30s"`
+	// WriteTimeout bounds writing an answer, from the end of its request's
+	// headers, but POST /locate's streamed answer: a client that reads a
+	// page more slowly than this frees its slot (HTTP_MAX_IN_FLIGHT) when
+	// it passes.
+	WriteTimeout time.Duration `env:"HTTP_WRITE_TIMEOUT, default=1m"`
+	// IdleTimeout closes a kept-alive connection without requests for this
+	// long.
+	IdleTimeout time.Duration `env:"HTTP_IDLE_TIMEOUT, default=2m"`
 	// MapTileURL, when set, is the basemap of /map (a Leaflet tile URL
 	// template such as https://tile.example.org/{z}/{x}/{y}.png); by default
 	// the map has none and works without internet.
@@ -62,6 +84,23 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("HTTP_MAX_BODY_BYTES must be at least 1024, got %d", c.MaxBodyBytes))
 	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("HTTP_MAX_IN_FLIGHT must be at least 1, got %d", c.MaxInFlight))
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"HTTP_REQUEST_TIMEOUT", c.RequestTimeout},
+		{"HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
+		{"HTTP_READ_TIMEOUT", c.ReadTimeout},
+		{"HTTP_WRITE_TIMEOUT", c.WriteTimeout},
+		{"HTTP_IDLE_TIMEOUT", c.IdleTimeout},
+	} {
+		if d.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.d))
+		}
+	}
 	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
 		errs = append(errs, fmt.Errorf("MAP_TILE_URL must be an http:// or https:// URL template, got %q", c.MapTileURL))
 	}
@@ -72,6 +111,10 @@ func (c Config) Validate() error {
 // sizes of Search, and the batches of POST /locate (gRPC Locate's).
 type Limits struct {
 	DefaultPageSize, MaxPageSize int
+	// MaxPageBytes ends an items page early, with a next link, once its
+	// things hold about this many bytes (gRPC's MAX_PAGE_BYTES); below 1,
+	// no byte budget.
+	MaxPageBytes int
 	// LocateBatchSize is the most points of POST /locate answered by one
 	// call of the domain's Locate (one statement); below 1, one point.
 	LocateBatchSize int
@@ -105,13 +148,17 @@ type Server struct {
 	deps   Deps
 	limits atomic.Pointer[Limits]
 	ready  atomic.Bool
-	qcache queryablesCache
-	http   *http.Server
-	lis    net.Listener
+	// inFlight holds a token per request being answered
+	// (HTTP_MAX_IN_FLIGHT); nil: no cap.
+	inFlight chan struct{}
+	qcache   queryablesCache
+	http     *http.Server
+	lis      net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
-// once. It starts not ready; SetReady turns it ready.
+// once. It starts not ready; SetReady turns it ready. A bound of cfg that
+// is zero is not applied (the environment's Config always sets them).
 func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = metrics.Nop{}
@@ -120,6 +167,9 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, cfg: cfg, deps: deps}
+	if cfg.MaxInFlight > 0 {
+		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
+	}
 	s.SetLimits(lim)
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -131,8 +181,10 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 	s.lis = lis
 	s.http = &http.Server{
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(deps.Logger.Handler(), slog.LevelWarn),
 	}
 	return s, nil
@@ -175,26 +227,43 @@ type route struct {
 	name    string
 	access  geo.Access
 	handler func(http.ResponseWriter, *http.Request) error
+	// kind says which of the server's bounds apply.
+	kind routeKind
 }
+
+// routeKind is how a route is bounded.
+type routeKind int
+
+const (
+	// bounded: a request deadline (HTTP_REQUEST_TIMEOUT), read and write
+	// deadlines, a slot among HTTP_MAX_IN_FLIGHT.
+	bounded routeKind = iota
+	// streamed: a slot, but no deadline: POST /locate reads and answers a
+	// stream of points for as long as its client sends them.
+	streamed
+	// probe: readiness, answered from memory and never refused, so that
+	// load cannot make an instance that answers look dead.
+	probe
+)
 
 // routes lists every endpoint. The landing page, conformance, the API
 // definition, the map's files and readiness are open: they show no data.
 // Everything that shows things needs a read token when READ_TOKENS is set.
 func (s *Server) routes() []route {
 	return []route{
-		{"GET /{$}", "landing", geo.Open, s.landing},
-		{"GET /conformance", "conformance", geo.Open, s.conformance},
-		{"GET /api", "api", geo.Open, s.apiDefinition},
-		{"GET /collections", "collections", geo.Read, s.collectionsList},
-		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection},
-		{"GET /collections/{collectionId}/queryables", "queryables", geo.Read, s.collectionQueryables},
-		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items},
-		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature},
-		{"GET /locate", "locate", geo.Read, s.locate},
-		{"POST /locate", "locate_batch", geo.Read, s.locateBatch},
-		{"GET /map", "map", geo.Open, s.mapPage},
-		{"GET /map/", "map_assets", geo.Open, s.mapAssets},
-		{"GET /readyz", "readyz", geo.Open, s.readyz},
+		{"GET /{$}", "landing", geo.Open, s.landing, bounded},
+		{"GET /conformance", "conformance", geo.Open, s.conformance, bounded},
+		{"GET /api", "api", geo.Open, s.apiDefinition, bounded},
+		{"GET /collections", "collections", geo.Read, s.collectionsList, bounded},
+		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection, bounded},
+		{"GET /collections/{collectionId}/queryables", "queryables", geo.Read, s.collectionQueryables, bounded},
+		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items, bounded},
+		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature, bounded},
+		{"GET /locate", "locate", geo.Read, s.locate, bounded},
+		{"POST /locate", "locate_batch", geo.Read, s.locateBatch, streamed},
+		{"GET /map", "map", geo.Open, s.mapPage, bounded},
+		{"GET /map/", "map_assets", geo.Open, s.mapAssets, bounded},
+		{"GET /readyz", "readyz", geo.Open, s.readyz, probe},
 	}
 }
 
@@ -267,13 +336,43 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		err := s.serveRoute(rec, r, rt)
+		err := s.bound(rec, r, rt)
 		if err != nil {
 			s.writeError(rec, r, rt.name, err)
 		}
 		s.measure(rt.name, rec.status, start)
 		s.logRequest(r, rt.name, rec, start, err)
 	})
+}
+
+// bound applies the route's bounds (see routeKind) and serves it: beyond
+// HTTP_MAX_IN_FLIGHT requests, Busy at once.
+func (s *Server) bound(w *statusRecorder, r *http.Request, rt route) error {
+	switch rt.kind {
+	case probe:
+		return s.serveRoute(w, r, rt)
+	case streamed:
+		// The server's read and write deadlines would cut a stream that
+		// goes on; the stream's own bounds (the body limit, the
+		// batches) apply instead.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
+	if s.inFlight != nil {
+		select {
+		case s.inFlight <- struct{}{}:
+			defer func() { <-s.inFlight }()
+		default:
+			return geo.Errorf(geo.Busy, "this instance answers as many HTTP requests as it allows (HTTP_MAX_IN_FLIGHT=%d); retry later or elsewhere", cap(s.inFlight))
+		}
+	}
+	if rt.kind == bounded && s.cfg.RequestTimeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	return s.serveRoute(w, r, rt)
 }
 
 // serveRoute checks the token and runs the handler, turning a panic into an

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/httpapi"
@@ -105,6 +107,7 @@ type api struct {
 	base    string
 	srv     *httpapi.Server
 	svc     *postgis.SearchService
+	pool    *pgxpool.Pool // the store's, for what the API does not do (ANALYZE)
 	client  *http.Client
 	access  *lockedBuffer
 	metrics *countingMetrics
@@ -112,7 +115,7 @@ type api struct {
 
 // start runs the HTTP API on a fresh database loaded with the 1:110m
 // countries (177 things) unless opts say otherwise.
-func start(t *testing.T, opts ...func(*setup)) *api {
+func start(t testing.TB, opts ...func(*setup)) *api {
 	t.Helper()
 	st := setup{
 		fixture: "ne_110m_countries.geojson",
@@ -122,7 +125,8 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	for _, o := range opts {
 		o(&st)
 	}
-	pool, err := postgis.Open(context.Background(), postgis.Config{URL: cluster.NewDatabase(t), MaxWriteConns: 2}, "httpapi-test", postgis.NewStatementTimeout(10*time.Second))
+	dbURL := cluster.NewDatabase(t)
+	pool, err := postgis.Open(context.Background(), postgis.Config{URL: dbURL, MaxWriteConns: 2}, "httpapi-test", postgis.NewStatementTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +175,7 @@ func start(t *testing.T, opts ...func(*setup)) *api {
 	if st.tls != nil {
 		scheme = "https://"
 	}
-	return &api{base: scheme + srv.Addr().String(), srv: srv, svc: svc, client: &http.Client{Timeout: time.Minute}, access: access, metrics: m}
+	return &api{base: scheme + srv.Addr().String(), srv: srv, svc: svc, pool: pool, client: &http.Client{Timeout: time.Minute}, access: access, metrics: m}
 }
 
 // response is a finished request.

@@ -220,29 +220,36 @@ func (s *Server) collectionList(ctx context.Context) ([]collectionInfo, error) {
 	ids := make(map[string]bool, len(cs))
 	for i, c := range cs {
 		ids[c.Name] = true
-		out[i] = collectionInfo{
-			ID:          c.Name,
-			Title:       c.Name,
-			Description: fmt.Sprintf("%d things (named polygons), last changed %s", c.Count, c.Updated.UTC().Format(time.RFC3339)),
-			Extent:      c.BBox,
-			Filter:      geo.Filter{Collections: []string{c.Name}},
-			Updated:     c.Updated,
-		}
+		out[i] = toCollectionInfo(c)
 	}
 	s.qcache.retain(ids)
 	return out, nil
 }
 
-// findCollection returns the collection id, NotFound if there is none.
+func toCollectionInfo(c geo.Collection) collectionInfo {
+	return collectionInfo{
+		ID:          c.Name,
+		Title:       c.Name,
+		Description: fmt.Sprintf("%d things (named polygons), last changed %s", c.Count, c.Updated.UTC().Format(time.RFC3339)),
+		Extent:      c.BBox,
+		Filter:      geo.Filter{Collections: []string{c.Name}},
+		Updated:     c.Updated,
+	}
+}
+
+// findCollection returns the collection id, read by its name alone (every
+// items page asks), NotFound if there is none.
 func (s *Server) findCollection(ctx context.Context, id string) (collectionInfo, error) {
+	c, err := s.svc.Collection(ctx, id)
+	switch code := geo.ErrorCode(err); {
+	case err == nil:
+		return toCollectionInfo(c), nil
+	case code != geo.NotFound && code != geo.Invalid:
+		return collectionInfo{}, err
+	}
 	list, err := s.collectionList(ctx)
 	if err != nil {
 		return collectionInfo{}, err
-	}
-	for _, c := range list {
-		if c.ID == id {
-			return c, nil
-		}
 	}
 	const listed = 10 // enough to spot a typo; /collections lists them all
 	names := make([]string, 0, listed+1)
@@ -360,7 +367,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err := filter.Validate(); err != nil {
 		return err
 	}
-	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true}
+	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true, MaxBytes: s.limits.Load().MaxPageBytes}
 	if params.Has("cursor") {
 		after, err := geo.DecodePageToken(params.Get("cursor"), filter, "cursor")
 		if err != nil {

@@ -543,3 +543,91 @@ func TestEveryFilterFieldFilters(t *testing.T) {
 		})
 	}
 }
+
+// TestCollectionCountsAreKeptUntilTheCollectionChanges: a collection is
+// read by its name, and its things are aggregated only when it changed
+// since, whichever instance changed it.
+func TestCollectionCountsAreKeptUntilTheCollectionChanges(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	other := postgis.NewSearchService(pool) // another instance's service
+	ctx := context.Background()
+	importInto(t, svc, geo.ImportOptions{Collection: "zones"}, grid(4, nil))
+	importInto(t, svc, geo.ImportOptions{Collection: "other"}, grid(2, nil))
+
+	want := func(what string, count int64) {
+		t.Helper()
+		c, err := svc.Collection(ctx, "zones")
+		if err != nil || c.Name != "zones" || c.Count != count {
+			t.Fatalf("%s: %+v, %v; want zones with %d things", what, c, err, count)
+		}
+	}
+	want("after the import", 16)
+	before := postgis.CollectionAggregates(svc)
+	for range 5 {
+		want("read again", 16)
+	}
+	if _, err := svc.Collections(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The list aggregates "default" and "other" once (not seen yet),
+	// zones not again.
+	if got := postgis.CollectionAggregates(svc) - before; got != 2 {
+		t.Errorf("5 reads and a list of unchanged collections aggregated %d times, want 2 (default and other, never seen)", got)
+	}
+	before = postgis.CollectionAggregates(svc)
+	if _, err := svc.Collections(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := postgis.CollectionAggregates(svc) - before; got != 0 {
+		t.Errorf("a second list of unchanged collections aggregated %d times, want 0", got)
+	}
+
+	for _, step := range []struct {
+		what  string
+		write func() error
+		count int64
+	}{
+		{"an import by another instance", func() error {
+			_, err := other.Import(ctx, geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: grid(1, nil)[:1]})
+			return err
+		}, 16}, // grid(1)'s one key "0-0" is already there: replaced, not added
+		{"a new key", func() error {
+			_, err := other.Import(ctx, geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: []geo.Feature{geotest.Square("new", "new", nil, 1, 1, 2, 2)}})
+			return err
+		}, 17},
+		{"a delete by keys", func() error {
+			_, err := other.Delete(ctx, geo.DeleteRequest{Collection: "zones", Keys: []string{"new", "0-0"}})
+			return err
+		}, 15},
+		{"a replace", func() error {
+			_, err := other.Import(ctx, geo.ImportOptions{Collection: "zones", Replace: true}, &geotest.Source{Features: grid(2, nil)})
+			return err
+		}, 4},
+	} {
+		if err := step.write(); err != nil {
+			t.Fatalf("%s: %v", step.what, err)
+		}
+		want(step.what, step.count)
+	}
+	if _, err := other.DeleteCollection(ctx, "zones"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Collection(ctx, "zones"); geo.ErrorCode(err) != geo.NotFound {
+		t.Errorf("deleted collection: %v, want NotFound", err)
+	}
+	if _, err := svc.Collection(ctx, "Bad Name"); geo.ErrorCode(err) != geo.Invalid {
+		t.Errorf("bad name: %v, want Invalid", err)
+	}
+	cs, err := svc.Collections(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range cs {
+		got = append(got, c.Name)
+	}
+	if !slices.Equal(got, []string{"default", "other"}) {
+		t.Errorf("collections after the delete: %v", got)
+	}
+}

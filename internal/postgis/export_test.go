@@ -33,3 +33,13 @@ func (r *Replica) LastLag() time.Duration {
 	defer r.mu.Unlock()
 	return r.lag
 }
+
+// CollectionAggregates is how many times s aggregated a collection's
+// things (its count and box) since it was built.
+func CollectionAggregates(s *SearchService) int64 { return s.collections.aggregates.Load() }
+
+// WaitPolls is how many replay checks r's WaitFor calls made.
+func (r *Replica) WaitPolls() int64 { return r.polls.Load() }
+
+// WaitLoops is how many replay poll loops r started.
+func (r *Replica) WaitLoops() int64 { return r.loops.Load() }

@@ -3,7 +3,6 @@ package postgis
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -38,15 +37,6 @@ SELECT count(*) FROM gone`
 	lockCollectionSQL      = `SELECT true FROM collection WHERE name = $1::text FOR UPDATE`
 	deleteThingsOfSQL      = `DELETE FROM thing WHERE collection = $1::text`
 	deleteCollectionRowSQL = `DELETE FROM collection WHERE name = $1::text`
-
-	// Count and bounding box are aggregated per request: a count column
-	// kept by every writer would serialize imports on one row. The unique
-	// (collection, key) index leads with the collection.
-	listCollectionsSQL = `SELECT c.name, c.updated_at, count(t.id),
-       min(t.min_lng), min(t.min_lat), max(t.max_lng), max(t.max_lat)
-FROM collection c LEFT JOIN thing t ON t.collection = c.name
-GROUP BY c.name, c.updated_at
-ORDER BY c.name`
 )
 
 // Get returns one thing by id, or by collection and key.
@@ -150,28 +140,4 @@ func (s *SearchService) DeleteCollection(ctx context.Context, name string) (int6
 	}
 	s.stats.invalidate()
 	return n, nil
-}
-
-// Collections lists every collection with its count, bounding box and last
-// change.
-func (s *SearchService) Collections(ctx context.Context) ([]geo.Collection, error) {
-	rows, err := s.pool.Query(ctx, listCollectionsSQL)
-	if err != nil {
-		return nil, classify(ctx, "list collections", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (geo.Collection, error) {
-		var c geo.Collection
-		var minLng, minLat, maxLng, maxLat *float64
-		if err := row.Scan(&c.Name, &c.Updated, &c.Count, &minLng, &minLat, &maxLng, &maxLat); err != nil {
-			return c, err
-		}
-		if minLng != nil && minLat != nil && maxLng != nil && maxLat != nil {
-			c.BBox = &geo.BBox{MinLng: *minLng, MinLat: *minLat, MaxLng: *maxLng, MaxLat: *maxLat}
-		}
-		return c, nil
-	})
-	if err != nil {
-		return nil, classify(ctx, "list collections", fmt.Errorf("scan: %w", err))
-	}
-	return out, nil
 }

@@ -31,10 +31,14 @@ type Config struct {
 	// a role that may only read (see docs/SECURITY.md); also the default
 	// of `search-server migrate`.
 	WriteURL string `env:"DATABASE_WRITE_URL" secret:"true"`
-	// MaxConns bounds the reading pool (searches, Monitor, the readiness
-	// check); 0 lets pgx choose (4 or the number of CPUs, whichever is
-	// larger).
+	// MaxConns bounds the reading pool (gRPC's searches, Monitor,
+	// consistency waits); 0 lets pgx choose (4 or the number of CPUs,
+	// whichever is larger).
 	MaxConns int32 `env:"DB_MAX_CONNS, default=0"`
+	// MaxHTTPConns bounds the HTTP API's reading pool, a pool of its own:
+	// however many HTTP requests run, gRPC calls never queue behind them
+	// for a connection.
+	MaxHTTPConns int32 `env:"DB_HTTP_MAX_CONNS, default=4"`
 	// MaxWriteConns bounds the writing pool, which imports use and nothing
 	// else reads from: however many imports run or stall, searches and the
 	// readiness check keep every connection of theirs.
@@ -67,6 +71,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("DB_MAX_CONNS must not be negative, got %d", c.MaxConns))
+	}
+	if c.MaxHTTPConns < 0 {
+		errs = append(errs, fmt.Errorf("DB_HTTP_MAX_CONNS must not be negative, got %d", c.MaxHTTPConns))
 	}
 	if c.MaxWriteConns < 1 {
 		errs = append(errs, fmt.Errorf("DB_MAX_WRITE_CONNS must be at least 1, got %d", c.MaxWriteConns))
@@ -137,6 +144,26 @@ func Open(ctx context.Context, cfg Config, applicationName string, st *Statement
 		return nil, err
 	}
 	return open(ctx, cfg, "DATABASE_URL", cfg.URL, cfg.MaxConns, applicationName, st, "")
+}
+
+// OpenHTTP builds the HTTP API's reading pool, on DATABASE_URL with at
+// most DB_HTTP_MAX_CONNS connections (0: pgx's default), apart from gRPC's.
+func OpenHTTP(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg, "DATABASE_URL", cfg.URL, cfg.MaxHTTPConns, applicationName+"/http", st, "")
+}
+
+// OpenCheck builds the readiness check's pool: one connection to
+// DATABASE_URL that nothing else uses, so that however many requests
+// wait for the reading pools, the check asks the database itself whether
+// it answers, and is answered.
+func OpenCheck(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return open(ctx, cfg, "DATABASE_URL", cfg.URL, 1, applicationName+"/check", st, "")
 }
 
 // OpenWriter builds the writing pool: on DATABASE_WRITE_URL, or on
@@ -211,6 +238,8 @@ type SearchService struct {
 	pool   *pgxpool.Pool // reads
 	writer *pgxpool.Pool // Import; pool unless WithWriter
 	stats  statsCache
+	// collections keeps collections' counts and boxes (collections.go).
+	collections *collectionCache
 }
 
 var _ geo.SearchService = (*SearchService)(nil)
@@ -228,11 +257,18 @@ func WithWriter(pool *pgxpool.Pool) Option {
 // NewSearchService returns a SearchService reading through pool, whose
 // database must be migrated.
 func NewSearchService(pool *pgxpool.Pool, opts ...Option) *SearchService {
-	s := &SearchService{pool: pool, writer: pool, stats: statsCache{maxAge: statsMaxAge}}
+	s := &SearchService{pool: pool, writer: pool, stats: statsCache{maxAge: statsMaxAge}, collections: &collectionCache{}}
 	for _, o := range opts {
 		o(s)
 	}
 	return s
+}
+
+// ReadingThrough returns a SearchService that reads through pool (another
+// transport's pool of its own, see OpenHTTP) and shares s's writing pool
+// and its cache of collections' counts.
+func (s *SearchService) ReadingThrough(pool *pgxpool.Pool) *SearchService {
+	return &SearchService{pool: pool, writer: s.writer, stats: statsCache{maxAge: statsMaxAge}, collections: s.collections}
 }
 
 // ReportPool sends the pools' gauges: db.pool.in_use, db.pool.idle and

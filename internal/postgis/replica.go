@@ -57,9 +57,13 @@ const maxLagSamples = 4096
 // Replica checks the reading database against the primary; see above. It
 // implements geo.ReadYourWrites and grpcapi's Pinger.
 type Replica struct {
-	read    *pgxpool.Pool
+	read    *pgxpool.Pool // consistency waits
+	check   *pgxpool.Pool // Ping: the reading database, on a connection of its own
 	primary *pgxpool.Pool
 	maxLag  atomic.Int64 // time.Duration; 0: the lag does not matter
+	polls   atomic.Int64 // replay checks of WaitFor and the poller, for tests
+	loops   atomic.Int64 // poll loops started, for tests
+	waiters replayWaiters
 
 	mu       sync.Mutex
 	samples  []lagSample // primary positions not yet replayed, oldest first
@@ -75,13 +79,15 @@ type lagSample struct {
 
 var _ geo.ReadYourWrites = (*Replica)(nil)
 
-// NewReplica returns a Replica of the reading pool read, whose primary is
-// reached through primary: a small pool of its own (OpenProbe), so that
-// imports holding the writing pool's connections cannot stop the lag
-// being measured or a write's position being read. A standby lagging more
-// than maxLag (0: any lag) is not ready.
-func NewReplica(read, primary *pgxpool.Pool, maxLag time.Duration) *Replica {
-	r := &Replica{read: read, primary: primary}
+// NewReplica returns a Replica of the reading pool read, checked for
+// readiness through check (OpenCheck: the same database, a connection
+// that requests cannot take), whose primary is reached through primary: a
+// small pool of its own (OpenProbe), so that imports holding the writing
+// pool's connections cannot stop the lag being measured or a write's
+// position being read. A standby lagging more than maxLag (0: any lag) is
+// not ready.
+func NewReplica(read, check, primary *pgxpool.Pool, maxLag time.Duration) *Replica {
+	r := &Replica{read: read, check: check, primary: primary}
 	r.maxLag.Store(int64(maxLag))
 	return r
 }
@@ -98,7 +104,7 @@ func (r *Replica) SetMaxLag(d time.Duration) { r.maxLag.Store(int64(d)) }
 func (r *Replica) Ping(ctx context.Context) error {
 	var inRecovery bool
 	var replayText *string
-	if err := r.read.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
+	if err := r.check.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
 		return classify(ctx, "ping database", err)
 	}
 	now := time.Now()
@@ -197,52 +203,145 @@ func (r *Replica) WritePosition(ctx context.Context) (geo.Position, error) {
 }
 
 // Wait polling: the first check is at once (usually the standby has
-// replayed a write long before its client asks), then at growing
-// intervals up to waitPollMax, each one short statement on the reading
-// pool that holds no connection in between.
+// replayed a write long before its client asks), then one loop for all
+// waiters checks at growing intervals up to waitPollMax, each one short
+// statement on the reading pool that holds no connection in between.
 const (
 	waitPollMin = time.Millisecond
 	waitPollMax = 20 * time.Millisecond
 )
 
 // WaitFor returns once the reading database has replayed p, or at once when
-// it is not a standby. It gives up with Unavailable after MAX_REPLICA_LAG
-// (a standby that far behind is not ready: another instance may have
-// caught up), with Timeout when ctx's deadline comes first.
+// it is not a standby. A position beyond the primary's own is no position
+// this service handed out (a forged token, or one of another database):
+// it is refused with Invalid at once, after one look at the primary,
+// rather than polled for until MAX_REPLICA_LAG. Otherwise WaitFor gives up
+// with Unavailable after MAX_REPLICA_LAG (a standby that far behind is not
+// ready: another instance may have caught up), with Timeout when ctx's
+// deadline comes first.
 func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 	if maxLag := time.Duration(r.maxLag.Load()); maxLag > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, maxLag, errWaitBound)
 		defer cancel()
 	}
+	// Usually the standby has replayed a write long before its client
+	// reads: one check at once, then the shared poll loop.
 	lsn := formatLSN(uint64(p))
-	pause := waitPollMin
-	for {
-		var done bool
-		err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&done)
-		if err == nil && done {
-			return nil
-		}
-		if err == nil {
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-				pause = min(2*pause, waitPollMax)
-				continue
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
-		switch {
-		case errors.Is(context.Cause(ctx), errWaitBound):
-			return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
-			return geo.Errorf(geo.Timeout, "the deadline passed before the replica this instance reads from replayed the write of consistency_token")
-		case ctx.Err() != nil:
-			return ctx.Err()
-		}
+	var replayed bool
+	r.polls.Add(1)
+	if err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&replayed); err != nil {
 		return classify(ctx, "wait for the replica", err)
 	}
+	if replayed {
+		return nil
+	}
+	// The primary unreachable is no reason to refuse: wait as before,
+	// within MAX_REPLICA_LAG.
+	if primary, err := r.primaryPosition(ctx); err == nil && uint64(p) > primary {
+		return geo.Errorf(geo.Invalid, "consistency_token names a write position (%s) beyond the primary's (%s): it was not handed out by this service; pass the consistency_token a write returned", lsn, formatLSN(primary))
+	}
+	done, stop := r.await(uint64(p))
+	defer stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	switch {
+	case errors.Is(context.Cause(ctx), errWaitBound):
+		return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return geo.Errorf(geo.Timeout, "the deadline passed before the replica this instance reads from replayed the write of consistency_token")
+	}
+	return ctx.Err()
+}
+
+// replayWaiters are the WaitFor calls waiting for the standby, each with
+// the position it waits for: one poll loop serves them all, however many
+// there are, so waiting costs one short statement per interval, not one
+// per waiter.
+type replayWaiters struct {
+	mu      sync.Mutex
+	waiting map[chan struct{}]uint64
+	running bool // a poll loop runs
+}
+
+// await registers a waiter for lsn: done closes once the standby has
+// replayed it. stop unregisters it. The poll loop starts with the first
+// waiter and ends with the last.
+func (r *Replica) await(lsn uint64) (done chan struct{}, stop func()) {
+	w := &r.waiters
+	done = make(chan struct{})
+	w.mu.Lock()
+	if w.waiting == nil {
+		w.waiting = map[chan struct{}]uint64{}
+	}
+	w.waiting[done] = lsn
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if start {
+		r.loops.Add(1)
+		go r.pollReplay()
+	}
+	return done, func() {
+		w.mu.Lock()
+		delete(w.waiting, done)
+		w.mu.Unlock()
+	}
+}
+
+// pollReplay asks the reading database how far it has replayed, at
+// growing intervals up to waitPollMax, and wakes the waiters it has
+// passed, until none waits. A failed check is tried again at the next
+// interval; the waiters' own bounds (MAX_REPLICA_LAG, their deadlines) end
+// their waits.
+func (r *Replica) pollReplay() {
+	w := &r.waiters
+	for pause := waitPollMin; ; pause = min(2*pause, waitPollMax) {
+		time.Sleep(pause)
+		w.mu.Lock()
+		if len(w.waiting) == 0 {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		replay, ok := r.replayed()
+		if !ok {
+			continue
+		}
+		w.mu.Lock()
+		for done, lsn := range w.waiting {
+			if lsn <= replay {
+				close(done)
+				delete(w.waiting, done)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// replayed returns how far the reading database has replayed: everything
+// when it is not a standby.
+func (r *Replica) replayed() (uint64, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r.polls.Add(1)
+	var inRecovery bool
+	var replayText *string
+	if err := r.read.QueryRow(ctx, replicaStateSQL).Scan(&inRecovery, &replayText); err != nil {
+		return 0, false
+	}
+	if !inRecovery {
+		return ^uint64(0), true
+	}
+	if replayText == nil {
+		return 0, false
+	}
+	replay, err := parseLSN(*replayText)
+	return replay, err == nil
 }
 
 var errWaitBound = errors.New("MAX_REPLICA_LAG passed while waiting for the replica")

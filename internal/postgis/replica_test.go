@@ -3,6 +3,7 @@ package postgis_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,10 +47,15 @@ func newReplicated(t testing.TB, maxLag time.Duration) *replicated {
 		t.Fatal(err)
 	}
 	t.Cleanup(probe.Close)
+	check, err := postgis.OpenCheck(ctx, cfg, "replica-test", st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(check.Close)
 	return &replicated{
 		dbs:     dbs,
 		svc:     postgis.NewSearchService(read, postgis.WithWriter(writer)),
-		replica: postgis.NewReplica(read, probe, maxLag),
+		replica: postgis.NewReplica(read, check, probe, maxLag),
 		primary: primaryURL,
 	}
 }
@@ -161,6 +167,18 @@ func TestStandbyReadsYourWrites(t *testing.T) {
 	if n := r.collectionCount(t, "countries"); n != -1 {
 		t.Fatalf("after deleting the collection the standby counts %d things in it", n)
 	}
+
+	// A forged token far beyond the primary's position is refused at once:
+	// one replay check and one look at the primary, no polling until
+	// MAX_REPLICA_LAG.
+	before := r.replica.WaitPolls()
+	forged := r.token(t) + 1<<40
+	if err := r.replica.WaitFor(ctx, forged); geo.ErrorCode(err) != geo.Invalid {
+		t.Fatalf("forged far-future token: %v, want Invalid", err)
+	}
+	if polls := r.replica.WaitPolls() - before; polls != 1 {
+		t.Errorf("the forged token took %d replay checks, want 1", polls)
+	}
 }
 
 // TestStandbyLagFollowsReplay: a standby that stops replaying while the
@@ -190,6 +208,27 @@ func TestStandbyLagFollowsReplay(t *testing.T) {
 	}
 	if err := r.replica.WaitFor(ctx, tok); geo.ErrorCode(err) != geo.Unavailable {
 		t.Errorf("waiting for a write the paused standby has not replayed gave %v, want Unavailable", err)
+	}
+	// Waiters at once share one poll loop.
+	loops := r.replica.WaitLoops()
+	var wg sync.WaitGroup
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = r.replica.WaitFor(ctx, tok)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if geo.ErrorCode(err) != geo.Unavailable {
+			t.Errorf("waiter %d gave %v, want Unavailable", i, err)
+		}
+	}
+	// At most one: the loop of the wait before may still be running.
+	if n := r.replica.WaitLoops() - loops; n > 1 {
+		t.Errorf("10 waiters at once started %d poll loops, want one at most", n)
 	}
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	err := r.replica.WaitFor(short, tok)
