@@ -240,6 +240,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, l
 		TLS:        tc,
 		Version:    buildVersion(),
 		Properties: svc,
+		Tiles:      svc,
 	})
 }
 

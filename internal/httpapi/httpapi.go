@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -39,6 +41,14 @@ type Config struct {
 	MapTileURL string `env:"MAP_TILE_URL"`
 	// MapTileAttribution is shown under the basemap.
 	MapTileAttribution string `env:"MAP_TILE_ATTRIBUTION"`
+	// TileMaxBytes bounds one vector tile: a larger one is drawn coarser,
+	// then with fewer things (tiles.go).
+	TileMaxBytes int `env:"TILE_MAX_BYTES, default=524288"`
+	// TileCacheBytes bounds the vector tiles kept in memory; 0: none.
+	TileCacheBytes int64 `env:"TILE_CACHE_BYTES, default=67108864"`
+	// TileMaxAge is the Cache-Control max-age of a tile; clients and
+	// proxies revalidate with its ETag after it.
+	TileMaxAge time.Duration `env:"TILE_MAX_AGE, default=60s"`
 }
 
 // Enabled reports whether the HTTP API is on.
@@ -59,6 +69,7 @@ func (c Config) Validate() error {
 	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
 		errs = append(errs, fmt.Errorf("MAP_TILE_URL must be an http:// or https:// URL template, got %q", c.MapTileURL))
 	}
+	errs = append(errs, validateTileConfig(c)...)
 	return errors.Join(errs...)
 }
 
@@ -90,6 +101,8 @@ type Deps struct {
 	// Properties lists a collection's properties, which items filter on
 	// (queryables.go); none: no property is queryable.
 	Properties geo.PropertyLister
+	// Tiles draws the vector tiles (tiles.go); none: no tiles.
+	Tiles geo.TileSource
 }
 
 // Server serves the HTTP API.
@@ -100,8 +113,11 @@ type Server struct {
 	limits atomic.Pointer[Limits]
 	ready  atomic.Bool
 	qcache queryablesCache
-	http   *http.Server
-	lis    net.Listener
+	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
+	tiles     *tileCache
+	tileDraws singleflight.Group
+	http      *http.Server
+	lis       net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
@@ -113,7 +129,7 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, cfg: cfg, deps: deps}
+	s := &Server{svc: svc, cfg: cfg, deps: deps, tiles: newTileCache(cfg.TileCacheBytes)}
 	s.SetLimits(lim)
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -175,7 +191,7 @@ type route struct {
 // definition, the map's files and readiness are open: they show no data.
 // Everything that shows things needs a read token when READ_TOKENS is set.
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /{$}", "landing", geo.Open, s.landing},
 		{"GET /conformance", "conformance", geo.Open, s.conformance},
 		{"GET /api", "api", geo.Open, s.apiDefinition},
@@ -189,7 +205,7 @@ func (s *Server) routes() []route {
 		{"GET /map", "map", geo.Open, s.mapPage},
 		{"GET /map/", "map_assets", geo.Open, s.mapAssets},
 		{"GET /readyz", "readyz", geo.Open, s.readyz},
-	}
+	}, s.tileRoutes()...)
 }
 
 // Handler returns the API's handler: each route wrapped in logging, metrics,

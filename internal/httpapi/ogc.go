@@ -116,7 +116,7 @@ func (s *Server) conformance(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r, "f"); err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": conformsTo})
+	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance)})
 }
 
 //go:embed openapi.json.tmpl
@@ -273,6 +273,7 @@ func collectionJSON(base string, c collectionInfo) map[string]any {
 			{self, "self", mediaJSON, "this collection"},
 			{self + "/items", "items", mediaGeoJSON, "its features"},
 			{self + "/queryables", relQueryables, mediaSchema, "the properties its items filter on"},
+			{self + "/tiles", relTilesetsVector, mediaJSON, "its vector tiles"},
 		},
 	}
 }
