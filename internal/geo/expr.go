@@ -187,7 +187,13 @@ func (e Expr) validate(depth int, nodes *int) error {
 		if err := validateExprProperty(e.Like.Property); err != nil {
 			return err
 		}
-		return validateText("LIKE pattern", e.Like.Pattern, MaxPropertyValueLength)
+		if err := validateText("LIKE pattern", e.Like.Pattern, MaxPropertyValueLength); err != nil {
+			return err
+		}
+		trailing := len(e.Like.Pattern) - len(strings.TrimRight(e.Like.Pattern, `\`))
+		if trailing%2 == 1 {
+			return Errorf(Invalid, `LIKE pattern %q ends with the escape character \; write \\ for a backslash`, e.Like.Pattern)
+		}
 	case e.Between != nil:
 		if err := validateExprProperty(e.Between.Property); err != nil {
 			return err

@@ -13,8 +13,8 @@ import (
 // property is read as jsonb (t.properties -> name) and typed by the value
 // it meets: a string compares as text (byte-wise, COLLATE "C") only with
 // string properties, a number as numeric only with number properties (the
-// CASE yields NULL for the others, which no comparison keeps), a boolean
-// and IN by jsonb equality. Missing properties are NULL: SQL's
+// CASE yields NULL for the others, which no comparison keeps), a boolean as a
+// boolean, and IN by jsonb equality. Missing properties are NULL: SQL's
 // three-valued logic is CQL2's.
 const (
 	exprOpen  = `(`
@@ -27,7 +27,7 @@ const (
 	exprStringV = ` ($?::text COLLATE "C")`
 	exprNumber  = `(CASE WHEN jsonb_typeof(t.properties -> $?::text) = 'number' THEN (t.properties ->> $?::text)::numeric END) `
 	exprNumberV = ` $?::numeric`
-	exprBool    = `t.properties -> $?::text `
+	exprBool    = `(CASE WHEN jsonb_typeof(t.properties -> $?::text) = 'boolean' THEN t.properties -> $?::text END) `
 	exprBoolV   = ` to_jsonb($?::bool)`
 	exprIn      = `t.properties -> $?::text = ANY($?::jsonb[])`
 	exprLike    = `(CASE WHEN jsonb_typeof(t.properties -> $?::text) = 'string' THEN t.properties ->> $?::text END) LIKE $?::text`
@@ -78,7 +78,7 @@ func (s *statement) expr(e geo.Expr) {
 			s.add(op)
 			s.add(exprNumberV, v)
 		case bool:
-			s.add(exprBool, c.Property)
+			s.add(exprBool, c.Property, c.Property)
 			s.add(op)
 			s.add(exprBoolV, v)
 		default:
