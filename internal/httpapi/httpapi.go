@@ -353,6 +353,11 @@ func (s *Server) logRequest(r *http.Request, name string, rec *statusRecorder, s
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("peer", r.RemoteAddr),
 	}
+	if r.URL.RawQuery != "" {
+		// What was asked (a CQL2 filter, a bbox) is what an operator
+		// looks for; credentials travel in headers, never here.
+		attrs = append(attrs, slog.String("query", r.URL.RawQuery))
+	}
 	if err != nil {
 		attrs = append(attrs, slog.String("message", errorMessage(err)))
 	}

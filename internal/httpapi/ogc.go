@@ -116,7 +116,7 @@ func (s *Server) conformance(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r, "f"); err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance)})
+	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance, filterConformance)})
 }
 
 //go:embed openapi.json.tmpl
@@ -319,11 +319,12 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	props, propKeys, err := s.propertyFilters(r.Context(), r, c, itemsParams)
+	known := slices.Concat(itemsParams, filterParams)
+	props, propKeys, err := s.propertyFilters(r.Context(), r, c, known)
 	if err != nil {
 		return err
 	}
-	if err := checkParams(r, append(slices.Clone(itemsParams), propKeys...)...); err != nil {
+	if err := checkParams(r, append(known, propKeys...)...); err != nil {
 		return err
 	}
 	params := r.URL.Query()
@@ -334,6 +335,9 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	filter := c.Filter
 	filter.Query = params.Get("q")
 	filter.Properties = props
+	if err := s.cql2Filter(r.Context(), r, c, &filter); err != nil {
+		return err
+	}
 	if params.Has("bbox") {
 		box, err := parseBBox(params.Get("bbox"))
 		if err != nil {

@@ -69,10 +69,22 @@
     return [r(west), r(Math.max(-90, b.getSouth())), r(east), r(Math.min(90, b.getNorth()))].join(',');
   }
 
+  // TileGrid is VectorGrid's protobuf layer whose failed tile fetches (a
+  // tile dropped while loading, when the view moves on) draw an empty tile
+  // instead of leaving a rejected promise unhandled.
+  const TileGrid = L.VectorGrid.Protobuf.extend({
+    _getVectorTilePromise: function (coords, tileBounds) {
+      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords, tileBounds).catch((err) => {
+        this.fire('tilefetcherror', { coords, error: err });
+        return { layers: {} };
+      });
+    },
+  });
+
   // tilesOf draws collection c from its vector tiles in colour.
   function tilesOf(c, colour) {
     const style = { fill: true, fillColor: colour, fillOpacity, color: colour, weight: 0.8, opacity: 0.9, className: 'drawn' };
-    const layer = L.vectorGrid.protobuf('/collections/' + encodeURIComponent(c.id) + '/tiles/WebMercatorQuad/{z}/{y}/{x}', {
+    const layer = new TileGrid('/collections/' + encodeURIComponent(c.id) + '/tiles/WebMercatorQuad/{z}/{y}/{x}', {
       vectorTileLayerStyles: { [c.id]: style },
       interactive: true,
       maxNativeZoom: 22,
