@@ -319,7 +319,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	known := slices.Concat(itemsParams, filterParams)
+	known := slices.Concat(itemsParams, filterParams, selectParams)
 	props, propKeys, err := s.propertyFilters(r.Context(), r, c, known)
 	if err != nil {
 		return err
@@ -336,6 +336,10 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	filter.Query = params.Get("q")
 	filter.Properties = props
 	if err := s.cql2Filter(r.Context(), r, c, &filter); err != nil {
+		return err
+	}
+	selected, selecting, err := s.selectedProperties(r.Context(), r, c)
+	if err != nil {
 		return err
 	}
 	if params.Has("bbox") {
@@ -373,6 +377,9 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	features := make([]feature, len(page.Things))
 	for i, t := range page.Things {
 		features[i] = toFeature(base, c.ID, t)
+		if selecting {
+			selectProperties(&features[i], selected)
+		}
 	}
 	raw, err := rawParams(r.URL.RawQuery)
 	if err != nil {
