@@ -81,10 +81,11 @@ test-go: consul grpcurl compose
 	$(MAKE) --no-print-directory fuzz-cql2 FUZZTIME=15s
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
-##            each): the parser, and its filters sent to PostGIS (no
-##            database error, only clean Invalid answers)
+##            each): the text and JSON parsers, and the filters sent to
+##            PostGIS (no database error, only clean Invalid answers)
 fuzz-cql2:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) ./internal/cql2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) ./internal/cql2/
 	$(GO) test -run '^$$' -fuzz '^FuzzWhere$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/postgis/
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts

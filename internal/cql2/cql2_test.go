@@ -136,3 +136,77 @@ func FuzzParseText(f *testing.F) {
 		}
 	})
 }
+
+// TestParseJSON: CQL2-JSON reads into the same expressions as CQL2 text.
+func TestParseJSON(t *testing.T) {
+	t.Parallel()
+	for js, text := range map[string]string{
+		`{"op": "=", "args": [{"property": "iso_n3"}, "250"]}`: "iso_n3 = '250'",
+		`{"op": "<", "args": [10, {"property": "rank"}]}`:      "10 < rank",
+		`{"op": "or", "args": [{"op": "isNull", "args": [{"property": "a"}]}, {"op": "not", "args": [{"op": "like", "args": [{"property": "b"}, "x%"]}]}]}`: "a IS NULL OR b NOT LIKE 'x%'",
+		`{"op": "and", "args": [{"op": "in", "args": [{"property": "k"}, ["a", 1, true]]}, {"op": "between", "args": [{"property": "r"}, 1, 2]}]}`:          "k IN ('a', 1, TRUE) AND r BETWEEN 1 AND 2",
+		`{"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": [2, 48, 3, 49]}]}`:                                                              "S_INTERSECTS(geometry, BBOX(2, 48, 3, 49))",
+		`{"op": "s_intersects", "args": [{"type": "Point", "coordinates": [2.35, 48.85]}, {"property": "geometry"}]}`:                                       "S_INTERSECTS(geometry, POINT(2.35 48.85))",
+	} {
+		got, err := cql2.ParseJSON(js)
+		if err != nil {
+			t.Errorf("ParseJSON(%s): %v", js, err)
+			continue
+		}
+		want, err := cql2.ParseText(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Intersects != "" {
+			var a, b any
+			_ = json.Unmarshal([]byte(got.Intersects), &a)
+			_ = json.Unmarshal([]byte(want.Intersects), &b)
+			if diff := cmp.Diff(b, a); diff != "" {
+				t.Errorf("ParseJSON(%s) (-want +got):\n%s", js, diff)
+			}
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("ParseJSON(%s) (-want +got):\n%s", js, diff)
+		}
+	}
+	for js, want := range map[string]string{
+		`{"op": "=", "args": [1, 2]}`:                     "needs a {\"property\"",
+		`{"op": "~", "args": []}`:                         "unsupported op",
+		`{"op": "=", "args": [{"property": "a"}, [1]]}`:   "must be a string, a number or a boolean",
+		`{"op": "=", "args": [{"property": "a"}, 1e999]}`: "not a finite number",
+		`{"op": "s_intersects", "args": [{"property": "geometry"}, {"type": "Point", "coordinates": [200, 0]}]}`: "not on the globe",
+		`[1, 2]`:       "must be an object",
+		`{"op": "and"`: "not JSON",
+	} {
+		_, err := cql2.ParseJSON(js)
+		if geo.ErrorCode(err) != geo.Invalid || !strings.Contains(geo.ErrorMessage(err), want) {
+			t.Errorf("ParseJSON(%s): %v, want Invalid containing %q", js, err, want)
+		}
+	}
+}
+
+// FuzzParseJSON: whatever the JSON, ParseJSON returns a valid expression
+// or an Invalid error.
+func FuzzParseJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"op": "=", "args": [{"property": "iso_n3"}, "250"]}`,
+		`{"op": "and", "args": [{"op": "in", "args": [{"property": "k"}, ["a", 1, true]]}, {"op": "between", "args": [{"property": "r"}, 1, 2]}]}`,
+		`{"op": "s_intersects", "args": [{"property": "geometry"}, {"bbox": [2, 48, 3, 49]}]}`,
+		`{"op": "s_intersects", "args": [{"property": "geometry"}, {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}]}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		e, err := cql2.ParseJSON(text)
+		if err != nil {
+			if geo.ErrorCode(err) != geo.Invalid {
+				t.Fatalf("ParseJSON(%q): %v, not Invalid", text, err)
+			}
+			return
+		}
+		if err := e.Validate(); err != nil {
+			t.Fatalf("ParseJSON(%q) returned an expression that does not validate: %v", text, err)
+		}
+	})
+}

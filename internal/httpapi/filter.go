@@ -16,7 +16,8 @@ import (
 // features that satisfy it. Its properties must be queryable (the same
 // list as the property filters, /collections/{id}/queryables), and
 // S_INTERSECTS names the geometry "geometry". filter-lang is cql2-text
-// (cql-text, the draft's name that GDAL 3.6 sends, is taken as the same);
+// (cql-text, the draft's name that GDAL 3.6 sends, is taken as the same)
+// or cql2-json;
 // filter-crs, when given, is CRS84.
 
 // filterParams are the parameters of a CQL2 filter on items.
@@ -30,6 +31,7 @@ var filterConformance = []string{
 	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
 	"http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
 	"http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+	"http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
 	"http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
 	"http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
 	"http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
@@ -47,15 +49,18 @@ func (s *Server) cql2Filter(ctx context.Context, r *http.Request, c collectionIn
 		}
 		return nil
 	}
+	parse := cql2.ParseText
 	switch lang := q.Get("filter-lang"); strings.ToLower(lang) {
 	case "", "cql2-text", "cql-text":
+	case "cql2-json":
+		parse = cql2.ParseJSON
 	default:
-		return geo.Errorf(geo.Invalid, "filter-lang=%q is not offered; filters are CQL2 text (filter-lang=cql2-text)", lang)
+		return geo.Errorf(geo.Invalid, "filter-lang=%q is not offered; filters are CQL2 text (filter-lang=cql2-text) or CQL2-JSON (cql2-json)", lang)
 	}
 	if crs := q.Get("filter-crs"); q.Has("filter-crs") && crs != crs84 {
 		return geo.Errorf(geo.Invalid, "filter-crs=%q is not offered; filter geometries are in %s", crs, crs84)
 	}
-	e, err := cql2.ParseText(q.Get("filter"))
+	e, err := parse(q.Get("filter"))
 	if err != nil {
 		return err
 	}

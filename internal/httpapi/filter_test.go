@@ -36,6 +36,10 @@ func TestItemsFilter(t *testing.T) {
 			t.Errorf("filter %q: %v, want %v", filter, got, want)
 		}
 	}
+	json := `{"op": "and", "args": [{"op": "in", "args": [{"property": "iso_n3"}, ["250", "724"]]}, {"op": "s_intersects", "args": [{"property": "geometry"}, {"type": "Point", "coordinates": [2.35, 48.85]}]}]}`
+	if got := featureNames(t, a, items(json, "&filter-lang=cql2-json")); !slices.Equal(got, []string{"France"}) {
+		t.Errorf("CQL2-JSON filter: %v, want France", got)
+	}
 	// Paging keeps the filter: 3 a page of the countries named A...
 	first := a.get(t, items("name LIKE 'A%'", "&limit=3"))
 	if next := mustLink(t, links(t, first.json(t)["links"]), "next").Href; !strings.Contains(next, "filter=") {
@@ -56,7 +60,8 @@ func TestItemsFilter(t *testing.T) {
 		{items("iso_n3 = "), "syntax error at character 10"},
 		{items("iso_n3 = '250' name = 'x'"), "syntax error at character 16"},
 		{items("colour = 'red'"), `"colour" is not a queryable property`},
-		{items("iso_n3 = '250'", "&filter-lang=cql2-json"), "not offered"},
+		{items("iso_n3 = '250'", "&filter-lang=cql2-json"), "not JSON"},
+		{items("iso_n3 = '250'", "&filter-lang=ecql"), "not offered"},
 		{items("iso_n3 = '250'", "&filter-crs=EPSG:4326"), "filter-crs"},
 		{"/collections/default/items?filter-lang=cql2-text", "without a filter"},
 		{items("S_INTERSECTS(geometry, POINT(200 0))"), "not on the globe"},
