@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -78,6 +78,15 @@ test: deps proto-check lint test-go test-stack
 
 test-go: consul grpcurl compose
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz-cql2 FUZZTIME=15s
+
+## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
+##            each): the text and JSON parsers, and the filters sent to
+##            PostGIS (no database error, only clean Invalid answers)
+fuzz-cql2:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) ./internal/cql2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) ./internal/cql2/
+	$(GO) test -run '^$$' -fuzz '^FuzzWhere$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/postgis/
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
 ##        its own PostgreSQL and servers, imports, verifies, then alternates
@@ -99,6 +108,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePageToken$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFeature$$' -fuzztime $(FUZZTIME) ./internal/geo/
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterValidate$$' -fuzztime $(FUZZTIME) ./internal/geo/
+	$(MAKE) --no-print-directory fuzz-cql2
 
 ## deps: PostgreSQL+PostGIS, the examples' Python and Node.js packages, and
 ##       chromium with the map test's npm packages (prints the command when

@@ -259,6 +259,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, l
 		TLS:        tc,
 		Version:    buildVersion(),
 		Properties: svc,
+		Tiles:      svc,
 	})
 }
 

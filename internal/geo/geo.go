@@ -72,6 +72,10 @@ type Filter struct {
 	// Properties keeps things whose top-level properties match every filter
 	// (AND); each filter matches one of its values (IN).
 	Properties []PropertyFilter
+	// Where, when not nil, keeps things that satisfy it (a CQL2 filter,
+	// expr.go). Left out of the fingerprint's JSON when nil, so that page
+	// tokens of filters without it stay as they were.
+	Where *Expr `json:",omitempty"`
 }
 
 // PropertyFilter matches things whose top-level property Key equals one of
@@ -93,7 +97,7 @@ const (
 
 // Validate returns an Invalid error when f selects nothing or is malformed.
 func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil && f.BBox == nil && f.Area == nil && len(f.Collections) == 0 && len(f.Properties) == 0 {
+	if f.Query == "" && f.Point == nil && f.BBox == nil && f.Area == nil && len(f.Collections) == 0 && len(f.Properties) == 0 && f.Where == nil {
 		return Errorf(Invalid, "a search needs a query, a point, a collection or a property filter")
 	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
@@ -134,6 +138,11 @@ func (f Filter) Validate() error {
 	}
 	for _, c := range f.Collections {
 		if err := ValidateCollectionName(c); err != nil {
+			return err
+		}
+	}
+	if f.Where != nil {
+		if err := f.Where.Validate(); err != nil {
 			return err
 		}
 	}
@@ -202,7 +211,7 @@ func jsonKind(v any) string {
 // values sorted (by type, then value) without repeats. Two filters select the
 // same things when their canonical forms are equal; page tokens hash it.
 func (f Filter) Canonical() Filter {
-	c := Filter{Query: f.Query, Point: f.Point, MaxDistanceM: f.MaxDistanceM, BBox: f.BBox, Area: f.Area, Relation: f.Relation}
+	c := Filter{Query: f.Query, Point: f.Point, MaxDistanceM: f.MaxDistanceM, BBox: f.BBox, Area: f.Area, Relation: f.Relation, Where: f.Where}
 	if len(f.Collections) > 0 {
 		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
 	}

@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -64,6 +66,14 @@ type Config struct {
 	MapTileURL string `env:"MAP_TILE_URL"`
 	// MapTileAttribution is shown under the basemap.
 	MapTileAttribution string `env:"MAP_TILE_ATTRIBUTION"`
+	// TileMaxBytes bounds one vector tile: a larger one is drawn coarser,
+	// then with fewer things (tiles.go).
+	TileMaxBytes int `env:"TILE_MAX_BYTES, default=524288"`
+	// TileCacheBytes bounds the vector tiles kept in memory; 0: none.
+	TileCacheBytes int64 `env:"TILE_CACHE_BYTES, default=67108864"`
+	// TileMaxAge is the Cache-Control max-age of a tile; clients and
+	// proxies revalidate with its ETag after it.
+	TileMaxAge time.Duration `env:"TILE_MAX_AGE, default=60s"`
 }
 
 // Enabled reports whether the HTTP API is on.
@@ -104,6 +114,7 @@ func (c Config) Validate() error {
 	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
 		errs = append(errs, fmt.Errorf("MAP_TILE_URL must be an http:// or https:// URL template, got %q", c.MapTileURL))
 	}
+	errs = append(errs, validateTileConfig(c)...)
 	return errors.Join(errs...)
 }
 
@@ -139,6 +150,8 @@ type Deps struct {
 	// Properties lists a collection's properties, which items filter on
 	// (queryables.go); none: no property is queryable.
 	Properties geo.PropertyLister
+	// Tiles draws the vector tiles (tiles.go); none: no tiles.
+	Tiles geo.TileSource
 }
 
 // Server serves the HTTP API.
@@ -152,8 +165,11 @@ type Server struct {
 	// (HTTP_MAX_IN_FLIGHT); nil: no cap.
 	inFlight chan struct{}
 	qcache   queryablesCache
-	http     *http.Server
-	lis      net.Listener
+	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
+	tiles     *tileCache
+	tileDraws singleflight.Group
+	http      *http.Server
+	lis       net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
@@ -166,7 +182,7 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{svc: svc, cfg: cfg, deps: deps}
+	s := &Server{svc: svc, cfg: cfg, deps: deps, tiles: newTileCache(cfg.TileCacheBytes)}
 	if cfg.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
 	}
@@ -250,7 +266,7 @@ const (
 // definition, the map's files and readiness are open: they show no data.
 // Everything that shows things needs a read token when READ_TOKENS is set.
 func (s *Server) routes() []route {
-	return []route{
+	return append([]route{
 		{"GET /{$}", "landing", geo.Open, s.landing, bounded},
 		{"GET /conformance", "conformance", geo.Open, s.conformance, bounded},
 		{"GET /api", "api", geo.Open, s.apiDefinition, bounded},
@@ -264,7 +280,7 @@ func (s *Server) routes() []route {
 		{"GET /map", "map", geo.Open, s.mapPage, bounded},
 		{"GET /map/", "map_assets", geo.Open, s.mapAssets, bounded},
 		{"GET /readyz", "readyz", geo.Open, s.readyz, probe},
-	}
+	}, s.tileRoutes()...)
 }
 
 // Handler returns the API's handler: each route wrapped in logging, metrics,
@@ -441,6 +457,11 @@ func (s *Server) logRequest(r *http.Request, name string, rec *statusRecorder, s
 		slog.Int64("bytes", rec.bytes),
 		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 		slog.String("peer", r.RemoteAddr),
+	}
+	if r.URL.RawQuery != "" {
+		// What was asked (a CQL2 filter, a bbox) is what an operator
+		// looks for; credentials travel in headers, never here.
+		attrs = append(attrs, slog.String("query", r.URL.RawQuery))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("message", errorMessage(err)))

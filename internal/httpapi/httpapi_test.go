@@ -119,8 +119,9 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 	t.Helper()
 	st := setup{
 		fixture: "ne_110m_countries.geojson",
-		cfg:     httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "search-service-http", MaxBodyBytes: 1 << 20},
-		limits:  httpapi.Limits{DefaultPageSize: 10, MaxPageSize: 50, LocateBatchSize: 50, LocateBatchWait: 2 * time.Millisecond},
+		cfg: httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "search-service-http", MaxBodyBytes: 1 << 20,
+			TileMaxBytes: 512 << 10, TileCacheBytes: 16 << 20, TileMaxAge: time.Minute},
+		limits: httpapi.Limits{DefaultPageSize: 10, MaxPageSize: 50, LocateBatchSize: 50, LocateBatchWait: 2 * time.Millisecond},
 	}
 	for _, o := range opts {
 		o(&st)
@@ -157,6 +158,7 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		TLS:        st.tls,
 		Version:    "test",
 		Properties: props,
+		Tiles:      svc,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,10 @@ package httpapi_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -37,7 +39,7 @@ const browserDir = "testdata/browser"
 
 func requireNodeModules(t *testing.T) {
 	t.Helper()
-	for _, pkg := range []string{"leaflet", "playwright-core"} {
+	for _, pkg := range []string{"leaflet", "leaflet.vectorgrid", "playwright-core"} {
 		if _, err := os.Stat(filepath.Join(browserDir, "node_modules", pkg, "package.json")); err != nil {
 			t.Fatalf("%s is not installed in internal/httpapi/%s: run tools/install-deps.sh browser (make deps)", pkg, browserDir)
 		}
@@ -93,6 +95,107 @@ func TestVendoredLeafletMatchesNPM(t *testing.T) {
 	}
 }
 
+// TestVendoredVectorGridMatchesNPM: the Leaflet.VectorGrid bundle in the
+// binary is byte for byte the one of the npm package pinned in
+// testdata/browser/package.json, and its licence travels with it.
+func TestVendoredVectorGridMatchesNPM(t *testing.T) {
+	t.Parallel()
+	requireNodeModules(t)
+	dir := filepath.Join(browserDir, "node_modules", "leaflet.vectorgrid")
+	var pkg struct{ Version, License string }
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &pkg); err != nil {
+		t.Fatal(err)
+	}
+	if pkg.Version != "1.3.0" || pkg.License != "Beerware" {
+		t.Fatalf("installed leaflet.vectorgrid %s (%s); the vendored file is 1.3.0 (Beerware): run tools/install-deps.sh browser", pkg.Version, pkg.License)
+	}
+	ours, err1 := os.ReadFile("assets/vectorgrid/Leaflet.VectorGrid.bundled.min.js")
+	theirs, err2 := os.ReadFile(filepath.Join(dir, "dist", "Leaflet.VectorGrid.bundled.min.js"))
+	if err1 != nil || err2 != nil || !bytes.Equal(ours, theirs) {
+		t.Errorf("assets/vectorgrid/Leaflet.VectorGrid.bundled.min.js differs from leaflet.vectorgrid@1.3.0's dist file (%v %v): copy it again", err1, err2)
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	licence, err := os.ReadFile("assets/vectorgrid/LICENSE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, notice, _ := bytes.Cut(readme, []byte(`"THE BEER-WARE LICENSE":`))
+	notice, _, _ = bytes.Cut(notice, []byte("-----"))
+	if len(bytes.TrimSpace(notice)) == 0 || !bytes.Contains(licence, bytes.TrimSpace(notice)) {
+		t.Errorf("assets/vectorgrid/LICENSE lacks the package's notice:\n%s", notice)
+	}
+}
+
+// TestWorldOutlineIsTheSample: the map's background (assets/world.json) is
+// the 1:110m countries of testdata, each coordinate rounded to 0.01°, with
+// no properties.
+func TestWorldOutlineIsTheSample(t *testing.T) {
+	t.Parallel()
+	type fc struct {
+		Features []struct {
+			Properties map[string]any `json:"properties"`
+			Geometry   struct {
+				Type        string          `json:"type"`
+				Coordinates json.RawMessage `json:"coordinates"`
+			} `json:"geometry"`
+		} `json:"features"`
+	}
+	read := func(path string) fc {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v fc
+		if err := json.Unmarshal(b, &v); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return v
+	}
+	world, sample := read("assets/world.json"), read("../../testdata/ne_110m_countries.geojson")
+	if len(world.Features) != len(sample.Features) {
+		t.Fatalf("world.json has %d features, the sample %d", len(world.Features), len(sample.Features))
+	}
+	flatten := func(raw json.RawMessage) []float64 {
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		var walk func(any)
+		walk = func(v any) {
+			switch v := v.(type) {
+			case float64:
+				out = append(out, v)
+			case []any:
+				for _, x := range v {
+					walk(x)
+				}
+			}
+		}
+		walk(v)
+		return out
+	}
+	for i, w := range world.Features {
+		s := sample.Features[i]
+		a, b := flatten(w.Geometry.Coordinates), flatten(s.Geometry.Coordinates)
+		if w.Geometry.Type != s.Geometry.Type || len(a) != len(b) || len(w.Properties) != 0 {
+			t.Fatalf("feature %d: %s of %d numbers (%d properties), the sample's %s of %d", i, w.Geometry.Type, len(a), len(w.Properties), s.Geometry.Type, len(b))
+		}
+		for j := range a {
+			if math.Abs(a[j]-math.Round(b[j]*100)/100) > 1e-9 {
+				t.Fatalf("feature %d number %d: %v, the sample's %v rounds to %v", i, j, a[j], b[j], math.Round(b[j]*100)/100)
+			}
+		}
+	}
+}
+
 // TestMapAssets: the page, its files and Leaflet's are served from the
 // binary with their types; nothing else under /map/ is.
 func TestMapAssets(t *testing.T) {
@@ -115,13 +218,16 @@ func TestMapAssets(t *testing.T) {
 		t.Errorf("CSP %q", csp)
 	}
 	for path, ctype := range map[string]string{
-		"/map/map.js":                         "text/javascript",
-		"/map/map.css":                        "text/css",
-		"/map/leaflet/leaflet.js":             "text/javascript",
-		"/map/leaflet/leaflet.css":            "text/css",
-		"/map/leaflet/images/layers.png":      "image/png",
-		"/map/leaflet/LICENSE":                "text/plain",
-		"/map/leaflet/images/marker-icon.png": "image/png",
+		"/map/map.js":                                       "text/javascript",
+		"/map/map.css":                                      "text/css",
+		"/map/leaflet/leaflet.js":                           "text/javascript",
+		"/map/leaflet/leaflet.css":                          "text/css",
+		"/map/leaflet/images/layers.png":                    "image/png",
+		"/map/leaflet/LICENSE":                              "text/plain",
+		"/map/leaflet/images/marker-icon.png":               "image/png",
+		"/map/vectorgrid/Leaflet.VectorGrid.bundled.min.js": "text/javascript",
+		"/map/vectorgrid/LICENSE":                           "text/plain",
+		"/map/world.json":                                   "application/json",
 	} {
 		r := a.get(t, path)
 		if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), ctype) || len(r.body) == 0 {
@@ -175,10 +281,11 @@ func TestMapInBrowser(t *testing.T) {
 		s.cfg.MapTileURL = tileServer.URL + "/tiles/{z}/{x}/{y}.png"
 		s.cfg.MapTileAttribution = "test tiles"
 	})
-	shot := filepath.Join(t.ArtifactDir(), "map.png")
+	shot := filepath.Join(t.ArtifactDir(), "map-clicked.png")
+	first := filepath.Join(t.ArtifactDir(), "map.png")
 	cmd := exec.Command(node, "map.mjs")
 	cmd.Dir = browserDir
-	cmd.Env = append(os.Environ(), "SERVER_URL="+a.base, "SCREENSHOT="+shot, "CHROMIUM="+chromium,
+	cmd.Env = append(os.Environ(), "SERVER_URL="+a.base, "SCREENSHOT="+shot, "FIRST_SCREENSHOT="+first, "CHROMIUM="+chromium,
 		"BASEMAP_SERVER_URL="+withBasemap.base, "TILE_SERVER_URL="+tileServer.URL)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -186,24 +293,35 @@ func TestMapInBrowser(t *testing.T) {
 		t.Fatalf("the browser script failed: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	var seen struct {
-		Collections    []string
-		Drawn          string
-		Located        string
-		Scope          string
-		Panel          string
-		Highlighted    int
-		SeaLocated     string
-		NearLocated    string
-		NearPanel      string
-		Search         []string
-		BBox           string
-		InView         []string
-		InViewOutlined int
-		TilesLoaded    int
-		TileRequests   int
-		Attribution    string
-		Outside        []string
-		PageErrors     []string
+		Collections []string
+		Checked     bool
+		Drawn       string
+		France      []pagePoint
+		Atlantic    pagePoint
+		Style       struct {
+			Palette     []string
+			Land        string
+			FillOpacity float64
+		}
+		HoverName                 string
+		TileRequestsAtFirstSight  int
+		ItemsRequestsAtFirstSight int
+		Located                   string
+		Scope                     string
+		Panel                     string
+		Highlighted               int
+		SeaLocated                string
+		NearLocated               string
+		NearPanel                 string
+		Search                    []string
+		BBox                      string
+		InView                    []string
+		InViewOutlined            int
+		TilesLoaded               int
+		TileRequests              int
+		Attribution               string
+		Outside                   []string
+		PageErrors                []string
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &seen); err != nil {
 		t.Fatalf("the script's report %q: %v", stdout.String(), err)
@@ -212,8 +330,13 @@ func TestMapInBrowser(t *testing.T) {
 	if len(seen.Collections) != 1 || !strings.HasPrefix(seen.Collections[0], "default") {
 		t.Errorf("collections listed: %v, want default", seen.Collections)
 	}
-	if seen.Drawn != "241 drawn" {
-		t.Errorf("drawing the collection: %q, want 241 drawn", seen.Drawn)
+	if !seen.Checked || seen.Drawn != "drawn" || seen.TileRequestsAtFirstSight == 0 || seen.ItemsRequestsAtFirstSight != 0 {
+		t.Errorf("at first sight: ticked %v, status %q, %d tile and %d items requests; want the collection drawn from tiles alone",
+			seen.Checked, seen.Drawn, seen.TileRequestsAtFirstSight, seen.ItemsRequestsAtFirstSight)
+	}
+	checkFirstSight(t, first, seen.France, seen.Atlantic, seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
+	if seen.HoverName != "France" {
+		t.Errorf("hovering over France shows %q", seen.HoverName)
 	}
 	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") || seen.Scope != "default" {
 		t.Errorf("clicking Paris: located %q in %q, %d highlighted paths, panel %q; want France in the drawn collection, highlighted with its properties", seen.Located, seen.Scope, seen.Highlighted, seen.Panel)
@@ -236,4 +359,74 @@ func TestMapInBrowser(t *testing.T) {
 	if st, err := os.Stat(shot); err != nil || st.Size() == 0 {
 		t.Errorf("no screenshot at %s: %v", shot, err)
 	}
+	// UPDATE_README_SCREENSHOT=1 makes the untouched map README's picture.
+	if os.Getenv("UPDATE_README_SCREENSHOT") != "" && !t.Failed() {
+		b, err := os.ReadFile(first)
+		if err == nil {
+			err = os.WriteFile("../../docs/map.png", b, 0o644)
+		}
+		if err != nil {
+			t.Errorf("update docs/map.png: %v", err)
+		}
+	}
+}
+
+// pagePoint is a position in the page, in CSS pixels (the screenshot's).
+type pagePoint struct{ X, Y int }
+
+// checkFirstSight reads the screenshot of the untouched page: inside
+// France's outline the pixels are the first collection's colour over the
+// land of the world outline; in the open Atlantic, no collection's.
+func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pagePoint, palette []string, land string, alpha float64) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("the first screenshot: %v", err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("the first screenshot: %v", err)
+	}
+	if len(palette) == 0 || len(france) == 0 {
+		t.Fatalf("the page reported no colours (%v) or no points (%v)", palette, france)
+	}
+	want := blend(hexColour(t, palette[0]), hexColour(t, land), alpha)
+	near := func(p pagePoint, c [3]float64) bool {
+		r, g, b, _ := img.At(p.X, p.Y).RGBA()
+		got := [3]float64{float64(r >> 8), float64(g >> 8), float64(b >> 8)}
+		for i := range got {
+			if math.Abs(got[i]-c[i]) > 12 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, p := range france {
+		if !near(p, want) {
+			r, g, b, _ := img.At(p.X, p.Y).RGBA()
+			t.Errorf("inside France at %v the untouched map is rgb(%d, %d, %d), want the collection's %s over the land, about %v", p, r>>8, g>>8, b>>8, palette[0], want)
+		}
+	}
+	if near(atlantic, want) {
+		t.Errorf("the open Atlantic at %v has the collection's colour", atlantic)
+	}
+}
+
+func hexColour(t *testing.T, s string) [3]float64 {
+	t.Helper()
+	var r, g, b int
+	if _, err := fmt.Sscanf(s, "#%02x%02x%02x", &r, &g, &b); err != nil {
+		t.Fatalf("colour %q: %v", s, err)
+	}
+	return [3]float64{float64(r), float64(g), float64(b)}
+}
+
+// blend is fg at opacity alpha over bg.
+func blend(fg, bg [3]float64, alpha float64) [3]float64 {
+	var out [3]float64
+	for i := range out {
+		out[i] = alpha*fg[i] + (1-alpha)*bg[i]
+	}
+	return out
 }

@@ -118,7 +118,7 @@ func (s *Server) conformance(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r, "f"); err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": conformsTo})
+	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance, filterConformance)})
 }
 
 //go:embed openapi.json.tmpl
@@ -286,6 +286,7 @@ func collectionJSON(base string, c collectionInfo) map[string]any {
 			{self, "self", mediaJSON, "this collection"},
 			{self + "/items", "items", mediaGeoJSON, "its features"},
 			{self + "/queryables", relQueryables, mediaSchema, "the properties its items filter on"},
+			{self + "/tiles", relTilesetsVector, mediaJSON, "its vector tiles"},
 		},
 	}
 }
@@ -334,11 +335,12 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	props, propKeys, err := s.propertyFilters(r.Context(), r, c, itemsParams)
+	known := slices.Concat(itemsParams, filterParams, selectParams)
+	props, propKeys, err := s.propertyFilters(r.Context(), r, c, known)
 	if err != nil {
 		return err
 	}
-	if err := checkParams(r, append(slices.Clone(itemsParams), propKeys...)...); err != nil {
+	if err := checkParams(r, append(known, propKeys...)...); err != nil {
 		return err
 	}
 	params := r.URL.Query()
@@ -349,6 +351,13 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	filter := c.Filter
 	filter.Query = params.Get("q")
 	filter.Properties = props
+	if err := s.cql2Filter(r.Context(), r, c, &filter); err != nil {
+		return err
+	}
+	selected, selecting, err := s.selectedProperties(r.Context(), r, c)
+	if err != nil {
+		return err
+	}
 	if params.Has("bbox") {
 		box, err := parseBBox(params.Get("bbox"))
 		if err != nil {
@@ -384,6 +393,9 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	features := make([]feature, len(page.Things))
 	for i, t := range page.Things {
 		features[i] = toFeature(base, c.ID, t)
+		if selecting {
+			selectProperties(&features[i], selected)
+		}
 	}
 	raw, err := rawParams(r.URL.RawQuery)
 	if err != nil {

@@ -196,6 +196,9 @@ WHERE ST_Intersects(t.geom, region.whole)`
 	// served by the GIN index on properties (a bitmap scan per value).
 	propertyIn = `
   AND t.properties @> ANY($?::text[]::jsonb[])`
+	// whereExpr leads a CQL2 filter's condition (expr.go).
+	whereExpr = `
+  AND `
 	afterCursor = `
   AND (t.name COLLATE "C", t.id) > ($?::text COLLATE "C", $?::bigint)`
 	afterNearCursor = `
@@ -454,6 +457,10 @@ func (s *statement) filters(f geo.Filter) {
 	}
 	for _, pf := range f.Properties {
 		s.add(propertyIn, containmentObjects(pf))
+	}
+	if f.Where != nil {
+		s.add(whereExpr)
+		s.expr(*f.Where)
 	}
 }
 

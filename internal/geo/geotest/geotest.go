@@ -164,6 +164,18 @@ func FilterFields() map[string]FilterField {
 			},
 			Invalid: func(f *geo.Filter) { f.Properties = []geo.PropertyFilter{{Key: "a.b", Values: []any{1.0}}} },
 		},
+		"Where": {
+			// rank >= 2 AND NOT kind = 'road': Ya2 and Xb1.
+			Narrow: func(f *geo.Filter) {
+				f.Where = &geo.Expr{And: []geo.Expr{
+					{Compare: &geo.Comparison{Property: "rank", Op: geo.OpGe, Value: 2.0}},
+					{Not: &geo.Expr{Compare: &geo.Comparison{Property: "kind", Op: geo.OpEq, Value: "road"}}},
+				}}
+			},
+			Invalid: func(f *geo.Filter) {
+				f.Where = &geo.Expr{Compare: &geo.Comparison{Property: "open", Op: geo.OpLt, Value: true}}
+			},
+		},
 	}
 }
 

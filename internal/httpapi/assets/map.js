@@ -1,22 +1,35 @@
-// The map page: the collections of the OGC API, drawable; a click locates
-// the point and highlights the things that contain it; a name search; the
-// things in the current window. No basemap unless the server configures
-// one, so it works without internet.
+// The map page: every collection of the OGC API drawn at first sight from
+// its vector tiles (Leaflet.VectorGrid), each in its colour, with names on
+// hover; a click locates the point and highlights the things that contain
+// it; a name search; the things in the current window. The background is
+// a world outline shipped with the page (Natural Earth 1:110m), so it works
+// without internet, unless the server configures a basemap.
 (function () {
   'use strict';
   const body = document.body;
-  const map = L.map('map', { worldCopyJump: true }).setView([20, 0], 2);
+  const map = L.map('map', { worldCopyJump: true }).setView([30, 10], 2);
   window.searchMap = map; // for the browser test and the curious
+  // The colours of the collections, in the order listed; the first few
+  // collections are drawn when the page opens.
+  const palette = ['#d95f02', '#1b9e77', '#7570b3', '#e7298a', '#66a61e', '#e6ab02', '#a6761d', '#1f78b4'];
+  const land = '#f2efe9';
+  const fillOpacity = 0.55;
+  window.searchMapStyle = { palette, land, fillOpacity }; // for the browser test
   const tileURL = body.dataset.tileTemplate;
   if (tileURL) {
     L.tileLayer(tileURL, { attribution: body.dataset.tileAttribution || '', maxZoom: 19 }).addTo(map);
+  } else {
+    map.createPane('world').style.zIndex = 150; // under the tiles (200)
+    fetch('/map/world.json').then((r) => r.json()).then((world) => {
+      L.geoJSON(world, { pane: 'world', interactive: false, style: { color: '#c8c4bb', weight: 0.6, fillColor: land, fillOpacity: 1 } }).addTo(map);
+    }).catch((err) => console.error('world outline:', err));
   }
-  const drawStyle = { color: '#3a6ea5', weight: 1, fillOpacity: 0.15, className: 'drawn' };
   const highlightStyle = { color: '#d7301f', weight: 3, fillOpacity: 0.45, className: 'highlight' };
   const inViewStyle = { color: '#2b8c3e', weight: 2, dashArray: '4 3', fillOpacity: 0.08, className: 'inview' };
   const highlight = L.layerGroup().addTo(map);
   const inView = L.layerGroup().addTo(map);
   const drawn = {}; // collection id -> layer
+  const hover = L.tooltip({ direction: 'top', offset: [0, -6], className: 'hover-name' });
 
   let token = sessionStorage.getItem('searchToken') || '';
   // api fetches JSON from the API, asking for a token when the server
@@ -56,47 +69,72 @@
     return [r(west), r(Math.max(-90, b.getSouth())), r(east), r(Math.min(90, b.getNorth()))].join(',');
   }
 
-  // allItems follows next links from url, calling fn with each page.
-  async function allItems(url, fn) {
-    while (url) {
-      const page = await api(url);
-      fn(page);
-      const next = (page.links || []).find((l) => l.rel === 'next');
-      url = next ? next.href : null;
-    }
+  // TileGrid is VectorGrid's protobuf layer whose failed tile fetches (a
+  // tile dropped while loading, when the view moves on) draw an empty tile
+  // instead of leaving a rejected promise unhandled.
+  const TileGrid = L.VectorGrid.Protobuf.extend({
+    _getVectorTilePromise: function (coords, tileBounds) {
+      return L.VectorGrid.Protobuf.prototype._getVectorTilePromise.call(this, coords, tileBounds).catch((err) => {
+        this.fire('tilefetcherror', { coords, error: err });
+        return { layers: {} };
+      });
+    },
+  });
+
+  // tilesOf draws collection c from its vector tiles in colour.
+  function tilesOf(c, colour) {
+    const style = { fill: true, fillColor: colour, fillOpacity, color: colour, weight: 0.8, opacity: 0.9, className: 'drawn' };
+    const layer = new TileGrid('/collections/' + encodeURIComponent(c.id) + '/tiles/WebMercatorQuad/{z}/{y}/{x}', {
+      vectorTileLayerStyles: { [c.id]: style },
+      interactive: true,
+      maxNativeZoom: 22,
+      maxZoom: 22,
+      fetchOptions: token ? { headers: { Authorization: 'Bearer ' + token } } : {},
+    });
+    // Names on hover; clicks go on to the map (the layer does not listen).
+    layer.on('mouseover', (ev) => {
+      const name = ev.layer && ev.layer.properties && ev.layer.properties.name;
+      if (!name) return;
+      hover.setLatLng(ev.latlng).setContent(name);
+      map.openTooltip(hover);
+    });
+    layer.on('mouseout', () => map.closeTooltip(hover));
+    return layer;
   }
 
-  async function toggleCollection(c, on, status) {
+  function toggleCollection(c, colour, on, status) {
     if (drawn[c.id]) { map.removeLayer(drawn[c.id]); delete drawn[c.id]; }
     if (!on) { status.textContent = ''; return; }
-    const layer = L.geoJSON(null, { style: drawStyle }).addTo(map);
+    const layer = tilesOf(c, colour);
     drawn[c.id] = layer;
-    let n = 0;
+    layer.on('loading', () => { status.textContent = ' drawing…'; });
+    layer.on('load', () => { status.textContent = ' drawn'; });
+    layer.on('tileerror', () => { status.textContent = ' some tiles failed'; });
     status.textContent = ' drawing…';
-    try {
-      await allItems('/collections/' + encodeURIComponent(c.id) + '/items?limit=1000', (page) => {
-        layer.addData(page);
-        n += page.numberReturned;
-        status.textContent = ' ' + n + ' drawn';
-      });
-      highlight.eachLayer((l) => l.bringToFront());
-    } catch (err) {
-      status.textContent = ' ' + err.message;
-    }
+    layer.addTo(map);
   }
+
+  // firstSight is how many collections are drawn when the page opens.
+  const firstSight = 4;
 
   async function loadCollections() {
     const list = document.getElementById('collections');
     try {
       const data = await api('/collections');
       list.replaceChildren();
-      for (const c of data.collections) {
-        const box = el('input', { type: 'checkbox', id: 'draw-' + c.id });
+      for (const id of Object.keys(drawn)) { map.removeLayer(drawn[id]); delete drawn[id]; }
+      data.collections.forEach((c, i) => {
+        const colour = palette[i % palette.length];
+        const box = el('input', { type: 'checkbox', id: 'draw-' + c.id, checked: i < firstSight });
         const status = el('span', { className: 'muted small' });
-        box.addEventListener('change', () => toggleCollection(c, box.checked, status));
+        const swatch = el('span', { className: 'swatch' });
+        swatch.style.background = colour;
+        box.addEventListener('change', () => toggleCollection(c, colour, box.checked, status));
         list.append(el('li', { className: 'collection' },
-          box, ' ', el('label', { htmlFor: box.id, textContent: c.title ? c.id + ' (' + c.title + ')' : c.id }), status));
-      }
+          box, ' ', swatch, ' ', el('label', { htmlFor: box.id, textContent: c.title && c.title !== c.id ? c.id + ' (' + c.title + ')' : c.id }), status));
+        if (box.checked) toggleCollection(c, colour, true, status);
+      });
+      if (data.collections.length === 0) list.append(el('li', { className: 'muted', textContent: 'no collection yet: import one' }));
     } catch (err) {
       showError(list, err);
     }

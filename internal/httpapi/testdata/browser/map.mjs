@@ -1,5 +1,6 @@
 // Drives Debian's chromium with playwright-core: opens /map on the server at
-// SERVER_URL, checks the collection is listed, clicks Paris, and checks
+// SERVER_URL, checks that the collection is drawn from its tiles untouched
+// (FIRST_SCREENSHOT) and names France on hover, clicks Paris, and checks
 // that France is highlighted and named; searches a name; lists and outlines
 // the things in the window. Writes a screenshot to SCREENSHOT. Then opens
 // /map on BASEMAP_SERVER_URL, a server configured with a basemap at
@@ -15,9 +16,10 @@ const url = process.env.SERVER_URL;
 const basemapURL = process.env.BASEMAP_SERVER_URL;
 const tileURL = process.env.TILE_SERVER_URL;
 const screenshot = process.env.SCREENSHOT;
+const firstScreenshot = process.env.FIRST_SCREENSHOT;
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-if (!url || !screenshot || !basemapURL || !tileURL) {
-  console.error('SERVER_URL, SCREENSHOT, BASEMAP_SERVER_URL and TILE_SERVER_URL must be set');
+if (!url || !screenshot || !firstScreenshot || !basemapURL || !tileURL) {
+  console.error('SERVER_URL, SCREENSHOT, FIRST_SCREENSHOT, BASEMAP_SERVER_URL and TILE_SERVER_URL must be set');
   process.exit(2);
 }
 const profile = mkdtempSync(join(tmpdir(), 'map-test-chromium-'));
@@ -44,13 +46,32 @@ try {
     if (![url, basemapURL, tileURL].some((u) => r.url().startsWith(u + '/'))) seen.outside.push(r.url());
   });
   await page.goto(url + '/map');
-  // The collection is listed and can be drawn.
+  // At first sight, untouched: the collection is listed, ticked and drawn
+  // from its tiles over the world outline.
   await page.waitForSelector('#collections input[type=checkbox]#draw-default');
   seen.collections = await page.$$eval('#collections li.collection label', (ls) => ls.map((l) => l.textContent));
-  await page.check('#draw-default');
-  await page.waitForFunction(() => /\d+ drawn/.test(document.querySelector('#collections li.collection span').textContent)
-    && !/drawing/.test(document.querySelector('#collections li.collection span').textContent));
-  seen.drawn = await page.$eval('#collections li.collection span', (s) => s.textContent.trim());
+  seen.checked = await page.$eval('#draw-default', (b) => b.checked);
+  await page.waitForFunction(() => / drawn$/.test(document.querySelector('#collections li.collection span:last-child').textContent)
+    && document.querySelectorAll('path.drawn').length > 100);
+  seen.drawn = await page.$eval('#collections li.collection span:last-child', (s) => s.textContent.trim());
+  // Where France's interior and the open Atlantic are in the page, for the
+  // pixels of the screenshot; and the colours the page draws with.
+  const where = (lat, lng) => page.evaluate(([lat, lng]) => {
+    const p = window.searchMap.latLngToContainerPoint([lat, lng]);
+    const r = document.getElementById('map').getBoundingClientRect();
+    return { x: Math.round(r.left + p.x), y: Math.round(r.top + p.y) };
+  }, [lat, lng]);
+  seen.france = [await where(46.5, 2.5), await where(47.2, 0.5), await where(45.2, 4.0)];
+  seen.atlantic = await where(30, -30);
+  seen.style = await page.evaluate(() => window.searchMapStyle);
+  await page.waitForTimeout(300); // the last tile's paint
+  await page.screenshot({ path: process.env.FIRST_SCREENSHOT });
+  // Names on hover.
+  await page.mouse.move(seen.france[0].x, seen.france[0].y);
+  await page.waitForSelector('.hover-name');
+  seen.hoverName = await page.$eval('.hover-name', (e) => e.textContent);
+  seen.tileRequestsAtFirstSight = seen.requests.filter((u) => u.includes('/tiles/WebMercatorQuad/')).length;
+  seen.itemsRequestsAtFirstSight = seen.requests.filter((u) => u.includes('/items')).length;
   // Zoom to France and click Paris.
   await page.evaluate(() => window.searchMap.setView([47, 2.5], 5, { animate: false }));
   const pt = await page.evaluate(() => {
