@@ -310,6 +310,8 @@ func TestMapInBrowser(t *testing.T) {
 		Scope                     string
 		Panel                     string
 		Highlighted               int
+		ArcticLocated             string
+		ArcticHighlighted         int
 		SeaLocated                string
 		NearLocated               string
 		NearPanel                 string
@@ -337,6 +339,9 @@ func TestMapInBrowser(t *testing.T) {
 	checkFirstSight(t, first, seen.France, seen.Atlantic, seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
 	if seen.HoverName != "France" {
 		t.Errorf("hovering over France shows %q", seen.HoverName)
+	}
+	if seen.ArcticLocated != "" || seen.ArcticHighlighted != 0 {
+		t.Errorf("clicking the Norwegian Sea (71 N, 0 E): located %q, %d highlighted paths; want nothing", seen.ArcticLocated, seen.ArcticHighlighted)
 	}
 	if seen.Located != "France" || seen.Highlighted == 0 || !strings.Contains(seen.Panel, "iso_n3") || seen.Scope != "default" {
 		t.Errorf("clicking Paris: located %q in %q, %d highlighted paths, panel %q; want France in the drawn collection, highlighted with its properties", seen.Located, seen.Scope, seen.Highlighted, seen.Panel)

@@ -111,6 +111,19 @@ try {
   seen.nearLocated = await page.$eval('#clicked', (e) => e.dataset.located);
   seen.nearPanel = await page.$eval('#clicked', (e) => e.textContent);
   await page.fill('#near', '');
+  // The Norwegian Sea, in the Arctic Ocean: no country (read flat, Russia's
+  // rings across the antimeridian covered it).
+  await page.evaluate(() => window.searchMap.setView([71, 0], 4, { animate: false }));
+  const arctic = await page.evaluate(() => {
+    const p = window.searchMap.latLngToContainerPoint([71, 0]);
+    const r = document.getElementById('map').getBoundingClientRect();
+    return { x: r.left + p.x, y: r.top + p.y };
+  });
+  await page.mouse.click(arctic.x, arctic.y);
+  await page.waitForFunction(() => document.getElementById('clicked').dataset.located !== undefined);
+  seen.arcticLocated = await page.$eval('#clicked', (e) => e.dataset.located);
+  seen.arcticHighlighted = await page.$$eval('path.highlight', (ps) => ps.length);
+  await page.evaluate(() => window.searchMap.setView([47, 2.5], 5, { animate: false }));
   // Back to Paris's answer for the picture.
   await page.mouse.click(pt.x, pt.y);
   await page.waitForFunction(() => document.querySelectorAll('path.highlight').length > 0);
