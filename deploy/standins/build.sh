@@ -170,6 +170,8 @@ graphite() {
 		-e 's|@CONF@|/opt/graphite/conf|g' -e 's|@LINE_PORT@|2003|g' -e 's|@PICKLE_PORT@|2004|g' -e 's|@QUERY_PORT@|7002|g')
 	sed "${paths[@]}" -e 's|^\(LINE_RECEIVER_INTERFACE\|PICKLE_RECEIVER_INTERFACE\) = .*|\1 = 0.0.0.0|' \
 		"$ROOT/deploy/local/carbon/carbon.conf.in" >"$conf/carbon.conf"
+	# No tag database (it would ask graphite-web's /tags for each series).
+	printf 'ENABLE_TAGS = False\n' >>"$conf/carbon.conf"
 	# As the real image: the key from GRAPHITE_SECRET_KEY (it signs
 	# sessions only).
 	sed "${paths[@]}" -e "s|^SECRET_KEY = .*|SECRET_KEY = __import__('os').environ.get('GRAPHITE_SECRET_KEY', 'UNSAFE_DEFAULT')|" \
