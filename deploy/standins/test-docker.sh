@@ -196,7 +196,7 @@ docker run -d --name "$PROJECT-test-client" --label geo-search.test-docker=1 --n
 		if search-client --timeout 10s search --lat 48.85 --lng 2.35 >/tmp/out 2>&1 && grep -q France /tmp/out; then ok=$((ok+1)); else failed=$((failed+1)); cat /tmp/out; fi
 	done; echo "searches: ok=$ok failed=$failed"' >/dev/null
 sleep 3
-level=$(compose_run consul-config 2>/dev/null >/dev/null; docker compose exec -T consul consul kv get search-service/config/log_level)
+level=$(docker compose exec -T consul consul kv get search-service/config/log_level)
 new=debug
 [[ $level == debug ]] && new=info
 docker compose exec -T consul consul kv put search-service/config/log_level "$new"
