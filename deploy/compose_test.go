@@ -771,17 +771,3 @@ func TestEnvconsulCanComeFromAnImage(t *testing.T) {
 	}
 }
 
-// TestMakeUpBuildsWithBuildKit: Compose builds with the engine's default
-// builder unless DOCKER_BUILDKIT says otherwise, and engines before Docker
-// 23 (Debian 12's docker.io 20.10) default to the classic builder, which
-// leaves BUILDPLATFORM and TARGETARCH empty and builds every stage (found
-// by make test-docker). The Docker path of make up asks for BuildKit.
-func TestMakeUpBuildsWithBuildKit(t *testing.T) {
-	t.Parallel()
-	script := repoFile(t, "deploy/docker-stack.sh")
-	up := strings.Index(script, "docker compose up ")
-	bk := strings.Index(script, "export DOCKER_BUILDKIT=1\n")
-	if bk < 0 || up < 0 || bk > up {
-		t.Error("deploy/docker-stack.sh must export DOCKER_BUILDKIT=1 before docker compose up --build")
-	}
-}

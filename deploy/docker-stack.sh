@@ -63,11 +63,6 @@ wait_http_passing() {
 up() {
 	GEO_SEARCH_VERSION=$(git describe --always --dirty 2>/dev/null || echo unversioned)
 	export GEO_SEARCH_VERSION
-	# BuildKit, which deploy/Dockerfile needs (BUILDPLATFORM, TARGETARCH,
-	# stages built only when used). Compose builds with the engine's
-	# default builder, and engines before Docker 23, Debian 12's docker.io
-	# (20.10) among them, default to the classic one.
-	export DOCKER_BUILDKIT=1
 	docker compose up -d --build --wait
 	echo
 	echo "importing the sample countries (keyed by name: re-running replaces, never duplicates)"
