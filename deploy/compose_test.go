@@ -770,4 +770,3 @@ func TestEnvconsulCanComeFromAnImage(t *testing.T) {
 		}
 	}
 }
-
