@@ -67,7 +67,9 @@ if [[ -z ${DOCKER_HOST:-} && -z ${GEO_SEARCH_TEST_NETNS:-} ]] && busy; then
 	iptables "${fwd_in[@]}"
 	iptables "${fwd_out[@]}"
 	rc=0
-	ip netns exec "$ns" env GEO_SEARCH_TEST_NETNS="$ns" "$0" "$@" || rc=$?
+	# nsenter, not ip netns exec, which mounts a sysfs of its own without
+	# the cgroup file systems dockerd needs.
+	nsenter --net="/run/netns/$ns" env GEO_SEARCH_TEST_NETNS="$ns" "$0" "$@" || rc=$?
 	exit $rc
 fi
 RUN=$(mktemp -d /tmp/geo-search-docker.XXXXXX)

@@ -40,12 +40,14 @@ type config struct {
 			MaxBackoff string `hcl:"max_backoff"`
 		} `hcl:"retry"`
 	} `hcl:"consul"`
-	Prefix []struct {
+	// One prefix block (HCL v1 splits a block decoded into a slice of
+	// structs at its comments).
+	Prefix struct {
 		Path     string `hcl:"path"`
-		NoPrefix *bool  `hcl:"no_prefix"`
+		NoPrefix bool   `hcl:"no_prefix"`
 	} `hcl:"prefix"`
-	Upcase     *bool  `hcl:"upcase"`
-	Sanitize   *bool  `hcl:"sanitize"`
+	Upcase     bool   `hcl:"upcase"`
+	Sanitize   bool   `hcl:"sanitize"`
 	Pristine   bool   `hcl:"pristine"`
 	KillSignal string `hcl:"kill_signal"`
 	Exec       struct {
@@ -135,10 +137,10 @@ func run(ctx context.Context, args []string) (int, error) {
 // what the stand-in does not implement.
 func options(c config) (envconsultest.Options, error) {
 	var o envconsultest.Options
-	if len(c.Prefix) != 1 || c.Prefix[0].Path == "" {
-		return o, errors.New("exactly one prefix block with a path is supported")
+	if c.Prefix.Path == "" {
+		return o, errors.New("a prefix block with a path is required")
 	}
-	if c.Prefix[0].NoPrefix == nil || !*c.Prefix[0].NoPrefix || c.Upcase == nil || !*c.Upcase || (c.Sanitize != nil && !*c.Sanitize) {
+	if !c.Prefix.NoPrefix || !c.Upcase || !c.Sanitize {
 		return o, errors.New("only no_prefix = true, upcase = true and sanitize = true are supported")
 	}
 	if len(c.Exec.Command) == 0 {
@@ -152,7 +154,7 @@ func options(c config) (envconsultest.Options, error) {
 		return o, fmt.Errorf("kill_signal %s: only SIGTERM or SIGINT are supported", c.KillSignal)
 	}
 	o = envconsultest.Options{
-		Prefix:      c.Prefix[0].Path,
+		Prefix:      c.Prefix.Path,
 		Command:     c.Exec.Command[0],
 		Args:        c.Exec.Command[1:],
 		KillSignal:  killSignal,
