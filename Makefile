@@ -73,6 +73,7 @@ test-stack: build consul
 ##     of its own (or uses DOCKER_HOST's), builds the stand-in images, runs the
 ##     README's Docker section and checks it, then stops everything it started
 test-docker: consul compose
+	cd deploy/standins && $(GO) vet ./... && $(GO) test -count=1 ./...
 	deploy/standins/test-docker.sh
 
 ## standins: the stand-in images (deploy/standins/README.md) into the engine

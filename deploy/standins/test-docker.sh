@@ -136,7 +136,7 @@ export GEO_SEARCH_ENVCONSUL_FROM
 # Docker**"; its commands are the lines of its ```sh blocks.
 readme_commands() {
 	awk '/^\*\*With Docker\*\*/ {s=1} /^\*\*Without Docker\*\*/ {s=0} s && /^```sh/ {b=1; next} s && /^```/ {b=0} s && b' README.md |
-		sed 's/[[:space:]]*#.*$//' | grep -v '^[[:space:]]*$'
+		grep -v '^[[:space:]]*$'
 }
 mapfile -t commands < <(readme_commands)
 ((${#commands[@]} > 0)) || fail "the README's Docker section has no \`\`\`sh block"
@@ -144,16 +144,19 @@ printf 'README commands:\n'; printf '  %s\n' "${commands[@]}"
 
 # run_readme N: runs the README's command N as written (bash -c), bounded,
 # into $RUN/out.N; follow-mode commands run 30 s and are then stopped.
+# A comment "# exits N" says the status the README promises.
 run_readme() {
-	local cmd=${commands[$1]} t=1200 rc=0
+	local cmd=${commands[$1]} t=1200 rc=0 want=0
+	if [[ $cmd =~ \#\ exits\ ([0-9]+) ]]; then want=${BASH_REMATCH[1]}; fi
+	cmd=$(sed 's/[[:space:]]*#.*$//' <<<"$cmd")
 	[[ $cmd == *--follow* ]] && t=30
 	echo "\$ $cmd"
 	timeout -s INT "$t" bash -c "$cmd" >"$RUN/out.$1" 2>&1 || rc=$?
 	sed 's/^/    /' "$RUN/out.$1" | tail -40
 	if [[ $cmd == *--follow* ]]; then
 		[[ $rc == 124 || $rc == 130 || $rc == 0 ]] || fail "$cmd: exit $rc"
-	elif ((rc != 0)); then
-		fail "$cmd: exit $rc"
+	elif ((rc != want)); then
+		fail "$cmd: exit $rc, the README says $want"
 	fi
 }
 
