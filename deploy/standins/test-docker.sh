@@ -270,7 +270,7 @@ docker rm "$PROJECT-test-client" >/dev/null
 grep -q 'searches: ok=[1-9][0-9]* failed=0$' "$RUN/loop.out" || fail "the client's searches failed across the restart ($(($(date +%s) - before)) s of searching)"
 
 step "make down, make up: the imported data stays"
-printf '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Volume check"},"geometry":{"type":"Point","coordinates":[7.5,47.5]}}]}\n' >"$RUN/marker.geojson"
+printf '{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"name":"Volume check"},"geometry":{"type":"Polygon","coordinates":[[[7.5,47.5],[7.6,47.5],[7.6,47.6],[7.5,47.6],[7.5,47.5]]]}}]}\n' >"$RUN/marker.geojson"
 docker compose run --rm --no-deps -v "$RUN/marker.geojson:/data/marker.geojson:ro" search-client import /data/marker.geojson --collection volume-check --key-property name
 run_readme "$(index_of "make down")"
 [[ -z $(docker compose ps -q) ]] || fail "make down left containers running"
