@@ -1,6 +1,7 @@
-// The compose file cannot be started where there is no Docker engine (CI
-// here has none), so this test validates it with the Compose
-// specification's own loader instead.
+// These tests read the compose file, with the Compose specification's own
+// loader and Compose v2, without an engine; make test-docker
+// (deploy/standins/test-docker.sh) starts it for real on a Docker Engine of
+// its own.
 package deploy_test
 
 import (
