@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-stack bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
 
 all: build
 
@@ -67,6 +67,21 @@ test-stack: build consul
 	deploy/local/stack.sh up >/dev/null
 	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/stack.sh down
+
+## test-docker: the Docker stack started for real (deploy/standins/test-docker.sh):
+##     installs docker.io and debootstrap when missing, starts a Docker Engine
+##     of its own (or uses DOCKER_HOST's), builds the stand-in images, runs the
+##     README's Docker section and checks it, then stops everything it started
+test-docker: consul compose
+	cd deploy/standins && $(GO) vet ./... && $(GO) test -count=1 ./...
+	deploy/standins/test-docker.sh
+
+## standins: the stand-in images (deploy/standins/README.md) into the engine
+##     DOCKER_HOST names, for machines that reach no registry; then
+##     GEO_SEARCH_ENVCONSUL_FROM=<the envconsul image it prints> make up
+standins: consul
+	deploy/standins/engine.sh install
+	deploy/standins/build.sh
 
 ## help: this list
 help:

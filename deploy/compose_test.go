@@ -1,6 +1,7 @@
-// The compose file cannot be started where there is no Docker engine (CI
-// here has none), so this test validates it with the Compose
-// specification's own loader instead.
+// These tests read the compose file, with the Compose specification's own
+// loader and Compose v2, without an engine; make test-docker
+// (deploy/standins/test-docker.sh) starts it for real on a Docker Engine of
+// its own.
 package deploy_test
 
 import (
@@ -322,6 +323,18 @@ func TestComposeImagesAreMultiArch(t *testing.T) {
 			t.Errorf("%s uses %s, which is not in the list of images checked to be multi-arch", where, image)
 		}
 	}
+	for image, where := range outsideImages(t, p) {
+		check(where, image)
+	}
+}
+
+// outsideImages returns every image the stack takes from outside (a
+// registry), with where it is used: the services' images that are not
+// built here, and the Dockerfiles' FROM lines with their ARG defaults
+// expanded, leaving out references to the Dockerfiles' own stages.
+func outsideImages(t *testing.T, p *types.Project) map[string]string {
+	t.Helper()
+	out := map[string]string{}
 	built := map[string]bool{}
 	for _, s := range p.Services {
 		if s.Build != nil {
@@ -330,20 +343,27 @@ func TestComposeImagesAreMultiArch(t *testing.T) {
 	}
 	for name, s := range p.Services {
 		if !built[s.Image] {
-			check(name, s.Image)
+			out[s.Image] = name
 		}
 	}
-	from := regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(\S+)`)
+	from := regexp.MustCompile(`(?m)^FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?`)
 	for path, text := range dockerfiles(t, p) {
 		args := map[string]string{}
 		for _, m := range regexp.MustCompile(`(?m)^ARG\s+(\w+)=(\S+)`).FindAllStringSubmatch(text, -1) {
 			args[m[1]] = m[2]
 		}
+		stages := map[string]bool{}
+		for _, m := range from.FindAllStringSubmatch(text, -1) {
+			stages[m[2]] = m[2] != ""
+		}
 		for _, m := range from.FindAllStringSubmatch(text, -1) {
 			image := os.Expand(m[1], func(k string) string { return args[k] })
-			check(path, image)
+			if !stages[image] && image != "scratch" {
+				out[image] = path
+			}
 		}
 	}
+	return out
 }
 
 // envconsulDuration reads a duration setting of deploy/envconsul.hcl.
@@ -687,6 +707,67 @@ func TestComposeServersServeHTTPAndRegisterIt(t *testing.T) {
 			if !strings.Contains(string(script), want) {
 				t.Errorf("docker-stack.sh lacks %q", want)
 			}
+		}
+	}
+}
+
+// TestDockerfilesNeedNoFrontendImage: a `# syntax=` line makes BuildKit pull
+// that Dockerfile frontend from a registry before it builds anything, so
+// the build fails where no registry answers (found by make test-docker);
+// BuildKit's built-in frontend reads these files.
+func TestDockerfilesNeedNoFrontendImage(t *testing.T) {
+	t.Parallel()
+	syntax := regexp.MustCompile(`(?im)^#\s*syntax\s*=`)
+	for path, text := range dockerfiles(t, loadCompose(t)) {
+		if syntax.MatchString(text) {
+			t.Errorf("%s has a # syntax= line: BuildKit pulls that frontend from a registry", path)
+		}
+	}
+}
+
+// TestEveryOutsideImageHasAStandIn: make standins builds a stand-in for
+// every image the stack takes from a registry, and deploy/standins/README.md
+// says what each honours; an image added without one would stop make
+// test-docker with a pull error.
+func TestEveryOutsideImageHasAStandIn(t *testing.T) {
+	t.Parallel()
+	table := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([^`:]+)[:`]").FindAllStringSubmatch(repoFile(t, "deploy/standins/README.md"), -1) {
+		table[m[1]] = true
+	}
+	for image, where := range outsideImages(t, loadCompose(t)) {
+		repo, _, _ := strings.Cut(image, "@")
+		if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+			repo = repo[:i]
+		}
+		if !table[repo] {
+			t.Errorf("%s uses %s, which has no row in deploy/standins/README.md (and so no stand-in)", where, image)
+		}
+	}
+}
+
+// TestEnvconsulCanComeFromAnImage: HashiCorp's release server is not
+// reachable everywhere; the image takes envconsul from the image
+// ENVCONSUL_FROM names, by default the stage that downloads the release.
+func TestEnvconsulCanComeFromAnImage(t *testing.T) {
+	t.Parallel()
+	df := repoFile(t, "deploy/Dockerfile")
+	for _, want := range []string{
+		"\nARG ENVCONSUL_FROM=envconsul-release\n",
+		" AS envconsul-release\n",
+		"\nFROM ${ENVCONSUL_FROM} AS envconsul\n",
+		"COPY --from=envconsul /out/envconsul ",
+	} {
+		if !strings.Contains(df, want) {
+			t.Errorf("deploy/Dockerfile lacks %q", strings.TrimSpace(want))
+		}
+	}
+	for name, s := range loadCompose(t).Services {
+		if s.Build == nil || s.Build.Dockerfile != "deploy/Dockerfile" {
+			continue
+		}
+		if v := s.Build.Args["ENVCONSUL_FROM"]; v == nil || *v != "envconsul-release" {
+			t.Errorf("%s: build arg ENVCONSUL_FROM = %v, want ${GEO_SEARCH_ENVCONSUL_FROM:-envconsul-release}", name, v)
 		}
 	}
 }
