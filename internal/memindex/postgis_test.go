@@ -266,3 +266,69 @@ func TestMatchesPostGIS(t *testing.T) {
 		}
 	}
 }
+
+var benchGridRows = flag.Int("bench-grid-rows", 224, "rows of the grid BenchmarkLookup imports (cells: 2*rows*rows; 224: 100,352)")
+
+// BenchmarkLookup measures a point lookup in memory beside the same
+// question to PostGIS through the service (Search with the point and the
+// collection: one round trip, the statement on the parts), on the 1:10m
+// countries and the grid, with random points over the globe.
+func BenchmarkLookup(b *testing.B) {
+	svc, _ := newService(b)
+	ctx := context.Background()
+	sets := []struct {
+		collection string
+		features   []geo.Feature
+	}{
+		{"countries", geotest.Load(b, "ne_10m_countries.geojson.gz")},
+		{"grid", gridFeatures(*benchGridRows)},
+	}
+	for _, set := range sets {
+		if _, err := svc.Import(ctx, geo.ImportOptions{Collection: set.collection}, &geotest.Source{Features: set.features}); err != nil {
+			b.Fatalf("import %s: %v", set.collection, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	pts := make([][2]float64, 1<<16)
+	for i := range pts {
+		pts[i] = [2]float64{rng.Float64()*360 - 180, rng.Float64()*180 - 90}
+	}
+	for _, set := range sets {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		ix, err := memindex.Load(ctx, scanOf(svc), set.collection)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perVertex := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(ix.Vertices())
+		b.Run(set.collection+"/memory", func(b *testing.B) {
+			var buf [8]int64
+			found := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p := pts[i&(len(pts)-1)]
+				got, certain := ix.Lookup(buf[:0], p[0], p[1])
+				if !certain {
+					b.Fatalf("point %v left to PostGIS", p)
+				}
+				found += len(got)
+			}
+			b.ReportMetric(perVertex, "heap-bytes/vertex")
+			b.ReportMetric(float64(ix.Vertices()), "vertices")
+		})
+		b.Run(set.collection+"/postgis", func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				p := pts[i&(len(pts)-1)]
+				q := geo.Query{Filter: geo.Filter{Point: &geo.Point{Lng: p[0], Lat: p[1]}, Collections: []string{set.collection}}, Limit: 10}
+				if _, err := svc.Search(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		runtime.KeepAlive(ix)
+	}
+}
