@@ -2,6 +2,7 @@ package memindex
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,14 +12,27 @@ import (
 )
 
 // Stored is what a Scan saw: the snapshot it read in (pg_snapshot's text),
-// the WAL position then (pg_lsn's text), and the collection's updated_at
-// (Exists false: no such collection, and nothing was scanned).
+// the WAL position then (pg_lsn's text), the collection's updated_at
+// (Exists false: no such collection, and nothing was scanned) and the
+// database's postgis_lib_version().
 type Stored struct {
 	Snapshot  string
 	LSN       string
 	UpdatedAt time.Time
 	Exists    bool
+	PostGIS   string
 }
+
+// ErrPostGISVersion is returned by Load when the database runs a PostGIS
+// whose point-in-polygon code was not matched: 3.4 replaced the code path
+// this package reproduces (an interval tree, lw_segment_side and
+// lw_pt_in_seg), so its answers may differ at boundaries. Collections then
+// stay on PostGIS.
+var ErrPostGISVersion = errors.New("PostGIS version not matched by the in-memory index (3.3 is)")
+
+// matchedPostGIS says whether postgis_lib_version() v runs the arithmetic
+// of pip.go.
+func matchedPostGIS(v string) bool { return strings.HasPrefix(v, "3.3.") }
 
 // Scan reads every thing of a collection in one database snapshot, calling
 // fn with each thing's id and stored geometry as WKB, and says what it saw.
@@ -40,6 +54,9 @@ func Load(ctx context.Context, scan Scan, collection string) (*Index, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load collection %q: %w", collection, err)
+	}
+	if !matchedPostGIS(st.PostGIS) {
+		return nil, fmt.Errorf("load collection %q: PostGIS %s: %w", collection, st.PostGIS, ErrPostGISVersion)
 	}
 	v := Version{Collection: collection, UpdatedAt: st.UpdatedAt}
 	if v.Snapshot, err = ParseSnapshot(st.Snapshot); err != nil {

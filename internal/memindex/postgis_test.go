@@ -48,7 +48,7 @@ func newService(t testing.TB) (*postgis.SearchService, *pgxpool.Pool) {
 func scanOf(svc *postgis.SearchService) memindex.Scan {
 	return func(ctx context.Context, collection string, fn func(int64, []byte) error) (memindex.Stored, error) {
 		v, err := svc.ScanGeometries(ctx, collection, fn)
-		return memindex.Stored{Snapshot: v.Snapshot, LSN: v.LSN, UpdatedAt: v.UpdatedAt, Exists: v.Exists}, err
+		return memindex.Stored{Snapshot: v.Snapshot, LSN: v.LSN, UpdatedAt: v.UpdatedAt, Exists: v.Exists, PostGIS: v.PostGIS}, err
 	}
 }
 

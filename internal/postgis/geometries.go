@@ -21,7 +21,8 @@ const (
 	geometrySnapshotSQL = `SELECT pg_current_snapshot()::text,
        CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
             ELSE pg_current_wal_insert_lsn() END::text,
-       (SELECT updated_at FROM collection WHERE name = $1::text)`
+       (SELECT updated_at FROM collection WHERE name = $1::text),
+       postgis_lib_version()`
 	// The stored geometry exactly (WKB carries every double as stored),
 	// in id order.
 	collectionGeometriesSQL = `SELECT id, ST_AsBinary(geom) FROM thing WHERE collection = $1::text ORDER BY id`
@@ -38,6 +39,8 @@ type GeometryVersion struct {
 	// nothing was scanned) when there is no such collection.
 	UpdatedAt time.Time
 	Exists    bool
+	// PostGIS is postgis_lib_version(): whose arithmetic the answers are.
+	PostGIS string
 }
 
 // ScanGeometries calls fn with the id and the stored geometry (WKB) of
@@ -49,7 +52,7 @@ func (s *SearchService) ScanGeometries(ctx context.Context, collection string, f
 	var fnErr error
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		var updated *time.Time
-		if err := tx.QueryRow(ctx, geometrySnapshotSQL, collection).Scan(&v.Snapshot, &v.LSN, &updated); err != nil {
+		if err := tx.QueryRow(ctx, geometrySnapshotSQL, collection).Scan(&v.Snapshot, &v.LSN, &updated, &v.PostGIS); err != nil {
 			return classify(ctx, "read collection geometry", err)
 		}
 		if updated == nil {
