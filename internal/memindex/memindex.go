@@ -84,9 +84,9 @@ type ring struct {
 // be skipped. For a ring without degenerate segments, PostGIS's
 // arithmetic can count a segment entirely right of the point wrongly only
 // when the point is within about 3e-13 degrees of one of its vertices (a
-// tie of two rounded products, see the package tests' proof notes in
-// INDEX.md); a segment entirely left of the point never counts. 1e-9
-// leaves four orders of magnitude.
+// tie of two rounded products; the argument is in docs/INDEX.md); a
+// segment entirely left of the point never counts. 1e-9 leaves more than
+// three orders of magnitude.
 const pruneMargin = 1e-9
 
 // underflowLimit: a segment whose extent in x or y is nonzero but below
