@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -330,5 +331,65 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		})
 		runtime.KeepAlive(ix)
+	}
+}
+
+// TestLoadVersion: an index's snapshot says exactly which writes it holds
+// (the writer's transaction, as imports record it in written_xact), a
+// later load holds a later import, and a collection that does not exist
+// loads empty.
+func TestLoadVersion(t *testing.T) {
+	t.Parallel()
+	svc, pool := newService(t)
+	ctx := context.Background()
+	importSquare := func(name string, x float64) uint64 {
+		t.Helper()
+		src := &geotest.Source{Features: []geo.Feature{geotest.Square(name, name, nil, x, 0, x+1, 1)}}
+		if _, err := svc.Import(ctx, geo.ImportOptions{Collection: "c"}, src); err != nil {
+			t.Fatal(err)
+		}
+		var xid string
+		if err := pool.QueryRow(ctx, `SELECT written_xact::text FROM thing WHERE collection = 'c' AND key = $1`, name).Scan(&xid); err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.ParseUint(xid, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	xidA := importSquare("a", 0)
+	ix1, err := memindex.Load(ctx, scanOf(svc), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	xidB := importSquare("b", 10)
+	ix2, err := memindex.Load(ctx, scanOf(svc), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := ix1.Version(), ix2.Version()
+	if !v1.Snapshot.Completed(xidA) || v1.Snapshot.Completed(xidB) {
+		t.Errorf("first load %v: import a (xid %d) completed %v, import b (xid %d) completed %v; want true, false",
+			v1.Snapshot, xidA, v1.Snapshot.Completed(xidA), xidB, v1.Snapshot.Completed(xidB))
+	}
+	if !v2.Snapshot.Completed(xidB) {
+		t.Errorf("second load %v: import b (xid %d) not completed", v2.Snapshot, xidB)
+	}
+	if v2.LSN <= v1.LSN || !v2.UpdatedAt.After(v1.UpdatedAt) {
+		t.Errorf("second load at %x, updated %v; first at %x, updated %v", v2.LSN, v2.UpdatedAt, v1.LSN, v1.UpdatedAt)
+	}
+	if got, _ := ix1.Lookup(nil, 10.5, 0.5); len(got) != 0 {
+		t.Errorf("first load finds %v in b", got)
+	}
+	if got, _ := ix2.Lookup(nil, 10.5, 0.5); len(got) != 1 {
+		t.Errorf("second load finds %v in b, want one thing", got)
+	}
+	missing, err := memindex.Load(ctx, scanOf(svc), "missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing.Len() != 0 || !missing.Version().UpdatedAt.IsZero() {
+		t.Errorf("a missing collection loads %d things, updated %v", missing.Len(), missing.Version().UpdatedAt)
 	}
 }
