@@ -228,39 +228,32 @@ func (ix *Index) addRing(start, end uint32) bool {
 		r.y0 = r.minY
 		r.scale = float64(nb) / (r.maxY - r.minY)
 		r.bandOff = uint32(len(ix.bandStart))
-		counts := make([]uint32, nb+1)
-		for i := start; i+1 < end; i++ {
-			y1, y2 := c[2*i+1], c[2*i+3]
-			if c[2*i] == c[2*i+2] && y1 == y2 {
-				continue
-			}
-			lo, hi := r.band(min(y1, y2)), r.band(max(y1, y2))
-			for b := lo; b <= hi; b++ {
-				counts[b]++
+		// Each segment (but those of length 0, which both paths skip) in
+		// every band its y range touches: counted, then filed.
+		each := func(file func(b, seg uint32)) {
+			for i := start; i+1 < end; i++ {
+				y1, y2 := c[2*i+1], c[2*i+3]
+				if c[2*i] == c[2*i+2] && y1 == y2 {
+					continue
+				}
+				for b, hi := r.band(min(y1, y2)), r.band(max(y1, y2)); b <= hi; b++ {
+					file(b, i)
+				}
 			}
 		}
-		base := uint32(len(ix.segs))
 		offs := make([]uint32, nb+1)
-		sum := base
-		for b := 0; b < nb; b++ {
-			offs[b] = sum
-			sum += counts[b]
+		each(func(b, _ uint32) { offs[b+1]++ })
+		offs[0] = uint32(len(ix.segs))
+		for b := 1; b <= nb; b++ {
+			offs[b] += offs[b-1]
 		}
-		offs[nb] = sum
 		ix.bandStart = append(ix.bandStart, offs...)
-		ix.segs = append(ix.segs, make([]uint32, sum-base)...)
+		ix.segs = append(ix.segs, make([]uint32, offs[nb]-offs[0])...)
 		fill := slices.Clone(offs[:nb])
-		for i := start; i+1 < end; i++ {
-			y1, y2 := c[2*i+1], c[2*i+3]
-			if c[2*i] == c[2*i+2] && y1 == y2 {
-				continue
-			}
-			lo, hi := r.band(min(y1, y2)), r.band(max(y1, y2))
-			for b := lo; b <= hi; b++ {
-				ix.segs[fill[b]] = i
-				fill[b]++
-			}
-		}
+		each(func(b, seg uint32) {
+			ix.segs[fill[b]] = seg
+			fill[b]++
+		})
 	}
 	ix.rings = append(ix.rings, r)
 	return degenerate

@@ -194,6 +194,48 @@ func storedGeometries(t testing.TB, svc *postgis.SearchService, collection strin
 	return out
 }
 
+// importSamples imports the 1:10m countries and a grid of gridRows rows
+// into the collections "countries" and "grid" through the service, and
+// returns the collections' names.
+func importSamples(tb testing.TB, svc *postgis.SearchService, gridRows int) []string {
+	tb.Helper()
+	sets := []struct {
+		collection string
+		features   []geo.Feature
+	}{
+		{"countries", geotest.Load(tb, "ne_10m_countries.geojson.gz")},
+		{"grid", gridFeatures(gridRows)},
+	}
+	var names []string
+	for _, set := range sets {
+		res, err := svc.Import(context.Background(), geo.ImportOptions{Collection: set.collection}, &geotest.Source{Features: set.features})
+		if err != nil {
+			tb.Fatalf("import %s: %v", set.collection, err)
+		}
+		// The 1:10m Vatican has no area and is rejected.
+		if res.Imported < len(set.features)-1 {
+			tb.Fatalf("import %s: %d of %d imported: %v", set.collection, res.Imported, len(set.features), res.Rejected)
+		}
+		names = append(names, set.collection)
+	}
+	return names
+}
+
+// loadMeasured loads collection and measures the heap it holds per vertex.
+func loadMeasured(tb testing.TB, svc *postgis.SearchService, collection string) (*memindex.Index, float64) {
+	tb.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	ix, err := memindex.Load(context.Background(), scanOf(svc), collection)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return ix, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(max(ix.Vertices(), 1))
+}
+
 // TestMatchesPostGIS is the differential test: for the 1:10m countries and
 // a grid, imported through the service, every point's answer from the
 // index equals ST_Contains on the stored geometry.
@@ -204,37 +246,13 @@ func TestMatchesPostGIS(t *testing.T) {
 		gridRows, random, samples = 224, 1_000_000, 0 // 224 x 448 = 100,352 cells
 	}
 	svc, pool := newService(t)
-	ctx := context.Background()
-	sets := []struct {
-		collection string
-		features   []geo.Feature
-	}{
-		{"countries", geotest.Load(t, "ne_10m_countries.geojson.gz")},
-		{"grid", gridFeatures(gridRows)},
-	}
-	for _, set := range sets {
-		res, err := svc.Import(ctx, geo.ImportOptions{Collection: set.collection}, &geotest.Source{Features: set.features})
-		if err != nil {
-			t.Fatalf("import %s: %v", set.collection, err)
-		}
-		if res.Imported < len(set.features)-1 {
-			t.Fatalf("import %s: %d of %d imported: %v", set.collection, res.Imported, len(set.features), res.Rejected)
-		}
-	}
+	collections := importSamples(t, svc, gridRows)
 	rng := rand.New(rand.NewPCG(3, 5))
-	for _, set := range sets {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		ix, err := memindex.Load(ctx, scanOf(svc), set.collection)
-		if err != nil {
-			t.Fatal(err)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		stored := storedGeometries(t, svc, set.collection)
+	for _, collection := range collections {
+		ix, perVertex := loadMeasured(t, svc, collection)
+		stored := storedGeometries(t, svc, collection)
 		pts := testPoints(rng, stored, random, samples)
-		want := postgisContains(t, pool, set.collection, pts)
+		want := postgisContains(t, pool, collection, pts)
 		diffs, uncertain, inside := 0, 0, 0
 		for i, p := range pts {
 			got, certain := ix.Lookup(nil, p[0], p[1])
@@ -248,22 +266,21 @@ func TestMatchesPostGIS(t *testing.T) {
 			if !slices.Equal(got, want[i]) {
 				diffs++
 				if diffs <= 10 {
-					t.Errorf("%s: point (%.17g, %.17g): index %v, ST_Contains %v", set.collection, p[0], p[1], got, want[i])
+					t.Errorf("%s: point (%.17g, %.17g): index %v, ST_Contains %v", collection, p[0], p[1], got, want[i])
 				}
 			}
 		}
-		heap := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-		t.Logf("%s: %d things, %d vertices; %d points (%d inside), %d differences, %d left to PostGIS; heap %d bytes (%.1f per vertex), estimate %.1f per vertex",
-			set.collection, ix.Len(), ix.Vertices(), len(pts), inside, diffs, uncertain,
-			heap, float64(heap)/float64(ix.Vertices()), float64(ix.Bytes())/float64(ix.Vertices()))
+		t.Logf("%s: %d things, %d vertices; %d points (%d inside), %d differences, %d left to PostGIS; heap %.1f bytes per vertex, estimate %.1f",
+			collection, ix.Len(), ix.Vertices(), len(pts), inside, diffs, uncertain,
+			perVertex, float64(ix.Bytes())/float64(ix.Vertices()))
 		if diffs > 0 {
-			t.Errorf("%s: %d of %d points differ from ST_Contains", set.collection, diffs, len(pts))
+			t.Errorf("%s: %d of %d points differ from ST_Contains", collection, diffs, len(pts))
 		}
 		if uncertain > len(pts)/1000 {
-			t.Errorf("%s: %d of %d points left to PostGIS", set.collection, uncertain, len(pts))
+			t.Errorf("%s: %d of %d points left to PostGIS", collection, uncertain, len(pts))
 		}
 		if inside < len(pts)/10 {
-			t.Errorf("%s: only %d of %d points inside a thing: the comparison proves little", set.collection, inside, len(pts))
+			t.Errorf("%s: only %d of %d points inside a thing: the comparison proves little", collection, inside, len(pts))
 		}
 	}
 }
@@ -277,35 +294,15 @@ var benchGridRows = flag.Int("bench-grid-rows", 224, "rows of the grid Benchmark
 func BenchmarkLookup(b *testing.B) {
 	svc, _ := newService(b)
 	ctx := context.Background()
-	sets := []struct {
-		collection string
-		features   []geo.Feature
-	}{
-		{"countries", geotest.Load(b, "ne_10m_countries.geojson.gz")},
-		{"grid", gridFeatures(*benchGridRows)},
-	}
-	for _, set := range sets {
-		if _, err := svc.Import(ctx, geo.ImportOptions{Collection: set.collection}, &geotest.Source{Features: set.features}); err != nil {
-			b.Fatalf("import %s: %v", set.collection, err)
-		}
-	}
+	collections := importSamples(b, svc, *benchGridRows)
 	rng := rand.New(rand.NewPCG(9, 9))
 	pts := make([][2]float64, 1<<16)
 	for i := range pts {
 		pts[i] = [2]float64{rng.Float64()*360 - 180, rng.Float64()*180 - 90}
 	}
-	for _, set := range sets {
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		ix, err := memindex.Load(ctx, scanOf(svc), set.collection)
-		if err != nil {
-			b.Fatal(err)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		perVertex := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(ix.Vertices())
-		b.Run(set.collection+"/memory", func(b *testing.B) {
+	for _, collection := range collections {
+		ix, perVertex := loadMeasured(b, svc, collection)
+		b.Run(collection+"/memory", func(b *testing.B) {
 			var buf [8]int64
 			found := 0
 			b.ReportAllocs()
@@ -320,11 +317,11 @@ func BenchmarkLookup(b *testing.B) {
 			b.ReportMetric(perVertex, "heap-bytes/vertex")
 			b.ReportMetric(float64(ix.Vertices()), "vertices")
 		})
-		b.Run(set.collection+"/postgis", func(b *testing.B) {
+		b.Run(collection+"/postgis", func(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; b.Loop(); i++ {
 				p := pts[i&(len(pts)-1)]
-				q := geo.Query{Filter: geo.Filter{Point: &geo.Point{Lng: p[0], Lat: p[1]}, Collections: []string{set.collection}}, Limit: 10}
+				q := geo.Query{Filter: geo.Filter{Point: &geo.Point{Lng: p[0], Lat: p[1]}, Collections: []string{collection}}, Limit: 10}
 				if _, err := svc.Search(ctx, q); err != nil {
 					b.Fatal(err)
 				}
