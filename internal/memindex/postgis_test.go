@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -43,6 +45,16 @@ func newService(t testing.TB) (*postgis.SearchService, *pgxpool.Pool) {
 	}
 	t.Cleanup(pool.Close)
 	return postgis.NewSearchService(pool), pool
+}
+
+// processCPU is the CPU time the test process has used, user and system.
+func processCPU(tb testing.TB) time.Duration {
+	tb.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // scanOf adapts the service's scan to a memindex.Scan.
@@ -306,6 +318,7 @@ func BenchmarkLookup(b *testing.B) {
 			var buf [8]int64
 			found := 0
 			b.ReportAllocs()
+			cpu0 := processCPU(b)
 			for i := 0; b.Loop(); i++ {
 				p := pts[i&(len(pts)-1)]
 				got, certain := ix.Lookup(buf[:0], p[0], p[1])
@@ -314,6 +327,9 @@ func BenchmarkLookup(b *testing.B) {
 				}
 				found += len(got)
 			}
+			// CPU time beside wall time: on a shared machine the wall
+			// time per lookup includes waiting for a core.
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 			b.ReportMetric(perVertex, "heap-bytes/vertex")
 			b.ReportMetric(float64(ix.Vertices()), "vertices")
 		})
