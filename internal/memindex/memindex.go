@@ -12,6 +12,7 @@
 package memindex
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -254,6 +255,14 @@ func (ix *Index) addRing(start, end uint32) bool {
 			ix.segs[fill[b]] = seg
 			fill[b]++
 		})
+		// Rightmost first: a lookup stops at the first segment entirely
+		// left of the point, as every later one is too (and none counts).
+		maxX := func(seg uint32) float64 { return max(c[2*seg], c[2*seg+2]) }
+		for b := range nb {
+			slices.SortFunc(ix.segs[offs[b]:offs[b+1]], func(p, q uint32) int {
+				return cmp.Compare(maxX(q), maxX(p))
+			})
+		}
 	}
 	ix.rings = append(ix.rings, r)
 	return degenerate
@@ -408,7 +417,11 @@ func (ix *Index) ring(r *ring, px, py float64, v variant, prune bool) int {
 	} else {
 		b := r.bandOff + r.band(py)
 		for _, i := range ix.segs[ix.bandStart[b]:ix.bandStart[b+1]] {
-			if segmentStep(c[2*i], c[2*i+1], c[2*i+2], c[2*i+3], px, py, v, &wn) {
+			x1, x2 := c[2*i], c[2*i+2]
+			if x1 < px && x2 < px {
+				break // this and every later segment is left of the point
+			}
+			if segmentStep(x1, c[2*i+1], x2, c[2*i+3], px, py, v, &wn) {
 				return 0
 			}
 		}
