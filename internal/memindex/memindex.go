@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/tidwall/rtree"
 	"github.com/twpayne/go-geom"
@@ -291,14 +292,14 @@ func (ix *Index) Len() int { return len(ix.things) }
 // Vertices returns the number of vertices indexed.
 func (ix *Index) Vertices() int { return ix.vertices }
 
-// Bytes estimates the memory the index holds: its arrays and about 40
-// bytes per R-tree entry (the library's nodes hold up to 64 entries of
-// two 2-D points and a value, at least half full).
+// Bytes estimates the memory the index holds: its arrays, and 80 bytes
+// per R-tree entry (an entry's rectangle and value take 40, and the
+// library's nodes are at least half full).
 func (ix *Index) Bytes() int {
-	const thingSize, polySize, ringSize = 48, 12, 80
-	b := cap(ix.things)*thingSize + cap(ix.polys)*polySize + cap(ix.rings)*ringSize +
-		cap(ix.coords)*8 + cap(ix.bandStart)*4 + cap(ix.segs)*4
-	return b + ix.tree.Len()*(2*16+4)*2
+	const treeEntry = 80
+	b := cap(ix.things)*int(unsafe.Sizeof(thing{})) + cap(ix.polys)*int(unsafe.Sizeof(polygon{})) +
+		cap(ix.rings)*int(unsafe.Sizeof(ring{})) + cap(ix.coords)*8 + cap(ix.bandStart)*4 + cap(ix.segs)*4
+	return b + ix.tree.Len()*treeEntry
 }
 
 // Lookup appends to dst the ids of the things that contain the point
