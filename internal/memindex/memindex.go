@@ -114,12 +114,14 @@ func Build(v Version, things []Thing) (*Index, error) {
 			return nil, fmt.Errorf("thing %d (id %d): %w", i, t.ID, err)
 		}
 	}
-	ix.things = slices.Clip(ix.things)
-	ix.polys = slices.Clip(ix.polys)
-	ix.rings = slices.Clip(ix.rings)
-	ix.coords = slices.Clip(ix.coords)
-	ix.bandStart = slices.Clip(ix.bandStart)
-	ix.segs = slices.Clip(ix.segs)
+	// Copies of exactly the right size: append's spare capacity (up to a
+	// quarter of a large slice) would stay allocated for the index's life.
+	ix.things = slices.Clone(ix.things)
+	ix.polys = slices.Clone(ix.polys)
+	ix.rings = slices.Clone(ix.rings)
+	ix.coords = slices.Clone(ix.coords)
+	ix.bandStart = slices.Clone(ix.bandStart)
+	ix.segs = slices.Clone(ix.segs)
 	for ti := range ix.things {
 		t := &ix.things[ti]
 		if t.degenerate || t.unsupported {
