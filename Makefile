@@ -108,13 +108,16 @@ fuzz-cql2:
 ##        gRPC, direct SQL, naive SQL, name and Locate rounds, sweeps the
 ##        concurrency, runs search-client locate on a million points, prints
 ##        the table and writes the plots into docs/bench/); then the Go
-##        benchmarks, three rounds each. Compare ratios within one run.
+##        benchmarks, three rounds each, and the in-memory index's exhaustive
+##        comparison with PostGIS (1M points, every edge, the 100k grid).
+##        Compare ratios within one run.
 ##        BENCHFLAGS adds flags, e.g. BENCHFLAGS="--soak 10m" or "--json";
 ##        shorter: BENCHFLAGS="--rounds 1 --duration 3s --cli-points 100000"
 BENCHFLAGS ?=
 bench: deps build consul
 	$(BIN)/search-bench --sweep 1,2,4,8,16 --plots-dir docs/bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
+	$(GO) test -run '^TestMatchesPostGIS$$' -count=1 -timeout 60m -v ./internal/memindex/ -args -exhaustive
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any
 ##       crasher found live in the packages' testdata/fuzz and run in make test
