@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -297,7 +298,9 @@ func TestMapInBrowser(t *testing.T) {
 		Checked     bool
 		Drawn       string
 		France      []pagePoint
+		Australia   []pagePoint
 		Atlantic    pagePoint
+		Seas        []pagePoint
 		Style       struct {
 			Palette     []string
 			Land        string
@@ -336,7 +339,8 @@ func TestMapInBrowser(t *testing.T) {
 		t.Errorf("at first sight: ticked %v, status %q, %d tile and %d items requests; want the collection drawn from tiles alone",
 			seen.Checked, seen.Drawn, seen.TileRequestsAtFirstSight, seen.ItemsRequestsAtFirstSight)
 	}
-	checkFirstSight(t, first, seen.France, seen.Atlantic, seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
+	checkFirstSight(t, first, map[string][]pagePoint{"France": seen.France, "Australia": seen.Australia},
+		append([]pagePoint{seen.Atlantic}, seen.Seas...), seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
 	if seen.HoverName != "France" {
 		t.Errorf("hovering over France shows %q", seen.HoverName)
 	}
@@ -379,10 +383,11 @@ func TestMapInBrowser(t *testing.T) {
 // pagePoint is a position in the page, in CSS pixels (the screenshot's).
 type pagePoint struct{ X, Y int }
 
-// checkFirstSight reads the screenshot of the untouched page: inside
-// France's outline the pixels are the first collection's colour over the
-// land of the world outline; in the open Atlantic, no collection's.
-func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pagePoint, palette []string, land string, alpha float64) {
+// checkFirstSight reads the screenshot of the untouched page: inside the
+// countries' outlines (France; Australia, in the last column of tiles) the
+// pixels are the first collection's colour over the land of the world
+// outline; in the open Atlantic and the northern seas, no collection's.
+func checkFirstSight(t *testing.T, path string, countries map[string][]pagePoint, seas []pagePoint, palette []string, land string, alpha float64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -393,8 +398,8 @@ func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pag
 	if err != nil {
 		t.Fatalf("the first screenshot: %v", err)
 	}
-	if len(palette) == 0 || len(france) == 0 {
-		t.Fatalf("the page reported no colours (%v) or no points (%v)", palette, france)
+	if len(palette) == 0 || len(countries["France"]) == 0 || len(countries["Australia"]) == 0 || len(seas) < 2 {
+		t.Fatalf("the page reported no colours (%v) or no points (%v, seas %v)", palette, countries, seas)
 	}
 	want := blend(hexColour(t, palette[0]), hexColour(t, land), alpha)
 	near := func(p pagePoint, c [3]float64) bool {
@@ -407,14 +412,20 @@ func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pag
 		}
 		return true
 	}
-	for _, p := range france {
-		if !near(p, want) {
-			r, g, b, _ := img.At(p.X, p.Y).RGBA()
-			t.Errorf("inside France at %v the untouched map is rgb(%d, %d, %d), want the collection's %s over the land, about %v", p, r>>8, g>>8, b>>8, palette[0], want)
+	for _, name := range slices.Sorted(maps.Keys(countries)) {
+		for _, p := range countries[name] {
+			if !near(p, want) {
+				r, g, b, _ := img.At(p.X, p.Y).RGBA()
+				t.Errorf("inside %s at %v the untouched map is rgb(%d, %d, %d), want the collection's %s over the land, about %v", name, p, r>>8, g>>8, b>>8, palette[0], want)
+			}
 		}
 	}
-	if near(atlantic, want) {
-		t.Errorf("the open Atlantic at %v has the collection's colour", atlantic)
+	// Over the sea the colour blends with the sea's, within near's
+	// tolerance of the blend over the land.
+	for _, p := range seas {
+		if near(p, want) {
+			t.Errorf("the sea at %v has the collection's colour", p)
+		}
 	}
 }
 
