@@ -82,14 +82,37 @@ func (q TileQuery) Validate() error {
 // that the tile's grid could show.
 func (q TileQuery) TileTolerance() float64 {
 	unit := 360 / math.Exp2(float64(q.Z)) / TileExtent
-	north, south := tileLat(q.Y, q.Z), tileLat(q.Y+1, q.Z)
+	north, south := tileLat(float64(q.Y), q.Z), tileLat(float64(q.Y+1), q.Z)
 	poleward := max(math.Abs(north), math.Abs(south))
 	return unit * math.Cos(poleward*math.Pi/180) / 2
 }
 
-// tileLat is the latitude of the north edge of tile row y at zoom z.
-func tileLat(y, z int) float64 {
-	n := math.Pi - 2*math.Pi*float64(y)/math.Exp2(float64(z))
+// MaxMercatorLat is the latitude of Web Mercator's north edge (its south
+// edge is the opposite): the square world of the tile matrix set.
+const MaxMercatorLat = 85.0511287798066
+
+// Bounds returns the tile grown by TileBuffer on every side, in degrees:
+// the box its things are cut to before they are projected. Longitude is
+// linear in Web Mercator's x, so the box's edges are the tile's. At the
+// first and last columns the box runs past -180 or +180 (by the buffer):
+// it never wraps round to the other side of the world, which would leave
+// the tile's own stretch of longitudes out. Latitudes stop at
+// ±MaxMercatorLat, beyond which Web Mercator draws nothing (and the poles
+// cannot be projected).
+func (q TileQuery) Bounds() (west, south, east, north float64) {
+	n := math.Exp2(float64(q.Z))
+	m := float64(TileBuffer) / TileExtent
+	west = -180 + 360*(float64(q.X)-m)/n
+	east = -180 + 360*(float64(q.X)+1+m)/n
+	north = min(tileLat(float64(q.Y)-m, q.Z), MaxMercatorLat)
+	south = max(tileLat(float64(q.Y)+1+m, q.Z), -MaxMercatorLat)
+	return west, south, east, north
+}
+
+// tileLat is the latitude of the north edge of tile row y (or of a
+// fraction of a row) at zoom z.
+func tileLat(y float64, z int) float64 {
+	n := math.Pi - 2*math.Pi*y/math.Exp2(float64(z))
 	return 180 / math.Pi * math.Atan(math.Sinh(n))
 }
 

@@ -2,10 +2,12 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"image"
 	"image/png"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -134,66 +136,113 @@ func TestVendoredVectorGridMatchesNPM(t *testing.T) {
 }
 
 // TestWorldOutlineIsTheSample: the map's background (assets/world.json) is
-// the 1:110m countries of testdata, each coordinate rounded to 0.01°, with
-// no properties.
+// the 1:110m countries of testdata as the store holds them, each
+// coordinate rounded to 0.01°, with no properties: imported like any
+// GeoJSON, rings that cross the antimeridian are read the short way and
+// cut at +-180 (README, "Rings across the antimeridian"). Read flat, the
+// sample's rings of Russia, Fiji and Antarctica drew bands of land round
+// the world at 66-72° N and 16° S. UPDATE_WORLD_OUTLINE=1 writes it again.
 func TestWorldOutlineIsTheSample(t *testing.T) {
 	t.Parallel()
-	type fc struct {
+	a := start(t) // the 1:110m sample
+	rows, err := a.pool.Query(context.Background(), `SELECT ST_AsGeoJSON(geom, 2) FROM thing ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var features []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		features = append(features, `{"type":"Feature","properties":{},"geometry":`+g+`}`)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte(`{"type":"FeatureCollection","features":[` + strings.Join(features, ",") + "]}\n")
+	const path = "assets/world.json"
+	if os.Getenv("UPDATE_WORLD_OUTLINE") != "" {
+		if err := os.WriteFile(path, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s (%d bytes) is not the sample as stored (%d bytes): UPDATE_WORLD_OUTLINE=1 go test -run TestWorldOutlineIsTheSample ./internal/httpapi", path, len(got), len(want))
+	}
+	if len(features) != 177 || len(got) > 200<<10 {
+		t.Errorf("%d features in %d bytes, want the sample's 177 in under 200 KiB", len(features), len(got))
+	}
+	// Read flat, as Leaflet draws it: no edge runs more than 180° of
+	// longitude (but along the south pole, which Web Mercator does not
+	// draw), and the seas where the bands were are in no polygon.
+	var world struct {
 		Features []struct {
-			Properties map[string]any `json:"properties"`
-			Geometry   struct {
+			Geometry struct {
 				Type        string          `json:"type"`
 				Coordinates json.RawMessage `json:"coordinates"`
 			} `json:"geometry"`
 		} `json:"features"`
 	}
-	read := func(path string) fc {
-		b, err := os.ReadFile(path)
+	if err := json.Unmarshal(got, &world); err != nil {
+		t.Fatal(err)
+	}
+	seas := [][2]float64{{0, 71}, {0, 80}, {-150, 72}, {-10, 68}, {0, -16.5}, {-100, -16}, {0, -60}}
+	inside := make([]int, len(seas))
+	for i, f := range world.Features {
+		var polygons [][][][2]float64
+		switch f.Geometry.Type {
+		case "Polygon":
+			var p [][][2]float64
+			err = json.Unmarshal(f.Geometry.Coordinates, &p)
+			polygons = append(polygons, p)
+		case "MultiPolygon":
+			err = json.Unmarshal(f.Geometry.Coordinates, &polygons)
+		default:
+			t.Fatalf("feature %d is a %s", i, f.Geometry.Type)
+		}
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("feature %d: %v", i, err)
 		}
-		var v fc
-		if err := json.Unmarshal(b, &v); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		return v
-	}
-	world, sample := read("assets/world.json"), read("../../testdata/ne_110m_countries.geojson")
-	if len(world.Features) != len(sample.Features) {
-		t.Fatalf("world.json has %d features, the sample %d", len(world.Features), len(sample.Features))
-	}
-	flatten := func(raw json.RawMessage) []float64 {
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatal(err)
-		}
-		var out []float64
-		var walk func(any)
-		walk = func(v any) {
-			switch v := v.(type) {
-			case float64:
-				out = append(out, v)
-			case []any:
-				for _, x := range v {
-					walk(x)
+		for _, rings := range polygons {
+			for _, r := range rings {
+				for j := 1; j < len(r); j++ {
+					alongPole := r[j][1] == r[j-1][1] && math.Abs(r[j][1]) == 90 // Antarctica's, off Web Mercator's map
+					if math.Abs(r[j][0]-r[j-1][0]) > 180 && !alongPole {
+						t.Fatalf("feature %d: the edge %v -> %v runs more than 180° of longitude, across the map", i, r[j-1], r[j])
+					}
+				}
+			}
+			for k, p := range seas {
+				if evenOdd(rings, p[0], p[1]) {
+					inside[k]++
 				}
 			}
 		}
-		walk(v)
-		return out
 	}
-	for i, w := range world.Features {
-		s := sample.Features[i]
-		a, b := flatten(w.Geometry.Coordinates), flatten(s.Geometry.Coordinates)
-		if w.Geometry.Type != s.Geometry.Type || len(a) != len(b) || len(w.Properties) != 0 {
-			t.Fatalf("feature %d: %s of %d numbers (%d properties), the sample's %s of %d", i, w.Geometry.Type, len(a), len(w.Properties), s.Geometry.Type, len(b))
+	for k, n := range inside {
+		if n > 0 {
+			t.Errorf("the sea at %v is inside %d polygons of the outline", seas[k], n)
 		}
-		for j := range a {
-			if math.Abs(a[j]-math.Round(b[j]*100)/100) > 1e-9 {
-				t.Fatalf("feature %d number %d: %v, the sample's %v rounds to %v", i, j, a[j], b[j], math.Round(b[j]*100)/100)
+	}
+}
+
+// evenOdd reports whether (x, y) is inside rings by the even-odd rule, as
+// a browser fills a path.
+func evenOdd(rings [][][2]float64, x, y float64) bool {
+	in := false
+	for _, r := range rings {
+		for i, j := 0, len(r)-1; i < len(r); j, i = i, i+1 {
+			if (r[i][1] > y) != (r[j][1] > y) && x < (r[j][0]-r[i][0])*(y-r[i][1])/(r[j][1]-r[i][1])+r[i][0] {
+				in = !in
 			}
 		}
 	}
+	return in
 }
 
 // TestMapAssets: the page, its files and Leaflet's are served from the
@@ -297,7 +346,9 @@ func TestMapInBrowser(t *testing.T) {
 		Checked     bool
 		Drawn       string
 		France      []pagePoint
+		Australia   []pagePoint
 		Atlantic    pagePoint
+		Seas        []pagePoint
 		Style       struct {
 			Palette     []string
 			Land        string
@@ -336,7 +387,8 @@ func TestMapInBrowser(t *testing.T) {
 		t.Errorf("at first sight: ticked %v, status %q, %d tile and %d items requests; want the collection drawn from tiles alone",
 			seen.Checked, seen.Drawn, seen.TileRequestsAtFirstSight, seen.ItemsRequestsAtFirstSight)
 	}
-	checkFirstSight(t, first, seen.France, seen.Atlantic, seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
+	checkFirstSight(t, first, map[string][]pagePoint{"France": seen.France, "Australia": seen.Australia},
+		append([]pagePoint{seen.Atlantic}, seen.Seas...), seen.Style.Palette, seen.Style.Land, seen.Style.FillOpacity)
 	if seen.HoverName != "France" {
 		t.Errorf("hovering over France shows %q", seen.HoverName)
 	}
@@ -379,10 +431,11 @@ func TestMapInBrowser(t *testing.T) {
 // pagePoint is a position in the page, in CSS pixels (the screenshot's).
 type pagePoint struct{ X, Y int }
 
-// checkFirstSight reads the screenshot of the untouched page: inside
-// France's outline the pixels are the first collection's colour over the
-// land of the world outline; in the open Atlantic, no collection's.
-func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pagePoint, palette []string, land string, alpha float64) {
+// checkFirstSight reads the screenshot of the untouched page: inside the
+// countries' outlines (France; Australia, in the last column of tiles) the
+// pixels are the first collection's colour over the land of the world
+// outline; in the open Atlantic and the northern seas, no collection's.
+func checkFirstSight(t *testing.T, path string, countries map[string][]pagePoint, seas []pagePoint, palette []string, land string, alpha float64) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -393,8 +446,8 @@ func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pag
 	if err != nil {
 		t.Fatalf("the first screenshot: %v", err)
 	}
-	if len(palette) == 0 || len(france) == 0 {
-		t.Fatalf("the page reported no colours (%v) or no points (%v)", palette, france)
+	if len(palette) == 0 || len(countries["France"]) == 0 || len(countries["Australia"]) == 0 || len(seas) < 2 {
+		t.Fatalf("the page reported no colours (%v) or no points (%v, seas %v)", palette, countries, seas)
 	}
 	want := blend(hexColour(t, palette[0]), hexColour(t, land), alpha)
 	near := func(p pagePoint, c [3]float64) bool {
@@ -407,14 +460,20 @@ func checkFirstSight(t *testing.T, path string, france []pagePoint, atlantic pag
 		}
 		return true
 	}
-	for _, p := range france {
-		if !near(p, want) {
-			r, g, b, _ := img.At(p.X, p.Y).RGBA()
-			t.Errorf("inside France at %v the untouched map is rgb(%d, %d, %d), want the collection's %s over the land, about %v", p, r>>8, g>>8, b>>8, palette[0], want)
+	for _, name := range slices.Sorted(maps.Keys(countries)) {
+		for _, p := range countries[name] {
+			if !near(p, want) {
+				r, g, b, _ := img.At(p.X, p.Y).RGBA()
+				t.Errorf("inside %s at %v the untouched map is rgb(%d, %d, %d), want the collection's %s over the land, about %v", name, p, r>>8, g>>8, b>>8, palette[0], want)
+			}
 		}
 	}
-	if near(atlantic, want) {
-		t.Errorf("the open Atlantic at %v has the collection's colour", atlantic)
+	// Over the sea the colour blends with the sea's, within near's
+	// tolerance of the blend over the land.
+	for _, p := range seas {
+		if near(p, want) {
+			t.Errorf("the sea at %v has the collection's colour", p)
+		}
 	}
 }
 

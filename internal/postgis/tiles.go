@@ -13,9 +13,9 @@ import (
 
 // A tile statement is pg_tileserv's: the things whose geometry meets the
 // tile (with its buffer) are found through the GiST index on thing.geom,
-// cut to the tile's box in WGS 84 (ST_ClipByBox2D: cheap, and it drops
-// what lies beyond Web Mercator's ±85° before ST_Transform, which cannot
-// project the poles), simplified for the zoom in degrees (a tolerance
+// cut to the tile's box in WGS 84 (geo.TileQuery.Bounds; ST_ClipByBox2D:
+// cheap, and it drops what lies beyond Web Mercator's ±85° before
+// ST_Transform, which cannot project the poles), simplified for the zoom in degrees (a tolerance
 // below one tile unit, geo.TileQuery.TileTolerance, so a country of
 // megabytes costs a few hundred vertices at zoom 2; ST_Simplify keeping
 // collapsed parts, 2.3 times faster than ST_SimplifyPreserveTopology on
@@ -24,6 +24,11 @@ import (
 // the tile's grid by ST_AsMVTGeom and encoded by ST_AsMVT. Every value is
 // a bind parameter; the layer is named after the collection.
 //
+// The box is computed, not projected back from the tile's envelope: PROJ
+// folds longitudes into [-180, 180], so the envelope of a first or last
+// column, buffer included, came back as a box round the other side of the
+// world (-88.6 to 178.6 for column 0 at zoom 2) and the tile was empty.
+//
 // A tile larger than its byte bound is drawn again with outlines four
 // times coarser, twice, then with the largest things only (by their stored
 // bounding box, which reads no geometry), half as many each time.
@@ -31,7 +36,7 @@ const (
 	tileOpen = `WITH bounds AS (
     SELECT ST_TileEnvelope($?::int, $?::int, $?::int) AS merc
 ), clip AS (
-    SELECT bounds.merc, ST_Transform(ST_TileEnvelope($?::int, $?::int, $?::int, margin => $?::float8), 4326)::box2d AS box
+    SELECT bounds.merc, ST_MakeEnvelope($?::float8, $?::float8, $?::float8, $?::float8, 4326)::box2d AS box
     FROM bounds
 ), tile AS (
     SELECT t.id, t.name`
@@ -66,7 +71,8 @@ const (
 // it holds. search-bench sends it straight to the database.
 func TileStatement(q geo.TileQuery, coarsen float64, limit int) (string, []any) {
 	var s statement
-	s.add(tileOpen, q.Z, q.X, q.Y, q.Z, q.X, q.Y, float64(geo.TileBuffer)/geo.TileExtent)
+	west, south, east, north := q.Bounds()
+	s.add(tileOpen, q.Z, q.X, q.Y, west, south, east, north)
 	if len(q.Attributes) > 0 {
 		s.add(tileAttributes, q.Attributes)
 	}

@@ -135,6 +135,55 @@ func TestTiles(t *testing.T) {
 		}
 	})
 
+	// At the first and last columns the tile's buffer runs past -180 or
+	// +180: projected back from Web Mercator, PROJ folded it round to the
+	// other side of the world, and those tiles came back empty.
+	t.Run("the first and last columns hold the far west and east", func(t *testing.T) {
+		for _, tt := range []struct {
+			z        int
+			name     string
+			lat, lng float64
+		}{
+			{1, "Russia", 62, 100},
+			{1, "United States of America", 40, -100},
+			{2, "Australia", -25, 134},
+			{2, "New Zealand", -44, 171},
+			{2, "United States of America", 65, -150}, // Alaska
+			{2, "Russia", 65, 120},                    // Siberia
+			{3, "Russia", 66, 170},                    // Chukotka, west of 180
+			{3, "Russia", 66, -172},                   // Chukotka, east of 180
+			{3, "Fiji", -17.8, 178},
+		} {
+			covered(t, draw, tt.z, tt.lat, tt.lng, tt.name)
+		}
+	})
+
+	t.Run("no polygon covers the sea", func(t *testing.T) {
+		seas := []struct {
+			name     string
+			lat, lng float64
+		}{
+			{"Arctic Ocean", 80, 0},
+			{"Arctic Ocean", 84, 100},
+			{"Hudson Bay", 60, -85},
+			{"Baffin Bay", 73, -65},
+			{"Beaufort Sea", 72, -140},
+			{"Kara Sea", 75, 65},
+			{"East Siberian Sea", 74, 160},
+			{"Bering Sea", 58, -178},
+			{"Bering Sea", 58, 178},
+			{"South Atlantic", -16.5, 0},
+			{"Southern Ocean", -60, 179.9},
+		}
+		for z := range 6 {
+			for _, sea := range seas {
+				if got := covering(t, draw, z, sea.lat, sea.lng); len(got) > 0 {
+					t.Errorf("%s (%v, %v) at zoom %d: covered by %v", sea.name, sea.lat, sea.lng, z, got)
+				}
+			}
+		}
+	})
+
 	t.Run("bad tiles are invalid", func(t *testing.T) {
 		for _, q := range []geo.TileQuery{
 			{Collection: "countries", Z: 25, MaxBytes: 1},
@@ -169,4 +218,36 @@ func TestTiles(t *testing.T) {
 			t.Errorf("bad name: %v", err)
 		}
 	})
+}
+
+// covering draws the zoom z tile that holds (lat, lng) and returns the
+// names of its features whose polygons cover the point.
+func covering(t *testing.T, draw func(*testing.T, geo.TileQuery) geo.Tile, z int, lat, lng float64) []string {
+	t.Helper()
+	n := 1 << z
+	x, y := int((lng+180)/360*float64(n)), 0
+	for y < n-1 {
+		if _, py := geotest.TileUnits(z, x, y+1, geo.TileExtent, lng, lat); py < 0 {
+			break
+		}
+		y++
+	}
+	x = min(x, n-1)
+	px, py := geotest.TileUnits(z, x, y, geo.TileExtent, lng, lat)
+	var out []string
+	for name, f := range tileNames(t, draw(t, geo.TileQuery{Collection: "countries", Z: z, X: x, Y: y, MaxBytes: 1 << 20}).MVT, "countries") {
+		if f.Covers(px, py) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// covered checks that the zoom z tile holding (lat, lng) draws name over it.
+func covered(t *testing.T, draw func(*testing.T, geo.TileQuery) geo.Tile, z int, lat, lng float64, name string) {
+	t.Helper()
+	if got := covering(t, draw, z, lat, lng); !slices.Contains(got, name) {
+		t.Errorf("(%v, %v) at zoom %d: covered by %v, want %s", lat, lng, z, got, name)
+	}
 }

@@ -23,6 +23,38 @@ type MVTFeature struct {
 	Rings [][][2]int
 }
 
+// Covers reports whether the feature's polygons cover the point (x, y) in
+// tile units, by the even-odd rule over all its rings (the rule a browser
+// fills them with): a ring of the wrong winding shows up as a hole filled
+// or a fill missing.
+func (f MVTFeature) Covers(x, y float64) bool {
+	if f.Type != 3 {
+		return false
+	}
+	in := false
+	for _, r := range f.Rings {
+		for i, j := 0, len(r)-1; i < len(r); j, i = i, i+1 {
+			xi, yi := float64(r[i][0]), float64(r[i][1])
+			xj, yj := float64(r[j][0]), float64(r[j][1])
+			if (yi > y) != (yj > y) && x < (xj-xi)*(y-yi)/(yj-yi)+xi {
+				in = !in
+			}
+		}
+	}
+	return in
+}
+
+// TileUnits returns where (lng, lat) falls in tile z/x/y of Web Mercator,
+// in units of a tile of the given extent (within [0, extent) when the
+// point is in the tile).
+func TileUnits(z, x, y, extent int, lng, lat float64) (float64, float64) {
+	n := math.Exp2(float64(z))
+	fx := (lng + 180) / 360 * n
+	phi := lat * math.Pi / 180
+	fy := (1 - math.Log(math.Tan(phi)+1/math.Cos(phi))/math.Pi) / 2 * n
+	return (fx - float64(x)) * float64(extent), (fy - float64(y)) * float64(extent)
+}
+
 // DecodeMVT decodes a vector tile, enough to check what a server drew.
 func DecodeMVT(b []byte) ([]MVTLayer, error) {
 	var layers []MVTLayer

@@ -62,7 +62,12 @@ try {
     return { x: Math.round(r.left + p.x), y: Math.round(r.top + p.y) };
   }, [lat, lng]);
   seen.france = [await where(46.5, 2.5), await where(47.2, 0.5), await where(45.2, 4.0)];
+  // Far east, in the last column of tiles: Australia.
+  seen.australia = [await where(-25, 134), await where(-22, 125), await where(-30, 145)];
   seen.atlantic = await where(30, -30);
+  // Seas among the northern lands, where a tile filled whole would show.
+  seen.seas = [await where(80, 0), await where(60, -85), await where(73, -65), await where(72, -140),
+    await where(75, 65), await where(74, 160)];
   seen.style = await page.evaluate(() => window.searchMapStyle);
   await page.waitForTimeout(300); // the last tile's paint
   await page.screenshot({ path: process.env.FIRST_SCREENSHOT });
