@@ -145,24 +145,34 @@ func (f *rawFeatureJSON) set(member string, v json.RawMessage) {
 			f.Properties = p
 		case nil: // "properties": null is a feature without properties
 		default:
-			f.problem = fmt.Sprintf("properties must be a JSON object or null, got %s", jsonKind(p))
+			f.problem = fmt.Sprintf("properties must be a JSON object or null, got %s", Kind(p))
 		}
 	}
 }
 
-// jsonKind names the JSON type of a decoded value, for messages.
-func jsonKind(v any) string {
-	switch v.(type) {
+// Kind names the JSON type of a decoded value or of the token that starts
+// one (encoding/json's Token), for messages: never a Go type.
+func Kind(v any) string {
+	switch v := v.(type) {
 	case []any:
 		return "an array"
+	case map[string]any:
+		return "an object"
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "an object"
 	case string:
 		return "a string"
 	case json.Number, float64:
 		return "a number"
 	case bool:
 		return "a boolean"
+	case nil:
+		return "null"
 	default:
-		return fmt.Sprintf("%T", v)
+		return "a value"
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/geosearch/search/internal/batching"
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
 // thingJSON is a thing in a locate answer.
@@ -559,7 +560,7 @@ func readGeoJSONPoints(r io.Reader, fn func(locateInput) error) error {
 			if err := body.skipRest(tok); err != nil {
 				return err
 			}
-			return errSyntax{geo.Errorf(geo.Invalid, "the body's features member must be an array, got %s", jsonKind(tok))}
+			return errSyntax{geo.Errorf(geo.Invalid, "the body's features member must be an array, got %s", geojson.Kind(tok))}
 		}
 		for i := 0; dec.More(); i++ {
 			var raw json.RawMessage

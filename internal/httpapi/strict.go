@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geojson"
 )
 
 // Input is read strictly: what a client sends either means exactly one
@@ -152,7 +153,7 @@ func (o objectReader) read(member func(name string) error) error {
 		if err := o.skipRest(tok); err != nil {
 			return err
 		}
-		return geo.Errorf(geo.Invalid, "%s must be a JSON object, got %s", o.what, jsonKind(tok))
+		return geo.Errorf(geo.Invalid, "%s must be a JSON object, got %s", o.what, geojson.Kind(tok))
 	}
 	seen := map[string]bool{}
 	var first error
@@ -239,7 +240,7 @@ func (o objectReader) number(name string) (float64, error) {
 		if err := o.skipRest(tok); err != nil {
 			return 0, err
 		}
-		return 0, geo.Errorf(geo.Invalid, "%s: %s must be a number, got %s", o.what, name, jsonKind(tok))
+		return 0, geo.Errorf(geo.Invalid, "%s: %s must be a number, got %s", o.what, name, geojson.Kind(tok))
 	}
 	v, err := strconv.ParseFloat(n.String(), 64)
 	if err != nil || math.IsInf(v, 0) {
@@ -254,26 +255,6 @@ func (o objectReader) end() error {
 		return geo.Errorf(geo.Invalid, "%s has more after its JSON object; one object per line", o.what)
 	}
 	return nil
-}
-
-// jsonKind names the JSON type of the value starting with tok.
-func jsonKind(tok json.Token) string {
-	switch t := tok.(type) {
-	case json.Delim:
-		if t == '[' {
-			return "an array"
-		}
-		return "an object"
-	case string:
-		return "a string"
-	case json.Number, float64:
-		return "a number"
-	case bool:
-		return "a boolean"
-	case nil:
-		return "null"
-	}
-	return "a value"
 }
 
 // newDecoder is a json.Decoder over b that keeps numbers as written.

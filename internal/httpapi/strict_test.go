@@ -66,10 +66,9 @@ func (g *guardedStore) snapshot() (int, []string, []geo.Point) {
 	return g.calls, append([]string(nil), g.leaked...), append([]geo.Point(nil), g.located...)
 }
 
-// TestStrictQueryStrings: parameters are read as written or refused,
-// naming the parameter, and a refused request reaches no store.
-func TestStrictQueryStrings(t *testing.T) {
-	t.Parallel()
+// startGuarded runs the API over a guardedStore.
+func startGuarded(t *testing.T) (*api, *guardedStore) {
+	t.Helper()
 	var store *guardedStore
 	a := start(t, func(s *setup) {
 		s.wrap = func(svc geo.SearchService) geo.SearchService {
@@ -77,6 +76,14 @@ func TestStrictQueryStrings(t *testing.T) {
 			return store
 		}
 	})
+	return a, store
+}
+
+// TestStrictQueryStrings: parameters are read as written or refused,
+// naming the parameter, and a refused request reaches no store.
+func TestStrictQueryStrings(t *testing.T) {
+	t.Parallel()
+	a, store := startGuarded(t)
 	items := "/collections/default/items"
 	forged := geo.EncodePageToken(geo.Filter{Collections: []string{"default"}}, geo.Cursor{Name: "Fr\x00ance", ID: 1})
 	long := strings.Repeat("x", 10_000)
@@ -133,13 +140,7 @@ func TestStrictQueryStrings(t *testing.T) {
 // never the end of the stream; only valid points reach the store.
 func TestStrictLocateBodies(t *testing.T) {
 	t.Parallel()
-	var store *guardedStore
-	a := start(t, func(s *setup) {
-		s.wrap = func(svc geo.SearchService) geo.SearchService {
-			store = &guardedStore{SearchService: svc}
-			return store
-		}
-	})
+	a, store := startGuarded(t)
 	ndjson := []struct {
 		line string
 		want lineWant
