@@ -231,6 +231,9 @@ func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 	var replayed bool
 	r.polls.Add(1)
 	if err := r.read.QueryRow(ctx, replayedSQL, lsn).Scan(&replayed); err != nil {
+		if ctx.Err() != nil {
+			return r.waitEnded(ctx) // the bound passed during the check itself
+		}
 		return classify(ctx, "wait for the replica", err)
 	}
 	if replayed {
@@ -248,6 +251,12 @@ func (r *Replica) WaitFor(ctx context.Context, p geo.Position) error {
 		return nil
 	case <-ctx.Done():
 	}
+	return r.waitEnded(ctx)
+}
+
+// waitEnded is WaitFor's answer once its context has ended: Unavailable
+// when MAX_REPLICA_LAG passed, Timeout when the caller's deadline did.
+func (r *Replica) waitEnded(ctx context.Context) error {
 	switch {
 	case errors.Is(context.Cause(ctx), errWaitBound):
 		return geo.Errorf(geo.Unavailable, "the replica this instance reads from has not replayed the write of consistency_token within MAX_REPLICA_LAG (%s): retry, another instance may have", time.Duration(r.maxLag.Load()))

@@ -346,3 +346,16 @@ func TestWriterPoolCommitsSynchronously(t *testing.T) {
 		t.Errorf("writing pool: synchronous_commit %q, want local", got)
 	}
 }
+
+// TestWaitBoundPassingDuringTheFirstCheckIsUnavailable: when
+// MAX_REPLICA_LAG passes while the first replay check is still in the
+// database (a loaded standby), the read is Unavailable, as when it passes
+// while polling, not an unclassified context error.
+func TestWaitBoundPassingDuringTheFirstCheckIsUnavailable(t *testing.T) {
+	t.Parallel()
+	r := newReplicated(t, time.Nanosecond) // passes before any check can answer
+	err := r.replica.WaitFor(context.Background(), r.token(t))
+	if geo.ErrorCode(err) != geo.Unavailable {
+		t.Errorf("WaitFor: %v, want Unavailable", err)
+	}
+}
