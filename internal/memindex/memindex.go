@@ -2,8 +2,8 @@
 // for point containment: for every point, Lookup answers what PostGIS's
 // ST_Contains(geom, point) answers on the stored geometry (boundaries not
 // contained, holes and multipolygons included), by running PostGIS 3.3's own
-// point-in-polygon arithmetic (see pip.go) on candidates that an R-tree
-// finds. Where PostGIS's own answer depends on which of its two code paths
+// point-in-polygon arithmetic (see pip.go) on candidates that a cell cover
+// (cells.go) finds. Where PostGIS's own answer depends on which of its two code paths
 // a statement takes, Lookup says it is not sure, and the caller asks
 // PostGIS.
 //
@@ -19,7 +19,6 @@ import (
 	"slices"
 	"unsafe"
 
-	"github.com/tidwall/rtree"
 	"github.com/twpayne/go-geom"
 )
 
@@ -47,7 +46,7 @@ type Index struct {
 	bandStart []uint32
 	segs      []uint32
 
-	tree rtree.RTreeG[int32] // polygon boxes -> polygon index
+	cover cellCover // polygon boxes -> polygon index (cells.go)
 
 	vertices int
 }
@@ -127,7 +126,7 @@ func Build(v Version, things []Thing) (*Index, error) {
 		if t.degenerate || t.unsupported {
 			// One entry for the whole thing; Lookup evaluates every polygon.
 			b := t.box
-			ix.tree.Insert([2]float64{b.minX, b.minY}, [2]float64{b.maxX, b.maxY}, t.firstPoly)
+			ix.cover.add(b.minX, b.minY, b.maxX, b.maxY, t.firstPoly)
 			continue
 		}
 		for pi := t.firstPoly; pi < t.firstPoly+t.nPolys; pi++ {
@@ -136,9 +135,10 @@ func Build(v Version, things []Thing) (*Index, error) {
 				continue
 			}
 			r := &ix.rings[p.firstRing]
-			ix.tree.Insert([2]float64{r.pruneMinX, r.minY}, [2]float64{r.maxX, r.maxY}, pi)
+			ix.cover.add(r.pruneMinX, r.minY, r.maxX, r.maxY, pi)
 		}
 	}
+	ix.cover.build()
 	return ix, nil
 }
 
@@ -294,14 +294,12 @@ func (ix *Index) Len() int { return len(ix.things) }
 // Vertices returns the number of vertices indexed.
 func (ix *Index) Vertices() int { return ix.vertices }
 
-// Bytes estimates the memory the index holds: its arrays, and 80 bytes
-// per R-tree entry (an entry's rectangle and value take 40, and the
-// library's nodes are at least half full).
+// Bytes estimates the memory the index holds: its arrays and its cell
+// cover.
 func (ix *Index) Bytes() int {
-	const treeEntry = 80
 	b := cap(ix.things)*int(unsafe.Sizeof(thing{})) + cap(ix.polys)*int(unsafe.Sizeof(polygon{})) +
 		cap(ix.rings)*int(unsafe.Sizeof(ring{})) + cap(ix.coords)*8 + cap(ix.bandStart)*4 + cap(ix.segs)*4
-	return b + ix.tree.Len()*treeEntry
+	return b + ix.cover.bytes()
 }
 
 // Lookup appends to dst the ids of the things that contain the point
@@ -314,11 +312,7 @@ func (ix *Index) Lookup(dst []int64, lng, lat float64) ([]int64, bool) {
 		return dst, false
 	}
 	var buf [16]int32
-	cands := buf[:0]
-	ix.tree.Search([2]float64{lng, lat}, [2]float64{lng, lat}, func(_, _ [2]float64, pi int32) bool {
-		cands = append(cands, pi)
-		return true
-	})
+	cands := ix.cover.search(lng, lat, buf[:0])
 	if len(cands) == 0 {
 		return dst, true
 	}

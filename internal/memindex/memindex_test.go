@@ -150,7 +150,7 @@ func randomRing(rng *rand.Rand, cx, cy, radius float64, n int, step float64) []g
 	return append(r, r[0])
 }
 
-// TestLookupMatchesUnindexedArithmetic compares Lookup (R-tree, bands,
+// TestLookupMatchesUnindexedArithmetic compares Lookup (cell cover, bands,
 // pruning) with the same arithmetic run over every segment, on random
 // shapes with holes and several polygons, at random points, every vertex,
 // edge midpoints and points 1e-9 and 1e-13 either side of vertices.
