@@ -1,0 +1,88 @@
+package geo
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// StoreSnapshot describes one read-only snapshot of the store as a reader
+// of whole collections sees it (an in-memory index is built from one).
+type StoreSnapshot struct {
+	// Snapshot is the store's own description of the snapshot (for
+	// PostgreSQL, pg_current_snapshot() as text: which transactions it
+	// sees).
+	Snapshot string
+	// Position is the store's write position then (on a hot standby, the
+	// position replayed).
+	Position Position
+	// Engine names the arithmetic the store answers with (for PostGIS,
+	// postgis_lib_version()).
+	Engine string
+	// Collections lists every collection in the snapshot, by name.
+	Collections []CollectionHead
+}
+
+// CollectionHead is what a snapshot says of a collection without reading
+// its things: when it last changed, and a marker that changes with every
+// write to it.
+type CollectionHead struct {
+	Name      string
+	UpdatedAt time.Time
+	// Marker differs between two snapshots when the collection was
+	// written between them (for PostgreSQL, the collection row's
+	// updated_at and xmin).
+	Marker string
+}
+
+// StoredThing is a thing as a collection reader hands it over: the fields
+// a search returns (no GeometryGeoJSON), the stored geometry as WKB, and
+// the bytes its properties take as the store sends them (Query.MaxBytes
+// counts the bytes of every field so).
+type StoredThing struct {
+	Thing
+	WKB             []byte
+	PropertiesBytes int
+}
+
+// CollectionReader reads whole collections in one snapshot.
+type CollectionReader interface {
+	// ReadCollections opens one read-only snapshot of the store and calls
+	// read with its description and with scan, which calls fn with every
+	// thing of a collection in that snapshot, in id order. scan returns
+	// fn's error as it is. Returns read's error as it is.
+	ReadCollections(ctx context.Context, read func(s StoreSnapshot, scan func(collection string, fn func(StoredThing) error) error) error) error
+}
+
+// ReadMark records when a read that carried a consistency token had
+// waited for it: from then on, every snapshot the store takes holds the
+// token's write. A store answering from something older than that (an
+// in-memory index) must not answer the read.
+type ReadMark struct{ at atomic.Pointer[time.Time] }
+
+type readMarkKey struct{}
+
+// WithReadMark returns ctx carrying a new, unset ReadMark.
+func WithReadMark(ctx context.Context) (context.Context, *ReadMark) {
+	m := new(ReadMark)
+	return context.WithValue(ctx, readMarkKey{}, m), m
+}
+
+// Set records that the read's token was waited for at t.
+// Keep t's monotonic reading: it is compared with other times of this
+// process, never with a clock that may step.
+func (m *ReadMark) Set(t time.Time) { m.at.Store(&t) }
+
+// ReadAfter returns when the read ctx belongs to waited for its
+// consistency token, and false when it carried none.
+func ReadAfter(ctx context.Context) (time.Time, bool) {
+	m, _ := ctx.Value(readMarkKey{}).(*ReadMark)
+	if m == nil {
+		return time.Time{}, false
+	}
+	t := m.at.Load()
+	if t == nil {
+		return time.Time{}, false
+	}
+	return *t, true
+}
