@@ -380,4 +380,3 @@ func hasName(ts []geo.Thing, name string) bool {
 	}
 	return false
 }
-

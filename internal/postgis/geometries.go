@@ -100,7 +100,7 @@ const (
        CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
             ELSE pg_current_wal_insert_lsn() END::text,
        postgis_lib_version()`
-	collectionHeadsSQL = `SELECT name, updated_at, updated_at::text || '/' || xmin::text FROM collection ORDER BY name`
+	collectionHeadsSQL  = `SELECT name, updated_at, updated_at::text || '/' || xmin::text FROM collection ORDER BY name`
 	collectionThingsSQL = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
        t.min_lng, t.min_lat, t.max_lng, t.max_lat, ST_AsBinary(t.geom)
 FROM thing t WHERE t.collection = $1::text ORDER BY t.id`
