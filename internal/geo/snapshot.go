@@ -16,6 +16,10 @@ type StoreSnapshot struct {
 	// Position is the store's write position then (on a hot standby, the
 	// position replayed).
 	Position Position
+	// Before is a read position taken before the snapshot was: every
+	// write whose consistency token's position is below it had been
+	// committed before the snapshot was taken, and is in it.
+	Before Position
 	// Engine names the arithmetic the store answers with (for PostGIS,
 	// postgis_lib_version()).
 	Engine string
@@ -54,11 +58,11 @@ type CollectionReader interface {
 	ReadCollections(ctx context.Context, read func(s StoreSnapshot, scan func(collection string, fn func(StoredThing) error) error) error) error
 }
 
-// ReadMark records when a read that carried a consistency token had
-// waited for it: from then on, every snapshot the store takes holds the
-// token's write. A store answering from something older than that (an
-// in-memory index) must not answer the read.
-type ReadMark struct{ at atomic.Pointer[time.Time] }
+// ReadMark records the consistency token a read carried, once the read
+// has waited for it: a store answering from something older than the
+// database (an in-memory index) must answer it only from a snapshot
+// known to hold the token's write.
+type ReadMark struct{ p atomic.Pointer[Position] }
 
 type readMarkKey struct{}
 
@@ -68,21 +72,19 @@ func WithReadMark(ctx context.Context) (context.Context, *ReadMark) {
 	return context.WithValue(ctx, readMarkKey{}, m), m
 }
 
-// Set records that the read's token was waited for at t.
-// Keep t's monotonic reading: it is compared with other times of this
-// process, never with a clock that may step.
-func (m *ReadMark) Set(t time.Time) { m.at.Store(&t) }
+// Set records that the read waited for the token of position p.
+func (m *ReadMark) Set(p Position) { m.p.Store(&p) }
 
-// ReadAfter returns when the read ctx belongs to waited for its
-// consistency token, and false when it carried none.
-func ReadAfter(ctx context.Context) (time.Time, bool) {
+// ReadAfter returns the position of the consistency token the read ctx
+// belongs to waited for, and false when it carried none.
+func ReadAfter(ctx context.Context) (Position, bool) {
 	m, _ := ctx.Value(readMarkKey{}).(*ReadMark)
 	if m == nil {
-		return time.Time{}, false
+		return 0, false
 	}
-	t := m.at.Load()
-	if t == nil {
-		return time.Time{}, false
+	p := m.p.Load()
+	if p == nil {
+		return 0, false
 	}
-	return *t, true
+	return *p, true
 }

@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -142,7 +141,7 @@ func (s *consistencyStream) SendMsg(m any) error {
 }
 
 // await waits for the position req's token names, if it names one, and
-// then sets mark: the handler's reads must see a snapshot taken after it
+// then sets mark to it: the handler's reads must see the token's write
 // (geo.ReadAfter).
 func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any, mark *geo.ReadMark) error {
 	if cm.in == nil {
@@ -170,7 +169,7 @@ func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any, 
 	if err := c.rw.WaitFor(ctx, p); err != nil {
 		return err
 	}
-	mark.Set(time.Now())
+	mark.Set(p)
 	return nil
 }
 

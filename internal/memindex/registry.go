@@ -45,8 +45,7 @@ type Registry struct {
 // state is one published set of indexes.
 type state struct {
 	// since is when the refresh that read it began: its snapshot was taken
-	// after since, so it holds every write a read marked before since
-	// waited for (geo.ReadAfter).
+	// after since, so it holds every write that returned before.
 	since       time.Time
 	snapshot    geo.StoreSnapshot // without Collections
 	collections map[string]*collection

@@ -165,14 +165,14 @@ func pointLookup(f geo.Filter, includeGeometry bool) bool {
 
 // scope returns the collections a read of f sees from memory, or false
 // when the registry cannot answer it: nothing published, a collection in
-// scope not in memory, or a consistency token waited for after the
-// published snapshot's refresh began.
+// scope not in memory, a consistency token whose write the published
+// snapshot may lack, or a write through this instance since.
 func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection, bool) {
 	st := s.reg.state.Load()
 	if st == nil {
 		return nil, false
 	}
-	if t, ok := geo.ReadAfter(ctx); ok && !st.since.After(t) {
+	if p, ok := geo.ReadAfter(ctx); ok && p >= st.snapshot.Before {
 		return nil, false
 	}
 	if t := s.reg.wrote.Load(); t != nil && !st.since.After(*t) {

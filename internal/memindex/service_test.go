@@ -336,30 +336,32 @@ func TestBudget(t *testing.T) {
 	}
 }
 
-// TestTokenReadsWaitForARefresh: a read marked as having waited for its
-// token after the last refresh began goes to the database; after the
-// next refresh, to memory.
+// TestTokenReadsWaitForARefresh: a read whose token the last refresh's
+// position does not pass goes to the database; after a refresh that
+// passed it, to memory.
 func TestTokenReadsWaitForARefresh(t *testing.T) {
 	t.Parallel()
-	store, _ := newService(t)
+	store, pool := newService(t)
 	fixture(t, store)
 	mem, reg, c := indexed(t, store, onConfig(1<<30))
+	token := flushed(t, pool)
 	refresh(t, reg)
 	ctx, mark := geo.WithReadMark(context.Background())
-	mark.Set(time.Now())
+	mark.Set(token)
 	q := geo.Query{Filter: geo.Filter{Point: &geo.Point{Lat: 5, Lng: 5}}, Limit: 10}
 	if _, err := mem.Search(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	if c.sum("database") != 1 || c.sum("memory") != 0 {
-		t.Errorf("a token read newer than the index: counts %v", c.n)
+		t.Errorf("a token read the index may not hold: counts %v", c.n)
 	}
+	importInto(t, store, "other", false, geotest.Square("other", "o", nil, 50, 50, 60, 60)) // the database moves on
 	refresh(t, reg)
 	if _, err := mem.Search(ctx, q); err != nil {
 		t.Fatal(err)
 	}
 	if c.sum("memory") != 1 {
-		t.Errorf("a token read older than the index: counts %v", c.n)
+		t.Errorf("a token read the index holds: counts %v", c.n)
 	}
 	// A write through this instance: the next read waits for a refresh.
 	importInto(t, mem, "a", false, geotest.Square("Za3", "3", nil, 4, 4, 6, 6))

@@ -96,6 +96,14 @@ func (s *SearchService) ScanGeometries(ctx context.Context, collection string, f
 // updates its row in the same transaction (its updated_at, and so its
 // xmin), so the row's (updated_at, xmin) changes with every write.
 const (
+	// readPositionSQL is read before the transaction: on a primary the
+	// flushed position, which is what a write's consistency token holds
+	// (Replica.WritePosition); on a standby the position replayed. A
+	// token below it is of a write that was visible before it was read
+	// (the flushed position only grows, and a token is read after its
+	// write commits), or replayed, so in the snapshot taken after.
+	readPositionSQL = `SELECT CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
+            ELSE pg_current_wal_flush_lsn() END::text`
 	readSnapshotSQL = `SELECT pg_current_snapshot()::text,
        CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
             ELSE pg_current_wal_insert_lsn() END::text,
@@ -114,12 +122,21 @@ const propertiesColumn = 4
 // change marker) and a scan of any collection's things in that snapshot
 // (geo.CollectionReader). It runs on a hot standby too.
 func (s *SearchService) ReadCollections(ctx context.Context, read func(geo.StoreSnapshot, func(string, func(geo.StoredThing) error) error) error) error {
+	var before string
+	if err := s.pool.QueryRow(ctx, readPositionSQL).Scan(&before); err != nil {
+		return classify(ctx, "read collections", err)
+	}
+	b, err := parseLSN(before)
+	if err != nil {
+		return fmt.Errorf("read collections: %w", err)
+	}
 	var readErr error
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		snap, err := readHeads(ctx, tx)
 		if err != nil {
 			return err
 		}
+		snap.Before = geo.Position(b)
 		scan := func(collection string, fn func(geo.StoredThing) error) error {
 			return scanCollection(ctx, tx, collection, fn)
 		}
