@@ -172,9 +172,10 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
 	api := grpcapi.NewServer(memindex.NewSearchService(svc, index, m), cfg.GRPC, grpcapi.Info{
-		InstanceID: cfg.InstanceID,
-		Version:    buildVersion(),
-		Started:    time.Now(),
+		InstanceID:    cfg.InstanceID,
+		Version:       buildVersion(),
+		Started:       time.Now(),
+		MemoryIndexes: index.Status,
 	}, m)
 	searchv1.RegisterSearchServiceServer(gs, api)
 	reflection.Register(gs)

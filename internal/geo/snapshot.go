@@ -88,3 +88,20 @@ func ReadAfter(ctx context.Context) (Position, bool) {
 	}
 	return *p, true
 }
+
+// MemoryIndex describes one collection as an in-memory index holds it
+// (Monitor reports it).
+type MemoryIndex struct {
+	Collection string
+	InMemory   bool
+	// Reason says why a collection is not in memory.
+	Reason string
+	// Bytes, Things and Vertices describe the index in memory.
+	Bytes            int64
+	Things, Vertices int
+	// Snapshot and Position are the store's snapshot the index was read
+	// in and its position then; UpdatedAt the collection's last change.
+	Snapshot  string
+	Position  Position
+	UpdatedAt time.Time
+}

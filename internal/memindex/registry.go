@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,7 +175,11 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 	next := &state{since: since, snapshot: snap, collections: make(map[string]*collection, len(heads))}
 	budget := r.budget.Load()
 	var used int64
+	// Unchanged collections in memory keep their place first; one over
+	// the budget before is read again only when as much is free as it was
+	// known to need (it is not read at every poll).
 	var changed []geo.CollectionHead
+	var kept []*collection
 	for _, h := range heads {
 		next.names = append(next.names, h.Name)
 		var c *collection
@@ -189,10 +192,17 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 		case c.ix != nil && used+c.bytes <= budget:
 			next.collections[h.Name] = c
 			used += c.bytes
-		case c.ix == nil && c.need == 0: // left out for a reason other than the budget
-			next.collections[h.Name] = c
-		default:
-			changed = append(changed, h) // over the budget before, or now: try it again
+		case c.ix == nil:
+			kept = append(kept, c)
+		default: // in memory, but the budget shrank
+			changed = append(changed, h)
+		}
+	}
+	for _, c := range kept {
+		if c.need > 0 && budget-used >= c.need {
+			changed = append(changed, c.head)
+		} else {
+			next.collections[c.head.Name] = c
 		}
 	}
 	v, err := baseVersion(snap)
@@ -307,48 +317,25 @@ func recordBytes(rec *record) int64 {
 	return int64(unsafe.Sizeof(*rec)) + 48 + int64(len(t.Key)+len(t.Name)+4*rec.propertiesBytes)
 }
 
-// Status describes one collection as the registry holds it.
-type Status struct {
-	Collection string
-	InMemory   bool
-	// Reason says why a collection is not in memory.
-	Reason string
-	// Bytes, Things and Vertices describe the index in memory.
-	Bytes            int64
-	Things, Vertices int
-	// Version is the snapshot the index was read in, and the collection's
-	// last change then.
-	Version Version
-}
-
 // Status lists every collection of the last refresh, by name; none when the
 // index is off or has not read the store yet.
-func (r *Registry) Status() []Status {
+func (r *Registry) Status() []geo.MemoryIndex {
 	st := r.state.Load()
 	if st == nil {
 		return nil
 	}
-	out := make([]Status, 0, len(st.names))
+	out := make([]geo.MemoryIndex, 0, len(st.names))
 	for _, name := range st.names {
 		c := st.collections[name]
-		s := Status{Collection: name, Reason: c.reason}
+		s := geo.MemoryIndex{Collection: name, Reason: c.reason, UpdatedAt: c.head.UpdatedAt}
 		if c.ix != nil {
-			s.InMemory, s.Bytes, s.Things, s.Vertices, s.Version = true, c.bytes, c.ix.Len(), c.ix.Vertices(), c.ix.Version()
+			v := c.ix.Version()
+			s.InMemory, s.Bytes, s.Things, s.Vertices = true, c.bytes, c.ix.Len(), c.ix.Vertices()
+			s.Snapshot, s.Position, s.UpdatedAt = v.Snapshot.String(), geo.Position(v.LSN), v.UpdatedAt
 		}
 		out = append(out, s)
 	}
 	return out
-}
-
-// inMemory returns the names of the collections held in memory now.
-func (st *state) inMemory() []string {
-	var out []string
-	for _, n := range st.names {
-		if st.collections[n].ix != nil {
-			out = append(out, n)
-		}
-	}
-	return slices.Clip(out)
 }
 
 // Report sends, per collection, memindex.<collection>.in_memory (1 or 0),
@@ -365,7 +352,7 @@ func (r *Registry) Report(m metrics.Metrics) {
 		m.Gauge(p+"in_memory", in)
 		m.Gauge(p+"bytes", s.Bytes)
 		m.Gauge(p+"things", int64(s.Things))
-		m.Gauge(p+"lsn", int64(s.Version.LSN))
+		m.Gauge(p+"lsn", int64(s.Position))
 		total += s.Bytes
 	}
 	m.Gauge("memindex.bytes", total)
