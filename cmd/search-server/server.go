@@ -205,6 +205,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
 	}
+	s.ready.OnChange(index.SetReady)
 	if cfg.HTTP.Enabled() {
 		// The HTTP API reads through a pool of its own, so that its load
 		// never makes gRPC calls queue for a connection.

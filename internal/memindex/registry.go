@@ -37,6 +37,11 @@ type Registry struct {
 	// so that a client reads its own writes on one instance, as from the
 	// database.
 	wrote atomic.Pointer[time.Time]
+	// notReady is set while the instance is not ready (the database does
+	// not answer, or the standby lags too far): memory answers nothing
+	// then, so that reads fail or wait as they do on the database, and an
+	// index that cannot follow is not served.
+	notReady atomic.Bool
 	// refreshes counts the refreshes published, for tests and Monitor.
 	refreshes atomic.Int64
 }
@@ -92,6 +97,16 @@ func (r *Registry) Apply(cfg Config) {
 	}
 	r.publish.Unlock()
 	r.Wake()
+}
+
+// SetReady follows the instance's readiness (grpcapi.Readiness.OnChange):
+// while it is not ready, every read goes to the database; when it is
+// again, a refresh runs at once.
+func (r *Registry) SetReady(ready bool) {
+	r.notReady.Store(!ready)
+	if ready {
+		r.Wake()
+	}
 }
 
 // Wrote records that a write through this instance returned just now, and

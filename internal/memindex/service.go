@@ -166,10 +166,11 @@ func pointLookup(f geo.Filter, includeGeometry bool) bool {
 // scope returns the collections a read of f sees from memory, or false
 // when the registry cannot answer it: nothing published, a collection in
 // scope not in memory, a consistency token whose write the published
-// snapshot may lack, or a write through this instance since.
+// snapshot may lack, a write through this instance since, or the instance
+// not ready.
 func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection, bool) {
 	st := s.reg.state.Load()
-	if st == nil {
+	if st == nil || s.reg.notReady.Load() {
 		return nil, false
 	}
 	if p, ok := geo.ReadAfter(ctx); ok && p >= st.snapshot.Before {

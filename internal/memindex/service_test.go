@@ -269,6 +269,10 @@ func TestServesFromTheStoreUntilLoaded(t *testing.T) {
 	search("before the first refresh", "database")
 	refresh(t, reg)
 	search("after it", "memory")
+	reg.SetReady(false) // the database does not answer
+	search("not ready", "database")
+	reg.SetReady(true)
+	search("ready again", "memory")
 	if st := reg.Status(); len(st) != 4 || !st[0].InMemory || st[0].Things == 0 || st[0].Bytes == 0 {
 		t.Errorf("status %+v", st)
 	}
