@@ -422,11 +422,13 @@ func setSQL(pool *pgxpool.Pool, points []geo.Point, batch int, collections ...st
 }
 
 // waitMemoryIndex waits until the server at conn says, in Monitor, that
-// every collection is in its in-memory index, so that rounds measure it
-// and not the database it falls back to while loading. A server that
-// lists no index for a few seconds has it off (MEMINDEX=off), and one that
-// keeps a collection out (the budget) is measured as it is.
-func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, progress func(string, ...any)) error {
+// every collection is in its in-memory index with at least things things
+// in all (what was imported: Monitor may show the set read before the
+// import for a moment), so that rounds measure it and not the database it
+// falls back to while loading. A server that lists no index for a few
+// seconds has it off (MEMINDEX=off), and one that keeps a collection out
+// (the budget) is measured as it is.
+func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, things int64, progress func(string, ...any)) error {
 	c := searchv1.NewSearchServiceClient(conn)
 	start := time.Now()
 	for {
@@ -436,7 +438,9 @@ func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, progress func(s
 		}
 		ms := resp.GetMemoryIndexes()
 		all, out := len(ms) > 0, ""
+		var n int64
 		for _, m := range ms {
+			n += m.GetThings()
 			if !m.GetInMemory() {
 				all = false
 				if m.GetReason() != "" && !strings.Contains(m.GetReason(), "budget") {
@@ -445,7 +449,7 @@ func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, progress func(s
 			}
 		}
 		switch {
-		case all:
+		case all && n >= things:
 			var bytes, vertices int64
 			for _, m := range ms {
 				bytes, vertices = bytes+m.GetBytes(), vertices+m.GetVertices()

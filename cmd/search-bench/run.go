@@ -224,7 +224,11 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		r.Imports = append(r.Imports, imp)
 	}
 
-	if err := waitMemoryIndex(ctx, main.conn, b.progress); err != nil {
+	var imported int64
+	for _, imp := range r.Imports {
+		imported += imp.Imported
+	}
+	if err := waitMemoryIndex(ctx, main.conn, imported, b.progress); err != nil {
 		return nil, err
 	}
 	b.progress("verifying %d points and %d name searches", o.verify, len(nameQueries))
