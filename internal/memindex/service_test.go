@@ -359,7 +359,19 @@ func TestTokenReadsWaitForARefresh(t *testing.T) {
 	if c.sum("database") != 1 || c.sum("memory") != 0 {
 		t.Errorf("a token read the index may not hold: counts %v", c.n)
 	}
-	importInto(t, store, "other", false, geotest.Square("other", "o", nil, 50, 50, 60, 60)) // the database moves on
+	// The database moves on: another write, and its flush (the test server
+	// commits asynchronously, and its flushed position may stay put for a
+	// moment).
+	importInto(t, store, "other", false, geotest.Square("other", "o", nil, 50, 50, 60, 60))
+	for deadline := time.Now().Add(30 * time.Second); flushed(t, pool) <= token; {
+		if time.Now().After(deadline) {
+			t.Fatal("the flushed position did not pass the token in 30 s")
+		}
+		if _, err := cluster.FlushedPosition(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	refresh(t, reg)
 	if _, err := mem.Search(ctx, q); err != nil {
 		t.Fatal(err)
