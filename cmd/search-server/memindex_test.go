@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/geosearch/search/internal/postgis/postgistest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
@@ -74,4 +75,26 @@ func TestMemoryIndexThroughTheServer(t *testing.T) {
 		t.Errorf("over the budget: %v", m)
 	}
 	findParis(t, small)
+}
+
+// TestMemoryIndexOnAHotStandby: an instance reading from a hot standby
+// builds its index there: what is imported on the primary reaches memory
+// once the standby has replayed it.
+func TestMemoryIndexOnAHotStandby(t *testing.T) {
+	t.Parallel()
+	dbs := postgistest.StartReplicatedT(t)
+	primaryURL, standbyURL := dbs.NewDatabase(t)
+	ts := startServer(t, map[string]string{
+		"DATABASE_URL": standbyURL, "DATABASE_WRITE_URL": primaryURL,
+		"MEMINDEX": "on", "MEMINDEX_POLL_INTERVAL": "50ms",
+	}, true)
+	importFixture(t, ts) // through the primary
+	deadline := time.Now().Add(60 * time.Second)
+	for m := waitInMemory(t, ts, "default", true); m.GetThings() != 177; m = waitInMemory(t, ts, "default", true) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby's index never held the import: %v", m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	findParis(t, ts)
 }
