@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -417,5 +418,54 @@ func setSQL(pool *pgxpool.Pool, points []geo.Point, batch int, collections ...st
 			found++
 		}
 		return found, rows.Err()
+	}
+}
+
+// waitMemoryIndex waits until the server at conn says, in Monitor, that
+// every collection is in its in-memory index with at least things things
+// in all (what was imported: Monitor may show the set read before the
+// import for a moment), so that rounds measure it and not the database it
+// falls back to while loading. A server that lists no index for a few
+// seconds has it off (MEMINDEX=off), and one that keeps a collection out
+// (the budget) is measured as it is.
+func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, things int64, progress func(string, ...any)) error {
+	c := searchv1.NewSearchServiceClient(conn)
+	start := time.Now()
+	for {
+		resp, err := c.Monitor(ctx, &searchv1.MonitorRequest{})
+		if err != nil {
+			return fmt.Errorf("monitor: %w", err)
+		}
+		ms := resp.GetMemoryIndexes()
+		all, out := len(ms) > 0, ""
+		var n int64
+		for _, m := range ms {
+			n += m.GetThings()
+			if !m.GetInMemory() {
+				all = false
+				if m.GetReason() != "" && !strings.Contains(m.GetReason(), "budget") {
+					out = m.GetCollection() + ": " + m.GetReason()
+				}
+			}
+		}
+		switch {
+		case all && n >= things:
+			var bytes, vertices int64
+			for _, m := range ms {
+				bytes, vertices = bytes+m.GetBytes(), vertices+m.GetVertices()
+			}
+			progress("in-memory index loaded after %.1f s: %d collections, %d vertices, %.1f MB (%.1f B/vertex)",
+				time.Since(start).Seconds(), len(ms), vertices, float64(bytes)/1e6, float64(bytes)/float64(max(vertices, 1)))
+			return nil
+		case out != "":
+			progress("in-memory index: %s; measured on the database", out)
+			return nil
+		case len(ms) == 0 && time.Since(start) > 3*time.Second:
+			progress("in-memory index off")
+			return nil
+		case time.Since(start) > 5*time.Minute:
+			return fmt.Errorf("the in-memory index did not load in 5 minutes: %v", ms)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -224,6 +224,13 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		r.Imports = append(r.Imports, imp)
 	}
 
+	var imported int64
+	for _, imp := range r.Imports {
+		imported += imp.Imported
+	}
+	if err := waitMemoryIndex(ctx, main.conn, imported, b.progress); err != nil {
+		return nil, err
+	}
 	b.progress("verifying %d points and %d name searches", o.verify, len(nameQueries))
 	r.Verified.Points, r.Verified.NameQueries = o.verify, len(nameQueries)
 	if r.Verified.PointHits, err = verifyPoints(ctx, main.conn, pool, b.points[:o.verify], true); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
+	"github.com/geosearch/search/internal/memindex"
 	"github.com/geosearch/search/internal/postgis"
 	"github.com/geosearch/search/internal/statsd"
 )
@@ -46,6 +47,7 @@ type serverConfig struct {
 	Consul consul.Config
 	StatsD statsd.Config
 	Kafka  kafka.Config
+	Index  memindex.Config
 }
 
 // Validate checks the settings of serverConfig's own fields; the components

@@ -123,6 +123,12 @@ func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial .
 		"LOG_LEVEL":             "debug",
 		"CONSUL_REGISTER":       "false",
 	}
+	// MEMINDEX in the test process's environment (make test-memindex-off)
+	// runs every server of the suite with the in-memory index so; a test's
+	// own env still wins.
+	if m, ok := os.LookupEnv("MEMINDEX"); ok {
+		vars["MEMINDEX"] = m
+	}
 	for k, v := range env {
 		if v == unset {
 			delete(vars, k)

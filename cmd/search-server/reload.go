@@ -47,6 +47,7 @@ func (s *Server) applyLive(cfg serverConfig) {
 	s.timeout.Set(cfg.DB.StatementTimeout)
 	s.replica.SetMaxLag(cfg.DB.MaxReplicaLag)
 	s.statsd.SetSampleRate(cfg.StatsD.SampleRate)
+	s.index.Apply(cfg.Index)
 }
 
 // ReportConfig logs what start-up said about the configuration, counts the

@@ -25,6 +25,7 @@ import (
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
+	"github.com/geosearch/search/internal/memindex"
 	"github.com/geosearch/search/internal/metrics"
 	"github.com/geosearch/search/internal/postgis"
 	"github.com/geosearch/search/internal/statsd"
@@ -45,6 +46,7 @@ type Server struct {
 	closeMetrics func()
 	timeout      *postgis.StatementTimeout
 	svc          *postgis.SearchService
+	index        *memindex.Registry
 	api          *grpcapi.Server
 	auth         *grpcapi.Auth
 	reloader     *config.Reloader[serverConfig] // nil without live reload
@@ -152,6 +154,9 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	svc := postgis.NewSearchService(pool, svcOpts...)
+	// Point lookups are answered from memory where the index holds what
+	// they ask; it reads the database DATABASE_URL names, standby or not.
+	index := memindex.NewRegistry(svc, cfg.Index, logger)
 	auth := grpcapi.NewAuth(cfg.GRPC)
 	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
 		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
@@ -166,10 +171,11 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	gs := grpc.NewServer(append(opts, grpcapi.ConsistencyOptions(replica, logger)...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	api := grpcapi.NewServer(svc, cfg.GRPC, grpcapi.Info{
-		InstanceID: cfg.InstanceID,
-		Version:    buildVersion(),
-		Started:    time.Now(),
+	api := grpcapi.NewServer(memindex.NewSearchService(svc, index, m), cfg.GRPC, grpcapi.Info{
+		InstanceID:    cfg.InstanceID,
+		Version:       buildVersion(),
+		Started:       time.Now(),
+		MemoryIndexes: index.Status,
 	}, m)
 	searchv1.RegisterSearchServiceServer(gs, api)
 	reflection.Register(gs)
@@ -184,6 +190,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		closeMetrics: closeMetrics,
 		timeout:      timeout,
 		svc:          svc,
+		index:        index,
 		api:          api,
 		auth:         auth,
 		pool:         pool,
@@ -198,6 +205,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
 	}
+	s.ready.OnChange(index.SetReady)
 	if cfg.HTTP.Enabled() {
 		// The HTTP API reads through a pool of its own, so that its load
 		// never makes gRPC calls queue for a connection.
@@ -206,7 +214,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 			return nil, err
 		}
 		httpSvc := svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(cfg, httpSvc, auth, logger, accessLogger, m); err != nil {
+		if s.http, err = newHTTP(cfg, httpSvc, index, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -246,12 +254,12 @@ func httpLimits(c grpcapi.Config) httpapi.Limits {
 
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Registry, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
 	}
-	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
+	return httpapi.New(memindex.NewSearchService(svc, index, m), cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
 		Logger:     logger,
 		Access:     access,
 		Metrics:    m,
@@ -340,6 +348,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.reportGauges(rctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.index.Run(rctx)
 	}()
 	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
 		wg.Add(1)
@@ -513,6 +526,7 @@ func (s *Server) reportGauges(ctx context.Context) {
 		case <-t.C:
 			s.svc.ReportPool(s.metrics)
 			s.replica.Report(s.metrics)
+			s.index.Report(s.metrics)
 			s.metrics.Gauge("config.rejected_settings", int64(len(s.rejected())))
 			if s.shipper != nil {
 				s.shipper.Report(s.metrics)

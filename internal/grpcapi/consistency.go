@@ -90,7 +90,8 @@ func (c *consistency) unary(ctx context.Context, req any, info *grpc.UnaryServer
 	if !ok {
 		return handler(ctx, req)
 	}
-	if err := c.await(ctx, cm, req); err != nil {
+	ctx, mark := geo.WithReadMark(ctx)
+	if err := c.await(ctx, cm, req, mark); err != nil {
 		return nil, err
 	}
 	resp, err := handler(ctx, req)
@@ -105,7 +106,8 @@ func (c *consistency) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	if !ok {
 		return handler(srv, ss)
 	}
-	return handler(srv, &consistencyStream{ServerStream: ss, c: c, cm: cm})
+	ctx, mark := geo.WithReadMark(ss.Context())
+	return handler(srv, &consistencyStream{ServerStream: ss, c: c, cm: cm, ctx: ctx, mark: mark})
 }
 
 // consistencyStream waits for the token of the stream's first message (a
@@ -115,7 +117,12 @@ type consistencyStream struct {
 	c        *consistency
 	cm       consistencyMethod
 	received bool
+	ctx      context.Context // the stream's, with mark
+	mark     *geo.ReadMark
 }
+
+// Context is the stream's context, carrying the mark its token's wait sets.
+func (s *consistencyStream) Context() context.Context { return s.ctx }
 
 func (s *consistencyStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
@@ -125,7 +132,7 @@ func (s *consistencyStream) RecvMsg(m any) error {
 		return nil
 	}
 	s.received = true
-	return s.c.await(s.Context(), s.cm, m)
+	return s.c.await(s.ctx, s.cm, m, s.mark)
 }
 
 func (s *consistencyStream) SendMsg(m any) error {
@@ -133,8 +140,10 @@ func (s *consistencyStream) SendMsg(m any) error {
 	return s.ServerStream.SendMsg(m)
 }
 
-// await waits for the position req's token names, if it names one.
-func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any) error {
+// await waits for the position req's token names, if it names one, and
+// then sets mark to it: the handler's reads must see the token's write
+// (geo.ReadAfter).
+func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any, mark *geo.ReadMark) error {
 	if cm.in == nil {
 		return nil
 	}
@@ -157,7 +166,11 @@ func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any) 
 	if err != nil {
 		return err
 	}
-	return c.rw.WaitFor(ctx, p)
+	if err := c.rw.WaitFor(ctx, p); err != nil {
+		return err
+	}
+	mark.Set(p)
+	return nil
 }
 
 // stamp sets resp's token to the write position now, after the write. The

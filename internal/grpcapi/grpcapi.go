@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
@@ -163,6 +164,9 @@ type Info struct {
 	InstanceID string
 	Version    string
 	Started    time.Time
+	// MemoryIndexes, when set, lists the collections of the instance's
+	// in-memory index.
+	MemoryIndexes func() []geo.MemoryIndex
 }
 
 // RejectedSetting is a configuration value the instance refused, as Monitor
@@ -562,7 +566,24 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 				Variable: r.Variable, Key: r.Key, Value: r.Value, Reason: r.Reason})
 		}
 	}
+	if s.info.MemoryIndexes != nil {
+		for _, m := range s.info.MemoryIndexes() {
+			resp.MemoryIndexes = append(resp.MemoryIndexes, memoryIndexToProto(m))
+		}
+	}
 	return resp, nil
+}
+
+func memoryIndexToProto(m geo.MemoryIndex) *searchv1.MemoryIndex {
+	out := &searchv1.MemoryIndex{Collection: m.Collection, InMemory: m.InMemory, Reason: m.Reason,
+		Bytes: m.Bytes, Things: int64(m.Things), Vertices: int64(m.Vertices), Snapshot: m.Snapshot}
+	if m.InMemory {
+		out.Lsn = fmt.Sprintf("%X/%X", uint64(m.Position)>>32, uint32(m.Position))
+	}
+	if !m.UpdatedAt.IsZero() {
+		out.UpdatedAt = timestamppb.New(m.UpdatedAt)
+	}
+	return out
 }
 
 // SetRejectedSettings replaces the configuration values Monitor reports as

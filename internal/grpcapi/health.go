@@ -42,12 +42,15 @@ func NewReadiness(h *health.Server, p Pinger, interval time.Duration, logger *sl
 	return r
 }
 
+// set tells the followers first, then gRPC health: once a client sees
+// NOT_SERVING, every follower has stopped (the in-memory index answers
+// nothing once the instance is not ready).
 func (r *Readiness) set(s healthpb.HealthCheckResponse_ServingStatus) {
-	r.health.SetServingStatus("", s)
-	r.health.SetServingStatus(searchv1.SearchService_ServiceDesc.ServiceName, s)
 	for _, fn := range r.notify {
 		fn(s == healthpb.HealthCheckResponse_SERVING)
 	}
+	r.health.SetServingStatus("", s)
+	r.health.SetServingStatus(searchv1.SearchService_ServiceDesc.ServiceName, s)
 }
 
 // Run checks readiness at once and then every interval until ctx ends. It

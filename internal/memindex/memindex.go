@@ -108,6 +108,7 @@ const (
 // MultiPolygon is an error.
 func Build(v Version, things []Thing) (*Index, error) {
 	ix := &Index{version: v}
+	ix.presize(things)
 	for i, t := range things {
 		if err := ix.add(t); err != nil {
 			return nil, fmt.Errorf("thing %d (id %d): %w", i, t.ID, err)
@@ -115,10 +116,10 @@ func Build(v Version, things []Thing) (*Index, error) {
 	}
 	// Copies of exactly the right size: append's spare capacity (up to a
 	// quarter of a large slice) would stay allocated for the index's life.
-	ix.things = slices.Clone(ix.things)
-	ix.polys = slices.Clone(ix.polys)
-	ix.rings = slices.Clone(ix.rings)
-	ix.coords = slices.Clone(ix.coords)
+	ix.things = exact(ix.things)
+	ix.polys = exact(ix.polys)
+	ix.rings = exact(ix.rings)
+	ix.coords = exact(ix.coords)
 	ix.bandStart = slices.Clone(ix.bandStart)
 	ix.segs = slices.Clone(ix.segs)
 	for ti := range ix.things {
@@ -140,6 +141,39 @@ func Build(v Version, things []Thing) (*Index, error) {
 	}
 	ix.cover.build()
 	return ix, nil
+}
+
+// presize allocates the things, polygons, rings and coordinates of
+// things at their final size: growing them by appending copied each
+// several times, most of a reload's time for a large collection.
+func (ix *Index) presize(things []Thing) {
+	var nPolys, nRings, nCoords int
+	for _, t := range things {
+		switch g := t.Geometry.(type) {
+		case *geom.MultiPolygon:
+			nPolys += len(g.Endss())
+			for _, ends := range g.Endss() {
+				nRings += len(ends)
+			}
+			nCoords += 2 * g.NumCoords()
+		case *geom.Polygon:
+			nPolys++
+			nRings += len(g.Ends())
+			nCoords += 2 * g.NumCoords()
+		}
+	}
+	ix.things = make([]thing, 0, len(things))
+	ix.polys = make([]polygon, 0, nPolys)
+	ix.rings = make([]ring, 0, nRings)
+	ix.coords = make([]float64, 0, nCoords)
+}
+
+// exact returns s with no spare capacity, copying it only if it has some.
+func exact[S ~[]E, E any](s S) S {
+	if cap(s) == len(s) {
+		return s
+	}
+	return slices.Clone(s)
 }
 
 func (ix *Index) add(t Thing) error {

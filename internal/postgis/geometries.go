@@ -2,9 +2,12 @@ package postgis
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/geosearch/search/internal/geo"
 )
 
 // Reading a whole collection's stored geometry for an in-memory index
@@ -84,4 +87,110 @@ func (s *SearchService) ScanGeometries(ctx context.Context, collection string, f
 		return GeometryVersion{}, classify(ctx, "read collection geometry", err)
 	}
 	return v, nil
+}
+
+// Reading collections for the in-memory indexes (ReadCollections): the
+// snapshot, as above, then every collection's change marker, then the
+// things of the collections asked for, with what a search returns of
+// them, all in the one snapshot. Every write to a collection's things
+// updates its row in the same transaction (its updated_at, and so its
+// xmin), so the row's (updated_at, xmin) changes with every write.
+const (
+	// readPositionSQL is read before the transaction: on a primary the
+	// flushed position, which is what a write's consistency token holds
+	// (Replica.WritePosition); on a standby the position replayed. A
+	// token below it is of a write that was visible before it was read
+	// (the flushed position only grows, and a token is read after its
+	// write commits), or replayed, so in the snapshot taken after.
+	readPositionSQL = `SELECT CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
+            ELSE pg_current_wal_flush_lsn() END::text`
+	readSnapshotSQL = `SELECT pg_current_snapshot()::text,
+       CASE WHEN pg_is_in_recovery() THEN coalesce(pg_last_wal_replay_lsn(), '0/0'::pg_lsn)
+            ELSE pg_current_wal_insert_lsn() END::text,
+       postgis_lib_version()`
+	collectionHeadsSQL  = `SELECT name, updated_at, updated_at::text || '/' || xmin::text FROM collection ORDER BY name`
+	collectionThingsSQL = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
+       t.min_lng, t.min_lat, t.max_lng, t.max_lat, ST_AsBinary(t.geom)
+FROM thing t WHERE t.collection = $1::text ORDER BY t.id`
+)
+
+// propertiesColumn is the position of t.properties in collectionThingsSQL.
+const propertiesColumn = 4
+
+// ReadCollections opens one REPEATABLE READ, READ ONLY transaction and
+// calls read with the snapshot's description (every collection and its
+// change marker) and a scan of any collection's things in that snapshot
+// (geo.CollectionReader). It runs on a hot standby too.
+func (s *SearchService) ReadCollections(ctx context.Context, read func(geo.StoreSnapshot, func(string, func(geo.StoredThing) error) error) error) error {
+	var before string
+	if err := s.pool.QueryRow(ctx, readPositionSQL).Scan(&before); err != nil {
+		return classify(ctx, "read collections", err)
+	}
+	b, err := parseLSN(before)
+	if err != nil {
+		return fmt.Errorf("read collections: %w", err)
+	}
+	var readErr error
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		snap, err := readHeads(ctx, tx)
+		if err != nil {
+			return err
+		}
+		snap.Before = geo.Position(b)
+		scan := func(collection string, fn func(geo.StoredThing) error) error {
+			return scanCollection(ctx, tx, collection, fn)
+		}
+		readErr = read(snap, scan)
+		return readErr
+	})
+	if readErr != nil {
+		return readErr
+	}
+	return classify(ctx, "read collections", err)
+}
+
+// readHeads reads the snapshot's description; it must be tx's first
+// statement.
+func readHeads(ctx context.Context, tx pgx.Tx) (geo.StoreSnapshot, error) {
+	var snap geo.StoreSnapshot
+	var lsn string
+	if err := tx.QueryRow(ctx, readSnapshotSQL).Scan(&snap.Snapshot, &lsn, &snap.Engine); err != nil {
+		return snap, classify(ctx, "read collections", err)
+	}
+	p, err := parseLSN(lsn)
+	if err != nil {
+		return snap, fmt.Errorf("read collections: %w", err)
+	}
+	snap.Position = geo.Position(p)
+	rows, err := tx.Query(ctx, collectionHeadsSQL)
+	if err != nil {
+		return snap, classify(ctx, "read collections", err)
+	}
+	var h geo.CollectionHead
+	_, err = pgx.ForEachRow(rows, []any{&h.Name, &h.UpdatedAt, &h.Marker}, func() error {
+		snap.Collections = append(snap.Collections, h)
+		return nil
+	})
+	return snap, classify(ctx, "read collections", err)
+}
+
+// scanCollection calls fn with every thing of collection, in id order.
+func scanCollection(ctx context.Context, tx pgx.Tx, collection string, fn func(geo.StoredThing) error) error {
+	rows, err := tx.Query(ctx, collectionThingsSQL, collection)
+	if err != nil {
+		return classify(ctx, "read collection", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t geo.StoredThing
+		t.PropertiesBytes = len(rows.RawValues()[propertiesColumn])
+		if err := rows.Scan(&t.ID, &t.Collection, &t.Key, &t.Name, &t.Properties,
+			&t.BBox.MinLng, &t.BBox.MinLat, &t.BBox.MaxLng, &t.BBox.MaxLat, &t.WKB); err != nil {
+			return classify(ctx, "read collection", err)
+		}
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	return classify(ctx, "read collection", rows.Err())
 }

@@ -1040,8 +1040,13 @@ type MonitorResponse struct {
 	// default instead, or, for a change from Consul KV, keeps its previous
 	// value. Empty when every value was accepted.
 	RejectedSettings []*RejectedSetting `protobuf:"bytes,6,rep,name=rejected_settings,json=rejectedSettings,proto3" json:"rejected_settings,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// memory_indexes describes, per collection, the in-memory index this
+	// instance answers point lookups from (MEMINDEX): whether the collection
+	// is in memory, its size and the version it holds. Empty when the index
+	// is off or has not read the database yet.
+	MemoryIndexes []*MemoryIndex `protobuf:"bytes,7,rep,name=memory_indexes,json=memoryIndexes,proto3" json:"memory_indexes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *MonitorResponse) Reset() {
@@ -1116,6 +1121,128 @@ func (x *MonitorResponse) GetRejectedSettings() []*RejectedSetting {
 	return nil
 }
 
+func (x *MonitorResponse) GetMemoryIndexes() []*MemoryIndex {
+	if x != nil {
+		return x.MemoryIndexes
+	}
+	return nil
+}
+
+// MemoryIndex is one collection as an instance's in-memory index holds it.
+type MemoryIndex struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Collection string                 `protobuf:"bytes,1,opt,name=collection,proto3" json:"collection,omitempty"`
+	// in_memory is true when point lookups of the collection are answered
+	// from memory; false: from the database, for the reason given.
+	InMemory bool   `protobuf:"varint,2,opt,name=in_memory,json=inMemory,proto3" json:"in_memory,omitempty"`
+	Reason   string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// bytes is the memory the collection's index holds, about.
+	Bytes    int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Things   int64 `protobuf:"varint,5,opt,name=things,proto3" json:"things,omitempty"`
+	Vertices int64 `protobuf:"varint,6,opt,name=vertices,proto3" json:"vertices,omitempty"`
+	// snapshot is the database snapshot the index was read in
+	// (xmin:xmax:running transactions), lsn the WAL position then, and
+	// updated_at the collection's last change in that snapshot.
+	Snapshot      string                 `protobuf:"bytes,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Lsn           string                 `protobuf:"bytes,8,opt,name=lsn,proto3" json:"lsn,omitempty"`
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryIndex) Reset() {
+	*x = MemoryIndex{}
+	mi := &file_search_v1_search_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryIndex) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryIndex) ProtoMessage() {}
+
+func (x *MemoryIndex) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryIndex.ProtoReflect.Descriptor instead.
+func (*MemoryIndex) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *MemoryIndex) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *MemoryIndex) GetInMemory() bool {
+	if x != nil {
+		return x.InMemory
+	}
+	return false
+}
+
+func (x *MemoryIndex) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MemoryIndex) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *MemoryIndex) GetThings() int64 {
+	if x != nil {
+		return x.Things
+	}
+	return 0
+}
+
+func (x *MemoryIndex) GetVertices() int64 {
+	if x != nil {
+		return x.Vertices
+	}
+	return 0
+}
+
+func (x *MemoryIndex) GetSnapshot() string {
+	if x != nil {
+		return x.Snapshot
+	}
+	return ""
+}
+
+func (x *MemoryIndex) GetLsn() string {
+	if x != nil {
+		return x.Lsn
+	}
+	return ""
+}
+
+func (x *MemoryIndex) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
 // RejectedSetting is a configuration value an instance refused.
 type RejectedSetting struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1133,7 +1260,7 @@ type RejectedSetting struct {
 
 func (x *RejectedSetting) Reset() {
 	*x = RejectedSetting{}
-	mi := &file_search_v1_search_proto_msgTypes[12]
+	mi := &file_search_v1_search_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1272,7 @@ func (x *RejectedSetting) String() string {
 func (*RejectedSetting) ProtoMessage() {}
 
 func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[12]
+	mi := &file_search_v1_search_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1285,7 @@ func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedSetting.ProtoReflect.Descriptor instead.
 func (*RejectedSetting) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{12}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RejectedSetting) GetVariable() string {
@@ -1214,7 +1341,7 @@ type GetThingRequest struct {
 
 func (x *GetThingRequest) Reset() {
 	*x = GetThingRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[13]
+	mi := &file_search_v1_search_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1353,7 @@ func (x *GetThingRequest) String() string {
 func (*GetThingRequest) ProtoMessage() {}
 
 func (x *GetThingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[13]
+	mi := &file_search_v1_search_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1366,7 @@ func (x *GetThingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetThingRequest.ProtoReflect.Descriptor instead.
 func (*GetThingRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{13}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetThingRequest) GetId() int64 {
@@ -1298,7 +1425,7 @@ type DeleteThingsRequest struct {
 
 func (x *DeleteThingsRequest) Reset() {
 	*x = DeleteThingsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[14]
+	mi := &file_search_v1_search_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1437,7 @@ func (x *DeleteThingsRequest) String() string {
 func (*DeleteThingsRequest) ProtoMessage() {}
 
 func (x *DeleteThingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[14]
+	mi := &file_search_v1_search_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1450,7 @@ func (x *DeleteThingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteThingsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteThingsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{14}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteThingsRequest) GetIds() []int64 {
@@ -1363,7 +1490,7 @@ type DeleteThingsResponse struct {
 
 func (x *DeleteThingsResponse) Reset() {
 	*x = DeleteThingsResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[15]
+	mi := &file_search_v1_search_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1502,7 @@ func (x *DeleteThingsResponse) String() string {
 func (*DeleteThingsResponse) ProtoMessage() {}
 
 func (x *DeleteThingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[15]
+	mi := &file_search_v1_search_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1515,7 @@ func (x *DeleteThingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteThingsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteThingsResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{15}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteThingsResponse) GetDeleted() int64 {
@@ -1415,7 +1542,7 @@ type DeleteCollectionRequest struct {
 
 func (x *DeleteCollectionRequest) Reset() {
 	*x = DeleteCollectionRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[16]
+	mi := &file_search_v1_search_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1554,7 @@ func (x *DeleteCollectionRequest) String() string {
 func (*DeleteCollectionRequest) ProtoMessage() {}
 
 func (x *DeleteCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[16]
+	mi := &file_search_v1_search_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1567,7 @@ func (x *DeleteCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCollectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{16}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteCollectionRequest) GetName() string {
@@ -1465,7 +1592,7 @@ type DeleteCollectionResponse struct {
 
 func (x *DeleteCollectionResponse) Reset() {
 	*x = DeleteCollectionResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[17]
+	mi := &file_search_v1_search_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1604,7 @@ func (x *DeleteCollectionResponse) String() string {
 func (*DeleteCollectionResponse) ProtoMessage() {}
 
 func (x *DeleteCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[17]
+	mi := &file_search_v1_search_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1617,7 @@ func (x *DeleteCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCollectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{17}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteCollectionResponse) GetDeleted() int64 {
@@ -1516,7 +1643,7 @@ type ListCollectionsRequest struct {
 
 func (x *ListCollectionsRequest) Reset() {
 	*x = ListCollectionsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[18]
+	mi := &file_search_v1_search_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1655,7 @@ func (x *ListCollectionsRequest) String() string {
 func (*ListCollectionsRequest) ProtoMessage() {}
 
 func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[18]
+	mi := &file_search_v1_search_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1668,7 @@ func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListCollectionsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{18}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{19}
 }
 
 // ListCollectionsResponse lists the collections by name.
@@ -1554,7 +1681,7 @@ type ListCollectionsResponse struct {
 
 func (x *ListCollectionsResponse) Reset() {
 	*x = ListCollectionsResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[19]
+	mi := &file_search_v1_search_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1693,7 @@ func (x *ListCollectionsResponse) String() string {
 func (*ListCollectionsResponse) ProtoMessage() {}
 
 func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[19]
+	mi := &file_search_v1_search_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1706,7 @@ func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListCollectionsResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{19}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListCollectionsResponse) GetCollections() []*Collection {
@@ -1606,7 +1733,7 @@ type Collection struct {
 
 func (x *Collection) Reset() {
 	*x = Collection{}
-	mi := &file_search_v1_search_proto_msgTypes[20]
+	mi := &file_search_v1_search_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1618,7 +1745,7 @@ func (x *Collection) String() string {
 func (*Collection) ProtoMessage() {}
 
 func (x *Collection) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[20]
+	mi := &file_search_v1_search_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1631,7 +1758,7 @@ func (x *Collection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Collection.ProtoReflect.Descriptor instead.
 func (*Collection) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{20}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Collection) GetName() string {
@@ -1682,7 +1809,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[21]
+	mi := &file_search_v1_search_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1694,7 +1821,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[21]
+	mi := &file_search_v1_search_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1707,7 +1834,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{21}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LocateRequest) GetOptions() *LocateOptions {
@@ -1768,7 +1895,7 @@ type LocateOptions struct {
 
 func (x *LocateOptions) Reset() {
 	*x = LocateOptions{}
-	mi := &file_search_v1_search_proto_msgTypes[22]
+	mi := &file_search_v1_search_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1907,7 @@ func (x *LocateOptions) String() string {
 func (*LocateOptions) ProtoMessage() {}
 
 func (x *LocateOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[22]
+	mi := &file_search_v1_search_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1920,7 @@ func (x *LocateOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateOptions.ProtoReflect.Descriptor instead.
 func (*LocateOptions) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{22}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LocateOptions) GetCollections() []string {
@@ -1883,7 +2010,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1895,7 +2022,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1908,7 +2035,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LocateResponse) GetId() string {
@@ -1945,7 +2072,7 @@ type LocateError struct {
 
 func (x *LocateError) Reset() {
 	*x = LocateError{}
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1957,7 +2084,7 @@ func (x *LocateError) String() string {
 func (*LocateError) ProtoMessage() {}
 
 func (x *LocateError) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1970,7 +2097,7 @@ func (x *LocateError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateError.ProtoReflect.Descriptor instead.
 func (*LocateError) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LocateError) GetCode() string {
@@ -2070,7 +2197,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x10\n" +
-	"\x0eMonitorRequest\"\xf0\x01\n" +
+	"\x0eMonitorRequest\"\xaf\x02\n" +
 	"\x0fMonitorResponse\x12\x19\n" +
 	"\bn_things\x18\x01 \x01(\x03R\anThings\x12\x17\n" +
 	"\an_parts\x18\x02 \x01(\x03R\x06nParts\x12\x1f\n" +
@@ -2078,7 +2205,21 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"instanceId\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12%\n" +
 	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\x12G\n" +
-	"\x11rejected_settings\x18\x06 \x03(\v2\x1a.search.v1.RejectedSettingR\x10rejectedSettings\"m\n" +
+	"\x11rejected_settings\x18\x06 \x03(\v2\x1a.search.v1.RejectedSettingR\x10rejectedSettings\x12=\n" +
+	"\x0ememory_indexes\x18\a \x03(\v2\x16.search.v1.MemoryIndexR\rmemoryIndexes\"\x95\x02\n" +
+	"\vMemoryIndex\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x01 \x01(\tR\n" +
+	"collection\x12\x1b\n" +
+	"\tin_memory\x18\x02 \x01(\bR\binMemory\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x16\n" +
+	"\x06things\x18\x05 \x01(\x03R\x06things\x12\x1a\n" +
+	"\bvertices\x18\x06 \x01(\x03R\bvertices\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\tR\bsnapshot\x12\x10\n" +
+	"\x03lsn\x18\b \x01(\tR\x03lsn\x129\n" +
+	"\n" +
+	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"m\n" +
 	"\x0fRejectedSetting\x12\x1a\n" +
 	"\bvariable\x18\x01 \x01(\tR\bvariable\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +
@@ -2170,7 +2311,7 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 }
 
 var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_search_v1_search_proto_goTypes = []any{
 	(Relation)(0),                    // 0: search.v1.Relation
 	(*Point)(nil),                    // 1: search.v1.Point
@@ -2185,72 +2326,75 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*ImportProblem)(nil),            // 10: search.v1.ImportProblem
 	(*MonitorRequest)(nil),           // 11: search.v1.MonitorRequest
 	(*MonitorResponse)(nil),          // 12: search.v1.MonitorResponse
-	(*RejectedSetting)(nil),          // 13: search.v1.RejectedSetting
-	(*GetThingRequest)(nil),          // 14: search.v1.GetThingRequest
-	(*DeleteThingsRequest)(nil),      // 15: search.v1.DeleteThingsRequest
-	(*DeleteThingsResponse)(nil),     // 16: search.v1.DeleteThingsResponse
-	(*DeleteCollectionRequest)(nil),  // 17: search.v1.DeleteCollectionRequest
-	(*DeleteCollectionResponse)(nil), // 18: search.v1.DeleteCollectionResponse
-	(*ListCollectionsRequest)(nil),   // 19: search.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),  // 20: search.v1.ListCollectionsResponse
-	(*Collection)(nil),               // 21: search.v1.Collection
-	(*LocateRequest)(nil),            // 22: search.v1.LocateRequest
-	(*LocateOptions)(nil),            // 23: search.v1.LocateOptions
-	(*LocateResponse)(nil),           // 24: search.v1.LocateResponse
-	(*LocateError)(nil),              // 25: search.v1.LocateError
-	(*fieldmaskpb.FieldMask)(nil),    // 26: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 27: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 28: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(*MemoryIndex)(nil),              // 13: search.v1.MemoryIndex
+	(*RejectedSetting)(nil),          // 14: search.v1.RejectedSetting
+	(*GetThingRequest)(nil),          // 15: search.v1.GetThingRequest
+	(*DeleteThingsRequest)(nil),      // 16: search.v1.DeleteThingsRequest
+	(*DeleteThingsResponse)(nil),     // 17: search.v1.DeleteThingsResponse
+	(*DeleteCollectionRequest)(nil),  // 18: search.v1.DeleteCollectionRequest
+	(*DeleteCollectionResponse)(nil), // 19: search.v1.DeleteCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 20: search.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 21: search.v1.ListCollectionsResponse
+	(*Collection)(nil),               // 22: search.v1.Collection
+	(*LocateRequest)(nil),            // 23: search.v1.LocateRequest
+	(*LocateOptions)(nil),            // 24: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 25: search.v1.LocateResponse
+	(*LocateError)(nil),              // 26: search.v1.LocateError
+	(*fieldmaskpb.FieldMask)(nil),    // 27: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 28: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 29: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	1,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	4,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
 	2,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
 	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
-	26, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
-	27, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	27, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	28, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
 	6,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	28, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	29, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
 	2,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	28, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	29, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
 	8,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
 	10, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
 	10, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	13, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	26, // 14: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
-	21, // 15: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	2,  // 16: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	29, // 17: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	23, // 18: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	1,  // 19: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	4,  // 20: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	26, // 21: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
-	6,  // 22: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	25, // 23: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	3,  // 24: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	3,  // 25: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	7,  // 26: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	11, // 27: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	14, // 28: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	15, // 29: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	17, // 30: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	19, // 31: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	22, // 32: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	5,  // 33: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	6,  // 34: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	9,  // 35: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	12, // 36: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	6,  // 37: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	16, // 38: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	18, // 39: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	20, // 40: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	24, // 41: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	33, // [33:42] is the sub-list for method output_type
-	24, // [24:33] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	13, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
+	30, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	22, // 17: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	2,  // 18: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	30, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	24, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	1,  // 21: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	4,  // 22: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	27, // 23: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	6,  // 24: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	26, // 25: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	3,  // 26: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	3,  // 27: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	7,  // 28: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	11, // 29: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	15, // 30: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	16, // 31: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	18, // 32: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	20, // 33: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	23, // 34: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	5,  // 35: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	6,  // 36: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	9,  // 37: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	12, // 38: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	6,  // 39: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	17, // 40: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	19, // 41: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	21, // 42: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	25, // 43: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -2260,14 +2404,14 @@ func file_search_v1_search_proto_init() {
 	}
 	file_search_v1_search_proto_msgTypes[2].OneofWrappers = []any{}
 	file_search_v1_search_proto_msgTypes[5].OneofWrappers = []any{}
-	file_search_v1_search_proto_msgTypes[22].OneofWrappers = []any{}
+	file_search_v1_search_proto_msgTypes[23].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,107 @@
+package geo
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// StoreSnapshot describes one read-only snapshot of the store as a reader
+// of whole collections sees it (an in-memory index is built from one).
+type StoreSnapshot struct {
+	// Snapshot is the store's own description of the snapshot (for
+	// PostgreSQL, pg_current_snapshot() as text: which transactions it
+	// sees).
+	Snapshot string
+	// Position is the store's write position then (on a hot standby, the
+	// position replayed).
+	Position Position
+	// Before is a read position taken before the snapshot was: every
+	// write whose consistency token's position is below it had been
+	// committed before the snapshot was taken, and is in it.
+	Before Position
+	// Engine names the arithmetic the store answers with (for PostGIS,
+	// postgis_lib_version()).
+	Engine string
+	// Collections lists every collection in the snapshot, by name.
+	Collections []CollectionHead
+}
+
+// CollectionHead is what a snapshot says of a collection without reading
+// its things: when it last changed, and a marker that changes with every
+// write to it.
+type CollectionHead struct {
+	Name      string
+	UpdatedAt time.Time
+	// Marker differs between two snapshots when the collection was
+	// written between them (for PostgreSQL, the collection row's
+	// updated_at and xmin).
+	Marker string
+}
+
+// StoredThing is a thing as a collection reader hands it over: the fields
+// a search returns (no GeometryGeoJSON), the stored geometry as WKB, and
+// the bytes its properties take as the store sends them (Query.MaxBytes
+// counts the bytes of every field so).
+type StoredThing struct {
+	Thing
+	WKB             []byte
+	PropertiesBytes int
+}
+
+// CollectionReader reads whole collections in one snapshot.
+type CollectionReader interface {
+	// ReadCollections opens one read-only snapshot of the store and calls
+	// read with its description and with scan, which calls fn with every
+	// thing of a collection in that snapshot, in id order. scan returns
+	// fn's error as it is. Returns read's error as it is.
+	ReadCollections(ctx context.Context, read func(s StoreSnapshot, scan func(collection string, fn func(StoredThing) error) error) error) error
+}
+
+// ReadMark records the consistency token a read carried, once the read
+// has waited for it: a store answering from something older than the
+// database (an in-memory index) must answer it only from a snapshot
+// known to hold the token's write.
+type ReadMark struct{ p atomic.Pointer[Position] }
+
+type readMarkKey struct{}
+
+// WithReadMark returns ctx carrying a new, unset ReadMark.
+func WithReadMark(ctx context.Context) (context.Context, *ReadMark) {
+	m := new(ReadMark)
+	return context.WithValue(ctx, readMarkKey{}, m), m
+}
+
+// Set records that the read waited for the token of position p.
+func (m *ReadMark) Set(p Position) { m.p.Store(&p) }
+
+// ReadAfter returns the position of the consistency token the read ctx
+// belongs to waited for, and false when it carried none.
+func ReadAfter(ctx context.Context) (Position, bool) {
+	m, _ := ctx.Value(readMarkKey{}).(*ReadMark)
+	if m == nil {
+		return 0, false
+	}
+	p := m.p.Load()
+	if p == nil {
+		return 0, false
+	}
+	return *p, true
+}
+
+// MemoryIndex describes one collection as an in-memory index holds it
+// (Monitor reports it).
+type MemoryIndex struct {
+	Collection string
+	InMemory   bool
+	// Reason says why a collection is not in memory.
+	Reason string
+	// Bytes, Things and Vertices describe the index in memory.
+	Bytes            int64
+	Things, Vertices int
+	// Snapshot and Position are the store's snapshot the index was read
+	// in and its position then; UpdatedAt the collection's last change.
+	Snapshot  string
+	Position  Position
+	UpdatedAt time.Time
+}
