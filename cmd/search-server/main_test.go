@@ -123,7 +123,7 @@ func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial .
 		"LOG_LEVEL":             "debug",
 		"CONSUL_REGISTER":       "false",
 	}
-	// MEMINDEX in the test process's environment (make test-memindex-off)
+	// MEMINDEX in the test process's environment (make test-memindex-on)
 	// runs every server of the suite with the in-memory index so; a test's
 	// own env still wins.
 	if m, ok := os.LookupEnv("MEMINDEX"); ok {

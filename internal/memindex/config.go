@@ -10,7 +10,7 @@ import (
 type Config struct {
 	// Mode is on (point lookups are answered from memory where the index
 	// holds what they ask) or off (every read goes to the database).
-	Mode string `env:"MEMINDEX, default=on" live:"true"`
+	Mode string `env:"MEMINDEX, default=off" live:"true"`
 	// BudgetBytes bounds the memory the indexes hold; collections that do
 	// not fit in what is left stay on the database.
 	BudgetBytes int64 `env:"MEMINDEX_BUDGET_BYTES, default=2147483648" live:"true"`
