@@ -136,11 +136,11 @@ summary goes to standard error: features sent and acknowledged, time, rate.`,
 			if err != nil {
 				return err
 			}
-			acked := resp.GetImported() + int64(len(resp.GetRejected()))
+			acked := resp.GetImported() + rejectedCount(resp)
 			prog.acknowledge(acked)
 			prog.stop()
 			fmt.Fprintf(o.stderr, "sent %d features (%d acknowledged) %s\n", prog.sent.Load(), acked, prog.timing())
-			return reportImport(o, inFileOrder(resp, sent, local), verbose)
+			return reportImport(o, inFileOrder(resp, sent, local), int64(len(local)), verbose)
 		},
 	}
 	f := cmd.Flags()
@@ -173,9 +173,18 @@ func inFileOrder(resp *searchv1.ImportResponse, sent []int64, local []*searchv1.
 	return resp
 }
 
-func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error {
+// rejectedCount is how many features the server rejected: its count, or
+// for a server from before the count, the length of its complete list.
+func rejectedCount(resp *searchv1.ImportResponse) int64 {
+	return max(resp.GetRejectedCount(), int64(len(resp.GetRejected())))
+}
+
+// reportImport prints the summary of resp, whose rejected list has the
+// local rejections (features the client did not send) merged in.
+func reportImport(o *options, resp *searchv1.ImportResponse, local int64, verbose bool) error {
+	rejected := max(resp.GetRejectedCount()+local, int64(len(resp.GetRejected())))
 	fmt.Fprintf(o.stdout, "imported %d features into %s (%d repaired), rejected %d",
-		resp.GetImported(), resp.GetCollection(), resp.GetRepaired(), len(resp.GetRejected()))
+		resp.GetImported(), resp.GetCollection(), resp.GetRepaired(), rejected)
 	if n := resp.GetDeleted(); n > 0 {
 		fmt.Fprintf(o.stdout, ", deleted %d things the replace did not import", n)
 	}
@@ -189,8 +198,12 @@ func reportImport(o *options, resp *searchv1.ImportResponse, verbose bool) error
 	for _, p := range resp.GetRejected() {
 		fmt.Fprintf(o.stdout, "  rejected feature %d (%s): %s\n", p.GetIndex(), p.GetName(), p.GetReason())
 	}
-	if n := len(resp.GetRejected()); n > 0 {
-		return exitError{exitRejected, fmt.Errorf("%d of %d features were rejected", n, int64(n)+resp.GetImported())}
+	if resp.GetTruncated() {
+		fmt.Fprintf(o.stdout, "  (the server lists the problems of the first features only: %d of %d rejections and %d of %d repairs)\n",
+			int64(len(resp.GetRejected()))-local, resp.GetRejectedCount(), len(resp.GetRepairs()), resp.GetRepairsCount())
+	}
+	if rejected > 0 {
+		return exitError{exitRejected, fmt.Errorf("%d of %d features were rejected", rejected, rejected+resp.GetImported())}
 	}
 	return nil
 }

@@ -443,44 +443,6 @@ type Feature struct {
 	Repairs []string
 }
 
-// Problem says what happened to one feature of an import.
-type Problem struct {
-	Index  int
-	Name   string
-	Reason string
-}
-
-// ImportOptions say where an import goes.
-type ImportOptions struct {
-	// Collection receives the features; "" is DefaultCollection.
-	Collection string
-	// Replace makes the collection exactly the imported set: things of the
-	// collection that the import does not store are deleted, in the same
-	// transaction.
-	Replace bool
-}
-
-// Normalize returns o with the default collection filled in, or an Invalid
-// error for a bad collection name.
-func (o ImportOptions) Normalize() (ImportOptions, error) {
-	if o.Collection == "" {
-		o.Collection = DefaultCollection
-	}
-	return o, ValidateCollectionName(o.Collection)
-}
-
-// ImportResult summarizes an import.
-type ImportResult struct {
-	// Collection is the collection the features went to.
-	Collection string
-	Imported   int
-	Repaired   int
-	// Deleted counts the things a replace import removed.
-	Deleted  int64
-	Rejected []Problem
-	Repairs  []Problem
-}
-
 // FeatureSource yields the features of an import in order.
 type FeatureSource interface {
 	// Next returns the next feature, or io.EOF after the last one. Any other

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -401,11 +400,10 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 		}
 		return err
 	}
-	res.Rejected = append(res.Rejected, src.rejected...)
-	slices.SortStableFunc(res.Rejected, func(a, b geo.Problem) int { return a.Index - b.Index })
+	res.Rejected.Merge(src.rejected)
 	s.metrics.Count("import.imported", int64(res.Imported))
 	s.metrics.Count("import.repaired", int64(res.Repaired))
-	s.metrics.Count("import.rejected", int64(len(res.Rejected)))
+	s.metrics.Count("import.rejected", int64(res.Rejected.Count))
 	return stream.SendAndClose(importResultToProto(res))
 }
 
@@ -423,7 +421,7 @@ type importSource struct {
 	first       *searchv1.ImportRequest // the first message's feature, not yet returned
 	eof         bool                    // the stream has ended
 	next        int
-	rejected    []geo.Problem
+	rejected    geo.Problems
 }
 
 type received struct {
@@ -536,7 +534,7 @@ func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
 			GeometryJSON: []byte(req.GetGeometryGeojson()),
 		}, src.limits)
 		if err != nil {
-			src.rejected = append(src.rejected, geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
+			src.rejected.Add(geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
 			continue
 		}
 		return f, nil

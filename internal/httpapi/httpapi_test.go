@@ -135,8 +135,8 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 	svc := postgis.NewSearchService(pool)
 	if st.fixture != "" {
 		res, err := svc.Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: geotest.Load(t, st.fixture)})
-		if err != nil || len(res.Rejected) > 0 {
-			t.Fatalf("import %s: %v, rejected %v", st.fixture, err, res.Rejected)
+		if err != nil || res.Rejected.Count > 0 {
+			t.Fatalf("import %s: %v, rejected %v", st.fixture, err, res.Rejected.Listed)
 		}
 	}
 	access := &lockedBuffer{}
