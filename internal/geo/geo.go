@@ -73,9 +73,8 @@ type Filter struct {
 	// (AND); each filter matches one of its values (IN).
 	Properties []PropertyFilter
 	// Where, when not nil, keeps things that satisfy it (a CQL2 filter,
-	// expr.go). Left out of the fingerprint's JSON when nil, so that page
-	// tokens of filters without it stay as they were.
-	Where *Expr `json:",omitempty"`
+	// expr.go).
+	Where *Expr
 }
 
 // PropertyFilter matches things whose top-level property Key equals one of
@@ -211,7 +210,8 @@ func jsonKind(v any) string {
 // values sorted (by type, then value) without repeats. Two filters select the
 // same things when their canonical forms are equal; page tokens hash it.
 func (f Filter) Canonical() Filter {
-	c := Filter{Query: f.Query, Point: f.Point, MaxDistanceM: f.MaxDistanceM, BBox: f.BBox, Area: f.Area, Relation: f.Relation, Where: f.Where}
+	c := f // every field, a new one included; then the ones with an order
+	c.Collections, c.Properties = nil, nil
 	if len(f.Collections) > 0 {
 		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
 	}

@@ -67,23 +67,82 @@ func goldenCases() []goldenCase {
 	}
 }
 
-// TestWriteGoldenPageTokens writes the tokens of the code it runs with into
-// testdata/pagetokens-v1.json when GOLDEN_PAGE_TOKENS names that file: the
-// release's tokens were written so, by the code of the release.
+// readGolden reads testdata/name: a case's name -> its token.
+func readGolden(t *testing.T, name string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tokens map[string]string
+	if err := json.Unmarshal(b, &tokens); err != nil {
+		t.Fatal(err)
+	}
+	return tokens
+}
+
+// TestFirstReleasePageTokensKeepWorking: the tokens the first release
+// issued (testdata/pagetokens-v1.json, written by main's code at 00ae2d5,
+// whose fingerprint was the JSON of the whole filter) still page through
+// their searches, and are issued again as they were, so that instances of
+// that release read this one's during a rolling deploy.
+func TestFirstReleasePageTokensKeepWorking(t *testing.T) {
+	t.Parallel()
+	checkGolden(t, readGolden(t, "pagetokens-v1.json"), geo.EncodePageToken)
+}
+
+// TestStablePageTokensKeepWorking: the tokens of the stable encoding
+// (versions 3 and 4, testdata/pagetokens-stable.json) decode, and are
+// encoded the same, forever.
+func TestStablePageTokensKeepWorking(t *testing.T) {
+	t.Parallel()
+	checkGolden(t, readGolden(t, "pagetokens-stable.json"), geo.EncodeStablePageToken)
+}
+
+func checkGolden(t *testing.T, golden map[string]string, encode func(geo.Filter, geo.Cursor) string) {
+	t.Helper()
+	cases := goldenCases()
+	if len(golden) != len(cases) {
+		t.Errorf("%d golden tokens for %d cases", len(golden), len(cases))
+	}
+	other := geo.Filter{Query: "another search"}
+	for _, c := range cases {
+		tok, ok := golden[c.name]
+		if !ok {
+			t.Errorf("%s: no golden token", c.name)
+			continue
+		}
+		f := c.filter(t)
+		got, err := geo.DecodePageToken(tok, f, "page_token")
+		if err != nil || got != c.cursor {
+			t.Errorf("%s: golden token decoded to %+v, %v; want %+v", c.name, got, err, c.cursor)
+		}
+		if enc := encode(f, c.cursor); enc != tok {
+			t.Errorf("%s: encoded %s, golden %s", c.name, enc, tok)
+		}
+		if _, err := geo.DecodePageToken(tok, other, "page_token"); err == nil {
+			t.Errorf("%s: golden token accepted for another search", c.name)
+		}
+	}
+}
+
+// TestWriteGoldenPageTokens writes the stable tokens of the code it runs
+// with into testdata/pagetokens-stable.json when GOLDEN_PAGE_TOKENS=stable.
+// Golden files are written once, when their encoding is released, never
+// again: pagetokens-v1.json was written so by the first release's code.
 func TestWriteGoldenPageTokens(t *testing.T) {
-	path := os.Getenv("GOLDEN_PAGE_TOKENS")
-	if path == "" {
-		t.Skip("GOLDEN_PAGE_TOKENS is not set: nothing to write")
+	if os.Getenv("GOLDEN_PAGE_TOKENS") != "stable" {
+		t.Skip("GOLDEN_PAGE_TOKENS is not stable: nothing to write")
 	}
 	out := map[string]string{}
 	for _, c := range goldenCases() {
-		out[c.name] = geo.EncodePageToken(c.filter(t), c.cursor)
+		out[c.name] = geo.EncodeStablePageToken(c.filter(t), c.cursor)
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join("testdata", path), append(b, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join("testdata", "pagetokens-stable.json"), append(b, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
