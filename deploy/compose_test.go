@@ -771,3 +771,21 @@ func TestEnvconsulCanComeFromAnImage(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeServersTakeTheSampleImport: the servers listen on every
+// interface of the stack's network (LISTEN_ADDR's default, :50051) with no
+// token, where a server refuses writes unless ALLOW_OPEN_WRITES says
+// otherwise; the stack's import job writes, so the file must say so.
+func TestComposeServersTakeTheSampleImport(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	for _, name := range []string{"search-server-1", "search-server-2"} {
+		env := p.Services[name].Environment
+		if env["WRITE_TOKENS"] != nil {
+			continue
+		}
+		if v := env["ALLOW_OPEN_WRITES"]; v == nil || *v != "true" {
+			t.Errorf("%s: no WRITE_TOKENS and ALLOW_OPEN_WRITES %v; want true, or the sample import is refused", name, v)
+		}
+	}
+}

@@ -159,6 +159,13 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	if len(cfg.GRPC.ReadTokens) > 0 && len(cfg.GRPC.WriteTokens) == 0 {
 		logger.Warn("READ_TOKENS is set without WRITE_TOKENS: every Import is refused")
 	}
+	switch {
+	case auth.Enabled():
+	case !auth.OpenWrites():
+		logger.Warn("no token is set and LISTEN_ADDR is not loopback: writes (Import, DeleteThings, DeleteCollection) are refused; set WRITE_TOKENS, or ALLOW_OPEN_WRITES=true", "listen_addr", cfg.GRPC.ListenAddr)
+	case !grpcapi.Loopback(cfg.GRPC.ListenAddr):
+		logger.Warn("ALLOW_OPEN_WRITES=true and no token is set: anyone who reaches LISTEN_ADDR may import and delete", "listen_addr", cfg.GRPC.ListenAddr)
+	}
 	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
 	if err != nil {
 		return fail(&config.Error{Err: err})

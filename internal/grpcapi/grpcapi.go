@@ -109,6 +109,14 @@ type Config struct {
 	// WriteTokens are the bearer tokens Import needs. Once any token is set,
 	// Import needs one of these.
 	WriteTokens []string `env:"WRITE_TOKENS" secret:"true" live:"true"`
+	// AllowOpenWrites lets the write RPCs (Import, DeleteThings,
+	// DeleteCollection) run without a token when no token is set and
+	// LISTEN_ADDR is not a loopback address. Without it they are refused
+	// there (PERMISSION_DENIED), so that a server reachable from other
+	// hosts never lets anyone who reaches it replace or delete its data
+	// unless the operator said so. On a loopback listener they are open
+	// without a token, as before.
+	AllowOpenWrites bool `env:"ALLOW_OPEN_WRITES, default=false"`
 }
 
 // FollowDefaults lets a page size left at its default fit the one that was
