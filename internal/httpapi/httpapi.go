@@ -60,6 +60,15 @@ type Config struct {
 	// IdleTimeout closes a kept-alive connection without requests for this
 	// long.
 	IdleTimeout time.Duration `env:"HTTP_IDLE_TIMEOUT, default=2m"`
+	// PublicURL, when set, is the address clients reach the API at (an
+	// http or https URL, with a path prefix if a proxy adds one): every
+	// link is built on it, and neither the Host header nor Forwarded
+	// changes them (links.go).
+	PublicURL string `env:"HTTP_PUBLIC_URL"`
+	// TrustForwarded makes links follow the Forwarded or X-Forwarded-Proto
+	// and X-Forwarded-Host headers when HTTP_PUBLIC_URL is unset: only
+	// behind a proxy that sets them, since clients can send them too.
+	TrustForwarded bool `env:"HTTP_TRUST_FORWARDED, default=false"`
 	// MapTileURL, when set, is the basemap of /map (a Leaflet tile URL
 	// template such as https://tile.example.org/{z}/{x}/{y}.png); by default
 	// the map has none and works without internet.
@@ -109,6 +118,11 @@ func (c Config) Validate() error {
 	} {
 		if d.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.d))
+		}
+	}
+	if c.PublicURL != "" {
+		if _, err := publicBase(c.PublicURL); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
@@ -168,8 +182,10 @@ type Server struct {
 	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
 	tiles     *tileCache
 	tileDraws singleflight.Group
-	http      *http.Server
-	lis       net.Listener
+	// publicBase is HTTP_PUBLIC_URL normalized; "": links follow requests.
+	publicBase string
+	http       *http.Server
+	lis        net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
@@ -183,6 +199,13 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, cfg: cfg, deps: deps, tiles: newTileCache(cfg.TileCacheBytes)}
+	if cfg.PublicURL != "" {
+		base, err := publicBase(cfg.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+		s.publicBase = base
+	}
 	if cfg.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
 	}
@@ -352,6 +375,7 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		r = s.withBase(r)
 		err := s.bound(rec, r, rt)
 		if err != nil {
 			s.writeError(rec, r, rt.name, err)
