@@ -22,6 +22,7 @@ import (
 
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
+	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
@@ -213,7 +214,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 			return nil, err
 		}
 		httpSvc := svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(cfg, httpSvc, auth, logger, accessLogger, m); err != nil {
+		if s.http, err = newHTTP(cfg, httpSvc, replica, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -253,20 +254,21 @@ func httpLimits(c grpcapi.Config) httpapi.Limits {
 
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
 	}
 	return httpapi.New(svc, cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
-		Logger:     logger,
-		Access:     access,
-		Metrics:    m,
-		Tokens:     auth.Tokens(),
-		TLS:        tc,
-		Version:    buildVersion(),
-		Properties: svc,
-		Tiles:      svc,
+		Logger:      logger,
+		Access:      access,
+		Metrics:     m,
+		Tokens:      auth.Tokens(),
+		TLS:         tc,
+		Version:     buildVersion(),
+		Properties:  svc,
+		Tiles:       svc,
+		Consistency: rw,
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
@@ -149,15 +150,7 @@ func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any) 
 		}
 		m = m.Get(fd).Message()
 	}
-	token := m.Get(cm.in[len(cm.in)-1]).String()
-	if token == "" {
-		return nil
-	}
-	p, err := geo.DecodeConsistencyToken(token, cm.inName)
-	if err != nil {
-		return err
-	}
-	return c.rw.WaitFor(ctx, p)
+	return core.AwaitToken(ctx, c.rw, m.Get(cm.in[len(cm.in)-1]).String(), cm.inName)
 }
 
 // stamp sets resp's token to the write position now, after the write. The

@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -166,6 +167,10 @@ type Deps struct {
 	Properties geo.PropertyLister
 	// Tiles draws the vector tiles (tiles.go); none: no tiles.
 	Tiles geo.TileSource
+	// Consistency makes reads that carry a Consistency-Token header wait
+	// for the write it names, as gRPC's do; none: the store does not lag,
+	// and a valid token waits for nothing.
+	Consistency geo.ReadYourWrites
 }
 
 // Server serves the HTTP API.
@@ -432,7 +437,30 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (e
 			return err
 		}
 	}
+	if rt.access == geo.Read {
+		if err := s.awaitConsistency(w, r); err != nil {
+			return err
+		}
+	}
 	return rt.handler(w, r)
+}
+
+// awaitConsistency makes a read that carries a Consistency-Token header
+// (one, as gRPC's consistency_token field) wait for the write it names,
+// and the answer carry the token back: the position it reflects at least.
+func (s *Server) awaitConsistency(w http.ResponseWriter, r *http.Request) error {
+	values := r.Header.Values(core.ConsistencyHeader)
+	if len(values) == 0 {
+		return nil
+	}
+	if len(values) > 1 {
+		return geo.Errorf(geo.Invalid, "send one %s header, not %d", core.ConsistencyHeader, len(values))
+	}
+	if err := core.AwaitToken(r.Context(), s.deps.Consistency, values[0], core.ConsistencyHeader+" header"); err != nil {
+		return err
+	}
+	w.Header().Set(core.ConsistencyHeader, values[0])
+	return nil
 }
 
 // bearerToken returns the token of the "Authorization: Bearer" header.

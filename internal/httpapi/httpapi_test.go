@@ -100,6 +100,8 @@ type setup struct {
 	wrap func(geo.SearchService) geo.SearchService
 	// wrapProperties, when set, wraps the store's PropertyLister.
 	wrapProperties func(geo.PropertyLister) geo.PropertyLister
+	// consistency, when set, is what Consistency-Token headers wait on.
+	consistency geo.ReadYourWrites
 }
 
 // api is a running HTTP API on loopback over real PostGIS.
@@ -157,8 +159,9 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		Tokens:     st.tokens,
 		TLS:        st.tls,
 		Version:    "test",
-		Properties: props,
-		Tiles:      svc,
+		Properties:  props,
+		Tiles:       svc,
+		Consistency: st.consistency,
 	})
 	if err != nil {
 		t.Fatal(err)
