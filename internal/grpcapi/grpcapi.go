@@ -226,13 +226,6 @@ const keepaliveMinTime = 10 * time.Second
 const maxStreamWorkers = 10000
 
 // limits are the request limits that can change while serving.
-type limits struct {
-	defaultPageSize, maxPageSize, maxPageBytes, maxFeatureVertices int
-	maxImportFeatures                                              int
-	maxConcurrentImports, locateBatchSize                          int
-	locateBatchWait                                                time.Duration
-	streamSendTimeout, importIdleTimeout, importMaxDuration        time.Duration
-}
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
 type Server struct {
@@ -240,7 +233,10 @@ type Server struct {
 	svc     geo.SearchService
 	info    Info
 	metrics metrics.Metrics
-	limits  atomic.Pointer[limits]
+	// cfg is the configuration in effect: the handlers read their limits
+	// from it at each call, so every live setting of Config applies
+	// without being copied anywhere (Apply).
+	cfg     atomic.Pointer[Config]
 	imports atomic.Int64 // in progress
 	// rejected holds the configuration values refused, for Monitor.
 	rejected atomic.Pointer[[]RejectedSetting]
@@ -250,27 +246,17 @@ type Server struct {
 // and import.{imported,repaired,rejected} to m (metrics.Nop{} for none).
 func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) *Server {
 	s := &Server{svc: svc, info: info, metrics: m}
-	s.SetLimits(cfg)
+	s.Apply(cfg)
 	return s
 }
 
-// SetLimits applies cfg's page sizes and vertex limit to requests that
-// start from now on. cfg must be valid.
-func (s *Server) SetLimits(cfg Config) {
-	s.limits.Store(&limits{
-		defaultPageSize:      cfg.DefaultPageSize,
-		maxPageSize:          cfg.MaxPageSize,
-		maxPageBytes:         cfg.MaxPageBytes,
-		maxFeatureVertices:   cfg.MaxFeatureVertices,
-		maxImportFeatures:    cfg.MaxImportFeatures,
-		maxConcurrentImports: cfg.MaxConcurrentImports,
-		streamSendTimeout:    cfg.StreamSendTimeout,
-		importIdleTimeout:    cfg.ImportIdleTimeout,
-		importMaxDuration:    cfg.ImportMaxDuration,
-		locateBatchSize:      cfg.LocateBatchSize,
-		locateBatchWait:      cfg.LocateBatchWait,
-	})
-}
+// Apply makes cfg the configuration of calls that start from now on: the
+// live settings of Config (live:"true") take effect, the others are read at
+// start only.
+func (s *Server) Apply(cfg Config) { s.cfg.Store(&cfg) }
+
+// Config returns the configuration in effect.
+func (s *Server) Config() Config { return *s.cfg.Load() }
 
 // ServerOptions returns the options every gRPC server of this service uses:
 // TLS when configured, message size and per-connection stream limits, the
@@ -309,7 +295,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	if err != nil {
 		return nil, err
 	}
-	q.MaxBytes = s.limits.Load().maxPageBytes
+	q.MaxBytes = s.cfg.Load().MaxPageBytes
 	page, err := s.svc.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -344,7 +330,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 		return err
 	}
 	ctx := stream.Context()
-	guard := newStallGuard(stream, s.limits.Load().streamSendTimeout)
+	guard := newStallGuard(stream, s.cfg.Load().StreamSendTimeout)
 	defer guard.close()
 	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: sh.includeGeometry, Output: sh.output}
 	for {
@@ -382,14 +368,14 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 // feature is written, and they cannot disagree between messages because a
 // later message carrying them fails the import.
 func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
-	lim := s.limits.Load()
-	if n := s.imports.Add(1); n > int64(lim.maxConcurrentImports) {
+	lim := s.cfg.Load()
+	if n := s.imports.Add(1); n > int64(lim.MaxConcurrentImports) {
 		s.imports.Add(-1)
-		return geo.Errorf(geo.Busy, "this instance runs as many imports as it allows (MAX_CONCURRENT_IMPORTS=%d); nothing was read or stored: retry later", lim.maxConcurrentImports)
+		return geo.Errorf(geo.Busy, "this instance runs as many imports as it allows (MAX_CONCURRENT_IMPORTS=%d); nothing was read or stored: retry later", lim.MaxConcurrentImports)
 	}
 	defer s.imports.Add(-1)
-	ctx, cancel := context.WithTimeoutCause(stream.Context(), lim.importMaxDuration, geo.Errorf(geo.Timeout,
-		"the import did not finish within %s (IMPORT_MAX_DURATION); nothing was stored: split it into smaller imports", lim.importMaxDuration))
+	ctx, cancel := context.WithTimeoutCause(stream.Context(), lim.ImportMaxDuration, geo.Errorf(geo.Timeout,
+		"the import did not finish within %s (IMPORT_MAX_DURATION); nothing was stored: split it into smaller imports", lim.ImportMaxDuration))
 	defer cancel()
 	src := newImportSource(stream, lim)
 	defer src.close()
@@ -437,13 +423,13 @@ type received struct {
 	err error
 }
 
-func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse], lim *limits) *importSource {
+func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse], lim *Config) *importSource {
 	src := &importSource{
 		msgs:        make(chan received),
 		done:        make(chan struct{}),
-		limits:      geo.Limits{MaxVertices: lim.maxFeatureVertices},
-		maxFeatures: lim.maxImportFeatures,
-		idle:        lim.importIdleTimeout,
+		limits:      geo.Limits{MaxVertices: lim.MaxFeatureVertices},
+		maxFeatures: lim.MaxImportFeatures,
+		idle:        lim.ImportIdleTimeout,
 	}
 	go func() {
 		for {
@@ -639,14 +625,14 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 	}
 	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: sh.includeGeometry, Output: sh.output,
 		WithTotal: req.GetShowTotalSize()}
-	lim := s.limits.Load()
+	lim := s.cfg.Load()
 	switch {
 	case q.Limit < 0:
 		return geo.Query{}, shape{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
-		q.Limit = lim.defaultPageSize
-	case q.Limit > lim.maxPageSize:
-		q.Limit = lim.maxPageSize
+		q.Limit = lim.DefaultPageSize
+	case q.Limit > lim.MaxPageSize:
+		q.Limit = lim.MaxPageSize
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		c, err := geo.DecodePageToken(tok, filter, "page_token")

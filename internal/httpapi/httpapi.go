@@ -240,6 +240,9 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 // SetLimits applies lim to requests that start from now on.
 func (s *Server) SetLimits(lim Limits) { s.limits.Store(&lim) }
 
+// Limits returns the limits in effect.
+func (s *Server) Limits() Limits { return *s.limits.Load() }
+
 // SetReady sets what the readiness route answers: it follows the database
 // as the gRPC health service does, and turns not ready first at shutdown.
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }

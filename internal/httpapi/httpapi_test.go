@@ -153,12 +153,12 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		props = st.wrapProperties(svc)
 	}
 	srv, err := httpapi.New(served, st.cfg, st.limits, httpapi.Deps{
-		Logger:     logger,
-		Access:     slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:    m,
-		Tokens:     st.tokens,
-		TLS:        st.tls,
-		Version:    "test",
+		Logger:      logger,
+		Access:      slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:     m,
+		Tokens:      st.tokens,
+		TLS:         st.tls,
+		Version:     "test",
 		Properties:  props,
 		Tiles:       svc,
 		Consistency: st.consistency,
