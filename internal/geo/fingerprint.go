@@ -236,6 +236,7 @@ type legacyFilter struct {
 // which must set only the fields that release had.
 func legacyFingerprint(f Filter) uint64 {
 	c := f.Canonical()
+	//lint:ignore S1016 a literal, so that a field added to Filter leaves legacyFilter as the first release had it
 	b, err := json.Marshal(legacyFilter{Query: c.Query, Point: c.Point, MaxDistanceM: c.MaxDistanceM, BBox: c.BBox,
 		Area: c.Area, Relation: c.Relation, Collections: c.Collections, Properties: c.Properties, Where: c.Where})
 	if err != nil {
