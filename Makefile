@@ -8,7 +8,7 @@ BIN     := $(CURDIR)/bin
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
 
 all: build
 
@@ -195,9 +195,19 @@ grpcurl: $(BIN)/grpcurl
 $(BIN)/grpcurl: tools/grpcurl/go.mod tools/grpcurl/go.sum
 	cd tools/grpcurl && $(GO) build -o $(BIN)/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
-## lint: go vet and gofmt
-lint: fmt-check
+## lint: gofmt, go vet, staticcheck (pinned in tools/staticcheck/go.mod) and
+##       the sizes the code keeps to (tools/rooms: no file over 600 lines, no
+##       function over 100, outside generated code and tests)
+lint: fmt-check staticcheck
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+	cd tools/rooms && $(GO) vet . && $(GO) test -count=1 . && $(GO) run . ../..
+
+## staticcheck: staticcheck, pinned in tools/staticcheck/go.mod, into bin/
+staticcheck: $(BIN)/staticcheck
+
+$(BIN)/staticcheck: tools/staticcheck/go.mod tools/staticcheck/go.sum
+	cd tools/staticcheck && $(GO) build -o $(BIN)/staticcheck honnef.co/go/tools/cmd/staticcheck
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -9,7 +9,6 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -469,18 +468,21 @@ func TestImageIsStampedWithItsVersion(t *testing.T) {
 		}
 	}
 	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, "../cmd/search-server", func(fi fs.FileInfo) bool {
-		return !strings.HasSuffix(fi.Name(), "_test.go")
-	}, 0)
+	files, err := filepath.Glob("../cmd/search-server/*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, pkg := range pkgs {
-		for _, f := range pkg.Files {
-			if obj := f.Scope.Lookup("stampedVersion"); obj != nil && obj.Kind == ast.Var {
-				found = true
-			}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if obj := f.Scope.Lookup("stampedVersion"); obj != nil && obj.Kind == ast.Var {
+			found = true
 		}
 	}
 	if !found {
@@ -768,6 +770,24 @@ func TestEnvconsulCanComeFromAnImage(t *testing.T) {
 		}
 		if v := s.Build.Args["ENVCONSUL_FROM"]; v == nil || *v != "envconsul-release" {
 			t.Errorf("%s: build arg ENVCONSUL_FROM = %v, want ${GEO_SEARCH_ENVCONSUL_FROM:-envconsul-release}", name, v)
+		}
+	}
+}
+
+// TestComposeServersTakeTheSampleImport: the servers listen on every
+// interface of the stack's network (LISTEN_ADDR's default, :50051) with no
+// token, where a server refuses writes unless ALLOW_OPEN_WRITES says
+// otherwise; the stack's import job writes, so the file must say so.
+func TestComposeServersTakeTheSampleImport(t *testing.T) {
+	t.Parallel()
+	p := loadCompose(t)
+	for _, name := range []string{"search-server-1", "search-server-2"} {
+		env := p.Services[name].Environment
+		if env["WRITE_TOKENS"] != nil {
+			continue
+		}
+		if v := env["ALLOW_OPEN_WRITES"]; v == nil || *v != "true" {
+			t.Errorf("%s: no WRITE_TOKENS and ALLOW_OPEN_WRITES %v; want true, or the sample import is refused", name, v)
 		}
 	}
 }

@@ -157,7 +157,7 @@ func importDataset(ctx context.Context, conn *grpc.ClientConn, ds *dataset) (imp
 		Dataset:        ds.name,
 		Features:       len(ds.requests),
 		Imported:       resp.GetImported(),
-		Rejected:       len(resp.GetRejected()),
+		Rejected:       int(max(resp.GetRejectedCount(), int64(len(resp.GetRejected())))),
 		Vertices:       ds.vertices,
 		Seconds:        secs,
 		FeaturesPerSec: float64(resp.GetImported()) / secs,

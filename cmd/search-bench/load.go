@@ -469,3 +469,27 @@ func waitMemoryIndex(ctx context.Context, conn *grpc.ClientConn, things int64, p
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// importCountries imports the countries into a server of the bench's own
+// (not into --server-addr's) and waits for its in-memory index to hold
+// what was imported.
+func (b *bench) importCountries(ctx context.Context, main endpoint, pool *pgxpool.Pool, r *report) error {
+	if b.o.serverAddr == "" {
+		ds, err := loadGeoJSON(b.o.countries)
+		if err != nil {
+			return err
+		}
+		b.progress("importing %s: %d features, %d vertices", ds.name, len(ds.requests), ds.vertices)
+		imp, err := b.importAndAnalyze(ctx, main, ds, pool)
+		if err != nil {
+			return err
+		}
+		imp.TargetSeconds = countriesImportTarget
+		r.Imports = append(r.Imports, imp)
+	}
+	var imported int64
+	for _, imp := range r.Imports {
+		imported += imp.Imported
+	}
+	return waitMemoryIndex(ctx, main.conn, imported, b.progress)
+}

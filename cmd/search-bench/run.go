@@ -210,25 +210,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		b.progress("database CPU will not be measured: %v", err)
 	}
 
-	if o.serverAddr == "" {
-		ds, err := loadGeoJSON(o.countries)
-		if err != nil {
-			return nil, err
-		}
-		b.progress("importing %s: %d features, %d vertices", ds.name, len(ds.requests), ds.vertices)
-		imp, err := b.importAndAnalyze(ctx, main, ds, pool)
-		if err != nil {
-			return nil, err
-		}
-		imp.TargetSeconds = countriesImportTarget
-		r.Imports = append(r.Imports, imp)
-	}
-
-	var imported int64
-	for _, imp := range r.Imports {
-		imported += imp.Imported
-	}
-	if err := waitMemoryIndex(ctx, main.conn, imported, b.progress); err != nil {
+	if err := b.importCountries(ctx, main, pool, r); err != nil {
 		return nil, err
 	}
 	b.progress("verifying %d points and %d name searches", o.verify, len(nameQueries))

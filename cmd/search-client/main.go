@@ -148,7 +148,8 @@ func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	}
 	opts = append(opts,
 		grpc.WithResolvers(consul.DNSBuilder{}, consul.HTTPBuilder{Config: consul.Config{Token: o.consulToken}}),
-		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
+		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvBytes)))
 	if direct {
 		opts = append(opts, grpc.WithDefaultCallOptions(grpc.WaitForReady(false)))
 	}
@@ -158,6 +159,12 @@ func (o *options) dial(ctx context.Context) (*grpc.ClientConn, error) {
 	}
 	return conn, nil
 }
+
+// maxRecvBytes is the largest answer the CLI takes, above grpc-go's 4 MiB
+// default: a Get of a detailed geometry, or the import summary of a server
+// from before summaries were bounded, which listed every problem (60,000
+// repaired polygons made 5 MB).
+const maxRecvBytes = 64 << 20
 
 // dnsPoll is how often the CLI asks Consul DNS again while it lists nobody.
 const dnsPoll = 200 * time.Millisecond

@@ -78,6 +78,12 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	bad := v1.message("search.v1.ImportRequest")
+	set(bad, "name", protoreflect.ValueOfString("Old Broken"))
+	set(bad, "geometry_geojson", protoreflect.ValueOfString(`{"type":"Polygon"}`))
+	if err := stream.SendMsg(bad); err != nil {
+		t.Fatal(err)
+	}
 	if err := stream.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +93,11 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 	}
 	if n := get(imported, "imported").Int(); n != 2 {
 		t.Fatalf("imported %d with v1 messages, want 2", n)
+	}
+	// A v1 client counts rejections by listing them: with fewer problems
+	// than a summary lists, it still gets every one.
+	if n := get(imported, "rejected").List().Len(); n != 1 {
+		t.Errorf("v1 import answered %d rejections, want the one bad feature listed", n)
 	}
 
 	// Search, unary.

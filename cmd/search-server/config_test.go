@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +105,63 @@ func TestPprofAddrMustBeLoopback(t *testing.T) {
 				t.Errorf("error %q does not name PPROF_ADDR", err)
 			}
 		})
+	}
+}
+
+// looksSecret says whether a variable's name names a secret: a token, a
+// password, a key or a credential, or a database URL (which may hold a
+// password). A name ending in _FILE names a file, whose path is no secret.
+var looksSecret = regexp.MustCompile(`TOKEN|PASS|SECRET|CREDENTIAL|PRIVATE|(^|_)KEY(S)?($|_)|^DATABASE(_[A-Z]+)?_URL$`)
+
+// TestEverySecretLookingSettingIsRedacted walks every setting of the
+// server (config.Settings, so a new one is included): each whose name looks
+// secret must be tagged secret, and a value set for it, valid or refused,
+// must appear in no configuration dump (search-server config and the start
+// log print config.Settings), no rejection (Monitor's rejected_settings,
+// the config.rejected log records) and no notice.
+func TestEverySecretLookingSettingIsRedacted(t *testing.T) {
+	t.Parallel()
+	const sentinel = "s3ntinel-9f2c"
+	valid := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}
+	refused := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}
+	var secrets []string
+	for _, s := range config.Settings(serverConfig{}) {
+		if !looksSecret.MatchString(s.Var) || strings.HasSuffix(s.Var, "_FILE") {
+			continue
+		}
+		if !s.Secret {
+			t.Errorf("%s looks secret but is not tagged secret:\"true\": its value would be printed", s.Var)
+		}
+		secrets = append(secrets, s.Var)
+		if strings.HasSuffix(s.Var, "_URL") {
+			valid[s.Var] = "postgres://u:" + sentinel + "@127.0.0.1:1/db?sslpassword=" + sentinel
+			refused[s.Var] = "postgres://u:" + sentinel + "@[::1/db" // does not parse
+		} else {
+			valid[s.Var] = sentinel + "-a," + sentinel + "-b"
+			refused[s.Var] = sentinel + "\x00"
+		}
+	}
+	if len(secrets) < 5 {
+		t.Fatalf("found only %v as secret-looking settings", secrets)
+	}
+	for name, env := range map[string]map[string]string{"valid": valid, "refused": refused} {
+		st, err := startupConfig(context.Background(), envconfig.MapLookuper(nil), envconfig.MapLookuper(env))
+		var shown strings.Builder
+		if err != nil {
+			shown.WriteString(err.Error())
+		} else {
+			for _, s := range config.Settings(st.cfg) {
+				fmt.Fprintf(&shown, "%s=%s\n", s.Var, s.Value)
+			}
+			for _, r := range st.rejected {
+				fmt.Fprintf(&shown, "rejected %s=%s: %s\n", r.Var, r.Value, r.Reason)
+			}
+			for _, n := range st.notices {
+				fmt.Fprintf(&shown, "%s %v\n", n.Msg, n.Attrs)
+			}
+		}
+		if strings.Contains(shown.String(), sentinel) {
+			t.Errorf("%s secret values of %v are shown:\n%s", name, secrets, shown.String())
+		}
 	}
 }

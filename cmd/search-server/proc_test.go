@@ -146,13 +146,3 @@ func (p *proc) shutdownSteps(method string) []string {
 	}
 	return steps
 }
-
-// instanceID is the instance ID the server logs under.
-func (p *proc) instanceID() string {
-	for _, rec := range p.records() {
-		if id, ok := rec["instance"].(string); ok {
-			return id
-		}
-	}
-	return ""
-}

@@ -39,7 +39,7 @@ func (s *Server) watchConfig(ctx context.Context) {
 // applyLive swaps in cfg's live settings.
 func (s *Server) applyLive(cfg serverConfig) {
 	s.level.Set(cfg.LogLevel)
-	s.api.SetLimits(cfg.GRPC)
+	s.api.Apply(cfg.GRPC)
 	if s.http != nil {
 		s.http.SetLimits(httpLimits(cfg.GRPC))
 	}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/consul"
+	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
@@ -158,12 +159,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	// they ask; it reads the database DATABASE_URL names, standby or not.
 	index := memindex.NewRegistry(svc, cfg.Index, logger)
 	auth := grpcapi.NewAuth(cfg.GRPC)
-	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
-		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
-	}
-	if len(cfg.GRPC.ReadTokens) > 0 && len(cfg.GRPC.WriteTokens) == 0 {
-		logger.Warn("READ_TOKENS is set without WRITE_TOKENS: every Import is refused")
-	}
+	warnAboutAccess(cfg, auth, logger)
 	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
 	if err != nil {
 		return fail(&config.Error{Err: err})
@@ -214,31 +210,14 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 			return nil, err
 		}
 		httpSvc := svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(cfg, httpSvc, index, auth, logger, accessLogger, m); err != nil {
+		if s.http, err = newHTTP(cfg, httpSvc, index, replica, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.ready.OnChange(s.http.SetReady)
 	}
 	if cfg.Consul.Register {
-		host, port, err := consul.AdvertiseHostPort(cfg.Consul, lis.Addr())
-		if err == nil {
-			s.registrar, err = consul.NewRegistrar(cfg.Consul, consul.Instance{
-				ID:            cfg.InstanceID,
-				Version:       buildVersion(),
-				Host:          host,
-				Port:          port,
-				HealthService: searchv1.SearchService_ServiceDesc.ServiceName,
-				TLS:           cfg.GRPC.TLSEnabled(),
-			}, logger)
-		}
-		if err == nil {
-			s.handover, err = consul.NewHandover(cfg.Consul, s.registrar.ServiceID(), logger)
-		}
-		if err == nil && s.http != nil {
-			s.httpRegistrar, err = newHTTPRegistrar(cfg, s.http.Addr(), logger)
-		}
-		if err != nil {
+		if err := s.newRegistrars(); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("consul registration: %w", err)
 		}
@@ -252,22 +231,64 @@ func httpLimits(c grpcapi.Config) httpapi.Limits {
 	return httpapi.Limits{DefaultPageSize: c.DefaultPageSize, MaxPageSize: c.MaxPageSize, MaxPageBytes: c.MaxPageBytes, LocateBatchSize: c.LocateBatchSize, LocateBatchWait: c.LocateBatchWait}
 }
 
+// warnAboutAccess logs the access settings that leave the service open or
+// closed in ways an operator may not mean.
+func warnAboutAccess(cfg serverConfig, auth *grpcapi.Auth, logger *slog.Logger) {
+	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
+		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
+	}
+	if len(cfg.GRPC.ReadTokens) > 0 && len(cfg.GRPC.WriteTokens) == 0 {
+		logger.Warn("READ_TOKENS is set without WRITE_TOKENS: every Import is refused")
+	}
+	switch {
+	case auth.Enabled():
+	case !auth.OpenWrites():
+		logger.Warn("no token is set and LISTEN_ADDR is not loopback: writes (Import, DeleteThings, DeleteCollection) are refused; set WRITE_TOKENS, or ALLOW_OPEN_WRITES=true", "listen_addr", cfg.GRPC.ListenAddr)
+	case !grpcapi.Loopback(cfg.GRPC.ListenAddr):
+		logger.Warn("ALLOW_OPEN_WRITES=true and no token is set: anyone who reaches LISTEN_ADDR may import and delete", "listen_addr", cfg.GRPC.ListenAddr)
+	}
+}
+
+// newRegistrars builds the Consul registrations of the gRPC service, its
+// handover and, with HTTP on, the HTTP service.
+func (s *Server) newRegistrars() error {
+	host, port, err := consul.AdvertiseHostPort(s.cfg.Consul, s.lis.Addr())
+	if err == nil {
+		s.registrar, err = consul.NewRegistrar(s.cfg.Consul, consul.Instance{
+			ID:            s.cfg.InstanceID,
+			Version:       buildVersion(),
+			Host:          host,
+			Port:          port,
+			HealthService: searchv1.SearchService_ServiceDesc.ServiceName,
+			TLS:           s.cfg.GRPC.TLSEnabled(),
+		}, s.logger)
+	}
+	if err == nil {
+		s.handover, err = consul.NewHandover(s.cfg.Consul, s.registrar.ServiceID(), s.logger)
+	}
+	if err == nil && s.http != nil {
+		s.httpRegistrar, err = newHTTPRegistrar(s.cfg, s.http.Addr(), s.logger)
+	}
+	return err
+}
+
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Registry, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
 	}
 	return httpapi.New(memindex.NewSearchService(svc, index, m), cfg.HTTP, httpLimits(cfg.GRPC), httpapi.Deps{
-		Logger:     logger,
-		Access:     access,
-		Metrics:    m,
-		Tokens:     auth.Tokens(),
-		TLS:        tc,
-		Version:    buildVersion(),
-		Properties: svc,
-		Tiles:      svc,
+		Logger:      logger,
+		Access:      access,
+		Metrics:     m,
+		Tokens:      auth.Tokens(),
+		TLS:         tc,
+		Version:     buildVersion(),
+		Properties:  svc,
+		Tiles:       svc,
+		Consistency: rw,
 	})
 }
 
@@ -298,6 +319,26 @@ func newHTTPRegistrar(cfg serverConfig, addr net.Addr, logger *slog.Logger) (*co
 // Addr is the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
+// startLoops starts the background loops on wg: readiness, the Consul
+// registrations, the handover, the gauges, the in-memory index and the KV
+// watch. They end when ctx does.
+func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Go(func() { s.ready.Run(ctx) })
+	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
+		if r != nil {
+			wg.Go(func() { r.Run(ctx) })
+		}
+	}
+	if s.handover != nil {
+		wg.Go(func() { s.handover.Run(ctx) })
+	}
+	wg.Go(func() { s.reportGauges(ctx) })
+	wg.Go(func() { s.index.Run(ctx) })
+	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
+		wg.Go(func() { s.watchConfig(ctx) })
+	}
+}
+
 // Run serves until ctx is cancelled, then shuts down in this order:
 //
 //  0. with a peer seen within the last minute, the handover (CONSUL_HANDOVER_TIMEOUT):
@@ -323,44 +364,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// handover is still fully itself.
 	rctx, stopReadiness := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.ready.Run(rctx)
-	}()
-	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
-		if r != nil {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.Run(rctx)
-			}()
-		}
-	}
-	if s.handover != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.handover.Run(rctx)
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.reportGauges(rctx)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.index.Run(rctx)
-	}()
-	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.watchConfig(rctx)
-		}()
-	}
+	s.startLoops(rctx, &wg)
 	if s.pprof != nil {
 		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
 		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())

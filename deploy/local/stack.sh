@@ -209,6 +209,9 @@ start_servers() {
 		port_var="SERVER$((i + 1))_PORT"
 		port=${!port_var}
 		http_port_var="HTTP$((i + 1))_PORT"
+		# Loopback listeners: the sample import and deletes need no token
+		# and no ALLOW_OPEN_WRITES (a server listening where other hosts
+		# reach it refuses writes without a token unless that is set).
 		LISTEN_ADDR="127.0.0.1:$port" HTTP_LISTEN_ADDR="127.0.0.1:${!http_port_var}" start_daemon "$name" \
 			"'$BIN/search-client' --addr 127.0.0.1:$port --timeout 1s health" "$BIN/search-server"
 	done

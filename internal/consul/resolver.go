@@ -205,6 +205,7 @@ func (p *publisher) publish(addrs []string, ids []string, none error) {
 	for i, a := range addrs {
 		state.Addresses[i] = resolver.Address{Addr: a}
 		if ids != nil {
+			//lint:ignore SA1019 the resolver publishes addresses, not endpoints; the handover balancer reads the instance ID from here
 			state.Addresses[i].BalancerAttributes = attributes.New(InstanceIDKey{}, ids[i])
 		}
 	}

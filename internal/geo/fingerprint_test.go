@@ -47,3 +47,37 @@ func TestFingerprintIsOfTheCanonicalFilter(t *testing.T) {
 		t.Error("the string 1 and the number 1 share a fingerprint")
 	}
 }
+
+// TestFingerprintCoversEveryExprPart: each part of a CQL2 expression (found
+// by reflection) is in the fingerprint, so two filters differing in one part
+// never share their tokens.
+func TestFingerprintCoversEveryExprPart(t *testing.T) {
+	t.Parallel()
+	cmp := geo.Expr{Compare: &geo.Comparison{Property: "a", Op: geo.OpEq, Value: "x"}}
+	parts := map[string]geo.Expr{
+		"And":        {And: []geo.Expr{cmp, cmp}},
+		"Or":         {Or: []geo.Expr{cmp, cmp}},
+		"Not":        {Not: &cmp},
+		"Compare":    cmp,
+		"In":         {In: &geo.InList{Property: "a", Values: []any{"x"}}},
+		"Like":       {Like: &geo.LikePattern{Property: "a", Pattern: "x"}},
+		"Between":    {Between: &geo.Range{Property: "a", Low: 1, High: 2}},
+		"IsNull":     {IsNull: "a"},
+		"Intersects": {Intersects: `{"type":"Point","coordinates":[1,2]}`},
+	}
+	seen := map[uint64]string{}
+	typ := reflect.TypeFor[geo.Expr]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		e, ok := parts[name]
+		if !ok {
+			t.Errorf("geo.Expr.%s has no example here", name)
+			continue
+		}
+		fp := geo.FilterFingerprint(geo.Filter{Where: &e})
+		if prev, dup := seen[fp]; dup {
+			t.Errorf("expressions of %s and %s share a fingerprint", prev, name)
+		}
+		seen[fp] = name
+	}
+}

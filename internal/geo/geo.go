@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -73,9 +72,8 @@ type Filter struct {
 	// (AND); each filter matches one of its values (IN).
 	Properties []PropertyFilter
 	// Where, when not nil, keeps things that satisfy it (a CQL2 filter,
-	// expr.go). Left out of the fingerprint's JSON when nil, so that page
-	// tokens of filters without it stay as they were.
-	Where *Expr `json:",omitempty"`
+	// expr.go).
+	Where *Expr
 }
 
 // PropertyFilter matches things whose top-level property Key equals one of
@@ -203,76 +201,6 @@ func jsonKind(v any) string {
 		return "an object"
 	default:
 		return fmt.Sprintf("of type %T", v)
-	}
-}
-
-// Canonical returns f in a canonical form, which selects the same things:
-// collections sorted without repeats, property filters sorted by key, their
-// values sorted (by type, then value) without repeats. Two filters select the
-// same things when their canonical forms are equal; page tokens hash it.
-func (f Filter) Canonical() Filter {
-	c := Filter{Query: f.Query, Point: f.Point, MaxDistanceM: f.MaxDistanceM, BBox: f.BBox, Area: f.Area, Relation: f.Relation, Where: f.Where}
-	if len(f.Collections) > 0 {
-		c.Collections = slices.Compact(slices.Sorted(slices.Values(f.Collections)))
-	}
-	if len(f.Properties) > 0 {
-		c.Properties = make([]PropertyFilter, len(f.Properties))
-		for i, pf := range f.Properties {
-			vs := slices.Clone(pf.Values)
-			slices.SortFunc(vs, compareValues)
-			vs = slices.CompactFunc(vs, func(a, b any) bool { return compareValues(a, b) == 0 })
-			c.Properties[i] = PropertyFilter{Key: pf.Key, Values: vs}
-		}
-		slices.SortFunc(c.Properties, func(a, b PropertyFilter) int { return strings.Compare(a.Key, b.Key) })
-	}
-	return c
-}
-
-// compareValues orders property values: booleans, then numbers, then
-// strings, then anything else (which Validate refuses).
-func compareValues(a, b any) int {
-	rank := func(v any) int {
-		switch v.(type) {
-		case bool:
-			return 0
-		case float64:
-			return 1
-		case string:
-			return 2
-		default:
-			return 3
-		}
-	}
-	if c := rank(a) - rank(b); c != 0 {
-		return c
-	}
-	switch a := a.(type) {
-	case bool:
-		bb := b.(bool)
-		switch {
-		case a == bb:
-			return 0
-		case !a:
-			return -1
-		default:
-			return 1
-		}
-	case float64:
-		return cmpFloat(a, b.(float64))
-	case string:
-		return strings.Compare(a, b.(string))
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	default:
-		return 0
 	}
 }
 
@@ -441,44 +369,6 @@ type Feature struct {
 	Geometry   *geom.MultiPolygon
 	// Repairs lists what decoding fixed in the geometry; empty if nothing.
 	Repairs []string
-}
-
-// Problem says what happened to one feature of an import.
-type Problem struct {
-	Index  int
-	Name   string
-	Reason string
-}
-
-// ImportOptions say where an import goes.
-type ImportOptions struct {
-	// Collection receives the features; "" is DefaultCollection.
-	Collection string
-	// Replace makes the collection exactly the imported set: things of the
-	// collection that the import does not store are deleted, in the same
-	// transaction.
-	Replace bool
-}
-
-// Normalize returns o with the default collection filled in, or an Invalid
-// error for a bad collection name.
-func (o ImportOptions) Normalize() (ImportOptions, error) {
-	if o.Collection == "" {
-		o.Collection = DefaultCollection
-	}
-	return o, ValidateCollectionName(o.Collection)
-}
-
-// ImportResult summarizes an import.
-type ImportResult struct {
-	// Collection is the collection the features went to.
-	Collection string
-	Imported   int
-	Repaired   int
-	// Deleted counts the things a replace import removed.
-	Deleted  int64
-	Rejected []Problem
-	Repairs  []Problem
 }
 
 // FeatureSource yields the features of an import in order.

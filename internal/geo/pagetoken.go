@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
-	"fmt"
-	"hash/fnv"
 	"math"
 	"unicode/utf8"
 )
@@ -17,9 +14,16 @@ import (
 //	version (1 byte) | filter fingerprint (8 bytes) | last id (uvarint) | last name
 //
 // A nearest search (Filter.MaxDistanceM) is ordered by distance first; its
-// tokens are version 2 and carry the last distance after the fingerprint,
-// as the 8 bytes of its IEEE 754 bits. The store computes a thing's
-// distance the same way on every page, so the keyset comparison is exact.
+// tokens carry the last distance after the fingerprint, as the 8 bytes of
+// its IEEE 754 bits. The store computes a thing's distance the same way on
+// every page, so the keyset comparison is exact.
+//
+// Versions 3 (nearest: 4) carry the fingerprint of fingerprint.go, stable
+// across versions. Versions 1 (nearest: 2) carry the first release's
+// (legacyFingerprint) and are still issued for the filters that release
+// could express, so that its instances and this one read each other's
+// tokens in the middle of a walk during a rolling deploy; every version is
+// read.
 //
 // The fingerprint ties a token to the filter it was issued for, so a token
 // used with another search is refused rather than silently misapplied. It is
@@ -27,36 +31,39 @@ import (
 // the caller's own search, because the cursor values are bound parameters.
 // Unsigned tokens work on every instance without a shared secret.
 const (
-	pageTokenVersion        = 1
-	nearestPageTokenVersion = 2
-	maxPageTokenLen         = 4096
+	legacyPageTokenVersion        = 1
+	legacyNearestPageTokenVersion = 2
+	pageTokenVersion              = 3
+	nearestPageTokenVersion       = 4
+	maxPageTokenLen               = 4096
 )
 
-// filterFingerprint hashes the whole canonical filter, as JSON: every field
-// of geo.Filter is in it without being listed here, and two filters that
-// select the same things (collections or values in another order) share
-// their tokens. f must be valid (JSON has no NaN).
-func filterFingerprint(f Filter) uint64 {
-	b, err := json.Marshal(f.Canonical())
-	if err != nil {
-		panic(fmt.Sprintf("geo: fingerprint of a filter that was not validated: %v", err))
-	}
-	h := fnv.New64a()
-	_, _ = h.Write(b)
-	return h.Sum64()
-}
+// issueLegacyTokens makes filters the first release could express get
+// tokens of its versions (1 and 2). A release whose previous release reads
+// versions 3 and 4 (this one does) may turn it off.
+const issueLegacyTokens = true
 
 // EncodePageToken returns the token of the page that starts after c in the
 // results of f.
 func EncodePageToken(f Filter, c Cursor) string {
+	return encodePageToken(f, c, issueLegacyTokens)
+}
+
+func encodePageToken(f Filter, c Cursor, issueLegacy bool) string {
+	fp, legacy := filterFingerprint(f)
+	version := byte(pageTokenVersion)
+	if legacy && issueLegacy {
+		fp, version = legacyFingerprint(f), legacyPageTokenVersion
+	}
+	nearest := f.MaxDistanceM > 0
+	if nearest {
+		version++ // 2 or 4
+	}
 	b := make([]byte, 0, 1+8+8+binary.MaxVarintLen64+len(c.Name))
-	if f.MaxDistanceM > 0 {
-		b = append(b, nearestPageTokenVersion)
-		b = binary.BigEndian.AppendUint64(b, filterFingerprint(f))
+	b = append(b, version)
+	b = binary.BigEndian.AppendUint64(b, fp)
+	if nearest {
 		b = binary.BigEndian.AppendUint64(b, math.Float64bits(c.DistanceM))
-	} else {
-		b = append(b, pageTokenVersion)
-		b = binary.BigEndian.AppendUint64(b, filterFingerprint(f))
 	}
 	b = binary.AppendUvarint(b, uint64(c.ID))
 	b = append(b, c.Name...)
@@ -72,15 +79,23 @@ func DecodePageToken(tok string, f Filter, param string) (Cursor, error) {
 		return Cursor{}, malformed
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil || len(b) < 1+8+1 || b[0] != pageTokenVersion && b[0] != nearestPageTokenVersion {
+	if err != nil || len(b) < 1+8+1 || b[0] < legacyPageTokenVersion || b[0] > nearestPageTokenVersion {
 		return Cursor{}, malformed
 	}
-	if binary.BigEndian.Uint64(b[1:9]) != filterFingerprint(f) {
+	fp, legacy := filterFingerprint(f)
+	if b[0] <= legacyNearestPageTokenVersion {
+		if !legacy { // the first release could not have issued it for f
+			fp = ^binary.BigEndian.Uint64(b[1:9])
+		} else {
+			fp = legacyFingerprint(f)
+		}
+	}
+	if binary.BigEndian.Uint64(b[1:9]) != fp {
 		return Cursor{}, Errorf(Invalid, "%s was issued for a different search; repeat the same filter with it", param)
 	}
 	var c Cursor
 	rest := b[9:]
-	if nearest := f.MaxDistanceM > 0; nearest != (b[0] == nearestPageTokenVersion) {
+	if nearest := f.MaxDistanceM > 0; nearest != (b[0] == legacyNearestPageTokenVersion || b[0] == nearestPageTokenVersion) {
 		return Cursor{}, malformed
 	} else if nearest {
 		if len(rest) < 8 {

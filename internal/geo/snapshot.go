@@ -75,6 +75,13 @@ func WithReadMark(ctx context.Context) (context.Context, *ReadMark) {
 // Set records that the read waited for the token of position p.
 func (m *ReadMark) Set(p Position) { m.p.Store(&p) }
 
+// MarkRead sets the ReadMark ctx carries, if it carries one, to p.
+func MarkRead(ctx context.Context, p Position) {
+	if m, _ := ctx.Value(readMarkKey{}).(*ReadMark); m != nil {
+		m.Set(p)
+	}
+}
+
 // ReadAfter returns the position of the consistency token the read ctx
 // belongs to waited for, and false when it carried none.
 func ReadAfter(ctx context.Context) (Position, bool) {

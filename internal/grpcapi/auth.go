@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"net"
 	"path"
 
 	"google.golang.org/grpc"
@@ -68,13 +69,41 @@ func MethodAccess(fullMethod string) (Access, bool) {
 // after the method's access in methodAccess. A method missing from that
 // table is refused. Tokens are compared as digests in constant time and
 // never appear in errors or logs.
+//
+// With no token set, writes are open only where the listener is loopback
+// or ALLOW_OPEN_WRITES says so (OpenWrites).
 type Auth struct {
-	tokens *geo.Tokens
+	tokens     *geo.Tokens
+	openWrites bool
+	listenAddr string
 }
 
 // NewAuth returns an Auth with cfg's tokens.
 func NewAuth(cfg Config) *Auth {
-	return &Auth{tokens: geo.NewTokens(cfg.ReadTokens, cfg.WriteTokens)}
+	return &Auth{
+		tokens:     geo.NewTokens(cfg.ReadTokens, cfg.WriteTokens),
+		openWrites: cfg.AllowOpenWrites || Loopback(cfg.ListenAddr),
+		listenAddr: cfg.ListenAddr,
+	}
+}
+
+// OpenWrites reports whether writes may run without a token while no token
+// is set: on a loopback listener, or with ALLOW_OPEN_WRITES.
+func (a *Auth) OpenWrites() bool { return a.openWrites }
+
+// Loopback reports whether addr (host:port) listens on loopback only: its
+// host is localhost or a loopback IP. An empty host (":50051") is every
+// interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Set replaces the tokens for calls that start from now on, on every
@@ -90,8 +119,13 @@ func (a *Auth) Tokens() *geo.Tokens { return a.tokens }
 // check returns nil when the call may go on, else an Unauthenticated or
 // PermissionDenied status.
 func (a *Auth) check(ctx context.Context, fullMethod string) error {
+	need := methodAccess[fullMethod]
+	if need == Write && !a.openWrites && !a.tokens.Enabled() {
+		return status.Errorf(codes.PermissionDenied, "%s is a write, and this server takes no writes without a token on a listener other hosts reach (LISTEN_ADDR=%s): set WRITE_TOKENS (and TLS), or ALLOW_OPEN_WRITES=true to take writes from anyone who reaches it",
+			path.Base(fullMethod), a.listenAddr)
+	}
 	presented, ok := bearerToken(ctx)
-	err := a.tokens.Check(methodAccess[fullMethod], presented, ok)
+	err := a.tokens.Check(need, presented, ok)
 	switch {
 	case err == nil:
 		return nil

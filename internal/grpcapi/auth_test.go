@@ -82,24 +82,36 @@ func TestTokensSeparateReadsFromWrites(t *testing.T) {
 		read, write []string
 		token       string
 		want        want
+		listen      string // LISTEN_ADDR; empty: loopback
+		allowOpen   bool   // ALLOW_OPEN_WRITES
 	}{
-		{"no tokens configured", nil, nil, "", all(ok)},
-		{"write tokens only, no token", nil, []string{writeToken}, "", rw(ok, unauth)},
-		{"write tokens only, wrong token", nil, []string{writeToken}, wrongToken, rw(ok, unauth)},
-		{"write tokens only, write token", nil, []string{writeToken}, writeToken, all(ok)},
-		{"both, no token", []string{readToken}, []string{writeToken}, "", all(unauth)},
-		{"both, wrong token", []string{readToken}, []string{writeToken}, wrongToken, all(unauth)},
-		{"both, a prefix of the read token", []string{readToken}, []string{writeToken}, readToken[:5], all(unauth)},
-		{"both, read token", []string{readToken}, []string{writeToken}, readToken, rw(ok, denied)},
-		{"both, write token", []string{readToken}, []string{writeToken}, writeToken, all(ok)},
-		{"second of two write tokens", nil, []string{"old-token", writeToken}, writeToken, all(ok)},
-		{"read tokens only, read token", []string{readToken}, nil, readToken, rw(ok, denied)},
+		{"no tokens configured", nil, nil, "", all(ok), "", false},
+		{"write tokens only, no token", nil, []string{writeToken}, "", rw(ok, unauth), "", false},
+		{"write tokens only, wrong token", nil, []string{writeToken}, wrongToken, rw(ok, unauth), "", false},
+		{"write tokens only, write token", nil, []string{writeToken}, writeToken, all(ok), "", false},
+		{"both, no token", []string{readToken}, []string{writeToken}, "", all(unauth), "", false},
+		{"both, wrong token", []string{readToken}, []string{writeToken}, wrongToken, all(unauth), "", false},
+		{"both, a prefix of the read token", []string{readToken}, []string{writeToken}, readToken[:5], all(unauth), "", false},
+		{"both, read token", []string{readToken}, []string{writeToken}, readToken, rw(ok, denied), "", false},
+		{"both, write token", []string{readToken}, []string{writeToken}, writeToken, all(ok), "", false},
+		{"second of two write tokens", nil, []string{"old-token", writeToken}, writeToken, all(ok), "", false},
+		{"read tokens only, read token", []string{readToken}, nil, readToken, rw(ok, denied), "", false},
+		{"no tokens, every interface", nil, nil, "", rw(ok, denied), ":50051", false},
+		{"no tokens, a host's address", nil, nil, "", rw(ok, denied), "10.1.2.3:50051", false},
+		{"no tokens, every interface, open writes allowed", nil, nil, "", all(ok), ":50051", true},
+		{"no tokens, IPv6 loopback", nil, nil, "", all(ok), "[::1]:50051", false},
+		{"no tokens, localhost", nil, nil, "", all(ok), "localhost:50051", false},
+		{"write tokens, every interface, write token", nil, []string{writeToken}, writeToken, all(ok), ":50051", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig
 			cfg.ReadTokens, cfg.WriteTokens = tc.read, tc.write
+			if tc.listen != "" { // Auth reads it; the test server listens on loopback
+				cfg.ListenAddr = tc.listen
+			}
+			cfg.AllowOpenWrites = tc.allowOpen
 			conn, logs := serveWith(t, svc, cfg, grpc.WithTransportCredentials(insecure.NewCredentials()))
 			got := calls(t, conn, tc.token)
 			for method, code := range tc.want {

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
@@ -90,8 +91,8 @@ func (c *consistency) unary(ctx context.Context, req any, info *grpc.UnaryServer
 	if !ok {
 		return handler(ctx, req)
 	}
-	ctx, mark := geo.WithReadMark(ctx)
-	if err := c.await(ctx, cm, req, mark); err != nil {
+	ctx, _ = geo.WithReadMark(ctx)
+	if err := c.await(ctx, cm, req); err != nil {
 		return nil, err
 	}
 	resp, err := handler(ctx, req)
@@ -106,8 +107,8 @@ func (c *consistency) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	if !ok {
 		return handler(srv, ss)
 	}
-	ctx, mark := geo.WithReadMark(ss.Context())
-	return handler(srv, &consistencyStream{ServerStream: ss, c: c, cm: cm, ctx: ctx, mark: mark})
+	ctx, _ := geo.WithReadMark(ss.Context())
+	return handler(srv, &consistencyStream{ServerStream: ss, c: c, cm: cm, ctx: ctx})
 }
 
 // consistencyStream waits for the token of the stream's first message (a
@@ -117,8 +118,7 @@ type consistencyStream struct {
 	c        *consistency
 	cm       consistencyMethod
 	received bool
-	ctx      context.Context // the stream's, with mark
-	mark     *geo.ReadMark
+	ctx      context.Context // the stream's, with a ReadMark
 }
 
 // Context is the stream's context, carrying the mark its token's wait sets.
@@ -132,7 +132,7 @@ func (s *consistencyStream) RecvMsg(m any) error {
 		return nil
 	}
 	s.received = true
-	return s.c.await(s.ctx, s.cm, m, s.mark)
+	return s.c.await(s.ctx, s.cm, m)
 }
 
 func (s *consistencyStream) SendMsg(m any) error {
@@ -141,9 +141,9 @@ func (s *consistencyStream) SendMsg(m any) error {
 }
 
 // await waits for the position req's token names, if it names one, and
-// then sets mark to it: the handler's reads must see the token's write
-// (geo.ReadAfter).
-func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any, mark *geo.ReadMark) error {
+// then records it in ctx's ReadMark: the handler's reads must see the
+// token's write (geo.ReadAfter).
+func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any) error {
 	if cm.in == nil {
 		return nil
 	}
@@ -158,19 +158,7 @@ func (c *consistency) await(ctx context.Context, cm consistencyMethod, req any, 
 		}
 		m = m.Get(fd).Message()
 	}
-	token := m.Get(cm.in[len(cm.in)-1]).String()
-	if token == "" {
-		return nil
-	}
-	p, err := geo.DecodeConsistencyToken(token, cm.inName)
-	if err != nil {
-		return err
-	}
-	if err := c.rw.WaitFor(ctx, p); err != nil {
-		return err
-	}
-	mark.Set(p)
-	return nil
+	return core.AwaitToken(ctx, c.rw, m.Get(cm.in[len(cm.in)-1]).String(), cm.inName)
 }
 
 // stamp sets resp's token to the write position now, after the write. The

@@ -92,12 +92,15 @@ func thingToProto(t geo.Thing, sh *shape) (*searchv1.Thing, error) {
 
 func importResultToProto(r geo.ImportResult) *searchv1.ImportResponse {
 	return &searchv1.ImportResponse{
-		Collection: r.Collection,
-		Deleted:    r.Deleted,
-		Imported:   int64(r.Imported),
-		Repaired:   int64(r.Repaired),
-		Rejected:   problemsToProto(r.Rejected),
-		Repairs:    problemsToProto(r.Repairs),
+		Collection:    r.Collection,
+		Deleted:       r.Deleted,
+		Imported:      int64(r.Imported),
+		Repaired:      int64(r.Repaired),
+		Rejected:      problemsToProto(r.Rejected.Listed),
+		Repairs:       problemsToProto(r.Repairs.Listed),
+		RejectedCount: int64(r.Rejected.Count),
+		RepairsCount:  int64(r.Repairs.Count),
+		Truncated:     r.Truncated(),
 	}
 }
 

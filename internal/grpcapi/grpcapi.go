@@ -7,9 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -111,6 +109,14 @@ type Config struct {
 	// WriteTokens are the bearer tokens Import needs. Once any token is set,
 	// Import needs one of these.
 	WriteTokens []string `env:"WRITE_TOKENS" secret:"true" live:"true"`
+	// AllowOpenWrites lets the write RPCs (Import, DeleteThings,
+	// DeleteCollection) run without a token when no token is set and
+	// LISTEN_ADDR is not a loopback address. Without it they are refused
+	// there (PERMISSION_DENIED), so that a server reachable from other
+	// hosts never lets anyone who reaches it replace or delete its data
+	// unless the operator said so. On a loopback listener they are open
+	// without a token, as before.
+	AllowOpenWrites bool `env:"ALLOW_OPEN_WRITES, default=false"`
 }
 
 // FollowDefaults lets a page size left at its default fit the one that was
@@ -223,13 +229,6 @@ const keepaliveMinTime = 10 * time.Second
 const maxStreamWorkers = 10000
 
 // limits are the request limits that can change while serving.
-type limits struct {
-	defaultPageSize, maxPageSize, maxPageBytes, maxFeatureVertices int
-	maxImportFeatures                                              int
-	maxConcurrentImports, locateBatchSize                          int
-	locateBatchWait                                                time.Duration
-	streamSendTimeout, importIdleTimeout, importMaxDuration        time.Duration
-}
 
 // Server implements searchv1.SearchServiceServer on a geo.SearchService.
 type Server struct {
@@ -237,7 +236,10 @@ type Server struct {
 	svc     geo.SearchService
 	info    Info
 	metrics metrics.Metrics
-	limits  atomic.Pointer[limits]
+	// cfg is the configuration in effect: the handlers read their limits
+	// from it at each call, so every live setting of Config applies
+	// without being copied anywhere (Apply).
+	cfg     atomic.Pointer[Config]
 	imports atomic.Int64 // in progress
 	// rejected holds the configuration values refused, for Monitor.
 	rejected atomic.Pointer[[]RejectedSetting]
@@ -247,27 +249,17 @@ type Server struct {
 // and import.{imported,repaired,rejected} to m (metrics.Nop{} for none).
 func NewServer(svc geo.SearchService, cfg Config, info Info, m metrics.Metrics) *Server {
 	s := &Server{svc: svc, info: info, metrics: m}
-	s.SetLimits(cfg)
+	s.Apply(cfg)
 	return s
 }
 
-// SetLimits applies cfg's page sizes and vertex limit to requests that
-// start from now on. cfg must be valid.
-func (s *Server) SetLimits(cfg Config) {
-	s.limits.Store(&limits{
-		defaultPageSize:      cfg.DefaultPageSize,
-		maxPageSize:          cfg.MaxPageSize,
-		maxPageBytes:         cfg.MaxPageBytes,
-		maxFeatureVertices:   cfg.MaxFeatureVertices,
-		maxImportFeatures:    cfg.MaxImportFeatures,
-		maxConcurrentImports: cfg.MaxConcurrentImports,
-		streamSendTimeout:    cfg.StreamSendTimeout,
-		importIdleTimeout:    cfg.ImportIdleTimeout,
-		importMaxDuration:    cfg.ImportMaxDuration,
-		locateBatchSize:      cfg.LocateBatchSize,
-		locateBatchWait:      cfg.LocateBatchWait,
-	})
-}
+// Apply makes cfg the configuration of calls that start from now on: the
+// live settings of Config (live:"true") take effect, the others are read at
+// start only.
+func (s *Server) Apply(cfg Config) { s.cfg.Store(&cfg) }
+
+// Config returns the configuration in effect.
+func (s *Server) Config() Config { return *s.cfg.Load() }
 
 // ServerOptions returns the options every gRPC server of this service uses:
 // TLS when configured, message size and per-connection stream limits, the
@@ -306,7 +298,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	if err != nil {
 		return nil, err
 	}
-	q.MaxBytes = s.limits.Load().maxPageBytes
+	q.MaxBytes = s.cfg.Load().MaxPageBytes
 	page, err := s.svc.Search(ctx, q)
 	if err != nil {
 		return nil, err
@@ -341,7 +333,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 		return err
 	}
 	ctx := stream.Context()
-	guard := newStallGuard(stream, s.limits.Load().streamSendTimeout)
+	guard := newStallGuard(stream, s.cfg.Load().StreamSendTimeout)
 	defer guard.close()
 	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: sh.includeGeometry, Output: sh.output}
 	for {
@@ -363,187 +355,6 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 			return nil
 		}
 		q.After = page.Next
-	}
-}
-
-// Import decodes each message at the edge; features that fail validation are
-// rejected here, the rest go to the store in one transaction. At most
-// MAX_CONCURRENT_IMPORTS run at once; an import ends with nothing stored
-// when its client sends nothing for IMPORT_IDLE_TIMEOUT or it runs longer
-// than IMPORT_MAX_DURATION.
-//
-// The import's options (collection, replace) travel in the first message,
-// as a typed field of the contract rather than request metadata: they are
-// documented and checked by buf breaking with the rest of the API, every
-// language's generated code has them, they are known before the first
-// feature is written, and they cannot disagree between messages because a
-// later message carrying them fails the import.
-func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse]) error {
-	lim := s.limits.Load()
-	if n := s.imports.Add(1); n > int64(lim.maxConcurrentImports) {
-		s.imports.Add(-1)
-		return geo.Errorf(geo.Busy, "this instance runs as many imports as it allows (MAX_CONCURRENT_IMPORTS=%d); nothing was read or stored: retry later", lim.maxConcurrentImports)
-	}
-	defer s.imports.Add(-1)
-	ctx, cancel := context.WithTimeoutCause(stream.Context(), lim.importMaxDuration, geo.Errorf(geo.Timeout,
-		"the import did not finish within %s (IMPORT_MAX_DURATION); nothing was stored: split it into smaller imports", lim.importMaxDuration))
-	defer cancel()
-	src := newImportSource(stream, lim)
-	defer src.close()
-	opts, err := src.options(ctx)
-	if err == nil {
-		opts, err = opts.Normalize()
-	}
-	var res geo.ImportResult
-	if err == nil {
-		res, err = s.svc.Import(ctx, opts, src)
-	}
-	if err != nil {
-		var de *geo.Error
-		if cause := context.Cause(ctx); ctx.Err() != nil && errors.As(cause, &de) {
-			return cause // the import's own deadline, not the client's
-		}
-		return err
-	}
-	res.Rejected = append(res.Rejected, src.rejected...)
-	slices.SortStableFunc(res.Rejected, func(a, b geo.Problem) int { return a.Index - b.Index })
-	s.metrics.Count("import.imported", int64(res.Imported))
-	s.metrics.Count("import.repaired", int64(res.Repaired))
-	s.metrics.Count("import.rejected", int64(len(res.Rejected)))
-	return stream.SendAndClose(importResultToProto(res))
-}
-
-// importSource adapts the import stream to geo.FeatureSource. The stream is
-// read on a goroutine of its own, so that Next can give up on a client that
-// sends nothing for the idle timeout (a Recv cannot be interrupted: it ends
-// only with the RPC); that goroutine holds at most one message and ends
-// when the RPC does.
-type importSource struct {
-	msgs        chan received
-	done        chan struct{}
-	limits      geo.Limits
-	maxFeatures int
-	idle        time.Duration
-	first       *searchv1.ImportRequest // the first message's feature, not yet returned
-	eof         bool                    // the stream has ended
-	next        int
-	rejected    []geo.Problem
-}
-
-type received struct {
-	req *searchv1.ImportRequest
-	err error
-}
-
-func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse], lim *limits) *importSource {
-	src := &importSource{
-		msgs:        make(chan received),
-		done:        make(chan struct{}),
-		limits:      geo.Limits{MaxVertices: lim.maxFeatureVertices},
-		maxFeatures: lim.maxImportFeatures,
-		idle:        lim.importIdleTimeout,
-	}
-	go func() {
-		for {
-			req, err := stream.Recv()
-			select {
-			case src.msgs <- received{req, err}:
-			case <-src.done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return src
-}
-
-// close lets the reading goroutine end; call it when the handler returns.
-func (src *importSource) close() { close(src.done) }
-
-// recv returns the next message, io.EOF after the last, or an error when
-// the client sends nothing for the idle timeout or ctx ends.
-func (src *importSource) recv(ctx context.Context) (*searchv1.ImportRequest, error) {
-	if src.first != nil {
-		req := src.first
-		src.first = nil
-		return req, nil
-	}
-	if src.eof {
-		return nil, io.EOF
-	}
-	idle := time.NewTimer(src.idle)
-	defer idle.Stop()
-	var r received
-	select {
-	case r = <-src.msgs:
-	case <-idle.C:
-		return nil, geo.Errorf(geo.Timeout,
-			"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle)
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	if errors.Is(r.err, io.EOF) {
-		src.eof = true
-	}
-	return r.req, r.err
-}
-
-// options reads the first message and returns its options (none: the
-// defaults). Its feature, if it carries one, is the first Next returns.
-func (src *importSource) options(ctx context.Context) (geo.ImportOptions, error) {
-	req, err := src.recv(ctx)
-	if errors.Is(err, io.EOF) {
-		return geo.ImportOptions{}, nil
-	}
-	if err != nil {
-		return geo.ImportOptions{}, err
-	}
-	var opts geo.ImportOptions
-	if o := req.GetOptions(); o != nil {
-		opts = geo.ImportOptions{Collection: o.GetCollection(), Replace: o.GetReplace()}
-	}
-	if !optionsOnly(req) {
-		src.first = req
-	}
-	return opts, nil
-}
-
-// optionsOnly reports whether req carries options and no feature.
-func optionsOnly(req *searchv1.ImportRequest) bool {
-	return req.GetOptions() != nil && req.GetName() == "" && req.GetKey() == "" &&
-		req.GetProperties() == nil && req.GetGeometryGeojson() == ""
-}
-
-func (src *importSource) Next(ctx context.Context) (geo.Feature, error) {
-	for {
-		first := src.first != nil
-		req, err := src.recv(ctx)
-		if err != nil {
-			return geo.Feature{}, err
-		}
-		if req.GetOptions() != nil && !first {
-			return geo.Feature{}, geo.Errorf(geo.Invalid, "import options may only be sent in the first message; feature %d carries them, so nothing was stored", src.next)
-		}
-		if src.next >= src.maxFeatures {
-			return geo.Feature{}, geo.Errorf(geo.TooLarge,
-				"the import has more than %d features (MAX_IMPORT_FEATURES); nothing was stored: split it into smaller imports", src.maxFeatures)
-		}
-		index := src.next
-		src.next++
-		f, err := geo.DecodeFeature(geo.RawFeature{
-			Index:        index,
-			Key:          req.GetKey(),
-			Name:         req.GetName(),
-			Properties:   req.GetProperties().AsMap(),
-			GeometryJSON: []byte(req.GetGeometryGeojson()),
-		}, src.limits)
-		if err != nil {
-			src.rejected = append(src.rejected, geo.Problem{Index: index, Name: req.GetName(), Reason: geo.ErrorMessage(err)})
-			continue
-		}
-		return f, nil
 	}
 }
 
@@ -654,14 +465,14 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 	}
 	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: sh.includeGeometry, Output: sh.output,
 		WithTotal: req.GetShowTotalSize()}
-	lim := s.limits.Load()
+	lim := s.cfg.Load()
 	switch {
 	case q.Limit < 0:
 		return geo.Query{}, shape{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
-		q.Limit = lim.defaultPageSize
-	case q.Limit > lim.maxPageSize:
-		q.Limit = lim.maxPageSize
+		q.Limit = lim.DefaultPageSize
+	case q.Limit > lim.MaxPageSize:
+		q.Limit = lim.MaxPageSize
 	}
 	if tok := req.GetPageToken(); tok != "" {
 		c, err := geo.DecodePageToken(tok, filter, "page_token")

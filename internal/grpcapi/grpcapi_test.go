@@ -138,10 +138,14 @@ func (f *fakeService) Import(ctx context.Context, opts geo.ImportOptions, src ge
 			return geo.ImportResult{}, err
 		}
 		if feat.Name == "refused by store" {
-			res.Rejected = append(res.Rejected, geo.Problem{Index: feat.Index, Name: feat.Name, Reason: "store says no"})
+			res.Rejected.Add(geo.Problem{Index: feat.Index, Name: feat.Name, Reason: "store says no"})
 			continue
 		}
 		res.Imported++
+		if strings.HasPrefix(feat.Name, "repaired by store") {
+			res.Repaired++
+			res.Repairs.Add(geo.Problem{Index: feat.Index, Name: feat.Name, Reason: "made valid with ST_MakeValid (self-intersections or overlapping rings)"})
+		}
 	}
 }
 
@@ -425,6 +429,43 @@ func TestImportMergesRejectionsInIndexOrder(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"1 refused by store", "2 bad"}, got); diff != "" || resp.GetImported() != 2 {
 		t.Errorf("imported %d; rejected (-want +got):\n%s", resp.GetImported(), diff)
+	}
+}
+
+// TestImportSummaryFitsADefaultClient: 60,000 repaired features, each named
+// and explained at length, are summarized within grpc-go's default 4 MiB
+// receive limit (listed whole they made 10 MB, and the client failed with
+// RESOURCE_EXHAUSTED after the import committed).
+func TestImportSummaryFitsADefaultClient(t *testing.T) {
+	t.Parallel()
+	const n = 60_000
+	cfg := testConfig
+	cfg.MaxImportFeatures = n + 1
+	conn, _ := serveWith(t, &fakeService{}, cfg, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	stream, err := searchv1.NewSearchServiceClient(conn).Import(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
+	for i := range n {
+		name := fmt.Sprintf("repaired by store %d %s", i, strings.Repeat("x", 80))
+		if err := stream.Send(&searchv1.ImportRequest{Name: name, GeometryGeojson: square}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Send(&searchv1.ImportRequest{Name: "bad", GeometryGeojson: "{"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		t.Fatalf("import of %d repaired features: %v", n, err)
+	}
+	got := fmt.Sprintf("imported %d repaired %d, repairs %d of %d, rejected %d of %d, truncated %v",
+		resp.GetImported(), resp.GetRepaired(), len(resp.GetRepairs()), resp.GetRepairsCount(),
+		len(resp.GetRejected()), resp.GetRejectedCount(), resp.GetTruncated())
+	want := fmt.Sprintf("imported %d repaired %d, repairs %d of %d, rejected 1 of 1, truncated true", n, n, geo.MaxListedProblems, n)
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
 

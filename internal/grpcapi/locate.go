@@ -45,9 +45,9 @@ const maxLocateBatch = 10000
 // Cancelling cancels the stream's context, which the batch's statement runs
 // under.
 func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) error {
-	lim := s.limits.Load()
+	lim := s.cfg.Load()
 	ctx := stream.Context()
-	guard := newStallGuard[searchv1.LocateResponse](stream, lim.streamSendTimeout)
+	guard := newStallGuard[searchv1.LocateResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
 	in := newLocateReader(stream)
 	defer in.close()
@@ -59,7 +59,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	if err != nil {
 		return err
 	}
-	q := geo.LocateQuery{Limit: lim.defaultPageSize}
+	q := geo.LocateQuery{Limit: lim.DefaultPageSize}
 	var sh shape
 	if o := first.GetOptions(); o != nil {
 		if q, sh, err = s.locateQuery(o, lim); err != nil {
@@ -71,7 +71,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	}
 	pending := first
 	for {
-		batch, eof, err := in.batch(ctx, pending, lim.locateBatchSize, lim.locateBatchWait)
+		batch, eof, err := in.batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait)
 		pending = nil
 		if err != nil {
 			return err
@@ -86,7 +86,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 }
 
 // locateQuery validates a stream's options.
-func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.LocateQuery, shape, error) {
+func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *Config) (geo.LocateQuery, shape, error) {
 	f, err := filterFromProto(&searchv1.SearchRequest{
 		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(), MaxDistanceM: o.GetMaxDistanceM(),
 		// Validate needs some filter; the points are the stream's.
@@ -105,9 +105,9 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *limits) (geo.Locate
 	case q.Limit < 0:
 		return geo.LocateQuery{}, shape{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
 	case q.Limit == 0:
-		q.Limit = lim.defaultPageSize
-	case q.Limit > lim.maxPageSize:
-		q.Limit = lim.maxPageSize
+		q.Limit = lim.DefaultPageSize
+	case q.Limit > lim.MaxPageSize:
+		q.Limit = lim.MaxPageSize
 	}
 	return q, sh, nil
 }

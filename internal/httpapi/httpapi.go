@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -60,6 +61,15 @@ type Config struct {
 	// IdleTimeout closes a kept-alive connection without requests for this
 	// long.
 	IdleTimeout time.Duration `env:"HTTP_IDLE_TIMEOUT, default=2m"`
+	// PublicURL, when set, is the address clients reach the API at (an
+	// http or https URL, with a path prefix if a proxy adds one): every
+	// link is built on it, and neither the Host header nor Forwarded
+	// changes them (links.go).
+	PublicURL string `env:"HTTP_PUBLIC_URL"`
+	// TrustForwarded makes links follow the Forwarded or X-Forwarded-Proto
+	// and X-Forwarded-Host headers when HTTP_PUBLIC_URL is unset: only
+	// behind a proxy that sets them, since clients can send them too.
+	TrustForwarded bool `env:"HTTP_TRUST_FORWARDED, default=false"`
 	// MapTileURL, when set, is the basemap of /map (a Leaflet tile URL
 	// template such as https://tile.example.org/{z}/{x}/{y}.png); by default
 	// the map has none and works without internet.
@@ -111,6 +121,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.name, d.d))
 		}
 	}
+	if c.PublicURL != "" {
+		if _, err := publicBase(c.PublicURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.MapTileURL != "" && !strings.HasPrefix(c.MapTileURL, "https://") && !strings.HasPrefix(c.MapTileURL, "http://") {
 		errs = append(errs, fmt.Errorf("MAP_TILE_URL must be an http:// or https:// URL template, got %q", c.MapTileURL))
 	}
@@ -152,6 +167,10 @@ type Deps struct {
 	Properties geo.PropertyLister
 	// Tiles draws the vector tiles (tiles.go); none: no tiles.
 	Tiles geo.TileSource
+	// Consistency makes reads that carry a Consistency-Token header wait
+	// for the write it names, as gRPC's do; none: the store does not lag,
+	// and a valid token waits for nothing.
+	Consistency geo.ReadYourWrites
 }
 
 // Server serves the HTTP API.
@@ -168,8 +187,10 @@ type Server struct {
 	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
 	tiles     *tileCache
 	tileDraws singleflight.Group
-	http      *http.Server
-	lis       net.Listener
+	// publicBase is HTTP_PUBLIC_URL normalized; "": links follow requests.
+	publicBase string
+	http       *http.Server
+	lis        net.Listener
 }
 
 // New builds the server and binds its listener, so a busy port fails at
@@ -183,6 +204,13 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{svc: svc, cfg: cfg, deps: deps, tiles: newTileCache(cfg.TileCacheBytes)}
+	if cfg.PublicURL != "" {
+		base, err := publicBase(cfg.PublicURL)
+		if err != nil {
+			return nil, err
+		}
+		s.publicBase = base
+	}
 	if cfg.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
 	}
@@ -211,6 +239,9 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // SetLimits applies lim to requests that start from now on.
 func (s *Server) SetLimits(lim Limits) { s.limits.Store(&lim) }
+
+// Limits returns the limits in effect.
+func (s *Server) Limits() Limits { return *s.limits.Load() }
 
 // SetReady sets what the readiness route answers: it follows the database
 // as the gRPC health service does, and turns not ready first at shutdown.
@@ -352,6 +383,7 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		r = s.withBase(r)
 		err := s.bound(rec, r, rt)
 		if err != nil {
 			s.writeError(rec, r, rt.name, err)
@@ -408,7 +440,32 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (e
 			return err
 		}
 	}
+	if rt.access == geo.Read {
+		ctx, _ := geo.WithReadMark(r.Context())
+		r = r.WithContext(ctx)
+		if err := s.awaitConsistency(w, r); err != nil {
+			return err
+		}
+	}
 	return rt.handler(w, r)
+}
+
+// awaitConsistency makes a read that carries a Consistency-Token header
+// (one, as gRPC's consistency_token field) wait for the write it names,
+// and the answer carry the token back: the position it reflects at least.
+func (s *Server) awaitConsistency(w http.ResponseWriter, r *http.Request) error {
+	values := r.Header.Values(core.ConsistencyHeader)
+	if len(values) == 0 {
+		return nil
+	}
+	if len(values) > 1 {
+		return geo.Errorf(geo.Invalid, "send one %s header, not %d", core.ConsistencyHeader, len(values))
+	}
+	if err := core.AwaitToken(r.Context(), s.deps.Consistency, values[0], core.ConsistencyHeader+" header"); err != nil {
+		return err
+	}
+	w.Header().Set(core.ConsistencyHeader, values[0])
+	return nil
 }
 
 // bearerToken returns the token of the "Authorization: Bearer" header.

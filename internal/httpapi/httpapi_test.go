@@ -100,6 +100,8 @@ type setup struct {
 	wrap func(geo.SearchService) geo.SearchService
 	// wrapProperties, when set, wraps the store's PropertyLister.
 	wrapProperties func(geo.PropertyLister) geo.PropertyLister
+	// consistency, when set, is what Consistency-Token headers wait on.
+	consistency geo.ReadYourWrites
 }
 
 // api is a running HTTP API on loopback over real PostGIS.
@@ -135,8 +137,8 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 	svc := postgis.NewSearchService(pool)
 	if st.fixture != "" {
 		res, err := svc.Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: geotest.Load(t, st.fixture)})
-		if err != nil || len(res.Rejected) > 0 {
-			t.Fatalf("import %s: %v, rejected %v", st.fixture, err, res.Rejected)
+		if err != nil || res.Rejected.Count > 0 {
+			t.Fatalf("import %s: %v, rejected %v", st.fixture, err, res.Rejected.Listed)
 		}
 	}
 	access := &lockedBuffer{}
@@ -151,14 +153,15 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		props = st.wrapProperties(svc)
 	}
 	srv, err := httpapi.New(served, st.cfg, st.limits, httpapi.Deps{
-		Logger:     logger,
-		Access:     slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Metrics:    m,
-		Tokens:     st.tokens,
-		TLS:        st.tls,
-		Version:    "test",
-		Properties: props,
-		Tiles:      svc,
+		Logger:      logger,
+		Access:      slog.New(slog.NewJSONHandler(access, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Metrics:     m,
+		Tokens:      st.tokens,
+		TLS:         st.tls,
+		Version:     "test",
+		Properties:  props,
+		Tiles:       svc,
+		Consistency: st.consistency,
 	})
 	if err != nil {
 		t.Fatal(err)

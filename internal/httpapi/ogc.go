@@ -47,15 +47,6 @@ type link struct {
 	Title string `json:"title,omitempty"`
 }
 
-// baseURL is the scheme and host the client used, for absolute links.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
-}
-
 func writeJSON(w http.ResponseWriter, mediaType string, v any) error {
 	w.Header().Set("Content-Type", mediaType)
 	enc := json.NewEncoder(w)

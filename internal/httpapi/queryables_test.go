@@ -22,8 +22,8 @@ import (
 func importInto(t *testing.T, a *api, collection string, features []geo.Feature) {
 	t.Helper()
 	res, err := a.svc.Import(context.Background(), geo.ImportOptions{Collection: collection}, &geotest.Source{Features: features})
-	if err != nil || len(res.Rejected) > 0 {
-		t.Fatalf("import into %s: %v, rejected %v", collection, err, res.Rejected)
+	if err != nil || res.Rejected.Count > 0 {
+		t.Fatalf("import into %s: %v, rejected %v", collection, err, res.Rejected.Listed)
 	}
 }
 

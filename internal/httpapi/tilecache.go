@@ -31,7 +31,6 @@ type tileEntry struct {
 // cachedTile is a tile as served.
 type cachedTile struct {
 	mvt     []byte
-	etag    string
 	reduced bool
 }
 

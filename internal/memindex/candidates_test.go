@@ -45,10 +45,6 @@ func gridBoxes(rows int) []box {
 	return out
 }
 
-type candidateIndex interface {
-	search(lng, lat float64, dst []int32) []int32
-}
-
 type scanCandidates struct{ boxes []box }
 
 func (c scanCandidates) search(lng, lat float64, dst []int32) []int32 {

@@ -70,7 +70,7 @@ func refresh(t testing.TB, reg *memindex.Registry) {
 func importInto(t testing.TB, svc geo.SearchService, collection string, replace bool, fs ...geo.Feature) {
 	t.Helper()
 	res, err := svc.Import(context.Background(), geo.ImportOptions{Collection: collection, Replace: replace}, &geotest.Source{Features: fs})
-	if err != nil || len(res.Rejected) > 0 {
+	if err != nil || res.Rejected.Count > 0 {
 		t.Fatalf("import into %s: %v, rejected %v", collection, err, res.Rejected)
 	}
 }

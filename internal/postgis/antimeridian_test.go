@@ -42,7 +42,7 @@ func TestAntimeridianKnownAnswers(t *testing.T) {
 	// The 1:10m set is imported once, here, for both tests.
 	checkAgainstOracle(t, svc, raws)
 	cut := map[string]bool{}
-	for _, p := range res.Repairs {
+	for _, p := range res.Repairs.Listed {
 		if strings.Contains(p.Reason, "antimeridian") {
 			cut[p.Name] = true
 		}

@@ -224,8 +224,8 @@ func TestARefusedFeatureIsRejectedAlone(t *testing.T) {
 	// jsonb cannot hold a NUL character: the database refuses this one.
 	fs[2].Properties = map[string]any{"note": "a\x00b"}
 	res := mustImport(t, svc, fs)
-	if res.Imported != 4 || len(res.Rejected) != 1 || res.Rejected[0].Index != 2 ||
-		!strings.HasPrefix(res.Rejected[0].Reason, "the database could not store") {
+	if res.Imported != 4 || len(res.Rejected.Listed) != 1 || res.Rejected.Listed[0].Index != 2 ||
+		!strings.HasPrefix(res.Rejected.Listed[0].Reason, "the database could not store") {
 		t.Errorf("imported %d, rejected %+v; want 4 and feature 2 refused by the database", res.Imported, res.Rejected)
 	}
 }

@@ -176,7 +176,7 @@ func (r *reader) next(ctx context.Context) (pending, error) {
 		}
 		if f.Key != "" {
 			if first, dup := r.keys[f.Key]; dup {
-				r.res.Rejected = append(r.res.Rejected, geo.Problem{Index: f.Index, Name: f.Name,
+				r.res.Rejected.Add(geo.Problem{Index: f.Index, Name: f.Name,
 					Reason: fmt.Sprintf("key %q is already used by feature %d of this import", f.Key, first)})
 				continue
 			}
@@ -184,7 +184,7 @@ func (r *reader) next(ctx context.Context) (pending, error) {
 		}
 		p, err := newPending(f, r.collection)
 		if err != nil {
-			r.res.Rejected = append(r.res.Rejected, geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
+			r.res.Rejected.Add(geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
 			continue
 		}
 		return p, nil
@@ -338,11 +338,11 @@ func record(res *geo.ImportResult, f geo.Feature, o outcome) {
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(o.err, &pgErr):
-		res.Rejected = append(res.Rejected, geo.Problem{Index: f.Index, Name: f.Name,
+		res.Rejected.Add(geo.Problem{Index: f.Index, Name: f.Name,
 			Reason: "the database could not store this geometry: " + pgErr.Message})
 		return
 	case !o.stored:
-		res.Rejected = append(res.Rejected, geo.Problem{Index: f.Index, Name: f.Name,
+		res.Rejected.Add(geo.Problem{Index: f.Index, Name: f.Name,
 			Reason: "geometry has no area: its rings collapse to lines or points, even after repair"})
 		return
 	}
@@ -354,7 +354,7 @@ func record(res *geo.ImportResult, f geo.Feature, o outcome) {
 	if len(repairs) > 0 {
 		res.Repaired++
 		for _, r := range repairs {
-			res.Repairs = append(res.Repairs, geo.Problem{Index: f.Index, Name: f.Name, Reason: r})
+			res.Repairs.Add(geo.Problem{Index: f.Index, Name: f.Name, Reason: r})
 		}
 	}
 }

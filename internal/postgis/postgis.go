@@ -110,6 +110,9 @@ func NewStatementTimeout(d time.Duration) *StatementTimeout {
 // next acquired.
 func (st *StatementTimeout) Set(d time.Duration) { st.d.Store(int64(d)) }
 
+// Get returns the timeout statements get from now on.
+func (st *StatementTimeout) Get() time.Duration { return time.Duration(st.d.Load()) }
+
 // prepare brings conn's statement_timeout up to date before it is used.
 func (st *StatementTimeout) prepare(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	want := st.d.Load()

@@ -95,6 +95,9 @@ func NewReplica(read, check, primary *pgxpool.Pool, maxLag time.Duration) *Repli
 // SetMaxLag changes the lag beyond which Ping fails (MAX_REPLICA_LAG).
 func (r *Replica) SetMaxLag(d time.Duration) { r.maxLag.Store(int64(d)) }
 
+// MaxLag returns the lag beyond which Ping fails.
+func (r *Replica) MaxLag() time.Duration { return time.Duration(r.maxLag.Load()) }
+
 // Ping reports whether the reading database answers and, when it is a
 // standby, whether it lags the primary by at most MAX_REPLICA_LAG
 // (Unavailable otherwise). Call it periodically (readiness does): each

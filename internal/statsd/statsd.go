@@ -123,6 +123,9 @@ func (c *Client) SetSampleRate(r float64) {
 
 func (c *Client) sampleRate() float32 { return math.Float32frombits(uint32(c.rate.Load())) }
 
+// SampleRate returns the fraction of counter and timer events sent.
+func (c *Client) SampleRate() float64 { return float64(c.sampleRate()) }
+
 func (c *Client) get() cactus.Statter {
 	if p := c.statter.Load(); p != nil {
 		return *p

@@ -829,9 +829,11 @@ type ImportResponse struct {
 	Imported int64 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
 	// repaired counts the features stored after their geometry was repaired.
 	Repaired int64 `protobuf:"varint,2,opt,name=repaired,proto3" json:"repaired,omitempty"`
-	// rejected lists the features that were not stored.
+	// rejected lists the features that were not stored: all of them, or
+	// when there are many the first ones by index (see truncated).
 	Rejected []*ImportProblem `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty"`
-	// repairs lists what was repaired in which feature.
+	// repairs lists what was repaired in which feature: all of it, or when
+	// there is much the first repairs by index (see truncated).
 	Repairs []*ImportProblem `protobuf:"bytes,4,rep,name=repairs,proto3" json:"repairs,omitempty"`
 	// deleted counts the things a replace import removed.
 	Deleted int64 `protobuf:"varint,5,opt,name=deleted,proto3" json:"deleted,omitempty"`
@@ -842,8 +844,20 @@ type ImportResponse struct {
 	// consistency_token to read this write even from a replica. Empty when
 	// the server could not read the position (the write is committed).
 	ConsistencyToken string `protobuf:"bytes,7,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// rejected_count counts the features that were not stored, listed in
+	// rejected or not. Servers before it was added leave it 0: then
+	// rejected lists them all.
+	RejectedCount int64 `protobuf:"varint,8,opt,name=rejected_count,json=rejectedCount,proto3" json:"rejected_count,omitempty"`
+	// repairs_count counts the repairs made, listed in repairs or not (a
+	// feature may have several; repaired counts the features).
+	RepairsCount int64 `protobuf:"varint,9,opt,name=repairs_count,json=repairsCount,proto3" json:"repairs_count,omitempty"`
+	// truncated is true when rejected or repairs lists fewer entries than
+	// rejected_count or repairs_count: each lists at most the first 1,000,
+	// and at most 1 MiB of names and reasons, so that the answer of any
+	// import fits in the 4 MiB a gRPC client receives by default.
+	Truncated     bool `protobuf:"varint,10,opt,name=truncated,proto3" json:"truncated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportResponse) Reset() {
@@ -923,6 +937,27 @@ func (x *ImportResponse) GetConsistencyToken() string {
 		return x.ConsistencyToken
 	}
 	return ""
+}
+
+func (x *ImportResponse) GetRejectedCount() int64 {
+	if x != nil {
+		return x.RejectedCount
+	}
+	return 0
+}
+
+func (x *ImportResponse) GetRepairsCount() int64 {
+	if x != nil {
+		return x.RepairsCount
+	}
+	return 0
+}
+
+func (x *ImportResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 // ImportProblem describes what happened to one feature of an import.
@@ -2182,7 +2217,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
 	"collection\x12\x18\n" +
-	"\areplace\x18\x02 \x01(\bR\areplace\"\x99\x02\n" +
+	"\areplace\x18\x02 \x01(\bR\areplace\"\x83\x03\n" +
 	"\x0eImportResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x03R\bimported\x12\x1a\n" +
 	"\brepaired\x18\x02 \x01(\x03R\brepaired\x124\n" +
@@ -2192,7 +2227,11 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\n" +
 	"collection\x18\x06 \x01(\tR\n" +
 	"collection\x12+\n" +
-	"\x11consistency_token\x18\a \x01(\tR\x10consistencyToken\"Q\n" +
+	"\x11consistency_token\x18\a \x01(\tR\x10consistencyToken\x12%\n" +
+	"\x0erejected_count\x18\b \x01(\x03R\rrejectedCount\x12#\n" +
+	"\rrepairs_count\x18\t \x01(\x03R\frepairsCount\x12\x1c\n" +
+	"\ttruncated\x18\n" +
+	" \x01(\bR\ttruncated\"Q\n" +
 	"\rImportProblem\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +

@@ -1,0 +1,3 @@
+module github.com/geosearch/search/tools/rooms
+
+go 1.26.7
