@@ -315,12 +315,14 @@ func (s *statement) add(fragment string, args ...any) {
 // SearchStatement returns the SQL and the bind values Search sends for q,
 // which must be valid, so that search-bench can send the very same statement
 // straight to the database. Rows scan with ScanThing; there is one row more
-// than q.Limit when a next page exists.
+// than q.Limit when a next page exists. A sorted query's rows carry its sort
+// values after ScanThing's columns (sort.go).
 func SearchStatement(q geo.Query) (string, []any) {
 	var s statement
 	s.hits(q.Filter)
 	s.columns(q.IncludeGeometry, q.Output)
 	s.add(distanceColumn(q.Filter))
+	s.sortColumns(q.SortBy)
 	s.from(q.Filter)
 	return s.finish(q)
 }
@@ -428,6 +430,10 @@ func distanceColumn(f geo.Filter) string {
 // the limit (one more than q.Limit tells whether a next page exists).
 func (s *statement) finish(q geo.Query) (string, []any) {
 	s.filters(q.Filter)
+	if len(q.SortBy) > 0 {
+		s.sortedTail(q)
+		return s.sql.String(), s.args
+	}
 	nearest := q.Point != nil && q.MaxDistanceM > 0
 	switch {
 	case q.After != nil && nearest:
@@ -494,6 +500,9 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	if err := q.Output.Validate(); err != nil {
 		return geo.Page{}, err
 	}
+	if err := q.ValidateSort(); err != nil {
+		return geo.Page{}, err
+	}
 	if q.Limit <= 0 {
 		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
 	}
@@ -538,17 +547,25 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	}
 	defer rows.Close()
 	var page geo.Page
+	var last []geo.SortValue // the sort values of the last thing of the page
 	size := 0
 	for rows.Next() {
-		t, err := ScanThing(rows)
+		var t geo.Thing
+		var vals []geo.SortValue
+		if len(q.SortBy) > 0 {
+			t, vals, err = scanSorted(rows, len(q.SortBy))
+		} else {
+			t, err = ScanThing(rows)
+		}
 		if err != nil {
 			return geo.Page{}, classify(ctx, "search", err)
 		}
 		if len(page.Things) == q.Limit { // the row beyond the limit: a next page exists
-			page.Next = cursorAfter(page.Things[q.Limit-1])
+			page.Next = cursorAfter(page.Things[q.Limit-1], last)
 			break
 		}
 		page.Things = append(page.Things, t)
+		last = vals
 		if q.MaxBytes > 0 {
 			for _, v := range rows.RawValues() {
 				size += len(v)
@@ -556,7 +573,7 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 			if size >= q.MaxBytes {
 				// Cut the page here; the rows not read are discarded as
 				// they arrive, never held.
-				page.Next = cursorAfter(t)
+				page.Next = cursorAfter(t, vals)
 				break
 			}
 		}
@@ -568,9 +585,10 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	return page, nil
 }
 
-// cursorAfter returns the position of t in the result order.
-func cursorAfter(t geo.Thing) *geo.Cursor {
-	c := &geo.Cursor{Name: t.Name, ID: t.ID}
+// cursorAfter returns the position of t, whose sort values are vals, in
+// the result order.
+func cursorAfter(t geo.Thing, vals []geo.SortValue) *geo.Cursor {
+	c := &geo.Cursor{Name: t.Name, ID: t.ID, Sort: vals}
 	if t.DistanceM != nil {
 		c.DistanceM = *t.DistanceM
 	}
