@@ -273,6 +273,7 @@ func (s *Server) routes() []route {
 		{"GET /collections", "collections", geo.Read, s.collectionsList, bounded},
 		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection, bounded},
 		{"GET /collections/{collectionId}/queryables", "queryables", geo.Read, s.collectionQueryables, bounded},
+		{"GET /collections/{collectionId}/sortables", "sortables", geo.Read, s.collectionSortables, bounded},
 		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items, bounded},
 		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature, bounded},
 		{"GET /locate", "locate", geo.Read, s.locate, bounded},
