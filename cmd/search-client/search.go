@@ -43,6 +43,8 @@ func newSearchCommand(o *options) *cobra.Command {
 		fields           []string
 		shaping          geometryShaping
 		total            bool
+		sortBy           string
+		properties       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
@@ -83,11 +85,13 @@ how many things match across all pages.`,
   search-client search --area alps.geojson --relation intersects
   search-client search --query a --all --json
   search-client search --query an --fields id,name --total
+  search-client search --collection countries --sort-by=-iso_n3,name --properties iso_n3
   search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections,
-				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total}
+				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total,
+				SortBy: sortBy, Properties: properties}
 			if cmd.Flags().Changed("precision") {
 				req.CoordinatePrecision = &shaping.precision
 			}
@@ -159,6 +163,8 @@ how many things match across all pages.`,
 	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
 	shaping.flags(f)
 	f.BoolVar(&total, "total", false, "also print the number of matches across all pages (show_total_size)")
+	f.StringVar(&sortBy, "sort-by", "", "order by these properties, then id: +a,-b (+ ascending, the default; - descending); default: by name")
+	f.StringSliceVar(&properties, "properties", nil, "only these top-level property keys in each thing's properties, comma-separated")
 	return cmd
 }
 
