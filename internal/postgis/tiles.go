@@ -92,21 +92,11 @@ func (s *SearchService) Tile(ctx context.Context, q geo.TileQuery) (geo.Tile, er
 	if err := q.Validate(); err != nil {
 		return geo.Tile{}, err
 	}
-	overview, err := s.overview(ctx, q)
-	if err != nil {
-		return geo.Tile{}, err
-	}
-	draw := TileStatement
-	if overview {
-		draw = OverviewStatement
-	}
 	coarsen, limit := 1.0, 0
 	for round := 0; ; round++ {
-		sql, args := draw(q, coarsen, limit)
-		var mvt []byte
-		var n int
-		if err := s.pool.QueryRow(ctx, sql, args...).Scan(&mvt, &n); err != nil {
-			return geo.Tile{}, classify(ctx, "draw tile", err)
+		mvt, n, overview, err := s.drawTile(ctx, q, coarsen, limit)
+		if err != nil {
+			return geo.Tile{}, err
 		}
 		if len(mvt) <= q.MaxBytes || n <= 1 || round >= tileMaxRounds {
 			if len(mvt) > q.MaxBytes {
