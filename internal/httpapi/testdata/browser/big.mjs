@@ -2,7 +2,7 @@
 // the server at SERVER_URL, whose one collection is large, and waits until
 // it is drawn from its tiles untouched (every tile of the window loaded,
 // the status "drawn", paths on the page); screenshot to SCREENSHOT; then
-// zooms out to ZOOM_OUT and waits for it to be drawn again. Reports the
+// zooms out to each of ZOOMS_OUT and waits for it to be drawn again. Reports the
 // time each draw took, where the sample points are in the page and the
 // tiles answered (the server's access log has their sizes).
 // Run by TestMapDrawsABigCollection (map_big_test.go); prints one JSON line
@@ -17,7 +17,7 @@ const url = process.env.SERVER_URL;
 const screenshot = process.env.SCREENSHOT;
 const collection = process.env.COLLECTION;
 const [lat, lng] = (process.env.CENTRE || '').split(',').map(Number);
-const zoomOut = Number(process.env.ZOOM_OUT || 6);
+const zoomsOut = (process.env.ZOOMS_OUT || '6').split(',').map(Number);
 const points = JSON.parse(process.env.POINTS || '[]');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 if (!url || !screenshot || !collection || Number.isNaN(lat) || Number.isNaN(lng)) {
@@ -68,12 +68,15 @@ try {
   await page.waitForTimeout(300); // the last tile's paint
   await page.screenshot({ path: screenshot });
   seen.tilesAtZoom10 = seen.tiles.length;
-  start = Date.now();
-  await page.evaluate((z) => window.searchMap.setZoom(z, { animate: false }), zoomOut);
-  await page.waitForFunction((z) => window.searchMap.getZoom() === z, zoomOut);
-  await page.waitForTimeout(200); // the layer starts loading its new tiles
-  seen.pathsZoomedOut = await drawn();
-  seen.zoomOutMs = Date.now() - start;
+  seen.zoomedOut = [];
+  for (const z of zoomsOut) {
+    start = Date.now();
+    await page.evaluate((z) => window.searchMap.setZoom(z, { animate: false }), z);
+    await page.waitForFunction((z) => window.searchMap.getZoom() === z, z);
+    await page.waitForTimeout(200); // the layer starts loading its new tiles
+    const paths = await drawn();
+    seen.zoomedOut.push({ zoom: z, paths, ms: Date.now() - start });
+  }
   console.log(JSON.stringify(seen));
 } catch (e) {
   console.error(e);
