@@ -73,7 +73,7 @@ type Config struct {
 	// overview: the things too small to show at its zoom drawn as counts
 	// per cell, the others as themselves (postgis/tileoverview.go); 0:
 	// never.
-	TileOverviewThings int `env:"TILE_OVERVIEW_THINGS, default=20000"`
+	TileOverviewThings int `env:"TILE_OVERVIEW_THINGS, default=5000"`
 	// TileCacheBytes bounds the vector tiles kept in memory; 0: none.
 	TileCacheBytes int64 `env:"TILE_CACHE_BYTES, default=67108864"`
 	// TileMaxAge is the Cache-Control max-age of a tile; clients and

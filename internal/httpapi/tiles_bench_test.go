@@ -57,7 +57,7 @@ func BenchmarkTiles(b *testing.B) {
 		b.Fatal(err)
 	}
 	serve := func(cacheBytes int64) string {
-		cfg := httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "bench", MaxBodyBytes: 1 << 20, TileMaxBytes: 512 << 10, TileOverviewThings: 20_000, TileCacheBytes: cacheBytes, TileMaxAge: time.Minute}
+		cfg := httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "bench", MaxBodyBytes: 1 << 20, TileMaxBytes: 512 << 10, TileOverviewThings: 5_000, TileCacheBytes: cacheBytes, TileMaxAge: time.Minute}
 		srv, err := httpapi.New(svc, cfg, httpapi.Limits{DefaultPageSize: 10, MaxPageSize: 100, LocateBatchSize: 10}, httpapi.Deps{Properties: svc, Tiles: svc})
 		if err != nil {
 			b.Fatal(err)
