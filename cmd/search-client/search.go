@@ -43,6 +43,8 @@ func newSearchCommand(o *options) *cobra.Command {
 		fields           []string
 		shaping          geometryShaping
 		total            bool
+		sortBy           string
+		properties       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
@@ -83,11 +85,13 @@ how many things match across all pages.`,
   search-client search --area alps.geojson --relation intersects
   search-client search --query a --all --json
   search-client search --query an --fields id,name --total
+  search-client search --collection countries --sort-by=-iso_n3,name --properties iso_n3
   search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections,
-				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total}
+				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total,
+				SortBy: sortBy, Properties: properties}
 			if cmd.Flags().Changed("precision") {
 				req.CoordinatePrecision = &shaping.precision
 			}
@@ -123,20 +127,7 @@ how many things match across all pages.`,
 				if asJSON {
 					return printJSON(o.stdout, resp)
 				}
-				tw := newThingTable(o.stdout, fields, req.GetMaxDistanceM() > 0)
-				for _, t := range resp.GetThings() {
-					tw.row(t)
-				}
-				if err := tw.Flush(); err != nil {
-					return err
-				}
-				if total {
-					fmt.Fprintf(o.stdout, "total: %d\n", resp.GetTotalSize())
-				}
-				if resp.GetNextPageToken() != "" {
-					fmt.Fprintf(o.stdout, "next page: --page-token %s\n", resp.GetNextPageToken())
-				}
-				return nil
+				return printSearchPage(o.stdout, resp, fields, req.GetMaxDistanceM() > 0, total)
 			})
 		},
 	}
@@ -159,6 +150,8 @@ how many things match across all pages.`,
 	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
 	shaping.flags(f)
 	f.BoolVar(&total, "total", false, "also print the number of matches across all pages (show_total_size)")
+	f.StringVar(&sortBy, "sort-by", "", "order by these properties, then id: +a,-b (+ ascending, the default; - descending); default: by name")
+	f.StringSliceVar(&properties, "properties", nil, "only these top-level property keys in each thing's properties, comma-separated")
 	return cmd
 }
 
@@ -452,4 +445,23 @@ func (t *thingTable) Flush() error {
 		fmt.Fprintln(t, "no matches")
 	}
 	return t.Writer.Flush()
+}
+
+// printSearchPage prints one page of Search as a table, then the total
+// (with --total) and the next page's token.
+func printSearchPage(w io.Writer, resp *searchv1.SearchResponse, fields []string, nearest, total bool) error {
+	tw := newThingTable(w, fields, nearest)
+	for _, t := range resp.GetThings() {
+		tw.row(t)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if total {
+		fmt.Fprintf(w, "total: %d\n", resp.GetTotalSize())
+	}
+	if resp.GetNextPageToken() != "" {
+		fmt.Fprintf(w, "next page: --page-token %s\n", resp.GetNextPageToken())
+	}
+	return nil
 }

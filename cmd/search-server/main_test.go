@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -321,6 +322,8 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Errorf("paged %d names, streamed %d; want the same, in the same order, and many", len(paged), len(streamed))
 	}
 
+	checkSortedWalk(t, ts)
+
 	out, _, code = ts.runClient(t, "monitor")
 	if code != 0 || !strings.Contains(out, "things:    241") {
 		t.Errorf("monitor: exit %d\n%s", code, out)
@@ -358,6 +361,59 @@ func TestClientEndToEnd(t *testing.T) {
 	}
 	if after := fingerprint(t, ts.dbURL); after != before {
 		t.Errorf("failed imports changed the store: %s -> %s", before, after)
+	}
+}
+
+// checkSortedWalk runs sort_by and properties through the CLI and gRPC to
+// PostGIS on ts, which holds the 1:50m countries: pages walked with their
+// tokens see what --all streams, in descending iso_n3 order, each thing
+// with that property only.
+func checkSortedWalk(t *testing.T, ts *testServer) {
+	t.Helper()
+	sortedWalk := func(args ...string) []string {
+		t.Helper()
+		var codes []string
+		token := ""
+		for range 100 {
+			a := append([]string{"search", "--query", "an", "--sort-by=-iso_n3,name", "--properties", "iso_n3", "--json"}, args...)
+			if token != "" {
+				a = append(a, "--page-token", token)
+			}
+			out, errOut, code := ts.runClient(t, a...)
+			var page searchv1.SearchResponse
+			if code != 0 || protojsonUnmarshal(out, &page) != nil {
+				t.Fatalf("sorted page: exit %d\n%s%s", code, out, errOut)
+			}
+			for _, th := range page.GetThings() {
+				props := th.GetProperties().AsMap()
+				if len(props) > 1 {
+					t.Errorf("%s: properties %v, want iso_n3 only", th.GetName(), props)
+				}
+				v, _ := props["iso_n3"].(string)
+				codes = append(codes, v)
+			}
+			if token = page.GetNextPageToken(); token == "" {
+				break
+			}
+		}
+		return codes
+	}
+	sortedCodes := sortedWalk("--page-size", "7")
+	if len(sortedCodes) < 50 || !slices.IsSortedFunc(sortedCodes, func(a, b string) int { return strings.Compare(b, a) }) {
+		t.Errorf("--sort-by=-iso_n3: %d things, %v; want many, in descending iso_n3 order", len(sortedCodes), sortedCodes)
+	}
+	out, _, code := ts.runClient(t, "search", "--query", "an", "--sort-by=-iso_n3,name", "--all", "--json")
+	var streamedCodes []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var th searchv1.Thing
+		if err := protojsonUnmarshal(line, &th); err != nil {
+			t.Fatalf("sorted --all line %q: %v", line, err)
+		}
+		v, _ := th.GetProperties().AsMap()["iso_n3"].(string)
+		streamedCodes = append(streamedCodes, v)
+	}
+	if code != 0 || !slices.Equal(sortedCodes, streamedCodes) {
+		t.Errorf("sorted: paged %d, streamed %d; want the same order", len(sortedCodes), len(streamedCodes))
 	}
 }
 

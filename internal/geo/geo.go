@@ -205,13 +205,17 @@ func jsonKind(v any) string {
 }
 
 // Cursor is a position in the result order (name, then id; distance, name,
-// then id for a nearest search): a page starts after it.
+// then id for a nearest search; the sort keys' values, then id, for a
+// sorted one): a page starts after it.
 type Cursor struct {
 	// DistanceM is the distance of the last thing of a nearest search's
 	// page; 0 for other searches.
 	DistanceM float64
 	Name      string
 	ID        int64
+	// Sort holds the last thing's values of the query's sort keys, one per
+	// key, when the query is sorted (Query.SortBy); Name is then unused.
+	Sort []SortValue
 }
 
 // Query is one page request.
@@ -235,6 +239,9 @@ type Query struct {
 	// read from the same snapshot as the page; without it nothing is
 	// counted.
 	WithTotal bool
+	// SortBy, when not empty, orders the page by these properties, then by
+	// id (SortKey), instead of by name and id. Not with a nearest search.
+	SortBy []SortKey
 }
 
 // LocateQuery is a batch of points sharing one scope (see
@@ -506,7 +513,8 @@ func (d DeleteRequest) Normalize() (DeleteRequest, error) {
 // Internal for anything unexpected; the codes below are the others.
 type SearchService interface {
 	// Search returns one page of things matching q.Filter in (name, id)
-	// order ((distance, name, id) for a nearest search), read from one
+	// order ((distance, name, id) for a nearest search, (q.SortBy's
+	// values, id) for a sorted one), read from one
 	// snapshot of the store (the total too, when q.WithTotal). Returns
 	// Invalid for a bad query, an area that is not a valid polygon
 	// included.

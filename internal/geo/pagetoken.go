@@ -18,6 +18,8 @@ import (
 // its IEEE 754 bits. The store computes a thing's distance the same way on
 // every page, so the keyset comparison is exact.
 //
+// Version 5 is a sorted search's (sorttoken.go).
+//
 // Versions 3 (nearest: 4) carry the fingerprint of fingerprint.go, stable
 // across versions. Versions 1 (nearest: 2) carry the first release's
 // (legacyFingerprint) and are still issued for the filters that release
@@ -79,6 +81,9 @@ func DecodePageToken(tok string, f Filter, param string) (Cursor, error) {
 		return Cursor{}, malformed
 	}
 	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err == nil && len(b) >= 1+8+1 && b[0] == sortedPageTokenVersion {
+		return Cursor{}, Errorf(Invalid, "%s was issued for a sorted search; repeat the same filter and sort with it", param)
+	}
 	if err != nil || len(b) < 1+8+1 || b[0] < legacyPageTokenVersion || b[0] > nearestPageTokenVersion {
 		return Cursor{}, malformed
 	}

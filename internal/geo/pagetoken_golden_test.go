@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/geosearch/search/internal/geo"
@@ -114,7 +115,7 @@ func checkGolden(t *testing.T, golden map[string]string, encode func(geo.Filter,
 		}
 		f := c.filter(t)
 		got, err := geo.DecodePageToken(tok, f, "page_token")
-		if err != nil || got != c.cursor {
+		if err != nil || !reflect.DeepEqual(got, c.cursor) {
 			t.Errorf("%s: golden token decoded to %+v, %v; want %+v", c.name, got, err, c.cursor)
 		}
 		if enc := encode(f, c.cursor); enc != tok {

@@ -27,3 +27,40 @@ type PropertyLister interface {
 	// Returns Invalid for a bad collection name.
 	CollectionProperties(ctx context.Context, collection string) ([]Property, error)
 }
+
+// MaxSelectedProperties is the most property keys one request may select.
+const MaxSelectedProperties = MaxCollectionProperties
+
+// ValidatePropertySelection returns an Invalid error unless keys are at
+// most MaxSelectedProperties property keys, none empty. param names the
+// selection in the caller's protocol for error messages.
+func ValidatePropertySelection(keys []string, param string) error {
+	if len(keys) > MaxSelectedProperties {
+		return Errorf(Invalid, "%s may name at most %d properties, got %d", param, MaxSelectedProperties, len(keys))
+	}
+	for i, k := range keys {
+		if k == "" {
+			return Errorf(Invalid, "%s: key %d is empty", param, i)
+		}
+		if err := validateText(param+" key", k, MaxPropertyKeyLength); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SelectProperties returns the properties of props whose keys are among
+// keys (property selection: both edges select the same way); nil when none
+// is left.
+func SelectProperties(props map[string]any, keys []string) map[string]any {
+	var out map[string]any
+	for _, k := range keys {
+		if v, ok := props[k]; ok {
+			if out == nil {
+				out = make(map[string]any, len(keys))
+			}
+			out[k] = v
+		}
+	}
+	return out
+}

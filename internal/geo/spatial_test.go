@@ -2,6 +2,7 @@ package geo_test
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -124,12 +125,12 @@ func TestNearestPageTokensCarryTheDistance(t *testing.T) {
 	near := geo.Filter{Point: &geo.Point{Lat: 1, Lng: 2}, MaxDistanceM: 5000}
 	c := geo.Cursor{DistanceM: 1234.5678901234567, Name: "Étang", ID: 42}
 	got, err := geo.DecodePageToken(geo.EncodePageToken(near, c), near, "page_token")
-	if err != nil || got != c {
+	if err != nil || !reflect.DeepEqual(got, c) {
 		t.Errorf("round trip: %+v, %v; want %+v", got, err, c)
 	}
 	plain := geo.Filter{Point: near.Point}
 	got, err = geo.DecodePageToken(geo.EncodePageToken(plain, geo.Cursor{Name: "a", ID: 1}), plain, "page_token")
-	if err != nil || got != (geo.Cursor{Name: "a", ID: 1}) {
+	if err != nil || !reflect.DeepEqual(got, geo.Cursor{Name: "a", ID: 1}) {
 		t.Errorf("plain round trip: %+v, %v", got, err)
 	}
 	if _, err := geo.DecodePageToken(geo.EncodePageToken(plain, c), near, "page_token"); geo.ErrorCode(err) != geo.Invalid {

@@ -43,6 +43,11 @@ type TileQuery struct {
 	// is drawn with coarser outlines, then with fewer things (the largest
 	// kept), until it fits.
 	MaxBytes int
+	// OverviewThings, when positive, makes a tile that meets more things
+	// than this an overview: the things too small to show at the zoom are
+	// drawn as counts per cell of a grid over the tile, the others as
+	// themselves. 0: every thing is drawn as itself.
+	OverviewThings int
 }
 
 // Validate returns an Invalid error for a tile outside the matrix set, a
@@ -61,6 +66,9 @@ func (q TileQuery) Validate() error {
 	}
 	if q.MaxBytes <= 0 {
 		return Errorf(Invalid, "a tile needs a byte bound")
+	}
+	if q.OverviewThings < 0 {
+		return Errorf(Invalid, "a tile's overview threshold must not be negative, got %d", q.OverviewThings)
 	}
 	if len(q.Attributes) > MaxTileAttributes {
 		return Errorf(Invalid, "a tile may carry at most %d properties, got %d", MaxTileAttributes, len(q.Attributes))
@@ -121,7 +129,8 @@ type Tile struct {
 	// MVT is the Mapbox Vector Tile; empty when no thing meets the tile.
 	MVT []byte
 	// Reduced says the tile was drawn coarser than its zoom asks, or
-	// without some things, to fit its byte bound.
+	// without some things, to fit its byte bound, or as an overview
+	// (TileQuery.OverviewThings).
 	Reduced bool
 }
 

@@ -70,6 +70,9 @@ func bboxToProto(b geo.BBox) *searchv1.BoundingBox {
 // select.
 func thingToProto(t geo.Thing, sh *shape) (*searchv1.Thing, error) {
 	var props *structpb.Struct
+	if sh.properties != nil {
+		t.Properties = geo.SelectProperties(t.Properties, sh.properties)
+	}
 	if len(t.Properties) > 0 {
 		var err error
 		if props, err = structpb.NewStruct(t.Properties); err != nil {

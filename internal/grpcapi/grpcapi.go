@@ -312,7 +312,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 		resp.Things = append(resp.Things, pt)
 	}
 	if page.Next != nil {
-		resp.NextPageToken = geo.EncodePageToken(q.Filter, *page.Next)
+		resp.NextPageToken = geo.EncodeSortedPageToken(q.Filter, q.SortBy, *page.Next)
 	}
 	s.metrics.Count("search.results", int64(len(resp.Things)))
 	return resp, nil
@@ -335,7 +335,11 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 	ctx := stream.Context()
 	guard := newStallGuard(stream, s.cfg.Load().StreamSendTimeout)
 	defer guard.close()
-	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: sh.includeGeometry, Output: sh.output}
+	sortBy, err := geo.ParseSortBy(req.GetSortBy(), "sort_by")
+	if err != nil {
+		return err
+	}
+	q := geo.Query{Filter: filter, Limit: streamBatch, MaxBytes: streamBatchBytes, IncludeGeometry: sh.includeGeometry, Output: sh.output, SortBy: sortBy}
 	for {
 		page, err := s.svc.Search(ctx, q)
 		if err != nil {
@@ -463,8 +467,12 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 	if err != nil {
 		return geo.Query{}, shape{}, err
 	}
+	sortBy, err := geo.ParseSortBy(req.GetSortBy(), "sort_by")
+	if err != nil {
+		return geo.Query{}, shape{}, err
+	}
 	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: sh.includeGeometry, Output: sh.output,
-		WithTotal: req.GetShowTotalSize()}
+		WithTotal: req.GetShowTotalSize(), SortBy: sortBy}
 	lim := s.cfg.Load()
 	switch {
 	case q.Limit < 0:
@@ -475,7 +483,7 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 		q.Limit = lim.MaxPageSize
 	}
 	if tok := req.GetPageToken(); tok != "" {
-		c, err := geo.DecodePageToken(tok, filter, "page_token")
+		c, err := geo.DecodeSortedPageToken(tok, filter, sortBy, "page_token")
 		if err != nil {
 			return geo.Query{}, shape{}, err
 		}
@@ -486,5 +494,15 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 
 // searchShape validates the shaping fields of a search request.
 func searchShape(req *searchv1.SearchRequest) (shape, error) {
-	return shapeOf(req.GetReadMask(), req.GetIncludeGeometry(), req.GetSimplifyTolerance(), req.CoordinatePrecision)
+	sh, err := shapeOf(req.GetReadMask(), req.GetIncludeGeometry(), req.GetSimplifyTolerance(), req.CoordinatePrecision)
+	if err != nil {
+		return sh, err
+	}
+	if keys := req.GetProperties(); len(keys) > 0 {
+		if err := geo.ValidatePropertySelection(keys, "properties"); err != nil {
+			return sh, err
+		}
+		sh.properties = keys
+	}
+	return sh, nil
 }

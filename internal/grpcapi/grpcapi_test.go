@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,7 +71,10 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 	}
 	var out []geo.Thing
 	for _, t := range f.things {
-		if q.After != nil && (t.Name < q.After.Name || t.Name == q.After.Name && t.ID <= q.After.ID) {
+		if q.After != nil && len(q.SortBy) > 0 && t.ID <= q.After.ID {
+			continue // a sorted search's cursor: the fake's things are in id order too
+		}
+		if q.After != nil && len(q.SortBy) == 0 && (t.Name < q.After.Name || t.Name == q.After.Name && t.ID <= q.After.ID) {
 			continue
 		}
 		out = append(out, withGeometry(t, q.IncludeGeometry))
@@ -83,6 +87,9 @@ func (f *fakeService) Search(ctx context.Context, q geo.Query) (geo.Page, error)
 		page.Things = out[:q.Limit]
 		last := page.Things[q.Limit-1]
 		page.Next = &geo.Cursor{Name: last.Name, ID: last.ID}
+		for range q.SortBy {
+			page.Next.Sort = append(page.Next.Sort, geo.SortValue{Kind: geo.SortNumber, Text: strconv.FormatInt(last.ID, 10)})
+		}
 	}
 	return page, nil
 }

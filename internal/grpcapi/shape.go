@@ -38,6 +38,9 @@ type shape struct {
 	includeGeometry bool
 	output          geo.Output
 	clear           []protoreflect.FieldDescriptor
+	// properties, when not nil, are the property keys each thing keeps
+	// (SearchRequest.properties).
+	properties []string
 }
 
 // shapeOf validates a request's read_mask and geometry settings

@@ -79,6 +79,11 @@ type Config struct {
 	// TileMaxBytes bounds one vector tile: a larger one is drawn coarser,
 	// then with fewer things (tiles.go).
 	TileMaxBytes int `env:"TILE_MAX_BYTES, default=524288"`
+	// TileOverviewThings makes a tile meeting more things than this an
+	// overview: the things too small to show at its zoom drawn as counts
+	// per cell, the others as themselves (postgis/tileoverview.go); 0:
+	// never.
+	TileOverviewThings int `env:"TILE_OVERVIEW_THINGS, default=5000"`
 	// TileCacheBytes bounds the vector tiles kept in memory; 0: none.
 	TileCacheBytes int64 `env:"TILE_CACHE_BYTES, default=67108864"`
 	// TileMaxAge is the Cache-Control max-age of a tile; clients and
@@ -304,6 +309,7 @@ func (s *Server) routes() []route {
 		{"GET /collections", "collections", geo.Read, s.collectionsList, bounded},
 		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection, bounded},
 		{"GET /collections/{collectionId}/queryables", "queryables", geo.Read, s.collectionQueryables, bounded},
+		{"GET /collections/{collectionId}/sortables", "sortables", geo.Read, s.collectionSortables, bounded},
 		{"GET /collections/{collectionId}/items", "items", geo.Read, s.items, bounded},
 		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature, bounded},
 		{"GET /locate", "locate", geo.Read, s.locate, bounded},

@@ -109,7 +109,7 @@ func (s *Server) conformance(w http.ResponseWriter, r *http.Request) error {
 	if err := checkParams(r, "f"); err != nil {
 		return err
 	}
-	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance, filterConformance)})
+	return writeJSON(w, mediaJSON, map[string]any{"conformsTo": slices.Concat(conformsTo, tilesConformance, filterConformance, sortConformance)})
 }
 
 //go:embed openapi.json.tmpl
@@ -277,6 +277,7 @@ func collectionJSON(base string, c collectionInfo) map[string]any {
 			{self, "self", mediaJSON, "this collection"},
 			{self + "/items", "items", mediaGeoJSON, "its features"},
 			{self + "/queryables", relQueryables, mediaSchema, "the properties its items filter on"},
+			{self + "/sortables", relSortables, mediaSchema, "the properties its items sort by"},
 			{self + "/tiles", relTilesetsVector, mediaJSON, "its vector tiles"},
 		},
 	}
@@ -326,7 +327,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	known := slices.Concat(itemsParams, filterParams, selectParams)
+	known := slices.Concat(itemsParams, filterParams, selectParams, sortParams)
 	props, propKeys, err := s.propertyFilters(r.Context(), r, c, known)
 	if err != nil {
 		return err
@@ -349,6 +350,10 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	sortBy, err := s.sortBy(r.Context(), r, c)
+	if err != nil {
+		return err
+	}
 	if params.Has("bbox") {
 		box, err := parseBBox(params.Get("bbox"))
 		if err != nil {
@@ -367,9 +372,9 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if err := filter.Validate(); err != nil {
 		return err
 	}
-	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true, MaxBytes: s.limits.Load().MaxPageBytes}
+	q := geo.Query{Filter: filter, Limit: limit, IncludeGeometry: true, MaxBytes: s.limits.Load().MaxPageBytes, SortBy: sortBy}
 	if params.Has("cursor") {
-		after, err := geo.DecodePageToken(params.Get("cursor"), filter, "cursor")
+		after, err := geo.DecodeSortedPageToken(params.Get("cursor"), filter, sortBy, "cursor")
 		if err != nil {
 			return err
 		}
@@ -399,7 +404,7 @@ func (s *Server) items(w http.ResponseWriter, r *http.Request) error {
 	if page.Next != nil {
 		next := slices.DeleteFunc(slices.Clone(raw), func(p rawParam) bool { return p.key == "cursor" || p.key == "limit" })
 		next = append(next,
-			rawParam{"cursor", url.QueryEscape(geo.EncodePageToken(filter, *page.Next))},
+			rawParam{"cursor", url.QueryEscape(geo.EncodeSortedPageToken(filter, sortBy, *page.Next))},
 			rawParam{"limit", strconv.Itoa(limit)})
 		links = append(links, link{itemsURL + encodeParams(next, propKeys), "next", mediaGeoJSON, "the next page"})
 	}

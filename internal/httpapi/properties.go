@@ -54,9 +54,8 @@ func (s *Server) selectedProperties(ctx context.Context, r *http.Request, c coll
 
 // selectProperties keeps the selected properties of f only.
 func selectProperties(f *feature, selected []string) {
-	for k := range f.Properties {
-		if !slices.Contains(selected, k) {
-			delete(f.Properties, k)
-		}
+	f.Properties = geo.SelectProperties(f.Properties, selected)
+	if f.Properties == nil {
+		f.Properties = map[string]any{} // GeoJSON: an object, not null
 	}
 }

@@ -246,6 +246,7 @@ func (s *Server) tile(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	q.MaxBytes = s.cfg.TileMaxBytes
+	q.OverviewThings = s.cfg.TileOverviewThings
 	if err := q.Validate(); err != nil {
 		return err
 	}
@@ -412,6 +413,9 @@ func validateTileConfig(c Config) []error {
 	var errs []error
 	if c.TileMaxBytes < 1024 {
 		errs = append(errs, fmt.Errorf("TILE_MAX_BYTES must be at least 1024, got %d", c.TileMaxBytes))
+	}
+	if c.TileOverviewThings < 0 {
+		errs = append(errs, fmt.Errorf("TILE_OVERVIEW_THINGS must not be negative (0: no overviews), got %d", c.TileOverviewThings))
 	}
 	if c.TileCacheBytes < 0 {
 		errs = append(errs, fmt.Errorf("TILE_CACHE_BYTES must not be negative, got %d", c.TileCacheBytes))

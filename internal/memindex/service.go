@@ -36,7 +36,8 @@ func NewSearchService(store geo.SearchService, reg *Registry, m metrics.Metrics)
 // Search answers a point search from memory when it can (see
 // SearchService), and sends it to the store otherwise.
 func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, error) {
-	if !pointLookup(q.Filter, q.IncludeGeometry) {
+	// A sorted search pages by property values the index does not order by.
+	if !pointLookup(q.Filter, q.IncludeGeometry) || len(q.SortBy) > 0 {
 		return s.SearchService.Search(ctx, q)
 	}
 	if page, ok := s.searchMemory(ctx, q); ok {

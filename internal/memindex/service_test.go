@@ -132,6 +132,9 @@ func pageShapes() []geo.Query {
 		{Limit: 10, Output: geo.Output{CoordinateDigits: &digits}},
 		{Limit: 10, IncludeGeometry: true},
 		{Limit: 0},
+		// Sorted searches page by property values: the store's to answer.
+		{Limit: 10, SortBy: []geo.SortKey{{Property: "rank", Desc: true}}},
+		{Limit: 1, SortBy: []geo.SortKey{{Property: "kind", Desc: true}, {Property: "rank"}}},
 	}
 }
 

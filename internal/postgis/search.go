@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -212,115 +211,17 @@ LIMIT $?::bigint`
 	countThings = `SELECT count(*)`
 )
 
-// thingColumns are the columns every statement selects for a thing, in
-// ScanThing's order; the geometry column follows (see columns). A field the
-// query leaves out (geo.Output.Omit) is selected as a constant of its type,
-// so that rows keep one shape for ScanThing while the value (the properties'
-// JSON above all) is neither read nor sent.
-var thingColumns = [...]struct {
-	omit          geo.Fields // 0: always read
-	sql, constant string
-}{
-	{0, `t.id`, ``},
-	{geo.FieldCollection, `t.collection`, `''`},
-	{geo.FieldKey, `coalesce(t.key, '')`, `''`},
-	{0, `t.name`, ``},
-	{geo.FieldProperties, `t.properties`, `NULL::jsonb`},
-	{geo.FieldBBox, `t.min_lng, t.min_lat, t.max_lng, t.max_lat`, `0::float8, 0::float8, 0::float8, 0::float8`},
-}
-
-// The geometry column: GeoJSON of the stored geometry, or simplified
-// (ST_SimplifyPreserveTopology keeps every polygon, where ST_Simplify may
-// collapse small ones to nothing; GEOS returns a Polygon for a MultiPolygon
-// of one, which ST_Multi makes a MultiPolygon again), with fewer digits
-// when asked.
-const (
-	geometryOpen     = `ST_AsGeoJSON(`
-	geometryStored   = `t.geom`
-	geometrySimplify = `ST_Multi(ST_SimplifyPreserveTopology(t.geom, $?::float8))`
-	geometryDigits   = `, $?::int`
-	geometryClose    = `)`
-	withoutGeometry  = `''`
-)
-
-// columns adds the select list: the thing's columns, shaped by out, and its
-// geometry when includeGeometry.
-func (s *statement) columns(includeGeometry bool, out geo.Output) {
-	s.add("SELECT ")
-	for _, c := range thingColumns {
-		if c.omit != 0 && out.Omit&c.omit != 0 {
-			s.add(c.constant)
-		} else {
-			s.add(c.sql)
-		}
-		s.add(", ")
-	}
-	if !includeGeometry {
-		s.add(withoutGeometry)
-		return
-	}
-	s.add(geometryOpen)
-	if out.SimplifyTolerance > 0 {
-		s.add(geometrySimplify, out.SimplifyTolerance)
-	} else {
-		s.add(geometryStored)
-	}
-	if out.CoordinateDigits != nil {
-		s.add(geometryDigits, *out.CoordinateDigits)
-	}
-	s.add(geometryClose)
-}
-
-// statement builds one SQL statement from constant fragments and their bind
-// values.
-type statement struct {
-	sql  strings.Builder
-	args []any
-}
-
-// statementBytes and statementValues make room for a point search's text
-// and values from the start: growing the text by doubling cost several
-// allocations and copies per search (docs/BENCHMARKS.md).
-const (
-	statementBytes  = 1536
-	statementValues = 8
-)
-
-// add appends fragment, numbering its "$?" marks with args in order.
-func (s *statement) add(fragment string, args ...any) {
-	if s.args == nil {
-		s.sql.Grow(statementBytes)
-		s.args = make([]any, 0, statementValues)
-	}
-	for {
-		before, after, found := strings.Cut(fragment, "$?")
-		s.sql.WriteString(before)
-		if !found {
-			break
-		}
-		if len(args) == 0 {
-			panic("postgis: a fragment has more parameters than values: " + fragment)
-		}
-		s.args = append(s.args, args[0])
-		args = args[1:]
-		s.sql.WriteByte('$')
-		s.sql.WriteString(strconv.Itoa(len(s.args)))
-		fragment = after
-	}
-	if len(args) > 0 {
-		panic("postgis: a fragment has fewer parameters than values: " + fragment)
-	}
-}
-
 // SearchStatement returns the SQL and the bind values Search sends for q,
 // which must be valid, so that search-bench can send the very same statement
 // straight to the database. Rows scan with ScanThing; there is one row more
-// than q.Limit when a next page exists.
+// than q.Limit when a next page exists. A sorted query's rows carry its sort
+// values after ScanThing's columns (sort.go).
 func SearchStatement(q geo.Query) (string, []any) {
 	var s statement
 	s.hits(q.Filter)
 	s.columns(q.IncludeGeometry, q.Output)
 	s.add(distanceColumn(q.Filter))
+	s.sortColumns(q.SortBy)
 	s.from(q.Filter)
 	return s.finish(q)
 }
@@ -428,6 +329,10 @@ func distanceColumn(f geo.Filter) string {
 // the limit (one more than q.Limit tells whether a next page exists).
 func (s *statement) finish(q geo.Query) (string, []any) {
 	s.filters(q.Filter)
+	if len(q.SortBy) > 0 {
+		s.sortedTail(q)
+		return s.sql.String(), s.args
+	}
 	nearest := q.Point != nil && q.MaxDistanceM > 0
 	switch {
 	case q.After != nil && nearest:
@@ -494,6 +399,9 @@ func (s *SearchService) Search(ctx context.Context, q geo.Query) (geo.Page, erro
 	if err := q.Output.Validate(); err != nil {
 		return geo.Page{}, err
 	}
+	if err := q.ValidateSort(); err != nil {
+		return geo.Page{}, err
+	}
 	if q.Limit <= 0 {
 		return geo.Page{}, geo.Errorf(geo.Invalid, "page size must be positive")
 	}
@@ -538,17 +446,25 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	}
 	defer rows.Close()
 	var page geo.Page
+	var last []geo.SortValue // the sort values of the last thing of the page
 	size := 0
 	for rows.Next() {
-		t, err := ScanThing(rows)
+		var t geo.Thing
+		var vals []geo.SortValue
+		if len(q.SortBy) > 0 {
+			t, vals, err = scanSorted(rows, len(q.SortBy))
+		} else {
+			t, err = ScanThing(rows)
+		}
 		if err != nil {
 			return geo.Page{}, classify(ctx, "search", err)
 		}
 		if len(page.Things) == q.Limit { // the row beyond the limit: a next page exists
-			page.Next = cursorAfter(page.Things[q.Limit-1])
+			page.Next = cursorAfter(page.Things[q.Limit-1], last)
 			break
 		}
 		page.Things = append(page.Things, t)
+		last = vals
 		if q.MaxBytes > 0 {
 			for _, v := range rows.RawValues() {
 				size += len(v)
@@ -556,7 +472,7 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 			if size >= q.MaxBytes {
 				// Cut the page here; the rows not read are discarded as
 				// they arrive, never held.
-				page.Next = cursorAfter(t)
+				page.Next = cursorAfter(t, vals)
 				break
 			}
 		}
@@ -568,9 +484,10 @@ func readPage(ctx context.Context, db querier, q geo.Query) (geo.Page, error) {
 	return page, nil
 }
 
-// cursorAfter returns the position of t in the result order.
-func cursorAfter(t geo.Thing) *geo.Cursor {
-	c := &geo.Cursor{Name: t.Name, ID: t.ID}
+// cursorAfter returns the position of t, whose sort values are vals, in
+// the result order.
+func cursorAfter(t geo.Thing, vals []geo.SortValue) *geo.Cursor {
+	c := &geo.Cursor{Name: t.Name, ID: t.ID, Sort: vals}
 	if t.DistanceM != nil {
 		c.DistanceM = *t.DistanceM
 	}

@@ -94,17 +94,15 @@ func (s *SearchService) Tile(ctx context.Context, q geo.TileQuery) (geo.Tile, er
 	}
 	coarsen, limit := 1.0, 0
 	for round := 0; ; round++ {
-		sql, args := TileStatement(q, coarsen, limit)
-		var mvt []byte
-		var n int
-		if err := s.pool.QueryRow(ctx, sql, args...).Scan(&mvt, &n); err != nil {
-			return geo.Tile{}, classify(ctx, "draw tile", err)
+		mvt, n, overview, err := s.drawTile(ctx, q, coarsen, limit)
+		if err != nil {
+			return geo.Tile{}, err
 		}
 		if len(mvt) <= q.MaxBytes || n <= 1 || round >= tileMaxRounds {
 			if len(mvt) > q.MaxBytes {
 				return geo.Tile{}, geo.Errorf(geo.Invalid, "tile %d/%d/%d of %q is %d bytes with one thing at its coarsest, above the bound of %d bytes", q.Z, q.Y, q.X, q.Collection, len(mvt), q.MaxBytes)
 			}
-			return geo.Tile{MVT: mvt, Reduced: round > 0}, nil
+			return geo.Tile{MVT: mvt, Reduced: round > 0 || overview}, nil
 		}
 		if round < tileCoarser {
 			coarsen *= 4

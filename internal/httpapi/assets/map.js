@@ -7,7 +7,15 @@
 (function () {
   'use strict';
   const body = document.body;
-  const map = L.map('map', { worldCopyJump: true }).setView([30, 10], 2);
+  // The view is in the address (#zoom/lat/lng), so that a view can be
+  // shared and opened again; without one, the world at zoom 2.
+  const inAddress = /^#(\d{1,2})\/(-?\d{1,2}(?:\.\d+)?)\/(-?\d{1,3}(?:\.\d+)?)$/.exec(location.hash);
+  const map = L.map('map', { worldCopyJump: true })
+    .setView(inAddress ? [Math.max(-85, Math.min(85, +inAddress[2])), +inAddress[3]] : [30, 10], inAddress ? Math.min(+inAddress[1], 22) : 2);
+  map.on('moveend', () => {
+    const c = map.getCenter();
+    history.replaceState(null, '', '#' + map.getZoom() + '/' + c.lat.toFixed(4) + '/' + c.lng.toFixed(4));
+  });
   window.searchMap = map; // for the browser test and the curious
   // The colours of the collections, in the order listed; the first few
   // collections are drawn when the page opens.

@@ -294,8 +294,26 @@ type SearchRequest struct {
 	// instance may have caught up). Empty: no waiting. A token that is not
 	// one is INVALID_ARGUMENT. See docs/REPLICAS.md.
 	ConsistencyToken string `protobuf:"bytes,16,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// sort_by orders the things by top-level properties instead of by name,
+	// in the syntax of OGC API - Features sortby: property names separated
+	// by commas, each with an optional "+" (ascending, the default) or "-"
+	// (descending) before it, e.g. "-pop_est,name". Values order as numbers
+	// (numerically), then strings (byte-wise), then booleans (false first);
+	// things without the property (or with null, an array or an object in
+	// it) come last in either direction; ties are in id order. Pages are
+	// keyset-paged as for other searches: the page token carries the last
+	// thing's values and is tied to the filter and this order. At most 8
+	// keys; a nested path, a repeated or an empty key, or sort_by with
+	// max_distance_m (ordered by distance) is INVALID_ARGUMENT. Empty: name
+	// order, as before. SearchStream honours it too.
+	SortBy string `protobuf:"bytes,17,opt,name=sort_by,json=sortBy,proto3" json:"sort_by,omitempty"`
+	// properties, when not empty, keeps only these top-level keys in each
+	// returned thing's properties (the others are not sent); keys a thing
+	// lacks are left out. Empty: every property, as before. To send no
+	// properties at all, leave properties out of read_mask.
+	Properties    []string `protobuf:"bytes,18,rep,name=properties,proto3" json:"properties,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
@@ -438,6 +456,20 @@ func (x *SearchRequest) GetConsistencyToken() string {
 		return x.ConsistencyToken
 	}
 	return ""
+}
+
+func (x *SearchRequest) GetSortBy() string {
+	if x != nil {
+		return x.SortBy
+	}
+	return ""
+}
+
+func (x *SearchRequest) GetProperties() []string {
+	if x != nil {
+		return x.Properties
+	}
+	return nil
 }
 
 // PropertyFilter matches things whose top-level property key equals one of
@@ -2161,7 +2193,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\amin_lng\x18\x01 \x01(\x01R\x06minLng\x12\x17\n" +
 	"\amin_lat\x18\x02 \x01(\x01R\x06minLat\x12\x17\n" +
 	"\amax_lng\x18\x03 \x01(\x01R\x06maxLng\x12\x17\n" +
-	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xbb\x05\n" +
+	"\amax_lat\x18\x04 \x01(\x01R\x06maxLat\"\xf4\x05\n" +
 	"\rSearchRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12&\n" +
 	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\x12\x1b\n" +
@@ -2180,7 +2212,11 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x12simplify_tolerance\x18\r \x01(\x01R\x11simplifyTolerance\x126\n" +
 	"\x14coordinate_precision\x18\x0e \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01\x12&\n" +
 	"\x0fshow_total_size\x18\x0f \x01(\bR\rshowTotalSize\x12+\n" +
-	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyTokenB\x17\n" +
+	"\x11consistency_token\x18\x10 \x01(\tR\x10consistencyToken\x12\x17\n" +
+	"\asort_by\x18\x11 \x01(\tR\x06sortBy\x12\x1e\n" +
+	"\n" +
+	"properties\x18\x12 \x03(\tR\n" +
+	"propertiesB\x17\n" +
 	"\x15_coordinate_precision\"R\n" +
 	"\x0ePropertyFilter\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
