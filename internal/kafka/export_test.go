@@ -1,0 +1,5 @@
+package kafka
+
+// SetBeforeCommit makes r call fn between producing a batch and committing
+// it; an error stops the relay there, as a crash would.
+func SetBeforeCommit(r *Relay, fn func() error) { r.beforeCommit = fn }
