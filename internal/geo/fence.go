@@ -167,3 +167,12 @@ type Outbox interface {
 	// Trim deletes the events up to mark, published.
 	Trim(ctx context.Context, upTo OutboxMark) error
 }
+
+// EventSource reads the published events.
+type EventSource interface {
+	// ReadEvents calls fn with every published event from the first, in
+	// order per device, never concurrently; with follow it waits for new
+	// ones until ctx ends, without it stops at the end as it was at the
+	// start. fn's error ends it.
+	ReadEvents(ctx context.Context, follow bool, fn func(Event) error) error
+}

@@ -134,3 +134,14 @@ func endOffsets(ctx context.Context, brokers []string, topic string) (map[int32]
 	}
 	return out, nil
 }
+
+// EventReader is the events topic as a geo.EventSource.
+type EventReader struct {
+	Brokers []string
+	Topic   string
+}
+
+// ReadEvents implements geo.EventSource with ReadEvents.
+func (r EventReader) ReadEvents(ctx context.Context, follow bool, fn func(geo.Event) error) error {
+	return ReadEvents(ctx, EventsOptions{Brokers: r.Brokers, Topic: r.Topic, Follow: follow}, fn)
+}
