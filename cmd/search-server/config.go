@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -46,11 +47,17 @@ type serverConfig struct {
 	Consul consul.Config
 	StatsD statsd.Config
 	Kafka  kafka.Config
+	Fence  kafka.FenceConfig
 }
 
 // Validate checks the settings of serverConfig's own fields; the components
 // check theirs.
-func (c serverConfig) Validate() error { return validatePprofAddr(c.PprofAddr) }
+func (c serverConfig) Validate() error {
+	if c.Fence.Enabled && len(c.Kafka.Brokers) == 0 {
+		return errors.New("FENCE_ENABLED needs KAFKA_BROKERS: events are published to Kafka")
+	}
+	return validatePprofAddr(c.PprofAddr)
+}
 
 // validatePprofAddr accepts "" (off) or host:port with a loopback host:
 // 127.0.0.0/8, ::1 or localhost.

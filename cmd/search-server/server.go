@@ -69,6 +69,8 @@ type Server struct {
 	// and when Consul registration is off.
 	http          *httpapi.Server
 	httpRegistrar *consul.Registrar
+	// fence is nil without FENCE_ENABLED.
+	fence *fencing
 }
 
 // NewServer builds a Server logging JSON to stdout and binds its listener,
@@ -152,6 +154,13 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	svc := postgis.NewSearchService(pool, svcOpts...)
+	fence, err := newFencing(ctx, cfg, app, timeout, svc, logger, m)
+	if err != nil {
+		return fail(err)
+	}
+	if fence != nil {
+		undo = append(undo, fence.stop)
+	}
 	auth := grpcapi.NewAuth(cfg.GRPC)
 	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
 		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
@@ -171,6 +180,9 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		Version:    buildVersion(),
 		Started:    time.Now(),
 	}, m)
+	if fence != nil {
+		api.SetFencing(fence.tracker, fence.events)
+	}
 	searchv1.RegisterSearchServiceServer(gs, api)
 	reflection.Register(gs)
 	s := &Server{
@@ -197,6 +209,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		grpc:         gs,
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
+		fence:        fence,
 	}
 	if cfg.HTTP.Enabled() {
 		// The HTTP API reads through a pool of its own, so that its load
@@ -296,14 +309,17 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 //     still serving, wait for this instance's turn to leave (one at a time
 //     per service) and for another instance to be passing;
 //  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
-//     and balancers stop sending work;
+//     and balancers stop sending work; the geofencing consumer and relay
+//     stop taking work (what they had not committed, the instance that
+//     takes their partitions or the relay's lock does again);
 //  2. deregistration from Consul (the gRPC and the HTTP service), so
 //     discovery stops naming this instance;
 //  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
 //     RPCs or requests, in-flight ones finish, within SHUTDOWN_TIMEOUT,
 //     after which the rest are cut; then the handover's turn passes to the
 //     next instance;
-//  4. the database pool is closed;
+//  4. the geofencing consumer and relay are waited for, then the database
+//     pools are closed;
 //  5. metrics are flushed, and the logs queued for Kafka, within
 //     LOG_FLUSH_TIMEOUT.
 //
@@ -351,6 +367,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.pprof != nil {
 		go func() { _ = s.pprof.Serve(s.pprofLis) }() // ends with ErrServerClosed at Close
 		s.logger.Info("serving pprof", "addr", s.pprofLis.Addr().String())
+	}
+	if s.fence != nil {
+		s.fence.start(rctx)
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
@@ -532,8 +551,12 @@ func (s *Server) Close() {
 	s.flush(context.Background())
 }
 
-// closePools closes the database pools.
+// closePools stops geofencing's consumer and relay, which use the
+// database, and closes the database pools. A second call does nothing more.
 func (s *Server) closePools() {
+	if s.fence != nil {
+		s.fence.stop()
+	}
 	s.pool.Close()
 	s.writer.Close()
 	s.probe.Close()

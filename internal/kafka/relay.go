@@ -123,6 +123,8 @@ func (r *Relay) lead(ctx context.Context) error {
 		if err := r.publish(ctx, cl, events); err != nil {
 			return err
 		}
+		r.logger.Debug("geofence relay committed", "events", len(events),
+			"first_xid", events[0].Mark.XID, "first_id", events[0].Mark.ID, "last_xid", events[len(events)-1].Mark.XID, "last_id", events[len(events)-1].Mark.ID)
 		mark = events[len(events)-1].Mark
 		r.published.Add(int64(len(events)))
 		r.metrics.Count("fence.events_published", int64(len(events)))

@@ -43,6 +43,3 @@ func (r *Replica) WaitPolls() int64 { return r.polls.Load() }
 
 // WaitLoops is how many replay poll loops r started.
 func (r *Replica) WaitLoops() int64 { return r.loops.Load() }
-
-// FullXID is fullXID, for its table test.
-var FullXID = fullXID

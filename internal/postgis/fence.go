@@ -41,29 +41,24 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = exclu
 WHERE fence_offset.next_offset = $4::bigint`
 	fenceOffsetsSQL = `SELECT partition, next_offset FROM fence_offset WHERE consumer_group = $1::text AND topic = $2::text`
 
-	// Every transaction that writes the outbox holds this shared lock
-	// from its start (before it has an xid), so the relay can tell which
-	// transactions may still add events: see fenceHorizonSQL.
-	fenceWriterLockSQL = `SELECT pg_advisory_xact_lock_shared(28, 3)`
-	// The horizon: no event can still appear with an xid below it. Read
-	// first, then the events below it with a later snapshot
-	// (fencePendingSQL). A writer whose xid is below xmax either still
-	// holds the writer lock (its xid is listed: the horizon stays below
-	// it) or has released it, which PostgreSQL does after making its
-	// commit visible, so the later snapshot sees its events. A writer with
-	// no xid yet gets one above xmax. Other transactions (a long import)
-	// do not hold events back. pg_locks is readable by every role, unlike
-	// the xids of pg_stat_activity.
-	fenceHorizonSQL = `SELECT pg_snapshot_xmax(pg_current_snapshot())::text,
-    coalesce((SELECT array_agg(x.transactionid::text)
-        FROM pg_locks w JOIN pg_locks x ON x.virtualtransaction = w.virtualtransaction
-        WHERE w.locktype = 'advisory' AND w.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND w.classid = 28 AND w.objid = 3 AND w.objsubid = 2 AND w.granted
-          AND x.locktype = 'transactionid' AND x.mode = 'ExclusiveLock' AND x.granted), '{}')`
-	fencePendingSQL = `SELECT xid::text, id, collection, device, seq, type, thing_id, thing_key, lat, lng, at
-FROM fence_outbox
-WHERE (xid, id) > ($1::text::xid8, $2::bigint) AND xid < $3::text::xid8
-ORDER BY xid, id LIMIT $4::integer`
+	// Every transaction that writes the outbox holds this lock, shared,
+	// from its start (before it has an xid). The relay takes it exclusive
+	// for a moment to read the horizon (fenceHorizonSQL).
+	fenceWriterLockSQL    = `SELECT pg_advisory_xact_lock_shared(28, 3)`
+	fenceWritersPauseSQL  = `SELECT pg_advisory_xact_lock(28, 3)`
+	fenceOutboxWaitingSQL = `SELECT EXISTS (SELECT FROM fence_outbox WHERE (xid, id) > ($1::text::xid8, $2::bigint))`
+	// The horizon, read while holding the writers' lock exclusive: no
+	// writer is running, so every writer with an xid below the snapshot's
+	// xmax has ended and its events are visible to any later snapshot, and
+	// every later writer gets a larger xid. Other transactions (a long
+	// import) do not hold events back.
+	fenceHorizonSQL = `SELECT pg_snapshot_xmax(pg_current_snapshot())::text`
+	// The order is by the xid8 column, not by its text (which would put
+	// 1000 before 999): the text goes out under another name.
+	fencePendingSQL = `SELECT o.xid::text AS xid_text, o.id, o.collection, o.device, o.seq, o.type, o.thing_id, o.thing_key, o.lat, o.lng, o.at
+FROM fence_outbox o
+WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
+ORDER BY o.xid, o.id LIMIT $4::integer`
 	fenceTrimSQL = `DELETE FROM fence_outbox WHERE (xid, id) <= ($1::text::xid8, $2::bigint)`
 
 	// The relay's lock: (class, object) in the two-int4 advisory space.
@@ -249,6 +244,15 @@ func (f *FenceStore) Offsets(ctx context.Context, group, topic string) (map[int3
 
 // Pending implements geo.Outbox.
 func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) ([]geo.OutboxEvent, error) {
+	// The writers are paused for the horizon only when there is something
+	// to read: an idle relay does not stall them.
+	var waiting bool
+	if err := f.pool.QueryRow(ctx, fenceOutboxWaitingSQL, strconv.FormatUint(after.XID, 10), after.ID).Scan(&waiting); err != nil {
+		return nil, classify(ctx, "read outbox", err)
+	}
+	if !waiting {
+		return nil, nil
+	}
 	horizon, err := f.horizon(ctx)
 	if err != nil {
 		return nil, err
@@ -277,36 +281,24 @@ func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) (
 }
 
 // horizon is the xid below which no event can appear any more
-// (fenceHorizonSQL).
+// (fenceHorizonSQL). It waits for the writers running and holds new ones
+// back for as long as one short transaction takes.
 func (f *FenceStore) horizon(ctx context.Context) (uint64, error) {
-	var xmaxText string
-	var writers []string
-	if err := f.pool.QueryRow(ctx, fenceHorizonSQL).Scan(&xmaxText, &writers); err != nil {
+	var text string
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fenceWritersPauseSQL); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, fenceHorizonSQL).Scan(&text)
+	})
+	if err != nil {
 		return 0, classify(ctx, "read outbox horizon", err)
 	}
-	xmax, err := strconv.ParseUint(xmaxText, 10, 64)
+	h, err := strconv.ParseUint(text, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("outbox horizon %q: %w", xmaxText, err)
-	}
-	h := xmax
-	for _, w := range writers {
-		x32, err := strconv.ParseUint(w, 10, 32)
-		if err != nil {
-			return 0, fmt.Errorf("outbox writer xid %q: %w", w, err)
-		}
-		h = min(h, fullXID(xmax, uint32(x32)))
+		return 0, fmt.Errorf("outbox horizon %q: %w", text, err)
 	}
 	return h, nil
-}
-
-// fullXID widens a 32-bit xid seen while next (a 64-bit xid) was the next
-// to assign: the one below next with those low bits.
-func fullXID(next uint64, x uint32) uint64 {
-	full := next&^0xFFFFFFFF | uint64(x)
-	if full >= next && full >= 1<<32 {
-		full -= 1 << 32
-	}
-	return full
 }
 
 // Trim implements geo.Outbox.

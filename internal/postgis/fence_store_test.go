@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,6 @@ import (
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
-	"github.com/geosearch/search/internal/postgis"
 )
 
 // eventLines renders events as "device type key #seq".
@@ -153,9 +153,10 @@ func TestTrackConcurrentDevice(t *testing.T) {
 	}
 }
 
-// TestOutboxCommitOrder: an event written by a transaction still open is
-// not pending, and neither is any event committed after it began, so the
-// relay can never pass it: both appear once it commits, in (xid, id) order.
+// TestOutboxCommitOrder: while a transaction that writes events is open,
+// the reader waits for it (events committed after it began cannot be
+// passed to it), but not for other transactions; once it commits, its
+// events and the later ones are pending in (xid, id) order.
 func TestOutboxCommitOrder(t *testing.T) {
 	t.Parallel()
 	tr, svc, store, pool := newTracker(t)
@@ -193,8 +194,11 @@ VALUES ('zones', 'early', 1, 'enter', 1, 'a', 5, 5, now())`); err != nil {
 	if _, err := tr.Track(ctx, []geo.Fix{{Device: "late", Collection: "zones", Point: geo.Point{Lat: 5, Lng: 5}, Time: fenceT0}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"first enter a #1"}, eventLines(outbox(t, store))); diff != "" {
-		t.Fatalf("pending while an earlier writer is open (-want +got):\n%s", diff)
+	// The reader waits for the open writer rather than pass it.
+	wctx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	if page, err := store.Pending(wctx, geo.OutboxMark{}, 100); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("pending while an earlier writer is open: %d events, %v; want to wait", len(page), err)
 	}
 	if err := slow.Commit(ctx); err != nil {
 		t.Fatal(err)
@@ -268,22 +272,106 @@ func TestLeadIsExclusive(t *testing.T) {
 	}
 }
 
-func TestFullXID(t *testing.T) {
+// TestOutboxReaderMissesNothing: while eight writers apply batches at once,
+// a reader follows the outbox as the relay does (Pending after its mark,
+// Trim behind it); at the end it has read every event exactly once.
+func TestOutboxReaderMissesNothing(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		next uint64
-		x    uint32
-		want uint64
-	}{
-		{"first epoch", 1000, 900, 900},
-		{"same epoch", 5<<32 | 1000, 900, 5<<32 | 900},
-		{"previous epoch", 5<<32 | 10, 0xFFFFFFF0, 4<<32 | 0xFFFFFFF0},
-		{"just below next", 5<<32 | 10, 9, 5<<32 | 9},
+	tr, svc, store, _ := newTracker(t)
+	ctx := context.Background()
+	importInto(t, svc, geo.ImportOptions{Collection: "zones"}, grid(12, nil))
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			positions := geotest.Tracks(uint64(100+w), "zones", 5, 40, 30, fenceT0)
+			for i := range positions {
+				positions[i].Device = fmt.Sprintf("w%d-%s", w, positions[i].Device)
+			}
+			for start := 0; start < len(positions); start += 7 {
+				if _, err := tr.Track(ctx, positions[start:min(start+7, len(positions))], nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
 	}
-	for _, tc := range tests {
-		if got := postgis.FullXID(tc.next, tc.x); got != tc.want {
-			t.Errorf("%s: fullXID(%#x, %#x) = %#x, want %#x", tc.name, tc.next, tc.x, got, tc.want)
+	writersDone := make(chan struct{})
+	go func() { wg.Wait(); close(writersDone) }()
+	seen := map[string]int{}
+	var mark geo.OutboxMark
+	read := func() int {
+		page, err := store.Pending(ctx, mark, 13)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, e := range page {
+			seen[fmt.Sprint(e.Device, "#", e.Seq)]++
+			mark = e.Mark
+		}
+		if err := store.Trim(ctx, mark); err != nil {
+			t.Fatal(err)
+		}
+		return len(page)
+	}
+	for done := false; !done; {
+		select {
+		case <-writersDone:
+			done = true
+		default:
+			read()
+		}
+	}
+	for read() > 0 {
+	}
+	var total int
+	var deviceSeqs = map[string]int64{}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s read %d times", k, n)
+		}
+		total++
+		var dev string
+		var seq int64
+		if _, err := fmt.Sscanf(strings.Replace(k, "#", " ", 1), "%s %d", &dev, &seq); err == nil && seq > deviceSeqs[dev] {
+			deviceSeqs[dev] = seq
+		}
+	}
+	var want int64
+	for _, s := range deviceSeqs {
+		want += s
+	}
+	if int64(total) != want || total < 200 {
+		t.Fatalf("read %d events; the devices' last seqs add up to %d", total, want)
+	}
+}
+
+// TestPendingOrdersByXidNumerically: events of xid 9 come before those of
+// xid 10 and 100 (as text, "10" sorts first: the relay would pass over 9's
+// and trim them unread).
+func TestPendingOrdersByXidNumerically(t *testing.T) {
+	t.Parallel()
+	_, _, store, pool := newTracker(t)
+	ctx := context.Background()
+	for _, xid := range []string{"100", "9", "10"} {
+		if _, err := pool.Exec(ctx, `INSERT INTO fence_outbox (xid, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+VALUES ($1::text::xid8, 'zones', 'x' || $1, 1, 'enter', 1, 'a', 5, 5, now())`, xid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var mark geo.OutboxMark
+	for {
+		page, err := store.Pending(ctx, mark, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page[0].Device)
+		mark = page[0].Mark
+	}
+	if diff := cmp.Diff([]string{"x9", "x10", "x100"}, got); diff != "" {
+		t.Fatalf("pending order (-want +got):\n%s", diff)
 	}
 }
