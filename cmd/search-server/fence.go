@@ -18,6 +18,7 @@ import (
 // a pool of their own on the primary.
 type fencing struct {
 	pool      *pgxpool.Pool
+	store     *postgis.FenceStore
 	tracker   *geo.Tracker
 	events    kafka.EventReader
 	relay     *kafka.Relay
@@ -41,6 +42,7 @@ func newFencing(ctx context.Context, cfg serverConfig, app string, timeout *post
 	brokers := cfg.Kafka.Brokers
 	return &fencing{
 		pool:      pool,
+		store:     store,
 		tracker:   tracker,
 		events:    kafka.EventReader{Brokers: brokers, Topic: cfg.Fence.EventsTopic},
 		relay:     kafka.NewRelay(cfg.Fence, brokers, store, logger, m),

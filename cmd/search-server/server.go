@@ -536,6 +536,9 @@ func (s *Server) reportGauges(ctx context.Context) {
 			if s.shipper != nil {
 				s.shipper.Report(s.metrics)
 			}
+			if s.fence != nil {
+				s.fence.store.Report(ctx, s.metrics)
+			}
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
 )
 
 const (
@@ -60,6 +61,8 @@ FROM fence_outbox o
 WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
 ORDER BY o.xid, o.id LIMIT $4::integer`
 	fenceTrimSQL = `DELETE FROM fence_outbox WHERE (xid, id) <= ($1::text::xid8, $2::bigint)`
+
+	fenceGaugesSQL = `SELECT (SELECT count(*) FROM fence_device), (SELECT count(*) FROM fence_outbox)`
 
 	// The relay's lock: (class, object) in the two-int4 advisory space.
 	fenceRelayLockSQL   = `SELECT pg_try_advisory_lock(28, 1)`
@@ -224,6 +227,17 @@ func compareKeys(a, b geo.DeviceKey) int {
 		return c
 	}
 	return strings.Compare(a.Device, b.Device)
+}
+
+// Report sends fence.devices (device states kept, per collection counted
+// apart) and fence.outbox (events not yet trimmed: published or waiting).
+func (f *FenceStore) Report(ctx context.Context, m metrics.Metrics) {
+	var devices, outbox int64
+	if err := f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox); err != nil {
+		return // the database is away: the readiness check says so
+	}
+	m.Gauge("fence.devices", devices)
+	m.Gauge("fence.outbox", outbox)
 }
 
 // Offsets implements geo.FenceStore.
