@@ -121,7 +121,8 @@ func newRootCommand(stdout, stderr io.Writer, getenv func(string) string) *cobra
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return exitError{exitUsage, err} })
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newSearchCommand(o), newLocateCommand(o), newImportCommand(o), newGetCommand(o), newDeleteCommand(o), newDeleteCollectionCommand(o), newCollectionsCommand(o), newMonitorCommand(o), newHealthCommand(o), newInstancesCommand(o), newLogsCommand(o, getenv))
+	root.AddCommand(newSearchCommand(o), newLocateCommand(o), newImportCommand(o), newGetCommand(o), newDeleteCommand(o), newDeleteCollectionCommand(o), newCollectionsCommand(o), newMonitorCommand(o), newHealthCommand(o), newInstancesCommand(o), newLogsCommand(o, getenv),
+		newTrackCommand(o), newEventsCommand(o, getenv))
 	return root
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -48,11 +49,17 @@ type serverConfig struct {
 	StatsD statsd.Config
 	Kafka  kafka.Config
 	Index  memindex.Config
+	Fence  kafka.FenceConfig
 }
 
 // Validate checks the settings of serverConfig's own fields; the components
 // check theirs.
-func (c serverConfig) Validate() error { return validatePprofAddr(c.PprofAddr) }
+func (c serverConfig) Validate() error {
+	if c.Fence.Enabled && len(c.Kafka.Brokers) == 0 {
+		return errors.New("FENCE_ENABLED needs KAFKA_BROKERS: events are published to Kafka")
+	}
+	return validatePprofAddr(c.PprofAddr)
+}
 
 // validatePprofAddr accepts "" (off) or host:port with a loopback host:
 // 127.0.0.0/8, ::1 or localhost.

@@ -72,6 +72,8 @@ type Server struct {
 	// and when Consul registration is off.
 	http          *httpapi.Server
 	httpRegistrar *consul.Registrar
+	// fence is nil without FENCE_ENABLED.
+	fence *fencing
 }
 
 // NewServer builds a Server logging JSON to stdout and binds its listener,
@@ -79,20 +81,7 @@ type Server struct {
 // need not be up: the server starts NOT_SERVING and turns SERVING when the
 // database answers; the others are retried in the background.
 func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server, error) {
-	level := new(slog.LevelVar)
-	level.Set(cfg.LogLevel)
-	logOut := newLogBuffer(stdout, accessLogDelay, accessLogBatch)
-	out := slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
-	accessOut := slog.NewJSONHandler(logOut.Deferred(), &slog.HandlerOptions{Level: level})
-	h, ha := slog.Handler(out), slog.Handler(accessOut)
-	var shipper *kafka.Shipper
-	if len(cfg.Kafka.Brokers) > 0 {
-		attrs := []slog.Attr{slog.String("service", "search-server"), slog.String("instance", cfg.InstanceID)}
-		shipper = kafka.NewShipper(cfg.Kafka, cfg.InstanceID, level, out.WithAttrs(attrs))
-		h, ha = shipper.Handler(out), shipper.Handler(accessOut)
-	}
-	logger := slog.New(h).With("service", "search-server", "instance", cfg.InstanceID)
-	accessLogger := slog.New(ha).With("service", "search-server", "instance", cfg.InstanceID)
+	logOut, level, shipper, logger, accessLogger := newLogging(cfg, stdout)
 	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
 	m := metrics.Metrics(sc)
 	// undo releases what was built so far, last first, when a later step
@@ -158,6 +147,12 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	// Point lookups are answered from memory where the index holds what
 	// they ask; it reads the database DATABASE_URL names, standby or not.
 	index := memindex.NewRegistry(svc, cfg.Index, logger)
+	lookups := memindex.NewSearchService(svc, index, m)
+	fence, err := newFencing(ctx, cfg, app, timeout, lookups, logger, m)
+	if err != nil {
+		return fail(err)
+	}
+	undo = append(undo, fence.stop)
 	auth := grpcapi.NewAuth(cfg.GRPC)
 	warnAboutAccess(cfg, auth, logger)
 	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
@@ -167,12 +162,13 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 	gs := grpc.NewServer(append(opts, grpcapi.ConsistencyOptions(replica, logger)...)...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)
-	api := grpcapi.NewServer(memindex.NewSearchService(svc, index, m), cfg.GRPC, grpcapi.Info{
+	api := grpcapi.NewServer(lookups, cfg.GRPC, grpcapi.Info{
 		InstanceID:    cfg.InstanceID,
 		Version:       buildVersion(),
 		Started:       time.Now(),
 		MemoryIndexes: index.Status,
 	}, m)
+	fence.serve(api)
 	searchv1.RegisterSearchServiceServer(gs, api)
 	reflection.Register(gs)
 	s := &Server{
@@ -200,6 +196,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		grpc:         gs,
 		health:       hs,
 		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
+		fence:        fence,
 	}
 	s.ready.OnChange(index.SetReady)
 	if cfg.HTTP.Enabled() {
@@ -321,7 +318,7 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // startLoops starts the background loops on wg: readiness, the Consul
 // registrations, the handover, the gauges, the in-memory index and the KV
-// watch. They end when ctx does.
+// watch; and geofencing's consumer and relay. They end when ctx does.
 func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { s.ready.Run(ctx) })
 	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
@@ -337,6 +334,7 @@ func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
 		wg.Go(func() { s.watchConfig(ctx) })
 	}
+	s.fence.start(ctx) // waited for by closePools
 }
 
 // Run serves until ctx is cancelled, then shuts down in this order:
@@ -345,14 +343,17 @@ func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 //     still serving, wait for this instance's turn to leave (one at a time
 //     per service) and for another instance to be passing;
 //  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
-//     and balancers stop sending work;
+//     and balancers stop sending work; the geofencing consumer and relay
+//     stop taking work (what they had not committed, the instance that
+//     takes their partitions or the relay's lock does again);
 //  2. deregistration from Consul (the gRPC and the HTTP service), so
 //     discovery stops naming this instance;
 //  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
 //     RPCs or requests, in-flight ones finish, within SHUTDOWN_TIMEOUT,
 //     after which the rest are cut; then the handover's turn passes to the
 //     next instance;
-//  4. the database pool is closed;
+//  4. the geofencing consumer and relay are waited for, then the database
+//     pools are closed;
 //  5. metrics are flushed, and the logs queued for Kafka, within
 //     LOG_FLUSH_TIMEOUT.
 //
@@ -535,6 +536,9 @@ func (s *Server) reportGauges(ctx context.Context) {
 			if s.shipper != nil {
 				s.shipper.Report(s.metrics)
 			}
+			if s.fence != nil {
+				s.fence.store.Report(ctx, s.metrics)
+			}
 		}
 	}
 }
@@ -550,8 +554,12 @@ func (s *Server) Close() {
 	s.flush(context.Background())
 }
 
-// closePools closes the database pools.
+// closePools stops geofencing's consumer and relay, which use the
+// database, and closes the database pools. A second call does nothing more.
 func (s *Server) closePools() {
+	if s.fence != nil {
+		s.fence.stop()
+	}
 	s.pool.Close()
 	s.writer.Close()
 	s.probe.Close()

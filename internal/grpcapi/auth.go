@@ -48,6 +48,8 @@ var methodAccess = map[string]Access{
 	searchv1.SearchService_Import_FullMethodName:           Write, // replace imports included
 	searchv1.SearchService_DeleteThings_FullMethodName:     Write,
 	searchv1.SearchService_DeleteCollection_FullMethodName: Write,
+	searchv1.SearchService_Track_FullMethodName:            Write, // stores device states and events
+	searchv1.SearchService_WatchEvents_FullMethodName:      Read,
 
 	healthpb.Health_Check_FullMethodName: Open,
 	healthpb.Health_Watch_FullMethodName: Open,

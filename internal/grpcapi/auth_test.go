@@ -162,6 +162,7 @@ func TestEveryMethodHasAnAccessClass(t *testing.T) {
 		"Search": grpcapi.Read, "SearchStream": grpcapi.Read, "Monitor": grpcapi.Read,
 		"GetThing": grpcapi.Read, "ListCollections": grpcapi.Read, "Locate": grpcapi.Read,
 		"Import": grpcapi.Write, "DeleteThings": grpcapi.Write, "DeleteCollection": grpcapi.Write,
+		"Track": grpcapi.Write, "WatchEvents": grpcapi.Read,
 	}
 	services := searchv1.File_search_v1_search_proto.Services()
 	for i := range services.Len() {

@@ -243,6 +243,9 @@ type Server struct {
 	imports atomic.Int64 // in progress
 	// rejected holds the configuration values refused, for Monitor.
 	rejected atomic.Pointer[[]RejectedSetting]
+	// tracker and events serve Track and WatchEvents; nil: fencing is off.
+	tracker *geo.Tracker
+	events  geo.EventSource
 }
 
 // NewServer returns a Server answering from svc. It reports search.results

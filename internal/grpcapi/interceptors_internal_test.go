@@ -27,8 +27,11 @@ func TestConsistencyTokensWhereTheContractHasThem(t *testing.T) {
 			t.Errorf("%s: no %s found", m, name)
 		}
 	}
+	// Track writes devices' states and events, never things: a read has
+	// nothing of it to wait for.
+	noThings := map[string]bool{svc + "Track": true}
 	for m, a := range methodAccess {
-		if a == geo.Write && got[m].out == nil {
+		if a == geo.Write && got[m].out == nil && !noThings[m] {
 			t.Errorf("%s needs write access but its response has no consistency_token", m)
 		}
 	}

@@ -71,7 +71,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	}
 	pending := first
 	for {
-		batch, eof, err := in.batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait)
+		batch, eof, err := in.batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait, notOptions)
 		pending = nil
 		if err != nil {
 			return err
@@ -164,26 +164,27 @@ func checkLocatePoint(req *searchv1.LocateRequest) error {
 	return geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}.Validate()
 }
 
-// locateReader reads a Locate stream on a goroutine of its own (a Recv
-// cannot be interrupted), handing over one message at a time.
-type locateReader struct {
-	msgs chan locateMsg
+// streamReader reads a client stream on a goroutine of its own (a Recv
+// cannot be interrupted), handing over one message at a time: Locate's
+// points and Track's positions.
+type streamReader[T any] struct {
+	msgs chan streamMsg[T]
 	done chan struct{}
 	eof  bool
 }
 
-type locateMsg struct {
-	req *searchv1.LocateRequest
+type streamMsg[T any] struct {
+	req *T
 	err error
 }
 
-func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) *locateReader {
-	r := &locateReader{msgs: make(chan locateMsg), done: make(chan struct{})}
+func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
+	r := &streamReader[T]{msgs: make(chan streamMsg[T]), done: make(chan struct{})}
 	go func() {
 		for {
-			req, err := stream.Recv()
+			req, err := recv()
 			select {
-			case r.msgs <- locateMsg{req, err}:
+			case r.msgs <- streamMsg[T]{req, err}:
 			case <-r.done:
 				return
 			}
@@ -195,10 +196,14 @@ func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, sea
 	return r
 }
 
-func (r *locateReader) close() { close(r.done) }
+func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) *streamReader[searchv1.LocateRequest] {
+	return newStreamReader(stream.Recv)
+}
+
+func (r *streamReader[T]) close() { close(r.done) }
 
 // recv returns the next message, io.EOF after the last.
-func (r *locateReader) recv(ctx context.Context) (*searchv1.LocateRequest, error) {
+func (r *streamReader[T]) recv(ctx context.Context) (*T, error) {
 	if r.eof {
 		return nil, io.EOF
 	}
@@ -210,7 +215,7 @@ func (r *locateReader) recv(ctx context.Context) (*searchv1.LocateRequest, error
 	}
 }
 
-func (r *locateReader) took(m locateMsg) (*searchv1.LocateRequest, error) {
+func (r *streamReader[T]) took(m streamMsg[T]) (*T, error) {
 	if errors.Is(m.err, io.EOF) {
 		r.eof = true
 		return nil, io.EOF
@@ -218,11 +223,12 @@ func (r *locateReader) took(m locateMsg) (*searchv1.LocateRequest, error) {
 	return m.req, m.err
 }
 
-// batch returns the next batch: pending (if not nil) and the points that
-// arrive until the batch holds size points, wait has passed since its first
-// point, or the stream ends (eof). It waits as long as it takes for a first
-// point. An empty batch comes only with eof.
-func (r *locateReader) batch(ctx context.Context, pending *searchv1.LocateRequest, size int, wait time.Duration) (batch []*searchv1.LocateRequest, eof bool, err error) {
+// batch returns the next batch: pending (if not nil) and the messages that
+// arrive until the batch holds size of them, wait has passed since its
+// first, or the stream ends (eof); check fails the stream for a message.
+// It waits as long as it takes for a first message. An empty batch comes
+// only with eof.
+func (r *streamReader[T]) batch(ctx context.Context, pending *T, size int, wait time.Duration, check func(*T) error) (batch []*T, eof bool, err error) {
 	if pending == nil {
 		req, err := r.recv(ctx)
 		if errors.Is(err, io.EOF) {
@@ -231,13 +237,13 @@ func (r *locateReader) batch(ctx context.Context, pending *searchv1.LocateReques
 		if err != nil {
 			return nil, false, err
 		}
-		if err := notOptions(req); err != nil {
+		if err := check(req); err != nil {
 			return nil, false, err
 		}
 		pending = req
 	}
-	batch = append(make([]*searchv1.LocateRequest, 0, min(size, 64)), pending)
-	return batching.Fill(ctx, batch, size, wait, r.msgs, func(m locateMsg) (*searchv1.LocateRequest, bool, error) {
+	batch = append(make([]*T, 0, min(size, 64)), pending)
+	return batching.Fill(ctx, batch, size, wait, r.msgs, func(m streamMsg[T]) (*T, bool, error) {
 		req, err := r.took(m)
 		if errors.Is(err, io.EOF) {
 			return nil, true, nil
@@ -245,7 +251,7 @@ func (r *locateReader) batch(ctx context.Context, pending *searchv1.LocateReques
 		if err != nil {
 			return nil, false, err
 		}
-		return req, false, notOptions(req)
+		return req, false, check(req)
 	})
 }
 

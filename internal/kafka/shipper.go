@@ -1,6 +1,10 @@
 // Package kafka ships the server's log records to a Kafka topic with
 // github.com/segmentio/kafka-go, without ever blocking the code that logs,
-// and reads them back for `search-client logs`.
+// and reads them back for `search-client logs`; and carries geofencing
+// (docs/GEOFENCE.md) with github.com/twmb/franz-go, which has what that
+// needs and kafka-go lacks: transactions (the relay of events) and
+// consumer groups with offsets kept outside Kafka (the positions
+// consumer).
 package kafka
 
 import (

@@ -37,6 +37,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		version uint
 		tables  int
 	}{
+		{"down the geofence", func() error { return mg.Down(1) }, 7, 3},
 		{"down one", func() error { return mg.Down(1) }, 6, 2},
 		{"down two", func() error { return mg.Down(1) }, 5, 2},
 		{"down again", func() error { return mg.Down(1) }, 4, 2},
@@ -44,8 +45,8 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		{"down another", func() error { return mg.Down(1) }, 2, 2},
 		{"down one more", func() error { return mg.Down(1) }, 1, 1},
 		{"down all", func() error { return mg.Down(0) }, 0, 0},
-		{"up", mg.Up, 7, 3},
-		{"up again is a no-op", mg.Up, 7, 3},
+		{"up", mg.Up, 8, 3},
+		{"up again is a no-op", mg.Up, 8, 3},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -73,7 +74,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
-	if err := mg.Down(3); err != nil { // to version 4: no collections
+	if err := mg.Down(4); err != nil { // to version 4: no collections
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -127,7 +128,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.Down(2); err != nil { // to version 5: no geography pieces, no geography index on the parts
+	if err := mg.Down(3); err != nil { // to version 5: no geofence, no geography pieces, no geography index on the parts
 		t.Fatal(err)
 	}
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {

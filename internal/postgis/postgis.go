@@ -184,6 +184,18 @@ func OpenWriter(ctx context.Context, cfg Config, applicationName string, st *Sta
 	return open(ctx, cfg, name, url, cfg.MaxWriteConns, applicationName+"/write", st, syncCommitSQL)
 }
 
+// OpenFence builds geofencing's pool (docs/GEOFENCE.md) on the primary, as
+// the writing pool, but apart from it, so that imports and tracking never
+// wait for each other's connections: 8 connections, one of them held by
+// the relay's lock while this instance relays.
+func OpenFence(ctx context.Context, cfg Config, applicationName string, st *StatementTimeout) (*pgxpool.Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	name, url := cfg.writeURL()
+	return open(ctx, cfg, name, url, 8, applicationName+"/fence", st, syncCommitSQL)
+}
+
 // syncCommitSQL keeps a stronger synchronous_commit (on, remote_apply...)
 // as the database has it, and makes off local.
 const syncCommitSQL = `SELECT set_config('synchronous_commit', 'local', false) WHERE current_setting('synchronous_commit') = 'off'`

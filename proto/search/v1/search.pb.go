@@ -88,6 +88,58 @@ func (Relation) EnumDescriptor() ([]byte, []int) {
 	return file_search_v1_search_proto_rawDescGZIP(), []int{0}
 }
 
+// FenceEventType is what happened between a device and a thing.
+type FenceEventType int32
+
+const (
+	FenceEventType_FENCE_EVENT_TYPE_UNSPECIFIED FenceEventType = 0
+	// The thing started containing the device.
+	FenceEventType_FENCE_EVENT_TYPE_ENTER FenceEventType = 1
+	// The thing stopped containing the device (or was deleted).
+	FenceEventType_FENCE_EVENT_TYPE_EXIT FenceEventType = 2
+)
+
+// Enum value maps for FenceEventType.
+var (
+	FenceEventType_name = map[int32]string{
+		0: "FENCE_EVENT_TYPE_UNSPECIFIED",
+		1: "FENCE_EVENT_TYPE_ENTER",
+		2: "FENCE_EVENT_TYPE_EXIT",
+	}
+	FenceEventType_value = map[string]int32{
+		"FENCE_EVENT_TYPE_UNSPECIFIED": 0,
+		"FENCE_EVENT_TYPE_ENTER":       1,
+		"FENCE_EVENT_TYPE_EXIT":        2,
+	}
+)
+
+func (x FenceEventType) Enum() *FenceEventType {
+	p := new(FenceEventType)
+	*p = x
+	return p
+}
+
+func (x FenceEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FenceEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_search_v1_search_proto_enumTypes[1].Descriptor()
+}
+
+func (FenceEventType) Type() protoreflect.EnumType {
+	return &file_search_v1_search_proto_enumTypes[1]
+}
+
+func (x FenceEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FenceEventType.Descriptor instead.
+func (FenceEventType) EnumDescriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{1}
+}
+
 // Point is a WGS 84 position in degrees.
 type Point struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2181,6 +2233,352 @@ func (x *LocateError) GetMessage() string {
 	return ""
 }
 
+// TrackRequest is one position of a device.
+type TrackRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// device names the tracked device, 1 to 128 bytes of UTF-8.
+	Device string `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	// collection holds the things the device is checked against.
+	Collection string `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Point      *Point `protobuf:"bytes,3,opt,name=point,proto3" json:"point,omitempty"`
+	// time is when the device was there; positions of a device are applied
+	// in time order, an older or equal one is ignored (stale).
+	Time          *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackRequest) Reset() {
+	*x = TrackRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackRequest) ProtoMessage() {}
+
+func (x *TrackRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackRequest.ProtoReflect.Descriptor instead.
+func (*TrackRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *TrackRequest) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *TrackRequest) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *TrackRequest) GetPoint() *Point {
+	if x != nil {
+		return x.Point
+	}
+	return nil
+}
+
+func (x *TrackRequest) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// TrackResponse answers one position of a Track stream.
+type TrackResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// events are the transitions the position caused, exits first.
+	Events []*FenceEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// stale is set when the position was ignored: its time was not after
+	// the device's last accepted position in that collection.
+	Stale bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	// error is set when the position was rejected; a position of a
+	// collection deleted since the device's last one still carries the
+	// exits of the things it was inside.
+	Error         *TrackError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackResponse) Reset() {
+	*x = TrackResponse{}
+	mi := &file_search_v1_search_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackResponse) ProtoMessage() {}
+
+func (x *TrackResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackResponse.ProtoReflect.Descriptor instead.
+func (*TrackResponse) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *TrackResponse) GetEvents() []*FenceEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *TrackResponse) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+func (x *TrackResponse) GetError() *TrackError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+// TrackError says why one position of a Track stream was rejected.
+type TrackError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// code is the gRPC status code name, e.g. "INVALID_ARGUMENT".
+	Code          string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackError) Reset() {
+	*x = TrackError{}
+	mi := &file_search_v1_search_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackError) ProtoMessage() {}
+
+func (x *TrackError) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackError.ProtoReflect.Descriptor instead.
+func (*TrackError) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *TrackError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *TrackError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// FenceEvent is one transition of one device.
+type FenceEvent struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Device     string                 `protobuf:"bytes,1,opt,name=device,proto3" json:"device,omitempty"`
+	Collection string                 `protobuf:"bytes,2,opt,name=collection,proto3" json:"collection,omitempty"`
+	Type       FenceEventType         `protobuf:"varint,3,opt,name=type,proto3,enum=search.v1.FenceEventType" json:"type,omitempty"`
+	// seq numbers the events of one device in one collection from 1,
+	// without gaps.
+	Seq int64 `protobuf:"varint,4,opt,name=seq,proto3" json:"seq,omitempty"`
+	// thing_id and thing_key name the thing (its key is kept, so an exit
+	// names a thing deleted since).
+	ThingId  int64  `protobuf:"varint,5,opt,name=thing_id,json=thingId,proto3" json:"thing_id,omitempty"`
+	ThingKey string `protobuf:"bytes,6,opt,name=thing_key,json=thingKey,proto3" json:"thing_key,omitempty"`
+	// point and time are the position that caused the event.
+	Point         *Point                 `protobuf:"bytes,7,opt,name=point,proto3" json:"point,omitempty"`
+	Time          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FenceEvent) Reset() {
+	*x = FenceEvent{}
+	mi := &file_search_v1_search_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FenceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FenceEvent) ProtoMessage() {}
+
+func (x *FenceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FenceEvent.ProtoReflect.Descriptor instead.
+func (*FenceEvent) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *FenceEvent) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *FenceEvent) GetCollection() string {
+	if x != nil {
+		return x.Collection
+	}
+	return ""
+}
+
+func (x *FenceEvent) GetType() FenceEventType {
+	if x != nil {
+		return x.Type
+	}
+	return FenceEventType_FENCE_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *FenceEvent) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *FenceEvent) GetThingId() int64 {
+	if x != nil {
+		return x.ThingId
+	}
+	return 0
+}
+
+func (x *FenceEvent) GetThingKey() string {
+	if x != nil {
+		return x.ThingKey
+	}
+	return ""
+}
+
+func (x *FenceEvent) GetPoint() *Point {
+	if x != nil {
+		return x.Point
+	}
+	return nil
+}
+
+func (x *FenceEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// WatchEventsRequest says how long to watch.
+type WatchEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// follow keeps the stream open for new events.
+	Follow        bool `protobuf:"varint,1,opt,name=follow,proto3" json:"follow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEventsRequest) Reset() {
+	*x = WatchEventsRequest{}
+	mi := &file_search_v1_search_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEventsRequest) ProtoMessage() {}
+
+func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
+func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *WatchEventsRequest) GetFollow() bool {
+	if x != nil {
+		return x.Follow
+	}
+	return false
+}
+
 var File_search_v1_search_proto protoreflect.FileDescriptor
 
 const file_search_v1_search_proto_rawDesc = "" +
@@ -2356,12 +2754,45 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\v2\x16.search.v1.LocateErrorR\x05error\";\n" +
 	"\vLocateError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage*i\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x01\n" +
+	"\fTrackRequest\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12&\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\x12.\n" +
+	"\x04time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\x81\x01\n" +
+	"\rTrackResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.search.v1.FenceEventR\x06events\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\x12+\n" +
+	"\x05error\x18\x03 \x01(\v2\x15.search.v1.TrackErrorR\x05error\":\n" +
+	"\n" +
+	"TrackError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x95\x02\n" +
+	"\n" +
+	"FenceEvent\x12\x16\n" +
+	"\x06device\x18\x01 \x01(\tR\x06device\x12\x1e\n" +
+	"\n" +
+	"collection\x18\x02 \x01(\tR\n" +
+	"collection\x12-\n" +
+	"\x04type\x18\x03 \x01(\x0e2\x19.search.v1.FenceEventTypeR\x04type\x12\x10\n" +
+	"\x03seq\x18\x04 \x01(\x03R\x03seq\x12\x19\n" +
+	"\bthing_id\x18\x05 \x01(\x03R\athingId\x12\x1b\n" +
+	"\tthing_key\x18\x06 \x01(\tR\bthingKey\x12&\n" +
+	"\x05point\x18\a \x01(\v2\x10.search.v1.PointR\x05point\x12.\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\",\n" +
+	"\x12WatchEventsRequest\x12\x16\n" +
+	"\x06follow\x18\x01 \x01(\bR\x06follow*i\n" +
 	"\bRelation\x12\x18\n" +
 	"\x14RELATION_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13RELATION_INTERSECTS\x10\x01\x12\x13\n" +
 	"\x0fRELATION_WITHIN\x10\x02\x12\x15\n" +
-	"\x11RELATION_CONTAINS\x10\x032\x94\x05\n" +
+	"\x11RELATION_CONTAINS\x10\x03*i\n" +
+	"\x0eFenceEventType\x12 \n" +
+	"\x1cFENCE_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16FENCE_EVENT_TYPE_ENTER\x10\x01\x12\x19\n" +
+	"\x15FENCE_EVENT_TYPE_EXIT\x10\x022\x9b\x06\n" +
 	"\rSearchService\x12=\n" +
 	"\x06Search\x12\x18.search.v1.SearchRequest\x1a\x19.search.v1.SearchResponse\x12<\n" +
 	"\fSearchStream\x12\x18.search.v1.SearchRequest\x1a\x10.search.v1.Thing0\x01\x12?\n" +
@@ -2371,7 +2802,9 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\fDeleteThings\x12\x1e.search.v1.DeleteThingsRequest\x1a\x1f.search.v1.DeleteThingsResponse\x12[\n" +
 	"\x10DeleteCollection\x12\".search.v1.DeleteCollectionRequest\x1a#.search.v1.DeleteCollectionResponse\x12X\n" +
 	"\x0fListCollections\x12!.search.v1.ListCollectionsRequest\x1a\".search.v1.ListCollectionsResponse\x12A\n" +
-	"\x06Locate\x12\x18.search.v1.LocateRequest\x1a\x19.search.v1.LocateResponse(\x010\x01B6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
+	"\x06Locate\x12\x18.search.v1.LocateRequest\x1a\x19.search.v1.LocateResponse(\x010\x01\x12>\n" +
+	"\x05Track\x12\x17.search.v1.TrackRequest\x1a\x18.search.v1.TrackResponse(\x010\x01\x12E\n" +
+	"\vWatchEvents\x12\x1d.search.v1.WatchEventsRequest\x1a\x15.search.v1.FenceEvent0\x01B6Z4github.com/geosearch/search/proto/search/v1;searchv1b\x06proto3"
 
 var (
 	file_search_v1_search_proto_rawDescOnce sync.Once
@@ -2385,91 +2818,108 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 	return file_search_v1_search_proto_rawDescData
 }
 
-var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_search_v1_search_proto_goTypes = []any{
 	(Relation)(0),                    // 0: search.v1.Relation
-	(*Point)(nil),                    // 1: search.v1.Point
-	(*BoundingBox)(nil),              // 2: search.v1.BoundingBox
-	(*SearchRequest)(nil),            // 3: search.v1.SearchRequest
-	(*PropertyFilter)(nil),           // 4: search.v1.PropertyFilter
-	(*SearchResponse)(nil),           // 5: search.v1.SearchResponse
-	(*Thing)(nil),                    // 6: search.v1.Thing
-	(*ImportRequest)(nil),            // 7: search.v1.ImportRequest
-	(*ImportOptions)(nil),            // 8: search.v1.ImportOptions
-	(*ImportResponse)(nil),           // 9: search.v1.ImportResponse
-	(*ImportProblem)(nil),            // 10: search.v1.ImportProblem
-	(*MonitorRequest)(nil),           // 11: search.v1.MonitorRequest
-	(*MonitorResponse)(nil),          // 12: search.v1.MonitorResponse
-	(*MemoryIndex)(nil),              // 13: search.v1.MemoryIndex
-	(*RejectedSetting)(nil),          // 14: search.v1.RejectedSetting
-	(*GetThingRequest)(nil),          // 15: search.v1.GetThingRequest
-	(*DeleteThingsRequest)(nil),      // 16: search.v1.DeleteThingsRequest
-	(*DeleteThingsResponse)(nil),     // 17: search.v1.DeleteThingsResponse
-	(*DeleteCollectionRequest)(nil),  // 18: search.v1.DeleteCollectionRequest
-	(*DeleteCollectionResponse)(nil), // 19: search.v1.DeleteCollectionResponse
-	(*ListCollectionsRequest)(nil),   // 20: search.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),  // 21: search.v1.ListCollectionsResponse
-	(*Collection)(nil),               // 22: search.v1.Collection
-	(*LocateRequest)(nil),            // 23: search.v1.LocateRequest
-	(*LocateOptions)(nil),            // 24: search.v1.LocateOptions
-	(*LocateResponse)(nil),           // 25: search.v1.LocateResponse
-	(*LocateError)(nil),              // 26: search.v1.LocateError
-	(*fieldmaskpb.FieldMask)(nil),    // 27: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 28: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 29: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 30: google.protobuf.Timestamp
+	(FenceEventType)(0),              // 1: search.v1.FenceEventType
+	(*Point)(nil),                    // 2: search.v1.Point
+	(*BoundingBox)(nil),              // 3: search.v1.BoundingBox
+	(*SearchRequest)(nil),            // 4: search.v1.SearchRequest
+	(*PropertyFilter)(nil),           // 5: search.v1.PropertyFilter
+	(*SearchResponse)(nil),           // 6: search.v1.SearchResponse
+	(*Thing)(nil),                    // 7: search.v1.Thing
+	(*ImportRequest)(nil),            // 8: search.v1.ImportRequest
+	(*ImportOptions)(nil),            // 9: search.v1.ImportOptions
+	(*ImportResponse)(nil),           // 10: search.v1.ImportResponse
+	(*ImportProblem)(nil),            // 11: search.v1.ImportProblem
+	(*MonitorRequest)(nil),           // 12: search.v1.MonitorRequest
+	(*MonitorResponse)(nil),          // 13: search.v1.MonitorResponse
+	(*MemoryIndex)(nil),              // 14: search.v1.MemoryIndex
+	(*RejectedSetting)(nil),          // 15: search.v1.RejectedSetting
+	(*GetThingRequest)(nil),          // 16: search.v1.GetThingRequest
+	(*DeleteThingsRequest)(nil),      // 17: search.v1.DeleteThingsRequest
+	(*DeleteThingsResponse)(nil),     // 18: search.v1.DeleteThingsResponse
+	(*DeleteCollectionRequest)(nil),  // 19: search.v1.DeleteCollectionRequest
+	(*DeleteCollectionResponse)(nil), // 20: search.v1.DeleteCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 21: search.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 22: search.v1.ListCollectionsResponse
+	(*Collection)(nil),               // 23: search.v1.Collection
+	(*LocateRequest)(nil),            // 24: search.v1.LocateRequest
+	(*LocateOptions)(nil),            // 25: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 26: search.v1.LocateResponse
+	(*LocateError)(nil),              // 27: search.v1.LocateError
+	(*TrackRequest)(nil),             // 28: search.v1.TrackRequest
+	(*TrackResponse)(nil),            // 29: search.v1.TrackResponse
+	(*TrackError)(nil),               // 30: search.v1.TrackError
+	(*FenceEvent)(nil),               // 31: search.v1.FenceEvent
+	(*WatchEventsRequest)(nil),       // 32: search.v1.WatchEventsRequest
+	(*fieldmaskpb.FieldMask)(nil),    // 33: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 34: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 35: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
-	1,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
-	4,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
-	2,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
+	2,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
+	5,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
+	3,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
 	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
-	27, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
-	28, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
-	6,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	29, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
-	2,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	29, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
-	8,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
-	10, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
-	10, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	14, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	13, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
-	30, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
-	27, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
-	22, // 17: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	2,  // 18: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	30, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	24, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	1,  // 21: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	4,  // 22: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	27, // 23: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
-	6,  // 24: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	26, // 25: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	3,  // 26: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	3,  // 27: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	7,  // 28: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	11, // 29: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	15, // 30: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	16, // 31: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	18, // 32: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	20, // 33: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	23, // 34: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	5,  // 35: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	6,  // 36: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	9,  // 37: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	12, // 38: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	6,  // 39: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	17, // 40: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	19, // 41: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	21, // 42: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	25, // 43: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	33, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	34, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	7,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
+	35, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	3,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
+	35, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	9,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
+	11, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
+	11, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
+	15, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	14, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
+	36, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
+	33, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	23, // 17: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	3,  // 18: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	36, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	25, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	2,  // 21: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	5,  // 22: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	33, // 23: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	7,  // 24: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	27, // 25: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	2,  // 26: search.v1.TrackRequest.point:type_name -> search.v1.Point
+	36, // 27: search.v1.TrackRequest.time:type_name -> google.protobuf.Timestamp
+	31, // 28: search.v1.TrackResponse.events:type_name -> search.v1.FenceEvent
+	30, // 29: search.v1.TrackResponse.error:type_name -> search.v1.TrackError
+	1,  // 30: search.v1.FenceEvent.type:type_name -> search.v1.FenceEventType
+	2,  // 31: search.v1.FenceEvent.point:type_name -> search.v1.Point
+	36, // 32: search.v1.FenceEvent.time:type_name -> google.protobuf.Timestamp
+	4,  // 33: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	4,  // 34: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	8,  // 35: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	12, // 36: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	16, // 37: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	17, // 38: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	19, // 39: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	21, // 40: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	24, // 41: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	28, // 42: search.v1.SearchService.Track:input_type -> search.v1.TrackRequest
+	32, // 43: search.v1.SearchService.WatchEvents:input_type -> search.v1.WatchEventsRequest
+	6,  // 44: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	7,  // 45: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	10, // 46: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	13, // 47: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	7,  // 48: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	18, // 49: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	20, // 50: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	22, // 51: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	26, // 52: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	29, // 53: search.v1.SearchService.Track:output_type -> search.v1.TrackResponse
+	31, // 54: search.v1.SearchService.WatchEvents:output_type -> search.v1.FenceEvent
+	44, // [44:55] is the sub-list for method output_type
+	33, // [33:44] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -2485,8 +2935,8 @@ func file_search_v1_search_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   26,
+			NumEnums:      2,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -32,6 +32,8 @@ const (
 	SearchService_DeleteCollection_FullMethodName = "/search.v1.SearchService/DeleteCollection"
 	SearchService_ListCollections_FullMethodName  = "/search.v1.SearchService/ListCollections"
 	SearchService_Locate_FullMethodName           = "/search.v1.SearchService/Locate"
+	SearchService_Track_FullMethodName            = "/search.v1.SearchService/Track"
+	SearchService_WatchEvents_FullMethodName      = "/search.v1.SearchService/WatchEvents"
 )
 
 // SearchServiceClient is the client API for SearchService service.
@@ -86,6 +88,26 @@ type SearchServiceClient interface {
 	// STREAM_SEND_TIMEOUT (DEADLINE_EXCEEDED). Errors of the whole stream:
 	// INVALID_ARGUMENT for bad options, or options on a later message.
 	Locate(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[LocateRequest, LocateResponse], error)
+	// Track checks positions of devices against the things of a collection
+	// (docs/GEOFENCE.md) and answers every position exactly once, in the
+	// order sent, with the transitions it caused: enter when a thing starts
+	// containing the device, exit when it stops. A thing contains a device
+	// exactly when Search with that point and collection returns it. Each
+	// device's state (the things it is inside, its event sequence) is kept
+	// in the database, so the answers are the same whichever instance or
+	// stream a position arrives on; every transition is also published once
+	// to the events topic (WatchEvents). A position whose time is not after
+	// the device's last accepted one is ignored (stale). A bad position
+	// (coordinates, a device id over 128 bytes, a time more than
+	// FENCE_MAX_FUTURE ahead, an unknown collection) gets an error in its
+	// own answer and the stream goes on. Needs a write token.
+	Track(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TrackRequest, TrackResponse], error)
+	// WatchEvents streams the events topic from its start, as a
+	// read_committed consumer: every published transition once, in order per
+	// device. Without follow the stream ends at the topic's end as it was
+	// when the call started. Errors: UNAVAILABLE when this server does not
+	// publish events (FENCE_ENABLED off or no KAFKA_BROKERS).
+	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FenceEvent], error)
 }
 
 type searchServiceClient struct {
@@ -201,6 +223,38 @@ func (c *searchServiceClient) Locate(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SearchService_LocateClient = grpc.BidiStreamingClient[LocateRequest, LocateResponse]
 
+func (c *searchServiceClient) Track(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[TrackRequest, TrackResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SearchService_ServiceDesc.Streams[3], SearchService_Track_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[TrackRequest, TrackResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_TrackClient = grpc.BidiStreamingClient[TrackRequest, TrackResponse]
+
+func (c *searchServiceClient) WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FenceEvent], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SearchService_ServiceDesc.Streams[4], SearchService_WatchEvents_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchEventsRequest, FenceEvent]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_WatchEventsClient = grpc.ServerStreamingClient[FenceEvent]
+
 // SearchServiceServer is the server API for SearchService service.
 // All implementations must embed UnimplementedSearchServiceServer
 // for forward compatibility.
@@ -253,6 +307,26 @@ type SearchServiceServer interface {
 	// STREAM_SEND_TIMEOUT (DEADLINE_EXCEEDED). Errors of the whole stream:
 	// INVALID_ARGUMENT for bad options, or options on a later message.
 	Locate(grpc.BidiStreamingServer[LocateRequest, LocateResponse]) error
+	// Track checks positions of devices against the things of a collection
+	// (docs/GEOFENCE.md) and answers every position exactly once, in the
+	// order sent, with the transitions it caused: enter when a thing starts
+	// containing the device, exit when it stops. A thing contains a device
+	// exactly when Search with that point and collection returns it. Each
+	// device's state (the things it is inside, its event sequence) is kept
+	// in the database, so the answers are the same whichever instance or
+	// stream a position arrives on; every transition is also published once
+	// to the events topic (WatchEvents). A position whose time is not after
+	// the device's last accepted one is ignored (stale). A bad position
+	// (coordinates, a device id over 128 bytes, a time more than
+	// FENCE_MAX_FUTURE ahead, an unknown collection) gets an error in its
+	// own answer and the stream goes on. Needs a write token.
+	Track(grpc.BidiStreamingServer[TrackRequest, TrackResponse]) error
+	// WatchEvents streams the events topic from its start, as a
+	// read_committed consumer: every published transition once, in order per
+	// device. Without follow the stream ends at the topic's end as it was
+	// when the call started. Errors: UNAVAILABLE when this server does not
+	// publish events (FENCE_ENABLED off or no KAFKA_BROKERS).
+	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[FenceEvent]) error
 	mustEmbedUnimplementedSearchServiceServer()
 }
 
@@ -289,6 +363,12 @@ func (UnimplementedSearchServiceServer) ListCollections(context.Context, *ListCo
 }
 func (UnimplementedSearchServiceServer) Locate(grpc.BidiStreamingServer[LocateRequest, LocateResponse]) error {
 	return status.Error(codes.Unimplemented, "method Locate not implemented")
+}
+func (UnimplementedSearchServiceServer) Track(grpc.BidiStreamingServer[TrackRequest, TrackResponse]) error {
+	return status.Error(codes.Unimplemented, "method Track not implemented")
+}
+func (UnimplementedSearchServiceServer) WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[FenceEvent]) error {
+	return status.Error(codes.Unimplemented, "method WatchEvents not implemented")
 }
 func (UnimplementedSearchServiceServer) mustEmbedUnimplementedSearchServiceServer() {}
 func (UnimplementedSearchServiceServer) testEmbeddedByValue()                       {}
@@ -444,6 +524,24 @@ func _SearchService_Locate_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SearchService_LocateServer = grpc.BidiStreamingServer[LocateRequest, LocateResponse]
 
+func _SearchService_Track_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SearchServiceServer).Track(&grpc.GenericServerStream[TrackRequest, TrackResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_TrackServer = grpc.BidiStreamingServer[TrackRequest, TrackResponse]
+
+func _SearchService_WatchEvents_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchEventsRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(SearchServiceServer).WatchEvents(m, &grpc.GenericServerStream[WatchEventsRequest, FenceEvent]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SearchService_WatchEventsServer = grpc.ServerStreamingServer[FenceEvent]
+
 // SearchService_ServiceDesc is the grpc.ServiceDesc for SearchService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -492,6 +590,17 @@ var SearchService_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _SearchService_Locate_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Track",
+			Handler:       _SearchService_Track_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "WatchEvents",
+			Handler:       _SearchService_WatchEvents_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "search/v1/search.proto",

@@ -1,0 +1,208 @@
+package geo
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// TrackResult is what one position did: the events it caused, or Stale
+// when it was ignored (its time not after the device's last accepted one),
+// or Err when it was rejected. A rejected position of a deleted collection
+// may still carry the exits it caused (docs/GEOFENCE.md).
+type TrackResult struct {
+	Events []Event
+	Stale  bool
+	Err    error
+}
+
+// Tracker turns positions into transitions: it asks the SearchService what
+// contains each position (Locate, so the answer is Search's) and keeps each
+// device's state in a FenceStore, which also stores the events for
+// publishing. It holds no state of its own and may be shared.
+type Tracker struct {
+	svc       SearchService
+	store     FenceStore
+	maxFuture time.Duration
+	now       func() time.Time
+}
+
+// NewTracker returns a Tracker on svc and store that refuses positions
+// more than maxFuture ahead of now (time.Now when nil).
+func NewTracker(svc SearchService, store FenceStore, maxFuture time.Duration, now func() time.Time) *Tracker {
+	if now == nil {
+		now = time.Now
+	}
+	return &Tracker{svc: svc, store: store, maxFuture: maxFuture, now: now}
+}
+
+// located is one position's containment answer, or why it has none.
+type located struct {
+	things []FenceThing // in Locate's order
+	err    error        // the position is rejected
+	gone   bool         // its collection does not exist: exits, then err
+}
+
+// Track applies positions in order, in one transaction of the store
+// together with offsets (nil outside the Kafka input), and returns one
+// result per position. The error is for the whole batch (nothing stored):
+// Unavailable, Timeout, Internal, or Aborted for an offset moved on by
+// another consumer; a bad position is its result's Err, not the error.
+func (t *Tracker) Track(ctx context.Context, positions []Fix, offsets []Offset) ([]TrackResult, error) {
+	at, err := t.locate(ctx, positions)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]DeviceKey, 0, len(positions))
+	for i, p := range positions {
+		if at[i].err == nil || at[i].gone {
+			keys = append(keys, DeviceKey{Collection: p.Collection, Device: p.Device})
+		}
+	}
+	var results []TrackResult
+	err = t.store.Apply(ctx, keys, offsets, func(states map[DeviceKey]DeviceState) (FenceChange, error) {
+		var change FenceChange
+		results, change = transitions(positions, at, states)
+		return change, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// locate validates the positions and finds the things containing each
+// valid one, per collection.
+func (t *Tracker) locate(ctx context.Context, positions []Fix) ([]located, error) {
+	at := make([]located, len(positions))
+	byCollection := map[string][]int{}
+	now := t.now()
+	for i, p := range positions {
+		if err := p.Validate(now, t.maxFuture); err != nil {
+			at[i].err = err
+			continue
+		}
+		byCollection[p.Collection] = append(byCollection[p.Collection], i)
+	}
+	for name, idx := range byCollection {
+		if _, err := t.svc.Collection(ctx, name); err != nil {
+			if ErrorCode(err) != NotFound {
+				return nil, err
+			}
+			for _, i := range idx {
+				at[i] = located{err: err, gone: true}
+			}
+			continue
+		}
+		points := make([]Point, len(idx))
+		for k, i := range idx {
+			points[k] = positions[i].Point
+		}
+		q := LocateQuery{
+			Filter:   Filter{Collections: []string{name}},
+			Limit:    MaxFenceThings + 1,
+			Output:   Output{Omit: FieldProperties | FieldBBox},
+			MaxBytes: LocateBatchBytes,
+		}
+		err := LocateEach(ctx, t.svc, q, points, nil, func(k int, things []Thing, err error) error {
+			switch {
+			case err != nil:
+				at[idx[k]].err = err
+			case len(things) > MaxFenceThings:
+				at[idx[k]].err = Errorf(Invalid, "the position is inside more than %d things of %q", MaxFenceThings, name)
+			default:
+				fs := make([]FenceThing, len(things))
+				for j, th := range things {
+					fs[j] = FenceThing{ID: th.ID, Key: th.Key}
+				}
+				at[idx[k]].things = fs
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return at, nil
+}
+
+// transitions applies the positions in order to states (which it updates)
+// and returns each position's result and the whole change to store.
+func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState) ([]TrackResult, FenceChange) {
+	results := make([]TrackResult, len(positions))
+	change := FenceChange{States: map[DeviceKey]DeviceState{}}
+	deleted := map[DeviceKey]bool{}
+	for i, p := range positions {
+		key := DeviceKey{Collection: p.Collection, Device: p.Device}
+		if at[i].err != nil && !at[i].gone {
+			results[i].Err = at[i].err
+			continue
+		}
+		s, known := states[key]
+		if known && !p.Time.After(s.LastTime) {
+			results[i].Stale = true
+			continue
+		}
+		if at[i].gone {
+			results[i].Err = at[i].err
+			if !known {
+				continue
+			}
+			results[i].Events = diff(p, &s, nil)
+			change.Events = append(change.Events, results[i].Events...)
+			delete(states, key)
+			delete(change.States, key)
+			deleted[key] = true
+			continue
+		}
+		results[i].Events = diff(p, &s, at[i].things)
+		s.LastTime = p.Time
+		states[key], change.States[key] = s, s
+		delete(deleted, key)
+		change.Events = append(change.Events, results[i].Events...)
+	}
+	for k := range deleted {
+		change.Deleted = append(change.Deleted, k)
+	}
+	return results, change
+}
+
+// diff returns the events of moving from s.Inside to now (exits by id,
+// then enters in now's order), numbered after s.Seq, and updates s.
+func diff(p Fix, s *DeviceState, now []FenceThing) []Event {
+	var events []Event
+	emit := func(typ TransitionType, th FenceThing) {
+		s.Seq++
+		events = append(events, Event{Device: p.Device, Collection: p.Collection, Type: typ, Seq: s.Seq, Thing: th, Point: p.Point, Time: p.Time})
+	}
+	in := map[int64]bool{}
+	for _, th := range now {
+		in[th.ID] = true
+	}
+	was := map[int64]bool{}
+	for _, th := range s.Inside {
+		was[th.ID] = true
+		if !in[th.ID] {
+			emit(Exit, th)
+		}
+	}
+	for _, th := range now {
+		if !was[th.ID] {
+			emit(Enter, th)
+		}
+	}
+	inside := slices.Clone(now)
+	slices.SortFunc(inside, func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) })
+	s.Inside = inside
+	return events
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,248 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
+)
+
+// Positions consumes the positions topic as one member of the instances'
+// consumer group and applies each poll's records with the Tracker, in one
+// transaction with the offsets they move (docs/GEOFENCE.md). Offsets live
+// in the FenceStore, never in Kafka: on every assignment the consumer seeks
+// to them.
+type Positions struct {
+	cfg     FenceConfig
+	brokers []string
+	tracker *geo.Tracker
+	store   geo.FenceStore
+	logger  *slog.Logger
+	metrics metrics.Metrics
+
+	mu sync.Mutex
+	// next is the stored next offset of each assigned partition, -1 when
+	// the store has none; what a batch's Offset.From must be.
+	next map[int32]int64
+
+	consumed, rejected, stale, events atomic.Int64
+	// beforeApply, when set (tests), runs before each batch is applied; an
+	// error stops the consumer there, as a crash would.
+	beforeApply func(n int) error
+}
+
+// NewPositions returns a consumer of cfg.PositionsTopic on brokers.
+func NewPositions(cfg FenceConfig, brokers []string, tracker *geo.Tracker, store geo.FenceStore, logger *slog.Logger, m metrics.Metrics) *Positions {
+	return &Positions{cfg: cfg, brokers: brokers, tracker: tracker, store: store, logger: logger, metrics: m}
+}
+
+// PositionCounts are what a Positions consumer did since start.
+type PositionCounts struct {
+	Consumed, Rejected, Stale, Events int64
+}
+
+// Counts returns the consumer's counts.
+func (p *Positions) Counts() PositionCounts {
+	return PositionCounts{Consumed: p.consumed.Load(), Rejected: p.rejected.Load(), Stale: p.stale.Load(), Events: p.events.Load()}
+}
+
+// Run consumes until ctx ends, starting again (a new group member) after a
+// failure: the database or Kafka away, or a partition moved on by another
+// member.
+func (p *Positions) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := p.RunOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.logger.Warn("geofence positions consumer stopped; starting again", "error", err.Error(), "backoff", backoff.String())
+		p.metrics.Count("fence.consumer_restarts", 1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// RunOnce consumes until ctx ends (nil) or the first failure.
+func (p *Positions) RunOnce(ctx context.Context) error {
+	p.mu.Lock()
+	p.next = map[int32]int64{}
+	p.mu.Unlock()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(p.brokers...),
+		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.ConsumeTopics(p.cfg.PositionsTopic),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.AdjustFetchOffsetsFn(p.adjust),
+		kgo.OnPartitionsRevoked(p.forget),
+		kgo.OnPartitionsLost(p.forget),
+		kgo.AllowAutoTopicCreation(),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.CloseAllowingRebalance()
+	for {
+		fetches := cl.PollRecords(ctx, p.cfg.Batch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fetchErr error
+		fetches.EachError(func(topic string, partition int32, err error) {
+			fetchErr = errors.Join(fetchErr, fmt.Errorf("fetch %s/%d: %w", topic, partition, err))
+		})
+		if fetchErr != nil {
+			return fetchErr
+		}
+		if err := p.apply(ctx, fetches); err != nil {
+			return err
+		}
+		p.reportLag(fetches)
+		cl.AllowRebalance()
+	}
+}
+
+// adjust seeks every assigned partition to its offset in the store.
+func (p *Positions) adjust(ctx context.Context, assigned map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	stored, err := p.store.Offsets(ctx, p.cfg.Group, p.cfg.PositionsTopic)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for topic, parts := range assigned {
+		for part := range parts {
+			if off, ok := stored[part]; ok && topic == p.cfg.PositionsTopic {
+				parts[part] = kgo.NewOffset().At(off).WithEpoch(-1)
+				p.next[part] = off
+			} else {
+				parts[part] = kgo.NewOffset().AtStart()
+				p.next[part] = -1
+			}
+		}
+	}
+	return assigned, nil
+}
+
+// forget drops the partitions taken away.
+func (p *Positions) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, parts := range gone {
+		for _, part := range parts {
+			delete(p.next, part)
+		}
+	}
+}
+
+// apply tracks one poll's records and stores their offsets with them.
+func (p *Positions) apply(ctx context.Context, fetches kgo.Fetches) error {
+	var fixes []geo.Fix
+	var bad []error // per fix: the record did not decode
+	last := map[int32]int64{}
+	fetches.EachRecord(func(rec *kgo.Record) {
+		f, err := DecodePosition(rec.Key, rec.Value)
+		fixes, bad = append(fixes, f), append(bad, err)
+		last[rec.Partition] = rec.Offset
+	})
+	if len(fixes) == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	offsets := make([]geo.Offset, 0, len(last))
+	for part, off := range last {
+		from, ok := p.next[part]
+		if !ok {
+			p.mu.Unlock()
+			return fmt.Errorf("records of %s/%d, which is not assigned", p.cfg.PositionsTopic, part)
+		}
+		offsets = append(offsets, geo.Offset{Group: p.cfg.Group, Topic: p.cfg.PositionsTopic, Partition: part, From: from, Next: off + 1})
+	}
+	p.mu.Unlock()
+	if p.beforeApply != nil {
+		if err := p.beforeApply(len(fixes)); err != nil {
+			return err
+		}
+	}
+	// Undecodable records are kept out of the tracker but their offsets
+	// move on with the batch: they are counted and logged, never retried.
+	good := make([]geo.Fix, 0, len(fixes))
+	for i, f := range fixes {
+		if bad[i] == nil {
+			good = append(good, f)
+		}
+	}
+	results, err := p.tracker.Track(ctx, good, offsets)
+	if err != nil {
+		return fmt.Errorf("apply %d positions: %w", len(fixes), err)
+	}
+	p.mu.Lock()
+	for _, o := range offsets {
+		p.next[o.Partition] = o.Next
+	}
+	p.mu.Unlock()
+	p.count(fixes, bad, results)
+	return nil
+}
+
+// count adds a batch to the counters and logs its rejected positions.
+func (p *Positions) count(fixes []geo.Fix, bad []error, results []geo.TrackResult) {
+	var rejected, stale, events int64
+	reject := func(f geo.Fix, err error) {
+		rejected++
+		p.logger.Warn("geofence position rejected", "device", f.Device, "collection", f.Collection, "error", geo.ErrorMessage(err))
+	}
+	k := 0
+	for i, f := range fixes {
+		if bad[i] != nil {
+			reject(f, bad[i])
+			continue
+		}
+		r := results[k]
+		k++
+		events += int64(len(r.Events))
+		switch {
+		case r.Err != nil:
+			reject(f, r.Err)
+		case r.Stale:
+			stale++
+		}
+	}
+	p.consumed.Add(int64(len(fixes)))
+	p.rejected.Add(rejected)
+	p.stale.Add(stale)
+	p.events.Add(events)
+	p.metrics.Count("fence.positions_consumed", int64(len(fixes)))
+	p.metrics.Count("fence.positions_rejected", rejected)
+	p.metrics.Count("fence.positions_stale", stale)
+	p.metrics.Count("fence.events", events)
+}
+
+// reportLag sends fence.consumer_lag: the records behind the high
+// watermarks of this poll's partitions.
+func (p *Positions) reportLag(fetches kgo.Fetches) {
+	var lag int64
+	p.mu.Lock()
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if next, ok := p.next[fp.Partition]; ok && next >= 0 {
+			lag += max(0, fp.HighWatermark-next)
+		}
+	})
+	p.mu.Unlock()
+	p.metrics.Gauge("fence.consumer_lag", lag)
+}

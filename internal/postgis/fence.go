@@ -1,0 +1,381 @@
+package postgis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/metrics"
+)
+
+const (
+	// Every device of a batch is locked, known or new, in one order (of
+	// the lock keys) so that two batches cannot deadlock. The one-bigint
+	// advisory locks are a space apart from the relay's two-int4 lock.
+	fenceLockDevicesSQL = `SELECT count(pg_advisory_xact_lock(k)) FROM (
+    SELECT DISTINCT hashtextextended(c || chr(31) || d, 0) AS k
+    FROM unnest($1::text[], $2::text[]) AS u(c, d) ORDER BY k) s`
+	fenceStatesSQL = `SELECT collection, device, seq, last_time, inside::text FROM fence_device
+WHERE (collection, device) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+	fenceSaveStatesSQL = `INSERT INTO fence_device (collection, device, seq, last_time, inside)
+SELECT c, d, s, t, i::jsonb FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[], $5::text[]) AS u(c, d, s, t, i)
+ON CONFLICT (collection, device) DO UPDATE
+SET seq = excluded.seq, last_time = excluded.last_time, inside = excluded.inside`
+	fenceDeleteStatesSQL = `DELETE FROM fence_device
+WHERE (collection, device) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
+	fenceOutboxSQL = `INSERT INTO fence_outbox (collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
+    $7::float8[], $8::float8[], $9::timestamptz[])`
+	// The offset moves on only from where the batch read it (or from
+	// nothing): a consumer that lost the partition cannot apply twice.
+	fenceOffsetSQL = `INSERT INTO fence_offset (consumer_group, topic, partition, next_offset)
+VALUES ($1::text, $2::text, $3::integer, $5::bigint)
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = excluded.next_offset
+WHERE fence_offset.next_offset = $4::bigint`
+	fenceOffsetsSQL = `SELECT partition, next_offset FROM fence_offset WHERE consumer_group = $1::text AND topic = $2::text`
+
+	// Every transaction that writes the outbox holds this lock, shared,
+	// from its start (before it has an xid). The relay takes it exclusive
+	// for a moment to read the horizon (fenceHorizonSQL).
+	fenceWriterLockSQL    = `SELECT pg_advisory_xact_lock_shared(28, 3)`
+	fenceWritersPauseSQL  = `SELECT pg_advisory_xact_lock(28, 3)`
+	fenceOutboxWaitingSQL = `SELECT EXISTS (SELECT FROM fence_outbox WHERE (xid, id) > ($1::text::xid8, $2::bigint))`
+	// The horizon, read while holding the writers' lock exclusive: no
+	// writer is running, so every writer with an xid below the snapshot's
+	// xmax has ended and its events are visible to any later snapshot, and
+	// every later writer gets a larger xid. Other transactions (a long
+	// import) do not hold events back.
+	fenceHorizonSQL = `SELECT pg_snapshot_xmax(pg_current_snapshot())::text`
+	// The order is by the xid8 column, not by its text (which would put
+	// 1000 before 999): the text goes out under another name.
+	fencePendingSQL = `SELECT o.xid::text AS xid_text, o.id, o.collection, o.device, o.seq, o.type, o.thing_id, o.thing_key, o.lat, o.lng, o.at
+FROM fence_outbox o
+WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
+ORDER BY o.xid, o.id LIMIT $4::integer`
+	fenceTrimSQL = `DELETE FROM fence_outbox WHERE (xid, id) <= ($1::text::xid8, $2::bigint)`
+
+	fenceGaugesSQL = `SELECT (SELECT count(*) FROM fence_device), (SELECT count(*) FROM fence_outbox)`
+
+	// The relay's lock: (class, object) in the two-int4 advisory space.
+	fenceRelayLockSQL   = `SELECT pg_try_advisory_lock(28, 1)`
+	fenceRelayUnlockSQL = `SELECT pg_advisory_unlock(28, 1)`
+)
+
+// FenceStore implements geo.FenceStore and geo.Outbox on a pool of the
+// primary (the writing pool's URL): states, outbox and offsets.
+type FenceStore struct {
+	pool *pgxpool.Pool
+	// leadPoll is how often Lead tries the lock, and checks it holds it.
+	leadPoll time.Duration
+}
+
+// NewFenceStore returns a FenceStore on pool, which must reach the primary.
+func NewFenceStore(pool *pgxpool.Pool) *FenceStore {
+	return &FenceStore{pool: pool, leadPoll: time.Second}
+}
+
+// Apply implements geo.FenceStore.
+func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []geo.Offset, step func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error)) error {
+	var stepErr error
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fenceWriterLockSQL); err != nil {
+			return err
+		}
+		states, err := lockStates(ctx, tx, keys)
+		if err != nil {
+			return err
+		}
+		change, err := step(states)
+		if err != nil {
+			stepErr = err
+			return err
+		}
+		if err := saveChange(ctx, tx, change); err != nil {
+			return err
+		}
+		for _, o := range offsets {
+			tag, err := tx.Exec(ctx, fenceOffsetSQL, o.Group, o.Topic, o.Partition, o.From, o.Next)
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() == 0 {
+				return geo.Errorf(geo.Aborted, "the offset of %s/%d moved on from %d: another consumer has the partition", o.Topic, o.Partition, o.From)
+			}
+		}
+		return nil
+	})
+	if stepErr != nil {
+		return stepErr
+	}
+	return classify(ctx, "apply positions", err)
+}
+
+func splitKeys(keys []geo.DeviceKey) (collections, devices []string) {
+	for _, k := range keys {
+		collections = append(collections, k.Collection)
+		devices = append(devices, k.Device)
+	}
+	return collections, devices
+}
+
+// insideJSON is a FenceThing as fence_device.inside holds it.
+type insideJSON struct {
+	ID  int64  `json:"id"`
+	Key string `json:"key"`
+}
+
+// lockStates locks keys' devices and reads their states.
+func lockStates(ctx context.Context, tx pgx.Tx, keys []geo.DeviceKey) (map[geo.DeviceKey]geo.DeviceState, error) {
+	states := map[geo.DeviceKey]geo.DeviceState{}
+	if len(keys) == 0 {
+		return states, nil
+	}
+	cs, ds := splitKeys(keys)
+	if _, err := tx.Exec(ctx, fenceLockDevicesSQL, cs, ds); err != nil {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, fenceStatesSQL, cs, ds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k geo.DeviceKey
+		var s geo.DeviceState
+		var inside string
+		if err := rows.Scan(&k.Collection, &k.Device, &s.Seq, &s.LastTime, &inside); err != nil {
+			return nil, err
+		}
+		var things []insideJSON
+		if err := json.Unmarshal([]byte(inside), &things); err != nil {
+			return nil, fmt.Errorf("fence_device.inside of %q: %w", k.Device, err)
+		}
+		for _, th := range things {
+			s.Inside = append(s.Inside, geo.FenceThing{ID: th.ID, Key: th.Key})
+		}
+		states[k] = s
+	}
+	return states, rows.Err()
+}
+
+// saveChange writes the states, drops the deleted ones and adds the events
+// to the outbox.
+func saveChange(ctx context.Context, tx pgx.Tx, change geo.FenceChange) error {
+	if len(change.States) > 0 {
+		var cs, ds, inside []string
+		var seqs []int64
+		var times []time.Time
+		for _, k := range slices.SortedFunc(mapKeys(change.States), compareKeys) {
+			s := change.States[k]
+			things := make([]insideJSON, len(s.Inside))
+			for i, th := range s.Inside {
+				things[i] = insideJSON(th)
+			}
+			b, err := json.Marshal(things)
+			if err != nil {
+				return err
+			}
+			cs, ds = append(cs, k.Collection), append(ds, k.Device)
+			seqs, times, inside = append(seqs, s.Seq), append(times, s.LastTime), append(inside, string(b))
+		}
+		if _, err := tx.Exec(ctx, fenceSaveStatesSQL, cs, ds, seqs, times, inside); err != nil {
+			return err
+		}
+	}
+	if len(change.Deleted) > 0 {
+		cs, ds := splitKeys(change.Deleted)
+		if _, err := tx.Exec(ctx, fenceDeleteStatesSQL, cs, ds); err != nil {
+			return err
+		}
+	}
+	if len(change.Events) == 0 {
+		return nil
+	}
+	n := len(change.Events)
+	cs, ds, types, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, ids := make([]int64, n), make([]int64, n)
+	lats, lngs := make([]float64, n), make([]float64, n)
+	times := make([]time.Time, n)
+	for i, e := range change.Events {
+		cs[i], ds[i], types[i], keys[i] = e.Collection, e.Device, e.Type.String(), e.Thing.Key
+		seqs[i], ids[i], lats[i], lngs[i], times[i] = e.Seq, e.Thing.ID, e.Point.Lat, e.Point.Lng, e.Time
+	}
+	_, err := tx.Exec(ctx, fenceOutboxSQL, cs, ds, seqs, types, ids, keys, lats, lngs, times)
+	return err
+}
+
+func mapKeys(m map[geo.DeviceKey]geo.DeviceState) func(func(geo.DeviceKey) bool) {
+	return func(yield func(geo.DeviceKey) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func compareKeys(a, b geo.DeviceKey) int {
+	if c := strings.Compare(a.Collection, b.Collection); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Device, b.Device)
+}
+
+// Report sends fence.devices (device states kept, per collection counted
+// apart) and fence.outbox (events not yet trimmed: published or waiting).
+func (f *FenceStore) Report(ctx context.Context, m metrics.Metrics) {
+	var devices, outbox int64
+	if err := f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox); err != nil {
+		return // the database is away: the readiness check says so
+	}
+	m.Gauge("fence.devices", devices)
+	m.Gauge("fence.outbox", outbox)
+}
+
+// Offsets implements geo.FenceStore.
+func (f *FenceStore) Offsets(ctx context.Context, group, topic string) (map[int32]int64, error) {
+	rows, err := f.pool.Query(ctx, fenceOffsetsSQL, group, topic)
+	if err != nil {
+		return nil, classify(ctx, "read offsets", err)
+	}
+	out := map[int32]int64{}
+	var p int32
+	var next int64
+	_, err = pgx.ForEachRow(rows, []any{&p, &next}, func() error {
+		out[p] = next
+		return nil
+	})
+	return out, classify(ctx, "read offsets", err)
+}
+
+// Pending implements geo.Outbox.
+func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) ([]geo.OutboxEvent, error) {
+	// The writers are paused for the horizon only when there is something
+	// to read: an idle relay does not stall them.
+	var waiting bool
+	if err := f.pool.QueryRow(ctx, fenceOutboxWaitingSQL, strconv.FormatUint(after.XID, 10), after.ID).Scan(&waiting); err != nil {
+		return nil, classify(ctx, "read outbox", err)
+	}
+	if !waiting {
+		return nil, nil
+	}
+	horizon, err := f.horizon(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := f.pool.Query(ctx, fencePendingSQL, strconv.FormatUint(after.XID, 10), after.ID, strconv.FormatUint(horizon, 10), n)
+	if err != nil {
+		return nil, classify(ctx, "read outbox", err)
+	}
+	var out []geo.OutboxEvent
+	var e geo.OutboxEvent
+	var xid, typ string
+	_, err = pgx.ForEachRow(rows, []any{&xid, &e.Mark.ID, &e.Collection, &e.Device, &e.Seq, &typ, &e.Thing.ID, &e.Thing.Key, &e.Point.Lat, &e.Point.Lng, &e.Time}, func() error {
+		x, err := strconv.ParseUint(xid, 10, 64)
+		if err != nil {
+			return fmt.Errorf("outbox xid %q: %w", xid, err)
+		}
+		e.Mark.XID = x
+		e.Type = geo.Exit
+		if typ == geo.Enter.String() {
+			e.Type = geo.Enter
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, classify(ctx, "read outbox", err)
+}
+
+// horizon is the xid below which no event can appear any more
+// (fenceHorizonSQL). It waits for the writers running and holds new ones
+// back for as long as one short transaction takes.
+func (f *FenceStore) horizon(ctx context.Context) (uint64, error) {
+	var text string
+	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fenceWritersPauseSQL); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, fenceHorizonSQL).Scan(&text)
+	})
+	if err != nil {
+		return 0, classify(ctx, "read outbox horizon", err)
+	}
+	h, err := strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("outbox horizon %q: %w", text, err)
+	}
+	return h, nil
+}
+
+// Trim implements geo.Outbox.
+func (f *FenceStore) Trim(ctx context.Context, upTo geo.OutboxMark) error {
+	_, err := f.pool.Exec(ctx, fenceTrimSQL, strconv.FormatUint(upTo.XID, 10), upTo.ID)
+	return classify(ctx, "trim outbox", err)
+}
+
+// Lead implements geo.Outbox with a session advisory lock held on a
+// connection of its own, checked every leadPoll: when the connection
+// fails, fn's context ends (the lock went with the session).
+func (f *FenceStore) Lead(ctx context.Context, fn func(context.Context) error) error {
+	for {
+		conn, err := f.pool.Acquire(ctx)
+		if err != nil {
+			return classify(ctx, "relay lock", err)
+		}
+		var got bool
+		if err := conn.QueryRow(ctx, fenceRelayLockSQL).Scan(&got); err != nil {
+			conn.Release()
+			return classify(ctx, "relay lock", err)
+		}
+		if got {
+			return f.leadWith(ctx, conn, fn)
+		}
+		conn.Release()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(f.leadPoll):
+		}
+	}
+}
+
+func (f *FenceStore) leadWith(ctx context.Context, conn *pgxpool.Conn, fn func(context.Context) error) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(f.leadPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				if err := conn.Ping(lctx); err != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err := fn(lctx)
+	cancel()
+	<-watched
+	uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer ucancel()
+	if _, uerr := conn.Exec(uctx, fenceRelayUnlockSQL); uerr != nil {
+		// The session may be gone (and its lock with it); never reuse it.
+		_ = conn.Conn().Close(uctx)
+	}
+	conn.Release()
+	return err
+}
