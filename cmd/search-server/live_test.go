@@ -16,8 +16,8 @@ import (
 // at once, and reads each back from the component that applies it: the
 // gRPC server's configuration in effect (its handlers read their limits
 // from it at each call), the HTTP API's limits, the log level, the StatsD
-// sample rate, the statement timeout, the replica's lag bound and the
-// tokens. A live setting that no component applies stays at its old value
+// sample rate, the statement timeout, the replica's lag bound, the
+// tokens and the in-memory index's switch and budget. A live setting that no component applies stays at its old value
 // and fails here, instead of silently doing nothing.
 func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 	t.Parallel()
@@ -76,6 +76,8 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 		"IMPORT_IDLE_TIMEOUT":    {"7s", "7s", inGRPC("IMPORT_IDLE_TIMEOUT")},
 		"IMPORT_MAX_DURATION":    {"7m", "7m0s", inGRPC("IMPORT_MAX_DURATION")},
 		"STREAM_SEND_TIMEOUT":    {"7s", "7s", inGRPC("STREAM_SEND_TIMEOUT")},
+		"MEMINDEX":               {"on", "true", func() string { return fmt.Sprint(s.index.Enabled()) }},
+		"MEMINDEX_BUDGET_BYTES":  {"7000000", "7000000", func() string { return fmt.Sprint(s.index.Budget()) }},
 	}
 	kv := agent.Client().KV()
 	var vars []string

@@ -99,6 +99,12 @@ func (r *Registry) Apply(cfg Config) {
 	r.Wake()
 }
 
+// Enabled reports whether the index is on (MEMINDEX) as last applied.
+func (r *Registry) Enabled() bool { return r.enabled.Load() }
+
+// Budget returns the memory budget (MEMINDEX_BUDGET_BYTES) as last applied.
+func (r *Registry) Budget() int64 { return r.budget.Load() }
+
 // SetReady follows the instance's readiness (grpcapi.Readiness.OnChange):
 // while it is not ready, every read goes to the database; when it is
 // again, a refresh runs at once.
