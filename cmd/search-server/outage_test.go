@@ -78,7 +78,14 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	// each loop has made 100 searches in it.
 	during := func(l *callLoop) int64 { return l.ok.Load() + l.failed.Load() }
 	directAtDown, discoveredAtDown := during(direct), during(discovered)
+	// Bounded: loops that stop making searches fail the test here rather
+	// than hang it until go test's timeout.
+	giveUp := down.Add(longOutage + 2*time.Minute)
 	for time.Since(down) < longOutage || during(direct) < directAtDown+100 || during(discovered) < discoveredAtDown+100 {
+		if time.Now().After(giveUp) {
+			t.Fatalf("%s into the outage, %d direct and %d discovered searches made in it; want 100 each",
+				time.Since(down).Round(time.Second), during(direct)-directAtDown, during(discovered)-discoveredAtDown)
+		}
 		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
 		time.Sleep(time.Second)
 	}
