@@ -313,18 +313,28 @@ const mediaSchema = "application/schema+json"
 const relQueryables = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 func (s *Server) collectionQueryables(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.findCollection(r.Context(), r.PathValue("collectionId"))
+	_, doc, err := s.queryablesDoc(r)
 	if err != nil {
 		return err
 	}
+	return writeJSON(w, mediaSchema, doc)
+}
+
+// queryablesDoc returns the collection r names and the JSON Schema of its
+// queryables, which /queryables serves and /sortables serves renamed.
+func (s *Server) queryablesDoc(r *http.Request) (collectionInfo, map[string]any, error) {
+	c, err := s.findCollection(r.Context(), r.PathValue("collectionId"))
+	if err != nil {
+		return collectionInfo{}, nil, err
+	}
 	if err := checkParams(r, "f"); err != nil {
-		return err
+		return collectionInfo{}, nil, err
 	}
 	qs, err := s.queryables(r.Context(), c)
 	if err != nil {
-		return err
+		return collectionInfo{}, nil, err
 	}
-	return writeJSON(w, mediaSchema, queryablesSchema(baseURL(r), c, qs))
+	return c, queryablesSchema(baseURL(r), c, qs), nil
 }
 
 // propertyParameter is the OpenAPI parameter of a queryable property.

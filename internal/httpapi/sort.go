@@ -58,18 +58,10 @@ func (s *Server) sortBy(ctx context.Context, r *http.Request, c collectionInfo) 
 }
 
 func (s *Server) collectionSortables(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.findCollection(r.Context(), r.PathValue("collectionId"))
+	c, doc, err := s.queryablesDoc(r)
 	if err != nil {
 		return err
 	}
-	if err := checkParams(r, "f"); err != nil {
-		return err
-	}
-	qs, err := s.queryables(r.Context(), c)
-	if err != nil {
-		return err
-	}
-	doc := queryablesSchema(baseURL(r), c, qs)
 	doc["$id"] = baseURL(r) + "/collections/" + url.PathEscape(c.ID) + "/sortables"
 	doc["description"] = "the properties that /collections/" + c.ID + "/items sorts by as ?sortby=+name,-other (+ ascending, the default; - descending)"
 	return writeJSON(w, mediaSchema, doc)
