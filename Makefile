@@ -7,14 +7,19 @@ BIN     := $(CURDIR)/bin
 # reports it) even where GOFLAGS turns stamping off; it is skipped outside git.
 GOBUILD := $(GO) build -buildvcs=auto
 PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
+# search-bench is a module of its own (cmd/search-bench/go.mod, replaced onto
+# this one): what it links, gonum/plot and the testing package, stays out of
+# the service's module graph. Each Go step below runs in both modules.
+BENCH   := cmd/search-bench
 
 .PHONY: all build up up-docker up-native down status logs help test test-go test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
 
 all: build
 
-## build: the search-server and search-client binaries, into bin/
+## build: the search-server, search-client and search-bench binaries, into bin/
 build:
 	$(GOBUILD) -o $(BIN)/ ./cmd/...
+	cd $(BENCH) && $(GOBUILD) -o $(BIN)/ .
 
 ## up: the whole stack with sample data, ending with a query through Consul DNS
 ##     (docker compose when a Docker engine answers: deploy/docker-stack.sh,
@@ -93,6 +98,7 @@ test: deps proto-check lint test-go test-stack
 
 test-go: consul grpcurl compose
 	$(GO) test -race -count=1 -timeout 30m ./...
+	cd $(BENCH) && $(GO) test -race -count=1 -timeout 30m ./...
 	$(MAKE) --no-print-directory test-memindex-on
 	$(MAKE) --no-print-directory fuzz-cql2 FUZZTIME=15s
 
@@ -126,6 +132,7 @@ BENCHFLAGS ?=
 bench: deps build consul
 	$(BIN)/search-bench --sweep 1,2,4,8,16 --plots-dir docs/bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
+	cd $(BENCH) && $(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	$(GO) test -run '^TestMatchesPostGIS$$' -count=1 -timeout 60m -v ./internal/memindex/ -args -exhaustive
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any
@@ -201,6 +208,7 @@ $(BIN)/grpcurl: tools/grpcurl/go.mod tools/grpcurl/go.sum
 lint: fmt-check staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	cd $(BENCH) && $(GO) vet ./... && $(BIN)/staticcheck ./...
 	cd tools/rooms && $(GO) vet . && $(GO) test -count=1 . && $(GO) run . ../..
 
 ## staticcheck: staticcheck, pinned in tools/staticcheck/go.mod, into bin/

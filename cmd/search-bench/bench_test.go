@@ -32,7 +32,9 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(dir)
 		serverBin = filepath.Join(dir, "search-server")
 		clientBin = filepath.Join(dir, "search-client")
-		if out, err := exec.Command("go", "build", "-o", dir, "../search-server", "../search-client").CombinedOutput(); err != nil {
+		build := exec.Command("go", "build", "-o", dir, "./cmd/search-server", "./cmd/search-client")
+		build.Dir = "../.." // the service's module, which this one replaces onto
+		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "build search-server and search-client: %v\n%s", err, out)
 			return 1
 		}

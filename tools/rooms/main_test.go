@@ -40,12 +40,13 @@ func TestCheckFindsWhatIsTooLargeOutsideGeneratedCodeAndTests(t *testing.T) {
 	want := []string{
 		"file a/long.go has 601 lines; the limit is 600: split it",
 		"function a/fn.go:Long has 101 lines; the limit is 100: split it",
+		"function nested/n.go:N has 300 lines; the limit is 100: split it",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	write(t, known, "a/long.go 601\na/fn.go:Long 99\na/fn.go:Short 120\n")
+	write(t, known, "a/long.go 601\na/fn.go:Long 99\na/fn.go:Short 120\nnested/n.go:N 300\n")
 	got, err = check(root, known)
 	if err != nil {
 		t.Fatal(err)
