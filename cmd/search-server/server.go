@@ -79,147 +79,135 @@ type Server struct {
 // NewServer builds a Server logging JSON to stdout and binds its listener,
 // so a busy port fails here, at once. The database, Consul, StatsD and Kafka
 // need not be up: the server starts NOT_SERVING and turns SERVING when the
-// database answers; the others are retried in the background.
+// database answers; the others are retried in the background. When a step
+// fails, Close releases what the steps before it built (it skips what is
+// nil), so there is one way to undo.
 func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server, error) {
-	logOut, level, shipper, logger, accessLogger := newLogging(cfg, stdout)
-	sc, closeMetrics := statsd.New(cfg.StatsD, logger)
-	m := metrics.Metrics(sc)
-	// undo releases what was built so far, last first, when a later step
-	// fails.
-	undo := []func(){logOut.Close, closeMetrics}
-	if shipper != nil {
-		undo = append(undo, func() { shipper.Close(ctx) })
-	}
-	fail := func(err error) (*Server, error) {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
-		}
+	s := &Server{cfg: cfg, timeout: postgis.NewStatementTimeout(cfg.DB.StatementTimeout)}
+	var access *slog.Logger
+	s.logOut, s.level, s.shipper, s.logger, access = newLogging(cfg, stdout)
+	s.statsd, s.closeMetrics = statsd.New(cfg.StatsD, s.logger)
+	s.metrics = s.statsd
+	if err := s.build(ctx, access); err != nil {
+		s.Close()
 		return nil, err
 	}
+	return s, nil
+}
 
-	timeout := postgis.NewStatementTimeout(cfg.DB.StatementTimeout)
-	app := "search-server/" + cfg.InstanceID
-	pool, err := postgis.Open(ctx, cfg.DB, app, timeout)
-	if err != nil {
-		return fail(err)
+// build constructs the components in the order they depend on each other:
+// the pools, the listeners, the search service and its in-memory index,
+// geofencing, the gRPC server and readiness, the HTTP API and the Consul
+// registrations.
+func (s *Server) build(ctx context.Context, access *slog.Logger) error {
+	if err := s.openPools(ctx); err != nil {
+		return err
 	}
-	undo = append(undo, pool.Close)
-	// Imports write through a pool of their own, so that however many run
-	// or stall, searches and the readiness check keep their connections.
-	writer, err := postgis.OpenWriter(ctx, cfg.DB, app, timeout)
-	if err != nil {
-		return fail(err)
+	if err := s.listen(); err != nil {
+		return err
 	}
-	undo = append(undo, writer.Close)
-	svcOpts := []postgis.Option{postgis.WithWriter(writer)}
-	// DATABASE_URL may be a hot standby of the primary on
-	// DATABASE_WRITE_URL: readiness follows its lag, and consistency
-	// tokens let a client read its own writes (docs/REPLICAS.md).
-	probe, err := postgis.OpenProbe(ctx, cfg.DB, app, timeout)
-	if err != nil {
-		return fail(err)
-	}
-	undo = append(undo, probe.Close)
-	// Readiness asks the database on a connection no request can take, so
-	// that it says whether the database answers, not whether a pool has a
-	// connection free.
-	check, err := postgis.OpenCheck(ctx, cfg.DB, app, timeout)
-	if err != nil {
-		return fail(err)
-	}
-	undo = append(undo, check.Close)
-	replica := postgis.NewReplica(pool, check, probe, cfg.DB.MaxReplicaLag)
-	lis, err := net.Listen("tcp", cfg.GRPC.ListenAddr)
-	if err != nil {
-		return fail(fmt.Errorf("listen: %w", err))
-	}
-	undo = append(undo, func() { _ = lis.Close() })
-	var pprofSrv *http.Server
-	var pprofLis net.Listener
-	if cfg.PprofAddr != "" {
-		if pprofLis, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
-			return fail(fmt.Errorf("listen for pprof: %w", err))
-		}
-		undo = append(undo, func() { _ = pprofLis.Close() })
-		pprofSrv = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
-	}
-	svc := postgis.NewSearchService(pool, svcOpts...)
+	s.svc = postgis.NewSearchService(s.pool, postgis.WithWriter(s.writer))
 	// Point lookups are answered from memory where the index holds what
 	// they ask; it reads the database DATABASE_URL names, standby or not.
-	index := memindex.NewRegistry(svc, cfg.Index, logger)
-	lookups := memindex.NewSearchService(svc, index, m)
-	fence, err := newFencing(ctx, cfg, app, timeout, lookups, logger, m)
-	if err != nil {
-		return fail(err)
+	s.index = memindex.NewRegistry(s.svc, s.cfg.Index, s.logger)
+	lookups := memindex.NewSearchService(s.svc, s.index, s.metrics)
+	var err error
+	if s.fence, err = newFencing(ctx, s.cfg, s.app(), s.timeout, lookups, s.logger, s.metrics); err != nil {
+		return err
 	}
-	undo = append(undo, fence.stop)
-	auth := grpcapi.NewAuth(cfg.GRPC)
-	warnAboutAccess(cfg, auth, logger)
-	opts, err := grpcapi.ServerOptions(cfg.GRPC, logger, accessLogger, m, auth)
-	if err != nil {
-		return fail(&config.Error{Err: err})
+	if err := s.newGRPC(lookups, access); err != nil {
+		return err
 	}
-	gs := grpc.NewServer(append(opts, grpcapi.ConsistencyOptions(replica, logger)...)...)
-	hs := health.NewServer()
-	healthpb.RegisterHealthServer(gs, hs)
-	api := grpcapi.NewServer(lookups, cfg.GRPC, grpcapi.Info{
-		InstanceID:    cfg.InstanceID,
-		Version:       buildVersion(),
-		Started:       time.Now(),
-		MemoryIndexes: index.Status,
-	}, m)
-	fence.serve(api)
-	searchv1.RegisterSearchServiceServer(gs, api)
-	reflection.Register(gs)
-	s := &Server{
-		cfg:          cfg,
-		logger:       logger,
-		logOut:       logOut,
-		level:        level,
-		shipper:      shipper,
-		statsd:       sc,
-		metrics:      m,
-		closeMetrics: closeMetrics,
-		timeout:      timeout,
-		svc:          svc,
-		index:        index,
-		api:          api,
-		auth:         auth,
-		pool:         pool,
-		writer:       writer,
-		probe:        probe,
-		check:        check,
-		replica:      replica,
-		lis:          lis,
-		pprof:        pprofSrv,
-		pprofLis:     pprofLis,
-		grpc:         gs,
-		health:       hs,
-		ready:        grpcapi.NewReadiness(hs, replica, cfg.GRPC.HealthInterval, logger),
-		fence:        fence,
-	}
-	s.ready.OnChange(index.SetReady)
-	if cfg.HTTP.Enabled() {
+	s.ready = grpcapi.NewReadiness(s.health, s.replica, s.cfg.GRPC.HealthInterval, s.logger)
+	s.ready.OnChange(s.index.SetReady)
+	if s.cfg.HTTP.Enabled() {
 		// The HTTP API reads through a pool of its own, so that its load
 		// never makes gRPC calls queue for a connection.
-		if s.httpPool, err = postgis.OpenHTTP(ctx, cfg.DB, app, timeout); err != nil {
-			s.Close()
-			return nil, err
+		if s.httpPool, err = postgis.OpenHTTP(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+			return err
 		}
-		httpSvc := svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(cfg, httpSvc, index, replica, auth, logger, accessLogger, m); err != nil {
-			s.Close()
-			return nil, err
+		httpSvc := s.svc.ReadingThrough(s.httpPool)
+		if s.http, err = newHTTP(s.cfg, httpSvc, s.index, s.replica, s.auth, s.logger, access, s.metrics); err != nil {
+			return err
 		}
 		s.ready.OnChange(s.http.SetReady)
 	}
-	if cfg.Consul.Register {
+	if s.cfg.Consul.Register {
 		if err := s.newRegistrars(); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("consul registration: %w", err)
+			return fmt.Errorf("consul registration: %w", err)
 		}
 	}
-	return s, nil
+	return nil
+}
+
+// app names this instance's database connections (application_name).
+func (s *Server) app() string { return "search-server/" + s.cfg.InstanceID }
+
+// openPools opens the database pools: reads, writes, the replica probe and
+// readiness's connection.
+func (s *Server) openPools(ctx context.Context) error {
+	var err error
+	if s.pool, err = postgis.Open(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+		return err
+	}
+	// Imports write through a pool of their own, so that however many run
+	// or stall, searches and the readiness check keep their connections.
+	if s.writer, err = postgis.OpenWriter(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+		return err
+	}
+	// DATABASE_URL may be a hot standby of the primary on
+	// DATABASE_WRITE_URL: readiness follows its lag, and consistency
+	// tokens let a client read its own writes (docs/REPLICAS.md).
+	if s.probe, err = postgis.OpenProbe(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+		return err
+	}
+	// Readiness asks the database on a connection no request can take, so
+	// that it says whether the database answers, not whether a pool has a
+	// connection free.
+	if s.check, err = postgis.OpenCheck(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+		return err
+	}
+	s.replica = postgis.NewReplica(s.pool, s.check, s.probe, s.cfg.DB.MaxReplicaLag)
+	return nil
+}
+
+// listen binds the gRPC listener and, with PPROF_ADDR, pprof's.
+func (s *Server) listen() error {
+	var err error
+	if s.lis, err = net.Listen("tcp", s.cfg.GRPC.ListenAddr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if s.cfg.PprofAddr != "" {
+		if s.pprofLis, err = net.Listen("tcp", s.cfg.PprofAddr); err != nil {
+			return fmt.Errorf("listen for pprof: %w", err)
+		}
+		s.pprof = &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// newGRPC builds the gRPC server with the search service over lookups,
+// health and reflection.
+func (s *Server) newGRPC(lookups geo.SearchService, access *slog.Logger) error {
+	s.auth = grpcapi.NewAuth(s.cfg.GRPC)
+	warnAboutAccess(s.cfg, s.auth, s.logger)
+	opts, err := grpcapi.ServerOptions(s.cfg.GRPC, s.logger, access, s.metrics, s.auth)
+	if err != nil {
+		return &config.Error{Err: err}
+	}
+	s.grpc = grpc.NewServer(append(opts, grpcapi.ConsistencyOptions(s.replica, s.logger)...)...)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.api = grpcapi.NewServer(lookups, s.cfg.GRPC, grpcapi.Info{
+		InstanceID:    s.cfg.InstanceID,
+		Version:       buildVersion(),
+		Started:       time.Now(),
+		MemoryIndexes: s.index.Status,
+	}, s.metrics)
+	s.fence.serve(s.api)
+	searchv1.RegisterSearchServiceServer(s.grpc, s.api)
+	reflection.Register(s.grpc)
+	return nil
 }
 
 // httpLimits are the HTTP API's page sizes, page byte budget and Locate
@@ -548,8 +536,12 @@ func (s *Server) reportGauges(ctx context.Context) {
 func (s *Server) Close() {
 	s.closePprof()
 	s.closeHTTP()
-	s.grpc.Stop()
-	_ = s.lis.Close() // Serve closes it too; a second close only errors
+	if s.grpc != nil {
+		s.grpc.Stop()
+	}
+	if s.lis != nil {
+		_ = s.lis.Close() // Serve closes it too; a second close only errors
+	}
 	s.closePools()
 	s.flush(context.Background())
 }
@@ -560,12 +552,10 @@ func (s *Server) closePools() {
 	if s.fence != nil {
 		s.fence.stop()
 	}
-	s.pool.Close()
-	s.writer.Close()
-	s.probe.Close()
-	s.check.Close()
-	if s.httpPool != nil {
-		s.httpPool.Close()
+	for _, p := range []*pgxpool.Pool{s.pool, s.writer, s.probe, s.check, s.httpPool} {
+		if p != nil { // nil when NewServer failed before opening it
+			p.Close()
+		}
 	}
 }
 
@@ -573,6 +563,8 @@ func (s *Server) closePools() {
 func (s *Server) closePprof() {
 	if s.pprof != nil {
 		_ = s.pprof.Close()
+	}
+	if s.pprofLis != nil {
 		_ = s.pprofLis.Close() // when Serve never ran; a second close only errors
 	}
 }
