@@ -57,116 +57,138 @@ func fromJSON(v any, depth int) (geo.Expr, error) {
 	if !ok {
 		return geo.Expr{}, jsonErr("operation %q needs an args array", op)
 	}
-	nargs := func(n int) error {
-		if len(args) != n {
-			return jsonErr("%q takes %d arguments, got %d", op, n, len(args))
-		}
-		return nil
+	o, ok := jsonOps[strings.ToLower(op)]
+	if !ok {
+		return geo.Expr{}, jsonErr("unknown or unsupported op %q", op)
 	}
-	switch strings.ToLower(op) {
-	case "and", "or":
-		list := make([]geo.Expr, 0, len(args))
-		for _, a := range args {
-			e, err := fromJSON(a, depth+1)
-			if err != nil {
-				return e, err
-			}
-			list = append(list, e)
+	if o.args >= 0 && len(args) != o.args {
+		return geo.Expr{}, jsonErr("%q takes %d arguments, got %d", op, o.args, len(args))
+	}
+	return o.parse(op, args, depth)
+}
+
+// jsonOp reads one operation's arguments, of which there must be args
+// (any number when it is -1).
+type jsonOp struct {
+	args  int
+	parse func(op string, args []any, depth int) (geo.Expr, error)
+}
+
+// jsonOps are the operations ParseJSON reads, by lower-case name. They are
+// set in init because and, or and not read through fromJSON, which reads
+// this table.
+var jsonOps map[string]jsonOp
+
+func init() {
+	jsonOps = map[string]jsonOp{
+		"and":          {-1, jsonAndOr},
+		"or":           {-1, jsonAndOr},
+		"not":          {1, jsonNot},
+		"like":         {2, jsonLike},
+		"between":      {3, jsonBetween},
+		"in":           {2, jsonIn},
+		"isnull":       {1, jsonIsNull},
+		"s_intersects": {2, jsonIntersects},
+	}
+	for _, op := range []string{"=", "<>", "<", "<=", ">", ">="} {
+		jsonOps[op] = jsonOp{2, jsonCompare}
+	}
+}
+
+func jsonAndOr(op string, args []any, depth int) (geo.Expr, error) {
+	list := make([]geo.Expr, 0, len(args))
+	for _, a := range args {
+		e, err := fromJSON(a, depth+1)
+		if err != nil {
+			return e, err
 		}
-		if strings.EqualFold(op, "and") {
-			return geo.Expr{And: list}, nil
-		}
-		return geo.Expr{Or: list}, nil
-	case "not":
-		if err := nargs(1); err != nil {
-			return geo.Expr{}, err
-		}
-		e, err := fromJSON(args[0], depth+1)
-		return geo.Expr{Not: &e}, err
-	case "=", "<>", "<", "<=", ">", ">=":
-		if err := nargs(2); err != nil {
-			return geo.Expr{}, err
-		}
-		p, lit, cmpOp := property(args[0]), args[1], op
-		if p == "" {
-			p, lit, cmpOp = property(args[1]), args[0], flipped[op]
-		}
-		if p == "" {
-			return geo.Expr{}, jsonErr("%q needs a {\"property\": ...} on one side", op)
-		}
-		val, err := literal(lit)
+		list = append(list, e)
+	}
+	if strings.EqualFold(op, "and") {
+		return geo.Expr{And: list}, nil
+	}
+	return geo.Expr{Or: list}, nil
+}
+
+func jsonNot(_ string, args []any, depth int) (geo.Expr, error) {
+	e, err := fromJSON(args[0], depth+1)
+	return geo.Expr{Not: &e}, err
+}
+
+func jsonCompare(op string, args []any, _ int) (geo.Expr, error) {
+	p, lit, cmpOp := property(args[0]), args[1], op
+	if p == "" {
+		p, lit, cmpOp = property(args[1]), args[0], flipped[op]
+	}
+	if p == "" {
+		return geo.Expr{}, jsonErr("%q needs a {\"property\": ...} on one side", op)
+	}
+	val, err := literal(lit)
+	if err != nil {
+		return geo.Expr{}, err
+	}
+	return geo.Expr{Compare: &geo.Comparison{Property: p, Op: cmpOp, Value: val}}, nil
+}
+
+func jsonLike(_ string, args []any, _ int) (geo.Expr, error) {
+	p := property(args[0])
+	pat, ok := args[1].(string)
+	if p == "" || !ok {
+		return geo.Expr{}, jsonErr(`"like" takes a {"property": ...} and a pattern string`)
+	}
+	return geo.Expr{Like: &geo.LikePattern{Property: p, Pattern: pat}}, nil
+}
+
+func jsonBetween(_ string, args []any, _ int) (geo.Expr, error) {
+	p := property(args[0])
+	lo, err1 := literal(args[1])
+	hi, err2 := literal(args[2])
+	l, ok1 := lo.(float64)
+	h, ok2 := hi.(float64)
+	if p == "" || err1 != nil || err2 != nil || !ok1 || !ok2 {
+		return geo.Expr{}, jsonErr(`"between" takes a {"property": ...} and two numbers`)
+	}
+	return geo.Expr{Between: &geo.Range{Property: p, Low: l, High: h}}, nil
+}
+
+func jsonIn(_ string, args []any, _ int) (geo.Expr, error) {
+	p := property(args[0])
+	list, ok := args[1].([]any)
+	if p == "" || !ok {
+		return geo.Expr{}, jsonErr(`"in" takes a {"property": ...} and an array of values`)
+	}
+	vals := make([]any, 0, len(list))
+	for _, x := range list {
+		val, err := literal(x)
 		if err != nil {
 			return geo.Expr{}, err
 		}
-		return geo.Expr{Compare: &geo.Comparison{Property: p, Op: cmpOp, Value: val}}, nil
-	case "like":
-		if err := nargs(2); err != nil {
-			return geo.Expr{}, err
-		}
-		p := property(args[0])
-		pat, ok := args[1].(string)
-		if p == "" || !ok {
-			return geo.Expr{}, jsonErr(`"like" takes a {"property": ...} and a pattern string`)
-		}
-		return geo.Expr{Like: &geo.LikePattern{Property: p, Pattern: pat}}, nil
-	case "between":
-		if err := nargs(3); err != nil {
-			return geo.Expr{}, err
-		}
-		p := property(args[0])
-		lo, err1 := literal(args[1])
-		hi, err2 := literal(args[2])
-		l, ok1 := lo.(float64)
-		h, ok2 := hi.(float64)
-		if p == "" || err1 != nil || err2 != nil || !ok1 || !ok2 {
-			return geo.Expr{}, jsonErr(`"between" takes a {"property": ...} and two numbers`)
-		}
-		return geo.Expr{Between: &geo.Range{Property: p, Low: l, High: h}}, nil
-	case "in":
-		if err := nargs(2); err != nil {
-			return geo.Expr{}, err
-		}
-		p := property(args[0])
-		list, ok := args[1].([]any)
-		if p == "" || !ok {
-			return geo.Expr{}, jsonErr(`"in" takes a {"property": ...} and an array of values`)
-		}
-		vals := make([]any, 0, len(list))
-		for _, x := range list {
-			val, err := literal(x)
-			if err != nil {
-				return geo.Expr{}, err
-			}
-			vals = append(vals, val)
-		}
-		return geo.Expr{In: &geo.InList{Property: p, Values: vals}}, nil
-	case "isnull":
-		if err := nargs(1); err != nil {
-			return geo.Expr{}, err
-		}
-		p := property(args[0])
-		if p == "" {
-			return geo.Expr{}, jsonErr(`"isNull" takes a {"property": ...}`)
-		}
-		return geo.Expr{IsNull: p}, nil
-	case "s_intersects":
-		if err := nargs(2); err != nil {
-			return geo.Expr{}, err
-		}
-		g := args[1]
-		if !isGeometryProperty(property(args[0])) {
-			g = args[0]
-			if !isGeometryProperty(property(args[1])) {
-				return geo.Expr{}, jsonErr(`"s_intersects" takes {"property": "geometry"} and a geometry`)
-			}
-		}
-		raw, err := spatialLiteral(g)
-		if err != nil {
-			return geo.Expr{}, err
-		}
-		return geo.Expr{Intersects: raw}, nil
+		vals = append(vals, val)
 	}
-	return geo.Expr{}, jsonErr("unknown or unsupported op %q", op)
+	return geo.Expr{In: &geo.InList{Property: p, Values: vals}}, nil
+}
+
+func jsonIsNull(_ string, args []any, _ int) (geo.Expr, error) {
+	p := property(args[0])
+	if p == "" {
+		return geo.Expr{}, jsonErr(`"isNull" takes a {"property": ...}`)
+	}
+	return geo.Expr{IsNull: p}, nil
+}
+
+func jsonIntersects(_ string, args []any, _ int) (geo.Expr, error) {
+	g := args[1]
+	if !isGeometryProperty(property(args[0])) {
+		g = args[0]
+		if !isGeometryProperty(property(args[1])) {
+			return geo.Expr{}, jsonErr(`"s_intersects" takes {"property": "geometry"} and a geometry`)
+		}
+	}
+	raw, err := spatialLiteral(g)
+	if err != nil {
+		return geo.Expr{}, err
+	}
+	return geo.Expr{Intersects: raw}, nil
 }
 
 // property returns the name of {"property": name}, or "".
