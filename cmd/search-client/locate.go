@@ -12,27 +12,26 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
-func newLocateCommand(o *options) *cobra.Command {
-	var (
-		collections, where []string
-		query              string
-		limit              int32
-		maxDistance        string
-		asCSV              bool
-		includeGeometry    bool
-		consistencyToken   string
-		fields             []string
-		shaping            geometryShaping
-	)
-	cmd := &cobra.Command{
-		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
-		Short: "Find the things containing each of many points (Locate)",
-		Long: `Locate streams the points of FILE (- for standard input) to the server and
+// locateFlags are the locate command's flags.
+type locateFlags struct {
+	collections, where []string
+	query              string
+	limit              int32
+	maxDistance        string
+	asCSV              bool
+	includeGeometry    bool
+	consistencyToken   string
+	fields             []string
+	shaping            geometryShaping
+}
+
+const locateLong = `Locate streams the points of FILE (- for standard input) to the server and
 writes one answer per point, in input order: a protojson LocateResponse per
 line (NDJSON), or with --csv the rows id,thing_id,collection,key,name,error
 (one per thing found; a point with none or with an error has one row).
@@ -53,31 +52,23 @@ standard error shows the points sent and answered, the rate, the time
 elapsed and how much of FILE was read, when standard error is a terminal
 and standard output is not; at the end a one-line summary goes to
 standard error.
-The stream has no deadline unless --timeout is given.`,
+The stream has no deadline unless --timeout is given.`
+
+func newLocateCommand(o *options) *cobra.Command {
+	var lf locateFlags
+	cmd := &cobra.Command{
+		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
+		Short: "Find the things containing each of many points (Locate)",
+		Long:  locateLong,
 		Example: `  search-client locate points.csv
   search-client locate --collection countries --csv - < points.csv
   search-client locate --where iso_n3=250 trace.ndjson
   search-client locate --collection countries --max-distance 5km --csv harbours.csv`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts := &searchv1.LocateOptions{Collections: collections, Query: query, Limit: limit, IncludeGeometry: includeGeometry,
-				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance}
-			if cmd.Flags().Changed("precision") {
-				opts.CoordinatePrecision = &shaping.precision
-			}
-			if maxDistance != "" {
-				d, err := parseDistance(maxDistance)
-				if err != nil {
-					return exitError{exitUsage, err}
-				}
-				opts.MaxDistanceM = d
-			}
-			for _, w := range where {
-				pf, err := parseWhere(w)
-				if err != nil {
-					return exitError{exitUsage, err}
-				}
-				opts.Where = append(opts.Where, pf)
+			opts, err := lf.options(cmd.Flags())
+			if err != nil {
+				return exitError{exitUsage, err}
 			}
 			in, err := openInput(args[0])
 			if err != nil {
@@ -104,21 +95,50 @@ The stream has no deadline unless --timeout is given.`,
 			}
 			prog := newProgress(o.stderr, o.stdout, "locate", "points", true, in)
 			defer prog.stop()
-			return runLocate(stream, cancel, opts, points, o, asCSV, prog)
+			return runLocate(stream, cancel, opts, points, o, lf.asCSV, prog)
 		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
-	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] or KEY:=JSON[,JSON...]: a top-level property equals one of the values (repeatable: all must match)")
-	f.StringVarP(&query, "query", "q", "", "only things whose name contains this text")
-	f.Int32Var(&limit, "limit", 0, "most things per point (0: the server's default page size)")
-	f.StringVar(&maxDistance, "max-distance", "", "also things within this distance of each point, nearest first (e.g. 500m, 5km; at most 1000km)")
-	f.BoolVar(&asCSV, "csv", false, "write CSV rows instead of NDJSON")
-	consistencyTokenFlag(f, &consistencyToken)
-	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
-	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
-	shaping.flags(f)
+	lf.register(cmd.Flags())
 	return cmd
+}
+
+// register defines the flags on f.
+func (lf *locateFlags) register(f *pflag.FlagSet) {
+	f.StringArrayVar(&lf.collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
+	f.StringArrayVar(&lf.where, "where", nil, "KEY=VALUE[,VALUE...] or KEY:=JSON[,JSON...]: a top-level property equals one of the values (repeatable: all must match)")
+	f.StringVarP(&lf.query, "query", "q", "", "only things whose name contains this text")
+	f.Int32Var(&lf.limit, "limit", 0, "most things per point (0: the server's default page size)")
+	f.StringVar(&lf.maxDistance, "max-distance", "", "also things within this distance of each point, nearest first (e.g. 500m, 5km; at most 1000km)")
+	f.BoolVar(&lf.asCSV, "csv", false, "write CSV rows instead of NDJSON")
+	consistencyTokenFlag(f, &lf.consistencyToken)
+	f.BoolVar(&lf.includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
+	f.StringSliceVar(&lf.fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
+	lf.shaping.flags(f)
+}
+
+// options are the LocateOptions the flags f hold; an error is a usage
+// error.
+func (lf *locateFlags) options(f *pflag.FlagSet) (*searchv1.LocateOptions, error) {
+	opts := &searchv1.LocateOptions{Collections: lf.collections, Query: lf.query, Limit: lf.limit, IncludeGeometry: lf.includeGeometry,
+		ConsistencyToken: lf.consistencyToken, ReadMask: readMask(lf.fields), SimplifyTolerance: lf.shaping.tolerance}
+	if f.Changed("precision") {
+		opts.CoordinatePrecision = &lf.shaping.precision
+	}
+	if lf.maxDistance != "" {
+		d, err := parseDistance(lf.maxDistance)
+		if err != nil {
+			return nil, err
+		}
+		opts.MaxDistanceM = d
+	}
+	for _, w := range lf.where {
+		pf, err := parseWhere(w)
+		if err != nil {
+			return nil, err
+		}
+		opts.Where = append(opts.Where, pf)
+	}
+	return opts, nil
 }
 
 // runLocate sends the points on a goroutine while this one writes the

@@ -25,31 +25,29 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
-func newSearchCommand(o *options) *cobra.Command {
-	var (
-		lat, lng         float64
-		query            string
-		pageSize         int32
-		pageToken        string
-		all, asJSON      bool
-		includeGeometry  bool
-		collections      []string
-		where            []string
-		maxDistance      string
-		bbox             string
-		relation         string
-		areaFile         string
-		consistencyToken string
-		fields           []string
-		shaping          geometryShaping
-		total            bool
-		sortBy           string
-		properties       []string
-	)
-	cmd := &cobra.Command{
-		Use:   "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
-		Short: "Find things containing a point, near it, in a box or area, whose name contains a text, in collections, with properties",
-		Long: `Search finds things by any combination (AND) of a point they contain, a text
+// searchFlags are the search command's flags.
+type searchFlags struct {
+	lat, lng         float64
+	query            string
+	pageSize         int32
+	pageToken        string
+	all, asJSON      bool
+	includeGeometry  bool
+	collections      []string
+	where            []string
+	maxDistance      string
+	bbox             string
+	relation         string
+	areaFile         string
+	consistencyToken string
+	fields           []string
+	shaping          geometryShaping
+	total            bool
+	sortBy           string
+	properties       []string
+}
+
+const searchLong = `Search finds things by any combination (AND) of a point they contain, a text
 their name contains, the collections they belong to (--collection, repeatable;
 none means all) and property values (--where, repeatable).
 
@@ -74,8 +72,9 @@ read_mask): id, name, key, collection, properties, bbox, geometry_geojson, or
 * for all; the server then neither reads nor sends the others. The table
 shows the fields given, in that order. --simplify and --precision shape the
 geometry (--geometry, or geometry_geojson in --fields). --total also prints
-how many things match across all pages.`,
-		Example: `  search-client search --lat 48.85 --lng 2.35
+how many things match across all pages.`
+
+const searchExample = `  search-client search --lat 48.85 --lng 2.35
   search-client search --lat 48.85 --lng 2.35 --collection countries
   search-client search --query fran --page-size 10
   search-client search --collection countries --where iso_n3=250,276
@@ -86,73 +85,95 @@ how many things match across all pages.`,
   search-client search --query a --all --json
   search-client search --query an --fields id,name --total
   search-client search --collection countries --sort-by=-iso_n3,name --properties iso_n3
-  search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`,
-		Args: cobra.NoArgs,
+  search-client search --lat 48.85 --lng 2.35 --fields name,geometry_geojson --simplify 0.1 --precision 3 --json`
+
+func newSearchCommand(o *options) *cobra.Command {
+	var sf searchFlags
+	cmd := &cobra.Command{
+		Use:     "search [--lat LAT --lng LNG [--max-distance 50km] | --bbox MINLNG,MINLAT,MAXLNG,MAXLAT | --area FILE.geojson] [--relation intersects|within|contains] [--query TEXT] [--collection NAME]... [--where KEY=VALUE]...",
+		Short:   "Find things containing a point, near it, in a box or area, whose name contains a text, in collections, with properties",
+		Long:    searchLong,
+		Example: searchExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := &searchv1.SearchRequest{Query: query, PageSize: pageSize, PageToken: pageToken, IncludeGeometry: includeGeometry, Collections: collections,
-				ConsistencyToken: consistencyToken, ReadMask: readMask(fields), SimplifyTolerance: shaping.tolerance, ShowTotalSize: total,
-				SortBy: sortBy, Properties: properties}
-			if cmd.Flags().Changed("precision") {
-				req.CoordinatePrecision = &shaping.precision
-			}
-			for _, w := range where {
-				pf, err := parseWhere(w)
-				if err != nil {
-					return exitError{exitUsage, err}
-				}
-				req.Where = append(req.Where, pf)
-			}
-			latSet, lngSet := cmd.Flags().Changed("lat"), cmd.Flags().Changed("lng")
-			if latSet != lngSet {
-				return exitError{exitUsage, errors.New("--lat and --lng go together")}
-			}
-			if latSet {
-				req.Point = &searchv1.Point{Lat: lat, Lng: lng}
-			}
-			if err := spatialFlags(req, maxDistance, bbox, relation, areaFile); err != nil {
+			req, err := sf.request(cmd.Flags())
+			if err != nil {
 				return exitError{exitUsage, err}
-			}
-			if req.Point == nil && req.Bbox == nil && req.AreaGeojson == "" && query == "" && len(collections) == 0 && len(where) == 0 {
-				return exitError{exitUsage, errors.New("give --lat and --lng, --bbox, --area, --query, --collection or --where")}
 			}
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
 				client := searchv1.NewSearchServiceClient(conn)
-				if all {
-					return searchAll(ctx, client, req, o.stdout, asJSON, fields)
+				if sf.all {
+					return searchAll(ctx, client, req, o.stdout, sf.asJSON, sf.fields)
 				}
 				resp, err := client.Search(ctx, req)
 				if err != nil {
 					return err
 				}
-				if asJSON {
+				if sf.asJSON {
 					return printJSON(o.stdout, resp)
 				}
-				return printSearchPage(o.stdout, resp, fields, req.GetMaxDistanceM() > 0, total)
+				return printSearchPage(o.stdout, resp, sf.fields, req.GetMaxDistanceM() > 0, sf.total)
 			})
 		},
 	}
-	f := cmd.Flags()
-	f.Float64Var(&lat, "lat", 0, "latitude of the point, in [-90, 90]")
-	f.Float64Var(&lng, "lng", 0, "longitude of the point, in [-180, 180]")
-	f.StringVarP(&query, "query", "q", "", "case-insensitive text the name contains")
-	f.Int32Var(&pageSize, "page-size", 0, "things per page (0: the server's default)")
-	f.StringVar(&pageToken, "page-token", "", "continue from a previous page")
-	f.BoolVar(&all, "all", false, "stream every match (SearchStream) instead of one page")
-	consistencyTokenFlag(f, &consistencyToken)
-	f.BoolVar(&asJSON, "json", false, "print protojson (one object per thing with --all)")
-	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
-	f.StringArrayVar(&collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
-	f.StringArrayVar(&where, "where", nil, "KEY=VALUE[,VALUE...] (strings) or KEY:=JSON[,JSON...] (numbers, booleans): a top-level property equals one of the values (repeatable: all must match)")
-	f.StringVar(&maxDistance, "max-distance", "", "with --lat/--lng: also things within this distance, nearest first (e.g. 500m, 50km; at most 1000km)")
-	f.StringVar(&bbox, "bbox", "", "MINLNG,MINLAT,MAXLNG,MAXLAT: things related to this box (MINLNG > MAXLNG crosses the antimeridian)")
-	f.StringVar(&areaFile, "area", "", "GeoJSON file: things related to this Polygon or MultiPolygon (a geometry, a Feature, or a FeatureCollection of one)")
-	f.StringVar(&relation, "relation", "", "how things relate to --bbox or --area: intersects (default), within, contains")
-	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
-	shaping.flags(f)
-	f.BoolVar(&total, "total", false, "also print the number of matches across all pages (show_total_size)")
-	f.StringVar(&sortBy, "sort-by", "", "order by these properties, then id: +a,-b (+ ascending, the default; - descending); default: by name")
-	f.StringSliceVar(&properties, "properties", nil, "only these top-level property keys in each thing's properties, comma-separated")
+	sf.register(cmd.Flags())
 	return cmd
+}
+
+// register defines the flags on f.
+func (sf *searchFlags) register(f *pflag.FlagSet) {
+	f.Float64Var(&sf.lat, "lat", 0, "latitude of the point, in [-90, 90]")
+	f.Float64Var(&sf.lng, "lng", 0, "longitude of the point, in [-180, 180]")
+	f.StringVarP(&sf.query, "query", "q", "", "case-insensitive text the name contains")
+	f.Int32Var(&sf.pageSize, "page-size", 0, "things per page (0: the server's default)")
+	f.StringVar(&sf.pageToken, "page-token", "", "continue from a previous page")
+	f.BoolVar(&sf.all, "all", false, "stream every match (SearchStream) instead of one page")
+	consistencyTokenFlag(f, &sf.consistencyToken)
+	f.BoolVar(&sf.asJSON, "json", false, "print protojson (one object per thing with --all)")
+	f.BoolVar(&sf.includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (with --json)")
+	f.StringArrayVar(&sf.collections, "collection", nil, "only things of this collection (repeatable; none: every collection)")
+	f.StringArrayVar(&sf.where, "where", nil, "KEY=VALUE[,VALUE...] (strings) or KEY:=JSON[,JSON...] (numbers, booleans): a top-level property equals one of the values (repeatable: all must match)")
+	f.StringVar(&sf.maxDistance, "max-distance", "", "with --lat/--lng: also things within this distance, nearest first (e.g. 500m, 50km; at most 1000km)")
+	f.StringVar(&sf.bbox, "bbox", "", "MINLNG,MINLAT,MAXLNG,MAXLAT: things related to this box (MINLNG > MAXLNG crosses the antimeridian)")
+	f.StringVar(&sf.areaFile, "area", "", "GeoJSON file: things related to this Polygon or MultiPolygon (a geometry, a Feature, or a FeatureCollection of one)")
+	f.StringVar(&sf.relation, "relation", "", "how things relate to --bbox or --area: intersects (default), within, contains")
+	f.StringSliceVar(&sf.fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all)")
+	sf.shaping.flags(f)
+	f.BoolVar(&sf.total, "total", false, "also print the number of matches across all pages (show_total_size)")
+	f.StringVar(&sf.sortBy, "sort-by", "", "order by these properties, then id: +a,-b (+ ascending, the default; - descending); default: by name")
+	f.StringSliceVar(&sf.properties, "properties", nil, "only these top-level property keys in each thing's properties, comma-separated")
+}
+
+// request is the SearchRequest the flags f holds ask for; an error is a
+// usage error.
+func (sf *searchFlags) request(f *pflag.FlagSet) (*searchv1.SearchRequest, error) {
+	req := &searchv1.SearchRequest{Query: sf.query, PageSize: sf.pageSize, PageToken: sf.pageToken, IncludeGeometry: sf.includeGeometry, Collections: sf.collections,
+		ConsistencyToken: sf.consistencyToken, ReadMask: readMask(sf.fields), SimplifyTolerance: sf.shaping.tolerance, ShowTotalSize: sf.total,
+		SortBy: sf.sortBy, Properties: sf.properties}
+	if f.Changed("precision") {
+		req.CoordinatePrecision = &sf.shaping.precision
+	}
+	for _, w := range sf.where {
+		pf, err := parseWhere(w)
+		if err != nil {
+			return nil, err
+		}
+		req.Where = append(req.Where, pf)
+	}
+	latSet, lngSet := f.Changed("lat"), f.Changed("lng")
+	if latSet != lngSet {
+		return nil, errors.New("--lat and --lng go together")
+	}
+	if latSet {
+		req.Point = &searchv1.Point{Lat: sf.lat, Lng: sf.lng}
+	}
+	if err := spatialFlags(req, sf.maxDistance, sf.bbox, sf.relation, sf.areaFile); err != nil {
+		return nil, err
+	}
+	if req.Point == nil && req.Bbox == nil && req.AreaGeojson == "" && sf.query == "" && len(sf.collections) == 0 && len(sf.where) == 0 {
+		return nil, errors.New("give --lat and --lng, --bbox, --area, --query, --collection or --where")
+	}
+	return req, nil
 }
 
 // spatialFlags sets the nearest and area fields of req from the flags.
