@@ -206,6 +206,23 @@ func median(v []float64) float64 {
 
 // summarize computes the medians, the ratios and the targets from the rounds.
 func (r *report) summarize() {
+	byKind := r.summarizeKinds()
+	k := r.summarizeRatios(byKind)
+	r.Targets = nil
+	r.speedTargets(k)
+	r.otherTargets(k)
+}
+
+// keyRatios are the ratios the targets are checked on, and the kind of
+// unary rounds they are measured with.
+type keyRatios struct {
+	grpcDirect, partsNaive, logging, locateDirect, locateCeiling, cpuShare *ratio
+	unary                                                                  string
+}
+
+// summarizeKinds sets r.Medians, per kind in the order the rounds ran,
+// and returns the rounds by kind.
+func (r *report) summarizeKinds() map[string][]roundResult {
 	byKind := map[string][]roundResult{}
 	var kinds []string
 	for _, rr := range r.Rounds {
@@ -242,6 +259,13 @@ func (r *report) summarize() {
 		}
 		r.Medians = append(r.Medians, s)
 	}
+	return byKind
+}
+
+// summarizeRatios sets r.Ratios, each the median of the round-by-round
+// ratios of two kinds.
+func (r *report) summarizeRatios(byKind map[string][]roundResult) keyRatios {
+	var k keyRatios
 	// pairOf compares f of two kinds' rounds, round by round.
 	pairOf := func(name, num, den string, f func(a, b roundResult) (float64, bool)) *ratio {
 		a, b := byKind[num], byKind[den]
@@ -262,9 +286,9 @@ func (r *report) summarize() {
 		return pairOf(name, num, den, func(a, b roundResult) (float64, bool) { return a.RPS / b.RPS, b.RPS > 0 })
 	}
 	r.Ratios = nil
-	grpcDirect := pair("gRPC / direct SQL (rate)", kindGRPC, kindDirect)
-	partsNaive := pair("parts / naive whole-geometry SQL (rate)", kindDirect, kindNaive)
-	logging := pair("logging+StatsD on / off, gRPC (rate)", kindGRPCLogging, kindGRPC)
+	k.grpcDirect = pair("gRPC / direct SQL (rate)", kindGRPC, kindDirect)
+	k.partsNaive = pair("parts / naive whole-geometry SQL (rate)", kindDirect, kindNaive)
+	k.logging = pair("logging+StatsD on / off, gRPC (rate)", kindGRPCLogging, kindGRPC)
 	pair("gRPC / gRPC on --baseline-bin (rate)", kindGRPC, kindBaseline)
 	pair("gRPC search / gRPC health check (rate)", kindGRPC, kindHealth)
 	pair("gRPC health check / bare grpc-go health check (rate)", kindHealth, kindBareHealth)
@@ -272,8 +296,8 @@ func (r *report) summarize() {
 	pair("grid direct / countries direct (rate)", kindGridDirect, kindDirect)
 	pair("scoped / unscoped, gRPC (rate)", kindScopedGRPC, kindMixedGRPC)
 	pair("scoped / unscoped, direct SQL (rate)", kindScopedDirect, kindMixedDirect)
-	locateDirect := pair("Locate / direct single-point SQL (rate)", kindLocate, kindDirect)
-	locateCeiling := pair("Locate / set-based SQL, its ceiling (rate)", kindLocate, kindSetSQL)
+	k.locateDirect = pair("Locate / direct single-point SQL (rate)", kindLocate, kindDirect)
+	k.locateCeiling = pair("Locate / set-based SQL, its ceiling (rate)", kindLocate, kindSetSQL)
 	pair("Locate / unary gRPC Search (rate)", kindLocate, kindGRPC)
 	pair("Locate / Locate on --baseline-bin (rate)", kindLocate, kindBaseLocate)
 	// Issue 15: the database's own work for a point (the direct statement's
@@ -281,22 +305,27 @@ func (r *report) summarize() {
 	// (the server's and PostgreSQL's behind it), per answer.
 	// Both are measured on the server with everything on (access log,
 	// Kafka shipping, StatsD: the issue's terms) when the run has one.
-	unary := kindGRPC
+	k.unary = kindGRPC
 	if slices.ContainsFunc(r.Rounds, func(rr roundResult) bool { return rr.Kind == kindGRPCLogging }) {
-		unary = kindGRPCLogging
+		k.unary = kindGRPCLogging
 	}
-	cpuShare := pairOf("direct db CPU / gRPC (server + db) CPU per search, "+unary, kindDirect, unary, func(d, g roundResult) (float64, bool) {
+	k.cpuShare = pairOf("direct db CPU / gRPC (server + db) CPU per search, "+k.unary, kindDirect, k.unary, func(d, g roundResult) (float64, bool) {
 		total := g.ServerUsReq + g.DBUsReq
 		return d.DBUsReq / total, total > 0 && g.ServerUsReq > 0
 	})
+	return k
+}
 
-	r.Targets = nil
-	add := func(name, want, got string, met bool) {
-		r.Targets = append(r.Targets, target{Name: name, Want: want, Got: got, Met: met})
-	}
-	if grpcDirect != nil {
-		add("gRPC point search vs direct SQL", ">= 0.80", fmt.Sprintf("%.2f", grpcDirect.Value), grpcDirect.Value >= 0.80)
-		add("vs raw parts SQL (pg_featureserv: ~0.25)", ">= 0.75", fmt.Sprintf("%.2f", grpcDirect.Value), grpcDirect.Value >= 0.75)
+func (r *report) addTarget(name, want, got string, met bool) {
+	r.Targets = append(r.Targets, target{Name: name, Want: want, Got: got, Met: met})
+}
+
+// speedTargets checks the targets on rates and CPU.
+func (r *report) speedTargets(k keyRatios) {
+	add := r.addTarget
+	if k.grpcDirect != nil {
+		add("gRPC point search vs direct SQL", ">= 0.80", fmt.Sprintf("%.2f", k.grpcDirect.Value), k.grpcDirect.Value >= 0.80)
+		add("vs raw parts SQL (pg_featureserv: ~0.25)", ">= 0.75", fmt.Sprintf("%.2f", k.grpcDirect.Value), k.grpcDirect.Value >= 0.75)
 	}
 	medians := map[string]summary{}
 	for _, s := range r.Medians {
@@ -306,29 +335,35 @@ func (r *report) summarize() {
 				fmt.Sprintf("%.2f ms", s.P99Ms), s.P99Ms < 5 && r.Settings.Concurrency == 4)
 		}
 	}
-	if g, ok := medians[unary]; ok && g.ServerUsReq > 0 {
-		add("server CPU per unary point Search, "+unary, fmt.Sprintf("<= %d us", unaryServerUsTarget), fmt.Sprintf("%.0f us", g.ServerUsReq), g.ServerUsReq <= unaryServerUsTarget)
+	if g, ok := medians[k.unary]; ok && g.ServerUsReq > 0 {
+		add("server CPU per k.unary point Search, "+k.unary, fmt.Sprintf("<= %d us", unaryServerUsTarget), fmt.Sprintf("%.0f us", g.ServerUsReq), g.ServerUsReq <= unaryServerUsTarget)
 	}
 	if b, ok := medians[kindBareHealth]; ok && b.ServerUsReq > 0 {
 		// Not a target: the floor under it, a call through grpc-go alone.
 		add("server CPU per call of a bare grpc-go server (health)", "reported", fmt.Sprintf("%.0f us", b.ServerUsReq), true)
 	}
-	if d, ok := medians[kindDirect]; ok && cpuShare != nil {
+	if d, ok := medians[kindDirect]; ok && k.cpuShare != nil {
 		// With the server at its 40 us budget and PostgreSQL doing behind it
 		// what it does for the direct statement, the share would be D/(D+40).
 		want := d.DBUsReq / (d.DBUsReq + unaryServerUsTarget)
-		add("direct db CPU / gRPC total CPU per search, "+unary, fmt.Sprintf(">= %.2f (= D/(D+%d), D = %.0f us)", want, unaryServerUsTarget, d.DBUsReq),
-			fmt.Sprintf("%.2f", cpuShare.Value), cpuShare.Value >= want)
+		add("direct db CPU / gRPC total CPU per search, "+k.unary, fmt.Sprintf(">= %.2f (= D/(D+%d), D = %.0f us)", want, unaryServerUsTarget, d.DBUsReq),
+			fmt.Sprintf("%.2f", k.cpuShare.Value), k.cpuShare.Value >= want)
 	}
-	if locateDirect != nil {
-		add("Locate vs direct single-point SQL (rate)", fmt.Sprintf(">= %.0fx", locateDirectTarget), fmt.Sprintf("%.2fx", locateDirect.Value), locateDirect.Value >= locateDirectTarget)
+	if k.locateDirect != nil {
+		add("Locate vs direct single-point SQL (rate)", fmt.Sprintf(">= %.0fx", locateDirectTarget), fmt.Sprintf("%.2fx", k.locateDirect.Value), k.locateDirect.Value >= locateDirectTarget)
 	}
 	if l, ok := medians[kindLocate]; ok && l.ServerUsReq > 0 {
 		add("server CPU per located point", fmt.Sprintf("<= %.0f us", locateServerUsTarget), fmt.Sprintf("%.1f us", l.ServerUsReq), l.ServerUsReq <= locateServerUsTarget)
 	}
-	if locateCeiling != nil {
-		add("Locate vs the set-based SQL ceiling (rate)", "reported", fmt.Sprintf("%.2f", locateCeiling.Value), true)
+	if k.locateCeiling != nil {
+		add("Locate vs the set-based SQL ceiling (rate)", "reported", fmt.Sprintf("%.2f", k.locateCeiling.Value), true)
 	}
+}
+
+// otherTargets checks the targets on the client's memory, the parts, the
+// logging's cost, the imports and the soak.
+func (r *report) otherTargets(k keyRatios) {
+	add := r.addTarget
 	if n := len(r.CLI); n > 0 {
 		c := r.CLI[n-1]
 		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
@@ -341,11 +376,11 @@ func (r *report) summarize() {
 		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
 			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
 	}
-	if partsNaive != nil {
-		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", partsNaive.Value), partsNaive.Value >= 4)
+	if k.partsNaive != nil {
+		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", k.partsNaive.Value), k.partsNaive.Value >= 4)
 	}
-	if logging != nil {
-		add("Kafka logging + StatsD on vs off", ">= 0.90", fmt.Sprintf("%.2f", logging.Value), logging.Value >= 0.90)
+	if k.logging != nil {
+		add("Kafka k.logging + StatsD on vs off", ">= 0.90", fmt.Sprintf("%.2f", k.logging.Value), k.logging.Value >= 0.90)
 	}
 	for _, imp := range r.Imports {
 		add(fmt.Sprintf("import %s (%d features)", imp.Dataset, imp.Imported), fmt.Sprintf("< %.0f s", imp.TargetSeconds),

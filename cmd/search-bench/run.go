@@ -2,23 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/geosearch/search/internal/geo"
-	"github.com/geosearch/search/internal/postgis"
 )
 
 // Import targets of the issue, in seconds.
@@ -96,7 +89,49 @@ type bench struct {
 
 // run sets up, verifies, runs the rounds (and the soak) and returns the
 // report. Everything it started is stopped when it returns.
+// run sets up, verifies, runs the rounds and the phases after them, and
+// returns the report. Everything it started is stopped when it returns.
 func run(ctx context.Context, o options, log io.Writer) (*report, error) {
+	b, r, err := newBench(ctx, o, log)
+	if err != nil {
+		return nil, err
+	}
+	sv, err := b.startServers(ctx)
+	defer sv.close()
+	if err != nil {
+		return nil, err
+	}
+	pool, err := b.openPool(ctx, sv.dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	if b.pmPID, err = postmasterPID(ctx, sv.dbURL); err != nil {
+		b.progress("database CPU will not be measured: %v", err)
+	}
+	if err := b.importCountries(ctx, sv.main, pool, r); err != nil {
+		return nil, err
+	}
+	if err := b.verify(ctx, r, sv, pool); err != nil {
+		return nil, err
+	}
+	kinds, locate := b.roundKinds(sv, pool)
+	if err := b.alternate(ctx, r, kinds); err != nil {
+		return nil, err
+	}
+	if err := b.curves(ctx, r, sv, pool, append([]roundKind{kinds[0], kinds[1]}, locate...)); err != nil {
+		return nil, err
+	}
+	if err := b.databasePhases(ctx, r, sv, pool); err != nil {
+		return nil, err
+	}
+	return r, b.finish(ctx, r, pool)
+}
+
+// newBench is the bench of o and its report, with the settings filled in
+// and the Locate batch size chosen (the server's default unless
+// --locate-batch).
+func newBench(ctx context.Context, o options, log io.Writer) (*bench, *report, error) {
 	b := &bench{o: o, log: log, points: randomPoints(o.seed, o.points)}
 	r := &report{Machine: describeMachine(), Settings: settingsReport{
 		Rounds: o.rounds, Duration: o.duration.String(), Concurrency: o.concurrency,
@@ -106,178 +141,92 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	if b.batch == 0 {
 		var err error
 		if b.batch, err = serverLocateBatch(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	r.LocateBatch = b.batch
+	return b, r, nil
+}
 
-	var (
-		main, logging, baseline, bare endpoint
-		dbURL                         = o.databaseURL
-		db                            *database
-		obs                           *observability
-		dir                           string
-	)
-	if o.serverAddr == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "search-bench-"); err != nil {
-			return nil, err
-		}
-		defer func() {
-			if o.keepLogs {
-				b.progress("server logs kept in %s", dir)
-			} else {
-				os.RemoveAll(dir)
-			}
-		}()
-		b.progress("starting PostgreSQL with PostGIS")
-		if db, err = startDatabase(ctx); err != nil {
-			return nil, err
-		}
-		defer db.close()
-		if dbURL, err = db.create(ctx, "bench"); err != nil {
-			return nil, err
-		}
-		env := map[string]string{"DATABASE_URL": dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}
-		if o.pprofAddr != "" {
-			env["PPROF_ADDR"] = o.pprofAddr
-		}
-		b.progress("starting search-server (%s)", o.serverBin)
-		p, err := startServer(ctx, o.serverBin, dir, "plain", env)
-		if err != nil {
-			return nil, err
-		}
-		defer p.stop()
-		main = endpoint{conn: p.conn, proc: p}
-		if o.baselineBin != "" {
-			b.progress("starting the baseline search-server (%s)", o.baselineBin)
-			env := map[string]string{"DATABASE_URL": dbURL}
-			if o.baselineSock {
-				env["DATABASE_URL"] = db.cluster.SocketURL("bench")
-			}
-			for _, kv := range o.baselineEnv {
-				k, v, _ := strings.Cut(kv, "=")
-				env[k] = v
-			}
-			p, err := startServer(ctx, o.baselineBin, dir, "baseline", env)
-			if err != nil {
-				return nil, err
-			}
-			defer p.stop()
-			baseline = endpoint{conn: p.conn, proc: p}
-		}
-		self, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		b.progress("starting a bare grpc-go server (health service only)")
-		bp, err := startServer(ctx, self, dir, "bare", map[string]string{bareServerEnv: "1"})
-		if err != nil {
-			return nil, err
-		}
-		defer bp.stop()
-		bare = endpoint{conn: bp.conn, proc: bp}
-		if o.logging {
-			if obs, err = startObservability(); err != nil {
-				return nil, err
-			}
-			defer obs.close()
-			env := obs.env()
-			env["DATABASE_URL"] = dbURL
-			b.progress("starting search-server with Kafka log shipping and StatsD on")
-			p, err := startServer(ctx, o.serverBin, dir, "logging", env)
-			if err != nil {
-				return nil, err
-			}
-			defer p.stop()
-			logging = endpoint{conn: p.conn, proc: p}
-		}
-	} else {
-		conn, err := grpc.NewClient(o.serverAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		main = endpoint{conn: conn}
-	}
-
-	pool, err := b.openPool(ctx, dbURL)
-	if err != nil {
-		return nil, err
-	}
-	defer pool.Close()
-	if b.pmPID, err = postmasterPID(ctx, dbURL); err != nil {
-		b.progress("database CPU will not be measured: %v", err)
-	}
-
-	if err := b.importCountries(ctx, main, pool, r); err != nil {
-		return nil, err
-	}
+// verify checks the servers' answers against the database's before
+// anything is timed: points, names and Locate on the main server, points on
+// the others.
+func (b *bench) verify(ctx context.Context, r *report, sv *servers, pool *pgxpool.Pool) error {
+	o := b.o
 	b.progress("verifying %d points and %d name searches", o.verify, len(nameQueries))
 	r.Verified.Points, r.Verified.NameQueries = o.verify, len(nameQueries)
-	if r.Verified.PointHits, err = verifyPoints(ctx, main.conn, pool, b.points[:o.verify], true); err != nil {
-		return nil, fmt.Errorf("answers differ:\n%w", err)
+	var err error
+	if r.Verified.PointHits, err = verifyPoints(ctx, sv.main.conn, pool, b.points[:o.verify], true); err != nil {
+		return fmt.Errorf("answers differ:\n%w", err)
 	}
-	if err := verifyNames(ctx, main.conn, pool); err != nil {
-		return nil, fmt.Errorf("answers differ: %w", err)
+	if err := verifyNames(ctx, sv.main.conn, pool); err != nil {
+		return fmt.Errorf("answers differ: %w", err)
 	}
-	if err := verifyLocate(ctx, main.conn, pool, b.points[:o.verify]); err != nil {
-		return nil, fmt.Errorf("answers differ:\n%w", err)
+	if err := verifyLocate(ctx, sv.main.conn, pool, b.points[:o.verify]); err != nil {
+		return fmt.Errorf("answers differ:\n%w", err)
 	}
-	for _, other := range []endpoint{logging, baseline} {
+	for _, other := range []endpoint{sv.logging, sv.baseline} {
 		if other.conn == nil {
 			continue
 		}
 		if _, err := verifyPoints(ctx, other.conn, pool, b.points[:min(o.verify, 100)], false); err != nil {
-			return nil, fmt.Errorf("answers differ (server %s):\n%w", other.proc.name, err)
+			return fmt.Errorf("answers differ (server %s):\n%w", other.proc.name, err)
 		}
 	}
+	return nil
+}
 
-	kinds := []roundKind{
+// roundKinds are the kinds the alternating rounds run, gRPC's first and
+// direct SQL's second, and among them Locate's.
+func (b *bench) roundKinds(sv *servers, pool *pgxpool.Pool) (kinds, locate []roundKind) {
+	main := sv.main
+	kinds = []roundKind{
 		{kind: kindGRPC, at: main, op: same(grpcPoint(main.conn, b.points))},
 		{kind: kindDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
 		{kind: kindNaive, at: endpoint{}, op: same(naivePoint(pool, b.points))},
-		{kind: kindName, at: main, op: grpcNameWalk(main.conn, o.seed)},
+		{kind: kindName, at: main, op: grpcNameWalk(main.conn, b.o.seed)},
 		{kind: kindHealth, at: main, op: same(grpcHealth(main.conn))},
 	}
-	if bare.conn != nil {
-		kinds = append(kinds, roundKind{kind: kindBareHealth, at: bare, op: same(grpcHealth(bare.conn))})
+	if sv.bare.conn != nil {
+		kinds = append(kinds, roundKind{kind: kindBareHealth, at: sv.bare, op: same(grpcHealth(sv.bare.conn))})
 	}
-	if logging.conn != nil {
-		kinds = append(kinds, roundKind{kind: kindGRPCLogging, at: logging, op: same(grpcPoint(logging.conn, b.points))})
+	if sv.logging.conn != nil {
+		kinds = append(kinds, roundKind{kind: kindGRPCLogging, at: sv.logging, op: same(grpcPoint(sv.logging.conn, b.points))})
 	}
-	if baseline.conn != nil {
-		kinds = append(kinds, roundKind{kind: kindBaseline, at: baseline, op: same(grpcPoint(baseline.conn, b.points))})
+	if sv.baseline.conn != nil {
+		kinds = append(kinds, roundKind{kind: kindBaseline, at: sv.baseline, op: same(grpcPoint(sv.baseline.conn, b.points))})
 	}
-	locate := b.locateKinds(main, pool)
+	locate = b.locateKinds(main, pool)
 	kinds = append(kinds, locate...)
-	if baseline.conn != nil {
-		ls, op := grpcLocate(baseline.conn, b.points, b.batch)
-		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: baseline, op: op, per: b.batch, done: ls.close})
+	if sv.baseline.conn != nil {
+		ls, op := grpcLocate(sv.baseline.conn, b.points, b.batch)
+		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: sv.baseline, op: op, per: b.batch, done: ls.close})
 	}
-	if err := b.alternate(ctx, r, kinds); err != nil {
-		return nil, err
-	}
+	return kinds, locate
+}
 
+// curves runs what follows the rounds on the main server: the concurrency
+// sweep of sweepKinds, the Locate batch curve, search-client locate and the
+// soak.
+func (b *bench) curves(ctx context.Context, r *report, sv *servers, pool *pgxpool.Pool, sweepKinds []roundKind) error {
+	o := b.o
 	if len(o.sweep) > 0 {
 		b.progress("sweep: concurrency %v, %s per kind and level", o.sweep, o.sweepDuration)
-		sweepKinds := []roundKind{kinds[0], kinds[1]} // grpc, direct
-		sweepKinds = append(sweepKinds, locate...)
 		if err := b.sweep(ctx, r, sweepKinds); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if len(o.locateBatches) > 0 {
 		if err := b.batchCurve(ctx, r, pool); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if o.cliPoints > 0 && main.proc != nil {
+	if o.cliPoints > 0 && sv.main.proc != nil {
 		for _, n := range []int{min(cliSmallPoints, o.cliPoints), o.cliPoints} {
 			b.progress("search-client locate on %d points", n)
-			res, err := b.cliLocate(ctx, main, dir, n)
+			res, err := b.cliLocate(ctx, sv.main, sv.dir, n)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			b.progress("search-client locate: %d points in %.1f s (%.0f/s), peak RSS %.1f MB", n, res.Seconds, res.PointsPerSec, res.PeakRSSMB)
 			r.CLI = append(r.CLI, res)
@@ -286,35 +235,48 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 			}
 		}
 	}
-
-	if o.soak > 0 && main.proc != nil {
+	if o.soak > 0 && sv.main.proc != nil {
 		b.progress("soak: %s of gRPC point searches", o.soak)
-		sk := b.soak(ctx, main)
+		sk := b.soak(ctx, sv.main)
 		r.Soak = &sk
 	}
+	return nil
+}
 
-	if len(o.subdivide) > 0 && db != nil {
+// databasePhases runs the phases that need a database of the bench's own:
+// the subdivision curve and the grid.
+func (b *bench) databasePhases(ctx context.Context, r *report, sv *servers, pool *pgxpool.Pool) error {
+	if sv.db == nil {
+		return nil
+	}
+	if len(b.o.subdivide) > 0 {
 		if err := b.subdivideCurve(ctx, r, pool); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	if b.o.gridCells > 0 {
+		if err := b.gridPhase(ctx, r, sv.db, sv.dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-	if o.gridCells > 0 && db != nil {
-		if err := b.gridPhase(ctx, r, db, dir); err != nil {
-			return nil, err
-		}
-	}
+// finish records the machine's load and the database's description,
+// computes the summary and writes the plots.
+func (b *bench) finish(ctx context.Context, r *report, pool *pgxpool.Pool) error {
 	r.Machine.LoadEnd = loadAverage()
 	if err := b.describeDatabase(ctx, pool, &r.Machine); err != nil {
-		return nil, err
+		return err
 	}
 	r.summarize()
-	if o.plotsDir != "" {
-		if r.Plots, err = r.writePlots(o.plotsDir); err != nil {
-			return nil, err
+	if b.o.plotsDir != "" {
+		var err error
+		if r.Plots, err = r.writePlots(b.o.plotsDir); err != nil {
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
 func (b *bench) progress(format string, args ...any) {
@@ -461,224 +423,4 @@ func (b *bench) soak(ctx context.Context, at endpoint) soakResult {
 		sk.GrowthPct = (sk.RSSLastMB - sk.RSSAfterWarmupMB) / sk.RSSAfterWarmupMB * 100
 	}
 	return sk
-}
-
-// gridPhase imports the synthetic grid into a database of its own, served
-// by a server of its own, and runs alternating gRPC and direct rounds on it.
-func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir string) error {
-	url, err := db.create(ctx, "bench_grid")
-	if err != nil {
-		return err
-	}
-	b.progress("starting search-server on the grid database")
-	p, err := startServer(ctx, b.o.serverBin, dir, "grid", map[string]string{"DATABASE_URL": url})
-	if err != nil {
-		return err
-	}
-	defer p.stop()
-	at := endpoint{conn: p.conn, proc: p}
-	pool, err := b.openPool(ctx, url)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	ds := gridCells(b.o.gridCells)
-	b.progress("importing %s: %d features, %d vertices", ds.name, len(ds.requests), ds.vertices)
-	imp, err := b.importAndAnalyze(ctx, at, ds, pool)
-	if err != nil {
-		return err
-	}
-	imp.TargetSeconds = gridImportTarget
-	r.Imports = append(r.Imports, imp)
-	n := min(b.o.verify, 200)
-	if _, err := verifyPoints(ctx, at.conn, pool, b.points[:n], true); err != nil {
-		return fmt.Errorf("answers differ on the grid:\n%w", err)
-	}
-	r.Verified.GridPoints = n
-	kinds := []roundKind{
-		{kind: kindGridGRPC, at: at, op: same(grpcPoint(at.conn, b.points))},
-		{kind: kindGridDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
-	}
-	if err := b.alternate(ctx, r, kinds); err != nil {
-		return err
-	}
-	return b.collectionsPhase(ctx, r, at, pool)
-}
-
-// collectionsPhase imports the countries into collection "countries" beside
-// the grid (which is in "default") and measures point searches over both
-// collections against searches scoped to the countries, through gRPC and
-// directly, in alternating rounds; it records both plans for Paris.
-func (b *bench) collectionsPhase(ctx context.Context, r *report, at endpoint, pool *pgxpool.Pool) error {
-	ds, err := loadGeoJSON(b.o.countries)
-	if err != nil {
-		return err
-	}
-	ds.collection = "countries"
-	ds.name += " beside the grid"
-	b.progress("importing %s into collection countries", ds.name)
-	imp, err := b.importAndAnalyze(ctx, at, ds, pool)
-	if err != nil {
-		return err
-	}
-	imp.TargetSeconds = countriesImportTarget
-	r.Imports = append(r.Imports, imp)
-	n := min(b.o.verify, 200)
-	if _, err := verifyPoints(ctx, at.conn, pool, b.points[:n], true, "countries"); err != nil {
-		return fmt.Errorf("scoped answers differ:\n%w", err)
-	}
-	r.Verified.ScopedPoints = n
-	paris := geo.Point{Lat: 48.85, Lng: 2.35}
-	for _, pq := range []struct {
-		name string
-		q    geo.Query
-	}{
-		{"point search over every collection (countries beside the grid), Paris", pointQuery(paris)},
-		{"point search scoped to collection countries, Paris", pointQuery(paris, "countries")},
-		{"property filter name IN (France, Spain), every collection", geo.Query{Limit: defaultPageSize, Filter: geo.Filter{
-			Properties: []geo.PropertyFilter{{Key: "name", Values: []any{"France", "Spain"}}}}}},
-	} {
-		sql, args := postgis.SearchStatement(pq.q)
-		text, err := explain(ctx, pool, sql, args)
-		if err != nil {
-			return err
-		}
-		r.Plans = append(r.Plans, plan{Name: pq.name, Text: text})
-	}
-	kinds := []roundKind{
-		{kind: kindMixedGRPC, at: at, op: same(grpcPoint(at.conn, b.points))},
-		{kind: kindScopedGRPC, at: at, op: same(grpcPoint(at.conn, b.points, "countries"))},
-		{kind: kindMixedDirect, at: endpoint{}, op: same(directPoint(pool, b.points))},
-		{kind: kindScopedDirect, at: endpoint{}, op: same(directPoint(pool, b.points, "countries"))},
-	}
-	if err := b.alternate(ctx, r, kinds); err != nil {
-		return err
-	}
-	return nil
-}
-
-// explain returns EXPLAIN (ANALYZE, BUFFERS) of sql with args, run twice so
-// that the second, reported, run reads warm pages.
-func explain(ctx context.Context, pool *pgxpool.Pool, sql string, args []any) (string, error) {
-	var lines []string
-	for range 2 {
-		rows, err := pool.Query(ctx, "EXPLAIN (ANALYZE, BUFFERS) "+sql, args...)
-		if err != nil {
-			return "", fmt.Errorf("explain: %w", err)
-		}
-		lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return "", fmt.Errorf("explain: %w", err)
-		}
-	}
-	return strings.Join(lines, "\n"), nil
-}
-
-func (b *bench) describeDatabase(ctx context.Context, pool *pgxpool.Pool, m *machine) error {
-	err := pool.QueryRow(ctx, "SELECT current_setting('server_version'), postgis_lib_version()").Scan(&m.Postgres, &m.PostGIS)
-	if err != nil {
-		return fmt.Errorf("database version: %w", err)
-	}
-	m.Postgres, m.PostGIS = "PostgreSQL "+m.Postgres, "PostGIS "+m.PostGIS
-	return nil
-}
-
-func writeJSON(w io.Writer, r *report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-// subdivideCurve rebuilds thing_part with each of o.subdivide as
-// ST_Subdivide's vertex limit and runs direct rounds of the point query on
-// each, the sizes alternating within each round. It leaves the parts at
-// the last size; the database is thrown away after the run.
-func (b *bench) subdivideCurve(ctx context.Context, r *report, pool *pgxpool.Pool) error {
-	sizes := b.o.subdivide
-	land, err := b.landPoints(ctx, pool, 10_000)
-	if err != nil {
-		return err
-	}
-	res := make([]subdivideResult, len(sizes))
-	dbs, landDBs := make([][]float64, len(sizes)), make([][]float64, len(sizes))
-	p50s, p99s, landP99s := make([][]float64, len(sizes)), make([][]float64, len(sizes)), make([][]float64, len(sizes))
-	for round := 1; round <= b.o.rounds; round++ {
-		for i, n := range sizes {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			parts, err := b.rebuildParts(ctx, pool, n)
-			if err != nil {
-				return err
-			}
-			if round == 1 {
-				if _, err := verifyPoints(ctx, nil, pool, b.points[:min(b.o.verify, 300)], true); err != nil {
-					return fmt.Errorf("parts of %d vertices:\n%w", n, err)
-				}
-			}
-			runLoad(ctx, b.o.concurrency, b.o.warmup, same(directPoint(pool, b.points)))
-			rr := b.round(ctx, round, fmt.Sprintf("parts %d", n), endpoint{}, same(directPoint(pool, b.points)))
-			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p50 %6.2f ms  p99 %7.2f ms", round, n, parts, rr.RPS, rr.P50Ms, rr.P99Ms)
-			lr := b.round(ctx, round, fmt.Sprintf("land parts %d", n), endpoint{}, same(directPoint(pool, land)))
-			b.progress("round %d subdivide %4d: %6d parts %7.0f req/s  p99 %7.2f ms on land points", round, n, parts, lr.RPS, lr.P99Ms)
-			res[i].MaxVertices, res[i].Parts = n, parts
-			res[i].PerRound = append(res[i].PerRound, rr.RPS)
-			res[i].LandPerRound = append(res[i].LandPerRound, lr.RPS)
-			dbs[i], p50s[i], p99s[i] = append(dbs[i], rr.DBUsReq), append(p50s[i], rr.P50Ms), append(p99s[i], rr.P99Ms)
-			landDBs[i], landP99s[i] = append(landDBs[i], lr.DBUsReq), append(landP99s[i], lr.P99Ms)
-		}
-	}
-	for i := range res {
-		res[i].RPS, res[i].DBUsReq = median(res[i].PerRound), median(dbs[i])
-		res[i].P50Ms, res[i].P99Ms = median(p50s[i]), median(p99s[i])
-		res[i].LandRPS, res[i].LandDBUsReq, res[i].LandP99Ms = median(res[i].LandPerRound), median(landDBs[i]), median(landP99s[i])
-	}
-	r.Subdivide = res
-	return nil
-}
-
-// landPoints returns up to n of the random points, in order, that are
-// inside some thing.
-func (b *bench) landPoints(ctx context.Context, pool *pgxpool.Pool, n int) ([]geo.Point, error) {
-	var land []geo.Point
-	for _, p := range b.points {
-		sql, args := postgis.SearchStatement(pointQuery(p))
-		ids, err := queryIDs(ctx, pool, sql, args)
-		if err != nil {
-			return nil, fmt.Errorf("find land points: %w", err)
-		}
-		if len(ids) > 0 {
-			if land = append(land, p); len(land) == n {
-				break
-			}
-		}
-	}
-	if len(land) == 0 {
-		return nil, fmt.Errorf("none of the %d random points is inside a thing", len(b.points))
-	}
-	return land, nil
-}
-
-// rebuildParts recuts every thing's parts at n vertices, as the
-// thing_part_sync trigger does at 128.
-func (b *bench) rebuildParts(ctx context.Context, pool *pgxpool.Pool, n int) (int64, error) {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = tx.Rollback(ctx) }() // a no-op after Commit
-	if _, err := tx.Exec(ctx, "TRUNCATE thing_part"); err != nil {
-		return 0, fmt.Errorf("rebuild parts: %w", err)
-	}
-	tag, err := tx.Exec(ctx, "INSERT INTO thing_part (thing_id, geom) SELECT t.id, (ST_Dump(ST_Subdivide(t.geom, $1::int))).geom FROM thing t", n)
-	if err != nil {
-		return 0, fmt.Errorf("rebuild parts at %d vertices: %w", n, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, err
-	}
-	if _, err := pool.Exec(ctx, "VACUUM ANALYZE thing_part"); err != nil {
-		return 0, err
-	}
-	return tag.RowsAffected(), nil
 }
