@@ -26,6 +26,7 @@ import (
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/httpapi"
 	"github.com/geosearch/search/internal/kafka"
+	"github.com/geosearch/search/internal/logbuffer"
 	"github.com/geosearch/search/internal/memindex"
 	"github.com/geosearch/search/internal/metrics"
 	"github.com/geosearch/search/internal/postgis"
@@ -39,7 +40,7 @@ import (
 type Server struct {
 	cfg          serverConfig
 	logger       *slog.Logger
-	logOut       *logBuffer // stdout, where the access log's records may wait
+	logOut       *logbuffer.Buffer // stdout, where the access log's records may wait
 	level        *slog.LevelVar
 	shipper      *kafka.Shipper // nil without KAFKA_BROKERS
 	statsd       *statsd.Client

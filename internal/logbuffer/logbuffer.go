@@ -1,4 +1,6 @@
-package main
+// Package logbuffer is the server's stdout for log records: records
+// written through Deferred (the access log) wait and go out together.
+package logbuffer
 
 import (
 	"io"
@@ -6,20 +8,13 @@ import (
 	"time"
 )
 
-// Access log batching: the per-RPC records wait at most accessLogDelay, or
-// until accessLogBatch bytes are waiting.
-const (
-	accessLogDelay = 100 * time.Millisecond
-	accessLogBatch = 64 << 10
-)
-
-// logBuffer is the server's stdout for log records. A record written
+// Buffer is the server's stdout for log records. A record written
 // through Deferred (the access log, one record per RPC) waits in the buffer
 // and goes out with others in one write, at most a delay later: a busy
 // server otherwise spends a write system call per request on it. A record
 // written through Write goes out at once, after everything waiting, so
 // stdout holds the records in the order they were logged.
-type logBuffer struct {
+type Buffer struct {
 	mu     sync.Mutex
 	w      io.Writer
 	delay  time.Duration
@@ -29,12 +24,14 @@ type logBuffer struct {
 	closed bool
 }
 
-func newLogBuffer(w io.Writer, delay time.Duration, batch int) *logBuffer {
-	return &logBuffer{w: w, delay: delay, batch: batch}
+// New is a Buffer writing to w: deferred records wait at most delay, or
+// until batch bytes wait.
+func New(w io.Writer, delay time.Duration, batch int) *Buffer {
+	return &Buffer{w: w, delay: delay, batch: batch}
 }
 
 // Write writes what waits and then p, in one write.
-func (b *logBuffer) Write(p []byte) (int, error) {
+func (b *Buffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.buf) == 0 {
@@ -45,9 +42,9 @@ func (b *logBuffer) Write(p []byte) (int, error) {
 }
 
 // Deferred returns the writer for records that may wait.
-func (b *logBuffer) Deferred() io.Writer { return deferredWriter{b} }
+func (b *Buffer) Deferred() io.Writer { return deferredWriter{b} }
 
-type deferredWriter struct{ b *logBuffer }
+type deferredWriter struct{ b *Buffer }
 
 func (d deferredWriter) Write(p []byte) (int, error) {
 	b := d.b
@@ -66,13 +63,13 @@ func (d deferredWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *logBuffer) flush() {
+func (b *Buffer) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_ = b.flushLocked() // stdout failing: there is nowhere to report it
 }
 
-func (b *logBuffer) flushLocked() error {
+func (b *Buffer) flushLocked() error {
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil
@@ -90,7 +87,7 @@ func (b *logBuffer) flushLocked() error {
 }
 
 // Close writes what waits; from then on every record is written at once.
-func (b *logBuffer) Close() {
+func (b *Buffer) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	_ = b.flushLocked()

@@ -1,7 +1,9 @@
-package main
+package logbuffer
 
 import (
+	"bytes"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -9,7 +11,7 @@ import (
 func TestLogBufferKeepsTheOrderOfLogging(t *testing.T) {
 	t.Parallel()
 	var out syncBuffer
-	b := newLogBuffer(&out, time.Hour, 1<<20)
+	b := New(&out, time.Hour, 1<<20)
 	d := b.Deferred()
 	_, _ = d.Write([]byte("rpc 1\n"))
 	_, _ = d.Write([]byte("rpc 2\n"))
@@ -31,7 +33,7 @@ func TestLogBufferKeepsTheOrderOfLogging(t *testing.T) {
 func TestLogBufferWritesWithinItsDelayOrWhenFull(t *testing.T) {
 	t.Parallel()
 	var out syncBuffer
-	b := newLogBuffer(&out, 20*time.Millisecond, 1<<20)
+	b := New(&out, 20*time.Millisecond, 1<<20)
 	_, _ = b.Deferred().Write([]byte("rpc\n"))
 	deadline := time.Now().Add(10 * time.Second)
 	for out.String() != "rpc\n" {
@@ -42,9 +44,27 @@ func TestLogBufferWritesWithinItsDelayOrWhenFull(t *testing.T) {
 	}
 
 	var full syncBuffer
-	b = newLogBuffer(&full, time.Hour, 10)
+	b = New(&full, time.Hour, 10)
 	_, _ = b.Deferred().Write([]byte("0123456789abc\n"))
 	if !strings.Contains(full.String(), "abc") {
 		t.Errorf("a full buffer was not written: %q", full.String())
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the buffer's timer to write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
