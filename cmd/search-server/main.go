@@ -167,7 +167,7 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 			}
 			// A database started beside this job (docker compose) may not
 			// accept connections yet: wait for it rather than fail the job.
-			if err := waitForDatabase(cmd.Context(), url, wait, func(attempt int, err error) {
+			if err := postgis.WaitForDatabase(cmd.Context(), url, wait, func(attempt int, err error) {
 				if attempt == 1 {
 					fmt.Fprintf(cmd.ErrOrStderr(), "waiting up to %s for the database: %v\n", wait, err)
 				}

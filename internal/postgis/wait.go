@@ -1,4 +1,4 @@
-package main
+package postgis
 
 import (
 	"context"
@@ -10,14 +10,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// waitForDatabase connects to url until the database answers, trying for
+// WaitForDatabase connects to url until the database answers, trying for
 // at most within (0: once). A database that is still starting refuses or
 // drops connections, or says so (SQLSTATE 57P03); the PostgreSQL image
 // listens on TCP only after its init scripts. Those are retried, with
 // backoff; any other answer (a wrong password, a missing database) is
 // final at once. retrying, if not nil, is called after each failed attempt
 // that will be retried, before the pause.
-func waitForDatabase(ctx context.Context, url string, within time.Duration, retrying func(attempt int, err error)) error {
+func WaitForDatabase(ctx context.Context, url string, within time.Duration, retrying func(attempt int, err error)) error {
 	cc, err := pgx.ParseConfig(url)
 	if err != nil {
 		return errors.New("DATABASE_URL is not a valid PostgreSQL connection string")

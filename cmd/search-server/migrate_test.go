@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sethvargo/go-envconfig"
 )
@@ -23,46 +22,6 @@ func lateDatabase(t *testing.T) (own interface{ Start(context.Context) error }, 
 	_ = conn.Close(context.Background())
 	c.Stop()
 	return c, c.URL("late")
-}
-
-// TestWaitForDatabaseRetriesUntilItStarts starts the database only after
-// the first attempt failed (inside the retry callback, so that the order
-// is fixed): the wait ends with the database answering, after exactly one
-// failed attempt.
-func TestWaitForDatabaseRetriesUntilItStarts(t *testing.T) {
-	t.Parallel()
-	own, url := lateDatabase(t)
-	ctx := context.Background()
-	var failed int
-	err := waitForDatabase(ctx, url, 5*time.Minute, func(attempt int, err error) {
-		failed++
-		if attempt == 1 {
-			if err := own.Start(ctx); err != nil {
-				t.Errorf("start the database: %v", err)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("wait: %v", err)
-	}
-	if failed != 1 {
-		t.Errorf("%d failed attempts, want 1 (the one before the database started)", failed)
-	}
-}
-
-// TestWaitForDatabaseDoesNotRetryAFinalAnswer: a database that answers
-// "no such database" is up, so waiting longer cannot help.
-func TestWaitForDatabaseDoesNotRetryAFinalAnswer(t *testing.T) {
-	t.Parallel()
-	var failed int
-	err := waitForDatabase(context.Background(), cluster.URL("no_such_database"), 5*time.Minute,
-		func(int, error) { failed++ })
-	if err == nil || failed != 0 {
-		t.Errorf("missing database: error %v after %d retries, want an error and no retry", err, failed)
-	}
-	if err := waitForDatabase(context.Background(), "postgres://[::1", time.Minute, nil); err == nil {
-		t.Error("a malformed URL was accepted")
-	}
 }
 
 // TestMigrateWaitsForTheDatabase runs the migrate command against a
