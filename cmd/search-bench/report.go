@@ -336,7 +336,7 @@ func (r *report) speedTargets(k keyRatios) {
 		}
 	}
 	if g, ok := medians[k.unary]; ok && g.ServerUsReq > 0 {
-		add("server CPU per k.unary point Search, "+k.unary, fmt.Sprintf("<= %d us", unaryServerUsTarget), fmt.Sprintf("%.0f us", g.ServerUsReq), g.ServerUsReq <= unaryServerUsTarget)
+		add("server CPU per unary point Search, "+k.unary, fmt.Sprintf("<= %d us", unaryServerUsTarget), fmt.Sprintf("%.0f us", g.ServerUsReq), g.ServerUsReq <= unaryServerUsTarget)
 	}
 	if b, ok := medians[kindBareHealth]; ok && b.ServerUsReq > 0 {
 		// Not a target: the floor under it, a call through grpc-go alone.
@@ -380,7 +380,7 @@ func (r *report) otherTargets(k keyRatios) {
 		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", k.partsNaive.Value), k.partsNaive.Value >= 4)
 	}
 	if k.logging != nil {
-		add("Kafka k.logging + StatsD on vs off", ">= 0.90", fmt.Sprintf("%.2f", k.logging.Value), k.logging.Value >= 0.90)
+		add("Kafka logging + StatsD on vs off", ">= 0.90", fmt.Sprintf("%.2f", k.logging.Value), k.logging.Value >= 0.90)
 	}
 	for _, imp := range r.Imports {
 		add(fmt.Sprintf("import %s (%d features)", imp.Dataset, imp.Imported), fmt.Sprintf("< %.0f s", imp.TargetSeconds),
