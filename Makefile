@@ -12,7 +12,7 @@ PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 # the service's module graph. Each Go step below runs in both modules.
 BENCH   := cmd/search-bench
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-go-service test-go-bench test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
 
 all: build
 
@@ -96,11 +96,19 @@ help:
 ##       test, then the native stack end to end (test-stack)
 test: deps proto-check lint test-go test-stack
 
+## test-go: every Go test of both modules, the in-memory index's rerun
+##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
+##          their time is spent waiting (outages, restarts, other
+##          processes), and cmd/search-server's suite alone outlasts the
+##          rest of go test ./... by minutes
 test-go: consul grpcurl compose
+	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
+
+test-go-service:
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+test-go-bench:
 	cd $(BENCH) && $(GO) test -race -count=1 -timeout 30m ./...
-	$(MAKE) --no-print-directory test-memindex-on
-	$(MAKE) --no-print-directory fuzz-cql2 FUZZTIME=15s
 
 ## test-memindex-on: the end-to-end suites of point lookups again with the
 ##     in-memory index on (MEMINDEX=on; make test-go runs them with it off,
@@ -108,7 +116,7 @@ test-go: consul grpcurl compose
 ##     MEMINDEX_ON_RUN='.' runs the whole cmd/search-server suite so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
-	MEMINDEX=on $(GO) test -race -count=1 -timeout 20m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/
+	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
 ##            each): the text and JSON parsers, and the filters sent to
