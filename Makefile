@@ -116,7 +116,7 @@ test-go-bench:
 ##     MEMINDEX_ON_RUN='.' runs the whole cmd/search-server suite so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
-	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/
+	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/ ./cmd/search-client/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
 ##            each): the text and JSON parsers, and the filters sent to
