@@ -113,7 +113,7 @@ test-go-bench:
 ## test-memindex-on: the end-to-end suites of point lookups again with the
 ##     in-memory index on (MEMINDEX=on; make test-go runs them with it off,
 ##     the default): the answers must not depend on it.
-##     MEMINDEX_ON_RUN='.' runs the whole cmd/search-server suite so.
+##     MEMINDEX_ON_RUN='.' runs the whole of both suites so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
 	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/ ./cmd/search-client/
