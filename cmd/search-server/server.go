@@ -207,7 +207,7 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 			return nil, err
 		}
 		httpSvc := svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(cfg, httpSvc, index, replica, auth, logger, accessLogger, m); err != nil {
+		if s.http, err = newHTTP(cfg, httpSvc, int(s.httpPool.Config().MaxConns), index, replica, auth, logger, accessLogger, m); err != nil {
 			s.Close()
 			return nil, err
 		}
@@ -269,9 +269,10 @@ func (s *Server) newRegistrars() error {
 	return err
 }
 
-// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
+// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, as
+// many database slots as its pool has connections (dbConns), and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, dbConns int, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
@@ -285,6 +286,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Regis
 		Version:     buildVersion(),
 		Properties:  svc,
 		Tiles:       svc,
+		DBConns:     dbConns,
 		Consistency: rw,
 	})
 }

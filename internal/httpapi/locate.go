@@ -184,7 +184,7 @@ func (s *Server) locate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var a locateAnswer
-	if err := s.answerBatch(r.Context(), q, []locateInput{{Lat: lat, Lng: lng}}, func(got locateAnswer) error {
+	if err := s.answerBatch(r.Context(), s.svc, q, []locateInput{{Lat: lat, Lng: lng}}, func(got locateAnswer) error {
 		a = got
 		return nil
 	}); err != nil {
@@ -329,7 +329,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 			}
 			break
 		}
-		if err = s.answerBatch(ctx, q, batch, answer); err != nil {
+		if err = s.answerBatch(ctx, slotted{s.svc, s}, q, batch, answer); err != nil {
 			break
 		}
 		if len(batch) > 0 {
@@ -362,7 +362,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 // answer in order, a bad point's answer being its error: geo.LocateEach,
 // the same batching and byte budget as gRPC Locate's, one statement unless
 // the answers pass geo.LocateBatchBytes.
-func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
+func (s *Server) answerBatch(ctx context.Context, svc geo.SearchService, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
 	points := make([]geo.Point, len(batch))
 	errs := make([]error, len(batch))
 	for i, in := range batch {
@@ -370,7 +370,7 @@ func (s *Server) answerBatch(ctx context.Context, q geo.LocateQuery, batch []loc
 	}
 	q.MaxBytes = geo.LocateBatchBytes
 	results := 0
-	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
+	err := geo.LocateEach(ctx, svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
 		in := batch[i]
 		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: make([]thingJSON, len(things))}
 		if err != nil {
