@@ -202,7 +202,7 @@ type Server struct {
 	// dbSlots holds a token per request working on the database
 	// (Deps.DBConns); nil: no bound.
 	dbSlots chan struct{}
-	qcache   queryablesCache
+	qcache  queryablesCache
 	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
 	tiles     *tileCache
 	tileDraws singleflight.Group
