@@ -146,11 +146,9 @@ func (s *Server) locateQuery(r *http.Request, also ...string) (geo.LocateQuery, 
 			}
 		}
 	}
-	// The scope's own errors, before any point: validated as the filter
-	// of one of the points, as the domain's Locate does.
-	f := q.Filter
-	f.Point = &geo.Point{}
-	if err := f.Validate(); err != nil {
+	// The scope's own errors, before any point, as the domain's Locate
+	// finds them.
+	if err := q.ValidateScope(); err != nil {
 		return geo.LocateQuery{}, err
 	}
 	return q, nil

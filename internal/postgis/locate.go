@@ -96,19 +96,11 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 // Locate answers a batch of points with one statement (LocateStatement), or
 // for a nearest Locate one per widening circle (locateNearest).
 func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	if err := q.ValidateScope(); err != nil {
+		return nil, err
+	}
 	f := q.Filter
-	if f.BBox != nil || f.Area != nil {
-		return nil, geo.Errorf(geo.Invalid, "a located point cannot be scoped by a bbox or an area")
-	}
-	// Validated as the filter of one of the points: it needs one.
-	f.Point = &geo.Point{}
-	if err := f.Validate(); err != nil {
-		return nil, err
-	}
 	f.Point = nil
-	if err := q.Output.Validate(); err != nil {
-		return nil, err
-	}
 	if q.Limit <= 0 {
 		return nil, geo.Errorf(geo.Invalid, "limit must be positive")
 	}
