@@ -12,6 +12,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/batching"
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -97,17 +98,12 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *Config) (geo.Locate
 	if err != nil {
 		return geo.LocateQuery{}, shape{}, err
 	}
-	q := geo.LocateQuery{Filter: f, Limit: int(o.GetLimit()), IncludeGeometry: sh.includeGeometry, Output: sh.output}
+	q := geo.LocateQuery{Filter: f, IncludeGeometry: sh.includeGeometry, Output: sh.output}
 	if err := q.ValidateScope(); err != nil {
 		return geo.LocateQuery{}, shape{}, err
 	}
-	switch {
-	case q.Limit < 0:
-		return geo.LocateQuery{}, shape{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
-	case q.Limit == 0:
-		q.Limit = lim.DefaultPageSize
-	case q.Limit > lim.MaxPageSize:
-		q.Limit = lim.MaxPageSize
+	if q.Limit, err = core.PageSize(int64(o.GetLimit()), "options.limit", lim.DefaultPageSize, lim.MaxPageSize); err != nil {
+		return geo.LocateQuery{}, shape{}, err
 	}
 	return q, sh, nil
 }
