@@ -128,7 +128,7 @@ func (s *Server) build(ctx context.Context, access *slog.Logger) error {
 			return err
 		}
 		httpSvc := s.svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(s.cfg, httpSvc, s.index, s.replica, s.auth, s.logger, access, s.metrics); err != nil {
+		if s.http, err = newHTTP(s.cfg, httpSvc, int(s.httpPool.Config().MaxConns), s.index, s.replica, s.auth, s.logger, access, s.metrics); err != nil {
 			return err
 		}
 		s.ready.OnChange(s.http.SetReady)
@@ -258,9 +258,10 @@ func (s *Server) newRegistrars() error {
 	return err
 }
 
-// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, and
+// newHTTP builds the HTTP API with gRPC's TLS settings and tokens, as
+// many database slots as its pool has connections (dbConns), and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg serverConfig, svc *postgis.SearchService, dbConns int, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
@@ -274,6 +275,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, index *memindex.Regis
 		Version:     buildVersion(),
 		Properties:  svc,
 		Tiles:       svc,
+		DBConns:     dbConns,
 		Consistency: rw,
 	})
 }

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +183,76 @@ func TestTheSameBadInputsGetTheSameCodes(t *testing.T) {
 				t.Errorf("HTTP: %d %s, want %d", resp.StatusCode, body, want.HTTP)
 			}
 		})
+	}
+}
+
+// recording is a store that answers every Locate with nothing and keeps
+// the last query it was asked.
+type recording struct {
+	failing
+	mu   sync.Mutex
+	last geo.LocateQuery
+}
+
+func (r *recording) Locate(_ context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last = q
+	r.last.Points = nil
+	return make([][]geo.Thing, len(q.Points)), nil
+}
+
+func (r *recording) lastLocate() geo.LocateQuery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.last
+}
+
+// httpLocateParams is how HTTP's /locate says each field of gRPC's
+// LocateOptions: a query parameter and a valid value that is not the
+// default, or (no parameter) why HTTP has none.
+var httpLocateParams = map[string]struct{ param, value, none string }{
+	"collections":          {param: "collections", value: "c"},
+	"query":                {param: "q", value: "x"},
+	"limit":                {param: "limit", value: "3"},
+	"include_geometry":     {param: "geometry", value: "true"},
+	"max_distance_m":       {param: "max_distance_m", value: "1000"},
+	"where":                {none: "property filters are OGC items' (queryables); /locate has none yet"},
+	"read_mask":            {none: "/locate answers a fixed shape (thingJSON)"},
+	"simplify_tolerance":   {none: "/locate answers a fixed shape (thingJSON)"},
+	"coordinate_precision": {none: "/locate answers a fixed shape (thingJSON)"},
+	"consistency_token":    {none: "the Consistency-Token header, for every read route"},
+}
+
+// TestEveryLocateOptionIsHTTPsToo walks the fields of gRPC's LocateOptions:
+// each has its /locate parameter, which set alone changes the query the
+// store is asked, or a reason HTTP has none; a new field without either
+// fails.
+func TestEveryLocateOptionIsHTTPsToo(t *testing.T) {
+	t.Parallel()
+	store := &recording{}
+	_, h := edges(t, store)
+	locate := func(param string) geo.LocateQuery {
+		t.Helper()
+		resp := get(t, h, "/locate?lat=1&lng=1"+param)
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("/locate with %q: %d %s", param, resp.StatusCode, body)
+		}
+		return store.lastLocate()
+	}
+	base := locate("")
+	fields := (&searchv1.LocateOptions{}).ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		name := string(fields.Get(i).Name())
+		p, ok := httpLocateParams[name]
+		switch {
+		case !ok:
+			t.Errorf("LocateOptions.%s has no line in httpLocateParams: give /locate its parameter, or say why HTTP has none", name)
+		case p.param != "":
+			if got := locate("&" + p.param + "=" + url.QueryEscape(p.value)); reflect.DeepEqual(got, base) {
+				t.Errorf("/locate's %s (LocateOptions.%s) changed nothing the store was asked: %+v", p.param, name, got)
+			}
+		}
 	}
 }

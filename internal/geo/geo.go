@@ -94,8 +94,12 @@ const (
 )
 
 // Validate returns an Invalid error when f selects nothing or is malformed.
-func (f Filter) Validate() error {
-	if f.Query == "" && f.Point == nil && f.BBox == nil && f.Area == nil && len(f.Collections) == 0 && len(f.Properties) == 0 && f.Where == nil {
+func (f Filter) Validate() error { return f.validate(f.Point != nil) }
+
+// validate is Validate for a search with a point (point) or without; the
+// point itself, when f has one, is validated too.
+func (f Filter) validate(point bool) error {
+	if f.Query == "" && !point && f.BBox == nil && f.Area == nil && len(f.Collections) == 0 && len(f.Properties) == 0 && f.Where == nil {
 		return Errorf(Invalid, "a search needs a query, a point, a collection or a property filter")
 	}
 	if err := validateText("query", f.Query, MaxQueryLength); err != nil {
@@ -106,11 +110,11 @@ func (f Filter) Validate() error {
 			return err
 		}
 	}
-	if err := validateDistance(f.MaxDistanceM, f.Point != nil); err != nil {
+	if err := validateDistance(f.MaxDistanceM, point); err != nil {
 		return err
 	}
 	if f.BBox != nil {
-		if f.Point != nil {
+		if point {
 			return Errorf(Invalid, "a search takes a point or a bbox, not both")
 		}
 		if err := f.BBox.Validate(); err != nil {
@@ -118,7 +122,7 @@ func (f Filter) Validate() error {
 		}
 	}
 	if f.Area != nil {
-		if f.Point != nil || f.BBox != nil {
+		if point || f.BBox != nil {
 			return Errorf(Invalid, "a search takes one of a point, a bbox and an area, not several")
 		}
 		if err := f.Area.Validate(); err != nil {

@@ -8,6 +8,22 @@ import "context"
 // page of SearchStream.
 const LocateBatchBytes = 4 << 20
 
+// ValidateScope validates what every point of q is answered with: its
+// filter as the filter of a point search (each point brings the point,
+// which the filter's own Point, ignored, does not; a bbox or an area
+// cannot scope a point) and its output. The edges call it before the
+// first point, the stores before searching, so a scope means the same
+// whichever reads it.
+func (q LocateQuery) ValidateScope() error {
+	if q.BBox != nil || q.Area != nil {
+		return Errorf(Invalid, "a located point cannot be scoped by a bbox or an area")
+	}
+	if err := q.Filter.validate(true); err != nil {
+		return err
+	}
+	return q.Output.Validate()
+}
+
 // LocateEach answers a batch of points in order with q's scope: answer(i,
 // things, nil) for a point it located, answer(i, nil, err) for one it did
 // not: a point with pointErrs[i] set (pointErrs may be nil) or one that

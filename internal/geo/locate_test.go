@@ -113,3 +113,32 @@ func TestLocateEachStopsWhenAnAnswerCannotBeSent(t *testing.T) {
 		t.Fatalf("err %v after %d answers; want the send's error after 3", err, calls)
 	}
 }
+
+// TestLocateScopeIsAPointSearchWithoutItsPoint: ValidateScope takes what a
+// point search's filter takes, without a point of its own (no fake one),
+// and refuses what a point search refuses.
+func TestLocateScopeIsAPointSearchWithoutItsPoint(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		scope geo.LocateQuery
+		ok    bool
+	}{
+		{"nothing: every collection", geo.LocateQuery{}, true},
+		{"a distance, measured from each point", geo.LocateQuery{Filter: geo.Filter{MaxDistanceM: 1000}}, true},
+		{"collections and a name", geo.LocateQuery{Filter: geo.Filter{Collections: []string{"a"}, Query: "x"}}, true},
+		{"a bbox", geo.LocateQuery{Filter: geo.Filter{BBox: &geo.BBox{MaxLng: 1, MaxLat: 1}}}, false},
+		{"a negative distance", geo.LocateQuery{Filter: geo.Filter{MaxDistanceM: -1}}, false},
+		{"a distance past the cap", geo.LocateQuery{Filter: geo.Filter{MaxDistanceM: geo.MaxDistanceM + 1}}, false},
+		{"a bad collection name", geo.LocateQuery{Filter: geo.Filter{Collections: []string{""}}}, false},
+		{"a NUL in the name", geo.LocateQuery{Filter: geo.Filter{Query: "a\x00"}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.scope.ValidateScope()
+			if (err == nil) != tt.ok || (err != nil && geo.ErrorCode(err) != geo.Invalid) {
+				t.Errorf("ValidateScope() = %v, want ok: %v", err, tt.ok)
+			}
+		})
+	}
+}

@@ -13,6 +13,16 @@ import (
 
 // filterFromProto validates the filter part of a search request.
 func filterFromProto(req *searchv1.SearchRequest) (geo.Filter, error) {
+	f, err := convertFilter(req)
+	if err != nil {
+		return f, err
+	}
+	return f, f.Validate()
+}
+
+// convertFilter is filterFromProto without the filter's validation, which
+// the caller does (Locate's scope: geo.LocateQuery.ValidateScope).
+func convertFilter(req *searchv1.SearchRequest) (geo.Filter, error) {
 	f := geo.Filter{Query: req.GetQuery(), Collections: req.GetCollections(), MaxDistanceM: req.GetMaxDistanceM()}
 	if p := req.GetPoint(); p != nil {
 		f.Point = &geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}
@@ -51,7 +61,7 @@ func filterFromProto(req *searchv1.SearchRequest) (geo.Filter, error) {
 		}
 		f.Properties = append(f.Properties, pf)
 	}
-	return f, f.Validate()
+	return f, nil
 }
 
 func collectionToProto(c geo.Collection) *searchv1.Collection {

@@ -17,6 +17,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
 )
@@ -474,17 +475,13 @@ func (s *Server) query(req *searchv1.SearchRequest) (geo.Query, shape, error) {
 	if err != nil {
 		return geo.Query{}, shape{}, err
 	}
-	q := geo.Query{Filter: filter, Limit: int(req.GetPageSize()), IncludeGeometry: sh.includeGeometry, Output: sh.output,
-		WithTotal: req.GetShowTotalSize(), SortBy: sortBy}
 	lim := s.cfg.Load()
-	switch {
-	case q.Limit < 0:
-		return geo.Query{}, shape{}, geo.Errorf(geo.Invalid, "page_size must not be negative, got %d", q.Limit)
-	case q.Limit == 0:
-		q.Limit = lim.DefaultPageSize
-	case q.Limit > lim.MaxPageSize:
-		q.Limit = lim.MaxPageSize
+	size, err := core.PageSize(int64(req.GetPageSize()), "page_size", lim.DefaultPageSize, lim.MaxPageSize)
+	if err != nil {
+		return geo.Query{}, shape{}, err
 	}
+	q := geo.Query{Filter: filter, Limit: size, IncludeGeometry: sh.includeGeometry, Output: sh.output,
+		WithTotal: req.GetShowTotalSize(), SortBy: sortBy}
 	if tok := req.GetPageToken(); tok != "" {
 		c, err := geo.DecodeSortedPageToken(tok, filter, sortBy, "page_token")
 		if err != nil {

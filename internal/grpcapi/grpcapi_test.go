@@ -448,6 +448,9 @@ func TestImportSummaryFitsADefaultClient(t *testing.T) {
 	const n = 60_000
 	cfg := testConfig
 	cfg.MaxImportFeatures = n + 1
+	// Sending 60,000 messages under -race on a loaded machine took longer
+	// than testConfig's minute, which this test is not about.
+	cfg.ImportMaxDuration = 10 * time.Minute
 	conn, _ := serveWith(t, &fakeService{}, cfg, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	stream, err := searchv1.NewSearchServiceClient(conn).Import(context.Background())
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/batching"
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -87,27 +88,22 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 
 // locateQuery validates a stream's options.
 func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *Config) (geo.LocateQuery, shape, error) {
-	f, err := filterFromProto(&searchv1.SearchRequest{
+	f, err := convertFilter(&searchv1.SearchRequest{
 		Query: o.GetQuery(), Collections: o.GetCollections(), Where: o.GetWhere(), MaxDistanceM: o.GetMaxDistanceM(),
-		// Validate needs some filter; the points are the stream's.
-		Point: &searchv1.Point{},
 	})
 	if err != nil {
 		return geo.LocateQuery{}, shape{}, err
 	}
-	f.Point = nil
 	sh, err := shapeOf(o.GetReadMask(), o.GetIncludeGeometry(), o.GetSimplifyTolerance(), o.CoordinatePrecision)
 	if err != nil {
 		return geo.LocateQuery{}, shape{}, err
 	}
-	q := geo.LocateQuery{Filter: f, Limit: int(o.GetLimit()), IncludeGeometry: sh.includeGeometry, Output: sh.output}
-	switch {
-	case q.Limit < 0:
-		return geo.LocateQuery{}, shape{}, geo.Errorf(geo.Invalid, "options.limit must not be negative, got %d", q.Limit)
-	case q.Limit == 0:
-		q.Limit = lim.DefaultPageSize
-	case q.Limit > lim.MaxPageSize:
-		q.Limit = lim.MaxPageSize
+	q := geo.LocateQuery{Filter: f, IncludeGeometry: sh.includeGeometry, Output: sh.output}
+	if err := q.ValidateScope(); err != nil {
+		return geo.LocateQuery{}, shape{}, err
+	}
+	if q.Limit, err = core.PageSize(int64(o.GetLimit()), "options.limit", lim.DefaultPageSize, lim.MaxPageSize); err != nil {
+		return geo.LocateQuery{}, shape{}, err
 	}
 	return q, sh, nil
 }

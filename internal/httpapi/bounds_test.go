@@ -186,3 +186,68 @@ func TestItemsPagesEndAtTheByteBudget(t *testing.T) {
 		t.Errorf("%d pages, %d ended by the budget: the budget cut no page", pages, short)
 	}
 }
+
+// TestRequestsWaitForADatabaseSlotAtMostTheQueueTimeout: with every
+// database slot (Deps.DBConns) held by a request in the store, one more
+// request that reads the database waits HTTP_QUEUE_TIMEOUT, then is a 503
+// with Retry-After that never reached the store, although it was within
+// HTTP_MAX_IN_FLIGHT; a request answered from memory is still answered;
+// the held ones finish once the store answers.
+func TestRequestsWaitForADatabaseSlotAtMostTheQueueTimeout(t *testing.T) {
+	t.Parallel()
+	const slots = 2
+	store := &gatedStore{gate: make(chan struct{})}
+	a := start(t, func(s *setup) {
+		s.cfg.MaxInFlight = 10
+		s.cfg.QueueTimeout = 200 * time.Millisecond
+		s.cfg.RequestTimeout = 30 * time.Second // without the slots, the request beyond them ends here
+		s.dbConns = slots
+		s.wrap = func(svc geo.SearchService) geo.SearchService {
+			store.SearchService = svc
+			return store
+		}
+	})
+	statuses := make(chan int, slots)
+	for range slots {
+		go func() {
+			resp, err := a.client.Get(a.base + "/collections/default/items?limit=1")
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if inside, _ := store.counts(); inside == slots {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(store.gate)
+			t.Fatal("the held requests never reached the store")
+		}
+	}
+
+	r := a.get(t, "/collections/default/items?limit=1")
+	wantException(t, "one request beyond the database slots", r, http.StatusServiceUnavailable, "HTTP_QUEUE_TIMEOUT")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("the 503 of a request that found no database slot has no Retry-After")
+	}
+	if r := a.get(t, "/conformance"); r.status != http.StatusOK {
+		t.Errorf("a route answered from memory with every database slot held: %d %s, want 200", r.status, r.body)
+	}
+	if inside, _ := store.counts(); inside != slots {
+		t.Errorf("%d searches reached the store, want %d: the refused request must not", inside, slots)
+	}
+
+	close(store.gate)
+	for range slots {
+		if got := <-statuses; got != http.StatusOK {
+			t.Errorf("a held request ended with %d, want 200", got)
+		}
+	}
+	if r := a.get(t, "/collections/default/items?limit=1"); r.status != http.StatusOK {
+		t.Errorf("after the held requests ended: %d %s, want 200", r.status, r.body)
+	}
+}

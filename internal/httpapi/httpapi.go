@@ -44,6 +44,11 @@ type Config struct {
 	// than queued, so that load beyond it costs no memory, no goroutine
 	// waiting on the database and no client waiting without bound.
 	MaxInFlight int `env:"HTTP_MAX_IN_FLIGHT, default=64"`
+	// QueueTimeout is how long a request that reads the database waits
+	// for one of the HTTP API's database connections (DB_HTTP_MAX_CONNS
+	// requests work at once) before it is refused with 503 and
+	// Retry-After (bounds.go).
+	QueueTimeout time.Duration `env:"HTTP_QUEUE_TIMEOUT, default=1s"`
 	// RequestTimeout is the deadline of every request but POST /locate's
 	// stream, as RPC_DEFAULT_TIMEOUT is gRPC's for unary calls: the
 	// database work of a request that passes it is cancelled.
@@ -116,6 +121,7 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
+		{"HTTP_QUEUE_TIMEOUT", c.QueueTimeout},
 		{"HTTP_REQUEST_TIMEOUT", c.RequestTimeout},
 		{"HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout},
 		{"HTTP_READ_TIMEOUT", c.ReadTimeout},
@@ -172,6 +178,11 @@ type Deps struct {
 	Properties geo.PropertyLister
 	// Tiles draws the vector tiles (tiles.go); none: no tiles.
 	Tiles geo.TileSource
+	// DBConns is how many connections the store reads through (the HTTP
+	// API's pool, DB_HTTP_MAX_CONNS): at most this many requests work on
+	// the database at once, the others wait for a slot (bounds.go); 0: no
+	// such bound.
+	DBConns int
 	// Consistency makes reads that carry a Consistency-Token header wait
 	// for the write it names, as gRPC's do; none: the store does not lag,
 	// and a valid token waits for nothing.
@@ -188,7 +199,10 @@ type Server struct {
 	// inFlight holds a token per request being answered
 	// (HTTP_MAX_IN_FLIGHT); nil: no cap.
 	inFlight chan struct{}
-	qcache   queryablesCache
+	// dbSlots holds a token per request working on the database
+	// (Deps.DBConns); nil: no bound.
+	dbSlots chan struct{}
+	qcache  queryablesCache
 	// tiles keeps hot vector tiles; tileDraws draws each once at a time.
 	tiles     *tileCache
 	tileDraws singleflight.Group
@@ -218,6 +232,9 @@ func New(svc geo.SearchService, cfg Config, lim Limits, deps Deps) (*Server, err
 	}
 	if cfg.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	if deps.DBConns > 0 {
+		s.dbSlots = make(chan struct{}, deps.DBConns)
 	}
 	s.SetLimits(lim)
 	lis, err := net.Listen("tcp", cfg.ListenAddr)
@@ -283,28 +300,13 @@ type route struct {
 	kind routeKind
 }
 
-// routeKind is how a route is bounded.
-type routeKind int
-
-const (
-	// bounded: a request deadline (HTTP_REQUEST_TIMEOUT), read and write
-	// deadlines, a slot among HTTP_MAX_IN_FLIGHT.
-	bounded routeKind = iota
-	// streamed: a slot, but no deadline: POST /locate reads and answers a
-	// stream of points for as long as its client sends them.
-	streamed
-	// probe: readiness, answered from memory and never refused, so that
-	// load cannot make an instance that answers look dead.
-	probe
-)
-
 // routes lists every endpoint. The landing page, conformance, the API
 // definition, the map's files and readiness are open: they show no data.
 // Everything that shows things needs a read token when READ_TOKENS is set.
 func (s *Server) routes() []route {
 	return append([]route{
-		{"GET /{$}", "landing", geo.Open, s.landing, bounded},
-		{"GET /conformance", "conformance", geo.Open, s.conformance, bounded},
+		{"GET /{$}", "landing", geo.Open, s.landing, fromMemory},
+		{"GET /conformance", "conformance", geo.Open, s.conformance, fromMemory},
 		{"GET /api", "api", geo.Open, s.apiDefinition, bounded},
 		{"GET /collections", "collections", geo.Read, s.collectionsList, bounded},
 		{"GET /collections/{collectionId}", "collection", geo.Read, s.collection, bounded},
@@ -314,8 +316,8 @@ func (s *Server) routes() []route {
 		{"GET /collections/{collectionId}/items/{featureId}", "feature", geo.Read, s.feature, bounded},
 		{"GET /locate", "locate", geo.Read, s.locate, bounded},
 		{"POST /locate", "locate_batch", geo.Read, s.locateBatch, streamed},
-		{"GET /map", "map", geo.Open, s.mapPage, bounded},
-		{"GET /map/", "map_assets", geo.Open, s.mapAssets, bounded},
+		{"GET /map", "map", geo.Open, s.mapPage, fromMemory},
+		{"GET /map/", "map_assets", geo.Open, s.mapAssets, fromMemory},
 		{"GET /readyz", "readyz", geo.Open, s.readyz, probe},
 	}, s.tileRoutes()...)
 }
@@ -341,12 +343,12 @@ func (s *Server) Handler() http.Handler {
 	}
 	for _, path := range paths {
 		allow := strings.Join(allowed[path], ", ")
-		mux.Handle(path, s.wrap(route{name: "method_not_allowed", access: geo.Open, handler: func(w http.ResponseWriter, r *http.Request) error {
+		mux.Handle(path, s.wrap(route{name: "method_not_allowed", access: geo.Open, kind: fromMemory, handler: func(w http.ResponseWriter, r *http.Request) error {
 			w.Header().Set("Allow", allow)
 			return errMethod(r.Method, allow)
 		}}))
 	}
-	mux.Handle("/", s.wrap(route{name: "unknown", access: geo.Open, handler: func(_ http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/", s.wrap(route{name: "unknown", access: geo.Open, kind: fromMemory, handler: func(_ http.ResponseWriter, r *http.Request) error {
 		return errNotFoundPath(r.URL.Path)
 	}}))
 	return mux
@@ -399,36 +401,6 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
-// bound applies the route's bounds (see routeKind) and serves it: beyond
-// HTTP_MAX_IN_FLIGHT requests, Busy at once.
-func (s *Server) bound(w *statusRecorder, r *http.Request, rt route) error {
-	switch rt.kind {
-	case probe:
-		return s.serveRoute(w, r, rt)
-	case streamed:
-		// The server's read and write deadlines would cut a stream that
-		// goes on; the stream's own bounds (the body limit, the
-		// batches) apply instead.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
-	}
-	if s.inFlight != nil {
-		select {
-		case s.inFlight <- struct{}{}:
-			defer func() { <-s.inFlight }()
-		default:
-			return geo.Errorf(geo.Busy, "this instance answers as many HTTP requests as it allows (HTTP_MAX_IN_FLIGHT=%d); retry later or elsewhere", cap(s.inFlight))
-		}
-	}
-	if rt.kind == bounded && s.cfg.RequestTimeout > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
-	return s.serveRoute(w, r, rt)
-}
-
 // serveRoute checks the token and runs the handler, turning a panic into an
 // Internal error.
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (err error) {
@@ -452,6 +424,13 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) (e
 		if err := s.awaitConsistency(w, r); err != nil {
 			return err
 		}
+	}
+	if rt.kind == bounded {
+		release, err := s.takeDBSlot(r.Context())
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
 	return rt.handler(w, r)
 }

@@ -102,6 +102,8 @@ type setup struct {
 	wrapProperties func(geo.PropertyLister) geo.PropertyLister
 	// consistency, when set, is what Consistency-Token headers wait on.
 	consistency geo.ReadYourWrites
+	// dbConns is Deps.DBConns: the database slots; 0: none.
+	dbConns int
 }
 
 // api is a running HTTP API on loopback over real PostGIS.
@@ -162,6 +164,7 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		Properties:  props,
 		Tiles:       svc,
 		Consistency: st.consistency,
+		DBConns:     st.dbConns,
 	})
 	if err != nil {
 		t.Fatal(err)

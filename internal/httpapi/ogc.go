@@ -16,6 +16,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -460,10 +461,10 @@ func (s *Server) pageLimit(raw string, given bool) (int, error) {
 		}
 		return 0, geo.Errorf(geo.Invalid, "limit must be an integer, got %q", raw)
 	}
-	if n < 1 {
+	if n < 1 { // OGC's limit has no "none asked" value: absent is that
 		return 0, geo.Errorf(geo.Invalid, "limit must be at least 1, got %d", n)
 	}
-	return int(min(n, int64(lim.MaxPageSize))), nil
+	return core.PageSize(n, "limit", lim.DefaultPageSize, lim.MaxPageSize)
 }
 
 // parseBBox reads bbox as Part 1 defines it: four numbers (min lng, min

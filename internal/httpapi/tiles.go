@@ -64,8 +64,8 @@ var tileParams = []string{"properties", "f"}
 // tileRoutes are the routes of vector tiles; routes() lists them.
 func (s *Server) tileRoutes() []route {
 	return []route{
-		{"GET /tileMatrixSets", "tile_matrix_sets", geo.Open, s.tileMatrixSets, bounded},
-		{"GET /tileMatrixSets/{tileMatrixSetId}", "tile_matrix_set", geo.Open, s.tileMatrixSet, bounded},
+		{"GET /tileMatrixSets", "tile_matrix_sets", geo.Open, s.tileMatrixSets, fromMemory},
+		{"GET /tileMatrixSets/{tileMatrixSetId}", "tile_matrix_set", geo.Open, s.tileMatrixSet, fromMemory},
 		{"GET /collections/{collectionId}/tiles", "tilesets", geo.Read, s.tilesets, bounded},
 		{"GET /collections/{collectionId}/tiles/{tileMatrixSetId}", "tileset", geo.Read, s.tileset, bounded},
 		{"GET /collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", "tile", geo.Read, s.tile, bounded},

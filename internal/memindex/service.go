@@ -103,7 +103,7 @@ func locateFilter(f geo.Filter) geo.Filter {
 }
 
 func (s *SearchService) locateMemory(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, bool) {
-	if locateFilter(q.Filter).Validate() != nil || q.Output.Validate() != nil || q.Limit <= 0 {
+	if q.ValidateScope() != nil || q.Limit <= 0 {
 		return nil, false // the store says what is wrong
 	}
 	for _, p := range q.Points {

@@ -93,21 +93,14 @@ func LocateStatement(q geo.LocateQuery) (string, []any) {
 	return s.sql.String(), s.args
 }
 
-// Locate answers a batch of points with one statement (LocateStatement).
+// Locate answers a batch of points with one statement (LocateStatement), or
+// for a nearest Locate one per widening circle (locateNearest).
 func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	if err := q.ValidateScope(); err != nil {
+		return nil, err
+	}
 	f := q.Filter
-	if f.BBox != nil || f.Area != nil {
-		return nil, geo.Errorf(geo.Invalid, "a located point cannot be scoped by a bbox or an area")
-	}
-	// Validated as the filter of one of the points: it needs one.
-	f.Point = &geo.Point{}
-	if err := f.Validate(); err != nil {
-		return nil, err
-	}
 	f.Point = nil
-	if err := q.Output.Validate(); err != nil {
-		return nil, err
-	}
 	if q.Limit <= 0 {
 		return nil, geo.Errorf(geo.Invalid, "limit must be positive")
 	}
@@ -121,6 +114,57 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 		return out, nil
 	}
 	q.Filter = f
+	if q.MaxDistanceM <= 0 {
+		return s.locateWithin(ctx, q)
+	}
+	return s.locateNearest(ctx, q)
+}
+
+// locateNearest answers a nearest Locate in widening circles, as Search
+// (nearRadii): each point is answered by the first circle that holds its
+// limit of things, or by the last. The answers are those of one statement
+// within the whole distance.
+func (s *SearchService) locateNearest(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	out := make([][]geo.Thing, len(q.Points))
+	answered := len(q.Points) // a byte budget may answer fewer
+	pending := make([]int, len(q.Points))
+	for i := range pending {
+		pending[i] = i
+	}
+	radii := nearRadii(q.MaxDistanceM)
+	for ri, r := range radii {
+		within := q
+		within.MaxDistanceM = r
+		within.Points = make([]geo.Point, len(pending))
+		for k, i := range pending {
+			within.Points[k] = q.Points[i]
+		}
+		got, err := s.locateWithin(ctx, within)
+		if err != nil {
+			return nil, err
+		}
+		if len(got) < len(pending) {
+			answered = pending[len(got)]
+		}
+		next := pending[:0]
+		for k, things := range got {
+			i := pending[k]
+			out[i] = things
+			if len(things) < q.Limit && ri < len(radii)-1 {
+				next = append(next, i)
+			}
+		}
+		pending = next
+		if len(pending) == 0 {
+			break
+		}
+	}
+	return out[:answered], nil
+}
+
+// locateWithin answers a Locate with one statement (LocateStatement).
+func (s *SearchService) locateWithin(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	out := make([][]geo.Thing, len(q.Points))
 	sql, args := LocateStatement(q)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {

@@ -323,6 +323,15 @@ func (s *SearchService) inTx(ctx context.Context, fn func(tx pgx.Tx) error) erro
 	return classify(ctx, "transaction", err)
 }
 
+// UnavailableCode reports whether a PostgreSQL error's SQLSTATE says the
+// database is not there to answer for now: class 08 (connection
+// exception), 53 (insufficient resources: too many connections) or 57P01
+// to 57P03 (shutting down, starting up). The one list: classify maps these
+// to Unavailable, and the command waits through them at start.
+func UnavailableCode(code string) bool {
+	return len(code) == 5 && (code[:2] == "08" || code[:2] == "53" || code == "57P01" || code == "57P02" || code == "57P03")
+}
+
 // classify turns a pgx error into a domain error, keeping the cause for the
 // server's log. Context errors pass through unchanged.
 func classify(ctx context.Context, op string, err error) error {
@@ -346,8 +355,7 @@ func classify(ctx context.Context, op string, err error) error {
 			return geo.Wrap(geo.Aborted, err, "the database undid the work because of concurrent work; nothing was stored: retry")
 		case pgErr.Code == "57014": // query_canceled: the statement timeout
 			return geo.Wrap(geo.Timeout, err, "the database took too long to answer")
-		case pgErr.Code[:2] == "08", pgErr.Code[:2] == "53", // connection exception, insufficient resources
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, starting up
+		case UnavailableCode(pgErr.Code):
 			return geo.Wrap(geo.Unavailable, err, "the database is unavailable")
 		}
 		return geo.Wrap(geo.Internal, err, "internal error")

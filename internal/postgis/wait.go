@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
 )
 
 // WaitForDatabase connects to url until the database answers, trying for
@@ -61,14 +62,13 @@ func pingOnce(ctx context.Context, cc *pgx.ConnConfig) error {
 }
 
 // startingUp reports whether err is what a database that is not up yet
-// gives: no answer on the network, or a PostgreSQL error of class 08
-// (connection exception), 53 (too many connections) or 57P0x (shutting
-// down, starting up). Classified by SQLSTATE, never by message.
+// gives: no answer on the network, or a PostgreSQL error whose SQLSTATE
+// says so (UnavailableCode). Classified by SQLSTATE, never by
+// message.
 func startingUp(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		c := pgErr.Code
-		return c[:2] == "08" || c[:2] == "53" || c == "57P01" || c == "57P02" || c == "57P03"
+		return UnavailableCode(pgErr.Code)
 	}
 	return true // refused, reset, timed out, or the host has no address yet
 }
