@@ -34,13 +34,14 @@ const maxLocateBatch = 10000
 // points). A client wanting two scopes opens two streams.
 //
 // Flow control both ways, in bounded memory: one goroutine reads the stream
-// into an unbuffered channel, and the handler takes from it only while
-// filling a batch. While a batch is in the database or its answers are
-// being sent, nothing is read, so a client that sends without reading
-// fills its HTTP/2 window and waits. The handler holds at most one batch
-// of points (LOCATE_BATCH_SIZE) plus the one message the reader holds, and
-// of their answers about geo.LocateBatchBytes, or a single point's, at a
-// time. Answers go through stallGuard: a client that makes no room for one
+// into a channel holding one batch (LOCATE_BATCH_SIZE) of messages, and the
+// handler takes from it only while filling a batch. While a batch is in the
+// database or its answers are being sent, the reader fills the channel and
+// then stops, so a client that sends without reading fills its HTTP/2
+// window and waits. The handler holds at most two batches of points (the
+// one answered and the next, read ahead) plus the one message the reader
+// holds, and of their answers about geo.LocateBatchBytes, or a single
+// point's, at a time. Answers go through stallGuard: a client that makes no room for one
 // for STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
 // Cancelling cancels the stream's context, which the batch's statement runs
 // under.
@@ -49,7 +50,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	ctx := stream.Context()
 	guard := newStallGuard[searchv1.LocateResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
-	in := newLocateReader(stream)
+	in := newLocateReader(stream, lim.LocateBatchSize)
 	defer in.close()
 
 	first, err := in.recv(ctx)
@@ -124,6 +125,9 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 	}
 	q.MaxBytes = geo.LocateBatchBytes
 	results := 0
+	// Answers go to the guard sendAnswers at a time: two hand-overs to its
+	// goroutine per that many points rather than per point.
+	pending := make([]*searchv1.LocateResponse, 0, min(len(batch), sendAnswers))
 	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
 		resp := &searchv1.LocateResponse{Id: batch[i].GetId()}
 		if err != nil {
@@ -131,7 +135,7 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 			// The code's canonical name (google.rpc.Code), the same in every
 			// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
 			resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
-		} else {
+		} else if len(things) > 0 {
 			resp.Things = make([]*searchv1.Thing, len(things))
 			for j, t := range things {
 				pt, err := thingToProto(t, sh)
@@ -142,8 +146,17 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 			}
 			results += len(things)
 		}
-		return guard.send(resp)
+		pending = append(pending, resp)
+		if len(pending) < sendAnswers {
+			return nil
+		}
+		err = guard.sendAll(pending)
+		pending = pending[:0]
+		return err
 	})
+	if err == nil {
+		err = guard.sendAll(pending)
+	}
 	if err != nil {
 		return err
 	}
@@ -151,6 +164,11 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 	s.metrics.Count("search.results", int64(results))
 	return nil
 }
+
+// sendAnswers is how many of a batch's answers are handed to the stall
+// guard at once: few enough that they hold little beyond the answers the
+// batch already holds.
+const sendAnswers = 64
 
 // checkLocatePoint returns the error a point gets in its own answer.
 func checkLocatePoint(req *searchv1.LocateRequest) error {
@@ -179,7 +197,15 @@ type streamMsg[T any] struct {
 }
 
 func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
-	r := &streamReader[T]{msgs: make(chan streamMsg[T]), done: make(chan struct{})}
+	return newBufferedReader(recv, 0)
+}
+
+// newBufferedReader is newStreamReader holding up to buffer messages read
+// ahead: the reader goroutine receives the next batch while the handler
+// answers one, and the handler takes messages without a hand-over (a
+// goroutine switch) per message.
+func newBufferedReader[T any](recv func() (*T, error), buffer int) *streamReader[T] {
+	r := &streamReader[T]{msgs: make(chan streamMsg[T], buffer), done: make(chan struct{})}
 	go func() {
 		for {
 			req, err := recv()
@@ -196,8 +222,8 @@ func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
 	return r
 }
 
-func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) *streamReader[searchv1.LocateRequest] {
-	return newStreamReader(stream.Recv)
+func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse], buffer int) *streamReader[searchv1.LocateRequest] {
+	return newBufferedReader(stream.Recv, buffer)
 }
 
 func (r *streamReader[T]) close() { close(r.done) }
