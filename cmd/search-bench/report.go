@@ -183,7 +183,11 @@ type report struct {
 	LocateBatches []batchPoint `json:"locate_batches,omitempty"`
 	Sweep         []sweepPoint `json:"sweep,omitempty"`
 	CLI           []cliResult  `json:"cli_locate,omitempty"`
-	Plots         []string     `json:"plots,omitempty"`
+	// CLIIndex: search-client locate with the in-memory index on and off.
+	CLIIndex *cliIndexResult `json:"cli_locate_index,omitempty"`
+	// Memory: the grid server's in-memory index (grid + countries).
+	Memory *memoryResult `json:"memory_index,omitempty"`
+	Plots  []string      `json:"plots,omitempty"`
 }
 
 // plan is the EXPLAIN (ANALYZE, BUFFERS) of one statement.
@@ -341,6 +345,8 @@ func (r *report) summarize() {
 		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
 			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
 	}
+	r.cliIndexTarget(add)
+	r.memoryTarget(add)
 	if partsNaive != nil {
 		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", partsNaive.Value), partsNaive.Value >= 4)
 	}

@@ -286,6 +286,9 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 			}
 		}
 	}
+	if err := b.cliIndexPhase(ctx, r, main, dbURL, dir); err != nil {
+		return nil, err
+	}
 
 	if o.soak > 0 && main.proc != nil {
 		b.progress("soak: %s of gRPC point searches", o.soak)
@@ -502,7 +505,10 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 	if err := b.alternate(ctx, r, kinds); err != nil {
 		return err
 	}
-	return b.collectionsPhase(ctx, r, at, pool)
+	if err := b.collectionsPhase(ctx, r, at, pool); err != nil {
+		return err
+	}
+	return b.memoryPhase(ctx, r, at, pool)
 }
 
 // collectionsPhase imports the countries into collection "countries" beside

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+)
+
+// cliIndexSpeedupTarget is issue 27's: search-client locate with the
+// in-memory index at least this much faster than without it ("today").
+const cliIndexSpeedupTarget = 3.0
+
+// cliIndexResult is search-client locate on the same points against the
+// main server (index on) and a server on the same database with
+// MEMINDEX=off, one after the other in one run.
+type cliIndexResult struct {
+	On      cliResult `json:"index_on"`
+	Off     cliResult `json:"index_off"`
+	Speedup float64   `json:"speedup"` // points/s on over off
+}
+
+// cliIndexPhase runs search-client locate on o.cliPoints points against
+// main and against a server started with MEMINDEX=off on dbURL.
+func (b *bench) cliIndexPhase(ctx context.Context, r *report, main endpoint, dbURL, dir string) error {
+	if b.o.cliPoints <= 0 || main.proc == nil || dbURL == "" {
+		return nil
+	}
+	b.progress("starting search-server with MEMINDEX=off for search-client locate")
+	p, err := startServer(ctx, b.o.serverBin, dir, "index-off", map[string]string{
+		"DATABASE_URL": dbURL, "MEMINDEX": "off", "LOCATE_BATCH_SIZE": fmt.Sprint(b.batch)})
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	var res cliIndexResult
+	sides := []struct {
+		name string
+		at   endpoint
+		to   *cliResult
+	}{{"index on", main, &res.On}, {"index off", endpoint{conn: p.conn, proc: p}, &res.Off}}
+	if n := len(r.CLI); n > 0 && r.CLI[n-1].Points == b.o.cliPoints {
+		res.On = r.CLI[n-1] // the run just before, on the same points
+		sides = sides[1:]
+	}
+	for _, side := range sides {
+		c, err := b.cliLocate(ctx, side.at, dir, b.o.cliPoints)
+		if err != nil {
+			return err
+		}
+		b.progress("search-client locate, %s: %d points in %.1f s (%.0f/s), server CPU %.1f s", side.name, c.Points, c.Seconds, c.PointsPerSec, c.ServerCPU)
+		*side.to = c
+	}
+	if res.Off.PointsPerSec > 0 {
+		res.Speedup = res.On.PointsPerSec / res.Off.PointsPerSec
+	}
+	r.CLIIndex = &res
+	return nil
+}
+
+// cliIndexTarget adds issue 27's search-client target when it was measured.
+func (r *report) cliIndexTarget(add func(name, want, got string, met bool)) {
+	c := r.CLIIndex
+	if c == nil {
+		return
+	}
+	add(fmt.Sprintf("search-client locate, %d points: index on vs off (rate)", c.On.Points), fmt.Sprintf(">= %.0fx", cliIndexSpeedupTarget),
+		fmt.Sprintf("%.2fx (%.1f s vs %.1f s)", c.Speedup, c.On.Seconds, c.Off.Seconds), c.Speedup >= cliIndexSpeedupTarget)
+}
