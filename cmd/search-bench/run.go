@@ -251,6 +251,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 	}
 	locate := b.locateKinds(main, pool)
 	kinds = append(kinds, locate...)
+	kinds = append(kinds, b.locatePerMessageKind(main))
 	if baseline.conn != nil {
 		ls, op := grpcLocate(baseline.conn, b.points, b.batch)
 		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: baseline, op: op, per: b.batch, done: ls.close})

@@ -28,6 +28,7 @@ func newLocateCommand(o *options) *cobra.Command {
 		consistencyToken   string
 		fields             []string
 		shaping            geometryShaping
+		perMessage         int
 	)
 	cmd := &cobra.Command{
 		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
@@ -104,6 +105,10 @@ The stream has no deadline unless --timeout is given.`,
 			}
 			prog := newProgress(o.stderr, o.stdout, "locate", "points", true, in)
 			defer prog.stop()
+			if perMessage < 1 || perMessage > maxPointsPerMessage {
+				return exitError{exitUsage, fmt.Errorf("--points-per-message must be within [1, %d], got %d", maxPointsPerMessage, perMessage)}
+			}
+			points.perMessage = perMessage
 			return runLocate(stream, cancel, opts, points, o, asCSV, prog)
 		},
 	}
@@ -118,6 +123,7 @@ The stream has no deadline unless --timeout is given.`,
 	f.BoolVar(&includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
 	f.StringSliceVar(&fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
 	shaping.flags(f)
+	f.IntVar(&perMessage, "points-per-message", defaultPointsPerMessage, "points sent in one message (LocateRequest.points); 1 sends a message per point, as servers before the bulk form need")
 	return cmd
 }
 
@@ -131,7 +137,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 		err := stream.Send(&searchv1.LocateRequest{Options: opts})
 		for err == nil {
 			var req *searchv1.LocateRequest
-			req, err = points.next()
+			req, err = points.nextMessage()
 			if errors.Is(err, io.EOF) {
 				err = stream.CloseSend()
 				break
@@ -142,7 +148,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 				break
 			}
 			if err = stream.Send(req); err == nil {
-				prog.addSent()
+				prog.addSentN(max(len(req.Points), 1))
 			}
 		}
 		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
@@ -171,23 +177,29 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 			}
 			break
 		}
-		answered++
-		prog.addAnswered()
-		switch {
-		case resp.GetError() != nil:
-			failed++
-		case len(resp.GetThings()) > 0:
-			withThings++
+		each := resp.GetAnswers()
+		if len(each) == 0 {
+			each = []*searchv1.LocateResponse{resp}
 		}
-		if asCSV {
-			writeLocateCSV(cw, resp, withDistance)
-		} else {
-			b, err := protojson.Marshal(resp)
-			if err != nil {
-				return err
+		for _, resp := range each {
+			answered++
+			prog.addAnswered()
+			switch {
+			case resp.GetError() != nil:
+				failed++
+			case len(resp.GetThings()) > 0:
+				withThings++
 			}
-			out.Write(b)
-			out.WriteByte('\n')
+			if asCSV {
+				writeLocateCSV(cw, resp, withDistance)
+			} else {
+				b, err := protojson.Marshal(resp)
+				if err != nil {
+					return err
+				}
+				out.Write(b)
+				out.WriteByte('\n')
+			}
 		}
 	}
 	cw.Flush()
@@ -248,6 +260,11 @@ type pointReader struct {
 	// first is the first CSV record when it was no header.
 	first []string
 	line  int
+	// src is the input's buffer: nothing in it means the next read may
+	// wait (standard input), so a message is sent first.
+	src *bufio.Reader
+	// perMessage is the most points nextMessage puts in one message.
+	perMessage int
 }
 
 func newPointReader(r io.Reader) (*pointReader, error) {
@@ -264,11 +281,11 @@ func newPointReader(r io.Reader) (*pointReader, error) {
 		if b[0] == '{' {
 			sc := bufio.NewScanner(br)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			return &pointReader{ndjson: sc}, nil
+			return &pointReader{ndjson: sc, src: br}, nil
 		}
 		break
 	}
-	p := &pointReader{csv: csv.NewReader(br), cols: [3]int{0, 1, 2}}
+	p := &pointReader{csv: csv.NewReader(br), cols: [3]int{0, 1, 2}, src: br}
 	p.csv.FieldsPerRecord = -1
 	p.csv.TrimLeadingSpace = true
 	p.csv.ReuseRecord = true

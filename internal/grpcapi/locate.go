@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -66,13 +65,18 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 		if q, sh, err = s.locateQuery(o, lim); err != nil {
 			return err
 		}
-		if first.GetPoint() == nil && first.GetId() == "" {
+		if first.GetPoint() == nil && first.GetId() == "" && len(first.GetPoints()) == 0 {
 			first = nil // options only
+		}
+	}
+	if first != nil {
+		if err := checkBulk(first); err != nil {
+			return err
 		}
 	}
 	pending := first
 	for {
-		batch, eof, err := in.batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait, notOptions)
+		batch, eof, err := batchPoints(ctx, in, pending, lim.LocateBatchSize, lim.LocateBatchWait)
 		pending = nil
 		if err != nil {
 			return err
@@ -113,69 +117,11 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *Config) (geo.Locate
 	return q, sh, nil
 }
 
-// answer locates a batch's valid points and sends every point's answer in
-// order (geo.LocateEach: one statement, more only when the answers pass
-// geo.LocateBatchBytes).
-func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
-	points := make([]geo.Point, len(batch))
-	errs := make([]error, len(batch))
-	for i, req := range batch {
-		errs[i] = checkLocatePoint(req)
-		points[i] = geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()}
-	}
-	q.MaxBytes = geo.LocateBatchBytes
-	results := 0
-	// Answers go to the guard sendAnswers at a time: two hand-overs to its
-	// goroutine per that many points rather than per point.
-	pending := make([]*searchv1.LocateResponse, 0, min(len(batch), sendAnswers))
-	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
-		resp := &searchv1.LocateResponse{Id: batch[i].GetId()}
-		if err != nil {
-			st, _ := toStatus(err)
-			// The code's canonical name (google.rpc.Code), the same in every
-			// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
-			resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
-		} else if len(things) > 0 {
-			resp.Things = make([]*searchv1.Thing, len(things))
-			for j, t := range things {
-				pt, err := thingToProto(t, sh)
-				if err != nil {
-					return err
-				}
-				resp.Things[j] = pt
-			}
-			results += len(things)
-		}
-		pending = append(pending, resp)
-		if len(pending) < sendAnswers {
-			return nil
-		}
-		err = guard.sendAll(pending)
-		pending = pending[:0]
-		return err
-	})
-	if err == nil {
-		err = guard.sendAll(pending)
-	}
-	if err != nil {
-		return err
-	}
-	s.metrics.Count("locate.points", int64(len(batch)))
-	s.metrics.Count("search.results", int64(results))
-	return nil
-}
-
-// sendAnswers is how many of a batch's answers are handed to the stall
-// guard at once: few enough that they hold little beyond the answers the
-// batch already holds.
-const sendAnswers = 64
-
 // checkLocatePoint returns the error a point gets in its own answer.
-func checkLocatePoint(req *searchv1.LocateRequest) error {
-	if len(req.GetId()) > MaxLocateIDBytes {
-		return geo.Errorf(geo.Invalid, "id is %d bytes long; the limit is %d", len(req.GetId()), MaxLocateIDBytes)
+func checkLocatePoint(id string, p *searchv1.Point) error {
+	if len(id) > MaxLocateIDBytes {
+		return geo.Errorf(geo.Invalid, "id is %d bytes long; the limit is %d", len(id), MaxLocateIDBytes)
 	}
-	p := req.GetPoint()
 	if p == nil {
 		return geo.Errorf(geo.Invalid, "the message has no point")
 	}
@@ -279,13 +225,4 @@ func (r *streamReader[T]) batch(ctx context.Context, pending *T, size int, wait 
 		}
 		return req, false, check(req)
 	})
-}
-
-// notOptions fails the stream when a message after the first carries
-// options.
-func notOptions(req *searchv1.LocateRequest) error {
-	if req.GetOptions() != nil {
-		return geo.Errorf(geo.Invalid, "Locate options may only be sent in the first message (point %q carries them)", req.GetId())
-	}
-	return nil
 }
