@@ -18,6 +18,26 @@ type cliIndexResult struct {
 	Speedup float64   `json:"speedup"` // points/s on over off
 }
 
+// cliPhase runs search-client locate on a few points and on o.cliPoints
+// against main (its peak RSS), then against a server with the index off.
+func (b *bench) cliPhase(ctx context.Context, r *report, main endpoint, dbURL, dir string) error {
+	if b.o.cliPoints > 0 && main.proc != nil {
+		for _, n := range []int{min(cliSmallPoints, b.o.cliPoints), b.o.cliPoints} {
+			b.progress("search-client locate on %d points", n)
+			res, err := b.cliLocate(ctx, main, dir, n)
+			if err != nil {
+				return err
+			}
+			b.progress("search-client locate: %d points in %.1f s (%.0f/s), peak RSS %.1f MB", n, res.Seconds, res.PointsPerSec, res.PeakRSSMB)
+			r.CLI = append(r.CLI, res)
+			if n == b.o.cliPoints {
+				break
+			}
+		}
+	}
+	return b.cliIndexPhase(ctx, r, main, dbURL, dir)
+}
+
 // cliIndexPhase runs search-client locate on o.cliPoints points against
 // main and against a server started with MEMINDEX=off on dbURL.
 func (b *bench) cliIndexPhase(ctx context.Context, r *report, main endpoint, dbURL, dir string) error {
@@ -56,8 +76,23 @@ func (b *bench) cliIndexPhase(ctx context.Context, r *report, main endpoint, dbU
 	return nil
 }
 
-// cliIndexTarget adds issue 27's search-client target when it was measured.
-func (r *report) cliIndexTarget(add func(name, want, got string, met bool)) {
+// cliTargets adds search-client locate's targets when it was measured:
+// its peak RSS, and issue 27's speed-up with the index; and the index's
+// size (memory.go).
+func (r *report) cliTargets(add func(name, want, got string, met bool)) {
+	r.memoryTarget(add)
+	if n := len(r.CLI); n > 0 {
+		c := r.CLI[n-1]
+		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
+		if n > 1 {
+			got += fmt.Sprintf(" (%.1f MB on %d points)", r.CLI[0].PeakRSSMB, r.CLI[0].Points)
+		}
+		// Bounded: under the limit, and no more than a quarter above the
+		// run on few points, whatever the input's size.
+		flat := n == 1 || c.PeakRSSMB <= 1.25*r.CLI[0].PeakRSSMB
+		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
+			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
+	}
 	c := r.CLIIndex
 	if c == nil {
 		return

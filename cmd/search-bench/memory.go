@@ -29,6 +29,14 @@ type memoryCollection struct {
 	BytesPerVertex float64 `json:"bytes_per_vertex"`
 }
 
+// collectionsAndMemory runs collectionsPhase, then memoryPhase.
+func (b *bench) collectionsAndMemory(ctx context.Context, r *report, at endpoint, pool *pgxpool.Pool) error {
+	if err := b.collectionsPhase(ctx, r, at, pool); err != nil {
+		return err
+	}
+	return b.memoryPhase(ctx, r, at, pool)
+}
+
 // memoryPhase waits until the instance at indexes every thing of its
 // database, then records its in-memory index's size (issue 27: memory
 // per instance for the 1:10m countries plus the 100k grid).

@@ -333,20 +333,7 @@ func (r *report) summarize() {
 	if locateCeiling != nil {
 		add("Locate vs the set-based SQL ceiling (rate)", "reported", fmt.Sprintf("%.2f", locateCeiling.Value), true)
 	}
-	if n := len(r.CLI); n > 0 {
-		c := r.CLI[n-1]
-		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
-		if n > 1 {
-			got += fmt.Sprintf(" (%.1f MB on %d points)", r.CLI[0].PeakRSSMB, r.CLI[0].Points)
-		}
-		// Bounded: under the limit, and no more than a quarter above the
-		// run on few points, whatever the input's size.
-		flat := n == 1 || c.PeakRSSMB <= 1.25*r.CLI[0].PeakRSSMB
-		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
-			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
-	}
-	r.cliIndexTarget(add)
-	r.memoryTarget(add)
+	r.cliTargets(add)
 	if partsNaive != nil {
 		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", partsNaive.Value), partsNaive.Value >= 4)
 	}

@@ -273,21 +273,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 			return nil, err
 		}
 	}
-	if o.cliPoints > 0 && main.proc != nil {
-		for _, n := range []int{min(cliSmallPoints, o.cliPoints), o.cliPoints} {
-			b.progress("search-client locate on %d points", n)
-			res, err := b.cliLocate(ctx, main, dir, n)
-			if err != nil {
-				return nil, err
-			}
-			b.progress("search-client locate: %d points in %.1f s (%.0f/s), peak RSS %.1f MB", n, res.Seconds, res.PointsPerSec, res.PeakRSSMB)
-			r.CLI = append(r.CLI, res)
-			if n == o.cliPoints {
-				break
-			}
-		}
-	}
-	if err := b.cliIndexPhase(ctx, r, main, dbURL, dir); err != nil {
+	if err := b.cliPhase(ctx, r, main, dbURL, dir); err != nil {
 		return nil, err
 	}
 
@@ -506,10 +492,7 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 	if err := b.alternate(ctx, r, kinds); err != nil {
 		return err
 	}
-	if err := b.collectionsPhase(ctx, r, at, pool); err != nil {
-		return err
-	}
-	return b.memoryPhase(ctx, r, at, pool)
+	return b.collectionsAndMemory(ctx, r, at, pool)
 }
 
 // collectionsPhase imports the countries into collection "countries" beside

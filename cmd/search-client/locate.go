@@ -33,28 +33,7 @@ func newLocateCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "locate [--collection NAME]... [--where KEY=VALUE]... [--max-distance 5km] [--limit N] [--csv] FILE|-",
 		Short: "Find the things containing each of many points (Locate)",
-		Long: `Locate streams the points of FILE (- for standard input) to the server and
-writes one answer per point, in input order: a protojson LocateResponse per
-line (NDJSON), or with --csv the rows id,thing_id,collection,key,name,error
-(one per thing found; a point with none or with an error has one row).
-
---max-distance makes every point a nearest search: the things containing it
-(distance 0) and those within the distance (metres, or with a unit: 500m,
-5km; at most 1000km), nearest first, each with its distance_m (a column
-distance_m after name with --csv).
-
-The input is CSV, id,lat,lng per line (a header naming the columns id, lat
-and lng, in any order, is optional), or NDJSON, one {"id":..., "lat":...,
-"lng":...} object per line (detected by a first line starting with "{").
-Input and output stream: memory stays bounded whatever the file's size.
-A line that cannot be read (not a number, missing column) stops the run
-(exit 2); a point the server refuses (out of range) gets an error in its
-answer, and the run exits 3 at the end. While it runs, a progress line on
-standard error shows the points sent and answered, the rate, the time
-elapsed and how much of FILE was read, when standard error is a terminal
-and standard output is not; at the end a one-line summary goes to
-standard error.
-The stream has no deadline unless --timeout is given.`,
+		Long:  locateLong,
 		Example: `  search-client locate points.csv
   search-client locate --collection countries --csv - < points.csv
   search-client locate --where iso_n3=250 trace.ndjson
@@ -105,10 +84,9 @@ The stream has no deadline unless --timeout is given.`,
 			}
 			prog := newProgress(o.stderr, o.stdout, "locate", "points", true, in)
 			defer prog.stop()
-			if perMessage < 1 || perMessage > maxPointsPerMessage {
-				return exitError{exitUsage, fmt.Errorf("--points-per-message must be within [1, %d], got %d", maxPointsPerMessage, perMessage)}
+			if err := points.setPerMessage(perMessage); err != nil {
+				return exitError{exitUsage, err}
 			}
-			points.perMessage = perMessage
 			return runLocate(stream, cancel, opts, points, o, asCSV, prog)
 		},
 	}
@@ -126,6 +104,30 @@ The stream has no deadline unless --timeout is given.`,
 	f.IntVar(&perMessage, "points-per-message", defaultPointsPerMessage, "points sent in one message (LocateRequest.points); 1 sends a message per point, as servers before the bulk form need")
 	return cmd
 }
+
+// locateLong is the locate command's help.
+const locateLong = `Locate streams the points of FILE (- for standard input) to the server and
+writes one answer per point, in input order: a protojson LocateResponse per
+line (NDJSON), or with --csv the rows id,thing_id,collection,key,name,error
+(one per thing found; a point with none or with an error has one row).
+
+--max-distance makes every point a nearest search: the things containing it
+(distance 0) and those within the distance (metres, or with a unit: 500m,
+5km; at most 1000km), nearest first, each with its distance_m (a column
+distance_m after name with --csv).
+
+The input is CSV, id,lat,lng per line (a header naming the columns id, lat
+and lng, in any order, is optional), or NDJSON, one {"id":..., "lat":...,
+"lng":...} object per line (detected by a first line starting with "{").
+Input and output stream: memory stays bounded whatever the file's size.
+A line that cannot be read (not a number, missing column) stops the run
+(exit 2); a point the server refuses (out of range) gets an error in its
+answer, and the run exits 3 at the end. While it runs, a progress line on
+standard error shows the points sent and answered, the rate, the time
+elapsed and how much of FILE was read, when standard error is a terminal
+and standard output is not; at the end a one-line summary goes to
+standard error.
+The stream has no deadline unless --timeout is given.`
 
 // runLocate sends the points on a goroutine while this one writes the
 // answers: each side streams, and gRPC flow control holds the sender back

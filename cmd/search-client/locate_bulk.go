@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -40,4 +41,13 @@ func (p *pointReader) nextMessage() (*searchv1.LocateRequest, error) {
 		msg.Points = append(msg.Points, &searchv1.LocatePoint{Id: req.GetId(), Point: req.GetPoint()})
 	}
 	return msg, nil
+}
+
+// setPerMessage sets the most points a message carries (--points-per-message).
+func (p *pointReader) setPerMessage(n int) error {
+	if n < 1 || n > maxPointsPerMessage {
+		return fmt.Errorf("--points-per-message must be within [1, %d], got %d", maxPointsPerMessage, n)
+	}
+	p.perMessage = n
+	return nil
 }
