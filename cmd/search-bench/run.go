@@ -138,7 +138,7 @@ func run(ctx context.Context, o options, log io.Writer) (*report, error) {
 		if dbURL, err = db.create(ctx, "bench"); err != nil {
 			return nil, err
 		}
-		env := map[string]string{"DATABASE_URL": dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}
+		env := withEnv(map[string]string{"DATABASE_URL": dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}, o.serverEnv)
 		if o.pprofAddr != "" {
 			env["PPROF_ADDR"] = o.pprofAddr
 		}
