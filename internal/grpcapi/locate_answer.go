@@ -131,7 +131,8 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 		}
 		kind[i-1] = lastInBulk
 	}
-	a := answers{guard: guard, sh: sh, pending: make([]*searchv1.LocateResponse, 0, min(n, sendAnswers))}
+	a := answers{guard: guard, sh: sh, pending: make([]*searchv1.LocateResponse, 0, min(n, sendAnswers)),
+		slab: make([]searchv1.LocateResponse, n)}
 	q.MaxBytes = geo.LocateBatchBytes
 	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
 		return a.add(ids[i], things, err, kind[i])
@@ -152,8 +153,9 @@ type answers struct {
 	guard   *stallGuard[searchv1.LocateResponse]
 	sh      *shape
 	pending []*searchv1.LocateResponse
-	bulk    *searchv1.LocateResponse // the open response of a message's points
-	bytes   int                      // bulk's size, about
+	bulk    *searchv1.LocateResponse  // the open response of a message's points
+	bytes   int                       // bulk's size, about
+	slab    []searchv1.LocateResponse // a response per point, allocated at once
 	results int
 }
 
@@ -169,7 +171,9 @@ const (
 
 // add answers the batch's next point (id), which came as kind says.
 func (a *answers) add(id string, things []geo.Thing, err error, kind pointKind) error {
-	resp := &searchv1.LocateResponse{Id: id}
+	resp := &a.slab[0]
+	a.slab = a.slab[1:]
+	resp.Id = id
 	if err != nil {
 		st, _ := toStatus(err)
 		// The code's canonical name (google.rpc.Code), the same in every
