@@ -83,6 +83,7 @@ func (b *bench) cliIndexPhase(ctx context.Context, r *report, main endpoint, dbU
 // size (memory.go).
 func (r *report) cliTargets(add func(name, want, got string, met bool)) {
 	r.memoryTarget(add)
+	r.indexTargets(add)
 	if n := len(r.CLI); n > 0 {
 		c := r.CLI[n-1]
 		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
@@ -110,4 +111,38 @@ func withEnv(env map[string]string, kvs []string) map[string]string {
 		env[k] = v
 	}
 	return env
+}
+
+// Issue 27's targets for the in-memory index, in the same run.
+const (
+	indexLocateUsTarget  = 3.0 // server CPU per located point, us
+	indexLocateCeiling   = 3.0 // Locate's rate over the set-based statement's
+	indexUnaryOverDirect = 1.5 // unary point Search's rate over the direct SQL's
+	indexUnaryOverBare   = 1.3 // server CPU per unary Search over a bare grpc-go call's
+)
+
+// indexTargets adds issue 27's targets from the medians.
+func (r *report) indexTargets(add func(name, want, got string, met bool)) {
+	m := map[string]summary{}
+	for _, s := range r.Medians {
+		m[s.Kind] = s
+	}
+	l, set, g, d, bare := m[kindLocate], m[kindSetSQL], m[kindGRPC], m[kindDirect], m[kindBareHealth]
+	if l.ServerUsReq > 0 {
+		add("issue 27: server CPU per located point", fmt.Sprintf("<= %.0f us", indexLocateUsTarget),
+			fmt.Sprintf("%.1f us", l.ServerUsReq), l.ServerUsReq <= indexLocateUsTarget)
+	}
+	if set.RPS > 0 && l.RPS > 0 {
+		v := l.RPS / set.RPS
+		add("issue 27: Locate vs the set-based SQL ceiling (rate)", fmt.Sprintf(">= %.0fx", indexLocateCeiling), fmt.Sprintf("%.2fx", v), v >= indexLocateCeiling)
+	}
+	if d.RPS > 0 && g.RPS > 0 {
+		v := g.RPS / d.RPS
+		add("issue 27: gRPC point search vs direct SQL (rate)", fmt.Sprintf(">= %.1fx", indexUnaryOverDirect), fmt.Sprintf("%.2fx", v), v >= indexUnaryOverDirect)
+	}
+	if bare.ServerUsReq > 0 && g.ServerUsReq > 0 {
+		v := g.ServerUsReq / bare.ServerUsReq
+		add("issue 27: server CPU per point Search / bare grpc-go call", fmt.Sprintf("<= %.1fx", indexUnaryOverBare),
+			fmt.Sprintf("%.2fx (%.0f / %.0f us)", v, g.ServerUsReq, bare.ServerUsReq), v <= indexUnaryOverBare)
+	}
 }
