@@ -461,7 +461,7 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 		return err
 	}
 	b.progress("starting search-server on the grid database")
-	p, err := startServer(ctx, b.o.serverBin, dir, "grid", map[string]string{"DATABASE_URL": url})
+	p, err := startServer(ctx, b.o.serverBin, dir, "grid", withEnv(map[string]string{"DATABASE_URL": url}, b.o.serverEnv))
 	if err != nil {
 		return err
 	}
