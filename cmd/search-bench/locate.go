@@ -47,10 +47,11 @@ func serverLocateBatch(ctx context.Context) (int, error) {
 }
 
 // locateKinds are the Locate rounds on the same points as the unary ones:
-// Locate through gRPC (one stream per worker), and its set-based statement
-// straight to the database, both batch points per call.
+// Locate through gRPC (one stream per worker, the bulk form: a call's
+// points in one message), and its set-based statement straight to the
+// database, both batch points per call.
 func (b *bench) locateKinds(at endpoint, pool *pgxpool.Pool) []roundKind {
-	ls, op := grpcLocate(at.conn, b.points, b.batch)
+	ls, op := grpcLocateBulk(at.conn, b.points, b.batch)
 	return []roundKind{
 		{kind: kindLocate, at: at, op: op, per: b.batch, done: ls.close},
 		{kind: kindSetSQL, at: endpoint{}, op: same(setSQL(pool, b.points, b.batch)), per: b.batch},

@@ -56,6 +56,7 @@ type options struct {
 	serverBin    string
 	baselineBin  string
 	baselineEnv  []string
+	serverEnv    []string
 	baselineSock bool
 	databaseURL  string
 	serverAddr   string
@@ -125,6 +126,7 @@ instead: no imports, no logging or grid rounds, no server CPU or RSS.`,
 	f.StringVar(&o.countries, "countries", "testdata/ne_10m_countries.geojson.gz", "the GeoJSON to import and search")
 	f.StringVar(&o.serverBin, "server-bin", "", "the search-server binary (default: beside search-bench, else on PATH)")
 	f.StringVar(&o.baselineBin, "baseline-bin", "", "also run gRPC rounds on this other search-server binary (e.g. an older build) on the same database, for before/after in one run")
+	f.StringArrayVar(&o.serverEnv, "server-env", nil, "KEY=VALUE for the servers with the index on or off, the grid one too (repeatable), e.g. DB_STATEMENT_TIMEOUT=60s on a loaded machine")
 	f.StringArrayVar(&o.baselineEnv, "baseline-env", nil, "KEY=VALUE for the --baseline-bin server (repeatable), e.g. LOG_LEVEL=warn to measure a setting")
 	f.BoolVar(&o.baselineSock, "baseline-unix-socket", false, "the --baseline-bin server reaches PostgreSQL through its Unix socket, the others through loopback TCP")
 	f.StringVar(&o.databaseURL, "database-url", "", "with --server-addr: measure this existing database instead of a throwaway one")

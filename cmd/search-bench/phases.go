@@ -22,7 +22,7 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 		return err
 	}
 	b.progress("starting search-server on the grid database")
-	p, err := startServer(ctx, b.o.serverBin, dir, "grid", map[string]string{"DATABASE_URL": url})
+	p, err := startServer(ctx, b.o.serverBin, dir, "grid", withEnv(map[string]string{"DATABASE_URL": url}, b.o.serverEnv))
 	if err != nil {
 		return err
 	}
@@ -53,7 +53,7 @@ func (b *bench) gridPhase(ctx context.Context, r *report, db *database, dir stri
 	if err := b.alternate(ctx, r, kinds); err != nil {
 		return err
 	}
-	return b.collectionsPhase(ctx, r, at, pool)
+	return b.collectionsAndMemory(ctx, r, at, pool)
 }
 
 // collectionsPhase imports the countries into collection "countries" beside

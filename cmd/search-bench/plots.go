@@ -20,7 +20,7 @@ var sweepKinds = []string{kindGRPC, kindDirect, kindLocate, kindSetSQL}
 var kindLabel = map[string]string{
 	kindGRPC:   "gRPC Search (unary)",
 	kindDirect: "direct SQL, one point",
-	kindLocate: "gRPC Locate (stream)",
+	kindLocate: "gRPC Locate (stream, bulk messages)",
 	kindSetSQL: "set-based SQL (Locate's)",
 }
 

@@ -183,7 +183,11 @@ type report struct {
 	LocateBatches []batchPoint `json:"locate_batches,omitempty"`
 	Sweep         []sweepPoint `json:"sweep,omitempty"`
 	CLI           []cliResult  `json:"cli_locate,omitempty"`
-	Plots         []string     `json:"plots,omitempty"`
+	// CLIIndex: search-client locate with the in-memory index on and off.
+	CLIIndex *cliIndexResult `json:"cli_locate_index,omitempty"`
+	// Memory: the grid server's in-memory index (grid + countries).
+	Memory *memoryResult `json:"memory_index,omitempty"`
+	Plots  []string      `json:"plots,omitempty"`
 }
 
 // plan is the EXPLAIN (ANALYZE, BUFFERS) of one statement.
@@ -364,18 +368,7 @@ func (r *report) speedTargets(k keyRatios) {
 // logging's cost, the imports and the soak.
 func (r *report) otherTargets(k keyRatios) {
 	add := r.addTarget
-	if n := len(r.CLI); n > 0 {
-		c := r.CLI[n-1]
-		got := fmt.Sprintf("%.1f MB", c.PeakRSSMB)
-		if n > 1 {
-			got += fmt.Sprintf(" (%.1f MB on %d points)", r.CLI[0].PeakRSSMB, r.CLI[0].Points)
-		}
-		// Bounded: under the limit, and no more than a quarter above the
-		// run on few points, whatever the input's size.
-		flat := n == 1 || c.PeakRSSMB <= 1.25*r.CLI[0].PeakRSSMB
-		add(fmt.Sprintf("search-client locate, %d points: peak RSS", c.Points), fmt.Sprintf("< %d MB, <= 1.25x on %d points", cliRSSTargetMB, r.CLI[0].Points),
-			got, c.PeakRSSMB > 0 && c.PeakRSSMB < cliRSSTargetMB && flat)
-	}
+	r.cliTargets(add)
 	if k.partsNaive != nil {
 		add("parts vs naive, 1:10m countries", ">= 4x", fmt.Sprintf("%.1fx", k.partsNaive.Value), k.partsNaive.Value >= 4)
 	}

@@ -198,6 +198,7 @@ func (b *bench) roundKinds(sv *servers, pool *pgxpool.Pool) (kinds, locate []rou
 	}
 	locate = b.locateKinds(main, pool)
 	kinds = append(kinds, locate...)
+	kinds = append(kinds, b.locatePerMessageKind(main))
 	if sv.baseline.conn != nil {
 		ls, op := grpcLocate(sv.baseline.conn, b.points, b.batch)
 		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: sv.baseline, op: op, per: b.batch, done: ls.close})
@@ -221,19 +222,8 @@ func (b *bench) curves(ctx context.Context, r *report, sv *servers, pool *pgxpoo
 			return err
 		}
 	}
-	if o.cliPoints > 0 && sv.main.proc != nil {
-		for _, n := range []int{min(cliSmallPoints, o.cliPoints), o.cliPoints} {
-			b.progress("search-client locate on %d points", n)
-			res, err := b.cliLocate(ctx, sv.main, sv.dir, n)
-			if err != nil {
-				return err
-			}
-			b.progress("search-client locate: %d points in %.1f s (%.0f/s), peak RSS %.1f MB", n, res.Seconds, res.PointsPerSec, res.PeakRSSMB)
-			r.CLI = append(r.CLI, res)
-			if n == o.cliPoints {
-				break
-			}
-		}
+	if err := b.cliPhase(ctx, r, sv.main, sv.dbURL, sv.dir); err != nil {
+		return err
 	}
 	if o.soak > 0 && sv.main.proc != nil {
 		b.progress("soak: %s of gRPC point searches", o.soak)

@@ -60,7 +60,7 @@ func (b *bench) startServers(ctx context.Context) (*servers, error) {
 	if sv.dbURL, err = sv.db.create(ctx, "bench"); err != nil {
 		return sv, err
 	}
-	env := map[string]string{"DATABASE_URL": sv.dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}
+	env := withEnv(map[string]string{"DATABASE_URL": sv.dbURL, "LOCATE_BATCH_SIZE": strconv.Itoa(b.batch)}, b.o.serverEnv)
 	if b.o.pprofAddr != "" {
 		env["PPROF_ADDR"] = b.o.pprofAddr
 	}

@@ -29,6 +29,7 @@ type locateFlags struct {
 	consistencyToken   string
 	fields             []string
 	shaping            geometryShaping
+	perMessage         int
 }
 
 const locateLong = `Locate streams the points of FILE (- for standard input) to the server and
@@ -95,6 +96,9 @@ func newLocateCommand(o *options) *cobra.Command {
 			}
 			prog := newProgress(o.stderr, o.stdout, "locate", "points", true, in)
 			defer prog.stop()
+			if err := points.setPerMessage(lf.perMessage); err != nil {
+				return exitError{exitUsage, err}
+			}
 			return runLocate(stream, cancel, opts, points, o, lf.asCSV, prog)
 		},
 	}
@@ -114,6 +118,7 @@ func (lf *locateFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&lf.includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
 	f.StringSliceVar(&lf.fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
 	lf.shaping.flags(f)
+	f.IntVar(&lf.perMessage, "points-per-message", defaultPointsPerMessage, "points sent in one message (LocateRequest.points); 1 sends a message per point, as servers before the bulk form need")
 }
 
 // options are the LocateOptions the flags f hold; an error is a usage
@@ -151,7 +156,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 		err := stream.Send(&searchv1.LocateRequest{Options: opts})
 		for err == nil {
 			var req *searchv1.LocateRequest
-			req, err = points.next()
+			req, err = points.nextMessage()
 			if errors.Is(err, io.EOF) {
 				err = stream.CloseSend()
 				break
@@ -162,7 +167,7 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 				break
 			}
 			if err = stream.Send(req); err == nil {
-				prog.addSent()
+				prog.addSentN(max(len(req.Points), 1))
 			}
 		}
 		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
@@ -191,23 +196,29 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 			}
 			break
 		}
-		answered++
-		prog.addAnswered()
-		switch {
-		case resp.GetError() != nil:
-			failed++
-		case len(resp.GetThings()) > 0:
-			withThings++
+		each := resp.GetAnswers()
+		if len(each) == 0 {
+			each = []*searchv1.LocateResponse{resp}
 		}
-		if asCSV {
-			writeLocateCSV(cw, resp, withDistance)
-		} else {
-			b, err := protojson.Marshal(resp)
-			if err != nil {
-				return err
+		for _, resp := range each {
+			answered++
+			prog.addAnswered()
+			switch {
+			case resp.GetError() != nil:
+				failed++
+			case len(resp.GetThings()) > 0:
+				withThings++
 			}
-			out.Write(b)
-			out.WriteByte('\n')
+			if asCSV {
+				writeLocateCSV(cw, resp, withDistance)
+			} else {
+				b, err := protojson.Marshal(resp)
+				if err != nil {
+					return err
+				}
+				out.Write(b)
+				out.WriteByte('\n')
+			}
 		}
 	}
 	cw.Flush()
@@ -268,6 +279,11 @@ type pointReader struct {
 	// first is the first CSV record when it was no header.
 	first []string
 	line  int
+	// src is the input's buffer: nothing in it means the next read may
+	// wait (standard input), so a message is sent first.
+	src *bufio.Reader
+	// perMessage is the most points nextMessage puts in one message.
+	perMessage int
 }
 
 func newPointReader(r io.Reader) (*pointReader, error) {
@@ -284,11 +300,11 @@ func newPointReader(r io.Reader) (*pointReader, error) {
 		if b[0] == '{' {
 			sc := bufio.NewScanner(br)
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			return &pointReader{ndjson: sc}, nil
+			return &pointReader{ndjson: sc, src: br}, nil
 		}
 		break
 	}
-	p := &pointReader{csv: csv.NewReader(br), cols: [3]int{0, 1, 2}}
+	p := &pointReader{csv: csv.NewReader(br), cols: [3]int{0, 1, 2}, src: br}
 	p.csv.FieldsPerRecord = -1
 	p.csv.TrimLeadingSpace = true
 	p.csv.ReuseRecord = true

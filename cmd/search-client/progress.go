@@ -101,6 +101,9 @@ func (p *progress) line() string {
 // addSent counts one message sent.
 func (p *progress) addSent() { p.sent.Add(1) }
 
+// addSentN counts n points sent in one message.
+func (p *progress) addSentN(n int) { p.sent.Add(int64(n)) }
+
 // addAnswered counts one answer received.
 func (p *progress) addAnswered() { p.answered.Add(1) }
 

@@ -52,10 +52,23 @@ type StoredThing struct {
 // CollectionReader reads whole collections in one snapshot.
 type CollectionReader interface {
 	// ReadCollections opens one read-only snapshot of the store and calls
-	// read with its description and with scan, which calls fn with every
-	// thing of a collection in that snapshot, in id order. scan returns
-	// fn's error as it is. Returns read's error as it is.
-	ReadCollections(ctx context.Context, read func(s StoreSnapshot, scan func(collection string, fn func(StoredThing) error) error) error) error
+	// read with its description and with a scanner of that snapshot.
+	// Returns read's error as it is.
+	ReadCollections(ctx context.Context, read func(s StoreSnapshot, scan SnapshotScanner) error) error
+}
+
+// SnapshotScanner reads things in one snapshot of the store. Each method
+// returns fn's error as it is.
+type SnapshotScanner interface {
+	// Scan calls fn with every thing of collection, in id order.
+	Scan(collection string, fn func(StoredThing) error) error
+	// ScanSince calls fn with every thing of collection written (imported
+	// or replaced) by a transaction that the earlier snapshot since (a
+	// StoreSnapshot.Snapshot) does not see, in id order: with ScanIDs, what
+	// changed between the two.
+	ScanSince(collection, since string, fn func(StoredThing) error) error
+	// ScanIDs calls fn with the id of every thing of collection.
+	ScanIDs(collection string, fn func(id int64) error) error
 }
 
 // ReadMark records the consistency token a read carried, once the read

@@ -6,7 +6,6 @@ import (
 	"io"
 	"time"
 
-	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -35,13 +34,14 @@ const maxLocateBatch = 10000
 // points). A client wanting two scopes opens two streams.
 //
 // Flow control both ways, in bounded memory: one goroutine reads the stream
-// into an unbuffered channel, and the handler takes from it only while
-// filling a batch. While a batch is in the database or its answers are
-// being sent, nothing is read, so a client that sends without reading
-// fills its HTTP/2 window and waits. The handler holds at most one batch
-// of points (LOCATE_BATCH_SIZE) plus the one message the reader holds, and
-// of their answers about geo.LocateBatchBytes, or a single point's, at a
-// time. Answers go through stallGuard: a client that makes no room for one
+// into a channel holding one batch (LOCATE_BATCH_SIZE) of messages, and the
+// handler takes from it only while filling a batch. While a batch is in the
+// database or its answers are being sent, the reader fills the channel and
+// then stops, so a client that sends without reading fills its HTTP/2
+// window and waits. The handler holds at most two batches of points (the
+// one answered and the next, read ahead) plus the one message the reader
+// holds, and of their answers about geo.LocateBatchBytes, or a single
+// point's, at a time. Answers go through stallGuard: a client that makes no room for one
 // for STREAM_SEND_TIMEOUT ends the stream with DEADLINE_EXCEEDED.
 // Cancelling cancels the stream's context, which the batch's statement runs
 // under.
@@ -50,7 +50,7 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	ctx := stream.Context()
 	guard := newStallGuard[searchv1.LocateResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
-	in := newLocateReader(stream)
+	in := newLocateReader(stream, lim.LocateBatchSize)
 	defer in.close()
 
 	first, err := in.recv(ctx)
@@ -66,13 +66,18 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 		if q, sh, err = s.locateQuery(o, lim); err != nil {
 			return err
 		}
-		if first.GetPoint() == nil && first.GetId() == "" {
+		if first.GetPoint() == nil && first.GetId() == "" && len(first.GetPoints()) == 0 {
 			first = nil // options only
+		}
+	}
+	if first != nil {
+		if err := checkBulk(first); err != nil {
+			return err
 		}
 	}
 	pending := first
 	for {
-		batch, eof, err := in.batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait, notOptions)
+		batch, eof, err := batchPoints(ctx, in, pending, lim.LocateBatchSize, lim.LocateBatchWait)
 		pending = nil
 		if err != nil {
 			return err
@@ -108,52 +113,11 @@ func (s *Server) locateQuery(o *searchv1.LocateOptions, lim *Config) (geo.Locate
 	return q, sh, nil
 }
 
-// answer locates a batch's valid points and sends every point's answer in
-// order (geo.LocateEach: one statement, more only when the answers pass
-// geo.LocateBatchBytes).
-func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
-	points := make([]geo.Point, len(batch))
-	errs := make([]error, len(batch))
-	for i, req := range batch {
-		errs[i] = checkLocatePoint(req)
-		points[i] = geo.Point{Lat: req.GetPoint().GetLat(), Lng: req.GetPoint().GetLng()}
-	}
-	q.MaxBytes = geo.LocateBatchBytes
-	results := 0
-	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
-		resp := &searchv1.LocateResponse{Id: batch[i].GetId()}
-		if err != nil {
-			st, _ := toStatus(err)
-			// The code's canonical name (google.rpc.Code), the same in every
-			// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
-			resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
-		} else {
-			resp.Things = make([]*searchv1.Thing, len(things))
-			for j, t := range things {
-				pt, err := thingToProto(t, sh)
-				if err != nil {
-					return err
-				}
-				resp.Things[j] = pt
-			}
-			results += len(things)
-		}
-		return guard.send(resp)
-	})
-	if err != nil {
-		return err
-	}
-	s.metrics.Count("locate.points", int64(len(batch)))
-	s.metrics.Count("search.results", int64(results))
-	return nil
-}
-
 // checkLocatePoint returns the error a point gets in its own answer.
-func checkLocatePoint(req *searchv1.LocateRequest) error {
-	if len(req.GetId()) > MaxLocateIDBytes {
-		return geo.Errorf(geo.Invalid, "id is %d bytes long; the limit is %d", len(req.GetId()), MaxLocateIDBytes)
+func checkLocatePoint(id string, p *searchv1.Point) error {
+	if len(id) > MaxLocateIDBytes {
+		return geo.Errorf(geo.Invalid, "id is %d bytes long; the limit is %d", len(id), MaxLocateIDBytes)
 	}
-	p := req.GetPoint()
 	if p == nil {
 		return geo.Errorf(geo.Invalid, "the message has no point")
 	}
@@ -175,7 +139,15 @@ type streamMsg[T any] struct {
 }
 
 func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
-	r := &streamReader[T]{msgs: make(chan streamMsg[T]), done: make(chan struct{})}
+	return newBufferedReader(recv, 0)
+}
+
+// newBufferedReader is newStreamReader holding up to buffer messages read
+// ahead: the reader goroutine receives the next batch while the handler
+// answers one, and the handler takes messages without a hand-over (a
+// goroutine switch) per message.
+func newBufferedReader[T any](recv func() (*T, error), buffer int) *streamReader[T] {
+	r := &streamReader[T]{msgs: make(chan streamMsg[T], buffer), done: make(chan struct{})}
 	go func() {
 		for {
 			req, err := recv()
@@ -192,8 +164,8 @@ func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
 	return r
 }
 
-func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) *streamReader[searchv1.LocateRequest] {
-	return newStreamReader(stream.Recv)
+func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse], buffer int) *streamReader[searchv1.LocateRequest] {
+	return newBufferedReader(stream.Recv, buffer)
 }
 
 func (r *streamReader[T]) close() { close(r.done) }
@@ -249,13 +221,4 @@ func (r *streamReader[T]) batch(ctx context.Context, pending *T, size int, wait 
 		}
 		return req, false, check(req)
 	})
-}
-
-// notOptions fails the stream when a message after the first carries
-// options.
-func notOptions(req *searchv1.LocateRequest) error {
-	if req.GetOptions() != nil {
-		return geo.Errorf(geo.Invalid, "Locate options may only be sent in the first message (point %q carries them)", req.GetId())
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,13 +38,22 @@ import (
 // are released when the client reads again (it then gets the status) or
 // when its connection closes. The handler goroutine, the guard's goroutine
 // and the fetched batch are released at the timeout.
+//
+// sendAll hands the goroutine many messages at once (a Locate batch's
+// answers): two channel operations per batch instead of per message. The
+// timeout still applies to each message: the goroutine records when its
+// last Send returned, and the handler gives up only when none has for the
+// timeout.
 type stallGuard[T any] struct {
 	stream  grpc.ServerStreamingServer[T]
 	timeout time.Duration
-	msgs    chan *T
+	msgs    chan []*T
 	errs    chan error // buffered: the goroutine never blocks on it
 	timer   *time.Timer
 	stalled error // set once a Send timed out; every later send returns it
+	one     [1]*T // send's batch of one, not allocated per message
+	// progress is when the goroutine's last Send returned (UnixNano).
+	progress atomic.Int64
 }
 
 // newStallGuard starts the sending goroutine; call close when the handler
@@ -52,14 +62,23 @@ func newStallGuard[T any](stream grpc.ServerStreamingServer[T], timeout time.Dur
 	g := &stallGuard[T]{
 		stream:  stream,
 		timeout: timeout,
-		msgs:    make(chan *T),
+		msgs:    make(chan []*T),
 		errs:    make(chan error, 1),
 		timer:   time.NewTimer(timeout),
 	}
 	g.timer.Stop()
 	go func() {
-		for m := range g.msgs {
-			g.errs <- stream.Send(m)
+		for ms := range g.msgs {
+			var err error
+			for _, m := range ms {
+				if err = stream.Send(m); err != nil {
+					break
+				}
+				if len(ms) > 1 {
+					g.progress.Store(time.Now().UnixNano())
+				}
+			}
+			g.errs <- err
 		}
 	}()
 	return g
@@ -68,19 +87,44 @@ func newStallGuard[T any](stream grpc.ServerStreamingServer[T], timeout time.Dur
 // send sends m, or fails with geo.Timeout when the client has not made room
 // for it within the timeout.
 func (g *stallGuard[T]) send(m *T) error {
+	g.one[0] = m
+	return g.sendAll(g.one[:])
+}
+
+// sendAll sends ms in order, or fails with geo.Timeout when the client has
+// not made room for one of them within the timeout. The guard's goroutine
+// holds ms until it returns; the caller may reuse the slice after that
+// (not after a timeout).
+func (g *stallGuard[T]) sendAll(ms []*T) error {
 	if g.stalled != nil {
 		return g.stalled
 	}
-	g.msgs <- m // the goroutine is idle: the previous send was waited for
+	if len(ms) == 0 {
+		return nil
+	}
+	if len(ms) > 1 {
+		g.progress.Store(time.Now().UnixNano())
+	}
+	g.msgs <- ms // the goroutine is idle: the previous batch was waited for
 	g.timer.Reset(g.timeout)
-	select {
-	case err := <-g.errs:
-		g.timer.Stop()
-		return err
-	case <-g.timer.C:
-		g.stalled = geo.Errorf(geo.Timeout,
-			"the client stopped reading: nothing could be sent for %s (STREAM_SEND_TIMEOUT), so the stream was ended", g.timeout)
-		return g.stalled
+	for {
+		select {
+		case err := <-g.errs:
+			g.timer.Stop()
+			return err
+		case <-g.timer.C:
+			// A later message may have been sent since the timer started:
+			// wait until the timeout has passed since the last one.
+			if len(ms) > 1 {
+				if left := time.Until(time.Unix(0, g.progress.Load()).Add(g.timeout)); left > 0 {
+					g.timer.Reset(left)
+					continue
+				}
+			}
+			g.stalled = geo.Errorf(geo.Timeout,
+				"the client stopped reading: nothing could be sent for %s (STREAM_SEND_TIMEOUT), so the stream was ended", g.timeout)
+			return g.stalled
+		}
 	}
 }
 

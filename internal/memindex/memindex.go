@@ -108,20 +108,26 @@ const (
 // MultiPolygon is an error.
 func Build(v Version, things []Thing) (*Index, error) {
 	ix := &Index{version: v}
-	ix.presize(things)
+	ix.presize(things, 0, 0, 0, 0)
 	for i, t := range things {
 		if err := ix.add(t); err != nil {
 			return nil, fmt.Errorf("thing %d (id %d): %w", i, t.ID, err)
 		}
 	}
+	ix.finish()
+	return ix, nil
+}
+
+// finish trims the arrays and builds the cell cover of every polygon.
+func (ix *Index) finish() {
 	// Copies of exactly the right size: append's spare capacity (up to a
 	// quarter of a large slice) would stay allocated for the index's life.
 	ix.things = exact(ix.things)
 	ix.polys = exact(ix.polys)
 	ix.rings = exact(ix.rings)
 	ix.coords = exact(ix.coords)
-	ix.bandStart = slices.Clone(ix.bandStart)
-	ix.segs = slices.Clone(ix.segs)
+	ix.bandStart = exact(ix.bandStart)
+	ix.segs = exact(ix.segs)
 	for ti := range ix.things {
 		t := &ix.things[ti]
 		if t.degenerate || t.unsupported {
@@ -140,14 +146,13 @@ func Build(v Version, things []Thing) (*Index, error) {
 		}
 	}
 	ix.cover.build()
-	return ix, nil
 }
 
 // presize allocates the things, polygons, rings and coordinates of
 // things at their final size: growing them by appending copied each
 // several times, most of a reload's time for a large collection.
-func (ix *Index) presize(things []Thing) {
-	var nPolys, nRings, nCoords int
+// The counts given are added to things' (Rebuild's copied things).
+func (ix *Index) presize(things []Thing, nThings, nPolys, nRings, nCoords int) {
 	for _, t := range things {
 		switch g := t.Geometry.(type) {
 		case *geom.MultiPolygon:
@@ -162,7 +167,7 @@ func (ix *Index) presize(things []Thing) {
 			nCoords += 2 * g.NumCoords()
 		}
 	}
-	ix.things = make([]thing, 0, len(things))
+	ix.things = make([]thing, 0, nThings+len(things))
 	ix.polys = make([]polygon, 0, nPolys)
 	ix.rings = make([]ring, 0, nRings)
 	ix.coords = make([]float64, 0, nCoords)

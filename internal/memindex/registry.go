@@ -44,6 +44,8 @@ type Registry struct {
 	notReady atomic.Bool
 	// refreshes counts the refreshes published, for tests and Monitor.
 	refreshes atomic.Int64
+	// updates counts the collections read incrementally (follow.go).
+	updates atomic.Int64
 }
 
 // state is one published set of indexes.
@@ -160,6 +162,10 @@ func (r *Registry) Run(ctx context.Context) {
 // Refreshes returns how many refreshes were published.
 func (r *Registry) Refreshes() int64 { return r.refreshes.Load() }
 
+// Updates returns how many times a changed collection was read
+// incrementally (only what changed) rather than whole.
+func (r *Registry) Updates() int64 { return r.updates.Load() }
+
 // Refresh reads the store once, loads what changed, and publishes the
 // result. With the index off it does nothing.
 func (r *Registry) Refresh(ctx context.Context) error {
@@ -170,7 +176,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 	since := time.Now()
 	old := r.state.Load()
 	var next *state
-	err := r.src.ReadCollections(ctx, func(snap geo.StoreSnapshot, scan func(string, func(geo.StoredThing) error) error) error {
+	err := r.src.ReadCollections(ctx, func(snap geo.StoreSnapshot, scan geo.SnapshotScanner) error {
 		var err error
 		next, err = r.read(ctx, since, old, snap, scan)
 		return err
@@ -190,7 +196,7 @@ func (r *Registry) Refresh(ctx context.Context) error {
 
 // read builds the next state from snap: collections whose marker did not
 // change keep their index, the others are loaded within the budget.
-func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap geo.StoreSnapshot, scan func(string, func(geo.StoredThing) error) error) (*state, error) {
+func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap geo.StoreSnapshot, scan geo.SnapshotScanner) (*state, error) {
 	heads := snap.Collections
 	snap.Collections = nil
 	next := &state{since: since, snapshot: snap, collections: make(map[string]*collection, len(heads))}
@@ -201,6 +207,9 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 	// known to need (it is not read at every poll).
 	var changed []geo.CollectionHead
 	var kept []*collection
+	// prev: the index a changed collection had, which an update starts
+	// from (follow.go).
+	prev := map[string]*collection{}
 	for _, h := range heads {
 		next.names = append(next.names, h.Name)
 		var c *collection
@@ -210,6 +219,9 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 		switch {
 		case c == nil || c.head.Marker != h.Marker:
 			changed = append(changed, h)
+			if c != nil && c.ix != nil {
+				prev[h.Name] = c
+			}
 		case c.ix != nil && used+c.bytes <= budget:
 			next.collections[h.Name] = c
 			used += c.bytes
@@ -232,7 +244,19 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 			next.collections[h.Name] = &collection{head: h, reason: err.Error()}
 			continue
 		}
-		c, err := r.load(ctx, scan, h, v, budget-used)
+		// An update reads what changed since the old index; a position
+		// behind the old index's (a standby that replayed less) or changes
+		// that do not add up read the whole collection.
+		var c *collection
+		if p := prev[h.Name]; p != nil && p.ix.Version().LSN <= v.LSN {
+			c, err = r.update(scan, p, h, v, budget-used)
+		}
+		if c == nil && (err == nil || errors.Is(err, errNotIncremental)) {
+			if err != nil {
+				r.logger.Warn("in-memory index: reading the whole collection", "collection", h.Name, "error", err.Error())
+			}
+			c, err = r.load(scan, h, v, budget-used)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -261,12 +285,12 @@ var errOverBudget = errors.New("over the memory budget")
 // load reads and indexes one collection within free bytes. A collection
 // that does not fit, or whose geometry cannot be indexed, is returned
 // without an index and a reason; an error is the store's.
-func (r *Registry) load(ctx context.Context, scan func(string, func(geo.StoredThing) error) error, h geo.CollectionHead, v Version, free int64) (*collection, error) {
+func (r *Registry) load(scan geo.SnapshotScanner, h geo.CollectionHead, v Version, free int64) (*collection, error) {
 	c := &collection{head: h, things: map[int64]*record{}}
 	var things []Thing
 	var estimate int64
 	var badGeometry error
-	err := scan(h.Name, func(t geo.StoredThing) error {
+	err := scan.Scan(h.Name, func(t geo.StoredThing) error {
 		g, err := wkb.Unmarshal(t.WKB)
 		if err != nil {
 			badGeometry = fmt.Errorf("thing %d: decode stored geometry: %w", t.ID, err)

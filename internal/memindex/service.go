@@ -56,7 +56,7 @@ func (s *SearchService) searchMemory(ctx context.Context, q geo.Query) (geo.Page
 	if !ok {
 		return geo.Page{}, false
 	}
-	recs, ok := match(cols, q.Filter, *q.Point)
+	recs, ok := match(nil, cols, q.Filter, *q.Point)
 	if !ok {
 		return geo.Page{}, false
 	}
@@ -115,29 +115,40 @@ func (s *SearchService) locateMemory(ctx context.Context, q geo.LocateQuery) ([]
 	if !ok {
 		return nil, false
 	}
+	// Every answer of the batch in one array, cut per point at the end:
+	// no allocation per point (recs is reused too).
 	out := make([][]geo.Thing, len(q.Points))
+	ends := make([]int32, len(q.Points))
+	var all []geo.Thing
+	var recs []*record
 	size := 0
+	n := len(q.Points)
 	for i, p := range q.Points {
-		recs, ok := match(cols, q.Filter, p)
-		if !ok {
+		if recs, ok = match(recs[:0], cols, q.Filter, p); !ok {
 			return nil, false
 		}
-		if len(recs) == 0 {
-			continue
+		if len(recs) > 0 {
+			// As the store: once the answers read reach MaxBytes, stop
+			// before the next point that has any.
+			if q.MaxBytes > 0 && size >= q.MaxBytes {
+				n = i
+				break
+			}
+			for _, rec := range recs[:min(len(recs), q.Limit)] {
+				all = append(all, shaped(rec, q.Output))
+				size += rowBytes(rec, q.Output) + locateOrdinalBytes
+			}
 		}
-		// As the store: once the answers read reach MaxBytes, stop before
-		// the next point that has any.
-		if q.MaxBytes > 0 && size >= q.MaxBytes {
-			return out[:i], true
-		}
-		recs = recs[:min(len(recs), q.Limit)]
-		out[i] = make([]geo.Thing, len(recs))
-		for k, rec := range recs {
-			out[i][k] = shaped(rec, q.Output)
-			size += rowBytes(rec, q.Output) + locateOrdinalBytes
-		}
+		ends[i] = int32(len(all))
 	}
-	return out, true
+	start := int32(0)
+	for i := range n {
+		if ends[i] > start {
+			out[i] = all[start:ends[i]:ends[i]]
+		}
+		start = ends[i]
+	}
+	return out[:n], true
 }
 
 // pointLookup reports whether f (and the geometry asked for) is a question
@@ -204,11 +215,11 @@ func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection,
 	return cols, true
 }
 
-// match returns the records of cols containing p that pass f's property
-// filters, in result order, or false when the index is not sure of one.
-func match(cols []*collection, f geo.Filter, p geo.Point) ([]*record, bool) {
+// match appends to out the records of cols containing p that pass f's
+// property filters, in result order, or returns false when the index is not
+// sure of one.
+func match(out []*record, cols []*collection, f geo.Filter, p geo.Point) ([]*record, bool) {
 	var buf [8]int64
-	var out []*record
 	for _, c := range cols {
 		ids, sure := c.ix.Lookup(buf[:0], p.Lng, p.Lat)
 		if !sure {

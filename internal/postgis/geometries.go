@@ -112,6 +112,15 @@ const (
 	collectionThingsSQL = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
        t.min_lng, t.min_lat, t.max_lng, t.max_lat, ST_AsBinary(t.geom)
 FROM thing t WHERE t.collection = $1::text ORDER BY t.id`
+	// Every write of a thing sets written_xact to its transaction
+	// (import.go), so the rows the earlier snapshot $2 did not see are
+	// exactly those whose written_xact it does not see (a row it saw and
+	// no one rewrote keeps a written_xact it sees; rows from before the
+	// column, NULL, were all seen).
+	collectionThingsSinceSQL = `SELECT t.id, t.collection, coalesce(t.key, ''), t.name, t.properties,
+       t.min_lng, t.min_lat, t.max_lng, t.max_lat, ST_AsBinary(t.geom)
+FROM thing t WHERE t.collection = $1::text AND NOT pg_visible_in_snapshot(t.written_xact, $2::pg_snapshot) ORDER BY t.id`
+	collectionIDsSQL = `SELECT t.id FROM thing t WHERE t.collection = $1::text`
 )
 
 // propertiesColumn is the position of t.properties in collectionThingsSQL.
@@ -121,7 +130,7 @@ const propertiesColumn = 4
 // calls read with the snapshot's description (every collection and its
 // change marker) and a scan of any collection's things in that snapshot
 // (geo.CollectionReader). It runs on a hot standby too.
-func (s *SearchService) ReadCollections(ctx context.Context, read func(geo.StoreSnapshot, func(string, func(geo.StoredThing) error) error) error) error {
+func (s *SearchService) ReadCollections(ctx context.Context, read func(geo.StoreSnapshot, geo.SnapshotScanner) error) error {
 	var before string
 	if err := s.pool.QueryRow(ctx, readPositionSQL).Scan(&before); err != nil {
 		return classify(ctx, "read collections", err)
@@ -137,10 +146,7 @@ func (s *SearchService) ReadCollections(ctx context.Context, read func(geo.Store
 			return err
 		}
 		snap.Before = geo.Position(b)
-		scan := func(collection string, fn func(geo.StoredThing) error) error {
-			return scanCollection(ctx, tx, collection, fn)
-		}
-		readErr = read(snap, scan)
+		readErr = read(snap, txScanner{ctx: ctx, tx: tx})
 		return readErr
 	})
 	if readErr != nil {
@@ -174,9 +180,42 @@ func readHeads(ctx context.Context, tx pgx.Tx) (geo.StoreSnapshot, error) {
 	return snap, classify(ctx, "read collections", err)
 }
 
-// scanCollection calls fn with every thing of collection, in id order.
-func scanCollection(ctx context.Context, tx pgx.Tx, collection string, fn func(geo.StoredThing) error) error {
-	rows, err := tx.Query(ctx, collectionThingsSQL, collection)
+// txScanner is ReadCollections' geo.SnapshotScanner: its transaction.
+type txScanner struct {
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (s txScanner) Scan(collection string, fn func(geo.StoredThing) error) error {
+	return scanThings(s.ctx, s.tx, fn, collectionThingsSQL, collection)
+}
+
+func (s txScanner) ScanSince(collection, since string, fn func(geo.StoredThing) error) error {
+	return scanThings(s.ctx, s.tx, fn, collectionThingsSinceSQL, collection, since)
+}
+
+func (s txScanner) ScanIDs(collection string, fn func(int64) error) error {
+	rows, err := s.tx.Query(s.ctx, collectionIDsSQL, collection)
+	if err != nil {
+		return classify(s.ctx, "read collection", err)
+	}
+	defer rows.Close()
+	var id int64
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return classify(s.ctx, "read collection", err)
+		}
+		if err := fn(id); err != nil {
+			return err
+		}
+	}
+	return classify(s.ctx, "read collection", rows.Err())
+}
+
+// scanThings calls fn with every thing sql (collectionThingsSQL's columns)
+// returns.
+func scanThings(ctx context.Context, tx pgx.Tx, fn func(geo.StoredThing) error, sql string, args ...any) error {
+	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
 		return classify(ctx, "read collection", err)
 	}

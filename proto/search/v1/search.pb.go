@@ -1908,8 +1908,8 @@ func (x *Collection) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// LocateRequest carries one point of a Locate stream, and in the first
-// message optionally the stream's options.
+// LocateRequest carries one point of a Locate stream (id and point), or
+// many (points), and in the first message optionally the stream's options.
 type LocateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// options may be set on the first message only (a later one ends the
@@ -1921,7 +1921,13 @@ type LocateRequest struct {
 	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
 	// point is the position to locate; a message without options must have
 	// one (an answer with an error otherwise).
-	Point         *Point `protobuf:"bytes,3,opt,name=point,proto3" json:"point,omitempty"`
+	Point *Point `protobuf:"bytes,3,opt,name=point,proto3" json:"point,omitempty"`
+	// points, when not empty, are many points in one message (at most
+	// 10,000), each answered as a message of its own would be, in order, in
+	// the answers of LocateResponses: the bulk form, which saves a message
+	// per point each way. A message with points must not set id or point
+	// (INVALID_ARGUMENT ends the stream).
+	Points        []*LocatePoint `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1977,6 +1983,68 @@ func (x *LocateRequest) GetPoint() *Point {
 	return nil
 }
 
+func (x *LocateRequest) GetPoints() []*LocatePoint {
+	if x != nil {
+		return x.Points
+	}
+	return nil
+}
+
+// LocatePoint is one point of LocateRequest.points.
+type LocatePoint struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the client's name for the point, as LocateRequest.id.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// point is the position to locate (an answer with an error without one).
+	Point         *Point `protobuf:"bytes,2,opt,name=point,proto3" json:"point,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocatePoint) Reset() {
+	*x = LocatePoint{}
+	mi := &file_search_v1_search_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocatePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocatePoint) ProtoMessage() {}
+
+func (x *LocatePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocatePoint.ProtoReflect.Descriptor instead.
+func (*LocatePoint) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LocatePoint) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LocatePoint) GetPoint() *Point {
+	if x != nil {
+		return x.Point
+	}
+	return nil
+}
+
 // LocateOptions scope every point of a Locate stream, as the fields of the
 // same names scope a SearchRequest.
 type LocateOptions struct {
@@ -2014,7 +2082,7 @@ type LocateOptions struct {
 
 func (x *LocateOptions) Reset() {
 	*x = LocateOptions{}
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2094,7 @@ func (x *LocateOptions) String() string {
 func (*LocateOptions) ProtoMessage() {}
 
 func (x *LocateOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2107,7 @@ func (x *LocateOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateOptions.ProtoReflect.Descriptor instead.
 func (*LocateOptions) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LocateOptions) GetCollections() []string {
@@ -2122,14 +2190,20 @@ type LocateResponse struct {
 	Things []*Thing `protobuf:"bytes,2,rep,name=things,proto3" json:"things,omitempty"`
 	// error is set when the point could not be located (e.g. NaN or out of
 	// range); things is then empty.
-	Error         *LocateError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Error *LocateError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// answers, when not empty, answer the points of a LocateRequest that
+	// carried points, in order, each as a LocateResponse of its own (id,
+	// things, error; never answers); id, things and error are then unset. A
+	// request's answers may be split over several consecutive responses
+	// (each at most about a megabyte), never mixed with another request's.
+	Answers       []*LocateResponse `protobuf:"bytes,4,rep,name=answers,proto3" json:"answers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2141,7 +2215,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2154,7 +2228,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LocateResponse) GetId() string {
@@ -2178,6 +2252,13 @@ func (x *LocateResponse) GetError() *LocateError {
 	return nil
 }
 
+func (x *LocateResponse) GetAnswers() []*LocateResponse {
+	if x != nil {
+		return x.Answers
+	}
+	return nil
+}
+
 // LocateError says why one point of a Locate stream was not located.
 type LocateError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2191,7 +2272,7 @@ type LocateError struct {
 
 func (x *LocateError) Reset() {
 	*x = LocateError{}
-	mi := &file_search_v1_search_proto_msgTypes[25]
+	mi := &file_search_v1_search_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2284,7 @@ func (x *LocateError) String() string {
 func (*LocateError) ProtoMessage() {}
 
 func (x *LocateError) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[25]
+	mi := &file_search_v1_search_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2297,7 @@ func (x *LocateError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateError.ProtoReflect.Descriptor instead.
 func (*LocateError) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{25}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LocateError) GetCode() string {
@@ -2250,7 +2331,7 @@ type TrackRequest struct {
 
 func (x *TrackRequest) Reset() {
 	*x = TrackRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[26]
+	mi := &file_search_v1_search_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2343,7 @@ func (x *TrackRequest) String() string {
 func (*TrackRequest) ProtoMessage() {}
 
 func (x *TrackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[26]
+	mi := &file_search_v1_search_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2356,7 @@ func (x *TrackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRequest.ProtoReflect.Descriptor instead.
 func (*TrackRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{26}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *TrackRequest) GetDevice() string {
@@ -2324,7 +2405,7 @@ type TrackResponse struct {
 
 func (x *TrackResponse) Reset() {
 	*x = TrackResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[27]
+	mi := &file_search_v1_search_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2417,7 @@ func (x *TrackResponse) String() string {
 func (*TrackResponse) ProtoMessage() {}
 
 func (x *TrackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[27]
+	mi := &file_search_v1_search_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2430,7 @@ func (x *TrackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackResponse.ProtoReflect.Descriptor instead.
 func (*TrackResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{27}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TrackResponse) GetEvents() []*FenceEvent {
@@ -2385,7 +2466,7 @@ type TrackError struct {
 
 func (x *TrackError) Reset() {
 	*x = TrackError{}
-	mi := &file_search_v1_search_proto_msgTypes[28]
+	mi := &file_search_v1_search_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2397,7 +2478,7 @@ func (x *TrackError) String() string {
 func (*TrackError) ProtoMessage() {}
 
 func (x *TrackError) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[28]
+	mi := &file_search_v1_search_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2410,7 +2491,7 @@ func (x *TrackError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackError.ProtoReflect.Descriptor instead.
 func (*TrackError) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{28}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TrackError) GetCode() string {
@@ -2449,7 +2530,7 @@ type FenceEvent struct {
 
 func (x *FenceEvent) Reset() {
 	*x = FenceEvent{}
-	mi := &file_search_v1_search_proto_msgTypes[29]
+	mi := &file_search_v1_search_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2461,7 +2542,7 @@ func (x *FenceEvent) String() string {
 func (*FenceEvent) ProtoMessage() {}
 
 func (x *FenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[29]
+	mi := &file_search_v1_search_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2474,7 +2555,7 @@ func (x *FenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FenceEvent.ProtoReflect.Descriptor instead.
 func (*FenceEvent) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{29}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FenceEvent) GetDevice() string {
@@ -2544,7 +2625,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[30]
+	mi := &file_search_v1_search_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2637,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[30]
+	mi := &file_search_v1_search_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2650,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{30}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchEventsRequest) GetFollow() bool {
@@ -2730,11 +2811,15 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\x03R\x05count\x12*\n" +
 	"\x04bbox\x18\x03 \x01(\v2\x16.search.v1.BoundingBoxR\x04bbox\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"{\n" +
+	"updateTime\"\xab\x01\n" +
 	"\rLocateRequest\x122\n" +
 	"\aoptions\x18\x01 \x01(\v2\x18.search.v1.LocateOptionsR\aoptions\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12&\n" +
-	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\"\xc5\x03\n" +
+	"\x05point\x18\x03 \x01(\v2\x10.search.v1.PointR\x05point\x12.\n" +
+	"\x06points\x18\x04 \x03(\v2\x16.search.v1.LocatePointR\x06points\"E\n" +
+	"\vLocatePoint\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12&\n" +
+	"\x05point\x18\x02 \x01(\v2\x10.search.v1.PointR\x05point\"\xc5\x03\n" +
 	"\rLocateOptions\x12 \n" +
 	"\vcollections\x18\x01 \x03(\tR\vcollections\x12/\n" +
 	"\x05where\x18\x02 \x03(\v2\x19.search.v1.PropertyFilterR\x05where\x12\x14\n" +
@@ -2747,11 +2832,12 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x14coordinate_precision\x18\t \x01(\x05H\x00R\x13coordinatePrecision\x88\x01\x01\x12+\n" +
 	"\x11consistency_token\x18\n" +
 	" \x01(\tR\x10consistencyTokenB\x17\n" +
-	"\x15_coordinate_precision\"x\n" +
+	"\x15_coordinate_precision\"\xad\x01\n" +
 	"\x0eLocateResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12(\n" +
 	"\x06things\x18\x02 \x03(\v2\x10.search.v1.ThingR\x06things\x12,\n" +
-	"\x05error\x18\x03 \x01(\v2\x16.search.v1.LocateErrorR\x05error\";\n" +
+	"\x05error\x18\x03 \x01(\v2\x16.search.v1.LocateErrorR\x05error\x123\n" +
+	"\aanswers\x18\x04 \x03(\v2\x19.search.v1.LocateResponseR\aanswers\";\n" +
 	"\vLocateError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\x9e\x01\n" +
@@ -2819,7 +2905,7 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 }
 
 var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_search_v1_search_proto_goTypes = []any{
 	(Relation)(0),                    // 0: search.v1.Relation
 	(FenceEventType)(0),              // 1: search.v1.FenceEventType
@@ -2846,80 +2932,84 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*ListCollectionsResponse)(nil),  // 22: search.v1.ListCollectionsResponse
 	(*Collection)(nil),               // 23: search.v1.Collection
 	(*LocateRequest)(nil),            // 24: search.v1.LocateRequest
-	(*LocateOptions)(nil),            // 25: search.v1.LocateOptions
-	(*LocateResponse)(nil),           // 26: search.v1.LocateResponse
-	(*LocateError)(nil),              // 27: search.v1.LocateError
-	(*TrackRequest)(nil),             // 28: search.v1.TrackRequest
-	(*TrackResponse)(nil),            // 29: search.v1.TrackResponse
-	(*TrackError)(nil),               // 30: search.v1.TrackError
-	(*FenceEvent)(nil),               // 31: search.v1.FenceEvent
-	(*WatchEventsRequest)(nil),       // 32: search.v1.WatchEventsRequest
-	(*fieldmaskpb.FieldMask)(nil),    // 33: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 34: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 35: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
+	(*LocatePoint)(nil),              // 25: search.v1.LocatePoint
+	(*LocateOptions)(nil),            // 26: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 27: search.v1.LocateResponse
+	(*LocateError)(nil),              // 28: search.v1.LocateError
+	(*TrackRequest)(nil),             // 29: search.v1.TrackRequest
+	(*TrackResponse)(nil),            // 30: search.v1.TrackResponse
+	(*TrackError)(nil),               // 31: search.v1.TrackError
+	(*FenceEvent)(nil),               // 32: search.v1.FenceEvent
+	(*WatchEventsRequest)(nil),       // 33: search.v1.WatchEventsRequest
+	(*fieldmaskpb.FieldMask)(nil),    // 34: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 35: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 36: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	2,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	5,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
 	3,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
 	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
-	33, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
-	34, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	34, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	35, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
 	7,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	35, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	36, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
 	3,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	35, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	36, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
 	9,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
 	11, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
 	11, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
 	15, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
 	14, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
-	36, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
-	33, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	37, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
+	34, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
 	23, // 17: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
 	3,  // 18: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	36, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	25, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	37, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	26, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
 	2,  // 21: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	5,  // 22: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	33, // 23: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
-	7,  // 24: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	27, // 25: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	2,  // 26: search.v1.TrackRequest.point:type_name -> search.v1.Point
-	36, // 27: search.v1.TrackRequest.time:type_name -> google.protobuf.Timestamp
-	31, // 28: search.v1.TrackResponse.events:type_name -> search.v1.FenceEvent
-	30, // 29: search.v1.TrackResponse.error:type_name -> search.v1.TrackError
-	1,  // 30: search.v1.FenceEvent.type:type_name -> search.v1.FenceEventType
-	2,  // 31: search.v1.FenceEvent.point:type_name -> search.v1.Point
-	36, // 32: search.v1.FenceEvent.time:type_name -> google.protobuf.Timestamp
-	4,  // 33: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	4,  // 34: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	8,  // 35: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	12, // 36: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	16, // 37: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	17, // 38: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	19, // 39: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	21, // 40: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	24, // 41: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	28, // 42: search.v1.SearchService.Track:input_type -> search.v1.TrackRequest
-	32, // 43: search.v1.SearchService.WatchEvents:input_type -> search.v1.WatchEventsRequest
-	6,  // 44: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	7,  // 45: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	10, // 46: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	13, // 47: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	7,  // 48: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	18, // 49: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	20, // 50: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	22, // 51: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	26, // 52: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	29, // 53: search.v1.SearchService.Track:output_type -> search.v1.TrackResponse
-	31, // 54: search.v1.SearchService.WatchEvents:output_type -> search.v1.FenceEvent
-	44, // [44:55] is the sub-list for method output_type
-	33, // [33:44] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	25, // 22: search.v1.LocateRequest.points:type_name -> search.v1.LocatePoint
+	2,  // 23: search.v1.LocatePoint.point:type_name -> search.v1.Point
+	5,  // 24: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	34, // 25: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	7,  // 26: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	28, // 27: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	27, // 28: search.v1.LocateResponse.answers:type_name -> search.v1.LocateResponse
+	2,  // 29: search.v1.TrackRequest.point:type_name -> search.v1.Point
+	37, // 30: search.v1.TrackRequest.time:type_name -> google.protobuf.Timestamp
+	32, // 31: search.v1.TrackResponse.events:type_name -> search.v1.FenceEvent
+	31, // 32: search.v1.TrackResponse.error:type_name -> search.v1.TrackError
+	1,  // 33: search.v1.FenceEvent.type:type_name -> search.v1.FenceEventType
+	2,  // 34: search.v1.FenceEvent.point:type_name -> search.v1.Point
+	37, // 35: search.v1.FenceEvent.time:type_name -> google.protobuf.Timestamp
+	4,  // 36: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	4,  // 37: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	8,  // 38: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	12, // 39: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	16, // 40: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	17, // 41: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	19, // 42: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	21, // 43: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	24, // 44: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	29, // 45: search.v1.SearchService.Track:input_type -> search.v1.TrackRequest
+	33, // 46: search.v1.SearchService.WatchEvents:input_type -> search.v1.WatchEventsRequest
+	6,  // 47: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	7,  // 48: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	10, // 49: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	13, // 50: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	7,  // 51: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	18, // 52: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	20, // 53: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	22, // 54: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	27, // 55: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	30, // 56: search.v1.SearchService.Track:output_type -> search.v1.TrackResponse
+	32, // 57: search.v1.SearchService.WatchEvents:output_type -> search.v1.FenceEvent
+	47, // [47:58] is the sub-list for method output_type
+	36, // [36:47] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -2929,14 +3019,14 @@ func file_search_v1_search_proto_init() {
 	}
 	file_search_v1_search_proto_msgTypes[2].OneofWrappers = []any{}
 	file_search_v1_search_proto_msgTypes[5].OneofWrappers = []any{}
-	file_search_v1_search_proto_msgTypes[23].OneofWrappers = []any{}
+	file_search_v1_search_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
