@@ -227,12 +227,19 @@ func compareKeys(a, b geo.DeviceKey) int {
 // Report sends fence.devices (device states kept, per collection counted
 // apart) and fence.outbox (events not yet trimmed: published or waiting).
 func (f *FenceStore) Report(ctx context.Context, m metrics.Metrics) {
-	var devices, outbox int64
-	if err := f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox); err != nil {
+	devices, outbox, err := f.Counts(ctx)
+	if err != nil {
 		return // the database is away: the readiness check says so
 	}
 	m.Gauge("fence.devices", devices)
 	m.Gauge("fence.outbox", outbox)
+}
+
+// Counts returns the device states stored and the outbox's events not yet
+// trimmed.
+func (f *FenceStore) Counts(ctx context.Context) (devices, outbox int64, err error) {
+	err = f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox)
+	return devices, outbox, classify(ctx, "count fence states", err)
 }
 
 // Offsets implements geo.FenceStore.
