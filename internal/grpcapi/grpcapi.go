@@ -173,6 +173,9 @@ type Info struct {
 	// MemoryIndexes, when set, lists the collections of the instance's
 	// in-memory index.
 	MemoryIndexes func() []geo.MemoryIndex
+	// Geofence, when set, is the instance's geofencing; ok false when it
+	// is off.
+	Geofence func(context.Context) (status geo.FenceStatus, ok bool)
 }
 
 // RejectedSetting is a configuration value the instance refused, as Monitor
@@ -387,6 +390,13 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 	if s.info.MemoryIndexes != nil {
 		for _, m := range s.info.MemoryIndexes() {
 			resp.MemoryIndexes = append(resp.MemoryIndexes, memoryIndexToProto(m))
+		}
+	}
+	if s.info.Geofence != nil {
+		if f, ok := s.info.Geofence(ctx); ok {
+			resp.Geofence = &searchv1.GeofenceStatus{PositionsConsumed: f.PositionsConsumed, PositionsRejected: f.PositionsRejected,
+				PositionsStale: f.PositionsStale, Events: f.Events, EventsPublished: f.EventsPublished, ConsumerLag: f.ConsumerLag,
+				DevicesTracked: f.DevicesTracked, Outbox: f.Outbox}
 		}
 	}
 	return resp, nil
