@@ -107,5 +107,6 @@ func (f *fencing) status(ctx context.Context) (geo.FenceStatus, bool) {
 func (f *fencing) serve(api *grpcapi.Server) {
 	if f != nil {
 		api.SetFencing(f.tracker, f.events)
+		api.SetFenceStatus(f.status)
 	}
 }

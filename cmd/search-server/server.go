@@ -167,7 +167,6 @@ func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server
 		Version:       buildVersion(),
 		Started:       time.Now(),
 		MemoryIndexes: index.Status,
-		Geofence:      fence.status,
 	}, m)
 	fence.serve(api)
 	searchv1.RegisterSearchServiceServer(gs, api)

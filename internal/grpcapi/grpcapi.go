@@ -173,9 +173,6 @@ type Info struct {
 	// MemoryIndexes, when set, lists the collections of the instance's
 	// in-memory index.
 	MemoryIndexes func() []geo.MemoryIndex
-	// Geofence, when set, is the instance's geofencing; ok false when it
-	// is off.
-	Geofence func(context.Context) (status geo.FenceStatus, ok bool)
 }
 
 // RejectedSetting is a configuration value the instance refused, as Monitor
@@ -248,7 +245,9 @@ type Server struct {
 	rejected atomic.Pointer[[]RejectedSetting]
 	// tracker and events serve Track and WatchEvents; nil: fencing is off.
 	tracker *geo.Tracker
-	events  geo.EventSource
+	// fenceStatus is the geofencing Monitor reports (SetFenceStatus).
+	fenceStatus func(context.Context) (geo.FenceStatus, bool)
+	events      geo.EventSource
 }
 
 // NewServer returns a Server answering from svc. It reports search.results
@@ -392,8 +391,8 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 			resp.MemoryIndexes = append(resp.MemoryIndexes, memoryIndexToProto(m))
 		}
 	}
-	if s.info.Geofence != nil {
-		if f, ok := s.info.Geofence(ctx); ok {
+	if s.fenceStatus != nil {
+		if f, ok := s.fenceStatus(ctx); ok {
 			resp.Geofence = &searchv1.GeofenceStatus{PositionsConsumed: f.PositionsConsumed, PositionsRejected: f.PositionsRejected,
 				PositionsStale: f.PositionsStale, Events: f.Events, EventsPublished: f.EventsPublished, ConsumerLag: f.ConsumerLag,
 				DevicesTracked: f.DevicesTracked, Outbox: f.Outbox}
