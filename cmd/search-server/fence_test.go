@@ -169,6 +169,7 @@ func TestGeofenceThroughKafkaSurvivesKill9(t *testing.T) {
 	b := startProc(t, env)
 	applied := func() int64 { return dbCount(t, dbURL, `SELECT coalesce(sum(next_offset), 0) FROM fence_offset`) }
 	waitUntil(t, "a third of the positions applied", scale*2*time.Minute, func() bool { return applied() >= int64(len(positions))/3 })
+	killedAt := applied()
 	if err := a.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
 		t.Fatal(err)
 	}
@@ -185,6 +186,7 @@ func TestGeofenceThroughKafkaSurvivesKill9(t *testing.T) {
 		}
 	}
 	want := oracle(t, svc, positions)
+	t.Logf("%d devices × %d positions, an instance killed with %d of them applied: the oracle has %d events", devices, perDevice, killedAt, len(want))
 	if len(want) < 1000 {
 		t.Fatalf("the oracle sees only %d events: the walk tests too little", len(want))
 	}
