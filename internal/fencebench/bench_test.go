@@ -2,7 +2,6 @@ package fencebench_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -58,7 +57,7 @@ func newFixture(b *testing.B) *fixture {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	reg := memindex.NewRegistry(svc, memindex.Config{Mode: "on", BudgetBytes: 1 << 30, PollInterval: time.Second}, logger)
 	lookups := memindex.NewSearchService(svc, reg, metrics.Nop{})
-	if _, err := lookups.Import(ctx, geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: grid(100)}); err != nil {
+	if _, err := lookups.Import(ctx, geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: geotest.Grid(100, nil)}); err != nil {
 		b.Fatal(err)
 	}
 	if err := reg.Refresh(ctx); err != nil {
@@ -80,18 +79,6 @@ func newFixture(b *testing.B) *fixture {
 	f.positions = kafka.NewPositions(f.cfg, brokers, tracker, store, logger, metrics.Nop{})
 	go f.relay.Run(rctx)
 	return f
-}
-
-// grid is n × n square cells over the whole world.
-func grid(n int) []geo.Feature {
-	var fs []geo.Feature
-	for i := range n {
-		for j := range n {
-			x, y := -180+float64(i)*360/float64(n), -90+float64(j)*180/float64(n)
-			fs = append(fs, geotest.Square(fmt.Sprintf("cell %d %d", i, j), fmt.Sprintf("%d-%d", i, j), nil, x, y, x+360/float64(n), y+180/float64(n)))
-		}
-	}
-	return fs
 }
 
 // round is the positions of round r: every device's perDevice next steps,
