@@ -132,7 +132,8 @@ fuzz-cql2:
 ##        concurrency, runs search-client locate on a million points, prints
 ##        the table and writes the plots into docs/bench/); then the Go
 ##        benchmarks, three rounds each, and the in-memory index's exhaustive
-##        comparison with PostGIS (1M points, every edge, the 100k grid).
+##        comparison with PostGIS (1M points, every edge, the 100k grid),
+##        and the geofencing kill -9 test at 1,000 devices × 200 positions.
 ##        Compare ratios within one run.
 ##        BENCHFLAGS adds flags, e.g. BENCHFLAGS="--soak 10m" or "--json";
 ##        shorter: BENCHFLAGS="--rounds 1 --duration 3s --cli-points 100000"
@@ -142,6 +143,7 @@ bench: deps build consul
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	cd $(BENCH) && $(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	$(GO) test -run '^TestMatchesPostGIS$$' -count=1 -timeout 60m -v ./internal/memindex/ -args -exhaustive
+	$(GO) test -run '^TestGeofenceThroughKafkaSurvivesKill9$$' -count=1 -timeout 60m -v ./cmd/search-server/ -args -fence-size 1000x200
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any
 ##       crasher found live in the packages' testdata/fuzz and run in make test

@@ -19,7 +19,7 @@ func newMonitorCommand(o *options) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Show the server's counts, identity, and the configuration values it rejected",
+		Short: "Show the server's counts, identity, geofencing, and the configuration values it rejected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -33,6 +33,11 @@ func newMonitorCommand(o *options) *cobra.Command {
 				up := time.Duration(resp.GetUptimeSeconds() * float64(time.Second)).Round(time.Second)
 				fmt.Fprintf(o.stdout, "things:    %d\nparts:     %d\ninstance:  %s\nversion:   %s\nuptime:    %s\n",
 					resp.GetNThings(), resp.GetNParts(), resp.GetInstanceId(), resp.GetVersion(), up)
+				if g := resp.GetGeofence(); g != nil {
+					fmt.Fprintf(o.stdout, "geofence:  %d positions consumed (%d rejected, %d stale), %d events, %d published, lag %d, %d devices, outbox %d\n",
+						g.GetPositionsConsumed(), g.GetPositionsRejected(), g.GetPositionsStale(), g.GetEvents(),
+						g.GetEventsPublished(), g.GetConsumerLag(), g.GetDevicesTracked(), g.GetOutbox())
+				}
 				// Values the instance refused and runs without (at the
 				// default, or the previous value): worth a look.
 				for _, r := range resp.GetRejectedSettings() {

@@ -80,15 +80,11 @@ func newLocateCommand(o *options) *cobra.Command {
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
-			conn, err := o.dial(cmd.Context())
+			conn, ctx, cancel, err := o.streamCall(cmd)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			ctx, cancel := context.WithCancel(cmd.Context())
-			if cmd.Flags().Changed("timeout") {
-				ctx, cancel = o.callContext(cmd.Context())
-			}
 			defer cancel()
 			stream, err := searchv1.NewSearchServiceClient(conn).Locate(ctx)
 			if err != nil {
@@ -151,30 +147,18 @@ func (lf *locateFlags) options(f *pflag.FlagSet) (*searchv1.LocateOptions, error
 // when the answers are not read fast enough.
 func runLocate(stream searchv1.SearchService_LocateClient, cancel context.CancelFunc, opts *searchv1.LocateOptions,
 	points *pointReader, o *options, asCSV bool, prog *progress) error {
-	sendDone := make(chan error, 1)
-	go func() {
-		err := stream.Send(&searchv1.LocateRequest{Options: opts})
-		for err == nil {
-			var req *searchv1.LocateRequest
-			req, err = points.nextMessage()
-			if errors.Is(err, io.EOF) {
-				err = stream.CloseSend()
-				break
-			}
-			if err != nil {
-				err = exitError{exitUsage, err}
-				cancel() // the answers stop too
-				break
-			}
-			if err = stream.Send(req); err == nil {
-				prog.addSentN(max(len(req.Points), 1))
-			}
-		}
-		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
-			err = nil
-		}
-		sendDone <- err
-	}()
+	// The options go first, then the points; an EOF here is the server
+	// ending the stream, which Recv explains.
+	var sendDone <-chan error
+	if err := stream.Send(&searchv1.LocateRequest{Options: opts}); err != nil && !errors.Is(err, io.EOF) {
+		failed := make(chan error, 1)
+		failed <- err
+		sendDone = failed
+	} else {
+		sendDone = sendAll(stream, points.nextMessage, cancel, func(req *searchv1.LocateRequest) {
+			prog.addSentN(max(len(req.Points), 1))
+		})
+	}
 
 	out := bufio.NewWriterSize(o.stdout, 1<<16)
 	cw := csv.NewWriter(out)

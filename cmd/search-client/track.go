@@ -56,15 +56,11 @@ run (exit 2). The stream has no deadline unless --timeout is given.`,
 			if err != nil {
 				return exitError{exitUsage, err}
 			}
-			conn, err := o.dial(cmd.Context())
+			conn, ctx, cancel, err := o.streamCall(cmd)
 			if err != nil {
 				return err
 			}
 			defer conn.Close()
-			ctx, cancel := context.WithCancel(cmd.Context())
-			if cmd.Flags().Changed("timeout") {
-				ctx, cancel = o.callContext(cmd.Context())
-			}
 			defer cancel()
 			stream, err := searchv1.NewSearchServiceClient(conn).Track(ctx)
 			if err != nil {
@@ -78,31 +74,10 @@ run (exit 2). The stream has no deadline unless --timeout is given.`,
 	return cmd
 }
 
-// runTrack sends the positions on a goroutine while this one prints the
-// events of the answers.
+// runTrack sends the positions (sendAll) while it prints the events of
+// the answers.
 func runTrack(stream searchv1.SearchService_TrackClient, cancel context.CancelFunc, positions *positionReader, o *options) error {
-	sendDone := make(chan error, 1)
-	go func() {
-		var err error
-		for err == nil {
-			var req *searchv1.TrackRequest
-			req, err = positions.next()
-			if errors.Is(err, io.EOF) {
-				err = stream.CloseSend()
-				break
-			}
-			if err != nil {
-				err = exitError{exitUsage, err}
-				cancel()
-				break
-			}
-			err = stream.Send(req)
-		}
-		if errors.Is(err, io.EOF) { // the server ended the stream: Recv says why
-			err = nil
-		}
-		sendDone <- err
-	}()
+	sendDone := sendAll(stream, positions.next, cancel, nil)
 	out := bufio.NewWriterSize(o.stdout, 1<<16)
 	var answered, events, stale, rejected int
 	var recvErr error

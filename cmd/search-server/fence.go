@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -24,6 +25,8 @@ type fencing struct {
 	events    kafka.EventReader
 	relay     *kafka.Relay
 	positions *kafka.Positions
+	topics    func(context.Context) error // creates the topics
+	logger    *slog.Logger
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -48,6 +51,8 @@ func newFencing(ctx context.Context, cfg serverConfig, app string, timeout *post
 		events:    kafka.EventReader{Brokers: brokers, Topic: cfg.Fence.EventsTopic},
 		relay:     kafka.NewRelay(cfg.Fence, brokers, store, logger, m),
 		positions: kafka.NewPositions(cfg.Fence, brokers, tracker, store, logger, m),
+		topics:    func(ctx context.Context) error { return kafka.CreateFenceTopics(ctx, brokers, cfg.Fence) },
+		logger:    logger,
 	}, nil
 }
 
@@ -58,8 +63,17 @@ func (f *fencing) start(ctx context.Context) {
 		return
 	}
 	ctx, f.cancel = context.WithCancel(ctx)
-	f.wg.Go(func() { f.relay.Run(ctx) })
-	f.wg.Go(func() { f.positions.Run(ctx) })
+	f.wg.Go(func() {
+		// The topics first, when Kafka answers soon (make up's stacks
+		// rely on it); else the clients create them as they use them.
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := f.topics(tctx); err != nil && ctx.Err() == nil {
+			f.logger.Warn("geofencing topics not created; the clients will create them as they use them", "error", err.Error())
+		}
+		cancel()
+		f.wg.Go(func() { f.relay.Run(ctx) })
+		f.positions.Run(ctx)
+	})
 }
 
 // stop ends the consumer and the relay (what they had not committed is
@@ -75,9 +89,24 @@ func (f *fencing) stop() {
 	f.pool.Close()
 }
 
+// status is the geofencing's counts for Monitor; ok false when fencing is
+// off. The stored counts are left at zero when the database does not
+// answer.
+func (f *fencing) status(ctx context.Context) (geo.FenceStatus, bool) {
+	if f == nil {
+		return geo.FenceStatus{}, false
+	}
+	c := f.positions.Counts()
+	st := geo.FenceStatus{PositionsConsumed: c.Consumed, PositionsRejected: c.Rejected, PositionsStale: c.Stale,
+		Events: c.Events, EventsPublished: f.relay.Published(), ConsumerLag: c.Lag}
+	st.DevicesTracked, st.Outbox, _ = f.store.Counts(ctx)
+	return st, true
+}
+
 // serve gives api the Track and WatchEvents RPCs.
 func (f *fencing) serve(api *grpcapi.Server) {
 	if f != nil {
 		api.SetFencing(f.tracker, f.events)
+		api.SetFenceStatus(f.status)
 	}
 }

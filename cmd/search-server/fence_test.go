@@ -2,14 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
@@ -47,10 +54,26 @@ func fenceFixture(t *testing.T) (dbURL string, svc *postgis.SearchService) {
 }
 
 // oracle is the events positions cause by Search's answers, per device in
-// seq order.
+// seq order. The searches run four at a time (the big kill test asks
+// 200,000).
 func oracle(t *testing.T, svc geo.SearchService, positions []geo.Fix) []geo.Event {
 	t.Helper()
-	want := geotest.OracleEvents(positions, func(i int) []geo.FenceThing { return geotest.SearchInside(t, svc, positions[i]) })
+	inside := make([][]geo.FenceThing, len(positions))
+	errs := make([]error, len(positions))
+	var wg sync.WaitGroup
+	const workers = 4
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(positions); i += workers {
+				inside[i], errs[i] = geotest.Inside(svc, positions[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	want := geotest.OracleEvents(positions, func(i int) []geo.FenceThing { return inside[i] })
 	geotest.SortEvents(want)
 	return want
 }
@@ -103,7 +126,12 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 	}
 }
 
+// fenceSize is the kill test's devices × positions per device: small in
+// make test, the issue's 1,000 × 200 in make bench.
+var fenceSize = flag.String("fence-size", "150x40", "devices × positions per device of TestGeofenceThroughKafkaSurvivesKill9, as DxN")
+
 // TestGeofenceThroughKafkaSurvivesKill9 replays 150 devices × 40 positions
+// (-fence-size; make bench: 1,000 × 200)
 // through the positions topic into two server processes, kills one with
 // SIGKILL once about a third is applied, starts it again, and reads the
 // events topic as a read_committed consumer: exactly the events an oracle
@@ -113,7 +141,17 @@ func TestGeofenceThroughKafkaSurvivesKill9(t *testing.T) {
 	t.Parallel()
 	broker := kafkatest.Start(t)
 	dbURL, svc := fenceFixture(t)
-	positions := geotest.Tracks(28, "zones", 150, 40, 4, time.Now().Add(-2*time.Hour).Truncate(time.Millisecond).UTC())
+	var devices, perDevice int
+	if _, err := fmt.Sscanf(*fenceSize, "%dx%d", &devices, &perDevice); err != nil || devices < 1 || perDevice < 1 {
+		t.Fatalf("-fence-size %q: want devices x positions, e.g. 1000x200", *fenceSize)
+	}
+	positions := geotest.Tracks(28, "zones", devices, perDevice, 4, time.Now().Add(-2*time.Hour).Truncate(time.Millisecond).UTC())
+	// Batches of 50 make many transactions to kill in the middle of; the
+	// big size takes batches of 1,000 and more time.
+	batch, scale := 50, time.Duration(1)
+	if len(positions) > 50_000 {
+		batch, scale = 1000, time.Duration(len(positions)/20_000)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr()), kgo.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatal(err)
@@ -126,20 +164,29 @@ func TestGeofenceThroughKafkaSurvivesKill9(t *testing.T) {
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true", "FENCE_BATCH": "50", "LOG_LEVEL": "debug"}
+	env := map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true", "FENCE_BATCH": strconv.Itoa(batch), "LOG_LEVEL": "debug"}
 	a := startProc(t, env)
-	startProc(t, env)
+	b := startProc(t, env)
 	applied := func() int64 { return dbCount(t, dbURL, `SELECT coalesce(sum(next_offset), 0) FROM fence_offset`) }
-	waitUntil(t, "a third of the positions applied", 2*time.Minute, func() bool { return applied() >= int64(len(positions))/3 })
+	waitUntil(t, "a third of the positions applied", scale*2*time.Minute, func() bool { return applied() >= int64(len(positions))/3 })
+	killedAt := applied()
 	if err := a.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
 		t.Fatal(err)
 	}
 	_ = a.wait(t)
-	startProc(t, env)
-	waitUntil(t, "every position applied and every event relayed", 3*time.Minute, func() bool {
+	c := startProc(t, env)
+	waitUntil(t, "every position applied and every event relayed", scale*3*time.Minute, func() bool {
 		return applied() == int64(len(positions)) && dbCount(t, dbURL, `SELECT count(*) FROM fence_outbox`) == 0
 	})
+	// The instances' consumers have every partition's last record: no lag.
+	for _, p := range []*proc{b, c} {
+		waitUntil(t, "no consumer lag in Monitor", time.Minute, func() bool { return fenceStatus(t, p.addr).GetConsumerLag() == 0 })
+		if st := fenceStatus(t, p.addr); st.GetDevicesTracked() != int64(devices) || st.GetOutbox() != 0 || st.GetPositionsRejected() != 0 {
+			t.Fatalf("Monitor's geofence = %v, want %d devices, an empty outbox, nothing rejected", st, devices)
+		}
+	}
 	want := oracle(t, svc, positions)
+	t.Logf("%d devices × %d positions, an instance killed with %d of them applied: the oracle has %d events", devices, perDevice, killedAt, len(want))
 	if len(want) < 1000 {
 		t.Fatalf("the oracle sees only %d events: the walk tests too little", len(want))
 	}
@@ -219,6 +266,12 @@ func TestGeofenceThroughTrack(t *testing.T) {
 	if diff := cmp.Diff(want, topicEvents(t, broker.Addr())); diff != "" {
 		t.Fatalf("events in the topic (-oracle +got):\n%s", diff)
 	}
+	// Track is not the positions topic: Monitor counts no consumed
+	// position, but the relay's events and the devices stored.
+	st := fenceStatus(t, ts.addr)
+	if wantSt := (&searchv1.GeofenceStatus{EventsPublished: int64(len(want)), DevicesTracked: 40}); !proto.Equal(st, wantSt) {
+		t.Fatalf("Monitor's geofence = %v, want %v", st, wantSt)
+	}
 	watch, err := ts.client.WatchEvents(context.Background(), &searchv1.WatchEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -238,6 +291,24 @@ func TestGeofenceThroughTrack(t *testing.T) {
 	if diff := cmp.Diff(want, watched); diff != "" {
 		t.Fatalf("WatchEvents (-oracle +got):\n%s", diff)
 	}
+}
+
+// fenceStatus is Monitor's geofence of the server at addr.
+func fenceStatus(t *testing.T, addr string) *searchv1.GeofenceStatus {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := searchv1.NewSearchServiceClient(conn).Monitor(context.Background(), &searchv1.MonitorRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetGeofence() == nil {
+		t.Fatal("Monitor has no geofence on a server with FENCE_ENABLED")
+	}
+	return resp.GetGeofence()
 }
 
 func eventFromProto(e *searchv1.FenceEvent) geo.Event {

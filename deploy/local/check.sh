@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the local stack (make up) works end to end, as the README says:
-# discovery through Consul DNS finds France, both instances are passing in
+# discovery through Consul DNS finds France, the README's track file makes
+# its events (answered and in the events topic), both instances are passing in
 # Consul and ship their logs to Kafka, StatsD counters land in carbon's
 # whisper files, and graphite-web renders them (the Search request rate as
 # JSON and PNG, and every graph of the service's dashboard). Exits non-zero
@@ -38,6 +39,25 @@ echo "ok: a name search pages"
 things=$("$BIN/search-client" monitor | awk '$1 == "things:" { print $2 }') || fail "monitor failed"
 [[ ${things:-0} -ge 241 ]] || fail "monitor reports ${things:-no} things, want at least the 241 sample countries"
 echo "ok: monitor answers ($things things)"
+
+# The README's track file, under a device name of this run's (a device's
+# positions are applied once: a second run of the same file is stale).
+dev="check-$(date +%s)-$$"
+out=$(sed "s/^truck-1,/$dev,/" "$ROOT/testdata/track.csv" | "$BIN/search-client" track --collection countries -) ||
+	fail "search-client track failed: $out"
+summary() { python3 -c 'import json, sys
+print(", ".join("%s %s %d" % (e["type"], e["key"], e["seq"]) for e in map(json.loads, sys.stdin) if e["device"] == sys.argv[1]))' "$1"; }
+want="enter France 1, exit France 2, enter Belgium 3"
+got=$(summary "$dev" <<<"$out")
+[[ $got == "$want" ]] || fail "track of testdata/track.csv: $got, want $want"
+for _ in $(seq 1 100); do # the relay publishes within a poll or two
+	got=$("$BIN/search-client" events | summary "$dev") || fail "search-client events failed"
+	[[ $got == "$want" ]] && break
+	sleep 0.2
+done
+[[ $got == "$want" ]] || fail "the events topic holds $got for $dev, want $want"
+grep -q '^geofence: ' <<<"$("$BIN/search-client" monitor)" || fail "monitor shows no geofence line"
+echo "ok: testdata/track.csv makes enter France, exit France, enter Belgium, answered by Track and in the events topic"
 
 passing=$("$BIN/search-client" instances | grep -c ' passing ' || true)
 [[ $passing -eq 2 ]] || fail "$passing instances passing in Consul, want 2"

@@ -12,7 +12,8 @@
 #     (deploy/graphite/dashboard.json, at /dashboard/search-service);
 #   - two search-server instances (gRPC 50051, 50052; HTTP 8090, 8091: the
 #     OGC API and /map) registered in Consul, sending metrics to StatsD and
-#     logs to the broker.
+#     logs to the broker, with geofencing on (FENCE_ENABLED: they create
+#     its positions, events and checkpoint topics on the broker).
 # Each takes its standard port when it is free and says which it took when
 # not (Consul's are required); the choice is kept in .stack/ports.env.
 #
@@ -37,6 +38,7 @@ SERVERS=(search-server-1 search-server-2)
 export CONSUL_HTTP_ADDR="127.0.0.1:8500"
 export CONSUL_DNS_ADDR="127.0.0.1:8600"
 export SERVICE_NAME="search-service"
+export FENCE_ENABLED=true
 
 as_postgres() {
 	if [[ $(id -u) -eq 0 ]]; then
@@ -275,6 +277,9 @@ up() {
 	"$BIN/search-client" logs --since 5m | grep -e "registered in consul" -e "SearchService/Search " | tail -4
 	echo
 	show_metric stats_counts.search-service.grpc.SearchService.Import.requests
+	echo
+	echo "\$ search-client track --collection countries testdata/track.csv   # geofencing (a second run: stale)"
+	"$BIN/search-client" track --collection countries "$ROOT/testdata/track.csv"
 	echo
 	echo "\$ curl -s 'http://127.0.0.1:$HTTP1_PORT/locate?lat=48.85&lng=2.35'   # the HTTP API"
 	curl -sS "http://127.0.0.1:$HTTP1_PORT/locate?lat=48.85&lng=2.35" | cut -c1-160

@@ -188,6 +188,13 @@ for i in "${!commands[@]}"; do
 	run_readme "$i"
 done
 
+step "the README's track file made its events (geofencing)"
+i_track=$(index_of 'docker compose run --rm --no-deps -v "$PWD/testdata:/data:ro" search-client track')
+for want in '"type":"enter","seq":1,.*"key":"France"' '"type":"exit","seq":2,.*"key":"France"' '"type":"enter","seq":3,.*"key":"Belgium"'; do
+	grep -q "$want" "$RUN/out.$i_track" || fail "search-client track of testdata/track.csv printed no $want"
+done
+echo "enter France, exit France, enter Belgium"
+
 step "the import job's exit code"
 compose_run import >"$RUN/import.out" 2>&1 || fail "docker compose run --rm --no-deps import: exit $?: $(tail -5 "$RUN/import.out")"
 tail -3 "$RUN/import.out"

@@ -140,6 +140,15 @@ type FenceStore interface {
 	Offsets(ctx context.Context, group, topic string) (map[int32]int64, error)
 }
 
+// FenceStatus is an instance's geofencing as Monitor reports it: its
+// positions consumer's and relay's counts since it started, and the
+// device states and outbox events stored for all instances.
+type FenceStatus struct {
+	PositionsConsumed, PositionsRejected, PositionsStale, Events int64
+	EventsPublished, ConsumerLag                                 int64
+	DevicesTracked, Outbox                                       int64
+}
+
 // OutboxMark is a position in the outbox's commit order: the transaction
 // that wrote an event and the event's id within the outbox.
 type OutboxMark struct {

@@ -246,7 +246,9 @@ type Server struct {
 	rejected atomic.Pointer[[]RejectedSetting]
 	// tracker and events serve Track and WatchEvents; nil: fencing is off.
 	tracker *geo.Tracker
-	events  geo.EventSource
+	// fenceStatus is the geofencing Monitor reports (SetFenceStatus).
+	fenceStatus func(context.Context) (geo.FenceStatus, bool)
+	events      geo.EventSource
 }
 
 // NewServer returns a Server answering from svc. It reports search.results
@@ -388,6 +390,13 @@ func (s *Server) Monitor(ctx context.Context, _ *searchv1.MonitorRequest) (*sear
 	if s.info.MemoryIndexes != nil {
 		for _, m := range s.info.MemoryIndexes() {
 			resp.MemoryIndexes = append(resp.MemoryIndexes, memoryIndexToProto(m))
+		}
+	}
+	if s.fenceStatus != nil {
+		if f, ok := s.fenceStatus(ctx); ok {
+			resp.Geofence = &searchv1.GeofenceStatus{PositionsConsumed: f.PositionsConsumed, PositionsRejected: f.PositionsRejected,
+				PositionsStale: f.PositionsStale, Events: f.Events, EventsPublished: f.EventsPublished, ConsumerLag: f.ConsumerLag,
+				DevicesTracked: f.DevicesTracked, Outbox: f.Outbox}
 		}
 	}
 	return resp, nil

@@ -20,6 +20,11 @@ func (s *Server) SetFencing(tracker *geo.Tracker, events geo.EventSource) {
 	s.tracker, s.events = tracker, events
 }
 
+// SetFenceStatus gives Monitor the instance's geofencing (ok false: off).
+func (s *Server) SetFenceStatus(status func(context.Context) (geo.FenceStatus, bool)) {
+	s.fenceStatus = status
+}
+
 // errFencingOff answers Track and WatchEvents on a server without fencing.
 var errFencingOff = geo.Errorf(geo.Unavailable, "geofencing is off on this server: it needs FENCE_ENABLED and KAFKA_BROKERS")
 

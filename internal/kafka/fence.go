@@ -1,11 +1,16 @@
 package kafka
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/geosearch/search/internal/geo"
 )
@@ -33,7 +38,7 @@ type FenceConfig struct {
 	MaxFuture time.Duration `env:"FENCE_MAX_FUTURE, default=5m"`
 	// Batch is the most positions applied, or events relayed, in one
 	// transaction.
-	Batch int `env:"FENCE_BATCH, default=1000"`
+	Batch int `env:"FENCE_BATCH, default=5000"`
 }
 
 // Validate reports every invalid setting.
@@ -120,4 +125,37 @@ func DecodePosition(key, value []byte) (geo.Fix, error) {
 func EncodePosition(f geo.Fix) []byte {
 	b, _ := json.Marshal(PositionJSON{Device: f.Device, Collection: f.Collection, Lat: &f.Point.Lat, Lng: &f.Point.Lng, Time: f.Time})
 	return b
+}
+
+// CreateFenceTopics creates cfg's topics on brokers unless they exist: the
+// positions and events topics with the broker's default partitions and
+// replication, the checkpoint topic with one partition (the relay uses
+// partition 0 only). Every instance does it at start; the first wins.
+func CreateFenceTopics(ctx context.Context, brokers []string, cfg FenceConfig) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.TimeoutMillis = 30_000
+	for _, t := range []struct {
+		name       string
+		partitions int32
+	}{{cfg.PositionsTopic, -1}, {cfg.EventsTopic, -1}, {cfg.CheckpointTopic, 1}} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = t.name, t.partitions, -1
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("create the geofencing topics: %w", err)
+	}
+	var errs []error
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", t.Topic, err))
+		}
+	}
+	return errors.Join(errs...)
 }

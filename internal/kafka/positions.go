@@ -34,6 +34,7 @@ type Positions struct {
 	next map[int32]int64
 
 	consumed, rejected, stale, events atomic.Int64
+	lag                               atomic.Int64 // at the last poll
 	// beforeApply, when set (tests), runs before each batch is applied; an
 	// error stops the consumer there, as a crash would.
 	beforeApply func(n int) error
@@ -47,11 +48,14 @@ func NewPositions(cfg FenceConfig, brokers []string, tracker *geo.Tracker, store
 // PositionCounts are what a Positions consumer did since start.
 type PositionCounts struct {
 	Consumed, Rejected, Stale, Events int64
+	// Lag is the records behind the high watermarks of the partitions of
+	// the last poll.
+	Lag int64
 }
 
 // Counts returns the consumer's counts.
 func (p *Positions) Counts() PositionCounts {
-	return PositionCounts{Consumed: p.consumed.Load(), Rejected: p.rejected.Load(), Stale: p.stale.Load(), Events: p.events.Load()}
+	return PositionCounts{Consumed: p.consumed.Load(), Rejected: p.rejected.Load(), Stale: p.stale.Load(), Events: p.events.Load(), Lag: p.lag.Load()}
 }
 
 // Run consumes until ctx ends, starting again (a new group member) after a
@@ -244,5 +248,6 @@ func (p *Positions) reportLag(fetches kgo.Fetches) {
 		}
 	})
 	p.mu.Unlock()
+	p.lag.Store(lag)
 	p.metrics.Gauge("fence.consumer_lag", lag)
 }

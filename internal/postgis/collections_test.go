@@ -54,16 +54,8 @@ func counts(t *testing.T, pool *pgxpool.Pool) (things, parts int64) {
 	return things, parts
 }
 
-func grid(n int, props map[string]any) []geo.Feature {
-	var fs []geo.Feature
-	for i := range n {
-		for j := range n {
-			x, y := -180+float64(i)*360/float64(n), -90+float64(j)*180/float64(n)
-			fs = append(fs, geotest.Square(fmt.Sprintf("cell %d %d", i, j), fmt.Sprintf("%d-%d", i, j), props, x, y, x+360/float64(n), y+180/float64(n)))
-		}
-	}
-	return fs
-}
+// grid is geotest.Grid.
+func grid(n int, props map[string]any) []geo.Feature { return geotest.Grid(n, props) }
 
 func TestCollectionsScopeSearches(t *testing.T) {
 	t.Parallel()

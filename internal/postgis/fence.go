@@ -31,9 +31,8 @@ ON CONFLICT (collection, device) DO UPDATE
 SET seq = excluded.seq, last_time = excluded.last_time, inside = excluded.inside`
 	fenceDeleteStatesSQL = `DELETE FROM fence_device
 WHERE (collection, device) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
-	fenceOutboxSQL = `INSERT INTO fence_outbox (collection, device, seq, type, thing_id, thing_key, lat, lng, at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
-    $7::float8[], $8::float8[], $9::timestamptz[])`
+	// The outbox is written with COPY: the bulk of a batch's writes.
+	fenceOutboxTable = "fence_outbox"
 	// The offset moves on only from where the batch read it (or from
 	// nothing): a consumer that lost the partition cannot apply twice.
 	fenceOffsetSQL = `INSERT INTO fence_offset (consumer_group, topic, partition, next_offset)
@@ -68,6 +67,8 @@ ORDER BY o.xid, o.id LIMIT $4::integer`
 	fenceRelayLockSQL   = `SELECT pg_try_advisory_lock(28, 1)`
 	fenceRelayUnlockSQL = `SELECT pg_advisory_unlock(28, 1)`
 )
+
+var fenceOutboxColumns = []string{"collection", "device", "seq", "type", "thing_id", "thing_key", "lat", "lng", "at"}
 
 // FenceStore implements geo.FenceStore and geo.Outbox on a pool of the
 // primary (the writing pool's URL): states, outbox and offsets.
@@ -199,16 +200,10 @@ func saveChange(ctx context.Context, tx pgx.Tx, change geo.FenceChange) error {
 	if len(change.Events) == 0 {
 		return nil
 	}
-	n := len(change.Events)
-	cs, ds, types, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	seqs, ids := make([]int64, n), make([]int64, n)
-	lats, lngs := make([]float64, n), make([]float64, n)
-	times := make([]time.Time, n)
-	for i, e := range change.Events {
-		cs[i], ds[i], types[i], keys[i] = e.Collection, e.Device, e.Type.String(), e.Thing.Key
-		seqs[i], ids[i], lats[i], lngs[i], times[i] = e.Seq, e.Thing.ID, e.Point.Lat, e.Point.Lng, e.Time
-	}
-	_, err := tx.Exec(ctx, fenceOutboxSQL, cs, ds, seqs, types, ids, keys, lats, lngs, times)
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{fenceOutboxTable}, fenceOutboxColumns, pgx.CopyFromSlice(len(change.Events), func(i int) ([]any, error) {
+		e := change.Events[i]
+		return []any{e.Collection, e.Device, e.Seq, e.Type.String(), e.Thing.ID, e.Thing.Key, e.Point.Lat, e.Point.Lng, e.Time}, nil
+	}))
 	return err
 }
 
@@ -232,12 +227,19 @@ func compareKeys(a, b geo.DeviceKey) int {
 // Report sends fence.devices (device states kept, per collection counted
 // apart) and fence.outbox (events not yet trimmed: published or waiting).
 func (f *FenceStore) Report(ctx context.Context, m metrics.Metrics) {
-	var devices, outbox int64
-	if err := f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox); err != nil {
+	devices, outbox, err := f.Counts(ctx)
+	if err != nil {
 		return // the database is away: the readiness check says so
 	}
 	m.Gauge("fence.devices", devices)
 	m.Gauge("fence.outbox", outbox)
+}
+
+// Counts returns the device states stored and the outbox's events not yet
+// trimmed.
+func (f *FenceStore) Counts(ctx context.Context) (devices, outbox int64, err error) {
+	err = f.pool.QueryRow(ctx, fenceGaugesSQL).Scan(&devices, &outbox)
+	return devices, outbox, classify(ctx, "count fence states", err)
 }
 
 // Offsets implements geo.FenceStore.

@@ -33,19 +33,29 @@ func Tracks(seed uint64, collection string, devices, n int, step float64, t0 tim
 // p in its collection (every page), by id.
 func SearchInside(t testing.TB, svc geo.SearchService, p geo.Fix) []geo.FenceThing {
 	t.Helper()
+	out, err := Inside(svc, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Inside is SearchInside returning its error, for use off a test's
+// goroutine.
+func Inside(svc geo.SearchService, p geo.Fix) ([]geo.FenceThing, error) {
 	q := geo.Query{Filter: geo.Filter{Point: &p.Point, Collections: []string{p.Collection}}, Limit: 1000}
 	page, err := svc.Search(context.Background(), q)
 	if err != nil {
-		t.Fatalf("search %v: %v", p.Point, err)
+		return nil, fmt.Errorf("search %v: %w", p.Point, err)
 	}
 	if page.Next != nil {
-		t.Fatalf("search %v: more than one page", p.Point)
+		return nil, fmt.Errorf("search %v: more than one page", p.Point)
 	}
 	out := make([]geo.FenceThing, len(page.Things))
 	for i, th := range page.Things {
 		out[i] = geo.FenceThing{ID: th.ID, Key: th.Key}
 	}
-	return out
+	return out, nil
 }
 
 // OracleEvents computes, independently of geo.Tracker, the events that

@@ -5,6 +5,7 @@ package geotest
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -89,6 +90,19 @@ func (s *Source) Next(ctx context.Context) (geo.Feature, error) {
 	}
 	s.next++
 	return s.Features[s.next-1], nil
+}
+
+// Grid is n × n square cells over the whole world, named "cell I J" and
+// keyed "I-J", each with props.
+func Grid(n int, props map[string]any) []geo.Feature {
+	var fs []geo.Feature
+	for i := range n {
+		for j := range n {
+			x, y := -180+float64(i)*360/float64(n), -90+float64(j)*180/float64(n)
+			fs = append(fs, Square(fmt.Sprintf("cell %d %d", i, j), fmt.Sprintf("%d-%d", i, j), props, x, y, x+360/float64(n), y+180/float64(n)))
+		}
+	}
+	return fs
 }
 
 // Square is a feature named name whose geometry is the square

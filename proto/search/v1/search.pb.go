@@ -1164,6 +1164,9 @@ type MonitorResponse struct {
 	// is in memory, its size and the version it holds. Empty when the index
 	// is off or has not read the database yet.
 	MemoryIndexes []*MemoryIndex `protobuf:"bytes,7,rep,name=memory_indexes,json=memoryIndexes,proto3" json:"memory_indexes,omitempty"`
+	// geofence is this instance's geofencing (docs/GEOFENCE.md); unset when
+	// FENCE_ENABLED is off.
+	Geofence      *GeofenceStatus `protobuf:"bytes,8,opt,name=geofence,proto3" json:"geofence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1247,6 +1250,129 @@ func (x *MonitorResponse) GetMemoryIndexes() []*MemoryIndex {
 	return nil
 }
 
+func (x *MonitorResponse) GetGeofence() *GeofenceStatus {
+	if x != nil {
+		return x.Geofence
+	}
+	return nil
+}
+
+// GeofenceStatus is an instance's geofencing: what its positions consumer
+// and its relay did since it started, and what the database holds for all
+// instances.
+type GeofenceStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// positions_consumed is the records this instance read from the
+	// positions topic and applied (stale and rejected ones included).
+	PositionsConsumed int64 `protobuf:"varint,1,opt,name=positions_consumed,json=positionsConsumed,proto3" json:"positions_consumed,omitempty"`
+	// positions_rejected is those refused (bad record, invalid position,
+	// unknown collection), each logged with its reason.
+	PositionsRejected int64 `protobuf:"varint,2,opt,name=positions_rejected,json=positionsRejected,proto3" json:"positions_rejected,omitempty"`
+	// positions_stale is those ignored: not after the device's last one.
+	PositionsStale int64 `protobuf:"varint,3,opt,name=positions_stale,json=positionsStale,proto3" json:"positions_stale,omitempty"`
+	// events is the enter and exit events those positions caused (stored in
+	// the outbox, to be published).
+	Events int64 `protobuf:"varint,4,opt,name=events,proto3" json:"events,omitempty"`
+	// events_published is the events this instance's relay committed to the
+	// events topic (only the instance holding the relay's lock publishes).
+	EventsPublished int64 `protobuf:"varint,5,opt,name=events_published,json=eventsPublished,proto3" json:"events_published,omitempty"`
+	// consumer_lag is the records of the positions topic not yet applied in
+	// this instance's partitions, at its last poll.
+	ConsumerLag int64 `protobuf:"varint,6,opt,name=consumer_lag,json=consumerLag,proto3" json:"consumer_lag,omitempty"`
+	// devices_tracked is the device states stored, per collection and device,
+	// over all instances; outbox the events stored and not yet trimmed.
+	DevicesTracked int64 `protobuf:"varint,7,opt,name=devices_tracked,json=devicesTracked,proto3" json:"devices_tracked,omitempty"`
+	Outbox         int64 `protobuf:"varint,8,opt,name=outbox,proto3" json:"outbox,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GeofenceStatus) Reset() {
+	*x = GeofenceStatus{}
+	mi := &file_search_v1_search_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GeofenceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GeofenceStatus) ProtoMessage() {}
+
+func (x *GeofenceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_search_v1_search_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GeofenceStatus.ProtoReflect.Descriptor instead.
+func (*GeofenceStatus) Descriptor() ([]byte, []int) {
+	return file_search_v1_search_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GeofenceStatus) GetPositionsConsumed() int64 {
+	if x != nil {
+		return x.PositionsConsumed
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetPositionsRejected() int64 {
+	if x != nil {
+		return x.PositionsRejected
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetPositionsStale() int64 {
+	if x != nil {
+		return x.PositionsStale
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetEvents() int64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetEventsPublished() int64 {
+	if x != nil {
+		return x.EventsPublished
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetConsumerLag() int64 {
+	if x != nil {
+		return x.ConsumerLag
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetDevicesTracked() int64 {
+	if x != nil {
+		return x.DevicesTracked
+	}
+	return 0
+}
+
+func (x *GeofenceStatus) GetOutbox() int64 {
+	if x != nil {
+		return x.Outbox
+	}
+	return 0
+}
+
 // MemoryIndex is one collection as an instance's in-memory index holds it.
 type MemoryIndex struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1271,7 +1397,7 @@ type MemoryIndex struct {
 
 func (x *MemoryIndex) Reset() {
 	*x = MemoryIndex{}
-	mi := &file_search_v1_search_proto_msgTypes[12]
+	mi := &file_search_v1_search_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +1409,7 @@ func (x *MemoryIndex) String() string {
 func (*MemoryIndex) ProtoMessage() {}
 
 func (x *MemoryIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[12]
+	mi := &file_search_v1_search_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +1422,7 @@ func (x *MemoryIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemoryIndex.ProtoReflect.Descriptor instead.
 func (*MemoryIndex) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{12}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *MemoryIndex) GetCollection() string {
@@ -1379,7 +1505,7 @@ type RejectedSetting struct {
 
 func (x *RejectedSetting) Reset() {
 	*x = RejectedSetting{}
-	mi := &file_search_v1_search_proto_msgTypes[13]
+	mi := &file_search_v1_search_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1517,7 @@ func (x *RejectedSetting) String() string {
 func (*RejectedSetting) ProtoMessage() {}
 
 func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[13]
+	mi := &file_search_v1_search_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1530,7 @@ func (x *RejectedSetting) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectedSetting.ProtoReflect.Descriptor instead.
 func (*RejectedSetting) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{13}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RejectedSetting) GetVariable() string {
@@ -1460,7 +1586,7 @@ type GetThingRequest struct {
 
 func (x *GetThingRequest) Reset() {
 	*x = GetThingRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[14]
+	mi := &file_search_v1_search_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1472,7 +1598,7 @@ func (x *GetThingRequest) String() string {
 func (*GetThingRequest) ProtoMessage() {}
 
 func (x *GetThingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[14]
+	mi := &file_search_v1_search_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1485,7 +1611,7 @@ func (x *GetThingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetThingRequest.ProtoReflect.Descriptor instead.
 func (*GetThingRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{14}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetThingRequest) GetId() int64 {
@@ -1544,7 +1670,7 @@ type DeleteThingsRequest struct {
 
 func (x *DeleteThingsRequest) Reset() {
 	*x = DeleteThingsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[15]
+	mi := &file_search_v1_search_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1556,7 +1682,7 @@ func (x *DeleteThingsRequest) String() string {
 func (*DeleteThingsRequest) ProtoMessage() {}
 
 func (x *DeleteThingsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[15]
+	mi := &file_search_v1_search_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1569,7 +1695,7 @@ func (x *DeleteThingsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteThingsRequest.ProtoReflect.Descriptor instead.
 func (*DeleteThingsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{15}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteThingsRequest) GetIds() []int64 {
@@ -1609,7 +1735,7 @@ type DeleteThingsResponse struct {
 
 func (x *DeleteThingsResponse) Reset() {
 	*x = DeleteThingsResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[16]
+	mi := &file_search_v1_search_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1747,7 @@ func (x *DeleteThingsResponse) String() string {
 func (*DeleteThingsResponse) ProtoMessage() {}
 
 func (x *DeleteThingsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[16]
+	mi := &file_search_v1_search_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1760,7 @@ func (x *DeleteThingsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteThingsResponse.ProtoReflect.Descriptor instead.
 func (*DeleteThingsResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{16}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteThingsResponse) GetDeleted() int64 {
@@ -1661,7 +1787,7 @@ type DeleteCollectionRequest struct {
 
 func (x *DeleteCollectionRequest) Reset() {
 	*x = DeleteCollectionRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[17]
+	mi := &file_search_v1_search_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1799,7 @@ func (x *DeleteCollectionRequest) String() string {
 func (*DeleteCollectionRequest) ProtoMessage() {}
 
 func (x *DeleteCollectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[17]
+	mi := &file_search_v1_search_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1812,7 @@ func (x *DeleteCollectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCollectionRequest.ProtoReflect.Descriptor instead.
 func (*DeleteCollectionRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{17}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteCollectionRequest) GetName() string {
@@ -1711,7 +1837,7 @@ type DeleteCollectionResponse struct {
 
 func (x *DeleteCollectionResponse) Reset() {
 	*x = DeleteCollectionResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[18]
+	mi := &file_search_v1_search_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1723,7 +1849,7 @@ func (x *DeleteCollectionResponse) String() string {
 func (*DeleteCollectionResponse) ProtoMessage() {}
 
 func (x *DeleteCollectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[18]
+	mi := &file_search_v1_search_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1736,7 +1862,7 @@ func (x *DeleteCollectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCollectionResponse.ProtoReflect.Descriptor instead.
 func (*DeleteCollectionResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{18}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DeleteCollectionResponse) GetDeleted() int64 {
@@ -1762,7 +1888,7 @@ type ListCollectionsRequest struct {
 
 func (x *ListCollectionsRequest) Reset() {
 	*x = ListCollectionsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[19]
+	mi := &file_search_v1_search_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1900,7 @@ func (x *ListCollectionsRequest) String() string {
 func (*ListCollectionsRequest) ProtoMessage() {}
 
 func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[19]
+	mi := &file_search_v1_search_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1913,7 @@ func (x *ListCollectionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsRequest.ProtoReflect.Descriptor instead.
 func (*ListCollectionsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{19}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{20}
 }
 
 // ListCollectionsResponse lists the collections by name.
@@ -1800,7 +1926,7 @@ type ListCollectionsResponse struct {
 
 func (x *ListCollectionsResponse) Reset() {
 	*x = ListCollectionsResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[20]
+	mi := &file_search_v1_search_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1938,7 @@ func (x *ListCollectionsResponse) String() string {
 func (*ListCollectionsResponse) ProtoMessage() {}
 
 func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[20]
+	mi := &file_search_v1_search_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1951,7 @@ func (x *ListCollectionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCollectionsResponse.ProtoReflect.Descriptor instead.
 func (*ListCollectionsResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{20}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListCollectionsResponse) GetCollections() []*Collection {
@@ -1852,7 +1978,7 @@ type Collection struct {
 
 func (x *Collection) Reset() {
 	*x = Collection{}
-	mi := &file_search_v1_search_proto_msgTypes[21]
+	mi := &file_search_v1_search_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1990,7 @@ func (x *Collection) String() string {
 func (*Collection) ProtoMessage() {}
 
 func (x *Collection) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[21]
+	mi := &file_search_v1_search_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +2003,7 @@ func (x *Collection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Collection.ProtoReflect.Descriptor instead.
 func (*Collection) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{21}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Collection) GetName() string {
@@ -1934,7 +2060,7 @@ type LocateRequest struct {
 
 func (x *LocateRequest) Reset() {
 	*x = LocateRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[22]
+	mi := &file_search_v1_search_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2072,7 @@ func (x *LocateRequest) String() string {
 func (*LocateRequest) ProtoMessage() {}
 
 func (x *LocateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[22]
+	mi := &file_search_v1_search_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2085,7 @@ func (x *LocateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateRequest.ProtoReflect.Descriptor instead.
 func (*LocateRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{22}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LocateRequest) GetOptions() *LocateOptions {
@@ -2003,7 +2129,7 @@ type LocatePoint struct {
 
 func (x *LocatePoint) Reset() {
 	*x = LocatePoint{}
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2015,7 +2141,7 @@ func (x *LocatePoint) String() string {
 func (*LocatePoint) ProtoMessage() {}
 
 func (x *LocatePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[23]
+	mi := &file_search_v1_search_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2028,7 +2154,7 @@ func (x *LocatePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocatePoint.ProtoReflect.Descriptor instead.
 func (*LocatePoint) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{23}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LocatePoint) GetId() string {
@@ -2082,7 +2208,7 @@ type LocateOptions struct {
 
 func (x *LocateOptions) Reset() {
 	*x = LocateOptions{}
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2220,7 @@ func (x *LocateOptions) String() string {
 func (*LocateOptions) ProtoMessage() {}
 
 func (x *LocateOptions) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[24]
+	mi := &file_search_v1_search_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2233,7 @@ func (x *LocateOptions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateOptions.ProtoReflect.Descriptor instead.
 func (*LocateOptions) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{24}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LocateOptions) GetCollections() []string {
@@ -2203,7 +2329,7 @@ type LocateResponse struct {
 
 func (x *LocateResponse) Reset() {
 	*x = LocateResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[25]
+	mi := &file_search_v1_search_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2215,7 +2341,7 @@ func (x *LocateResponse) String() string {
 func (*LocateResponse) ProtoMessage() {}
 
 func (x *LocateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[25]
+	mi := &file_search_v1_search_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2228,7 +2354,7 @@ func (x *LocateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateResponse.ProtoReflect.Descriptor instead.
 func (*LocateResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{25}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LocateResponse) GetId() string {
@@ -2272,7 +2398,7 @@ type LocateError struct {
 
 func (x *LocateError) Reset() {
 	*x = LocateError{}
-	mi := &file_search_v1_search_proto_msgTypes[26]
+	mi := &file_search_v1_search_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2410,7 @@ func (x *LocateError) String() string {
 func (*LocateError) ProtoMessage() {}
 
 func (x *LocateError) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[26]
+	mi := &file_search_v1_search_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2423,7 @@ func (x *LocateError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocateError.ProtoReflect.Descriptor instead.
 func (*LocateError) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{26}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LocateError) GetCode() string {
@@ -2331,7 +2457,7 @@ type TrackRequest struct {
 
 func (x *TrackRequest) Reset() {
 	*x = TrackRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[27]
+	mi := &file_search_v1_search_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2469,7 @@ func (x *TrackRequest) String() string {
 func (*TrackRequest) ProtoMessage() {}
 
 func (x *TrackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[27]
+	mi := &file_search_v1_search_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2482,7 @@ func (x *TrackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRequest.ProtoReflect.Descriptor instead.
 func (*TrackRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{27}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *TrackRequest) GetDevice() string {
@@ -2405,7 +2531,7 @@ type TrackResponse struct {
 
 func (x *TrackResponse) Reset() {
 	*x = TrackResponse{}
-	mi := &file_search_v1_search_proto_msgTypes[28]
+	mi := &file_search_v1_search_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2543,7 @@ func (x *TrackResponse) String() string {
 func (*TrackResponse) ProtoMessage() {}
 
 func (x *TrackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[28]
+	mi := &file_search_v1_search_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2556,7 @@ func (x *TrackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackResponse.ProtoReflect.Descriptor instead.
 func (*TrackResponse) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{28}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *TrackResponse) GetEvents() []*FenceEvent {
@@ -2466,7 +2592,7 @@ type TrackError struct {
 
 func (x *TrackError) Reset() {
 	*x = TrackError{}
-	mi := &file_search_v1_search_proto_msgTypes[29]
+	mi := &file_search_v1_search_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2478,7 +2604,7 @@ func (x *TrackError) String() string {
 func (*TrackError) ProtoMessage() {}
 
 func (x *TrackError) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[29]
+	mi := &file_search_v1_search_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2491,7 +2617,7 @@ func (x *TrackError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackError.ProtoReflect.Descriptor instead.
 func (*TrackError) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{29}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TrackError) GetCode() string {
@@ -2530,7 +2656,7 @@ type FenceEvent struct {
 
 func (x *FenceEvent) Reset() {
 	*x = FenceEvent{}
-	mi := &file_search_v1_search_proto_msgTypes[30]
+	mi := &file_search_v1_search_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2542,7 +2668,7 @@ func (x *FenceEvent) String() string {
 func (*FenceEvent) ProtoMessage() {}
 
 func (x *FenceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[30]
+	mi := &file_search_v1_search_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2555,7 +2681,7 @@ func (x *FenceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FenceEvent.ProtoReflect.Descriptor instead.
 func (*FenceEvent) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{30}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *FenceEvent) GetDevice() string {
@@ -2625,7 +2751,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_search_v1_search_proto_msgTypes[31]
+	mi := &file_search_v1_search_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2763,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_search_v1_search_proto_msgTypes[31]
+	mi := &file_search_v1_search_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2776,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_search_v1_search_proto_rawDescGZIP(), []int{31}
+	return file_search_v1_search_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchEventsRequest) GetFollow() bool {
@@ -2751,7 +2877,7 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\x05index\x18\x01 \x01(\x03R\x05index\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x10\n" +
-	"\x0eMonitorRequest\"\xaf\x02\n" +
+	"\x0eMonitorRequest\"\xe6\x02\n" +
 	"\x0fMonitorResponse\x12\x19\n" +
 	"\bn_things\x18\x01 \x01(\x03R\anThings\x12\x17\n" +
 	"\an_parts\x18\x02 \x01(\x03R\x06nParts\x12\x1f\n" +
@@ -2760,7 +2886,17 @@ const file_search_v1_search_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12%\n" +
 	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\x12G\n" +
 	"\x11rejected_settings\x18\x06 \x03(\v2\x1a.search.v1.RejectedSettingR\x10rejectedSettings\x12=\n" +
-	"\x0ememory_indexes\x18\a \x03(\v2\x16.search.v1.MemoryIndexR\rmemoryIndexes\"\x95\x02\n" +
+	"\x0ememory_indexes\x18\a \x03(\v2\x16.search.v1.MemoryIndexR\rmemoryIndexes\x125\n" +
+	"\bgeofence\x18\b \x01(\v2\x19.search.v1.GeofenceStatusR\bgeofence\"\xbe\x02\n" +
+	"\x0eGeofenceStatus\x12-\n" +
+	"\x12positions_consumed\x18\x01 \x01(\x03R\x11positionsConsumed\x12-\n" +
+	"\x12positions_rejected\x18\x02 \x01(\x03R\x11positionsRejected\x12'\n" +
+	"\x0fpositions_stale\x18\x03 \x01(\x03R\x0epositionsStale\x12\x16\n" +
+	"\x06events\x18\x04 \x01(\x03R\x06events\x12)\n" +
+	"\x10events_published\x18\x05 \x01(\x03R\x0feventsPublished\x12!\n" +
+	"\fconsumer_lag\x18\x06 \x01(\x03R\vconsumerLag\x12'\n" +
+	"\x0fdevices_tracked\x18\a \x01(\x03R\x0edevicesTracked\x12\x16\n" +
+	"\x06outbox\x18\b \x01(\x03R\x06outbox\"\x95\x02\n" +
 	"\vMemoryIndex\x12\x1e\n" +
 	"\n" +
 	"collection\x18\x01 \x01(\tR\n" +
@@ -2905,7 +3041,7 @@ func file_search_v1_search_proto_rawDescGZIP() []byte {
 }
 
 var file_search_v1_search_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_search_v1_search_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_search_v1_search_proto_goTypes = []any{
 	(Relation)(0),                    // 0: search.v1.Relation
 	(FenceEventType)(0),              // 1: search.v1.FenceEventType
@@ -2921,95 +3057,97 @@ var file_search_v1_search_proto_goTypes = []any{
 	(*ImportProblem)(nil),            // 11: search.v1.ImportProblem
 	(*MonitorRequest)(nil),           // 12: search.v1.MonitorRequest
 	(*MonitorResponse)(nil),          // 13: search.v1.MonitorResponse
-	(*MemoryIndex)(nil),              // 14: search.v1.MemoryIndex
-	(*RejectedSetting)(nil),          // 15: search.v1.RejectedSetting
-	(*GetThingRequest)(nil),          // 16: search.v1.GetThingRequest
-	(*DeleteThingsRequest)(nil),      // 17: search.v1.DeleteThingsRequest
-	(*DeleteThingsResponse)(nil),     // 18: search.v1.DeleteThingsResponse
-	(*DeleteCollectionRequest)(nil),  // 19: search.v1.DeleteCollectionRequest
-	(*DeleteCollectionResponse)(nil), // 20: search.v1.DeleteCollectionResponse
-	(*ListCollectionsRequest)(nil),   // 21: search.v1.ListCollectionsRequest
-	(*ListCollectionsResponse)(nil),  // 22: search.v1.ListCollectionsResponse
-	(*Collection)(nil),               // 23: search.v1.Collection
-	(*LocateRequest)(nil),            // 24: search.v1.LocateRequest
-	(*LocatePoint)(nil),              // 25: search.v1.LocatePoint
-	(*LocateOptions)(nil),            // 26: search.v1.LocateOptions
-	(*LocateResponse)(nil),           // 27: search.v1.LocateResponse
-	(*LocateError)(nil),              // 28: search.v1.LocateError
-	(*TrackRequest)(nil),             // 29: search.v1.TrackRequest
-	(*TrackResponse)(nil),            // 30: search.v1.TrackResponse
-	(*TrackError)(nil),               // 31: search.v1.TrackError
-	(*FenceEvent)(nil),               // 32: search.v1.FenceEvent
-	(*WatchEventsRequest)(nil),       // 33: search.v1.WatchEventsRequest
-	(*fieldmaskpb.FieldMask)(nil),    // 34: google.protobuf.FieldMask
-	(*structpb.Value)(nil),           // 35: google.protobuf.Value
-	(*structpb.Struct)(nil),          // 36: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(*GeofenceStatus)(nil),           // 14: search.v1.GeofenceStatus
+	(*MemoryIndex)(nil),              // 15: search.v1.MemoryIndex
+	(*RejectedSetting)(nil),          // 16: search.v1.RejectedSetting
+	(*GetThingRequest)(nil),          // 17: search.v1.GetThingRequest
+	(*DeleteThingsRequest)(nil),      // 18: search.v1.DeleteThingsRequest
+	(*DeleteThingsResponse)(nil),     // 19: search.v1.DeleteThingsResponse
+	(*DeleteCollectionRequest)(nil),  // 20: search.v1.DeleteCollectionRequest
+	(*DeleteCollectionResponse)(nil), // 21: search.v1.DeleteCollectionResponse
+	(*ListCollectionsRequest)(nil),   // 22: search.v1.ListCollectionsRequest
+	(*ListCollectionsResponse)(nil),  // 23: search.v1.ListCollectionsResponse
+	(*Collection)(nil),               // 24: search.v1.Collection
+	(*LocateRequest)(nil),            // 25: search.v1.LocateRequest
+	(*LocatePoint)(nil),              // 26: search.v1.LocatePoint
+	(*LocateOptions)(nil),            // 27: search.v1.LocateOptions
+	(*LocateResponse)(nil),           // 28: search.v1.LocateResponse
+	(*LocateError)(nil),              // 29: search.v1.LocateError
+	(*TrackRequest)(nil),             // 30: search.v1.TrackRequest
+	(*TrackResponse)(nil),            // 31: search.v1.TrackResponse
+	(*TrackError)(nil),               // 32: search.v1.TrackError
+	(*FenceEvent)(nil),               // 33: search.v1.FenceEvent
+	(*WatchEventsRequest)(nil),       // 34: search.v1.WatchEventsRequest
+	(*fieldmaskpb.FieldMask)(nil),    // 35: google.protobuf.FieldMask
+	(*structpb.Value)(nil),           // 36: google.protobuf.Value
+	(*structpb.Struct)(nil),          // 37: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
 }
 var file_search_v1_search_proto_depIdxs = []int32{
 	2,  // 0: search.v1.SearchRequest.point:type_name -> search.v1.Point
 	5,  // 1: search.v1.SearchRequest.where:type_name -> search.v1.PropertyFilter
 	3,  // 2: search.v1.SearchRequest.bbox:type_name -> search.v1.BoundingBox
 	0,  // 3: search.v1.SearchRequest.relation:type_name -> search.v1.Relation
-	34, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
-	35, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
+	35, // 4: search.v1.SearchRequest.read_mask:type_name -> google.protobuf.FieldMask
+	36, // 5: search.v1.PropertyFilter.values:type_name -> google.protobuf.Value
 	7,  // 6: search.v1.SearchResponse.things:type_name -> search.v1.Thing
-	36, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
+	37, // 7: search.v1.Thing.properties:type_name -> google.protobuf.Struct
 	3,  // 8: search.v1.Thing.bbox:type_name -> search.v1.BoundingBox
-	36, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
+	37, // 9: search.v1.ImportRequest.properties:type_name -> google.protobuf.Struct
 	9,  // 10: search.v1.ImportRequest.options:type_name -> search.v1.ImportOptions
 	11, // 11: search.v1.ImportResponse.rejected:type_name -> search.v1.ImportProblem
 	11, // 12: search.v1.ImportResponse.repairs:type_name -> search.v1.ImportProblem
-	15, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
-	14, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
-	37, // 15: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 16: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
-	23, // 17: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
-	3,  // 18: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
-	37, // 19: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
-	26, // 20: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
-	2,  // 21: search.v1.LocateRequest.point:type_name -> search.v1.Point
-	25, // 22: search.v1.LocateRequest.points:type_name -> search.v1.LocatePoint
-	2,  // 23: search.v1.LocatePoint.point:type_name -> search.v1.Point
-	5,  // 24: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
-	34, // 25: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
-	7,  // 26: search.v1.LocateResponse.things:type_name -> search.v1.Thing
-	28, // 27: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
-	27, // 28: search.v1.LocateResponse.answers:type_name -> search.v1.LocateResponse
-	2,  // 29: search.v1.TrackRequest.point:type_name -> search.v1.Point
-	37, // 30: search.v1.TrackRequest.time:type_name -> google.protobuf.Timestamp
-	32, // 31: search.v1.TrackResponse.events:type_name -> search.v1.FenceEvent
-	31, // 32: search.v1.TrackResponse.error:type_name -> search.v1.TrackError
-	1,  // 33: search.v1.FenceEvent.type:type_name -> search.v1.FenceEventType
-	2,  // 34: search.v1.FenceEvent.point:type_name -> search.v1.Point
-	37, // 35: search.v1.FenceEvent.time:type_name -> google.protobuf.Timestamp
-	4,  // 36: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
-	4,  // 37: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
-	8,  // 38: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
-	12, // 39: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
-	16, // 40: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
-	17, // 41: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
-	19, // 42: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
-	21, // 43: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
-	24, // 44: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
-	29, // 45: search.v1.SearchService.Track:input_type -> search.v1.TrackRequest
-	33, // 46: search.v1.SearchService.WatchEvents:input_type -> search.v1.WatchEventsRequest
-	6,  // 47: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
-	7,  // 48: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
-	10, // 49: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
-	13, // 50: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
-	7,  // 51: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
-	18, // 52: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
-	20, // 53: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
-	22, // 54: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
-	27, // 55: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
-	30, // 56: search.v1.SearchService.Track:output_type -> search.v1.TrackResponse
-	32, // 57: search.v1.SearchService.WatchEvents:output_type -> search.v1.FenceEvent
-	47, // [47:58] is the sub-list for method output_type
-	36, // [36:47] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	16, // 13: search.v1.MonitorResponse.rejected_settings:type_name -> search.v1.RejectedSetting
+	15, // 14: search.v1.MonitorResponse.memory_indexes:type_name -> search.v1.MemoryIndex
+	14, // 15: search.v1.MonitorResponse.geofence:type_name -> search.v1.GeofenceStatus
+	38, // 16: search.v1.MemoryIndex.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 17: search.v1.GetThingRequest.read_mask:type_name -> google.protobuf.FieldMask
+	24, // 18: search.v1.ListCollectionsResponse.collections:type_name -> search.v1.Collection
+	3,  // 19: search.v1.Collection.bbox:type_name -> search.v1.BoundingBox
+	38, // 20: search.v1.Collection.update_time:type_name -> google.protobuf.Timestamp
+	27, // 21: search.v1.LocateRequest.options:type_name -> search.v1.LocateOptions
+	2,  // 22: search.v1.LocateRequest.point:type_name -> search.v1.Point
+	26, // 23: search.v1.LocateRequest.points:type_name -> search.v1.LocatePoint
+	2,  // 24: search.v1.LocatePoint.point:type_name -> search.v1.Point
+	5,  // 25: search.v1.LocateOptions.where:type_name -> search.v1.PropertyFilter
+	35, // 26: search.v1.LocateOptions.read_mask:type_name -> google.protobuf.FieldMask
+	7,  // 27: search.v1.LocateResponse.things:type_name -> search.v1.Thing
+	29, // 28: search.v1.LocateResponse.error:type_name -> search.v1.LocateError
+	28, // 29: search.v1.LocateResponse.answers:type_name -> search.v1.LocateResponse
+	2,  // 30: search.v1.TrackRequest.point:type_name -> search.v1.Point
+	38, // 31: search.v1.TrackRequest.time:type_name -> google.protobuf.Timestamp
+	33, // 32: search.v1.TrackResponse.events:type_name -> search.v1.FenceEvent
+	32, // 33: search.v1.TrackResponse.error:type_name -> search.v1.TrackError
+	1,  // 34: search.v1.FenceEvent.type:type_name -> search.v1.FenceEventType
+	2,  // 35: search.v1.FenceEvent.point:type_name -> search.v1.Point
+	38, // 36: search.v1.FenceEvent.time:type_name -> google.protobuf.Timestamp
+	4,  // 37: search.v1.SearchService.Search:input_type -> search.v1.SearchRequest
+	4,  // 38: search.v1.SearchService.SearchStream:input_type -> search.v1.SearchRequest
+	8,  // 39: search.v1.SearchService.Import:input_type -> search.v1.ImportRequest
+	12, // 40: search.v1.SearchService.Monitor:input_type -> search.v1.MonitorRequest
+	17, // 41: search.v1.SearchService.GetThing:input_type -> search.v1.GetThingRequest
+	18, // 42: search.v1.SearchService.DeleteThings:input_type -> search.v1.DeleteThingsRequest
+	20, // 43: search.v1.SearchService.DeleteCollection:input_type -> search.v1.DeleteCollectionRequest
+	22, // 44: search.v1.SearchService.ListCollections:input_type -> search.v1.ListCollectionsRequest
+	25, // 45: search.v1.SearchService.Locate:input_type -> search.v1.LocateRequest
+	30, // 46: search.v1.SearchService.Track:input_type -> search.v1.TrackRequest
+	34, // 47: search.v1.SearchService.WatchEvents:input_type -> search.v1.WatchEventsRequest
+	6,  // 48: search.v1.SearchService.Search:output_type -> search.v1.SearchResponse
+	7,  // 49: search.v1.SearchService.SearchStream:output_type -> search.v1.Thing
+	10, // 50: search.v1.SearchService.Import:output_type -> search.v1.ImportResponse
+	13, // 51: search.v1.SearchService.Monitor:output_type -> search.v1.MonitorResponse
+	7,  // 52: search.v1.SearchService.GetThing:output_type -> search.v1.Thing
+	19, // 53: search.v1.SearchService.DeleteThings:output_type -> search.v1.DeleteThingsResponse
+	21, // 54: search.v1.SearchService.DeleteCollection:output_type -> search.v1.DeleteCollectionResponse
+	23, // 55: search.v1.SearchService.ListCollections:output_type -> search.v1.ListCollectionsResponse
+	28, // 56: search.v1.SearchService.Locate:output_type -> search.v1.LocateResponse
+	31, // 57: search.v1.SearchService.Track:output_type -> search.v1.TrackResponse
+	33, // 58: search.v1.SearchService.WatchEvents:output_type -> search.v1.FenceEvent
+	48, // [48:59] is the sub-list for method output_type
+	37, // [37:48] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_search_v1_search_proto_init() }
@@ -3019,14 +3157,14 @@ func file_search_v1_search_proto_init() {
 	}
 	file_search_v1_search_proto_msgTypes[2].OneofWrappers = []any{}
 	file_search_v1_search_proto_msgTypes[5].OneofWrappers = []any{}
-	file_search_v1_search_proto_msgTypes[24].OneofWrappers = []any{}
+	file_search_v1_search_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_search_v1_search_proto_rawDesc), len(file_search_v1_search_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

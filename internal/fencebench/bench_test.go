@@ -1,0 +1,202 @@
+package fencebench_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/kafka"
+	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/memindex"
+	"github.com/geosearch/search/internal/metrics"
+	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/postgis/postgistest"
+)
+
+var cluster *postgistest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(postgistest.Main(m, &cluster)) }
+
+const (
+	devices   = 1000
+	perDevice = 50 // positions per device in one round
+	batch     = 5000
+)
+
+// fixture is the pipeline the server wires when FENCE_ENABLED is on
+// (cmd/search-server/fence.go), in this process: the in-memory index's
+// SearchService over 10,000 polygons, the Tracker, the positions consumer
+// and the relay, on a kfake broker.
+type fixture struct {
+	broker    *kafkatest.Broker
+	svc       *postgis.SearchService // Locate through the database
+	lookups   *memindex.SearchService
+	pool      *pgxpool.Pool
+	cfg       kafka.FenceConfig
+	relay     *kafka.Relay
+	positions *kafka.Positions
+}
+
+func newFixture(b *testing.B) *fixture {
+	b.Helper()
+	ctx := context.Background()
+	pool, err := postgis.Open(ctx, postgis.Config{URL: cluster.NewDatabase(b), MaxWriteConns: 4}, "fencebench", postgis.NewStatementTimeout(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(pool.Close)
+	svc := postgis.NewSearchService(pool)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg := memindex.NewRegistry(svc, memindex.Config{Mode: "on", BudgetBytes: 1 << 30, PollInterval: time.Second}, logger)
+	lookups := memindex.NewSearchService(svc, reg, metrics.Nop{})
+	if _, err := lookups.Import(ctx, geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: geotest.Grid(100, nil)}); err != nil {
+		b.Fatal(err)
+	}
+	if err := reg.Refresh(ctx); err != nil {
+		b.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	b.Cleanup(cancel)
+	go reg.Run(rctx)
+	f := &fixture{broker: kafkatest.Start(b), svc: svc, lookups: lookups, pool: pool}
+	f.cfg = kafka.FenceConfig{
+		Enabled: true, PositionsTopic: "geofence-positions", EventsTopic: "geofence-events",
+		CheckpointTopic: "geofence-relay-checkpoints", Group: "search-geofence", RelayTxnID: "search-geofence-relay",
+		MaxFuture: time.Minute, Batch: batch,
+	}
+	store := postgis.NewFenceStore(pool)
+	tracker := geo.NewTracker(lookups, store, f.cfg.MaxFuture, nil)
+	brokers := []string{f.broker.Addr()}
+	f.relay = kafka.NewRelay(f.cfg, brokers, store, logger, metrics.Nop{})
+	f.positions = kafka.NewPositions(f.cfg, brokers, tracker, store, logger, metrics.Nop{})
+	go f.relay.Run(rctx)
+	return f
+}
+
+// round is the positions of round r: every device's perDevice next steps,
+// interleaved (one position of each device, then the next), later than
+// every earlier round's.
+func round(walks []geo.Fix, r int) []geo.Fix {
+	shift := time.Duration(r*perDevice) * time.Second
+	out := make([]geo.Fix, 0, len(walks))
+	for i := range perDevice {
+		for d := range devices {
+			p := walks[d*perDevice+i]
+			p.Time = p.Time.Add(shift)
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (f *fixture) produce(b *testing.B, fixes []geo.Fix) {
+	b.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.broker.Addr()), kgo.AllowAutoTopicCreation(), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	recs := make([]*kgo.Record, len(fixes))
+	for i, p := range fixes {
+		recs[i] = &kgo.Record{Topic: f.cfg.PositionsTopic, Key: []byte(p.Device), Value: kafka.EncodePosition(p)}
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkGeofenceKafka measures geofencing end to end against 10,000
+// polygons (a 100 × 100 grid), with the in-memory index on: a round of
+// 1,000 devices × 50 positions is put in the positions topic while no
+// consumer runs, then the consumer starts and the clock runs until every
+// event the round caused is committed to the events topic by the relay.
+// The locate sub-benchmark asks plain Locate (the same SearchService, the
+// in-memory index's) for the same points in batches of the same size, in
+// the same run, and locate-postgis asks the database's Locate (MEMINDEX
+// off): docs/GEOFENCE.md gives the ratios. Timings belong here and in make bench,
+// never in tests.
+func BenchmarkGeofenceKafka(b *testing.B) {
+	f := newFixture(b)
+	walks := geotest.Tracks(28, "zones", devices, perDevice, 2, time.Now().Add(-24*time.Hour).Truncate(time.Millisecond))
+	first := round(walks, 0)
+	points := make([]geo.Point, len(first))
+	for i, p := range first {
+		points[i] = p.Point
+	}
+	b.Run("locate", func(b *testing.B) { benchLocate(b, f.lookups, points) })
+	b.Run("locate-postgis", func(b *testing.B) { benchLocate(b, f.svc, points) })
+	r := 0 // rounds outlive a run of the sub-benchmark
+	b.Run("kafka", func(b *testing.B) {
+		var positions, events int64
+		for b.Loop() {
+			b.StopTimer()
+			fixes := round(walks, r)
+			r++
+			f.produce(b, fixes)
+			before := f.positions.Counts()
+			published := f.relay.Published()
+			b.StartTimer()
+			f.consume(b, before.Consumed+int64(len(fixes)), published-before.Events)
+			after := f.positions.Counts()
+			if after.Rejected != before.Rejected || after.Stale != before.Stale {
+				b.Fatalf("rejected %d, stale %d positions of the benchmark", after.Rejected-before.Rejected, after.Stale-before.Stale)
+			}
+			positions += int64(len(fixes))
+			events += after.Events - before.Events
+		}
+		b.ReportMetric(float64(positions)/b.Elapsed().Seconds(), "positions/s")
+		b.ReportMetric(float64(events)/float64(positions), "events/position")
+	})
+}
+
+// consume runs the positions consumer until it consumed want positions in
+// all and the relay published every event they caused (published minus
+// consumed events is the relay's lead over the consumer: constant).
+func (f *fixture) consume(b *testing.B, want, lead int64) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.positions.RunOnce(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("positions consumer: %v", err)
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		c := f.positions.Counts()
+		if c.Consumed >= want && f.relay.Published()-c.Events >= lead {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after 10 minutes: %d of %d positions consumed, %d of %d events published", c.Consumed, want, f.relay.Published(), c.Events+lead)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// benchLocate asks svc for the things containing points, in batches of
+// the consumer's size.
+func benchLocate(b *testing.B, svc geo.SearchService, points []geo.Point) {
+	ctx := context.Background()
+	n := 0
+	for b.Loop() {
+		start := (n * batch) % len(points)
+		q := geo.LocateQuery{Filter: geo.Filter{Collections: []string{"zones"}}, Points: points[start : start+batch],
+			Limit: geo.MaxFenceThings + 1, Output: geo.Output{Omit: geo.FieldProperties | geo.FieldBBox}}
+		if _, err := svc.Locate(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	b.ReportMetric(float64(n*batch)/b.Elapsed().Seconds(), "positions/s")
+}
