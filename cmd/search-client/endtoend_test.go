@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 func TestClientEndToEnd(t *testing.T) {
@@ -189,29 +189,14 @@ const exitRejectedForTest = 3
 // connect opens a connection to dbURL for the test; the caller closes it.
 func connect(t testing.TB, dbURL string) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn
+	return postgistest.Connect(t, dbURL)
 }
 
-// fingerprint summarizes everything stored, to prove that bad input changed
-// nothing.
+// fingerprint summarizes everything stored, to prove that bad input
+// changed nothing.
 func fingerprint(t *testing.T, dbURL string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn := connect(t, dbURL)
-	defer conn.Close(ctx)
-	var fp string
-	err := conn.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
-		coalesce((SELECT md5(string_agg(id || collection || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '') || ':' ||
-		coalesce((SELECT string_agg(name || updated_at::text, ',' ORDER BY name) FROM collection), '')`).Scan(&fp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fp
+	return postgistest.Fingerprint(t, dbURL)
 }
 
 func protojsonUnmarshal(s string, m proto.Message) error {

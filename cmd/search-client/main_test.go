@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/grpcapi/grpcapitest"
 	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
@@ -152,20 +152,10 @@ func startServer(t *testing.T, env map[string]string, wantReady bool) *testServe
 	return ts
 }
 
+// waitHealth waits until ts reports want.
 func (ts *testServer) waitHealth(t testing.TB, want healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
-	hc := healthpb.NewHealthClient(ts.conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never became %s (last: %v, %v)", want, resp.GetStatus(), err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	grpcapitest.WaitHealth(t, ts.conn, want)
 }
 
 // runClient runs the search-client binary against ts and returns its output

@@ -23,6 +23,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/consul/consultest"
+	"github.com/geosearch/search/internal/grpcapi/grpcapitest"
 	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
@@ -172,20 +173,10 @@ func startServerWith(t testing.TB, env map[string]string, wantReady bool, dial .
 	return ts
 }
 
+// waitHealth waits until ts reports want.
 func (ts *testServer) waitHealth(t testing.TB, want healthpb.HealthCheckResponse_ServingStatus) {
 	t.Helper()
-	hc := healthpb.NewHealthClient(ts.conn)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
-		if err == nil && resp.GetStatus() == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("health never became %s (last: %v, %v)", want, resp.GetStatus(), err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	grpcapitest.WaitHealth(t, ts.conn, want)
 }
 
 // runClient runs the search-client binary against ts and returns its output
@@ -237,29 +228,14 @@ var _ io.Writer = (*syncBuffer)(nil)
 // connect opens a connection to dbURL for the test; the caller closes it.
 func connect(t testing.TB, dbURL string) *pgx.Conn {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn
+	return postgistest.Connect(t, dbURL)
 }
 
-// fingerprint summarizes everything stored, to prove that bad input changed
-// nothing.
+// fingerprint summarizes everything stored, to prove that bad input
+// changed nothing.
 func fingerprint(t *testing.T, dbURL string) string {
 	t.Helper()
-	ctx := context.Background()
-	conn := connect(t, dbURL)
-	defer conn.Close(ctx)
-	var fp string
-	err := conn.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
-		coalesce((SELECT md5(string_agg(id || collection || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '') || ':' ||
-		coalesce((SELECT string_agg(name || updated_at::text, ',' ORDER BY name) FROM collection), '')`).Scan(&fp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fp
+	return postgistest.Fingerprint(t, dbURL)
 }
 
 func TestHealthIsNotServingWithoutDatabase(t *testing.T) {

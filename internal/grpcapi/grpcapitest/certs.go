@@ -1,6 +1,6 @@
-// Package grpcapitest makes throwaway TLS material for tests: a CA and
-// certificates it signs, written as PEM files into the test's temporary
-// directory.
+// Package grpcapitest helps tests of gRPC servers: throwaway TLS material
+// (a CA and certificates it signs, written as PEM files into the test's
+// temporary directory), and waiting for a server's health.
 package grpcapitest
 
 import (

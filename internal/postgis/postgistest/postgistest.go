@@ -316,3 +316,31 @@ func (c *Cluster) Close() error {
 	}
 	return os.RemoveAll(c.dir)
 }
+
+// Connect opens a connection to dbURL for the test; the caller closes it.
+func Connect(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn
+}
+
+// Fingerprint summarizes everything stored (things, their parts and the
+// collections), to prove that bad input changed nothing.
+func Fingerprint(t testing.TB, dbURL string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn := Connect(t, dbURL)
+	defer conn.Close(ctx)
+	var fp string
+	err := conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM thing) || ':' || (SELECT count(*) FROM thing_part) || ':' ||
+		coalesce((SELECT md5(string_agg(id || collection || name || coalesce(key, '') || properties::text || md5(ST_AsBinary(geom)), ',' ORDER BY id)) FROM thing), '') || ':' ||
+		coalesce((SELECT string_agg(name || updated_at::text, ',' ORDER BY name) FROM collection), '')`).Scan(&fp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fp
+}
