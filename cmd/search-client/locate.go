@@ -95,6 +95,9 @@ func newLocateCommand(o *options) *cobra.Command {
 			if err := points.setPerMessage(lf.perMessage); err != nil {
 				return exitError{exitUsage, err}
 			}
+			// Given, it is used as it is; else the server says whether it
+			// takes the bulk form (negotiated).
+			points.bulkKnown = cmd.Flags().Changed("points-per-message")
 			return runLocate(stream, cancel, opts, points, o, lf.asCSV, prog)
 		},
 	}
@@ -114,7 +117,7 @@ func (lf *locateFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&lf.includeGeometry, "geometry", false, "include each thing's geometry as GeoJSON (NDJSON only)")
 	f.StringSliceVar(&lf.fields, "fields", nil, "only these fields of each thing, comma-separated (id,name,key,collection,properties,bbox,geometry_geojson; * for all); CSV columns not selected stay empty")
 	lf.shaping.flags(f)
-	f.IntVar(&lf.perMessage, "points-per-message", defaultPointsPerMessage, "points sent in one message (LocateRequest.points); 1 sends a message per point, as servers before the bulk form need")
+	f.IntVar(&lf.perMessage, "points-per-message", defaultPointsPerMessage, "points sent in one message (LocateRequest.points); 1 sends a message per point. Not given: 500 when the server says it takes the bulk form, else 1")
 }
 
 // options are the LocateOptions the flags f hold; an error is a usage
@@ -155,7 +158,11 @@ func runLocate(stream searchv1.SearchService_LocateClient, cancel context.Cancel
 		failed <- err
 		sendDone = failed
 	} else {
-		sendDone = sendAll(stream, points.nextMessage, cancel, func(req *searchv1.LocateRequest) {
+		next := points.nextMessage
+		if !points.bulkKnown {
+			next = points.negotiated(stream)
+		}
+		sendDone = sendAll(stream, next, cancel, func(req *searchv1.LocateRequest) {
 			prog.addSentN(max(len(req.Points), 1))
 		})
 	}
@@ -268,6 +275,9 @@ type pointReader struct {
 	src *bufio.Reader
 	// perMessage is the most points nextMessage puts in one message.
 	perMessage int
+	// bulkKnown: --points-per-message was given, so the server is not
+	// asked whether it takes the bulk form.
+	bulkKnown bool
 }
 
 func newPointReader(r io.Reader) (*pointReader, error) {

@@ -4,8 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+
+	"google.golang.org/grpc"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/grpcapi"
 )
 
 // Locate's bulk form: many points per message (LocateRequest.points), one
@@ -50,4 +55,30 @@ func (p *pointReader) setPerMessage(n int) error {
 	}
 	p.perMessage = n
 	return nil
+}
+
+// negotiated returns the messages to send on stream when the server's
+// support for the bulk form is not known: the first point in a message of
+// its own, then, once the server's headers have come with its answer, up
+// to perMessage points per message if they name grpcapi.LocateBulkHeader
+// (and no more than its value), one per message otherwise: a server from
+// before the bulk form would answer a message of points "no point".
+func (p *pointReader) negotiated(stream grpc.ClientStream) func() (*searchv1.LocateRequest, error) {
+	first := true
+	return func() (*searchv1.LocateRequest, error) {
+		if first {
+			first = false
+			return p.next()
+		}
+		if stream != nil {
+			md, err := stream.Header()
+			stream = nil
+			most := 0
+			if v := md.Get(grpcapi.LocateBulkHeader); err == nil && len(v) > 0 {
+				most, _ = strconv.Atoi(v[0])
+			}
+			p.perMessage = max(1, min(p.perMessage, most))
+		}
+		return p.nextMessage()
+	}
 }

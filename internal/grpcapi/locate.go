@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
@@ -48,6 +50,11 @@ const maxLocateBatch = 10000
 func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse]) error {
 	lim := s.cfg.Load()
 	ctx := stream.Context()
+	// Sent with the first answer: a client that sees it sends the bulk
+	// form from then on.
+	if err := stream.SetHeader(metadata.Pairs(LocateBulkHeader, strconv.Itoa(MaxLocatePoints))); err != nil {
+		return err
+	}
 	guard := newStallGuard[searchv1.LocateResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
 	in := newLocateReader(stream, lim.LocateBatchSize)

@@ -18,6 +18,13 @@ import (
 // points (the bulk form).
 const MaxLocatePoints = 10000
 
+// LocateBulkHeader is the response header with which a server says it
+// takes the bulk form, its value the most points per message
+// (MaxLocatePoints). A server from before the bulk form answers a message
+// of points as one without a point ("no point"), so a client sends many
+// points per message only after it has seen this header.
+const LocateBulkHeader = "search-locate-bulk"
+
 // bulkAnswerBytes is about the most a LocateResponse carrying answers
 // holds: a request's answers are split over several responses past it,
 // well below a client's default 4 MiB receive limit.

@@ -2052,7 +2052,10 @@ type LocateRequest struct {
 	// 10,000), each answered as a message of its own would be, in order, in
 	// the answers of LocateResponses: the bulk form, which saves a message
 	// per point each way. A message with points must not set id or point
-	// (INVALID_ARGUMENT ends the stream).
+	// (INVALID_ARGUMENT ends the stream). Servers that take this form name
+	// the response header "search-locate-bulk" (the most points per message)
+	// with their first answer; a server from before it answers such a
+	// message as one without a point.
 	Points        []*LocatePoint `protobuf:"bytes,4,rep,name=points,proto3" json:"points,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
