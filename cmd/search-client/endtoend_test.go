@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -185,12 +184,6 @@ func TestImportOfTheDetailedCountriesReportsTheCollapsedOne(t *testing.T) {
 // exitRejectedForTest mirrors search-client's exit status for an import that
 // rejected features.
 const exitRejectedForTest = 3
-
-// connect opens a connection to dbURL for the test; the caller closes it.
-func connect(t testing.TB, dbURL string) *pgx.Conn {
-	t.Helper()
-	return postgistest.Connect(t, dbURL)
-}
 
 // fingerprint summarizes everything stored, to prove that bad input
 // changed nothing.
