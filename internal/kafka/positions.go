@@ -87,6 +87,15 @@ func (p *Positions) RunOnce(ctx context.Context) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(p.brokers...),
 		kgo.ConsumerGroup(p.cfg.Group),
+		// An instance killed without leaving the group holds its
+		// partitions until its session times out: 10 s rather than
+		// Kafka's 45 s, so its devices move on soon. A rebalance gives
+		// members 20 s to rejoin (not 60), well inside a JoinGroup's own
+		// request timeout (the rebalance timeout plus 10 s), so a
+		// member never gives up on a join just as the group completes
+		// it and comes back as a new member, starting it over.
+		kgo.SessionTimeout(10*time.Second),
+		kgo.RebalanceTimeout(20*time.Second),
 		kgo.ConsumeTopics(p.cfg.PositionsTopic),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
