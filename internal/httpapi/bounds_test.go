@@ -46,6 +46,46 @@ func (g *gatedStore) counts() (inside, deadline int) {
 	return g.inside, g.deadline
 }
 
+// holdRequests sends n items requests that store holds at its gate, and
+// returns once all n are inside it; their statuses arrive on the channel
+// after releaseRequests.
+func holdRequests(t *testing.T, a *api, store *gatedStore, n int) <-chan int {
+	t.Helper()
+	statuses := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := a.client.Get(a.base + "/collections/default/items?limit=1")
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		}()
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		if inside, _ := store.counts(); inside == n {
+			return statuses
+		}
+		if time.Now().After(deadline) {
+			close(store.gate)
+			t.Fatal("the held requests never reached the store")
+		}
+	}
+}
+
+// releaseRequests opens store's gate and checks that every request
+// holdRequests held ended with 200.
+func releaseRequests(t *testing.T, store *gatedStore, statuses <-chan int) {
+	t.Helper()
+	close(store.gate)
+	for range cap(statuses) {
+		if got := <-statuses; got != http.StatusOK {
+			t.Errorf("a held request ended with %d, want 200", got)
+		}
+	}
+}
+
 // TestRequestsBeyondTheCapAreRefusedAtOnce: with HTTP_MAX_IN_FLIGHT
 // requests held in the store, one more is a 503 with Retry-After, answered
 // while they are still held; readiness is still answered; the held ones
@@ -61,27 +101,7 @@ func TestRequestsBeyondTheCapAreRefusedAtOnce(t *testing.T) {
 			return store
 		}
 	})
-	statuses := make(chan int, maxInFlight)
-	for range maxInFlight {
-		go func() {
-			resp, err := a.client.Get(a.base + "/collections/default/items?limit=1")
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		}()
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if inside, _ := store.counts(); inside == maxInFlight {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(store.gate)
-			t.Fatal("the held requests never reached the store")
-		}
-	}
+	statuses := holdRequests(t, a, store, maxInFlight)
 
 	r := a.get(t, "/collections/default/items?limit=1")
 	wantException(t, "one request beyond the cap", r, http.StatusServiceUnavailable, "HTTP_MAX_IN_FLIGHT=3")
@@ -95,12 +115,7 @@ func TestRequestsBeyondTheCapAreRefusedAtOnce(t *testing.T) {
 		t.Errorf("%d searches reached the store, want %d: the refused request must not", inside, maxInFlight)
 	}
 
-	close(store.gate)
-	for range maxInFlight {
-		if got := <-statuses; got != http.StatusOK {
-			t.Errorf("a held request ended with %d, want 200", got)
-		}
-	}
+	releaseRequests(t, store, statuses)
 	if got := a.metrics.count("http.items.errors.503"); got != 1 {
 		t.Errorf("http.items.errors.503 = %d, want 1", got)
 	}
@@ -207,27 +222,7 @@ func TestRequestsWaitForADatabaseSlotAtMostTheQueueTimeout(t *testing.T) {
 			return store
 		}
 	})
-	statuses := make(chan int, slots)
-	for range slots {
-		go func() {
-			resp, err := a.client.Get(a.base + "/collections/default/items?limit=1")
-			if err != nil {
-				statuses <- 0
-				return
-			}
-			resp.Body.Close()
-			statuses <- resp.StatusCode
-		}()
-	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if inside, _ := store.counts(); inside == slots {
-			break
-		}
-		if time.Now().After(deadline) {
-			close(store.gate)
-			t.Fatal("the held requests never reached the store")
-		}
-	}
+	statuses := holdRequests(t, a, store, slots)
 
 	r := a.get(t, "/collections/default/items?limit=1")
 	wantException(t, "one request beyond the database slots", r, http.StatusServiceUnavailable, "HTTP_QUEUE_TIMEOUT")
@@ -241,12 +236,7 @@ func TestRequestsWaitForADatabaseSlotAtMostTheQueueTimeout(t *testing.T) {
 		t.Errorf("%d searches reached the store, want %d: the refused request must not", inside, slots)
 	}
 
-	close(store.gate)
-	for range slots {
-		if got := <-statuses; got != http.StatusOK {
-			t.Errorf("a held request ended with %d, want 200", got)
-		}
-	}
+	releaseRequests(t, store, statuses)
 	if r := a.get(t, "/collections/default/items?limit=1"); r.status != http.StatusOK {
 		t.Errorf("after the held requests ended: %d %s, want 200", r.status, r.body)
 	}
