@@ -10,6 +10,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/batching"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -60,53 +61,33 @@ func (s *Server) Import(stream grpc.ClientStreamingServer[searchv1.ImportRequest
 }
 
 // importSource adapts the import stream to geo.FeatureSource. The stream is
-// read on a goroutine of its own, so that Next can give up on a client that
-// sends nothing for the idle timeout (a Recv cannot be interrupted: it ends
-// only with the RPC); that goroutine holds at most one message and ends
-// when the RPC does.
+// read on a goroutine of its own (batching.Read), so that Next can give up
+// on a client that sends nothing for the idle timeout (a Recv cannot be
+// interrupted: it ends only with the RPC); that goroutine holds at most one
+// message and ends when the RPC does.
 type importSource struct {
-	msgs        chan received
-	done        chan struct{}
+	in          *batching.Reader[*searchv1.ImportRequest]
 	limits      geo.Limits
 	maxFeatures int
 	idle        time.Duration
 	first       *searchv1.ImportRequest // the first message's feature, not yet returned
-	eof         bool                    // the stream has ended
 	next        int
 	rejected    geo.Problems
 }
 
-type received struct {
-	req *searchv1.ImportRequest
-	err error
-}
-
 func newImportSource(stream grpc.ClientStreamingServer[searchv1.ImportRequest, searchv1.ImportResponse], lim *Config) *importSource {
-	src := &importSource{
-		msgs:        make(chan received),
-		done:        make(chan struct{}),
+	return &importSource{
+		in: batching.Read(func(emit func(*searchv1.ImportRequest) error) error {
+			return recvAll(stream.Recv, emit)
+		}, batching.Options[*searchv1.ImportRequest]{}),
 		limits:      geo.Limits{MaxVertices: lim.MaxFeatureVertices},
 		maxFeatures: lim.MaxImportFeatures,
 		idle:        lim.ImportIdleTimeout,
 	}
-	go func() {
-		for {
-			req, err := stream.Recv()
-			select {
-			case src.msgs <- received{req, err}:
-			case <-src.done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return src
 }
 
 // close lets the reading goroutine end; call it when the handler returns.
-func (src *importSource) close() { close(src.done) }
+func (src *importSource) close() { src.in.Stop() }
 
 // recv returns the next message, io.EOF after the last, or an error when
 // the client sends nothing for the idle timeout or ctx ends.
@@ -116,24 +97,10 @@ func (src *importSource) recv(ctx context.Context) (*searchv1.ImportRequest, err
 		src.first = nil
 		return req, nil
 	}
-	if src.eof {
-		return nil, io.EOF
-	}
-	idle := time.NewTimer(src.idle)
-	defer idle.Stop()
-	var r received
-	select {
-	case r = <-src.msgs:
-	case <-idle.C:
-		return nil, geo.Errorf(geo.Timeout,
-			"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle)
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-	if errors.Is(r.err, io.EOF) {
-		src.eof = true
-	}
-	return r.req, r.err
+	ctx, cancel := context.WithTimeoutCause(ctx, src.idle, geo.Errorf(geo.Timeout,
+		"no import message arrived for %s (IMPORT_IDLE_TIMEOUT); nothing was stored", src.idle))
+	defer cancel()
+	return src.in.Next(ctx)
 }
 
 // options reads the first message and returns its options (none: the

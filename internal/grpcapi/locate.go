@@ -1,11 +1,9 @@
 package grpcapi
 
 import (
-	"context"
 	"errors"
 	"io"
 	"strconv"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
@@ -58,9 +56,9 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 	guard := newStallGuard[searchv1.LocateResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
 	in := newLocateReader(stream, lim.LocateBatchSize)
-	defer in.close()
+	defer in.Stop()
 
-	first, err := in.recv(ctx)
+	first, err := in.Next(ctx)
 	if errors.Is(err, io.EOF) {
 		return nil
 	}
@@ -77,15 +75,19 @@ func (s *Server) Locate(stream grpc.BidiStreamingServer[searchv1.LocateRequest, 
 			first = nil // options only
 		}
 	}
+	var pending []*searchv1.LocateRequest
 	if first != nil {
 		if err := checkBulk(first); err != nil {
 			return err
 		}
+		pending = append(make([]*searchv1.LocateRequest, 0, min(lim.LocateBatchSize, 64)), first)
 	}
-	pending := first
 	for {
-		batch, eof, err := batchPoints(ctx, in, pending, lim.LocateBatchSize, lim.LocateBatchWait)
+		batch, eof, err := in.Batch(ctx, pending, lim.LocateBatchSize, lim.LocateBatchWait)
 		pending = nil
+		if err == nil && eof {
+			err = in.Err()
+		}
 		if err != nil {
 			return err
 		}
@@ -131,101 +133,30 @@ func checkLocatePoint(id string, p *searchv1.Point) error {
 	return geo.Point{Lat: p.GetLat(), Lng: p.GetLng()}.Validate()
 }
 
-// streamReader reads a client stream on a goroutine of its own (a Recv
-// cannot be interrupted), handing over one message at a time: Locate's
-// points and Track's positions.
-type streamReader[T any] struct {
-	msgs chan streamMsg[T]
-	done chan struct{}
-	eof  bool
-}
-
-type streamMsg[T any] struct {
-	req *T
-	err error
-}
-
-func newStreamReader[T any](recv func() (*T, error)) *streamReader[T] {
-	return newBufferedReader(recv, 0)
-}
-
-// newBufferedReader is newStreamReader holding up to buffer messages read
-// ahead: the reader goroutine receives the next batch while the handler
-// answers one, and the handler takes messages without a hand-over (a
-// goroutine switch) per message.
-func newBufferedReader[T any](recv func() (*T, error), buffer int) *streamReader[T] {
-	r := &streamReader[T]{msgs: make(chan streamMsg[T], buffer), done: make(chan struct{})}
-	go func() {
-		for {
-			req, err := recv()
-			select {
-			case r.msgs <- streamMsg[T]{req, err}:
-			case <-r.done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	return r
-}
-
-func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse], buffer int) *streamReader[searchv1.LocateRequest] {
-	return newBufferedReader(stream.Recv, buffer)
-}
-
-func (r *streamReader[T]) close() { close(r.done) }
-
-// recv returns the next message, io.EOF after the last.
-func (r *streamReader[T]) recv(ctx context.Context) (*T, error) {
-	if r.eof {
-		return nil, io.EOF
-	}
-	select {
-	case m := <-r.msgs:
-		return r.took(m)
-	case <-ctx.Done():
-		return nil, context.Cause(ctx)
-	}
-}
-
-func (r *streamReader[T]) took(m streamMsg[T]) (*T, error) {
-	if errors.Is(m.err, io.EOF) {
-		r.eof = true
-		return nil, io.EOF
-	}
-	return m.req, m.err
-}
-
-// batch returns the next batch: pending (if not nil) and the messages that
-// arrive until the batch holds size of them, wait has passed since its
-// first, or the stream ends (eof); check fails the stream for a message.
-// It waits as long as it takes for a first message. An empty batch comes
-// only with eof.
-func (r *streamReader[T]) batch(ctx context.Context, pending *T, size int, wait time.Duration, check func(*T) error) (batch []*T, eof bool, err error) {
-	if pending == nil {
-		req, err := r.recv(ctx)
+// recvAll hands emit each message recv returns, until the stream ends
+// (nil) or fails: a gRPC stream's read loop for batching.Read.
+func recvAll[T any](recv func() (T, error), emit func(T) error) error {
+	for {
+		m, err := recv()
 		if errors.Is(err, io.EOF) {
-			return nil, true, nil
+			return nil
 		}
 		if err != nil {
-			return nil, false, err
+			return err
 		}
-		if err := check(req); err != nil {
-			return nil, false, err
+		if err := emit(m); err != nil {
+			return err
 		}
-		pending = req
 	}
-	batch = append(make([]*T, 0, min(size, 64)), pending)
-	return batching.Fill(ctx, batch, size, wait, r.msgs, func(m streamMsg[T]) (*T, bool, error) {
-		req, err := r.took(m)
-		if errors.Is(err, io.EOF) {
-			return nil, true, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		return req, false, check(req)
-	})
+}
+
+// newLocateReader reads a Locate stream, holding up to buffer messages
+// read ahead: the reading goroutine receives the next batch while the
+// handler answers one. Its batches count points, not messages (pointsOf),
+// and a message after the first must be one of Locate's forms without
+// options (notOptions).
+func newLocateReader(stream grpc.BidiStreamingServer[searchv1.LocateRequest, searchv1.LocateResponse], buffer int) *batching.Reader[*searchv1.LocateRequest] {
+	return batching.Read(func(emit func(*searchv1.LocateRequest) error) error {
+		return recvAll(stream.Recv, emit)
+	}, batching.Options[*searchv1.LocateRequest]{Buffer: buffer, Weight: pointsOf, Check: notOptions})
 }

@@ -2,9 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"errors"
-	"io"
-	"time"
 
 	rpccode "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/protobuf/proto"
@@ -61,53 +58,6 @@ func notOptions(req *searchv1.LocateRequest) error {
 
 // pointsOf is how many points req carries.
 func pointsOf(req *searchv1.LocateRequest) int { return max(len(req.GetPoints()), 1) }
-
-// batchPoints is streamReader.batch for Locate, counting points rather
-// than messages: the batch is full once it holds size points.
-func batchPoints(ctx context.Context, rr *streamReader[searchv1.LocateRequest], pending *searchv1.LocateRequest, size int, wait time.Duration) (batch []*searchv1.LocateRequest, eof bool, err error) {
-	if pending == nil {
-		req, err := rr.recv(ctx)
-		if errors.Is(err, io.EOF) {
-			return nil, true, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		if err := notOptions(req); err != nil {
-			return nil, false, err
-		}
-		pending = req
-	}
-	batch = append(make([]*searchv1.LocateRequest, 0, min(size, 64)), pending)
-	n := pointsOf(pending)
-	if n >= size {
-		return batch, false, nil
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for n < size {
-		select {
-		case m := <-rr.msgs:
-			req, err := rr.took(m)
-			if errors.Is(err, io.EOF) {
-				return batch, true, nil
-			}
-			if err == nil {
-				err = notOptions(req)
-			}
-			if err != nil {
-				return nil, false, err
-			}
-			batch = append(batch, req)
-			n += pointsOf(req)
-		case <-timer.C:
-			return batch, false, nil
-		case <-ctx.Done():
-			return nil, false, context.Cause(ctx)
-		}
-	}
-	return batch, false, nil
-}
 
 // answer locates a batch's valid points and sends every point's answer in
 // order (geo.LocateEach: one statement, more only when the answers pass

@@ -11,6 +11,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/batching"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -40,10 +41,15 @@ func (s *Server) Track(stream grpc.BidiStreamingServer[searchv1.TrackRequest, se
 	ctx := stream.Context()
 	guard := newStallGuard[searchv1.TrackResponse](stream, lim.StreamSendTimeout)
 	defer guard.close()
-	in := newStreamReader(stream.Recv)
-	defer in.close()
+	in := batching.Read(func(emit func(*searchv1.TrackRequest) error) error {
+		return recvAll(stream.Recv, emit)
+	}, batching.Options[*searchv1.TrackRequest]{})
+	defer in.Stop()
 	for {
-		batch, eof, err := in.batch(ctx, nil, lim.LocateBatchSize, lim.LocateBatchWait, func(*searchv1.TrackRequest) error { return nil })
+		batch, eof, err := in.Batch(ctx, nil, lim.LocateBatchSize, lim.LocateBatchWait)
+		if err == nil && eof {
+			err = in.Err()
+		}
 		if err != nil {
 			return err
 		}

@@ -231,18 +231,19 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	lim := s.limits.Load()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	in := readPoints(ctx, r.Body, &cappedBody{r: r.Body, limit: limit, idle: s.cfg.BodyIdleTimeout, waiting: rc.SetReadDeadline}, read)
+	ctx := r.Context()
+	in := readPoints(r.Body, &cappedBody{r: r.Body, limit: limit, idle: s.cfg.BodyIdleTimeout, waiting: rc.SetReadDeadline}, read)
 	defer func() {
-		if !in.finished() {
+		in.Stop()
+		select {
+		case <-in.Done():
+		default:
 			// Stopped early with the body still coming (the store
 			// failed): give the reader a moment to drain, then end its
 			// read.
-			cancel()
 			_ = rc.SetReadDeadline(time.Now().Add(drainWait))
+			<-in.Done()
 		}
-		<-in.done
 	}()
 
 	enc := json.NewEncoder(w)
@@ -257,14 +258,14 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		return enc.Encode(a)
 	}
 	for {
-		batch, eof, berr := in.batch(ctx, max(lim.LocateBatchSize, 1), lim.LocateBatchWait)
+		batch, eof, berr := in.Batch(ctx, nil, max(lim.LocateBatchSize, 1), lim.LocateBatchWait)
 		if berr != nil {
 			err = berr
 			// A stalled body cancels the context too: say why.
 			select {
-			case <-in.done:
-				if geo.ErrorCode(in.err) == geo.Timeout {
-					err = in.err
+			case <-in.Done():
+				if geo.ErrorCode(in.Err()) == geo.Timeout {
+					err = in.Err()
 				}
 			case <-time.After(drainWait):
 			}
@@ -277,7 +278,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 			_ = rc.Flush()
 		}
 		if eof {
-			err = in.err
+			err = in.Err()
 			break
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,75 +75,20 @@ type locateInput struct {
 // its body's reader to end.
 const drainWait = 2 * time.Second
 
-// pointReader reads a POST /locate body on a goroutine of its own (a Read
-// cannot be interrupted), handing over one point at a time.
-type pointReader struct {
-	points chan locateInput
-	done   chan struct{}
-	// err is how reading ended (nil at the end of the body); set before
-	// done is closed.
-	err error
-	eof bool
-}
-
-// readPoints starts reading body (through capped) with read. When reading
-// ends early, it reads on a little (maxDrain) so that a client still
-// sending gets the answer, not a reset connection: net/http does the same
-// for handlers that leave a body unread, but not in full duplex.
-func readPoints(ctx context.Context, body io.Reader, capped io.Reader, read func(io.Reader, func(locateInput) error) error) *pointReader {
-	pr := &pointReader{points: make(chan locateInput), done: make(chan struct{})}
-	go func() {
-		defer close(pr.done)
-		defer close(pr.points)
-		pr.err = read(capped, func(in locateInput) error {
-			select {
-			case pr.points <- in:
-				return nil
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-		})
-		if pr.err != nil {
+// readPoints starts reading body (through capped) with read, on a
+// goroutine of its own (batching.Read: a Read cannot be interrupted),
+// handing over one point at a time. When reading ends early, it reads on a
+// little (maxDrain) so that a client still sending gets the answer, not a
+// reset connection: net/http does the same for handlers that leave a body
+// unread, but not in full duplex.
+func readPoints(body io.Reader, capped io.Reader, read func(io.Reader, func(locateInput) error) error) *batching.Reader[locateInput] {
+	return batching.Read(func(emit func(locateInput) error) error {
+		err := read(capped, emit)
+		if err != nil {
 			_, _ = io.CopyN(io.Discard, body, maxDrain)
 		}
-	}()
-	return pr
-}
-
-// finished reports whether the reader has ended.
-func (pr *pointReader) finished() bool {
-	select {
-	case <-pr.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// batch returns the next points: at least one, up to size, taking more
-// while they come within wait of the first. eof says the body has no
-// more (pr.err then says why); an empty batch comes only with eof.
-func (pr *pointReader) batch(ctx context.Context, size int, wait time.Duration) (batch []locateInput, eof bool, err error) {
-	if pr.eof {
-		return nil, true, nil
-	}
-	select {
-	case in, ok := <-pr.points:
-		if !ok {
-			pr.eof = true
-			<-pr.done
-			return nil, true, nil
-		}
-		batch = append(make([]locateInput, 0, min(size, 64)), in)
-	case <-ctx.Done():
-		return nil, false, context.Cause(ctx)
-	}
-	batch, eof, err = batching.Fill(ctx, batch, size, wait, pr.points, func(in locateInput) (locateInput, bool, error) { return in, false, nil })
-	if eof { // the channel closed: the reader has ended
-		pr.eof = true
-		<-pr.done
-	}
-	return batch, eof, err
+		return err
+	}, batching.Options[locateInput]{})
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are
