@@ -87,9 +87,13 @@ func edges(t *testing.T, svc geo.SearchService) (searchv1.SearchServiceClient, h
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	deps := httpapi.Deps{Logger: logger}
+	if pl, ok := svc.(geo.PropertyLister); ok {
+		deps.Properties = pl // the queryables of items' property filters
+	}
 	hs, err := httpapi.New(svc, httpapi.Config{ListenAddr: "127.0.0.1:0", ServiceName: "edges", MaxBodyBytes: 1 << 20},
 		httpapi.Limits{DefaultPageSize: 50, MaxPageSize: 1000, LocateBatchSize: 100, LocateBatchWait: 2 * time.Millisecond},
-		httpapi.Deps{Logger: logger})
+		deps)
 	if err != nil {
 		t.Fatal(err)
 	}
