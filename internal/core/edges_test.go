@@ -109,8 +109,9 @@ func get(t *testing.T, h http.Handler, path string) *http.Response {
 }
 
 // TestEveryDomainCodeIsTheSameOverBothEdges walks geo's codes: a search
-// failing with each one answers the table's gRPC code over gRPC and its
-// HTTP status over HTTP, with the same message (the domain error's user
+// and a Locate failing with each one answer the table's gRPC code over
+// gRPC (unary Search, the Locate stream) and its HTTP status over HTTP
+// (items, /locate), with the same message (the domain error's user
 // message; its cause is logged, never shown).
 func TestEveryDomainCodeIsTheSameOverBothEdges(t *testing.T) {
 	t.Parallel()
@@ -136,10 +137,45 @@ func TestEveryDomainCodeIsTheSameOverBothEdges(t *testing.T) {
 			if got := resp.Header.Get("Retry-After") != ""; got != want.RetryAfter {
 				t.Errorf("HTTP: Retry-After %q, want one: %v", resp.Header.Get("Retry-After"), want.RetryAfter)
 			}
+
+			// The streams' path: gRPC Locate's status, HTTP /locate's.
+			if st := status.Convert(locateOnce(t, client)); st.Code() != want.GRPC || st.Message() != msg {
+				t.Errorf("gRPC Locate: %s %q, want %s %q", st.Code(), st.Message(), want.GRPC, msg)
+			}
+			resp = get(t, h, "/locate?lat=1&lng=1")
+			body, _ = io.ReadAll(resp.Body)
+			if resp.StatusCode != want.HTTP || !strings.Contains(string(body), msg) {
+				t.Errorf("HTTP /locate: %d %s, want %d with %q", resp.StatusCode, body, want.HTTP, msg)
+			}
+			if got := resp.Header.Get("Retry-After") != ""; got != want.RetryAfter {
+				t.Errorf("HTTP /locate: Retry-After %q, want one: %v", resp.Header.Get("Retry-After"), want.RetryAfter)
+			}
 		})
 	}
 	if walked < 11 {
 		t.Errorf("walked %d codes, want every one of geo's (at least 11)", walked)
+	}
+}
+
+// locateOnce sends one point over a gRPC Locate stream and returns how
+// the stream ended (nil: it ended well).
+func locateOnce(t *testing.T, client searchv1.SearchServiceClient) error {
+	t.Helper()
+	stream, err := client.Locate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&searchv1.LocateRequest{Id: "p", Point: &searchv1.Point{Lat: 1, Lng: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = stream.CloseSend()
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
 	}
 }
 
