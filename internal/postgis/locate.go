@@ -10,60 +10,38 @@ import (
 )
 
 // A Locate batch is one statement: the points travel as two float8 arrays,
-// unnest ... WITH ORDINALITY numbers them, and a lateral subquery runs the
-// point query of SearchStatement (the same parts lookup, the same exactness
-// rule, the same filters, order and limit) for each of them. A point's rows
-// are therefore exactly the first page Search returns for it. Rows come
-// ordered by the point's ordinal, then (name, id).
+// unnest ... WITH ORDINALITY numbers them (pts, named pt in the lateral
+// subquery), and a lateral subquery runs the point query of SearchStatement
+// (pointCandidates, nearCandidates: the same text, the same parts lookup,
+// the same exactness rule, the same filters, order and limit) for each of
+// them. A point's rows are therefore exactly the first page Search returns
+// for it. Rows come ordered by the point's ordinal, then (name, id).
 const (
 	locatePoints = `WITH pts AS (
     SELECT u.ord, ST_SetSRID(ST_MakePoint(u.lng, u.lat), 4326) AS g
     FROM unnest($?::float8[], $?::float8[]) WITH ORDINALITY AS u(lng, lat, ord)
 )
 `
-	locateFrom = `, pts.ord
-FROM pts CROSS JOIN LATERAL (
+	locateFrom = `, pt.ord
+FROM pts AS pt CROSS JOIN LATERAL (
   SELECT t.*
-  FROM (
-    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pts.g)) AS inside
-    FROM thing_part p
-    WHERE ST_Intersects(p.geom, pts.g)
-    GROUP BY p.thing_id
-  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
-  WHERE (hit.inside OR ST_Contains(t.geom, pts.g))`
+  FROM ` + pointCandidates
 	locateOrderAndLimit = `
   ORDER BY t.name COLLATE "C", t.id
   LIMIT $?::bigint
 ) t
-ORDER BY pts.ord, t.name COLLATE "C", t.id`
+ORDER BY pt.ord, t.name COLLATE "C", t.id`
 
-	// With a distance, the lateral subquery is SearchStatement's nearest
-	// query instead (nearHits, fromNearHits) for each point.
-	locateNearFrom = `, pts.ord
-FROM pts CROSS JOIN LATERAL (
+	// With a distance, each point's subquery is the nearest query.
+	locateNearFrom = `, pt.ord
+FROM pts AS pt CROSS JOIN LATERAL (
   SELECT t.*, d.dist
-  FROM (
-    SELECT c.thing_id, bool_or(c.inside) AS inside, bool_or(c.touches) AS touches, min(c.dist) AS dist
-    FROM (
-      SELECT p.thing_id, ST_Contains(p.geom, pts.g) AS inside, true AS touches, NULL::float8 AS dist
-      FROM thing_part p
-      WHERE ST_Intersects(p.geom, pts.g)
-      UNION ALL
-      SELECT g.thing_id, false, false, ST_Distance(g.geog, pts.g::geography)
-      FROM thing_part_geog g
-      WHERE ST_DWithin(g.geog, pts.g::geography, $?::float8)
-    ) c
-    GROUP BY c.thing_id
-  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
-  CROSS JOIN LATERAL (
-    SELECT CASE WHEN hit.inside OR (hit.touches AND ST_Contains(t.geom, pts.g)) THEN 0::float8 ELSE hit.dist END AS dist
-  ) d
-  WHERE d.dist <= $?::float8`
+  FROM ` + nearCandidates
 	locateNearOrderAndLimit = `
   ORDER BY d.dist, t.name COLLATE "C", t.id
   LIMIT $?::bigint
 ) t
-ORDER BY pts.ord, t.dist, t.name COLLATE "C", t.id`
+ORDER BY pt.ord, t.dist, t.name COLLATE "C", t.id`
 	locateDistance = `, t.dist`
 )
 

@@ -38,18 +38,25 @@ import (
 // then checked on those few things. EXPLAIN and the measurements are in
 // docs/BENCHMARKS.md.
 const (
-	pointHits = `WITH pt AS (
+	// thePoint is the point of a point or nearest search, pt.g: one row
+	// for Search, a row per point in Locate's pts (locate.go), which joins
+	// the same candidates below for each of its rows.
+	thePoint = `WITH pt AS (
     SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
-), hit AS (
-    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside
-    FROM thing_part p, pt
-    WHERE ST_Intersects(p.geom, pt.g)
-    GROUP BY p.thing_id
 )
 `
+	// pointCandidates are the things containing pt.g (the parts, then the
+	// exact rule above), as t: the one copy of the point query, which
+	// Search's fromPointHits and Locate's locateFrom join laterally to pt.
+	pointCandidates = `(
+    SELECT p.thing_id, bool_or(ST_Contains(p.geom, pt.g)) AS inside
+    FROM thing_part p
+    WHERE ST_Intersects(p.geom, pt.g)
+    GROUP BY p.thing_id
+  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+  WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
 	fromPointHits = `
-FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
-WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
+FROM pt CROSS JOIN LATERAL ` + pointCandidates
 
 	// A nearest search (a point and a distance) finds its candidates in
 	// two tables through their GiST indexes: the parts (thing_part) that
@@ -68,28 +75,30 @@ WHERE (hit.inside OR ST_Contains(t.geom, pt.g))`
 	// after the cursor's triple. Every candidate within the distance is
 	// ranked before the page is cut; the distance cap (geo.MaxDistanceM)
 	// bounds their number.
-	nearHits = `WITH pt AS (
-    SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
-), hit AS (
+	//
+	// nearCandidates are those things of pt.g, as t with their distance
+	// d.dist: the one copy of the nearest query, which Search's
+	// fromNearHits and Locate's locateNearFrom join laterally to pt. Its
+	// parameters are the distance, twice.
+	nearCandidates = `(
     SELECT c.thing_id, bool_or(c.inside) AS inside, bool_or(c.touches) AS touches, min(c.dist) AS dist
     FROM (
-        SELECT p.thing_id, ST_Contains(p.geom, pt.g) AS inside, true AS touches, NULL::float8 AS dist
-        FROM thing_part p, pt
-        WHERE ST_Intersects(p.geom, pt.g)
-        UNION ALL
-        SELECT g.thing_id, false, false, ST_Distance(g.geog, pt.g::geography)
-        FROM thing_part_geog g, pt
-        WHERE ST_DWithin(g.geog, pt.g::geography, $?::float8)
+      SELECT p.thing_id, ST_Contains(p.geom, pt.g) AS inside, true AS touches, NULL::float8 AS dist
+      FROM thing_part p
+      WHERE ST_Intersects(p.geom, pt.g)
+      UNION ALL
+      SELECT g.thing_id, false, false, ST_Distance(g.geog, pt.g::geography)
+      FROM thing_part_geog g
+      WHERE ST_DWithin(g.geog, pt.g::geography, $?::float8)
     ) c
     GROUP BY c.thing_id
-)
-`
-	fromNearHits = `
-FROM hit CROSS JOIN pt CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
-CROSS JOIN LATERAL (
+  ) hit CROSS JOIN LATERAL (SELECT * FROM thing WHERE thing.id = hit.thing_id OFFSET 0) t
+  CROSS JOIN LATERAL (
     SELECT CASE WHEN hit.inside OR (hit.touches AND ST_Contains(t.geom, pt.g)) THEN 0::float8 ELSE hit.dist END AS dist
-) d
-WHERE d.dist <= $?::float8`
+  ) d
+  WHERE d.dist <= $?::float8`
+	fromNearHits = `
+FROM pt CROSS JOIN LATERAL ` + nearCandidates
 
 	// An area search (a bbox or an area) turns its region into pieces: a
 	// box is one envelope, or two across the antimeridian (west > east);
@@ -163,10 +172,6 @@ WHERE true`
 	fromWholeGeometry = `
 FROM thing t
 WHERE ST_Contains(t.geom, ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326))`
-	wholePoint = `WITH pt AS (
-    SELECT ST_SetSRID(ST_MakePoint($?::float8, $?::float8), 4326) AS g
-)
-`
 	fromWholeNear = `
 FROM thing t CROSS JOIN pt
 CROSS JOIN LATERAL (
@@ -242,10 +247,8 @@ func CountStatement(f geo.Filter) (string, []any) {
 // area filter.
 func (s *statement) hits(f geo.Filter) {
 	switch {
-	case f.Point != nil && f.MaxDistanceM > 0:
-		s.add(nearHits, f.Point.Lng, f.Point.Lat, f.MaxDistanceM)
 	case f.Point != nil:
-		s.add(pointHits, f.Point.Lng, f.Point.Lat)
+		s.add(thePoint, f.Point.Lng, f.Point.Lat)
 	case f.BBox != nil || f.Area != nil:
 		s.region(f)
 		s.add(regionHits)
@@ -257,7 +260,7 @@ func (s *statement) hits(f geo.Filter) {
 func (s *statement) from(f geo.Filter) {
 	switch {
 	case f.Point != nil && f.MaxDistanceM > 0:
-		s.add(fromNearHits, f.MaxDistanceM)
+		s.add(fromNearHits, f.MaxDistanceM, f.MaxDistanceM)
 	case f.Point != nil:
 		s.add(fromPointHits)
 	case f.BBox != nil || f.Area != nil:
@@ -295,7 +298,7 @@ func WholeGeometryStatement(q geo.Query) (string, []any) {
 	var s statement
 	switch {
 	case q.Point != nil && q.MaxDistanceM > 0:
-		s.add(wholePoint, q.Point.Lng, q.Point.Lat)
+		s.add(thePoint, q.Point.Lng, q.Point.Lat)
 	case q.BBox != nil || q.Area != nil:
 		s.region(q.Filter)
 	}
