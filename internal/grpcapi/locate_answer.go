@@ -8,6 +8,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -60,9 +61,8 @@ func notOptions(req *searchv1.LocateRequest) error {
 func pointsOf(req *searchv1.LocateRequest) int { return max(len(req.GetPoints()), 1) }
 
 // answer locates a batch's valid points and sends every point's answer in
-// order (geo.LocateEach: one statement, more only when the answers pass
-// geo.LocateBatchBytes): a response per point sent alone, the answers of a
-// message's points in responses of their own.
+// order (core.LocateBatch): a response per point sent alone, the answers
+// of a message's points in responses of their own.
 func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateResponse], q geo.LocateQuery, sh *shape, batch []*searchv1.LocateRequest) error {
 	var n int
 	for _, req := range batch {
@@ -90,19 +90,12 @@ func (s *Server) answer(ctx context.Context, guard *stallGuard[searchv1.LocateRe
 	}
 	a := answers{guard: guard, sh: sh, pending: make([]*searchv1.LocateResponse, 0, min(n, sendAnswers)),
 		slab: make([]searchv1.LocateResponse, n)}
-	q.MaxBytes = geo.LocateBatchBytes
-	err := geo.LocateEach(ctx, s.svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
+	if err := core.LocateBatch(ctx, s.svc, q, points, errs, s.metrics, func(i int, things []geo.Thing, err error) error {
 		return a.add(ids[i], things, err, kind[i])
-	})
-	if err == nil {
-		err = a.flush()
-	}
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	s.metrics.Count("locate.points", int64(n))
-	s.metrics.Count("search.results", int64(a.results))
-	return nil
+	return a.flush()
 }
 
 // answers builds a batch's responses and hands them to the guard.
@@ -113,7 +106,6 @@ type answers struct {
 	bulk    *searchv1.LocateResponse  // the open response of a message's points
 	bytes   int                       // bulk's size, about
 	slab    []searchv1.LocateResponse // a response per point, allocated at once
-	results int
 }
 
 // pointKind says how a point of a batch came: alone in its message, or in
@@ -145,7 +137,6 @@ func (a *answers) add(id string, things []geo.Thing, err error, kind pointKind) 
 			}
 			resp.Things[j] = pt
 		}
-		a.results += len(things)
 	}
 	if kind == alone {
 		return a.queue(resp)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/geosearch/search/internal/core"
 	"github.com/geosearch/search/internal/geo"
 )
 
@@ -301,18 +302,15 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 }
 
 // answerBatch locates a batch's valid points and writes every point's
-// answer in order, a bad point's answer being its error: geo.LocateEach,
-// the same batching and byte budget as gRPC Locate's, one statement unless
-// the answers pass geo.LocateBatchBytes.
+// answer in order, a bad point's answer being its error: core.LocateBatch,
+// the same byte budget and counts as gRPC Locate's.
 func (s *Server) answerBatch(ctx context.Context, svc geo.SearchService, q geo.LocateQuery, batch []locateInput, answer func(locateAnswer) error) error {
 	points := make([]geo.Point, len(batch))
 	errs := make([]error, len(batch))
 	for i, in := range batch {
 		points[i], errs[i] = geo.Point{Lat: in.Lat, Lng: in.Lng}, in.Err
 	}
-	q.MaxBytes = geo.LocateBatchBytes
-	results := 0
-	err := geo.LocateEach(ctx, svc, q, points, errs, func(i int, things []geo.Thing, err error) error {
+	return core.LocateBatch(ctx, svc, q, points, errs, s.deps.Metrics, func(i int, things []geo.Thing, err error) error {
 		in := batch[i]
 		a := locateAnswer{ID: in.ID, Lat: in.Lat, Lng: in.Lng, Things: make([]thingJSON, len(things))}
 		if err != nil {
@@ -322,13 +320,6 @@ func (s *Server) answerBatch(ctx context.Context, svc geo.SearchService, q geo.L
 		for j, t := range things {
 			a.Things[j] = toThingJSON(t)
 		}
-		results += len(things)
 		return answer(a)
 	})
-	if err != nil {
-		return err
-	}
-	s.deps.Metrics.Count("locate.points", int64(len(batch)))
-	s.deps.Metrics.Count("search.results", int64(results))
-	return nil
 }
