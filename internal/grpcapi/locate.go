@@ -33,8 +33,9 @@ const maxLocateBatch = 10000
 // bulk job's shape (one set of collections and filters for a whole file of
 // points). A client wanting two scopes opens two streams.
 //
-// Flow control both ways, in bounded memory: one goroutine reads the stream
-// into a channel holding one batch (LOCATE_BATCH_SIZE) of messages, and the
+// Flow control both ways, in bounded memory: one goroutine
+// (batching.Reader) reads the stream ahead by at most one batch
+// (LOCATE_BATCH_SIZE) of messages, and the
 // handler takes from it only while filling a batch. While a batch is in the
 // database or its answers are being sent, the reader fills the channel and
 // then stops, so a client that sends without reading fills its HTTP/2
