@@ -234,18 +234,7 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 	lim := s.limits.Load()
 	ctx := r.Context()
 	in := readPoints(r.Body, &cappedBody{r: r.Body, limit: limit, idle: s.cfg.BodyIdleTimeout, waiting: rc.SetReadDeadline}, read)
-	defer func() {
-		in.Stop()
-		select {
-		case <-in.Done():
-		default:
-			// Stopped early with the body still coming (the store
-			// failed): give the reader a moment to drain, then end its
-			// read.
-			_ = rc.SetReadDeadline(time.Now().Add(drainWait))
-			<-in.Done()
-		}
-	}()
+	defer stopReading(in, rc)
 
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

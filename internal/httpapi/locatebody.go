@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -89,6 +90,19 @@ func readPoints(body io.Reader, capped io.Reader, read func(io.Reader, func(loca
 		}
 		return err
 	}, batching.Options[locateInput]{})
+}
+
+// stopReading ends in's goroutine when POST /locate returns. Stopped early
+// with the body still coming (the store failed), it gives the reader a
+// moment (drainWait) to drain, then ends its read.
+func stopReading(in *batching.Reader[locateInput], rc *http.ResponseController) {
+	in.Stop()
+	select {
+	case <-in.Done():
+	default:
+		_ = rc.SetReadDeadline(time.Now().Add(drainWait))
+		<-in.Done()
+	}
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are
