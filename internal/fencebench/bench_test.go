@@ -170,9 +170,12 @@ func (f *fixture) produce(b *testing.B, fixes []geo.Fix) {
 // Kafka, no database; and locate-postgis asks the database's Locate
 // (MEMINDEX off). The kafka sub-benchmark reports its rate as a fraction
 // of locate-memindex's (x-locate-memindex: the issue's "0.5 of plain
-// Locate"), and the mean time of each stage per batch: batch_locate-ms
+// Locate"), the mean time of each stage per batch: batch_locate-ms
 // (containment, overlapped with the previous batch's transaction),
-// batch_apply-ms (the transaction), relay_read-ms and relay_publish-ms.
+// batch_apply-ms (the transaction), relay_read-ms and relay_publish-ms;
+// and the CPU time per position of this process (kfake included) and of
+// PostgreSQL, which, unlike the rates, hardly depend on what else the
+// machine runs.
 // Timings belong here and in make bench, never in tests.
 func BenchmarkGeofenceKafka(b *testing.B) {
 	f := newFixture(b)
@@ -187,6 +190,7 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 	r := 0 // rounds outlive a run of the sub-benchmark
 	b.Run("kafka", func(b *testing.B) {
 		var positions, events int64
+		var selfCPU, pgCPU time.Duration // this process's, PostgreSQL's
 		f.timings.reset()
 		for b.Loop() {
 			b.StopTimer()
@@ -195,8 +199,13 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 			f.produce(b, fixes)
 			before := f.positions.Counts()
 			published := f.relay.Published()
+			self0, pg0 := cpuTimes()
 			b.StartTimer()
 			f.consume(b, before.Consumed+int64(len(fixes)), published-before.Events)
+			b.StopTimer()
+			self1, pg1 := cpuTimes()
+			selfCPU, pgCPU = selfCPU+self1-self0, pgCPU+pg1-pg0
+			b.StartTimer()
 			after := f.positions.Counts()
 			if after.Rejected != before.Rejected || after.Stale != before.Stale {
 				b.Fatalf("rejected %d, stale %d positions of the benchmark", after.Rejected-before.Rejected, after.Stale-before.Stale)
@@ -211,6 +220,8 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 			b.ReportMetric(rate/f.locateRate, "x-locate-memindex")
 		}
 		f.timings.report(b)
+		b.ReportMetric(float64(selfCPU.Microseconds())/float64(positions), "go-cpu-µs/position")
+		b.ReportMetric(float64(pgCPU.Microseconds())/float64(positions), "pg-cpu-µs/position")
 	})
 }
 

@@ -146,11 +146,13 @@ func (p *Positions) RunOnce(ctx context.Context) error {
 			}
 		}
 		if b != nil {
+			// The lag is reported once the batch is stored.
 			if inFlight, err = p.start(ctx, b); err != nil {
 				return err
 			}
+		} else {
+			p.reportLag(highWatermarks(fetches))
 		}
-		p.reportLag(fetches)
 		cl.AllowRebalance()
 	}
 }
@@ -202,12 +204,13 @@ type batch struct {
 	bad     []error // per fix: the record did not decode
 	located *geo.Located
 	last    map[int32]int64 // the last offset of each partition
+	hwm     map[int32]int64 // the poll's high watermarks
 }
 
 // prepare decodes one poll's records and locates their positions; nil
 // when the poll has none.
 func (p *Positions) prepare(ctx context.Context, fetches kgo.Fetches) (*batch, error) {
-	b := &batch{last: map[int32]int64{}}
+	b := &batch{last: map[int32]int64{}, hwm: highWatermarks(fetches)}
 	fetches.EachRecord(func(rec *kgo.Record) {
 		f, err := DecodePosition(rec.Key, rec.Value)
 		b.fixes, b.bad = append(b.fixes, f), append(b.bad, err)
@@ -273,6 +276,7 @@ func (p *Positions) start(ctx context.Context, b *batch) (<-chan error, error) {
 		p.mu.Unlock()
 		p.metrics.Timing("fence.batch_apply", time.Since(start))
 		p.count(b.fixes, b.bad, results)
+		p.reportLag(b.hwm)
 		out <- nil
 	}()
 	return out, nil
@@ -311,16 +315,23 @@ func (p *Positions) count(fixes []geo.Fix, bad []error, results []geo.TrackResul
 	p.metrics.Count("fence.events", events)
 }
 
+// highWatermarks returns the high watermark of each partition of a poll.
+func highWatermarks(fetches kgo.Fetches) map[int32]int64 {
+	hwm := map[int32]int64{}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) { hwm[fp.Partition] = fp.HighWatermark })
+	return hwm
+}
+
 // reportLag sends fence.consumer_lag: the records behind the high
-// watermarks of this poll's partitions.
-func (p *Positions) reportLag(fetches kgo.Fetches) {
+// watermarks of a poll's partitions (hwm), from the stored offsets.
+func (p *Positions) reportLag(hwm map[int32]int64) {
 	var lag int64
 	p.mu.Lock()
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if next, ok := p.next[fp.Partition]; ok && next >= 0 {
-			lag += max(0, fp.HighWatermark-next)
+	for part, high := range hwm {
+		if next, ok := p.next[part]; ok && next >= 0 {
+			lag += max(0, high-next)
 		}
-	})
+	}
 	p.mu.Unlock()
 	p.lag.Store(lag)
 	p.metrics.Gauge("fence.consumer_lag", lag)
