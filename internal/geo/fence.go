@@ -169,9 +169,12 @@ type Outbox interface {
 	// most one process holds at a time; fn's context ends if the lock is
 	// lost. Lead waits for the lock until ctx ends.
 	Lead(ctx context.Context, fn func(ctx context.Context) error) error
-	// Pending returns up to n events after mark, in commit order, only
-	// from transactions that every later reader will see the same way
-	// (no event can appear before the last one returned later on).
+	// Pending returns the events after mark, in commit order, only from
+	// transactions that every later reader will see the same way (no
+	// event can appear before the last one returned later on). It returns
+	// whole transactions, which share one mark: the first one after mark
+	// however many events it holds, then as many more as keep the total
+	// within n.
 	Pending(ctx context.Context, after OutboxMark, n int) ([]OutboxEvent, error)
 	// Trim deletes the events up to mark, published.
 	Trim(ctx context.Context, upTo OutboxMark) error

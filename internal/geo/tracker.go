@@ -48,21 +48,52 @@ type located struct {
 // result per position. The error is for the whole batch (nothing stored):
 // Unavailable, Timeout, Internal, or Aborted for an offset moved on by
 // another consumer; a bad position is its result's Err, not the error.
+// It is Locate, then Apply.
 func (t *Tracker) Track(ctx context.Context, positions []Fix, offsets []Offset) ([]TrackResult, error) {
+	l, err := t.Locate(ctx, positions)
+	if err != nil {
+		return nil, err
+	}
+	return t.Apply(ctx, l, offsets)
+}
+
+// Located is a batch of positions with the things containing each one,
+// validated and ready to Apply. Containment depends on the fences only,
+// never on the devices' states, so a batch may be located while the one
+// before it is still being applied.
+type Located struct {
+	positions []Fix
+	at        []located
+}
+
+// Len is the number of positions.
+func (l *Located) Len() int { return len(l.positions) }
+
+// Locate validates positions and finds the things containing each valid
+// one (Locate of the SearchService, per collection). The error is for the
+// whole batch: Unavailable, Timeout or Internal.
+func (t *Tracker) Locate(ctx context.Context, positions []Fix) (*Located, error) {
 	at, err := t.locate(ctx, positions)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]DeviceKey, 0, len(positions))
-	for i, p := range positions {
-		if at[i].err == nil || at[i].gone {
+	return &Located{positions: positions, at: at}, nil
+}
+
+// Apply applies a located batch as Track does: the states of its devices,
+// read and locked in one transaction of the store, the transitions, and
+// the new states, events and offsets stored together.
+func (t *Tracker) Apply(ctx context.Context, l *Located, offsets []Offset) ([]TrackResult, error) {
+	keys := make([]DeviceKey, 0, len(l.positions))
+	for i, p := range l.positions {
+		if l.at[i].err == nil || l.at[i].gone {
 			keys = append(keys, DeviceKey{Collection: p.Collection, Device: p.Device})
 		}
 	}
 	var results []TrackResult
-	err = t.store.Apply(ctx, keys, offsets, func(states map[DeviceKey]DeviceState) (FenceChange, error) {
+	err := t.store.Apply(ctx, keys, offsets, func(states map[DeviceKey]DeviceState) (FenceChange, error) {
 		var change FenceChange
-		results, change = transitions(positions, at, states)
+		results, change = transitions(l.positions, l.at, states)
 		return change, nil
 	})
 	if err != nil {

@@ -32,6 +32,9 @@ type Positions struct {
 	// next is the stored next offset of each assigned partition, -1 when
 	// the store has none; what a batch's Offset.From must be.
 	next map[int32]int64
+	// applying is closed when the batch being applied (in the background,
+	// while the next one is located) is done; nil when none is.
+	applying chan struct{}
 
 	consumed, rejected, stale, events atomic.Int64
 	lag                               atomic.Int64 // at the last poll
@@ -110,6 +113,15 @@ func (p *Positions) RunOnce(ctx context.Context) error {
 		return err
 	}
 	defer cl.CloseAllowingRebalance()
+	// One batch is applied (its transaction) while the next is polled,
+	// decoded and located: the batches of a partition still commit in
+	// order, each after the one before it, from the offset it left.
+	var inFlight <-chan error
+	defer func() {
+		if inFlight != nil {
+			<-inFlight
+		}
+	}()
 	for {
 		fetches := cl.PollRecords(ctx, p.cfg.Batch)
 		if ctx.Err() != nil {
@@ -122,10 +134,25 @@ func (p *Positions) RunOnce(ctx context.Context) error {
 		if fetchErr != nil {
 			return fetchErr
 		}
-		if err := p.apply(ctx, fetches); err != nil {
+		b, err := p.prepare(ctx, fetches)
+		if err != nil {
 			return err
 		}
-		p.reportLag(fetches)
+		if inFlight != nil {
+			err := <-inFlight
+			inFlight = nil
+			if err != nil {
+				return err
+			}
+		}
+		if b != nil {
+			// The lag is reported once the batch is stored.
+			if inFlight, err = p.start(ctx, b); err != nil {
+				return err
+			}
+		} else {
+			p.reportLag(highWatermarks(fetches))
+		}
 		cl.AllowRebalance()
 	}
 }
@@ -152,8 +179,16 @@ func (p *Positions) adjust(ctx context.Context, assigned map[string]map[int32]kg
 	return assigned, nil
 }
 
-// forget drops the partitions taken away.
+// forget drops the partitions taken away, once the batch being applied
+// is done: when a rebalance goes on, none of this member's batches is
+// still to commit.
 func (p *Positions) forget(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	p.mu.Lock()
+	applying := p.applying
+	p.mu.Unlock()
+	if applying != nil {
+		<-applying
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, parts := range gone {
@@ -163,54 +198,88 @@ func (p *Positions) forget(_ context.Context, _ *kgo.Client, gone map[string][]i
 	}
 }
 
-// apply tracks one poll's records and stores their offsets with them.
-func (p *Positions) apply(ctx context.Context, fetches kgo.Fetches) error {
-	var fixes []geo.Fix
-	var bad []error // per fix: the record did not decode
-	last := map[int32]int64{}
+// batch is one poll's records, decoded and located.
+type batch struct {
+	fixes   []geo.Fix
+	bad     []error // per fix: the record did not decode
+	located *geo.Located
+	last    map[int32]int64 // the last offset of each partition
+	hwm     map[int32]int64 // the poll's high watermarks
+}
+
+// prepare decodes one poll's records and locates their positions; nil
+// when the poll has none.
+func (p *Positions) prepare(ctx context.Context, fetches kgo.Fetches) (*batch, error) {
+	b := &batch{last: map[int32]int64{}, hwm: highWatermarks(fetches)}
 	fetches.EachRecord(func(rec *kgo.Record) {
 		f, err := DecodePosition(rec.Key, rec.Value)
-		fixes, bad = append(fixes, f), append(bad, err)
-		last[rec.Partition] = rec.Offset
+		b.fixes, b.bad = append(b.fixes, f), append(b.bad, err)
+		b.last[rec.Partition] = rec.Offset
 	})
-	if len(fixes) == 0 {
-		return nil
+	if len(b.fixes) == 0 {
+		return nil, nil
 	}
+	// Undecodable records are kept out of the tracker but their offsets
+	// move on with the batch: they are counted and logged, never retried.
+	good := make([]geo.Fix, 0, len(b.fixes))
+	for i, f := range b.fixes {
+		if b.bad[i] == nil {
+			good = append(good, f)
+		}
+	}
+	start := time.Now()
+	var err error
+	if b.located, err = p.tracker.Locate(ctx, good); err != nil {
+		return nil, fmt.Errorf("locate %d positions: %w", len(b.fixes), err)
+	}
+	p.metrics.Timing("fence.batch_locate", time.Since(start))
+	return b, nil
+}
+
+// start applies b, with the offsets it moves, in the background: the
+// channel gets the outcome. The offsets start where the batch before it
+// left them, so start only once that one is done.
+func (p *Positions) start(ctx context.Context, b *batch) (<-chan error, error) {
 	p.mu.Lock()
-	offsets := make([]geo.Offset, 0, len(last))
-	for part, off := range last {
+	offsets := make([]geo.Offset, 0, len(b.last))
+	for part, off := range b.last {
 		from, ok := p.next[part]
 		if !ok {
 			p.mu.Unlock()
-			return fmt.Errorf("records of %s/%d, which is not assigned", p.cfg.PositionsTopic, part)
+			return nil, fmt.Errorf("records of %s/%d, which is not assigned", p.cfg.PositionsTopic, part)
 		}
 		offsets = append(offsets, geo.Offset{Group: p.cfg.Group, Topic: p.cfg.PositionsTopic, Partition: part, From: from, Next: off + 1})
 	}
 	p.mu.Unlock()
 	if p.beforeApply != nil {
-		if err := p.beforeApply(len(fixes)); err != nil {
-			return err
+		if err := p.beforeApply(len(b.fixes)); err != nil {
+			return nil, err
 		}
 	}
-	// Undecodable records are kept out of the tracker but their offsets
-	// move on with the batch: they are counted and logged, never retried.
-	good := make([]geo.Fix, 0, len(fixes))
-	for i, f := range fixes {
-		if bad[i] == nil {
-			good = append(good, f)
-		}
-	}
-	results, err := p.tracker.Track(ctx, good, offsets)
-	if err != nil {
-		return fmt.Errorf("apply %d positions: %w", len(fixes), err)
-	}
+	applying := make(chan struct{})
 	p.mu.Lock()
-	for _, o := range offsets {
-		p.next[o.Partition] = o.Next
-	}
+	p.applying = applying
 	p.mu.Unlock()
-	p.count(fixes, bad, results)
-	return nil
+	out := make(chan error, 1)
+	go func() {
+		defer close(applying)
+		start := time.Now()
+		results, err := p.tracker.Apply(ctx, b.located, offsets)
+		if err != nil {
+			out <- fmt.Errorf("apply %d positions: %w", len(b.fixes), err)
+			return
+		}
+		p.mu.Lock()
+		for _, o := range offsets {
+			p.next[o.Partition] = o.Next
+		}
+		p.mu.Unlock()
+		p.metrics.Timing("fence.batch_apply", time.Since(start))
+		p.count(b.fixes, b.bad, results)
+		p.reportLag(b.hwm)
+		out <- nil
+	}()
+	return out, nil
 }
 
 // count adds a batch to the counters and logs its rejected positions.
@@ -246,16 +315,23 @@ func (p *Positions) count(fixes []geo.Fix, bad []error, results []geo.TrackResul
 	p.metrics.Count("fence.events", events)
 }
 
+// highWatermarks returns the high watermark of each partition of a poll.
+func highWatermarks(fetches kgo.Fetches) map[int32]int64 {
+	hwm := map[int32]int64{}
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) { hwm[fp.Partition] = fp.HighWatermark })
+	return hwm
+}
+
 // reportLag sends fence.consumer_lag: the records behind the high
-// watermarks of this poll's partitions.
-func (p *Positions) reportLag(fetches kgo.Fetches) {
+// watermarks of a poll's partitions (hwm), from the stored offsets.
+func (p *Positions) reportLag(hwm map[int32]int64) {
 	var lag int64
 	p.mu.Lock()
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		if next, ok := p.next[fp.Partition]; ok && next >= 0 {
-			lag += max(0, fp.HighWatermark-next)
+	for part, high := range hwm {
+		if next, ok := p.next[part]; ok && next >= 0 {
+			lag += max(0, high-next)
 		}
-	})
+	}
 	p.mu.Unlock()
 	p.lag.Store(lag)
 	p.metrics.Gauge("fence.consumer_lag", lag)

@@ -186,6 +186,11 @@ func TestPositionsCrashAndTwoMembers(t *testing.T) {
 		wg.Go(func() { m.Run(ctx) })
 	}
 	eventually(t, "every record applied", func() bool { n, _ := store.stored(); return n == total })
+	// The lag counts from the stored offsets: once the last batch is
+	// stored, none.
+	eventually(t, "no consumer lag", func() bool {
+		return members[0].Counts().Lag == 0 && members[1].Counts().Lag == 0
+	})
 	cancel()
 	wg.Wait()
 

@@ -108,6 +108,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 			trimmed = mark
 		}
+		start := time.Now()
 		events, err := r.outbox.Pending(ctx, mark, r.cfg.Batch)
 		if err != nil {
 			return err
@@ -120,9 +121,12 @@ func (r *Relay) lead(ctx context.Context) error {
 			}
 			continue
 		}
+		read := time.Now()
 		if err := r.publish(ctx, cl, events); err != nil {
 			return err
 		}
+		r.metrics.Timing("fence.relay_read", read.Sub(start))
+		r.metrics.Timing("fence.relay_publish", time.Since(read))
 		r.logger.Debug("geofence relay committed", "events", len(events),
 			"first_xid", events[0].Mark.XID, "first_id", events[0].Mark.ID, "last_xid", events[len(events)-1].Mark.XID, "last_id", events[len(events)-1].Mark.ID)
 		mark = events[len(events)-1].Mark

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/geosearch/search/internal/geo"
@@ -31,8 +32,10 @@ ON CONFLICT (collection, device) DO UPDATE
 SET seq = excluded.seq, last_time = excluded.last_time, inside = excluded.inside`
 	fenceDeleteStatesSQL = `DELETE FROM fence_device
 WHERE (collection, device) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
-	// The outbox is written with COPY: the bulk of a batch's writes.
-	fenceOutboxTable = "fence_outbox"
+	// A transaction's events are one outbox row (migration 000009):
+	// element i of each array is event i.
+	fenceOutboxSQL = `INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+VALUES ($1::integer, $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::float8[], $9::float8[], $10::timestamptz[])`
 	// The offset moves on only from where the batch read it (or from
 	// nothing): a consumer that lost the partition cannot apply twice.
 	fenceOffsetSQL = `INSERT INTO fence_offset (consumer_group, topic, partition, next_offset)
@@ -55,20 +58,24 @@ WHERE fence_offset.next_offset = $4::bigint`
 	fenceHorizonSQL = `SELECT pg_snapshot_xmax(pg_current_snapshot())::text`
 	// The order is by the xid8 column, not by its text (which would put
 	// 1000 before 999): the text goes out under another name.
-	fencePendingSQL = `SELECT o.xid::text AS xid_text, o.id, o.collection, o.device, o.seq, o.type, o.thing_id, o.thing_key, o.lat, o.lng, o.at
-FROM fence_outbox o
-WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
-ORDER BY o.xid, o.id LIMIT $4::integer`
+	// Whole rows: the first, then as many as keep the events within $4.
+	// A row holds at least one event, so $4 rows are always enough.
+	fencePendingSQL = `SELECT xid_text, id, collection, device, seq, type, thing_id, thing_key, lat, lng, at FROM (
+    SELECT o.xid, o.xid::text AS xid_text, o.id, o.collection, o.device, o.seq, o.type, o.thing_id, o.thing_key, o.lat, o.lng, o.at,
+        sum(o.events) OVER (ORDER BY o.xid, o.id) AS upto, o.events
+    FROM fence_outbox o
+    WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
+    ORDER BY o.xid, o.id LIMIT $4::integer) s
+WHERE upto = events OR upto <= $4::integer
+ORDER BY xid, id`
 	fenceTrimSQL = `DELETE FROM fence_outbox WHERE (xid, id) <= ($1::text::xid8, $2::bigint)`
 
-	fenceGaugesSQL = `SELECT (SELECT count(*) FROM fence_device), (SELECT count(*) FROM fence_outbox)`
+	fenceGaugesSQL = `SELECT (SELECT count(*) FROM fence_device), (SELECT coalesce(sum(events), 0) FROM fence_outbox)`
 
 	// The relay's lock: (class, object) in the two-int4 advisory space.
 	fenceRelayLockSQL   = `SELECT pg_try_advisory_lock(28, 1)`
 	fenceRelayUnlockSQL = `SELECT pg_advisory_unlock(28, 1)`
 )
-
-var fenceOutboxColumns = []string{"collection", "device", "seq", "type", "thing_id", "thing_key", "lat", "lng", "at"}
 
 // FenceStore implements geo.FenceStore and geo.Outbox on a pool of the
 // primary (the writing pool's URL): states, outbox and offsets.
@@ -83,13 +90,12 @@ func NewFenceStore(pool *pgxpool.Pool) *FenceStore {
 	return &FenceStore{pool: pool, leadPoll: time.Second}
 }
 
-// Apply implements geo.FenceStore.
+// Apply implements geo.FenceStore in four round trips: BEGIN; the writers'
+// lock, the devices' locks and their states (one pipelined batch); the
+// states, the outbox row and the offsets (another); COMMIT.
 func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []geo.Offset, step func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error)) error {
 	var stepErr error
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, fenceWriterLockSQL); err != nil {
-			return err
-		}
 		states, err := lockStates(ctx, tx, keys)
 		if err != nil {
 			return err
@@ -99,19 +105,7 @@ func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []
 			stepErr = err
 			return err
 		}
-		if err := saveChange(ctx, tx, change); err != nil {
-			return err
-		}
-		for _, o := range offsets {
-			tag, err := tx.Exec(ctx, fenceOffsetSQL, o.Group, o.Topic, o.Partition, o.From, o.Next)
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() == 0 {
-				return geo.Errorf(geo.Aborted, "the offset of %s/%d moved on from %d: another consumer has the partition", o.Topic, o.Partition, o.From)
-			}
-		}
-		return nil
+		return saveChange(ctx, tx, change, offsets)
 	})
 	if stepErr != nil {
 		return stepErr
@@ -133,78 +127,114 @@ type insideJSON struct {
 	Key string `json:"key"`
 }
 
-// lockStates locks keys' devices and reads their states.
+// lockStates takes the writers' lock (shared), locks keys' devices and
+// reads their states, in one pipelined batch.
 func lockStates(ctx context.Context, tx pgx.Tx, keys []geo.DeviceKey) (map[geo.DeviceKey]geo.DeviceState, error) {
 	states := map[geo.DeviceKey]geo.DeviceState{}
-	if len(keys) == 0 {
-		return states, nil
+	b := &pgx.Batch{}
+	b.Queue(fenceWriterLockSQL)
+	if len(keys) > 0 {
+		cs, ds := splitKeys(keys)
+		b.Queue(fenceLockDevicesSQL, cs, ds)
+		b.Queue(fenceStatesSQL, cs, ds).Query(func(rows pgx.Rows) error {
+			return scanStates(rows, states)
+		})
 	}
-	cs, ds := splitKeys(keys)
-	if _, err := tx.Exec(ctx, fenceLockDevicesSQL, cs, ds); err != nil {
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
-	rows, err := tx.Query(ctx, fenceStatesSQL, cs, ds)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
+	return states, nil
+}
+
+// scanStates reads fenceStatesSQL's rows into states.
+func scanStates(rows pgx.Rows, states map[geo.DeviceKey]geo.DeviceState) error {
 	for rows.Next() {
 		var k geo.DeviceKey
 		var s geo.DeviceState
 		var inside string
 		if err := rows.Scan(&k.Collection, &k.Device, &s.Seq, &s.LastTime, &inside); err != nil {
-			return nil, err
+			return err
 		}
 		var things []insideJSON
 		if err := json.Unmarshal([]byte(inside), &things); err != nil {
-			return nil, fmt.Errorf("fence_device.inside of %q: %w", k.Device, err)
+			return fmt.Errorf("fence_device.inside of %q: %w", k.Device, err)
 		}
 		for _, th := range things {
 			s.Inside = append(s.Inside, geo.FenceThing{ID: th.ID, Key: th.Key})
 		}
 		states[k] = s
 	}
-	return states, rows.Err()
+	return rows.Err()
 }
 
-// saveChange writes the states, drops the deleted ones and adds the events
-// to the outbox.
-func saveChange(ctx context.Context, tx pgx.Tx, change geo.FenceChange) error {
+// saveChange writes the states, drops the deleted ones, adds the events to
+// the outbox (one row) and moves the offsets on, in one pipelined batch.
+// It returns Aborted when an offset was moved on by another consumer.
+func saveChange(ctx context.Context, tx pgx.Tx, change geo.FenceChange, offsets []geo.Offset) error {
+	b := &pgx.Batch{}
 	if len(change.States) > 0 {
-		var cs, ds, inside []string
-		var seqs []int64
-		var times []time.Time
-		for _, k := range slices.SortedFunc(mapKeys(change.States), compareKeys) {
-			s := change.States[k]
-			things := make([]insideJSON, len(s.Inside))
-			for i, th := range s.Inside {
-				things[i] = insideJSON(th)
-			}
-			b, err := json.Marshal(things)
-			if err != nil {
-				return err
-			}
-			cs, ds = append(cs, k.Collection), append(ds, k.Device)
-			seqs, times, inside = append(seqs, s.Seq), append(times, s.LastTime), append(inside, string(b))
-		}
-		if _, err := tx.Exec(ctx, fenceSaveStatesSQL, cs, ds, seqs, times, inside); err != nil {
+		if err := queueStates(b, change.States); err != nil {
 			return err
 		}
 	}
 	if len(change.Deleted) > 0 {
 		cs, ds := splitKeys(change.Deleted)
-		if _, err := tx.Exec(ctx, fenceDeleteStatesSQL, cs, ds); err != nil {
-			return err
-		}
+		b.Queue(fenceDeleteStatesSQL, cs, ds)
 	}
-	if len(change.Events) == 0 {
+	if len(change.Events) > 0 {
+		queueOutbox(b, change.Events)
+	}
+	for _, o := range offsets {
+		b.Queue(fenceOffsetSQL, o.Group, o.Topic, o.Partition, o.From, o.Next).Exec(func(tag pgconn.CommandTag) error {
+			if tag.RowsAffected() == 0 {
+				return geo.Errorf(geo.Aborted, "the offset of %s/%d moved on from %d: another consumer has the partition", o.Topic, o.Partition, o.From)
+			}
+			return nil
+		})
+	}
+	if b.Len() == 0 {
 		return nil
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{fenceOutboxTable}, fenceOutboxColumns, pgx.CopyFromSlice(len(change.Events), func(i int) ([]any, error) {
-		e := change.Events[i]
-		return []any{e.Collection, e.Device, e.Seq, e.Type.String(), e.Thing.ID, e.Thing.Key, e.Point.Lat, e.Point.Lng, e.Time}, nil
-	}))
-	return err
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueStates queues the upsert of states, in key order (the order the
+// devices were locked in).
+func queueStates(b *pgx.Batch, states map[geo.DeviceKey]geo.DeviceState) error {
+	n := len(states)
+	cs, ds, inside := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	seqs, times := make([]int64, 0, n), make([]time.Time, 0, n)
+	for _, k := range slices.SortedFunc(mapKeys(states), compareKeys) {
+		s := states[k]
+		things := make([]insideJSON, len(s.Inside))
+		for i, th := range s.Inside {
+			things[i] = insideJSON(th)
+		}
+		js, err := json.Marshal(things)
+		if err != nil {
+			return err
+		}
+		cs, ds = append(cs, k.Collection), append(ds, k.Device)
+		seqs, times, inside = append(seqs, s.Seq), append(times, s.LastTime), append(inside, string(js))
+	}
+	b.Queue(fenceSaveStatesSQL, cs, ds, seqs, times, inside)
+	return nil
+}
+
+// queueOutbox queues the insert of events as one outbox row: element i of
+// each array column is event i.
+func queueOutbox(b *pgx.Batch, events []geo.Event) {
+	n := len(events)
+	cs, ds, types, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	seqs, ids := make([]int64, n), make([]int64, n)
+	lats, lngs := make([]float64, n), make([]float64, n)
+	ats := make([]time.Time, n)
+	for i, e := range events {
+		cs[i], ds[i], types[i], keys[i] = e.Collection, e.Device, e.Type.String(), e.Thing.Key
+		seqs[i], ids[i] = e.Seq, e.Thing.ID
+		lats[i], lngs[i], ats[i] = e.Point.Lat, e.Point.Lng, e.Time
+	}
+	b.Queue(fenceOutboxSQL, n, cs, ds, seqs, types, ids, keys, lats, lngs, ats)
 }
 
 func mapKeys(m map[geo.DeviceKey]geo.DeviceState) func(func(geo.DeviceKey) bool) {
@@ -278,22 +308,51 @@ func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) (
 		return nil, classify(ctx, "read outbox", err)
 	}
 	var out []geo.OutboxEvent
-	var e geo.OutboxEvent
-	var xid, typ string
-	_, err = pgx.ForEachRow(rows, []any{&xid, &e.Mark.ID, &e.Collection, &e.Device, &e.Seq, &typ, &e.Thing.ID, &e.Thing.Key, &e.Point.Lat, &e.Point.Lng, &e.Time}, func() error {
-		x, err := strconv.ParseUint(xid, 10, 64)
-		if err != nil {
-			return fmt.Errorf("outbox xid %q: %w", xid, err)
-		}
-		e.Mark.XID = x
-		e.Type = geo.Exit
-		if typ == geo.Enter.String() {
-			e.Type = geo.Enter
-		}
-		out = append(out, e)
-		return nil
+	var r outboxRow
+	_, err = pgx.ForEachRow(rows, []any{&r.xid, &r.id, &r.collection, &r.device, &r.seq, &r.typ, &r.thingID, &r.thingKey, &r.lat, &r.lng, &r.at}, func() error {
+		var err error
+		out, err = r.appendTo(out)
+		return err
 	})
 	return out, classify(ctx, "read outbox", err)
+}
+
+// outboxRow is one row of fence_outbox: one transaction's events.
+type outboxRow struct {
+	xid                     string
+	id                      int64
+	collection, device, typ []string
+	thingKey                []string
+	seq, thingID            []int64
+	lat, lng                []float64
+	at                      []time.Time
+}
+
+// appendTo appends the row's events to out, each at the row's mark.
+func (r *outboxRow) appendTo(out []geo.OutboxEvent) ([]geo.OutboxEvent, error) {
+	x, err := strconv.ParseUint(r.xid, 10, 64)
+	if err != nil {
+		return out, fmt.Errorf("outbox xid %q: %w", r.xid, err)
+	}
+	n := len(r.device)
+	for _, l := range []int{len(r.collection), len(r.typ), len(r.thingKey), len(r.seq), len(r.thingID), len(r.lat), len(r.lng), len(r.at)} {
+		if l != n {
+			return out, fmt.Errorf("outbox row %s/%d: arrays of %d and %d events", r.xid, r.id, n, l)
+		}
+	}
+	mark := geo.OutboxMark{XID: x, ID: r.id}
+	for i := range n {
+		typ := geo.Exit
+		if r.typ[i] == geo.Enter.String() {
+			typ = geo.Enter
+		}
+		out = append(out, geo.OutboxEvent{Mark: mark, Event: geo.Event{
+			Device: r.device[i], Collection: r.collection[i], Type: typ, Seq: r.seq[i],
+			Thing: geo.FenceThing{ID: r.thingID[i], Key: r.thingKey[i]},
+			Point: geo.Point{Lat: r.lat[i], Lng: r.lng[i]}, Time: r.at[i],
+		}})
+	}
+	return out, nil
 }
 
 // horizon is the xid below which no event can appear any more

@@ -187,8 +187,8 @@ func TestOutboxCommitOrder(t *testing.T) {
 	if _, err := slow.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(28, 3)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := slow.Exec(ctx, `INSERT INTO fence_outbox (collection, device, seq, type, thing_id, thing_key, lat, lng, at)
-VALUES ('zones', 'early', 1, 'enter', 1, 'a', 5, 5, now())`); err != nil {
+	if _, err := slow.Exec(ctx, `INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+VALUES (1, '{zones}', '{early}', '{1}', '{enter}', '{1}', '{a}', '{5}', '{5}', ARRAY[now()])`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tr.Track(ctx, []geo.Fix{{Device: "late", Collection: "zones", Point: geo.Point{Lat: 5, Lng: 5}, Time: fenceT0}}, nil); err != nil {
@@ -353,8 +353,8 @@ func TestPendingOrdersByXidNumerically(t *testing.T) {
 	_, _, store, pool := newTracker(t)
 	ctx := context.Background()
 	for _, xid := range []string{"100", "9", "10"} {
-		if _, err := pool.Exec(ctx, `INSERT INTO fence_outbox (xid, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
-VALUES ($1::text::xid8, 'zones', 'x' || $1, 1, 'enter', 1, 'a', 5, 5, now())`, xid); err != nil {
+		if _, err := pool.Exec(ctx, `INSERT INTO fence_outbox (xid, events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+VALUES ($1::text::xid8, 1, '{zones}', ARRAY['x' || $1], '{1}', '{enter}', '{1}', '{a}', '{5}', '{5}', ARRAY[now()])`, xid); err != nil {
 			t.Fatal(err)
 		}
 	}

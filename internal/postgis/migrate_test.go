@@ -37,6 +37,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		version uint
 		tables  int
 	}{
+		{"down the outbox batches", func() error { return mg.Down(1) }, 8, 3},
 		{"down the geofence", func() error { return mg.Down(1) }, 7, 3},
 		{"down one", func() error { return mg.Down(1) }, 6, 2},
 		{"down two", func() error { return mg.Down(1) }, 5, 2},
@@ -45,8 +46,8 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		{"down another", func() error { return mg.Down(1) }, 2, 2},
 		{"down one more", func() error { return mg.Down(1) }, 1, 1},
 		{"down all", func() error { return mg.Down(0) }, 0, 0},
-		{"up", mg.Up, 8, 3},
-		{"up again is a no-op", mg.Up, 8, 3},
+		{"up", mg.Up, 9, 3},
+		{"up again is a no-op", mg.Up, 9, 3},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -74,7 +75,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mg.Close()
-	if err := mg.Down(4); err != nil { // to version 4: no collections
+	if err := mg.Down(5); err != nil { // to version 4: no collections
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -128,7 +129,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.Down(3); err != nil { // to version 5: no geofence, no geography pieces, no geography index on the parts
+	if err := mg.Down(4); err != nil { // to version 5: no outbox batches, no geofence, no geography pieces, no geography index on the parts
 		t.Fatal(err)
 	}
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {
