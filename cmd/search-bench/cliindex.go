@@ -152,7 +152,9 @@ func (r *report) indexTargets(add func(name, want, got string, met bool)) {
 			fmt.Sprintf("%.0f + %.0f + %.0f = %.0f us vs %.0f + %.0f = %.0f us", g.ServerUsReq, g.DBUsReq, g.BenchUsReq,
 				g.ServerUsReq+g.DBUsReq+g.BenchUsReq, d.DBUsReq, d.BenchUsReq, d.DBUsReq+d.BenchUsReq), true)
 	}
-	cpu := func(a, b roundResult) (float64, bool) { return a.ServerUsReq / b.ServerUsReq, b.ServerUsReq > 0 && a.ServerUsReq > 0 }
+	cpu := func(a, b roundResult) (float64, bool) {
+		return a.ServerUsReq / b.ServerUsReq, b.ServerUsReq > 0 && a.ServerUsReq > 0
+	}
 	if v, per, ok := r.perRound(kindGRPC, kindBareHealth, cpu); ok {
 		add("issue 27: server CPU per point Search / bare grpc-go call", fmt.Sprintf("<= %.1fx", indexUnaryOverBare),
 			fmt.Sprintf("%.2fx (rounds %s; of the medians %.0f / %.0f us)", v, per, g.ServerUsReq, bare.ServerUsReq), v <= indexUnaryOverBare)
