@@ -121,7 +121,10 @@ const (
 	indexUnaryOverBare   = 1.3 // server CPU per unary Search over a bare grpc-go call's
 )
 
-// indexTargets adds issue 27's targets from the medians.
+// indexTargets adds issue 27's targets. The ratios are, as every ratio of
+// this report, the median of the round-by-round ratios (the rounds of one
+// iteration run back to back, so a change of the machine's load touches
+// both kinds alike); the ratio of the medians is shown beside them.
 func (r *report) indexTargets(add func(name, want, got string, met bool)) {
 	m := map[string]summary{}
 	for _, s := range r.Medians {
@@ -132,17 +135,54 @@ func (r *report) indexTargets(add func(name, want, got string, met bool)) {
 		add("issue 27: server CPU per located point", fmt.Sprintf("<= %.0f us", indexLocateUsTarget),
 			fmt.Sprintf("%.1f us", l.ServerUsReq), l.ServerUsReq <= indexLocateUsTarget)
 	}
-	if set.RPS > 0 && l.RPS > 0 {
-		v := l.RPS / set.RPS
-		add("issue 27: Locate vs the set-based SQL ceiling (rate)", fmt.Sprintf(">= %.0fx", indexLocateCeiling), fmt.Sprintf("%.2fx", v), v >= indexLocateCeiling)
+	rate := func(a, b roundResult) (float64, bool) { return a.RPS / b.RPS, b.RPS > 0 }
+	if v, per, ok := r.perRound(kindLocate, kindSetSQL, rate); ok {
+		add("issue 27: Locate vs the set-based SQL ceiling (rate)", fmt.Sprintf(">= %.0fx", indexLocateCeiling),
+			fmt.Sprintf("%.2fx (rounds %s; of the medians %.2fx)", v, per, l.RPS/set.RPS), v >= indexLocateCeiling)
 	}
-	if d.RPS > 0 && g.RPS > 0 {
-		v := g.RPS / d.RPS
-		add("issue 27: gRPC point search vs direct SQL (rate)", fmt.Sprintf(">= %.1fx", indexUnaryOverDirect), fmt.Sprintf("%.2fx", v), v >= indexUnaryOverDirect)
+	if v, per, ok := r.perRound(kindGRPC, kindDirect, rate); ok {
+		add("issue 27: gRPC point search vs direct SQL (rate)", fmt.Sprintf(">= %.1fx", indexUnaryOverDirect),
+			fmt.Sprintf("%.2fx (rounds %s; of the medians %.2fx)", v, per, g.RPS/d.RPS), v >= indexUnaryOverDirect)
+		// Not a target: the load generator shares the cores with the
+		// server and the database, so the rates depend on the CPU each
+		// call costs on the whole machine, the bench's own client
+		// (grpc-go's or pgx's) included, and at a concurrency of 4 on
+		// the waits for a core of the calls' hand-overs as well.
+		add("issue 27: CPU per call, gRPC (server + db + bench client) vs direct (db + bench client)", "reported",
+			fmt.Sprintf("%.0f + %.0f + %.0f = %.0f us vs %.0f + %.0f = %.0f us", g.ServerUsReq, g.DBUsReq, g.BenchUsReq,
+				g.ServerUsReq+g.DBUsReq+g.BenchUsReq, d.DBUsReq, d.BenchUsReq, d.DBUsReq+d.BenchUsReq), true)
 	}
-	if bare.ServerUsReq > 0 && g.ServerUsReq > 0 {
-		v := g.ServerUsReq / bare.ServerUsReq
+	cpu := func(a, b roundResult) (float64, bool) {
+		return a.ServerUsReq / b.ServerUsReq, b.ServerUsReq > 0 && a.ServerUsReq > 0
+	}
+	if v, per, ok := r.perRound(kindGRPC, kindBareHealth, cpu); ok {
 		add("issue 27: server CPU per point Search / bare grpc-go call", fmt.Sprintf("<= %.1fx", indexUnaryOverBare),
-			fmt.Sprintf("%.2fx (%.0f / %.0f us)", v, g.ServerUsReq, bare.ServerUsReq), v <= indexUnaryOverBare)
+			fmt.Sprintf("%.2fx (rounds %s; of the medians %.0f / %.0f us)", v, per, g.ServerUsReq, bare.ServerUsReq), v <= indexUnaryOverBare)
 	}
+}
+
+// perRound is the median of f over the rounds of kinds num and den, round
+// by round, and the rounds' values.
+func (r *report) perRound(num, den string, f func(a, b roundResult) (float64, bool)) (float64, string, bool) {
+	var a, b []roundResult
+	for _, rr := range r.Rounds {
+		switch rr.Kind {
+		case num:
+			a = append(a, rr)
+		case den:
+			b = append(b, rr)
+		}
+	}
+	var vs []float64
+	var per []string
+	for i := range min(len(a), len(b)) {
+		if v, ok := f(a[i], b[i]); ok {
+			vs = append(vs, v)
+			per = append(per, fmt.Sprintf("%.2f", v))
+		}
+	}
+	if len(vs) == 0 {
+		return 0, "", false
+	}
+	return median(vs), strings.Join(per, " "), true
 }

@@ -415,17 +415,17 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "; %d paged name searches agree with direct SQL\n\n", v.NameQueries)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tkind\trequests\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tserver cores\tserver us/req\tserver RSS MB\tdb cores\tdb us/req\tbench cores\t")
+	fmt.Fprintln(tw, "round\tkind\trequests\treq/s\tp50 ms\tp99 ms\tp99.9 ms\terrors\tserver cores\tserver us/req\tserver RSS MB\tdb cores\tdb us/req\tbench cores\tbench us/req\t")
 	for _, x := range r.Rounds {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t\n", x.Round, x.Kind, x.Requests, x.RPS,
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.1f\t\n", x.Round, x.Kind, x.Requests, x.RPS,
 			x.P50Ms, x.P99Ms, x.P999Ms, x.Errors, dash(x.ServerCores, "%.2f"), dash(x.ServerUsReq, "%.0f"), dash(x.ServerRSSMB, "%.1f"),
-			x.DBCores, x.DBUsReq, x.BenchCores)
+			x.DBCores, x.DBUsReq, x.BenchCores, x.BenchUsReq)
 	}
-	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
+	fmt.Fprintln(tw, "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t")
 	for _, x := range r.Medians {
-		fmt.Fprintf(tw, "median\t%s\t\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t\n", x.Kind, x.RPS,
+		fmt.Fprintf(tw, "median\t%s\t\t%.0f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t%.2f\t%.0f\t%.2f\t%.1f\t\n", x.Kind, x.RPS,
 			x.P50Ms, x.P99Ms, x.P999Ms, x.Errors, dash(x.ServerCores, "%.2f"), dash(x.ServerUsReq, "%.0f"), dash(x.ServerRSSMB, "%.1f"),
-			x.DBCores, x.DBUsReq, x.BenchCores)
+			x.DBCores, x.DBUsReq, x.BenchCores, x.BenchUsReq)
 	}
 	tw.Flush()
 	for _, x := range r.Rounds {

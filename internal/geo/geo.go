@@ -359,6 +359,11 @@ type Thing struct {
 	// distance in metres from the point to the thing on the WGS 84
 	// spheroid, 0 when the thing contains the point.
 	DistanceM *float64
+	// Encodings, when not nil, keeps the encodings an edge makes of this
+	// version of the thing, for the next answer that holds it: a store
+	// that keeps things in memory gives each record one, so that a thing
+	// found by many requests is encoded once. nil: encode per answer.
+	Encodings *Encodings
 }
 
 // Page is one page of things in result order. Next is nil on the last page.

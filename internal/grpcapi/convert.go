@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -102,6 +103,39 @@ func thingToProto(t geo.Thing, sh *shape) (*searchv1.Thing, error) {
 	sh.apply(pt)
 	return pt, nil
 }
+
+// thingMessage is thingToProto(t, sh), kept in t's encodings (when it has
+// them) as its encoded bytes: the message returned then holds only those
+// bytes, as unknown fields, which protobuf writes out as they are, so an
+// answer that holds the thing again neither builds nor marshals it. Its
+// fields read as empty in this process; it is meant for the wire only.
+// A shape that selects properties by name, a geometry or a distance (never
+// in the answers of memory) are built per answer.
+func thingMessage(t geo.Thing, sh *shape) (*searchv1.Thing, error) {
+	if t.Encodings == nil || sh.properties != nil || sh.unkeyed || t.GeometryGeoJSON != "" || t.DistanceM != nil {
+		return thingToProto(t, sh)
+	}
+	key := sh.cleared | uint64(sh.output.Omit)<<fieldNumbers
+	if v, ok := t.Encodings.Load(key); ok {
+		return v.(*searchv1.Thing), nil
+	}
+	pt, err := thingToProto(t, sh)
+	if err != nil {
+		return nil, err
+	}
+	b, err := proto.Marshal(pt)
+	if err != nil {
+		return nil, fmt.Errorf("thing %d: %w", t.ID, err)
+	}
+	enc := &searchv1.Thing{}
+	enc.ProtoReflect().SetUnknown(b)
+	t.Encodings.Store(key, enc)
+	return enc, nil
+}
+
+// fieldNumbers is how many bits of an encoding's key the cleared fields
+// take (shape.cleared).
+const fieldNumbers = 64 - 8
 
 func importResultToProto(r geo.ImportResult) *searchv1.ImportResponse {
 	return &searchv1.ImportResponse{

@@ -311,7 +311,7 @@ func (s *Server) Search(ctx context.Context, req *searchv1.SearchRequest) (*sear
 	}
 	resp := &searchv1.SearchResponse{Things: make([]*searchv1.Thing, 0, len(page.Things)), TotalSize: totalSize(page.Total)}
 	for _, t := range page.Things {
-		pt, err := thingToProto(t, &sh)
+		pt, err := thingMessage(t, &sh)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func (s *Server) SearchStream(req *searchv1.SearchRequest, stream grpc.ServerStr
 		}
 		s.metrics.Count("search.results", int64(len(page.Things)))
 		for _, t := range page.Things {
-			pt, err := thingToProto(t, &sh)
+			pt, err := thingMessage(t, &sh)
 			if err != nil {
 				return err
 			}

@@ -106,6 +106,21 @@ type answers struct {
 	bulk    *searchv1.LocateResponse  // the open response of a message's points
 	bytes   int                       // bulk's size, about
 	slab    []searchv1.LocateResponse // a response per point, allocated at once
+	things  []*searchv1.Thing         // the answers' things, cut per point
+}
+
+// thingsChunk is how many answers' things are allocated at once.
+const thingsChunk = 256
+
+// thingSlice returns room for n things of one answer, cut from a chunk
+// shared with the batch's other answers: no allocation per point.
+func (a *answers) thingSlice(n int) []*searchv1.Thing {
+	if len(a.things) < n {
+		a.things = make([]*searchv1.Thing, max(n, thingsChunk))
+	}
+	s := a.things[:n:n]
+	a.things = a.things[n:]
+	return s
 }
 
 // pointKind says how a point of a batch came: alone in its message, or in
@@ -129,9 +144,9 @@ func (a *answers) add(id string, things []geo.Thing, err error, kind pointKind) 
 		// language: "INVALID_ARGUMENT", not Go's "InvalidArgument".
 		resp.Error = &searchv1.LocateError{Code: rpccode.Code(st.Code()).String(), Message: st.Message()}
 	} else if len(things) > 0 {
-		resp.Things = make([]*searchv1.Thing, len(things))
+		resp.Things = a.thingSlice(len(things))
 		for j, t := range things {
-			pt, err := thingToProto(t, a.sh)
+			pt, err := thingMessage(t, a.sh)
 			if err != nil {
 				return err
 			}

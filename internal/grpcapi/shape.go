@@ -38,6 +38,11 @@ type shape struct {
 	includeGeometry bool
 	output          geo.Output
 	clear           []protoreflect.FieldDescriptor
+	// cleared has bit n set for each field number n in clear: with
+	// output.Omit, the key of a thing's encoding in this shape; unkeyed
+	// when a field's number is too large for the key (fieldNumbers).
+	cleared uint64
+	unkeyed bool
 	// properties, when not nil, are the property keys each thing keeps
 	// (SearchRequest.properties).
 	properties []string
@@ -91,6 +96,11 @@ func shapeOf(mask *fieldmaskpb.FieldMask, includeGeometry bool, tolerance float6
 		fd := fields.Get(i)
 		if !selected[fd.Name()] && (fd.Name() != geometryField || !sh.includeGeometry) {
 			sh.clear = append(sh.clear, fd)
+			if n := uint64(fd.Number()); n < fieldNumbers {
+				sh.cleared |= 1 << n
+			} else {
+				sh.unkeyed = true
+			}
 		}
 	}
 	return sh, nil

@@ -35,7 +35,7 @@ func (r *Registry) update(scan geo.SnapshotScanner, old *collection, h geo.Colle
 			return badGeometry
 		}
 		t.Collection = h.Name
-		c.things[t.ID] = &record{thing: t.Thing, propertiesBytes: t.PropertiesBytes}
+		c.things[t.ID] = newRecord(t)
 		added = append(added, Thing{ID: t.ID, Geometry: g})
 		return nil
 	})

@@ -55,7 +55,8 @@ type state struct {
 	since       time.Time
 	snapshot    geo.StoreSnapshot // without Collections
 	collections map[string]*collection
-	names       []string // every collection, in order
+	names       []string      // every collection, in order
+	all         []*collection // collections[names[i]] for each name
 }
 
 // collection is one collection as a state holds it: in memory (ix set) or
@@ -263,6 +264,10 @@ func (r *Registry) read(ctx context.Context, since time.Time, old *state, snap g
 		next.collections[h.Name] = c
 		used += c.bytes
 	}
+	next.all = make([]*collection, len(next.names))
+	for i, name := range next.names {
+		next.all[i] = next.collections[name]
+	}
 	return next, nil
 }
 
@@ -297,7 +302,7 @@ func (r *Registry) load(scan geo.SnapshotScanner, h geo.CollectionHead, v Versio
 			return badGeometry
 		}
 		t.Collection = h.Name // one string for every thing
-		rec := &record{thing: t.Thing, propertiesBytes: t.PropertiesBytes}
+		rec := newRecord(t)
 		estimate += estimateBytes(g) + recordBytes(rec)
 		if estimate > free {
 			return errOverBudget
@@ -355,12 +360,27 @@ func estimateBytes(g geom.T) int64 {
 	return 24*int64(vertices) + 250*int64(polygons)
 }
 
+// newRecord is the record of t, with encodings of its own.
+func newRecord(t geo.StoredThing) *record {
+	rec := &record{thing: t.Thing, propertiesBytes: t.PropertiesBytes}
+	rec.thing.Encodings = new(geo.Encodings)
+	return rec
+}
+
 // recordBytes is what a record costs, about: the struct, its strings, and
-// four times its properties' JSON for the decoded map.
+// four times its properties' JSON for the decoded map; and the encodings
+// the edges may keep of it (geo.EncodingSlots of them, each about its
+// strings and twice its properties' JSON: protobuf's Struct, say).
 func recordBytes(rec *record) int64 {
 	t := &rec.thing
-	return int64(unsafe.Sizeof(*rec)) + 48 + int64(len(t.Key)+len(t.Name)+4*rec.propertiesBytes)
+	strs := int64(len(t.Key) + len(t.Name))
+	encoded := int64(unsafe.Sizeof(geo.Encodings{})) + geo.EncodingSlots*(encodingBytes+strs+int64(len(t.Collection))+2*int64(rec.propertiesBytes))
+	return int64(unsafe.Sizeof(*rec)) + 48 + strs + 4*int64(rec.propertiesBytes) + encoded
 }
+
+// encodingBytes is an encoding's fixed part, about: its message, its
+// slot, the fixed-size fields.
+const encodingBytes = 96
 
 // Status lists every collection of the last refresh, by name; none when the
 // index is off or has not read the store yet.

@@ -193,10 +193,7 @@ func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection,
 	}
 	var cols []*collection
 	if len(f.Collections) == 0 {
-		cols = make([]*collection, 0, len(st.names))
-		for _, name := range st.names {
-			cols = append(cols, st.collections[name])
-		}
+		cols = st.all // read only
 	} else {
 		cols = make([]*collection, 0, len(f.Collections))
 		for i, name := range f.Collections {
@@ -343,7 +340,11 @@ func rowBytes(rec *record, out geo.Output) int {
 // collection f scopes.
 func (s *SearchService) count(f geo.Filter, where string, n int64) {
 	if len(f.Collections) == 0 {
-		s.m.Count("memindex."+where+".all", n)
+		name := "memindex.database.all"
+		if where == "memory" {
+			name = "memindex.memory.all" // no string built per read
+		}
+		s.m.Count(name, n)
 		return
 	}
 	for _, c := range f.Collections {
