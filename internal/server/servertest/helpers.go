@@ -128,7 +128,7 @@ func SearchParis(client searchv1.SearchServiceClient, timeout time.Duration) err
 		return err
 	}
 	if n := len(resp.GetThings()); n != 1 {
-		return fmt.Errorf("Paris is in %d things, want 1", n)
+		return fmt.Errorf("the search for Paris found %d things, want 1", n)
 	}
 	return nil
 }
