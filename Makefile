@@ -12,7 +12,7 @@ PROTO_TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc
 # the service's module graph. Each Go step below runs in both modules.
 BENCH   := cmd/search-bench
 
-.PHONY: all build up up-docker up-native down status logs help test test-go test-go-service test-go-e2e test-go-bench test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
+.PHONY: all build up up-docker up-native down status logs help test test-go test-go-service test-go-bench test-memindex-on test-stack test-docker standins bench fuzz fuzz-cql2 deps tools consul compose grpcurl proto proto-check proto-release lint staticcheck fmt-check clean
 
 all: build
 
@@ -96,25 +96,16 @@ help:
 ##       test, then the native stack end to end (test-stack)
 test: deps proto-check lint test-go test-stack
 
-## test-go: every Go test of both modules, the end-to-end suites
-##          (test-go-e2e), the in-memory index's rerun (test-memindex-on)
-##          and the CQL2 fuzzing, side by side: most of their time is
-##          spent waiting (outages, restarts, other processes)
+## test-go: every Go test of both modules, the in-memory index's rerun
+##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
+##          their time is spent waiting (outages, restarts, other
+##          processes), and cmd/search-server's suite alone outlasts the
+##          rest of go test ./... by minutes
 test-go: consul grpcurl compose
-	$(MAKE) --no-print-directory -j5 test-go-service test-go-e2e test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
-
-# E2E are the end-to-end suites: real servers, PostgreSQL clusters, Consul
-# agents and brokers per test, outages and restarts waited out. Their tests
-# mostly wait, so they run E2E_PARALLEL at a time (go test's default is one
-# per core) and in a go test of their own, beside the rest of ./...
-E2E := internal/server cmd/search-server cmd/search-client
-E2E_PARALLEL ?= 6
+	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
 
 test-go-service:
-	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v $(foreach p,$(E2E),-e '/$(p)$$'))
-
-test-go-e2e:
-	$(GO) test -race -count=1 -timeout 30m -parallel $(E2E_PARALLEL) $(addprefix ./,$(addsuffix /,$(E2E)))
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 test-go-bench:
 	cd $(BENCH) && $(GO) test -race -count=1 -timeout 30m ./...
@@ -125,7 +116,7 @@ test-go-bench:
 ##     MEMINDEX_ON_RUN='.' runs the whole of both suites so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
-	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -parallel $(E2E_PARALLEL) -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
+	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
 ##            each): the text and JSON parsers, and the filters sent to
