@@ -99,7 +99,7 @@ test: deps proto-check lint test-go test-stack
 ## test-go: every Go test of both modules, the in-memory index's rerun
 ##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
 ##          their time is spent waiting (outages, restarts, other
-##          processes), and cmd/search-server's suite alone outlasts the
+##          processes), and internal/server's suite alone outlasts the
 ##          rest of go test ./... by minutes
 test-go: consul grpcurl compose
 	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
