@@ -99,7 +99,7 @@ test: deps proto-check lint test-go test-stack
 ## test-go: every Go test of both modules, the in-memory index's rerun
 ##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
 ##          their time is spent waiting (outages, restarts, other
-##          processes), and cmd/search-server's suite alone outlasts the
+##          processes), and internal/server's suite alone outlasts the
 ##          rest of go test ./... by minutes
 test-go: consul grpcurl compose
 	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
@@ -116,7 +116,7 @@ test-go-bench:
 ##     MEMINDEX_ON_RUN='.' runs the whole of both suites so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
-	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./cmd/search-server/ ./cmd/search-client/
+	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
 ##            each): the text and JSON parsers, and the filters sent to
@@ -143,7 +143,7 @@ bench: deps build consul
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	cd $(BENCH) && $(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	$(GO) test -run '^TestMatchesPostGIS$$' -count=1 -timeout 60m -v ./internal/memindex/ -args -exhaustive
-	$(GO) test -run '^TestGeofenceThroughKafkaSurvivesKill9$$' -count=1 -timeout 60m -v ./cmd/search-server/ -args -fence-size 1000x200
+	$(GO) test -run '^TestGeofenceThroughKafkaSurvivesKill9$$' -count=1 -timeout 60m -v ./internal/server/ -args -fence-size 1000x200
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); seeds and any
 ##       crasher found live in the packages' testdata/fuzz and run in make test

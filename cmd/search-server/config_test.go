@@ -13,11 +13,12 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/server"
 )
 
 func TestConfigDefaults(t *testing.T) {
 	t.Parallel()
-	cfg, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://localhost/x"}))
+	cfg, err := server.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://localhost/x"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +30,7 @@ func TestConfigDefaults(t *testing.T) {
 
 func TestConfigErrorsNameEveryBadVariable(t *testing.T) {
 	t.Parallel()
-	_, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
+	_, err := server.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
 		"DEFAULT_PAGE_SIZE": "0",
 	}))
 	var ce *config.Error
@@ -41,7 +42,7 @@ func TestConfigErrorsNameEveryBadVariable(t *testing.T) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
 	}
-	_, err = loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DB_STATEMENT_TIMEOUT": "soon"}))
+	_, err = server.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DB_STATEMENT_TIMEOUT": "soon"}))
 	if !errors.As(err, &ce) || !strings.Contains(err.Error(), `DB_STATEMENT_TIMEOUT: "soon" is not a duration`) {
 		t.Errorf("unparsable duration: %v", err)
 	}
@@ -49,7 +50,7 @@ func TestConfigErrorsNameEveryBadVariable(t *testing.T) {
 
 func TestConfigErrorNeverShowsThePassword(t *testing.T) {
 	t.Parallel()
-	_, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://u:hunter2@host:notaport/db"}))
+	_, err := server.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{"DATABASE_URL": "postgres://u:hunter2@host:notaport/db"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("load: %v", err)
 	}
@@ -95,7 +96,7 @@ func TestPprofAddrMustBeLoopback(t *testing.T) {
 		{"127.0.0.1", false},
 	} {
 		t.Run(tc.addr, func(t *testing.T) {
-			_, err := loadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
+			_, err := server.LoadConfig(context.Background(), envconfig.MapLookuper(map[string]string{
 				"DATABASE_URL": "postgres://localhost/x", "PPROF_ADDR": tc.addr,
 			}))
 			if tc.ok != (err == nil) {
@@ -125,7 +126,7 @@ func TestEverySecretLookingSettingIsRedacted(t *testing.T) {
 	valid := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}
 	refused := map[string]string{"DATABASE_URL": "postgres://u@127.0.0.1:1/db"}
 	var secrets []string
-	for _, s := range config.Settings(serverConfig{}) {
+	for _, s := range config.Settings(server.Config{}) {
 		if !looksSecret.MatchString(s.Var) || strings.HasSuffix(s.Var, "_FILE") {
 			continue
 		}
@@ -145,18 +146,18 @@ func TestEverySecretLookingSettingIsRedacted(t *testing.T) {
 		t.Fatalf("found only %v as secret-looking settings", secrets)
 	}
 	for name, env := range map[string]map[string]string{"valid": valid, "refused": refused} {
-		st, err := startupConfig(context.Background(), envconfig.MapLookuper(nil), envconfig.MapLookuper(env))
+		st, err := server.LoadStartup(context.Background(), envconfig.MapLookuper(nil), envconfig.MapLookuper(env))
 		var shown strings.Builder
 		if err != nil {
 			shown.WriteString(err.Error())
 		} else {
-			for _, s := range config.Settings(st.cfg) {
+			for _, s := range config.Settings(st.Config) {
 				fmt.Fprintf(&shown, "%s=%s\n", s.Var, s.Value)
 			}
-			for _, r := range st.rejected {
+			for _, r := range st.Rejected {
 				fmt.Fprintf(&shown, "rejected %s=%s: %s\n", r.Var, r.Value, r.Reason)
 			}
-			for _, n := range st.notices {
+			for _, n := range st.Notices {
 				fmt.Fprintf(&shown, "%s %v\n", n.Msg, n.Attrs)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/server"
 )
 
 // newConfigCommand is search-server config: the effective settings, where
@@ -20,26 +21,26 @@ func newConfigCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flags := fv.lookuper(cmd)
-			st, err := startupConfig(cmd.Context(), flags, env)
+			st, err := server.LoadStartup(cmd.Context(), flags, env)
 			if err != nil {
 				return err
 			}
-			for _, n := range st.notices {
+			for _, n := range st.Notices {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %s %v\n", n.Level, n.Msg, n.Attrs)
 			}
 			rejected := map[string]config.Rejection{}
-			for _, r := range st.rejected {
+			for _, r := range st.Rejected {
 				rejected[r.Var] = r
 			}
-			if st.reloader != nil {
-				for _, r := range st.reloader.Rejected() {
+			if st.Reloader != nil {
+				for _, r := range st.Reloader.Rejected() {
 					rejected[r.Var] = r
 				}
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "VARIABLE\tKV KEY\tVALUE\tSOURCE\tLIVE\tREJECTED")
-			for _, s := range config.Settings(st.cfg) {
-				source := config.Source(s.Var, flags, env, st.kv)
+			for _, s := range config.Settings(st.Config) {
+				source := config.Source(s.Var, flags, env, st.KV)
 				note := ""
 				if r, ok := rejected[s.Var]; ok {
 					note = fmt.Sprintf("%q: %s", r.Value, r.Reason)

@@ -2,122 +2,65 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/geo/geotest"
-	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/server"
+	"github.com/geosearch/search/internal/server/servertest"
 )
-
-// consulEnv registers a server as service under the test agent, with fast
-// checks.
-func consulEnv(service, dbURL string) map[string]string {
-	return map[string]string{
-		"DATABASE_URL":          dbURL,
-		"CONSUL_REGISTER":       "true",
-		"CONSUL_HTTP_ADDR":      agent.HTTPAddr(),
-		"SERVICE_NAME":          service,
-		"CONSUL_CHECK_INTERVAL": "200ms",
-		"CONSUL_CHECK_TIMEOUT":  "150ms",
-	}
-}
-
-func inDNS(t *testing.T, service string) []string {
-	t.Helper()
-	addrs, err := consul.DNSLookup{Server: agent.DNSAddr()}.Lookup(context.Background(), service)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addrs
-}
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// discoveryClient is what search-client builds without --addr.
-func discoveryClient(t *testing.T, service string) searchv1.SearchServiceClient {
-	t.Helper()
-	return discoveryClientVia(t, agent.DNSAddr(), service)
-}
-
-// discoveryClientVia is discoveryClient through the Consul DNS at dnsAddr.
-func discoveryClientVia(t *testing.T, dnsAddr, service string) searchv1.SearchServiceClient {
-	t.Helper()
-	conn, err := grpc.NewClient(consul.DNSTarget(dnsAddr, service),
-		grpc.WithResolvers(consul.DNSBuilder{Interval: 500 * time.Millisecond}),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultServiceConfig(grpcapi.ClientServiceConfig))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return searchv1.NewSearchServiceClient(conn)
-}
 
 func TestServerRegistersAndLeavesConsulOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	const service = "search-sigterm"
-	p := startProc(t, consulEnv(service, cluster.NewDatabase(t)))
-	eventually(t, 30*time.Second, "the instance in DNS (its gRPC check passing)", func() bool {
-		return slices.Equal(inDNS(t, service), []string{p.addr})
+	p := servertest.StartProc(t, servertest.ConsulEnv(service, servertest.Cluster.NewDatabase(t)))
+	servertest.Eventually(t, 30*time.Second, "the instance in DNS (its gRPC check passing)", func() bool {
+		return slices.Equal(servertest.InDNS(t, service), []string{p.Addr})
 	})
-	checks, _, err := agent.Client().Health().Checks(service, nil)
+	checks, _, err := servertest.Agent.Client().Health().Checks(service, nil)
 	if err != nil || len(checks) != 1 || checks[0].Type != "grpc" || checks[0].Status != "passing" {
 		t.Fatalf("checks %+v, %v; want one passing grpc check", checks, err)
 	}
 
 	// The client finds it through Consul DNS, without --addr.
-	ts := &testServer{addr: ""}
-	discover := []string{"--consul-dns", agent.DNSAddr(), "--consul-http", agent.HTTPAddr(), "--service", service}
-	run := func(args ...string) (string, string, int) { return ts.runClient(t, append(discover, args...)...) }
+	ts := &servertest.Server{Addr: ""}
+	discover := []string{"--consul-dns", servertest.Agent.DNSAddr(), "--consul-http", servertest.Agent.HTTPAddr(), "--service", service}
+	run := func(args ...string) (string, string, int) { return ts.RunClient(t, append(discover, args...)...) }
 	if out, errOut, code := run("import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name"); code != 0 {
 		t.Fatalf("import through discovery: %s%s", out, errOut)
 	}
 	if out, errOut, code := run("search", "--lat", "48.85", "--lng", "2.35"); code != 0 || !strings.Contains(out, "France") {
 		t.Errorf("search through discovery: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, _, code := run("instances"); code != 0 || !strings.Contains(out, p.addr+"  passing") {
+	if out, _, code := run("instances"); code != 0 || !strings.Contains(out, p.Addr+"  passing") {
 		t.Errorf("instances: exit %d\n%s", code, out)
 	}
 
-	p.signal(t, syscall.SIGTERM)
+	p.Signal(t, syscall.SIGTERM)
 	sent := time.Now()
-	eventually(t, time.Second, "the instance to leave DNS after SIGTERM", func() bool { return len(inDNS(t, service)) == 0 })
+	servertest.Eventually(t, time.Second, "the instance to leave DNS after SIGTERM", func() bool { return len(servertest.InDNS(t, service)) == 0 })
 	t.Logf("gone from DNS %s after SIGTERM", time.Since(sent).Round(time.Millisecond))
-	if err := p.wait(t); err != nil {
+	if err := p.Wait(t); err != nil {
 		t.Errorf("exit: %v", err)
 	}
 	want := "health NOT_SERVING|deregistering from Consul|draining in-flight RPCs|closing database pool|flushing metrics and logs"
-	if got := strings.Join(p.shutdownSteps(""), "|"); got != want {
+	if got := strings.Join(p.ShutdownSteps(""), "|"); got != want {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}
 
 	// Nobody left: the client waits for an instance up to its deadline,
 	// then says so, naming the service and the DNS server.
 	_, errOut, code := run("search", "--query", "x", "--timeout", "2s")
-	if code != 1 || !strings.Contains(errOut, `no healthy instance of "search-sigterm" found through Consul DNS at `+agent.DNSAddr()) {
+	if code != 1 || !strings.Contains(errOut, `no healthy instance of "search-sigterm" found through Consul DNS at `+servertest.Agent.DNSAddr()) {
 		t.Errorf("no instances: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -128,17 +71,17 @@ func TestServerRegistersAndLeavesConsulOnSIGTERM(t *testing.T) {
 func TestThreeInstancesShareTheLoadAndSurviveKill9(t *testing.T) {
 	t.Parallel()
 	const service = "search-three"
-	db := cluster.NewDatabase(t)
-	env := consulEnv(service, db)
+	db := servertest.Cluster.NewDatabase(t)
+	env := servertest.ConsulEnv(service, db)
 	env["CONSUL_DEREGISTER_CRITICAL_AFTER"] = "1m" // Consul's minimum
-	procs := []*proc{startProc(t, env), startProc(t, env), startProc(t, env)}
-	eventually(t, 30*time.Second, "three instances in DNS", func() bool { return len(inDNS(t, service)) == 3 })
-	ts := &testServer{addr: procs[0].addr}
-	if out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson")); code != 0 {
+	procs := []*servertest.Proc{servertest.StartProc(t, env), servertest.StartProc(t, env), servertest.StartProc(t, env)}
+	servertest.Eventually(t, 30*time.Second, "three instances in DNS", func() bool { return len(servertest.InDNS(t, service)) == 3 })
+	ts := &servertest.Server{Addr: procs[0].Addr}
+	if out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson")); code != 0 {
 		t.Fatalf("import: %s%s", out, errOut)
 	}
 
-	client := discoveryClient(t, service)
+	client := servertest.DiscoveryClient(t, service)
 	ids := map[string]int{}
 	for range 30 {
 		resp, err := client.Monitor(context.Background(), &searchv1.MonitorRequest{})
@@ -152,17 +95,17 @@ func TestThreeInstancesShareTheLoadAndSurviveKill9(t *testing.T) {
 	}
 
 	// Search steadily while one instance is killed.
-	loop := startSearchLoop(client)
+	loop := servertest.StartSearchLoop(client)
 	time.Sleep(500 * time.Millisecond)
-	procs[0].signal(t, syscall.SIGKILL)
-	eventually(t, 30*time.Second, "the killed instance to leave DNS", func() bool {
-		return len(inDNS(t, service)) == 2 && !slices.Contains(inDNS(t, service), procs[0].addr)
+	procs[0].Signal(t, syscall.SIGKILL)
+	servertest.Eventually(t, 30*time.Second, "the killed instance to leave DNS", func() bool {
+		return len(servertest.InDNS(t, service)) == 2 && !slices.Contains(servertest.InDNS(t, service), procs[0].Addr)
 	})
 	// Counted, not timed: the loop goes on until it has made 50 more
 	// searches after the instance left DNS.
-	afterKill := loop.ok.Load() + loop.failed.Load()
-	eventually(t, time.Minute, "50 searches after the kill", func() bool { return loop.ok.Load()+loop.failed.Load() >= afterKill+50 })
-	ok, failed, firstErr := loop.stop()
+	afterKill := loop.OK.Load() + loop.Failed.Load()
+	servertest.Eventually(t, time.Minute, "50 searches after the kill", func() bool { return loop.OK.Load()+loop.Failed.Load() >= afterKill+50 })
+	ok, failed, firstErr := loop.Stop()
 	t.Logf("searches during the kill: %d ok, %d failed", ok, failed)
 	if failed != 0 {
 		t.Errorf("%d failed searches (first: %v), %d ok; want none failed", failed, firstErr, ok)
@@ -170,8 +113,8 @@ func TestThreeInstancesShareTheLoadAndSurviveKill9(t *testing.T) {
 
 	// With DeregisterCriticalServiceAfter at Consul's minimum of a minute
 	// (and its reaper running every 30s), the dead instance is removed.
-	eventually(t, 3*time.Minute, "the dead instance to be deregistered by Consul", func() bool {
-		eps, err := consul.ListEndpoints(context.Background(), agent.Client(), service)
+	servertest.Eventually(t, 3*time.Minute, "the dead instance to be deregistered by Consul", func() bool {
+		eps, err := consul.ListEndpoints(context.Background(), servertest.Agent.Client(), service)
 		return err == nil && len(eps) == 2
 	})
 }
@@ -181,17 +124,17 @@ func TestDatabaseOutageTakesTheInstanceOutOfDNS(t *testing.T) {
 	const service = "search-db-outage"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own := ownCluster(t) // stopped below: not the shared cluster
-	p := startProc(t, consulEnv(service, own.NewDatabase(t)))
-	eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(inDNS(t, service)) == 1 })
+	own := servertest.OwnCluster(t) // stopped below: not the shared cluster
+	p := servertest.StartProc(t, servertest.ConsulEnv(service, own.NewDatabase(t)))
+	servertest.Eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(servertest.InDNS(t, service)) == 1 })
 
 	own.Stop()
-	eventually(t, 30*time.Second, "the instance to leave DNS while the database is down", func() bool { return len(inDNS(t, service)) == 0 })
+	servertest.Eventually(t, 30*time.Second, "the instance to leave DNS while the database is down", func() bool { return len(servertest.InDNS(t, service)) == 0 })
 	if err := own.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the instance back in DNS with the database", func() bool {
-		return slices.Equal(inDNS(t, service), []string{p.addr})
+	servertest.Eventually(t, 30*time.Second, "the instance back in DNS with the database", func() bool {
+		return slices.Equal(servertest.InDNS(t, service), []string{p.Addr})
 	})
 }
 
@@ -202,90 +145,31 @@ func TestRegistrationOutlivesConsul(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own := ownAgent(t)
+	own := servertest.OwnAgent(t)
 	own.Stop()
 
-	env := consulEnv("search-outage", "")
+	env := servertest.ConsulEnv("search-outage", "")
 	env["CONSUL_HTTP_ADDR"] = own.HTTPAddr()
 	env["CONSUL_RESYNC_INTERVAL"] = "200ms"
-	ts := startServer(t, env, true) // serves with Consul down
-	cfg, _ := loadConfig(ctx, envconfig.MapLookuper(env))
+	ts := servertest.Start(t, env, true) // serves with Consul down
+	cfg, _ := server.LoadConfig(ctx, envconfig.MapLookuper(env))
 	registered := func() bool {
 		eps, err := consul.ListEndpoints(ctx, own.Client(), cfg.Consul.ServiceName)
-		return err == nil && len(eps) == 1 && eps[0].Addr() == ts.addr
+		return err == nil && len(eps) == 1 && eps[0].Addr() == ts.Addr
 	}
-	if _, err := ts.client.Monitor(ctx, &searchv1.MonitorRequest{}); err != nil {
+	if _, err := ts.Client.Monitor(ctx, &searchv1.MonitorRequest{}); err != nil {
 		t.Fatalf("serving without Consul: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // some failed attempts
 	if err := own.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "registration once Consul is up", registered)
+	servertest.Eventually(t, 30*time.Second, "registration once Consul is up", registered)
 	if err := own.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "registration again after the agent restarted", registered)
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-}
-
-// callLoop makes one call after another until stopped, pausing between
-// calls, and counts what succeeded and what failed.
-type callLoop struct {
-	ok, failed atomic.Int64
-	firstErr   atomic.Value
-	done       chan struct{}
-	wg         sync.WaitGroup
-}
-
-func startLoop(pause time.Duration, call func() error) *callLoop {
-	l := &callLoop{done: make(chan struct{})}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		for {
-			select {
-			case <-l.done:
-				return
-			default:
-			}
-			if err := call(); err != nil {
-				l.failed.Add(1)
-				l.firstErr.CompareAndSwap(nil, err.Error())
-			} else {
-				l.ok.Add(1)
-			}
-			time.Sleep(pause)
-		}
-	}()
-	return l
-}
-
-// stop ends the loop and returns its counts and first failure.
-func (l *callLoop) stop() (ok, failed int64, firstErr any) {
-	close(l.done)
-	l.wg.Wait()
-	return l.ok.Load(), l.failed.Load(), l.firstErr.Load()
-}
-
-// searchParis searches for Paris within timeout; anything but France alone
-// is an error.
-func searchParis(client searchv1.SearchServiceClient, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	resp, err := client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
-	if err != nil {
-		return err
-	}
-	if n := len(resp.GetThings()); n != 1 {
-		return fmt.Errorf("Paris is in %d things, want 1", n)
-	}
-	return nil
-}
-
-// startSearchLoop searches for Paris through client until stopped.
-func startSearchLoop(client searchv1.SearchServiceClient) *callLoop {
-	return startLoop(2*time.Millisecond, func() error { return searchParis(client, 10*time.Second) })
+	servertest.Eventually(t, 30*time.Second, "registration again after the agent restarted", registered)
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
 }
 
 // TestCLIWaitsForAnInstance: a search-client run through Consul DNS while no
@@ -294,7 +178,7 @@ func startSearchLoop(client searchv1.SearchServiceClient) *callLoop {
 func TestCLIWaitsForAnInstance(t *testing.T) {
 	t.Parallel()
 	const service = "search-cli-waits"
-	if got := inDNS(t, service); len(got) != 0 {
+	if got := servertest.InDNS(t, service); len(got) != 0 {
 		t.Fatalf("instances %v before the test", got)
 	}
 	type result struct {
@@ -302,12 +186,12 @@ func TestCLIWaitsForAnInstance(t *testing.T) {
 		code        int
 	}
 	done := make(chan result, 1)
-	ts := &testServer{addr: ""}
+	ts := &servertest.Server{Addr: ""}
 	go func() {
-		out, errOut, code := ts.runClient(t, "--consul-dns", agent.DNSAddr(), "--service", service, "--timeout", "60s", "monitor")
+		out, errOut, code := ts.RunClient(t, "--consul-dns", servertest.Agent.DNSAddr(), "--service", service, "--timeout", "60s", "monitor")
 		done <- result{out, errOut, code}
 	}()
-	startServer(t, consulEnv(service, ""), true)
+	servertest.Start(t, servertest.ConsulEnv(service, ""), true)
 	r := <-done
 	if r.code != 0 || !strings.Contains(r.out, "instance:") {
 		t.Errorf("monitor through DNS, started before any instance: exit %d\n%s%s", r.code, r.out, r.errOut)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/consul/envconsultest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // shippedEnvconsul reads exec's splay, kill_signal and kill_timeout from
@@ -61,17 +62,17 @@ func shippedEnvconsul(t *testing.T) envconsultest.Options {
 type fleet struct {
 	service, prefix string
 	sups            []*envconsultest.Supervisor
-	logs            []*syncBuffer
+	logs            []*servertest.SyncBuffer
 }
 
 func startFleet(t *testing.T, service string, n int, opts envconsultest.Options) *fleet {
 	t.Helper()
 	f := &fleet{service: service, prefix: service + "/config"}
-	if _, err := agent.Client().KV().DeleteTree(f.prefix, nil); err != nil { // left by an earlier -count
+	if _, err := servertest.Agent.Client().KV().DeleteTree(f.prefix, nil); err != nil { // left by an earlier -count
 		t.Fatal(err)
 	}
 	env := os.Environ()
-	vars := consulEnv(service, cluster.NewDatabase(t))
+	vars := servertest.ConsulEnv(service, servertest.Cluster.NewDatabase(t))
 	vars["LISTEN_ADDR"] = "127.0.0.1:0"
 	vars["HEALTH_CHECK_INTERVAL"] = "100ms"
 	vars["SHUTDOWN_TIMEOUT"] = "5s"
@@ -84,10 +85,10 @@ func startFleet(t *testing.T, service string, n int, opts envconsultest.Options)
 	}
 	for range n {
 		o := opts
-		o.Prefix, o.Command, o.Env = f.prefix, serverBin, env
-		logs := &syncBuffer{}
+		o.Prefix, o.Command, o.Env = f.prefix, servertest.ServerBin, env
+		logs := &servertest.SyncBuffer{}
 		o.Output = logs
-		s, err := envconsultest.Start(agent.Client(), o)
+		s, err := envconsultest.Start(servertest.Agent.Client(), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,7 @@ func startFleet(t *testing.T, service string, n int, opts envconsultest.Options)
 // instances returns the passing instances in Consul.
 func (f *fleet) instances(t *testing.T) []consul.Endpoint {
 	t.Helper()
-	eps, err := consul.ListEndpoints(context.Background(), agent.Client(), f.service)
+	eps, err := consul.ListEndpoints(context.Background(), servertest.Agent.Client(), f.service)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +164,9 @@ func (f *fleet) eachInstance(t *testing.T, fn func(ep consul.Endpoint, c searchv
 
 // startCLILoop runs one-shot `search-client search` invocations through
 // Consul DNS, one after another, until stopped.
-func startCLILoop(service string) *callLoop {
-	return startLoop(0, func() error {
-		cmd := exec.Command(clientBin, "--consul-dns", agent.DNSAddr(), "--consul-http", agent.HTTPAddr(), "--service", service,
+func startCLILoop(service string) *servertest.CallLoop {
+	return servertest.StartLoop(0, func() error {
+		cmd := exec.Command(servertest.ClientBin, "--consul-dns", servertest.Agent.DNSAddr(), "--consul-http", servertest.Agent.HTTPAddr(), "--service", service,
 			"search", "--lat", "48.85", "--lng", "2.35")
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -202,15 +203,15 @@ func TestEnvconsulRestartsLoseNoCalls(t *testing.T) {
 			service = strings.ReplaceAll(service, ".", "-")
 			f := startFleet(t, service, 2, tc.opts)
 			seen := map[string]bool{}
-			eventually(t, 60*time.Second, "two instances passing", func() bool { return f.settled(t, 1, "", "", seen) })
-			ts := &testServer{addr: f.instances(t)[0].Addr()}
-			if out, errOut, code := ts.runClient(t, "import", "../../testdata/ne_110m_countries.geojson"); code != 0 {
+			servertest.Eventually(t, 60*time.Second, "two instances passing", func() bool { return f.settled(t, 1, "", "", seen) })
+			ts := &servertest.Server{Addr: f.instances(t)[0].Addr()}
+			if out, errOut, code := ts.RunClient(t, "import", "../../testdata/ne_110m_countries.geojson"); code != 0 {
 				t.Fatalf("import: %s%s", out, errOut)
 			}
 
-			goLoop := startSearchLoop(discoveryClient(t, service))
+			goLoop := servertest.StartSearchLoop(servertest.DiscoveryClient(t, service))
 			cli := startCLILoop(service)
-			kv := agent.Client().KV()
+			kv := servertest.Agent.Client().KV()
 			pageOf := func(c searchv1.SearchServiceClient, size int32) int {
 				resp, err := c.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: size})
 				if err != nil {
@@ -249,15 +250,15 @@ func TestEnvconsulRestartsLoseNoCalls(t *testing.T) {
 					}
 				}},
 			} {
-				putKV(t, kv, f.prefix+"/"+change.key, change.value)
+				servertest.PutKV(t, kv, f.prefix+"/"+change.key, change.value)
 				within := 60*time.Second + tc.opts.Splay
-				eventually(t, within, fmt.Sprintf("every instance restarted with %s=%s and passing", change.key, change.value), func() bool {
+				servertest.Eventually(t, within, fmt.Sprintf("every instance restarted with %s=%s and passing", change.key, change.value), func() bool {
 					return f.settled(t, i+2, change.key, change.value, seen)
 				})
 				f.eachInstance(t, change.check)
 			}
-			ok, failed, firstErr := goLoop.stop()
-			cliOK, cliFailed, cliFirstErr := cli.stop()
+			ok, failed, firstErr := goLoop.Stop()
+			cliOK, cliFailed, cliFirstErr := cli.Stop()
 			t.Logf("across 3 KV changes (%d restarts): Go client %d ok, %d failed; search-client runs %d ok, %d failed",
 				3*len(f.sups), ok, failed, cliOK, cliFailed)
 			if failed != 0 || ok == 0 {

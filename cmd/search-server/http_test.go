@@ -11,24 +11,8 @@ import (
 	"time"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
-
-// httpAddr waits for the server's "serving HTTP" record and returns the
-// address.
-func (p *proc) httpAddr(t *testing.T) string {
-	t.Helper()
-	var addr string
-	eventually(t, 30*time.Second, "the server to log serving HTTP", func() bool {
-		for _, rec := range p.records() {
-			if rec["msg"] == "serving HTTP" {
-				addr, _ = rec["addr"].(string)
-				return true
-			}
-		}
-		return false
-	})
-	return addr
-}
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
@@ -49,14 +33,14 @@ func httpGet(t *testing.T, url string) (int, string) {
 func TestHTTPAPIServedRegisteredAndShutDownInOrder(t *testing.T) {
 	t.Parallel()
 	const service = "search-http-api"
-	env := consulEnv(service, cluster.NewDatabase(t))
+	env := servertest.ConsulEnv(service, servertest.Cluster.NewDatabase(t))
 	env["HTTP_LISTEN_ADDR"] = "127.0.0.1:0"
 	env["HTTP_SERVICE_NAME"] = service + "-http"
-	p := startProc(t, env)
-	base := "http://" + p.httpAddr(t)
+	p := servertest.StartProc(t, env)
+	base := "http://" + p.HTTPAddr(t)
 
-	ts := &testServer{addr: p.addr}
-	if out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--key-property", "name"); code != 0 {
+	ts := &servertest.Server{Addr: p.Addr}
+	if out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--key-property", "name"); code != 0 {
 		t.Fatalf("import over gRPC: %s%s", out, errOut)
 	}
 	code, body := httpGet(t, base+"/locate?lat=48.85&lng=2.35")
@@ -69,25 +53,25 @@ func TestHTTPAPIServedRegisteredAndShutDownInOrder(t *testing.T) {
 		t.Errorf("items: %d, numberReturned %d, want the 177 imported", code, page.NumberReturned)
 	}
 
-	eventually(t, 30*time.Second, "a passing HTTP check of "+service+"-http in Consul", func() bool {
-		checks, _, err := agent.Client().Health().Checks(service+"-http", nil)
+	servertest.Eventually(t, 30*time.Second, "a passing HTTP check of "+service+"-http in Consul", func() bool {
+		checks, _, err := servertest.Agent.Client().Health().Checks(service+"-http", nil)
 		return err == nil && len(checks) == 1 && checks[0].Type == "http" && checks[0].Status == "passing"
 	})
-	entries, _, err := agent.Client().Health().Service(service+"-http", "", true, nil)
+	entries, _, err := servertest.Agent.Client().Health().Service(service+"-http", "", true, nil)
 	if err != nil || len(entries) != 1 || entries[0].Service.Port == 0 || !strings.HasSuffix(base, ":"+strconv.Itoa(entries[0].Service.Port)) || entries[0].Service.Tags[0] != "http" {
 		t.Fatalf("catalog entry of %s-http: %+v, %v", service, entries, err)
 	}
 
-	p.signal(t, syscall.SIGTERM)
-	if err := p.wait(t); err != nil {
+	p.Signal(t, syscall.SIGTERM)
+	if err := p.Wait(t); err != nil {
 		t.Errorf("exit: %v", err)
 	}
 	want := "health NOT_SERVING|deregistering from Consul|draining in-flight RPCs and HTTP requests|closing database pool|flushing metrics and logs"
-	if got := strings.Join(p.shutdownSteps(""), "|"); got != want {
+	if got := strings.Join(p.ShutdownSteps(""), "|"); got != want {
 		t.Errorf("shutdown steps %q, want %q", got, want)
 	}
 	for _, name := range []string{service, service + "-http"} {
-		if checks, _, err := agent.Client().Health().Checks(name, nil); err != nil || len(checks) != 0 {
+		if checks, _, err := servertest.Agent.Client().Health().Checks(name, nil); err != nil || len(checks) != 0 {
 			t.Errorf("%s still in Consul after shutdown: %+v, %v", name, checks, err)
 		}
 	}

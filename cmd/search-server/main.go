@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/server"
 )
 
 // Exit codes: 1 for a failure while running, 2 for bad configuration or
@@ -75,11 +76,11 @@ func newRootCommand(env envconfig.Lookuper, stdout io.Writer) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := startupConfig(cmd.Context(), fv.lookuper(cmd), env)
+			st, err := server.LoadStartup(cmd.Context(), fv.lookuper(cmd), env)
 			if err != nil {
 				return err
 			}
-			srv, err := NewServer(cmd.Context(), st.cfg, stdout)
+			srv, err := server.New(cmd.Context(), st.Config, stdout, buildVersion())
 			if err != nil {
 				return err
 			}

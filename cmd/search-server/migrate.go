@@ -11,6 +11,7 @@ import (
 
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/server"
 )
 
 // newMigrateCommand is search-server migrate: the schema migrations, run
@@ -23,11 +24,11 @@ func newMigrateCommand(env envconfig.Lookuper, fv *flagValues) *cobra.Command {
 		Short: "Apply (up, the default) or revert (down: the last one, N, or --all) the schema migrations, as DATABASE_WRITE_URL's role if set (else DATABASE_URL's; --database-url wins)",
 		Args:  cobra.MaximumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := startupConfig(cmd.Context(), fv.lookuper(cmd), env)
+			st, err := server.LoadStartup(cmd.Context(), fv.lookuper(cmd), env)
 			if err != nil {
 				return err
 			}
-			cfg := st.cfg
+			cfg := st.Config
 			action := "up"
 			if len(args) > 0 {
 				action = args[0]

@@ -8,14 +8,16 @@ import (
 	"testing"
 
 	"github.com/sethvargo/go-envconfig"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // lateDatabase returns a server of the test's own, stopped, and the URL of
 // an empty (unmigrated) database on it.
 func lateDatabase(t *testing.T) (own interface{ Start(context.Context) error }, url string) {
 	t.Helper()
-	c := ownCluster(t)
-	conn := connect(t, c.URL("postgres"))
+	c := servertest.OwnCluster(t)
+	conn := servertest.Connect(t, c.URL("postgres"))
 	if _, err := conn.Exec(context.Background(), "CREATE DATABASE late"); err != nil {
 		t.Fatal(err)
 	}

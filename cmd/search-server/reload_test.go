@@ -12,84 +12,78 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/hashicorp/consul/api"
 	"github.com/sethvargo/go-envconfig"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/config"
+	"github.com/geosearch/search/internal/server"
+	"github.com/geosearch/search/internal/server/servertest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
 // pageOf returns how many things a search for "a" asking for 1000 gets: the
 // effective MAX_PAGE_SIZE while there are more matches than that.
-func pageOf(t *testing.T, ts *testServer) int {
+func pageOf(t *testing.T, ts *servertest.Server) int {
 	t.Helper()
-	resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: 1000})
+	resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return len(resp.GetThings())
 }
 
-func putKV(t *testing.T, kv *api.KV, key, value string) {
-	t.Helper()
-	if _, err := kv.Put(&api.KVPair{Key: key, Value: []byte(value)}, nil); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // reloadServer starts a server watching prefix on the agent at httpAddr.
-func reloadServer(t *testing.T, httpAddr, prefix string, env map[string]string) *testServer {
+func reloadServer(t *testing.T, httpAddr, prefix string, env map[string]string) *servertest.Server {
 	t.Helper()
-	vars := map[string]string{"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": httpAddr, "LOG_LEVEL": unset}
+	vars := map[string]string{"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": httpAddr, "LOG_LEVEL": servertest.Unset}
 	for k, v := range env {
 		vars[k] = v
 	}
-	ts := startServer(t, vars, true)
-	importFixture(t, ts) // 177 countries, 143 of them with an "a"
+	ts := servertest.Start(t, vars, true)
+	servertest.ImportFixture(t, ts) // 177 countries, 143 of them with an "a"
 	return ts
 }
 
 func TestLiveReloadFromConsulKV(t *testing.T) {
 	t.Parallel()
 	const prefix = "reload-test/config"
-	kv := agent.Client().KV()
-	ts := reloadServer(t, agent.HTTPAddr(), prefix, nil)
+	kv := servertest.Agent.Client().KV()
+	ts := reloadServer(t, servertest.Agent.HTTPAddr(), prefix, nil)
 	all := pageOf(t, ts)
 	if all < 100 {
 		t.Fatalf("a search for a gets %d things, want over 100 for this test to mean anything", all)
 	}
 
-	putKV(t, kv, prefix+"/default_page_size", "2") // left unset, the default would follow max=3 down to 3
-	putKV(t, kv, prefix+"/max_page_size", "3")
-	eventually(t, 2*time.Second, "max_page_size=3 applied within two seconds", func() bool { return pageOf(t, ts) == 3 })
-	if logged(ts, map[string]any{"variable": "MAX_PAGE_SIZE", "key": "max_page_size", "old": "1000", "new": "3"}) == 0 {
+	servertest.PutKV(t, kv, prefix+"/default_page_size", "2") // left servertest.Unset, the default would follow max=3 down to 3
+	servertest.PutKV(t, kv, prefix+"/max_page_size", "3")
+	servertest.Eventually(t, 2*time.Second, "max_page_size=3 applied within two seconds", func() bool { return pageOf(t, ts) == 3 })
+	if servertest.Logged(ts, map[string]any{"variable": "MAX_PAGE_SIZE", "key": "max_page_size", "old": "1000", "new": "3"}) == 0 {
 		t.Errorf("the change was not logged with its old and new value")
 	}
 
-	putKV(t, kv, prefix+"/max_page_size", "lots")
-	putKV(t, kv, prefix+"/default_page_size", "5") // above the maximum of 3
-	eventually(t, 5*time.Second, "both rejections logged", func() bool {
-		return logged(ts, map[string]any{"key": "max_page_size", "variable": "MAX_PAGE_SIZE", "value": "lots",
+	servertest.PutKV(t, kv, prefix+"/max_page_size", "lots")
+	servertest.PutKV(t, kv, prefix+"/default_page_size", "5") // above the maximum of 3
+	servertest.Eventually(t, 5*time.Second, "both rejections logged", func() bool {
+		return servertest.Logged(ts, map[string]any{"key": "max_page_size", "variable": "MAX_PAGE_SIZE", "value": "lots",
 			"reason": `configuration: MAX_PAGE_SIZE: "lots" is not an integer`}) > 0 &&
-			logged(ts, map[string]any{"key": "default_page_size", "variable": "DEFAULT_PAGE_SIZE", "value": "5",
+			servertest.Logged(ts, map[string]any{"key": "default_page_size", "variable": "DEFAULT_PAGE_SIZE", "value": "5",
 				"reason": "configuration: MAX_PAGE_SIZE (3) must be at least DEFAULT_PAGE_SIZE (5)"}) > 0
 	})
 	if got := pageOf(t, ts); got != 3 {
 		t.Errorf("after invalid values: page of %d, want the previous maximum, 3", got)
 	}
 
-	putKV(t, kv, prefix+"/shutdown_timeout", "20s")
-	eventually(t, 5*time.Second, "a restart-only change logged as such", func() bool {
-		return logged(ts, map[string]any{"msg": "configuration changed; takes effect at the next restart",
+	servertest.PutKV(t, kv, prefix+"/shutdown_timeout", "20s")
+	servertest.Eventually(t, 5*time.Second, "a restart-only change logged as such", func() bool {
+		return servertest.Logged(ts, map[string]any{"msg": "configuration changed; takes effect at the next restart",
 			"variable": "SHUTDOWN_TIMEOUT", "key": "shutdown_timeout", "old": "15s", "new": "20s"}) > 0
 	})
 
-	putKV(t, kv, prefix+"/log_level", "warn")
-	eventually(t, 5*time.Second, "the log level applied", func() bool {
-		return logged(ts, map[string]any{"variable": "LOG_LEVEL", "key": "log_level", "old": "info", "new": "warn"}) > 0
+	servertest.PutKV(t, kv, prefix+"/log_level", "warn")
+	servertest.Eventually(t, 5*time.Second, "the log level applied", func() bool {
+		return servertest.Logged(ts, map[string]any{"variable": "LOG_LEVEL", "key": "log_level", "old": "info", "new": "warn"}) > 0
 	})
 
 	for _, key := range []string{"max_page_size", "default_page_size", "shutdown_timeout", "log_level"} {
@@ -97,28 +91,28 @@ func TestLiveReloadFromConsulKV(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "back to the default once the key is deleted", func() bool { return pageOf(t, ts) == all })
+	servertest.Eventually(t, 5*time.Second, "back to the default once the key is deleted", func() bool { return pageOf(t, ts) == all })
 }
 
 func TestEnvironmentWinsOverConsulKV(t *testing.T) {
 	t.Parallel()
 	const prefix = "reload-env/config"
-	kv := agent.Client().KV()
-	putKV(t, kv, prefix+"/max_page_size", "3") // there at start already
-	ts := reloadServer(t, agent.HTTPAddr(), prefix, map[string]string{"MAX_PAGE_SIZE": "70"})
+	kv := servertest.Agent.Client().KV()
+	servertest.PutKV(t, kv, prefix+"/max_page_size", "3") // there at start already
+	ts := reloadServer(t, servertest.Agent.HTTPAddr(), prefix, map[string]string{"MAX_PAGE_SIZE": "70"})
 	if got := pageOf(t, ts); got != 70 {
 		t.Errorf("page of %d, want 70 from the environment", got)
 	}
-	putKV(t, kv, prefix+"/max_page_size", "4")
-	putKV(t, kv, prefix+"/default_page_size", "2") // not in the environment: applies
-	eventually(t, 5*time.Second, "default_page_size=2 applied", func() bool {
-		resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a"})
+	servertest.PutKV(t, kv, prefix+"/max_page_size", "4")
+	servertest.PutKV(t, kv, prefix+"/default_page_size", "2") // not in the environment: applies
+	servertest.Eventually(t, 5*time.Second, "default_page_size=2 applied", func() bool {
+		resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a"})
 		return err == nil && len(resp.GetThings()) == 2
 	})
 	if got := pageOf(t, ts); got != 70 {
 		t.Errorf("page of %d after a KV change, want 70 from the environment", got)
 	}
-	if logged(ts, map[string]any{"msg": "configuration key in Consul KV ignored: the variable is set in the environment, which wins", "key": "max_page_size"}) == 0 {
+	if servertest.Logged(ts, map[string]any{"msg": "configuration key in Consul KV ignored: the variable is set in the environment, which wins", "key": "max_page_size"}) == 0 {
 		t.Error("the ignored KV key was not logged")
 	}
 }
@@ -132,12 +126,12 @@ func TestConfigSurvivesAConsulOutage(t *testing.T) {
 	const prefix = "reload-outage/config"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	own := ownAgent(t)
+	own := servertest.OwnAgent(t)
 	ts := reloadServer(t, own.HTTPAddr(), prefix, nil)
 	all := pageOf(t, ts)
-	putKV(t, own.Client().KV(), prefix+"/default_page_size", "2")
-	putKV(t, own.Client().KV(), prefix+"/max_page_size", "3")
-	eventually(t, 5*time.Second, "max_page_size=3 applied", func() bool { return pageOf(t, ts) == 3 })
+	servertest.PutKV(t, own.Client().KV(), prefix+"/default_page_size", "2")
+	servertest.PutKV(t, own.Client().KV(), prefix+"/max_page_size", "3")
+	servertest.Eventually(t, 5*time.Second, "max_page_size=3 applied", func() bool { return pageOf(t, ts) == 3 })
 
 	own.Stop()
 	for range 20 {
@@ -149,15 +143,15 @@ func TestConfigSurvivesAConsulOutage(t *testing.T) {
 	if err := own.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the empty KV of the restarted agent followed", func() bool { return pageOf(t, ts) == all })
-	putKV(t, own.Client().KV(), prefix+"/default_page_size", "4")
-	putKV(t, own.Client().KV(), prefix+"/max_page_size", "4")
-	eventually(t, 5*time.Second, "a change after the outage applied", func() bool { return pageOf(t, ts) == 4 })
+	servertest.Eventually(t, 30*time.Second, "the empty KV of the restarted agent followed", func() bool { return pageOf(t, ts) == all })
+	servertest.PutKV(t, own.Client().KV(), prefix+"/default_page_size", "4")
+	servertest.PutKV(t, own.Client().KV(), prefix+"/max_page_size", "4")
+	servertest.Eventually(t, 5*time.Second, "a change after the outage applied", func() bool { return pageOf(t, ts) == 4 })
 }
 
 func TestBadEnvironmentAtStartNamesEveryVariable(t *testing.T) {
 	t.Parallel()
-	cmd := exec.Command(serverBin)
+	cmd := exec.Command(servertest.ServerBin)
 	cmd.Env = append(os.Environ(),
 		"DATABASE_URL=", "DEFAULT_PAGE_SIZE=many", "DB_MAX_CONNS=-1", "CONSUL_CHECK_INTERVAL=soon",
 		"STATSD_SAMPLE_RATE=2", "LOG_LEVEL=loud", "LOG_QUEUE_SIZE=0")
@@ -189,7 +183,7 @@ func TestVariablesFollowEnvconsulNaming(t *testing.T) {
 		t.Fatal(err)
 	}
 	valid := regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-	for _, s := range config.Settings(serverConfig{}) {
+	for _, s := range config.Settings(server.Config{}) {
 		if !valid.MatchString(s.Var) || s.Key != strings.ToLower(s.Var) || strings.ToUpper(s.Key) != s.Var {
 			t.Errorf("%s (key %s) does not survive envconsul's upcase", s.Var, s.Key)
 		}
@@ -224,16 +218,16 @@ func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
 		"STATSD_FLUSH_INTERVAL": "20ms",
 		"STATSD_GAUGE_INTERVAL": "100ms",
 	}
-	ts := startServer(t, env, true)
-	importFixture(t, ts)
-	resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a"})
+	ts := servertest.Start(t, env, true)
+	servertest.ImportFixture(t, ts)
+	resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := len(resp.GetThings()); got != 5 {
 		t.Errorf("default page of %d, want 5: DEFAULT_PAGE_SIZE at its default, capped by MAX_PAGE_SIZE", got)
 	}
-	mon, err := ts.client.Monitor(context.Background(), &searchv1.MonitorRequest{})
+	mon, err := ts.Client.Monitor(context.Background(), &searchv1.MonitorRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +235,10 @@ func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
 	if diff := cmp.Diff(want, mon.GetRejectedSettings(), protocmp.Transform()); diff != "" {
 		t.Errorf("Monitor's rejected settings (-want +got)\n%s", diff)
 	}
-	if out, errOut, code := ts.runClient(t, "monitor"); code != 0 || !strings.Contains(out, `rejected:  DEFAULT_PAGE_SIZE="many": DEFAULT_PAGE_SIZE: "many" is not an integer`) {
+	if out, errOut, code := ts.RunClient(t, "monitor"); code != 0 || !strings.Contains(out, `rejected:  DEFAULT_PAGE_SIZE="many": DEFAULT_PAGE_SIZE: "many" is not an integer`) {
 		t.Errorf("search-client monitor: exit %d\n%s%s", code, out, errOut)
 	}
-	if logged(ts, map[string]any{"level": "ERROR", "msg": "configuration value rejected; the setting starts at its default",
+	if servertest.Logged(ts, map[string]any{"level": "ERROR", "msg": "configuration value rejected; the setting starts at its default",
 		"variable": "DEFAULT_PAGE_SIZE", "key": "default_page_size", "value": "many"}) == 0 {
 		t.Error("no ERROR log line names the rejected variable")
 	}
@@ -254,7 +248,7 @@ func TestARejectedValueIsLoudButNotFatal(t *testing.T) {
 		t.Errorf("config.rejected_settings gauges sum to %v over %d reports, want 1 each", sum, n)
 	}
 
-	env["DATABASE_URL"] = ts.dbURL
+	env["DATABASE_URL"] = ts.DBURL
 	var out bytes.Buffer
 	cmd := newRootCommand(envconfig.MapLookuper(env), &out)
 	cmd.SetOut(&out)

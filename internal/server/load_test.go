@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // importCircles imports n things into collection, each a 32-vertex circle
@@ -67,11 +69,11 @@ func importCircles(t testing.TB, client searchv1.SearchServiceClient, collection
 func TestHTTPLoadLeavesGRPCAnsweredAndHealthTruthful(t *testing.T) {
 	t.Parallel()
 	const things, readers, nearest = 20000, 200, 200
-	ts := startServer(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0", "HTTP_REQUEST_TIMEOUT": "30s"}, true)
-	importCircles(t, ts.client, "big", things)
-	base := "http://" + ts.srv.http.Addr().String()
+	ts := servertest.Start(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0", "HTTP_REQUEST_TIMEOUT": "30s"}, true)
+	importCircles(t, ts.Client, "big", things)
+	base := "http://" + ts.Srv.HTTPAddr().String()
 
-	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ts.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}

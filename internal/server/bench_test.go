@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // BenchmarkSearchLogging measures point searches through the full gRPC path
@@ -16,7 +17,7 @@ import (
 // three within one run (make bench), never across runs.
 func BenchmarkSearchLogging(b *testing.B) {
 	modes := []string{"kafka=off", "kafka=up", "kafka=down"}
-	servers := map[string]*testServer{}
+	servers := map[string]*servertest.Server{}
 	for _, mode := range modes {
 		env := map[string]string{"LOG_LEVEL": "info"}
 		if mode != "kafka=off" {
@@ -26,8 +27,8 @@ func BenchmarkSearchLogging(b *testing.B) {
 				broker.Stop()
 			}
 		}
-		servers[mode] = startServer(b, env, true)
-		importFixture(b, servers[mode])
+		servers[mode] = servertest.Start(b, env, true)
+		servertest.ImportFixture(b, servers[mode])
 	}
 	paris := &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}}
 	for _, mode := range modes {
@@ -35,7 +36,7 @@ func BenchmarkSearchLogging(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := ts.client.Search(context.Background(), paris)
+					resp, err := ts.Client.Search(context.Background(), paris)
 					if err != nil || len(resp.GetThings()) != 1 {
 						b.Fatalf("search: %v", err)
 					}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/kafka/kafkatest"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestTrackThroughTheClient: `search-client track` reads a CSV (and an
@@ -26,7 +27,7 @@ import (
 func TestTrackThroughTheClient(t *testing.T) {
 	t.Parallel()
 	broker := kafkatest.Start(t)
-	dbURL := cluster.NewDatabase(t)
+	dbURL := servertest.Cluster.NewDatabase(t)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestTrackThroughTheClient(t *testing.T) {
 	if _, err := postgis.NewSearchService(pool).Import(context.Background(), geo.ImportOptions{Collection: "zones"}, &geotest.Source{Features: zones}); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true"}, true)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true"}, true)
 	dir := t.TempDir()
 	csvFile := filepath.Join(dir, "track.csv")
 	write := func(path, text string) {
@@ -51,7 +52,7 @@ truck-1,5,15,2026-12-06T10:00:30Z
 truck-1,95,15,2026-12-06T10:02:00Z
 truck-1,5,25,2026-12-06T10:03:00Z
 `)
-	stdout, stderr, code := ts.runClient(t, "track", "--collection", "zones", csvFile)
+	stdout, stderr, code := ts.RunClient(t, "track", "--collection", "zones", csvFile)
 	if code != 3 || !strings.Contains(stderr, "position 4: INVALID_ARGUMENT: point.lat must be within [-90, 90], got 95") ||
 		!strings.Contains(stderr, "tracked 5 positions: 4 events, 1 stale, 1 rejected") {
 		t.Fatalf("track: exit %d, stderr:\n%s", code, stderr)
@@ -85,12 +86,12 @@ truck-1,5,25,2026-12-06T10:03:00Z
 	}
 	ndjson := filepath.Join(dir, "track.ndjson")
 	write(ndjson, `{"device":"van-2","lat":5,"lng":12,"time":"2026-12-06T10:00:00Z"}`+"\n")
-	stdout, stderr, code = ts.runClient(t, "track", "--collection", "zones", ndjson)
+	stdout, stderr, code = ts.RunClient(t, "track", "--collection", "zones", ndjson)
 	if code != 0 || !strings.Contains(stdout, `"device":"van-2","type":"enter","seq":1`) {
 		t.Fatalf("track NDJSON: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 	waitUntil(t, "every event relayed", time.Minute, func() bool { return dbCount(t, dbURL, `SELECT count(*) FROM fence_outbox`) == 0 })
-	stdout, stderr, code = ts.runClient(t, "events", "--brokers", broker.Addr())
+	stdout, stderr, code = ts.RunClient(t, "events", "--brokers", broker.Addr())
 	if code != 0 {
 		t.Fatalf("events: exit %d: %s", code, stderr)
 	}

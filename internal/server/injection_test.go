@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // injections are classic SQL injection payloads. Every value reaches SQL as
@@ -30,25 +32,25 @@ var injections = []string{
 // import stores each payload verbatim and nothing else.
 func TestInjectionThroughEveryStringFieldIsJustText(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
 	ctx := context.Background()
 
 	for _, p := range injections {
-		if _, err := ts.client.Search(ctx, &searchv1.SearchRequest{Query: p}); err != nil {
+		if _, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Query: p}); err != nil {
 			t.Errorf("query %q: %v", p, err)
 		}
-		_, err := ts.client.Search(ctx, &searchv1.SearchRequest{Query: "a", PageToken: p})
+		_, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Query: "a", PageToken: p})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("page_token %q: %v, want InvalidArgument", p, err)
 		}
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Fatalf("searches changed the store: %s -> %s", before, after)
 	}
 
-	stream, err := ts.client.Import(ctx)
+	stream, err := ts.Client.Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func TestInjectionThroughEveryStringFieldIsJustText(t *testing.T) {
 		t.Fatalf("import: %v, %v; want %d stored and the geometry rejected", resp, err, len(injections))
 	}
 
-	conn := connect(t, ts.dbURL)
+	conn := servertest.Connect(t, ts.DBURL)
 	defer conn.Close(ctx)
 	var things, withoutParts int
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM thing_part p WHERE p.thing_id = thing.id)) FROM thing`).Scan(&things, &withoutParts); err != nil {
@@ -86,7 +88,7 @@ func TestInjectionThroughEveryStringFieldIsJustText(t *testing.T) {
 		if err != nil || name != p || key != p || note != p {
 			t.Errorf("payload %q stored as name %q key %q note %q (%v)", p, name, key, note, err)
 		}
-		page, err := ts.client.Search(ctx, &searchv1.SearchRequest{Query: p})
+		page, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Query: p})
 		if err != nil || len(page.GetThings()) != 1 || page.GetThings()[0].GetName() != p {
 			t.Errorf("searching for %q found %v (%v), want exactly itself", p, page.GetThings(), err)
 		}

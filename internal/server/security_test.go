@@ -1,9 +1,7 @@
-package main
+package server_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -25,15 +23,8 @@ import (
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/grpcapi"
 	"github.com/geosearch/search/internal/grpcapi/grpcapitest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
-
-// secret returns a random string that stands out in a log: what tests grep
-// for to prove a secret never leaks.
-func secret(kind string) string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return kind + "-" + hex.EncodeToString(b[:])
-}
 
 // agentWith starts a Consul agent of the test's own with opts.
 func agentWith(t *testing.T, opts consultest.Options) *consultest.Agent {
@@ -95,7 +86,7 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 	a := agentWith(t, consultest.Options{HCL: checksOverTLS(ca, agentCert)})
 
 	const service = "search-tls"
-	ts := startServerWith(t, map[string]string{
+	ts := servertest.StartWith(t, map[string]string{
 		"TLS_CERT_FILE":                server.CertFile,
 		"TLS_KEY_FILE":                 server.KeyFile,
 		"TLS_CLIENT_CA_FILE":           ca.CertFile,
@@ -106,9 +97,9 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 		"CONSUL_CHECK_TIMEOUT":         "1s", // can exceed a shorter timeout
 		"CONSUL_CHECK_TLS_SERVER_NAME": "search.internal",
 	}, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile, CertFile: client.CertFile, KeyFile: client.KeyFile}, "")...)
-	importFixture(t, ts)
+	servertest.ImportFixture(t, ts)
 
-	eventually(t, 30*time.Second, "Consul's gRPC check over TLS passing", func() bool {
+	servertest.Eventually(t, 30*time.Second, "Consul's gRPC check over TLS passing", func() bool {
 		return checkStatus(t, a, service) == api.HealthPassing
 	})
 	checks, err := a.Client().Agent().Checks()
@@ -124,7 +115,7 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 	// The CLI finds the server through Consul DNS and verifies it.
 	discover := []string{"--addr", "", "--consul-dns", a.DNSAddr(), "--service", service}
 	run := func(args ...string) (string, string, int) {
-		return ts.runClientEnv(t, nil, append(discover, args...)...)
+		return ts.RunClientEnv(t, nil, append(discover, args...)...)
 	}
 	mtls := []string{"--tls-ca", ca.CertFile, "--tls-server-name", "search.internal", "--tls-cert", client.CertFile, "--tls-key", client.KeyFile}
 	out, errOut, code := run(append(mtls, "search", "--lat", "48.85", "--lng", "2.35")...)
@@ -142,7 +133,7 @@ func TestMutualTLSServesVerifiedClientsAndPassesConsulsCheck(t *testing.T) {
 		{"no client certificate", []string{"--tls-ca", ca.CertFile}, "Unavailable"},
 	} {
 		// By address: what fails is TLS, whatever discovery says meanwhile.
-		out, errOut, code := ts.runClient(t, append(tc.args, "--timeout", "5s", "search", "--lat", "48.85", "--lng", "2.35")...)
+		out, errOut, code := ts.RunClient(t, append(tc.args, "--timeout", "5s", "search", "--lat", "48.85", "--lng", "2.35")...)
 		if code != 1 || !strings.Contains(errOut, tc.want) || strings.Contains(out, "France") {
 			t.Errorf("%s: exit %d, want 1 with %q\n%s%s", tc.name, code, tc.want, out, errOut)
 		}
@@ -153,15 +144,15 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 	t.Parallel()
 	ca := grpcapitest.NewCA(t, "search")
 	server := ca.Server(t, "search-server", "127.0.0.1")
-	readTok, writeTok, newWriteTok := secret("read"), secret("write"), secret("write2")
+	readTok, writeTok, newWriteTok := servertest.Secret("read"), servertest.Secret("write"), servertest.Secret("write2")
 	prefix := "search-tokens/config"
-	ts := startServerWith(t, map[string]string{
+	ts := servertest.StartWith(t, map[string]string{
 		"TLS_CERT_FILE":        server.CertFile,
 		"TLS_KEY_FILE":         server.KeyFile,
-		"CONSUL_HTTP_ADDR":     agent.HTTPAddr(),
+		"CONSUL_HTTP_ADDR":     servertest.Agent.HTTPAddr(),
 		"CONFIG_CONSUL_PREFIX": prefix,
 	}, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, "")...)
-	kv := agent.Client().KV()
+	kv := servertest.Agent.Client().KV()
 	put := func(key, value string) {
 		t.Helper()
 		if _, err := kv.Put(&api.KVPair{Key: prefix + "/" + key, Value: []byte(value)}, nil); err != nil {
@@ -171,8 +162,8 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 	t.Cleanup(func() { _, _ = kv.DeleteTree(prefix, nil) })
 	put("read_tokens", readTok)
 	put("write_tokens", writeTok)
-	eventually(t, 10*time.Second, "the tokens from KV in effect", func() bool {
-		return logged(ts, map[string]any{"variable": "WRITE_TOKENS"}) > 0
+	servertest.Eventually(t, 10*time.Second, "the tokens from KV in effect", func() bool {
+		return servertest.Logged(ts, map[string]any{"variable": "WRITE_TOKENS"}) > 0
 	})
 
 	tlsFlags := []string{"--tls-ca", ca.CertFile}
@@ -181,7 +172,7 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 		if token != "" {
 			env = []string{"SEARCH_TOKEN=" + token}
 		}
-		return ts.runClientEnv(t, env, append(tlsFlags, args...)...)
+		return ts.RunClientEnv(t, env, append(tlsFlags, args...)...)
 	}
 	data := geotest.Testdata("ne_110m_countries.geojson")
 	for _, tc := range []struct {
@@ -194,7 +185,7 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 		{"import without a token", "", []string{"import", data, "--key-property", "name"}, 1, "Unauthenticated: this call needs a token"},
 		{"import with a read token", readTok, []string{"import", data, "--key-property", "name"}, 1, "PermissionDenied: Import needs a write token"},
 		{"search without a token", "", []string{"search", "--query", "fra"}, 1, "Unauthenticated"},
-		{"search with a wrong token", secret("guess"), []string{"search", "--query", "fra"}, 1, "Unauthenticated: the token is not valid"},
+		{"search with a wrong token", servertest.Secret("guess"), []string{"search", "--query", "fra"}, 1, "Unauthenticated: the token is not valid"},
 		{"import with the write token", writeTok, []string{"import", data, "--key-property", "name"}, 0, "imported 177"},
 		{"search with the read token", readTok, []string{"search", "--lat", "48.85", "--lng", "2.35"}, 0, "France"},
 		{"search with the write token", writeTok, []string{"search", "--lat", "48.85", "--lng", "2.35"}, 0, "France"},
@@ -216,14 +207,14 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 	if out, errOut, code := client("", "--token-file", tokenFile, "search", "--query", "fra"); code != 0 || !strings.Contains(out, "France") {
 		t.Errorf("search with --token-file: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := ts.runClientEnv(t, []string{"SEARCH_TOKEN=" + readTok}, "search", "--query", "fra"); code != 2 || !strings.Contains(errOut, "SEARCH_TOKEN needs TLS") {
+	if out, errOut, code := ts.RunClientEnv(t, []string{"SEARCH_TOKEN=" + readTok}, "search", "--query", "fra"); code != 2 || !strings.Contains(errOut, "SEARCH_TOKEN needs TLS") {
 		t.Errorf("a token without TLS: exit %d, want 2 and a refusal\n%s%s", code, out, errOut)
 	}
 
 	// Rotation: the new write token joins, the old one leaves, no restart.
 	put("write_tokens", writeTok+","+newWriteTok)
 	importWith := func(token string) codes.Code {
-		conn, err := grpc.NewClient(ts.addr, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, token)...)
+		conn, err := grpc.NewClient(ts.Addr, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, token)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -234,15 +225,15 @@ func TestTokensGuardImportAndSearchAndRotateLive(t *testing.T) {
 		}
 		return status.Code(err)
 	}
-	eventually(t, 10*time.Second, "the new write token accepted", func() bool { return importWith(newWriteTok) == codes.OK })
+	servertest.Eventually(t, 10*time.Second, "the new write token accepted", func() bool { return importWith(newWriteTok) == codes.OK })
 	if c := importWith(writeTok); c != codes.OK {
 		t.Errorf("the old write token during rotation: %s, want OK", c)
 	}
 	put("write_tokens", newWriteTok)
-	eventually(t, 10*time.Second, "the old write token refused", func() bool { return importWith(writeTok) == codes.Unauthenticated })
+	servertest.Eventually(t, 10*time.Second, "the old write token refused", func() bool { return importWith(writeTok) == codes.Unauthenticated })
 
 	for _, tok := range []string{readTok, writeTok, newWriteTok} {
-		if strings.Contains(ts.logs.String(), tok) {
+		if strings.Contains(ts.Logs.String(), tok) {
 			t.Errorf("the server's log holds a token")
 		}
 	}
@@ -264,9 +255,9 @@ func roleURL(t *testing.T, dbURL, role string) string {
 func loginRole(t *testing.T, dbURL, group string) string {
 	t.Helper()
 	ctx := context.Background()
-	conn := connect(t, dbURL)
+	conn := servertest.Connect(t, dbURL)
 	defer conn.Close(ctx)
-	role := strings.ReplaceAll(secret(group), "-", "_")
+	role := strings.ReplaceAll(servertest.Secret(group), "-", "_")
 	// Identifiers cannot be bound parameters; role is made here, not taken
 	// from input.
 	if _, err := conn.Exec(ctx, fmt.Sprintf("CREATE ROLE %s LOGIN IN ROLE %s", role, group)); err != nil {
@@ -284,30 +275,30 @@ func loginRole(t *testing.T, dbURL, group string) string {
 
 func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 	t.Parallel()
-	owner := cluster.NewDatabase(t)
+	owner := servertest.Cluster.NewDatabase(t)
 	reader := roleURL(t, owner, loginRole(t, owner, "search_reader"))
 	writer := roleURL(t, owner, loginRole(t, owner, "search_writer"))
 
 	// Reads as the reader, imports as the writer.
-	ts := startServer(t, map[string]string{"DATABASE_URL": reader, "DATABASE_WRITE_URL": writer}, true)
-	importFixture(t, ts)
-	resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": reader, "DATABASE_WRITE_URL": writer}, true)
+	servertest.ImportFixture(t, ts)
+	resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
 	if err != nil || len(resp.GetThings()) != 1 || resp.GetThings()[0].GetName() != "France" {
 		t.Fatalf("search as the reader: %v, %v", resp, err)
 	}
 	// The roles need no more for consistency tokens: the writer reads the
 	// WAL position, the reader waits for it.
-	del, err := ts.client.DeleteThings(context.Background(), &searchv1.DeleteThingsRequest{Ids: []int64{1 << 40}})
+	del, err := ts.Client.DeleteThings(context.Background(), &searchv1.DeleteThingsRequest{Ids: []int64{1 << 40}})
 	if err != nil || del.GetConsistencyToken() == "" {
 		t.Fatalf("delete as the writer: %v, %v; want a consistency token", del, err)
 	}
-	if _, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", ConsistencyToken: del.GetConsistencyToken()}); err != nil {
+	if _, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", ConsistencyToken: del.GetConsistencyToken()}); err != nil {
 		t.Fatalf("search as the reader with a consistency token: %v", err)
 	}
 
 	// The reader itself can change nothing.
 	ctx := context.Background()
-	conn := connect(t, reader)
+	conn := servertest.Connect(t, reader)
 	defer conn.Close(ctx)
 	for _, sql := range []string{
 		`DELETE FROM thing`,
@@ -321,7 +312,7 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 		}
 	}
 	// Nor can the writer change the schema.
-	wconn := connect(t, writer)
+	wconn := servertest.Connect(t, writer)
 	defer wconn.Close(ctx)
 	if _, err := wconn.Exec(ctx, `DROP TABLE thing_part`); err == nil {
 		t.Error("the writer dropped a table")
@@ -329,9 +320,9 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 
 	// A server with only the reader refuses imports with a clear code, and
 	// nothing changes.
-	before := fingerprint(t, owner)
-	ro := startServer(t, map[string]string{"DATABASE_URL": reader}, true)
-	stream, err := ro.client.Import(ctx)
+	before := servertest.Fingerprint(t, owner)
+	ro := servertest.Start(t, map[string]string{"DATABASE_URL": reader}, true)
+	stream, err := ro.Client.Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,23 +335,23 @@ func TestSearchesRunAsARoleThatCanOnlyRead(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "DATABASE_WRITE_URL") {
 		t.Errorf("import as the reader: %v, want FailedPrecondition (the server's setup, not the caller's fault) naming DATABASE_WRITE_URL", err)
 	}
-	if after := fingerprint(t, owner); after != before {
+	if after := servertest.Fingerprint(t, owner); after != before {
 		t.Errorf("a refused import changed the store: %s -> %s", before, after)
 	}
 }
 
 func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 	t.Parallel()
-	consulTok := secret("consul")
+	consulTok := servertest.Secret("consul")
 	ca := grpcapitest.NewCA(t, "search")
 	server := ca.Server(t, "search-server", "127.0.0.1")
 	a := agentWith(t, consultest.Options{ManagementToken: consulTok, HCL: checksOverTLS(ca, ca.Client(t, "consul-agent"))})
-	readTok, writeTok, wrongTok := secret("read"), secret("write"), secret("wrong")
-	dbPass, writePass, kvPass := secret("dbpass"), secret("writepass"), secret("kvpass")
+	readTok, writeTok, wrongTok := servertest.Secret("read"), servertest.Secret("write"), servertest.Secret("wrong")
+	dbPass, writePass, kvPass := servertest.Secret("dbpass"), servertest.Secret("writepass"), servertest.Secret("kvpass")
 
 	// The cluster trusts loopback, so the passwords are not checked; they
 	// are in the URLs all the same, which is what must not leak.
-	owner := cluster.NewDatabase(t)
+	owner := servertest.Cluster.NewDatabase(t)
 	withPassword := func(raw, pass string) string {
 		u, _ := url.Parse(raw)
 		u.User = url.UserPassword("postgres", pass)
@@ -383,25 +374,25 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 		"CONSUL_CHECK_TIMEOUT":  "1s", // can exceed a shorter timeout
 		"LOG_LEVEL":             "debug",
 	}
-	ts := startServerWith(t, env, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, writeTok)...)
+	ts := servertest.StartWith(t, env, true, tlsDial(t, grpcapi.ClientTLS{CAFile: ca.CertFile}, writeTok)...)
 
 	// The ACL token is honoured: with a default policy of deny, the
 	// instance registers.
-	eventually(t, 30*time.Second, "registration with the ACL token, check passing", func() bool {
+	servertest.Eventually(t, 30*time.Second, "registration with the ACL token, check passing", func() bool {
 		return checkStatus(t, a, service) == api.HealthPassing
 	})
 
 	// Calls that fail and succeed, with right and wrong tokens.
-	importFixture(t, ts)
+	servertest.ImportFixture(t, ts)
 	var outputs strings.Builder
 	for _, tok := range []string{wrongTok, readTok, writeTok, ""} {
 		var env []string
 		if tok != "" {
 			env = []string{"SEARCH_TOKEN=" + tok}
 		}
-		out, errOut, _ := ts.runClientEnv(t, env, "--tls-ca", ca.CertFile, "search", "--query", "fra")
+		out, errOut, _ := ts.RunClientEnv(t, env, "--tls-ca", ca.CertFile, "search", "--query", "fra")
 		outputs.WriteString(out + errOut)
-		out, errOut, _ = ts.runClientEnv(t, env, "--tls-ca", ca.CertFile, "import", geotest.Testdata("ne_110m_countries.geojson"))
+		out, errOut, _ = ts.RunClientEnv(t, env, "--tls-ca", ca.CertFile, "import", geotest.Testdata("ne_110m_countries.geojson"))
 		outputs.WriteString(out + errOut)
 	}
 
@@ -418,16 +409,16 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 10*time.Second, "the KV changes seen", func() bool {
-		return logged(ts, map[string]any{"variable": "LOG_LEVEL"}) > 0 && logged(ts, map[string]any{"key": "database_write_url"}) > 0
+	servertest.Eventually(t, 10*time.Second, "the KV changes seen", func() bool {
+		return servertest.Logged(ts, map[string]any{"variable": "LOG_LEVEL"}) > 0 && servertest.Logged(ts, map[string]any{"key": "database_write_url"}) > 0
 	})
 
 	// Without the ACL token, Consul refuses the registration, and says so.
-	noToken := startServer(t, map[string]string{
+	noToken := servertest.Start(t, map[string]string{
 		"DATABASE_URL": owner, "CONSUL_REGISTER": "true", "CONSUL_HTTP_ADDR": a.HTTPAddr(), "SERVICE_NAME": service + "-anonymous",
 	}, true)
-	eventually(t, 30*time.Second, "the refused registration logged", func() bool {
-		for _, rec := range logRecords(noToken.logs.String()) {
+	servertest.Eventually(t, 30*time.Second, "the refused registration logged", func() bool {
+		for _, rec := range servertest.LogRecords(noToken.Logs.String()) {
 			if e, _ := rec["error"].(string); rec["msg"] == "consul registration failed; retrying" && strings.Contains(e, "Permission denied") {
 				return true
 			}
@@ -436,7 +427,7 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 	})
 
 	// search-server config, as an operator would run it.
-	cmd := exec.Command(serverBin, "config")
+	cmd := exec.Command(servertest.ServerBin, "config")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -449,7 +440,7 @@ func TestSecretsNeverReachLogsConfigOutputOrErrors(t *testing.T) {
 	}
 	outputs.Write(out)
 
-	everything := ts.logs.String() + noToken.logs.String() + outputs.String()
+	everything := ts.Logs.String() + noToken.Logs.String() + outputs.String()
 	for name, s := range map[string]string{
 		"Consul ACL token": consulTok, "read token": readTok, "write token": writeTok, "wrong token": wrongTok,
 		"database password": dbPass, "write database password": writePass, "password from KV": kvPass,

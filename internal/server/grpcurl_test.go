@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"os"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestGrpcurlUsesReflection lists and calls the service with grpcurl, which
@@ -19,8 +21,8 @@ func TestGrpcurlUsesReflection(t *testing.T) {
 	if _, err := os.Stat(grpcurl); err != nil {
 		t.Fatalf("no grpcurl at %s: run make grpcurl (make test builds it)", grpcurl)
 	}
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()
@@ -29,13 +31,13 @@ func TestGrpcurlUsesReflection(t *testing.T) {
 		}
 		return string(out)
 	}
-	list := run(ts.addr, "list")
+	list := run(ts.Addr, "list")
 	for _, svc := range []string{"search.v1.SearchService", "grpc.health.v1.Health"} {
 		if !strings.Contains(list, svc) {
 			t.Errorf("grpcurl list lacks %s:\n%s", svc, list)
 		}
 	}
-	out := run("-d", `{"point": {"lat": 48.85, "lng": 2.35}}`, ts.addr, "search.v1.SearchService/Search")
+	out := run("-d", `{"point": {"lat": 48.85, "lng": 2.35}}`, ts.Addr, "search.v1.SearchService/Search")
 	if !strings.Contains(out, `"name": "France"`) {
 		t.Errorf("grpcurl Search for Paris:\n%s", out)
 	}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/geosearch/search/internal/config"
 	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/server"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestEveryLiveSettingAppliesThroughKV changes every live setting (walked
@@ -22,23 +24,23 @@ import (
 func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 	t.Parallel()
 	const prefix = "live-every/config"
-	ts := startServer(t, map[string]string{
-		"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": agent.HTTPAddr(), "LOG_LEVEL": unset,
+	ts := servertest.Start(t, map[string]string{
+		"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": servertest.Agent.HTTPAddr(), "LOG_LEVEL": servertest.Unset,
 		"HTTP_LISTEN_ADDR": "127.0.0.1:0",
 	}, true)
-	s := ts.srv
+	s := ts.Srv.Parts()
 	// inGRPC reads a setting of grpcapi.Config in effect, and, when the
 	// HTTP API has a limit of the same name (they follow gRPC's), that too.
 	inGRPC := func(v string) func() string {
 		return func() string {
-			cfg := reflect.ValueOf(s.api.Config())
+			cfg := reflect.ValueOf(s.API.Config())
 			for i := range cfg.NumField() {
 				f := cfg.Type().Field(i)
 				if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != v {
 					continue
 				}
 				got := fmt.Sprint(cfg.Field(i).Interface())
-				if lim := reflect.ValueOf(s.http.Limits()).FieldByName(f.Name); lim.IsValid() {
+				if lim := reflect.ValueOf(s.HTTP.Limits()).FieldByName(f.Name); lim.IsValid() {
 					got += " http " + fmt.Sprint(lim.Interface())
 				}
 				return got
@@ -49,7 +51,7 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 	// tokenWorks says whether token is accepted where another is not.
 	tokenWorks := func(need geo.Access, token string) func() string {
 		return func() string {
-			tokens := s.auth.Tokens()
+			tokens := s.Auth.Tokens()
 			return fmt.Sprint(tokens.Check(need, token, true) == nil && tokens.Check(need, "another", true) != nil)
 		}
 	}
@@ -59,10 +61,10 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 		value, want string
 		read        func() string
 	}{
-		"LOG_LEVEL":              {"warn", "WARN", func() string { return s.level.Level().String() }},
-		"STATSD_SAMPLE_RATE":     {"0.5", "0.5", func() string { return fmt.Sprint(s.statsd.SampleRate()) }},
-		"DB_STATEMENT_TIMEOUT":   {"7s", "7s", func() string { return s.timeout.Get().String() }},
-		"MAX_REPLICA_LAG":        {"7s", "7s", func() string { return s.replica.MaxLag().String() }},
+		"LOG_LEVEL":              {"warn", "WARN", func() string { return s.Level.Level().String() }},
+		"STATSD_SAMPLE_RATE":     {"0.5", "0.5", func() string { return fmt.Sprint(s.StatsD.SampleRate()) }},
+		"DB_STATEMENT_TIMEOUT":   {"7s", "7s", func() string { return s.Timeout.Get().String() }},
+		"MAX_REPLICA_LAG":        {"7s", "7s", func() string { return s.Replica.MaxLag().String() }},
 		"READ_TOKENS":            {"live-read", "true", tokenWorks(geo.Read, "live-read")},
 		"WRITE_TOKENS":           {"live-write", "true", tokenWorks(geo.Write, "live-write")},
 		"DEFAULT_PAGE_SIZE":      {"7", "7 http 7", inGRPC("DEFAULT_PAGE_SIZE")},
@@ -76,12 +78,12 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 		"IMPORT_IDLE_TIMEOUT":    {"7s", "7s", inGRPC("IMPORT_IDLE_TIMEOUT")},
 		"IMPORT_MAX_DURATION":    {"7m", "7m0s", inGRPC("IMPORT_MAX_DURATION")},
 		"STREAM_SEND_TIMEOUT":    {"7s", "7s", inGRPC("STREAM_SEND_TIMEOUT")},
-		"MEMINDEX":               {"on", "true", func() string { return fmt.Sprint(s.index.Enabled()) }},
-		"MEMINDEX_BUDGET_BYTES":  {"7000000", "7000000", func() string { return fmt.Sprint(s.index.Budget()) }},
+		"MEMINDEX":               {"on", "true", func() string { return fmt.Sprint(s.Index.Enabled()) }},
+		"MEMINDEX_BUDGET_BYTES":  {"7000000", "7000000", func() string { return fmt.Sprint(s.Index.Budget()) }},
 	}
-	kv := agent.Client().KV()
+	kv := servertest.Agent.Client().KV()
 	var vars []string
-	for _, st := range config.Settings(serverConfig{}) {
+	for _, st := range config.Settings(server.Config{}) {
 		if !st.Live {
 			continue
 		}
@@ -94,7 +96,7 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 		if got := l.read(); got == l.want {
 			t.Fatalf("%s already reads %q before the change: pick another value", st.Var, got)
 		}
-		putKV(t, kv, prefix+"/"+st.Key, l.value)
+		servertest.PutKV(t, kv, prefix+"/"+st.Key, l.value)
 	}
 	for v := range live {
 		if !strings.Contains(" "+strings.Join(vars, " ")+" ", " "+v+" ") {

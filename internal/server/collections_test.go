@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -17,16 +17,17 @@ import (
 
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestCollectionsThroughTheClient runs the CLI's collection and lifecycle
 // commands against a real server: the names people script against.
 func TestCollectionsThroughTheClient(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.Start(t, nil, true)
 	run := func(wantCode int, args ...string) string {
 		t.Helper()
-		out, errOut, code := ts.runClient(t, args...)
+		out, errOut, code := ts.RunClient(t, args...)
 		if code != wantCode {
 			t.Fatalf("%v: exit %d, want %d\n%s%s", args, code, wantCode, out, errOut)
 		}
@@ -118,11 +119,11 @@ func TestCollectionsThroughTheClient(t *testing.T) {
 // unchanged.
 func TestBadCollectionInputChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
 	ctx := context.Background()
-	c := ts.client
+	c := ts.Client
 	str := structpb.NewStringValue
 	where := func(key string, vs ...*structpb.Value) []*searchv1.PropertyFilter {
 		return []*searchv1.PropertyFilter{{Key: key, Values: vs}}
@@ -254,7 +255,7 @@ func TestBadCollectionInputChangesNothing(t *testing.T) {
 	}
 	// The fingerprint includes when each collection last changed, which the
 	// import and delete above moved on; compare the things only.
-	if after := fingerprint(t, ts.dbURL); thingsOf(after) != thingsOf(before) {
+	if after := servertest.Fingerprint(t, ts.DBURL); thingsOf(after) != thingsOf(before) {
 		t.Errorf("bad input changed the store: %s -> %s", before, after)
 	}
 }
@@ -282,9 +283,9 @@ func thingsOf(fp string) string {
 // the store ends as it was.
 func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.Start(t, nil, true)
 	ctx := context.Background()
-	stream, err := ts.client.Import(ctx)
+	stream, err := ts.Client.Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +301,7 @@ func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 	if _, err := stream.CloseAndRecv(); err != nil {
 		t.Fatal(err)
 	}
-	before := fingerprint(t, ts.dbURL)
+	before := servertest.Fingerprint(t, ts.DBURL)
 
 	var (
 		wg       sync.WaitGroup
@@ -313,7 +314,7 @@ func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for !stop.Load() {
-			resp, err := ts.client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}, Collections: []string{"countries"}})
+			resp, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}, Collections: []string{"countries"}})
 			searches.Add(1)
 			if err != nil || len(resp.GetThings()) != 1 || resp.GetThings()[0].GetName() != "France" {
 				mu.Lock()
@@ -325,7 +326,7 @@ func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	replace, err := ts.client.Import(rctx)
+	replace, err := ts.Client.Import(rctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,16 +344,16 @@ func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dbName := ts.dbURL[strings.LastIndex(ts.dbURL, "/")+1 : strings.Index(ts.dbURL, "?")]
-	waitFor(t, "the replace to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.dbURL)
+	dbName := ts.DBURL[strings.LastIndex(ts.DBURL, "/")+1 : strings.Index(ts.DBURL, "?")]
+	waitFor(t, "the replace to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.DBURL)
 	cancel()
-	waitFor(t, "the replace to end", func(conn *pgx.Conn) bool { return writers(conn, dbName) == 0 }, ts.dbURL)
+	waitFor(t, "the replace to end", func(conn *pgx.Conn) bool { return writers(conn, dbName) == 0 }, ts.DBURL)
 	stop.Store(true)
 	wg.Wait()
 	if len(wrong) > 0 {
 		t.Errorf("%d of %d searches during the cancelled replace did not find the old France; first: %s", len(wrong), searches.Load(), wrong[0])
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("a cancelled replace changed the store: %s -> %s", before, after)
 	}
 }
@@ -362,9 +363,9 @@ func TestCancelledReplaceKeepsTheOldCollectionServed(t *testing.T) {
 // access class, so none is refused by default-deny by accident.
 func TestEveryServedMethodIsInTheAccessTable(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.Start(t, nil, true)
 	n := 0
-	for service, info := range ts.srv.grpc.GetServiceInfo() {
+	for service, info := range ts.Srv.Parts().GRPC.GetServiceInfo() {
 		for _, m := range info.Methods {
 			full := "/" + service + "/" + m.Name
 			n++

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"io"
@@ -19,7 +19,7 @@ const (
 // newLogging builds the server's loggers: JSON lines on stdout through a
 // buffer (access records deferred and batched), and, with KAFKA_BROKERS,
 // shipped to Kafka too. level changes live (LOG_LEVEL).
-func newLogging(cfg serverConfig, stdout io.Writer) (logOut *logbuffer.Buffer, level *slog.LevelVar, shipper *kafka.Shipper, logger, access *slog.Logger) {
+func newLogging(cfg Config, stdout io.Writer) (logOut *logbuffer.Buffer, level *slog.LevelVar, shipper *kafka.Shipper, logger, access *slog.Logger) {
 	level = new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	logOut = logbuffer.New(stdout, accessLogDelay, accessLogBatch)

@@ -1,4 +1,4 @@
-package main
+package servertest
 
 import (
 	"bufio"
@@ -11,25 +11,25 @@ import (
 	"time"
 )
 
-// proc is a search-server binary running as its own process.
-type proc struct {
-	cmd    *exec.Cmd
-	addr   string
-	logs   *syncBuffer
+// Proc is a search-server binary running as its own process.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Addr   string
+	Logs   *SyncBuffer
 	exited chan struct{}
 	err    error // Wait's result, once exited is closed
 }
 
-// startProc runs the server binary with env on top of the test process's
+// StartProc runs the server binary with env on top of the test process's
 // environment (LISTEN_ADDR defaults to a free loopback port, Consul
 // registration to off) and waits until it listens.
-func startProc(t *testing.T, env map[string]string) *proc {
+func StartProc(t *testing.T, env map[string]string) *Proc {
 	t.Helper()
 	vars := map[string]string{"LISTEN_ADDR": "127.0.0.1:0", "CONSUL_REGISTER": "false", "HEALTH_CHECK_INTERVAL": "100ms"}
 	for k, v := range env {
 		vars[k] = v
 	}
-	cmd := exec.Command(serverBin)
+	cmd := exec.Command(ServerBin)
 	cmd.Env = os.Environ()
 	for k, v := range vars {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -42,13 +42,13 @@ func startProc(t *testing.T, env map[string]string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
+	p := &Proc{Cmd: cmd, Logs: &SyncBuffer{}, exited: make(chan struct{})}
 	listening := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			_, _ = p.logs.Write(append(sc.Bytes(), '\n'))
+			_, _ = p.Logs.Write(append(sc.Bytes(), '\n'))
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "serving" {
 				listening <- rec.Addr
@@ -61,28 +61,29 @@ func startProc(t *testing.T, env map[string]string) *proc {
 		_ = cmd.Process.Kill()
 		<-p.exited
 		if t.Failed() {
-			t.Logf("server %s log:\n%s", p.addr, p.logs.String())
+			t.Logf("server %s log:\n%s", p.Addr, p.Logs.String())
 		}
 	})
 	select {
-	case p.addr = <-listening:
+	case p.Addr = <-listening:
 	case <-p.exited:
-		t.Fatalf("server exited at start: %v\n%s", p.err, p.logs.String())
+		t.Fatalf("server exited at start: %v\n%s", p.err, p.Logs.String())
 	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not listen:\n%s", p.logs.String())
+		t.Fatalf("server did not listen:\n%s", p.Logs.String())
 	}
 	return p
 }
 
-func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+// Signal sends sig to the process.
+func (p *Proc) Signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// wait waits for the process to exit and returns Wait's error.
-func (p *proc) wait(t *testing.T) error {
+// Wait waits for the process to exit and returns Wait's error.
+func (p *Proc) Wait(t *testing.T) error {
 	t.Helper()
 	select {
 	case <-p.exited:
@@ -93,12 +94,12 @@ func (p *proc) wait(t *testing.T) error {
 	}
 }
 
-// records returns the server's JSON log records so far, in order.
-func (p *proc) records() []map[string]any { return logRecords(p.logs.String()) }
+// Records returns the server's JSON log records so far, in order.
+func (p *Proc) Records() []map[string]any { return LogRecords(p.Logs.String()) }
 
-// logRecords parses a server's JSON log output into its records, so that
+// LogRecords parses a server's JSON log output into its records, so that
 // tests look at fields, not at the text of the log.
-func logRecords(logs string) []map[string]any {
+func LogRecords(logs string) []map[string]any {
 	var out []map[string]any
 	for _, line := range strings.Split(logs, "\n") {
 		var rec map[string]any
@@ -109,13 +110,13 @@ func logRecords(logs string) []map[string]any {
 	return out
 }
 
-// logged counts the records of ts's log that have every field of match.
-func logged(ts *testServer, match map[string]any) int {
-	return countRecords(logRecords(ts.logs.String()), match)
+// Logged counts the records of ts's log that have every field of match.
+func Logged(ts *Server, match map[string]any) int {
+	return CountRecords(LogRecords(ts.Logs.String()), match)
 }
 
-// countRecords counts the records that have every field of match.
-func countRecords(recs []map[string]any, match map[string]any) int {
+// CountRecords counts the records that have every field of match.
+func CountRecords(recs []map[string]any, match map[string]any) int {
 	n := 0
 	for _, rec := range recs {
 		all := true
@@ -132,11 +133,11 @@ func countRecords(recs []map[string]any, match map[string]any) int {
 	return n
 }
 
-// shutdownSteps lists the shutdown steps the server logged, and where an
+// ShutdownSteps lists the shutdown steps the server logged, and where an
 // RPC of method ended among them.
-func (p *proc) shutdownSteps(method string) []string {
+func (p *Proc) ShutdownSteps(method string) []string {
 	var steps []string
-	for _, rec := range p.records() {
+	for _, rec := range p.Records() {
 		if s, ok := rec["step"].(string); ok {
 			steps = append(steps, s)
 		}
@@ -145,4 +146,21 @@ func (p *proc) shutdownSteps(method string) []string {
 		}
 	}
 	return steps
+}
+
+// HTTPAddr waits for the server's "serving HTTP" record and returns the
+// address.
+func (p *Proc) HTTPAddr(t *testing.T) string {
+	t.Helper()
+	var addr string
+	Eventually(t, 30*time.Second, "the server to log serving HTTP", func() bool {
+		for _, rec := range p.Records() {
+			if rec["msg"] == "serving HTTP" {
+				addr, _ = rec["addr"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	return addr
 }

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -26,6 +26,7 @@ import (
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/kafka/kafkatest"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // fenceFixture is a fresh database with the 1:50m countries and a grid of
@@ -33,7 +34,7 @@ import (
 // oracle's events for positions: computed from Search's answers.
 func fenceFixture(t *testing.T) (dbURL string, svc *postgis.SearchService) {
 	t.Helper()
-	dbURL = cluster.NewDatabase(t)
+	dbURL = servertest.Cluster.NewDatabase(t)
 	pool, err := pgxpool.New(context.Background(), dbURL)
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +107,7 @@ func topicEvents(t *testing.T, broker string) []geo.Event {
 // dbCount is a count(*)-like query's answer.
 func dbCount(t *testing.T, dbURL, sql string) int64 {
 	t.Helper()
-	conn := connect(t, dbURL)
+	conn := servertest.Connect(t, dbURL)
 	defer conn.Close(context.Background())
 	var n int64
 	if err := conn.QueryRow(context.Background(), sql).Scan(&n); err != nil {
@@ -165,23 +166,23 @@ func TestGeofenceThroughKafkaSurvivesKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true", "FENCE_BATCH": strconv.Itoa(batch), "LOG_LEVEL": "debug"}
-	a := startProc(t, env)
-	b := startProc(t, env)
+	a := servertest.StartProc(t, env)
+	b := servertest.StartProc(t, env)
 	applied := func() int64 { return dbCount(t, dbURL, `SELECT coalesce(sum(next_offset), 0) FROM fence_offset`) }
 	waitUntil(t, "a third of the positions applied", scale*2*time.Minute, func() bool { return applied() >= int64(len(positions))/3 })
 	killedAt := applied()
-	if err := a.cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
+	if err := a.Cmd.Process.Kill(); err != nil { // SIGKILL: no shutdown at all
 		t.Fatal(err)
 	}
-	_ = a.wait(t)
-	c := startProc(t, env)
+	_ = a.Wait(t)
+	c := servertest.StartProc(t, env)
 	waitUntil(t, "every position applied and every event relayed", scale*3*time.Minute, func() bool {
 		return applied() == int64(len(positions)) && dbCount(t, dbURL, `SELECT count(*) FROM fence_outbox`) == 0
 	})
 	// The instances' consumers have every partition's last record: no lag.
-	for _, p := range []*proc{b, c} {
-		waitUntil(t, "no consumer lag in Monitor", time.Minute, func() bool { return fenceStatus(t, p.addr).GetConsumerLag() == 0 })
-		if st := fenceStatus(t, p.addr); st.GetDevicesTracked() != int64(devices) || st.GetOutbox() != 0 || st.GetPositionsRejected() != 0 {
+	for _, p := range []*servertest.Proc{b, c} {
+		waitUntil(t, "no consumer lag in Monitor", time.Minute, func() bool { return fenceStatus(t, p.Addr).GetConsumerLag() == 0 })
+		if st := fenceStatus(t, p.Addr); st.GetDevicesTracked() != int64(devices) || st.GetOutbox() != 0 || st.GetPositionsRejected() != 0 {
 			t.Fatalf("Monitor's geofence = %v, want %d devices, an empty outbox, nothing rejected", st, devices)
 		}
 	}
@@ -213,10 +214,10 @@ func TestGeofenceThroughTrack(t *testing.T) {
 	t.Parallel()
 	broker := kafkatest.Start(t)
 	dbURL, svc := fenceFixture(t)
-	ts := startServer(t, map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true"}, true)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": broker.Addr(), "FENCE_ENABLED": "true"}, true)
 	positions := geotest.Tracks(29, "zones", 40, 40, 4, time.Now().Add(-time.Hour).Truncate(time.Millisecond).UTC())
 	send := func() (events []geo.Event, stale int) {
-		stream, err := ts.client.Track(context.Background())
+		stream, err := ts.Client.Track(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,11 +269,11 @@ func TestGeofenceThroughTrack(t *testing.T) {
 	}
 	// Track is not the positions topic: Monitor counts no consumed
 	// position, but the relay's events and the devices stored.
-	st := fenceStatus(t, ts.addr)
+	st := fenceStatus(t, ts.Addr)
 	if wantSt := (&searchv1.GeofenceStatus{EventsPublished: int64(len(want)), DevicesTracked: 40}); !proto.Equal(st, wantSt) {
 		t.Fatalf("Monitor's geofence = %v, want %v", st, wantSt)
 	}
-	watch, err := ts.client.WatchEvents(context.Background(), &searchv1.WatchEventsRequest{})
+	watch, err := ts.Client.WatchEvents(context.Background(), &searchv1.WatchEventsRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -37,7 +37,7 @@ func (s *Server) watchConfig(ctx context.Context) {
 }
 
 // applyLive swaps in cfg's live settings.
-func (s *Server) applyLive(cfg serverConfig) {
+func (s *Server) applyLive(cfg Config) {
 	s.level.Set(cfg.LogLevel)
 	s.api.Apply(cfg.GRPC)
 	if s.http != nil {
@@ -54,16 +54,16 @@ func (s *Server) applyLive(cfg serverConfig) {
 // rejected values (config.rejected), keeps them for Monitor and the
 // config.rejected_settings gauge, and, with CONFIG_CONSUL_PREFIX, makes Run
 // watch the prefix and apply live settings. Call it once, before Run.
-func (s *Server) ReportConfig(ctx context.Context, st startup) {
-	for _, n := range st.notices {
+func (s *Server) ReportConfig(ctx context.Context, st Startup) {
+	for _, n := range st.Notices {
 		s.logger.Log(ctx, n.Level, n.Msg, n.Attrs...)
 		if n.Rejected {
 			s.metrics.Count("config.rejected", 1)
 		}
 	}
-	s.envRejected = st.rejected
-	if st.reloader != nil {
-		s.reloader = st.reloader
+	s.envRejected = st.Rejected
+	if st.Reloader != nil {
+		s.reloader = st.Reloader
 		s.reloader.OnLive(s.applyLive)
 	}
 	s.publishRejected()

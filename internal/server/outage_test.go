@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/geosearch/search/internal/consul"
 	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/server/servertest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
@@ -28,38 +29,38 @@ const longOutage = time.Minute
 //     (logs.dropped), and shipping resumes once the broker is back;
 //   - the agent comes back empty (a dev agent keeps no state, like a lost
 //     node), and the server registers again and passes its check, so DNS
-//     names it again; and again after one more restart of the agent.
+//     names it again; and again after one more restart of the servertest.Agent.
 func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	t.Parallel()
 	const service = "search-long-outage"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	own := ownAgent(t)
+	own := servertest.OwnAgent(t)
 	b := kafkatest.Start(t)
 	l := statsdtest.Listen(t)
-	env := consulEnv(service, "")
+	env := servertest.ConsulEnv(service, "")
 	env["CONSUL_HTTP_ADDR"] = own.HTTPAddr()
 	env["KAFKA_BROKERS"] = b.Addr()
 	env["LOG_QUEUE_SIZE"] = "100"
 	env["STATSD_ADDR"] = l.Addr()
 	env["STATSD_FLUSH_INTERVAL"] = "20ms"
 	env["STATSD_GAUGE_INTERVAL"] = "100ms"
-	ts := startServer(t, env, true)
-	importFixture(t, ts)
+	ts := servertest.Start(t, env, true)
+	servertest.ImportFixture(t, ts)
 
 	inOwnDNS := func() bool {
 		addrs, err := consul.DNSLookup{Server: own.DNSAddr()}.Lookup(ctx, service)
-		return err == nil && slices.Equal(addrs, []string{ts.addr})
+		return err == nil && slices.Equal(addrs, []string{ts.Addr})
 	}
-	eventually(t, 30*time.Second, "the instance in DNS", inOwnDNS)
-	eventually(t, 30*time.Second, "logs flowing", func() bool { return len(logsOf(t, b.Addr())) > 0 })
-	discovering := discoveryClientVia(t, own.DNSAddr(), service)
-	eventually(t, 30*time.Second, "a search through discovery", func() bool {
+	servertest.Eventually(t, 30*time.Second, "the instance in DNS", inOwnDNS)
+	servertest.Eventually(t, 30*time.Second, "logs flowing", func() bool { return len(logsOf(t, b.Addr())) > 0 })
+	discovering := servertest.DiscoveryClientVia(t, own.DNSAddr(), service)
+	servertest.Eventually(t, 30*time.Second, "a search through discovery", func() bool {
 		resp, err := discovering.Search(ctx, paris)
 		return err == nil && len(resp.GetThings()) == 1
 	})
-	direct := startSearchLoop(ts.client)
-	discovered := startSearchLoop(discovering)
+	direct := servertest.StartSearchLoop(ts.Client)
+	discovered := servertest.StartSearchLoop(discovering)
 
 	own.Stop()
 	b.Stop()
@@ -76,7 +77,7 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	}
 	// The outage lasts its minute and, counted rather than timed, until
 	// each loop has made 100 searches in it.
-	during := func(l *callLoop) int64 { return l.ok.Load() + l.failed.Load() }
+	during := func(l *servertest.CallLoop) int64 { return l.OK.Load() + l.Failed.Load() }
 	directAtDown, discoveredAtDown := during(direct), during(discovered)
 	// Bounded: loops that stop making searches fail the test here rather
 	// than hang it until go test's timeout.
@@ -86,12 +87,12 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 			t.Fatalf("%s into the outage, %d direct and %d discovered searches made in it; want 100 each",
 				time.Since(down).Round(time.Second), during(direct)-directAtDown, during(discovered)-discoveredAtDown)
 		}
-		ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+		ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
 		time.Sleep(time.Second)
 	}
 	// A dev agent comes back empty: until the server has registered again,
 	// DNS names nobody, so the discovering client is checked up to here.
-	ok, failed, firstErr := discovered.stop()
+	ok, failed, firstErr := discovered.Stop()
 	t.Logf("searches through discovery during the %s Consul outage: %d ok, %d failed", longOutage, ok, failed)
 	if failed != 0 {
 		t.Errorf("%d searches through discovery failed (first: %v), %d ok; want none failed", failed, firstErr, ok)
@@ -106,11 +107,11 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	}
 	b.Restart(t) // empty: anything in it now was shipped after the outage
 	back := time.Now()
-	eventually(t, 90*time.Second, "the instance registered and passing again after the outage", inOwnDNS)
+	servertest.Eventually(t, 90*time.Second, "the instance registered and passing again after the outage", inOwnDNS)
 	t.Logf("registered and passing again %s after Consul came back", time.Since(back).Round(100*time.Millisecond))
-	eventually(t, 60*time.Second, "searches logged to the restarted broker", func() bool {
+	servertest.Eventually(t, 60*time.Second, "searches logged to the restarted broker", func() bool {
 		for _, r := range logsOf(t, b.Addr()) {
-			if countRecords(logRecords(string(r.Value)), map[string]any{"method": "/search.v1.SearchService/Search"}) > 0 {
+			if servertest.CountRecords(servertest.LogRecords(string(r.Value)), map[string]any{"method": "/search.v1.SearchService/Search"}) > 0 {
 				return true
 			}
 		}
@@ -118,7 +119,7 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 	})
 	t.Logf("shipping resumed %s after the broker came back; %.0f records dropped during the outage",
 		time.Since(back).Round(100*time.Millisecond), droppedDuringOutage)
-	eventually(t, 30*time.Second, "a search through discovery after the outage", func() bool {
+	servertest.Eventually(t, 30*time.Second, "a search through discovery after the outage", func() bool {
 		resp, err := discovering.Search(ctx, paris)
 		return err == nil && len(resp.GetThings()) == 1
 	})
@@ -128,10 +129,10 @@ func TestConsulAndKafkaDownForAMinuteUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	eventually(t, 60*time.Second, "the instance registered again after an agent restart", inOwnDNS)
+	servertest.Eventually(t, 60*time.Second, "the instance registered again after an agent restart", inOwnDNS)
 	t.Logf("registered again %s after the agent restarted", time.Since(restarted).Round(100*time.Millisecond))
 
-	ok, failed, firstErr = direct.stop()
+	ok, failed, firstErr = direct.Stop()
 	t.Logf("searches by address during the outage and recovery: %d ok, %d failed", ok, failed)
 	if failed != 0 {
 		t.Errorf("%d searches failed (first: %v), %d ok; want none failed", failed, firstErr, ok)

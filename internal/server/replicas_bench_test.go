@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/postgis/postgistest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // BenchmarkSearchOnStandby measures point searches through the whole gRPC
@@ -16,10 +17,10 @@ import (
 func BenchmarkSearchOnStandby(b *testing.B) {
 	dbs := postgistest.StartReplicatedT(b)
 	primaryURL, standbyURL := dbs.NewDatabase(b)
-	onPrimary := startServer(b, map[string]string{"DATABASE_URL": primaryURL, "LOG_LEVEL": "info"}, true)
-	onStandby := startServer(b, map[string]string{"DATABASE_URL": standbyURL, "DATABASE_WRITE_URL": primaryURL, "LOG_LEVEL": "info"}, true)
-	importFixture(b, onPrimary)
-	stream, err := onStandby.client.Import(context.Background())
+	onPrimary := servertest.Start(b, map[string]string{"DATABASE_URL": primaryURL, "LOG_LEVEL": "info"}, true)
+	onStandby := servertest.Start(b, map[string]string{"DATABASE_URL": standbyURL, "DATABASE_WRITE_URL": primaryURL, "LOG_LEVEL": "info"}, true)
+	servertest.ImportFixture(b, onPrimary)
+	stream, err := onStandby.Client.Import(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func BenchmarkSearchOnStandby(b *testing.B) {
 	token := resp.GetConsistencyToken()
 	for _, c := range []struct {
 		name  string
-		ts    *testServer
+		ts    *servertest.Server
 		token string
 	}{{"primary", onPrimary, ""}, {"standby", onStandby, ""}, {"standby with token", onStandby, token}} {
 		paris := &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}, ConsistencyToken: c.token}
@@ -38,7 +39,7 @@ func BenchmarkSearchOnStandby(b *testing.B) {
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					resp, err := c.ts.client.Search(context.Background(), paris)
+					resp, err := c.ts.Client.Search(context.Background(), paris)
 					if err != nil || len(resp.GetThings()) != 1 {
 						b.Fatalf("search: %v, %v", resp, err)
 					}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"bufio"
@@ -15,6 +15,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // locateLine is one point's answer, in a form both transports map to:
@@ -27,11 +28,11 @@ type locateLine struct {
 
 // grpcLocate answers points over gRPC Locate with opts, the stream sending
 // while it receives.
-func grpcLocate(t *testing.T, ts *testServer, opts *searchv1.LocateOptions, ids []string, pts [][2]float64) []locateLine {
+func grpcLocate(t *testing.T, ts *servertest.Server, opts *searchv1.LocateOptions, ids []string, pts [][2]float64) []locateLine {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	stream, err := ts.client.Locate(ctx)
+	stream, err := ts.Client.Locate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +134,12 @@ func httpLocate(t *testing.T, base, query string, ids []string, pts [][2]float64
 // domain Locate behind both.
 func TestHTTPLocateAnswersAsGRPCLocate(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0", "LOCATE_BATCH_SIZE": "64"}, true)
-	base := "http://" + ts.srv.http.Addr().String()
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
+	ts := servertest.Start(t, map[string]string{"HTTP_LISTEN_ADDR": "127.0.0.1:0", "LOCATE_BATCH_SIZE": "64"}, true)
+	base := "http://" + ts.Srv.HTTPAddr().String()
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "coarse"); code != 0 {
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "coarse"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
 	var ids []string

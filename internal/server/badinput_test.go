@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -15,33 +15,16 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
-
-// importFixture loads the 1:110m countries through the API.
-func importFixture(t testing.TB, ts *testServer) {
-	t.Helper()
-	stream, err := ts.client.Import(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rf := range geotest.LoadRaw(t, "ne_110m_countries.geojson") {
-		if err := stream.Send(&searchv1.ImportRequest{Name: rf.Name, Key: rf.Key, GeometryGeojson: string(rf.GeometryJSON)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	resp, err := stream.CloseAndRecv()
-	if err != nil || resp.GetImported() != 177 {
-		t.Fatalf("import fixture: %v, %v", resp, err)
-	}
-}
 
 func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
 
-	first, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: 2})
+	first, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: 2})
 	if err != nil || first.GetNextPageToken() == "" {
 		t.Fatalf("first page: %v %v", first, err)
 	}
@@ -70,7 +53,7 @@ func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ts.client.Search(context.Background(), tt.req)
+			_, err := ts.Client.Search(context.Background(), tt.req)
 			st := status.Convert(err)
 			if st.Code() != tt.code || !strings.HasPrefix(st.Message(), tt.message) {
 				t.Errorf("got %s %q, want %s %q", st.Code(), st.Message(), tt.code, tt.message)
@@ -81,26 +64,26 @@ func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 	// SQL metacharacters are just characters: they match nothing here, and
 	// change nothing.
 	for _, q := range []string{"'; DROP TABLE thing; --", `%`, `_`, `\`, "$1", "' OR '1'='1", "\";--"} {
-		resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: q})
+		resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: q})
 		if err != nil || len(resp.GetThings()) != 0 {
 			t.Errorf("query %q: %d things, %v; want none and no error", q, len(resp.GetThings()), err)
 		}
 	}
 	// Above the maximum page size is served at the maximum (AIP-158).
-	resp, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: math.MaxInt32})
+	resp, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: math.MaxInt32})
 	if err != nil || len(resp.GetThings()) == 0 {
 		t.Errorf("huge page size: %v", err)
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("bad searches changed the store: %s -> %s", before, after)
 	}
 }
 
 func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, map[string]string{"MAX_FEATURE_VERTICES": "1000", "GRPC_MAX_MESSAGE_BYTES": "8388608"}, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
+	ts := servertest.Start(t, map[string]string{"MAX_FEATURE_VERTICES": "1000", "GRPC_MAX_MESSAGE_BYTES": "8388608"}, true)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
 
 	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}`
 	// A closed ring of 1001 positions (1000 distinct vertices plus the closing one).
@@ -131,7 +114,7 @@ func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 		{&searchv1.ImportRequest{Name: "bad key", Key: strings.Repeat("k", 300), GeometryGeojson: square}, "key is 300 characters long; the limit is 256"},
 		{&searchv1.ImportRequest{Name: "collapsed", GeometryGeojson: `{"type":"Polygon","coordinates":[[[0,0],[1,1],[2,2],[0,0]]]}`}, "geometry has no area"},
 	}
-	stream, err := ts.client.Import(context.Background())
+	stream, err := ts.Client.Import(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +139,7 @@ func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 	// A feature larger than the message limit (here 8 MiB; a feature with
 	// 10 million vertices is ~100 MB of GeoJSON) ends the import with
 	// RESOURCE_EXHAUSTED, and the features before it are not stored.
-	stream, err = ts.client.Import(context.Background())
+	stream, err = ts.Client.Import(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,20 +153,20 @@ func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 		t.Errorf("10M-vertex feature: %s %q, want ResourceExhausted", st.Code(), st.Message())
 	}
 
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("bad imports changed the store: %s -> %s", before, after)
 	}
 }
 
 func TestClientDisconnectingMidImportChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stream, err := ts.client.Import(ctx)
+	stream, err := ts.Client.Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +177,11 @@ func TestClientDisconnectingMidImportChangesNothing(t *testing.T) {
 	}
 	// Wait until the server has written into its open transaction, then
 	// vanish without closing the stream.
-	dbName := ts.dbURL[strings.LastIndex(ts.dbURL, "/")+1 : strings.Index(ts.dbURL, "?")]
-	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.dbURL)
+	dbName := ts.DBURL[strings.LastIndex(ts.DBURL, "/")+1 : strings.Index(ts.DBURL, "?")]
+	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.DBURL)
 	cancel()
-	waitFor(t, "the import transaction to end", func(conn *pgx.Conn) bool { return writers(conn, dbName) == 0 }, ts.dbURL)
-	if after := fingerprint(t, ts.dbURL); after != before {
+	waitFor(t, "the import transaction to end", func(conn *pgx.Conn) bool { return writers(conn, dbName) == 0 }, ts.DBURL)
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("an abandoned import changed the store: %s -> %s", before, after)
 	}
 }
@@ -230,9 +213,9 @@ func waitFor(t *testing.T, what string, cond func(*pgx.Conn) bool, dbURL string)
 
 func TestImportOverTheFeatureLimitStoresNothing(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, map[string]string{"MAX_IMPORT_FEATURES": "3"}, true)
-	before := fingerprint(t, ts.dbURL)
-	stream, err := ts.client.Import(context.Background())
+	ts := servertest.Start(t, map[string]string{"MAX_IMPORT_FEATURES": "3"}, true)
+	before := servertest.Fingerprint(t, ts.DBURL)
+	stream, err := ts.Client.Import(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +229,7 @@ func TestImportOverTheFeatureLimitStoresNothing(t *testing.T) {
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "MAX_IMPORT_FEATURES") {
 		t.Errorf("five features with a limit of three: %s %q, want ResourceExhausted", st.Code(), st.Message())
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("an import over the limit stored something: %s -> %s", before, after)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestPostgresRestartUnderLoad stops PostgreSQL (fast shutdown) while a
@@ -26,9 +27,9 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	own := ownCluster(t)
-	ts := startServer(t, map[string]string{"DATABASE_URL": own.NewDatabase(t), "DB_CONNECT_TIMEOUT": "1s"}, true)
-	importFixture(t, ts)
+	own := servertest.OwnCluster(t)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": own.NewDatabase(t), "DB_CONNECT_TIMEOUT": "1s"}, true)
+	servertest.ImportFixture(t, ts)
 
 	var mu sync.Mutex
 	codesSeen := map[codes.Code]int{}
@@ -37,7 +38,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		start := time.Now()
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_, err := ts.client.Search(cctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
+		_, err := ts.Client.Search(cctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
 		mu.Lock()
 		codesSeen[status.Code(err)]++
 		slowest = max(slowest, time.Since(start))
@@ -64,13 +65,13 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 
 	time.Sleep(300 * time.Millisecond)
 	own.Stop()
-	ts.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
 	time.Sleep(time.Second)
 	if err := own.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-	eventually(t, 10*time.Second, "searches to succeed again", func() bool { return search() == nil })
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	servertest.Eventually(t, 10*time.Second, "searches to succeed again", func() bool { return search() == nil })
 	close(stop)
 	wg.Wait()
 
@@ -103,12 +104,12 @@ func TestPostgresStopDuringImport(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	own := ownCluster(t)
+	own := servertest.OwnCluster(t)
 	dbURL := own.NewDatabase(t)
-	ts := startServer(t, map[string]string{"DATABASE_URL": dbURL, "DB_CONNECT_TIMEOUT": "1s"}, true)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": dbURL, "DB_CONNECT_TIMEOUT": "1s"}, true)
 	features := geotest.LoadRaw(t, "ne_50m_countries.geojson")
 
-	stream, err := ts.client.Import(ctx)
+	stream, err := ts.Client.Import(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestPostgresStopDuringImport(t *testing.T) {
 	if err := own.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
 
 	count := func() (things, withoutParts int) {
 		conn, err := pgx.Connect(ctx, dbURL)
@@ -152,7 +153,7 @@ func TestPostgresStopDuringImport(t *testing.T) {
 		t.Errorf("after the interrupted import: %d things, %d without parts; want none", things, half)
 	}
 	for range 2 {
-		out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name")
+		out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name")
 		if code != 0 {
 			t.Fatalf("import again: %s%s", out, errOut)
 		}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/postgis/postgistest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // parisOn searches Paris in collection through client with token, with a
@@ -38,17 +39,6 @@ func parisOn(client searchv1.SearchServiceClient, collection, token string) ([]s
 }
 
 var tokenLine = regexp.MustCompile(`(?m)^consistency token: ([A-Za-z0-9_-]+)$`)
-
-// readyz answers the HTTP readiness route's status code (0 when it does
-// not answer).
-func readyz(ts *testServer) int {
-	resp, err := http.Get("http://" + ts.srv.HTTPAddr().String() + "/readyz")
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
-}
 
 // TestReadsOnAHotStandby runs a server reading from a hot standby
 // (DATABASE_URL) and writing to its primary (DATABASE_WRITE_URL):
@@ -76,44 +66,44 @@ func TestReadsOnAHotStandby(t *testing.T) {
 		t.Fatalf("migrate up with DATABASE_URL on the standby: %v\n%s", err, out)
 	}
 
-	env := consulEnv(service, standbyURL)
+	env := servertest.ConsulEnv(service, standbyURL)
 	env["DATABASE_WRITE_URL"] = primaryURL
 	env["MAX_REPLICA_LAG"] = "1s"
 	env["HTTP_LISTEN_ADDR"] = "127.0.0.1:0"
 	env["HTTP_SERVICE_NAME"] = service + "-http"
-	ts := startServer(t, env, true)
-	eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(inDNS(t, service)) == 1 })
+	ts := servertest.Start(t, env, true)
+	servertest.Eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(servertest.InDNS(t, service)) == 1 })
 
 	// Read your writes through the standby, with the CLI.
-	stdout, stderr, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries", "--key-property", "name")
+	stdout, stderr, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries", "--key-property", "name")
 	m := tokenLine.FindStringSubmatch(stdout)
 	if code != 0 || m == nil {
 		t.Fatalf("import: exit %d, no token in:\n%s%s", code, stdout, stderr)
 	}
-	stdout, stderr, code = ts.runClient(t, "search", "--lat", "48.85", "--lng", "2.35", "--collection", "countries", "--consistency-token", m[1])
+	stdout, stderr, code = ts.RunClient(t, "search", "--lat", "48.85", "--lng", "2.35", "--collection", "countries", "--consistency-token", m[1])
 	if code != 0 || !strings.Contains(stdout, "France") {
 		t.Fatalf("search with the import's token: exit %d:\n%s%s", code, stdout, stderr)
 	}
 	// Everything else reads, and works on the read-only standby.
-	if mon, err := ts.client.Monitor(ctx, &searchv1.MonitorRequest{}); err != nil || mon.GetNThings() != 241 {
+	if mon, err := ts.Client.Monitor(ctx, &searchv1.MonitorRequest{}); err != nil || mon.GetNThings() != 241 {
 		t.Fatalf("monitor on the standby: %v, %v", mon, err)
 	}
-	if cs, err := ts.client.ListCollections(ctx, &searchv1.ListCollectionsRequest{}); err != nil || len(cs.GetCollections()) == 0 {
+	if cs, err := ts.Client.ListCollections(ctx, &searchv1.ListCollectionsRequest{}); err != nil || len(cs.GetCollections()) == 0 {
 		t.Fatalf("collections on the standby: %v, %v", cs, err)
 	}
-	if resp, err := http.Get("http://" + ts.srv.HTTPAddr().String() + "/collections/countries/items?limit=5"); err != nil || resp.StatusCode != http.StatusOK {
+	if resp, err := http.Get("http://" + ts.Srv.HTTPAddr().String() + "/collections/countries/items?limit=5"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("HTTP items on the standby: %v, %v", resp, err)
 	} else {
 		resp.Body.Close()
 	}
-	stdout, stderr, code = ts.runClient(t, "delete", "--collection", "countries", "--key", "France")
+	stdout, stderr, code = ts.RunClient(t, "delete", "--collection", "countries", "--key", "France")
 	if m = tokenLine.FindStringSubmatch(stdout); code != 0 || m == nil {
 		t.Fatalf("delete: exit %d, no token in:\n%s%s", code, stdout, stderr)
 	}
-	if _, _, code = ts.runClient(t, "get", "--collection", "countries", "--key", "France", "--consistency-token", m[1]); code == 0 {
+	if _, _, code = ts.RunClient(t, "get", "--collection", "countries", "--key", "France", "--consistency-token", m[1]); code == 0 {
 		t.Fatal("get with the delete's token still finds France")
 	}
-	if _, stderr, code = ts.runClient(t, "search", "--query", "a", "--consistency-token", "not-a-token"); code == 0 || !strings.Contains(stderr, "InvalidArgument") && !strings.Contains(stderr, "consistency token") {
+	if _, stderr, code = ts.RunClient(t, "search", "--query", "a", "--consistency-token", "not-a-token"); code == 0 || !strings.Contains(stderr, "InvalidArgument") && !strings.Contains(stderr, "consistency token") {
 		t.Fatalf("a garbage token: exit %d, %s", code, stderr)
 	}
 
@@ -121,31 +111,31 @@ func TestReadsOnAHotStandby(t *testing.T) {
 	if err := dbs.PauseReplay(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stdout, _, code = ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "lagging", "--key-property", "name")
+	stdout, _, code = ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "lagging", "--key-property", "name")
 	if m = tokenLine.FindStringSubmatch(stdout); code != 0 || m == nil {
 		t.Fatalf("import while paused: exit %d:\n%s", code, stdout)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
-	eventually(t, 30*time.Second, "/readyz 503 while the standby lags", func() bool { return readyz(ts) == http.StatusServiceUnavailable })
-	eventually(t, 30*time.Second, "the instance out of DNS while the standby lags", func() bool { return len(inDNS(t, service)) == 0 })
-	if _, err := parisOn(ts.client, "lagging", m[1]); status.Code(err) != codes.Unavailable {
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	servertest.Eventually(t, 30*time.Second, "/readyz 503 while the standby lags", func() bool { return servertest.Readyz(ts) == http.StatusServiceUnavailable })
+	servertest.Eventually(t, 30*time.Second, "the instance out of DNS while the standby lags", func() bool { return len(servertest.InDNS(t, service)) == 0 })
+	if _, err := parisOn(ts.Client, "lagging", m[1]); status.Code(err) != codes.Unavailable {
 		t.Fatalf("a read waiting for a write the standby has not replayed: %v, want UNAVAILABLE", err)
 	}
 	if err := dbs.ResumeReplay(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-	eventually(t, 30*time.Second, "/readyz 200 once caught up", func() bool { return readyz(ts) == http.StatusOK })
-	eventually(t, 30*time.Second, "the instance back in DNS", func() bool { return slices.Equal(inDNS(t, service), []string{ts.addr}) })
-	if got, err := parisOn(ts.client, "lagging", m[1]); err != nil || !slices.Equal(got, []string{"France"}) {
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	servertest.Eventually(t, 30*time.Second, "/readyz 200 once caught up", func() bool { return servertest.Readyz(ts) == http.StatusOK })
+	servertest.Eventually(t, 30*time.Second, "the instance back in DNS", func() bool { return slices.Equal(servertest.InDNS(t, service), []string{ts.Addr}) })
+	if got, err := parisOn(ts.Client, "lagging", m[1]); err != nil || !slices.Equal(got, []string{"France"}) {
 		t.Fatalf("after catching up: %v, %v", got, err)
 	}
 
 	// The standby restarted: reads fail UNAVAILABLE while it is down and
 	// work again on the same pools.
 	dbs.Standby.Stop()
-	ts.waitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
-	if _, err := parisOn(ts.client, "lagging", ""); status.Code(err) != codes.Unavailable {
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_NOT_SERVING)
+	if _, err := parisOn(ts.Client, "lagging", ""); status.Code(err) != codes.Unavailable {
 		t.Fatalf("search with the standby down: %v, want UNAVAILABLE", err)
 	}
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -153,16 +143,16 @@ func TestReadsOnAHotStandby(t *testing.T) {
 	if err := dbs.Standby.Start(startCtx); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-	searchesSucceed(t, ts.client, 50)
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	searchesSucceed(t, ts.Client, 50)
 
 	// Promoted: no longer a standby, nothing to wait for.
 	if err := dbs.Promote(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-	searchesSucceed(t, ts.client, 50)
-	if got, err := parisOn(ts.client, "lagging", m[1]); err != nil || !slices.Equal(got, []string{"France"}) {
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	searchesSucceed(t, ts.Client, 50)
+	if got, err := parisOn(ts.Client, "lagging", m[1]); err != nil || !slices.Equal(got, []string{"France"}) {
 		t.Fatalf("after promotion, with a token: %v, %v", got, err)
 	}
 }
@@ -182,7 +172,7 @@ func searchesSucceed(t *testing.T, client searchv1.SearchServiceClient, n int) {
 // the environment, and returns its combined output.
 func runServerCmd(t *testing.T, env map[string]string, args ...string) ([]byte, error) {
 	t.Helper()
-	cmd := exec.Command(serverBin, args...)
+	cmd := exec.Command(servertest.ServerBin, args...)
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -33,7 +33,7 @@ type fencing struct {
 
 // newFencing builds the geofencing of cfg over svc (its containment is
 // Locate's, so Search's); nil when FENCE_ENABLED is off.
-func newFencing(ctx context.Context, cfg serverConfig, app string, timeout *postgis.StatementTimeout, svc geo.SearchService, logger *slog.Logger, m metrics.Metrics) (*fencing, error) {
+func newFencing(ctx context.Context, cfg Config, app string, timeout *postgis.StatementTimeout, svc geo.SearchService, logger *slog.Logger, m metrics.Metrics) (*fencing, error) {
 	if !cfg.Fence.Enabled {
 		return nil, nil
 	}

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // frozenV1 loads the released v1 contract: testdata/proto/search-v1.binpb,
@@ -62,11 +64,11 @@ func get(m protoreflect.Message, field string) protoreflect.Value {
 // and reads the answers with the same old descriptor.
 func TestOldClientsAreUnderstood(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.Start(t, nil, true)
 	v1 := frozenV1(t)
 
 	// Import, client-streaming, with v1 messages.
-	stream, err := ts.conn.NewStream(context.Background(), &grpc.StreamDesc{ClientStreams: true}, "/search.v1.SearchService/Import")
+	stream, err := ts.Conn.NewStream(context.Background(), &grpc.StreamDesc{ClientStreams: true}, "/search.v1.SearchService/Import")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func TestOldClientsAreUnderstood(t *testing.T) {
 	set(req, "query", protoreflect.ValueOfString("old"))
 	set(req, "page_size", protoreflect.ValueOfInt32(1)) // every field must be understood: two match
 	resp := v1.message("search.v1.SearchResponse")
-	if err := ts.conn.Invoke(context.Background(), "/search.v1.SearchService/Search", req, resp); err != nil {
+	if err := ts.Conn.Invoke(context.Background(), "/search.v1.SearchService/Search", req, resp); err != nil {
 		t.Fatal(err)
 	}
 	things := get(resp, "things").List()

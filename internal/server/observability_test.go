@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"bufio"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/geosearch/search/internal/kafka"
 	"github.com/geosearch/search/internal/kafka/kafkatest"
+	"github.com/geosearch/search/internal/server/servertest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
@@ -24,21 +25,21 @@ var paris = &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35
 func TestMetricsAfterAKnownSequence(t *testing.T) {
 	t.Parallel()
 	l := statsdtest.Listen(t)
-	ts := startServer(t, map[string]string{
+	ts := servertest.Start(t, map[string]string{
 		"STATSD_ADDR":           l.Addr(),
 		"STATSD_FLUSH_INTERVAL": "20ms",
 		"STATSD_GAUGE_INTERVAL": "100ms",
 	}, true)
-	importFixture(t, ts) // 177 features, 5 of them repaired, none rejected
+	servertest.ImportFixture(t, ts) // 177 features, 5 of them repaired, none rejected
 	for range 3 {
-		if _, err := ts.client.Search(context.Background(), paris); err != nil {
+		if _, err := ts.Client.Search(context.Background(), paris); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{}); err == nil {
+	if _, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{}); err == nil {
 		t.Fatal("empty search succeeded")
 	}
-	stream, err := ts.client.Import(context.Background())
+	stream, err := ts.Client.Import(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,39 +95,39 @@ func logsOf(t *testing.T, broker string) []kafka.Record {
 func TestLogsOfTwoInstancesReachOneTopic(t *testing.T) {
 	t.Parallel()
 	b := kafkatest.Start(t)
-	db := cluster.NewDatabase(t)
-	a := startServer(t, map[string]string{"DATABASE_URL": db, "KAFKA_BROKERS": b.Addr(), "INSTANCE_ID": "inst-a"}, true)
-	c := startServer(t, map[string]string{"DATABASE_URL": db, "KAFKA_BROKERS": b.Addr(), "INSTANCE_ID": "inst-b"}, true)
-	for _, ts := range []*testServer{a, c} {
-		if _, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "x"}); err != nil {
+	db := servertest.Cluster.NewDatabase(t)
+	a := servertest.Start(t, map[string]string{"DATABASE_URL": db, "KAFKA_BROKERS": b.Addr(), "INSTANCE_ID": "inst-a"}, true)
+	c := servertest.Start(t, map[string]string{"DATABASE_URL": db, "KAFKA_BROKERS": b.Addr(), "INSTANCE_ID": "inst-b"}, true)
+	for _, ts := range []*servertest.Server{a, c} {
+		if _, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, "both instances' search logs in the topic", func() bool {
+	servertest.Eventually(t, 30*time.Second, "both instances' search logs in the topic", func() bool {
 		seen := map[string]bool{}
 		for _, r := range logsOf(t, b.Addr()) {
-			if countRecords(logRecords(string(r.Value)), map[string]any{"method": "/search.v1.SearchService/Search"}) > 0 {
+			if servertest.CountRecords(servertest.LogRecords(string(r.Value)), map[string]any{"method": "/search.v1.SearchService/Search"}) > 0 {
 				seen[r.Key] = true
 			}
 		}
 		return seen["inst-a"] && seen["inst-b"]
 	})
 
-	out, errOut, code := a.runClient(t, "logs", "--brokers", b.Addr())
+	out, errOut, code := a.RunClient(t, "logs", "--brokers", b.Addr())
 	if code != 0 || !strings.Contains(out, " INFO  inst-a rpc ") || !strings.Contains(out, " INFO  inst-b rpc ") {
 		t.Errorf("search-client logs: exit %d\n%s%s", code, out, errOut)
 	}
-	out, _, code = a.runClient(t, "logs", "--brokers", b.Addr(), "--instance", "inst-b", "--json")
+	out, _, code = a.RunClient(t, "logs", "--brokers", b.Addr(), "--instance", "inst-b", "--json")
 	if code != 0 || strings.Contains(out, `"instance":"inst-a"`) || !strings.Contains(out, `"instance":"inst-b"`) {
 		t.Errorf("logs --instance inst-b --json: exit %d\n%s", code, out)
 	}
-	out, _, code = a.runClient(t, "logs", "--brokers", b.Addr(), "--since", "1h")
+	out, _, code = a.RunClient(t, "logs", "--brokers", b.Addr(), "--since", "1h")
 	if code != 0 || !strings.Contains(out, "inst-a") {
 		t.Errorf("logs --since 1h: exit %d\n%s", code, out)
 	}
 
 	// --follow prints records that arrive after it started.
-	follow := exec.Command(clientBin, "logs", "--follow", "--brokers", b.Addr(), "--since", "1s")
+	follow := exec.Command(servertest.ClientBin, "logs", "--follow", "--brokers", b.Addr(), "--since", "1s")
 	stdout, err := follow.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +146,7 @@ func TestLogsOfTwoInstancesReachOneTopic(t *testing.T) {
 	}()
 	deadline := time.After(30 * time.Second)
 	for {
-		if _, err := c.client.Monitor(context.Background(), &searchv1.MonitorRequest{}); err != nil {
+		if _, err := c.Client.Monitor(context.Background(), &searchv1.MonitorRequest{}); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -167,25 +168,25 @@ func TestBrokerOutageNeverFailsASearch(t *testing.T) {
 	t.Parallel()
 	b := kafkatest.Start(t)
 	l := statsdtest.Listen(t)
-	ts := startServer(t, map[string]string{
+	ts := servertest.Start(t, map[string]string{
 		"KAFKA_BROKERS":         b.Addr(),
 		"LOG_QUEUE_SIZE":        "50",
 		"STATSD_ADDR":           l.Addr(),
 		"STATSD_FLUSH_INTERVAL": "20ms",
 		"STATSD_GAUGE_INTERVAL": "100ms",
 	}, true)
-	importFixture(t, ts)
-	eventually(t, 30*time.Second, "logs flowing", func() bool { return len(logsOf(t, b.Addr())) > 0 })
+	servertest.ImportFixture(t, ts)
+	servertest.Eventually(t, 30*time.Second, "logs flowing", func() bool { return len(logsOf(t, b.Addr())) > 0 })
 
 	b.Stop()
 	for i := range 300 {
-		resp, err := ts.client.Search(context.Background(), paris)
+		resp, err := ts.Client.Search(context.Background(), paris)
 		if err != nil || len(resp.GetThings()) != 1 {
 			t.Fatalf("search %d during the broker outage: %v", i, err)
 		}
 	}
-	ts.waitHealth(t, healthpb.HealthCheckResponse_SERVING)
-	eventually(t, 30*time.Second, "drops reported in the logs.dropped gauge", func() bool {
+	ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	servertest.Eventually(t, 30*time.Second, "drops reported in the logs.dropped gauge", func() bool {
 		ms, _ := l.All()
 		for _, m := range ms {
 			if m.Name == "search-service.logs.dropped" && m.Value > 0 {
@@ -196,8 +197,8 @@ func TestBrokerOutageNeverFailsASearch(t *testing.T) {
 	})
 
 	b.Restart(t) // empty: anything in it now was shipped after the outage
-	eventually(t, 60*time.Second, "records to flow again", func() bool {
-		if _, err := ts.client.Search(context.Background(), paris); err != nil {
+	servertest.Eventually(t, 60*time.Second, "records to flow again", func() bool {
+		if _, err := ts.Client.Search(context.Background(), paris); err != nil {
 			t.Fatal(err)
 		}
 		return len(logsOf(t, b.Addr())) > 0
@@ -214,9 +215,9 @@ func TestServesWithoutKafkaOrStatsD(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			ts := startServer(t, env, true)
+			ts := servertest.Start(t, env, true)
 			for range 20 {
-				if _, err := ts.client.Search(context.Background(), &searchv1.SearchRequest{Query: "x"}); err != nil {
+				if _, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "x"}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -235,7 +236,7 @@ func TestPprofIsOptInOnItsOwnMux(t *testing.T) {
 	addr := lis.Addr().String()
 	lis.Close()
 	http.HandleFunc("/pprof-test-default-mux", func(http.ResponseWriter, *http.Request) {})
-	startServer(t, map[string]string{"PPROF_ADDR": addr}, true)
+	servertest.Start(t, map[string]string{"PPROF_ADDR": addr}, true)
 	for path, want := range map[string]int{
 		"/debug/pprof/cmdline":         http.StatusOK,
 		"/debug/pprof/heap?debug=1":    http.StatusOK,

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -6,17 +6,18 @@ import (
 	"time"
 
 	"github.com/geosearch/search/internal/postgis/postgistest"
+	"github.com/geosearch/search/internal/server/servertest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
 // waitInMemory waits until Monitor says collection is in memory (or, with
 // want false, known and not in memory) and returns its entry.
-func waitInMemory(t *testing.T, ts *testServer, collection string, want bool) *searchv1.MemoryIndex {
+func waitInMemory(t *testing.T, ts *servertest.Server, collection string, want bool) *searchv1.MemoryIndex {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := ts.client.Monitor(context.Background(), &searchv1.MonitorRequest{})
+		resp, err := ts.Client.Monitor(context.Background(), &searchv1.MonitorRequest{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,9 +33,9 @@ func waitInMemory(t *testing.T, ts *testServer, collection string, want bool) *s
 	}
 }
 
-func findParis(t *testing.T, ts *testServer) {
+func findParis(t *testing.T, ts *servertest.Server) {
 	t.Helper()
-	if err := searchParis(ts.client, 30*time.Second); err != nil {
+	if err := servertest.SearchParis(ts.Client, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -47,14 +48,14 @@ func findParis(t *testing.T, ts *testServer) {
 func TestMemoryIndexThroughTheServer(t *testing.T) {
 	t.Parallel()
 	l := statsdtest.Listen(t)
-	ts := startServer(t, map[string]string{
+	ts := servertest.Start(t, map[string]string{
 		"MEMINDEX":               "on",
 		"MEMINDEX_POLL_INTERVAL": "50ms",
 		"STATSD_ADDR":            l.Addr(),
 		"STATSD_FLUSH_INTERVAL":  "20ms",
 		"STATSD_GAUGE_INTERVAL":  "100ms",
 	}, true)
-	importFixture(t, ts)
+	servertest.ImportFixture(t, ts)
 	m := waitInMemory(t, ts, "default", true)
 	if m.GetThings() != 177 || m.GetBytes() == 0 || m.GetVertices() == 0 || m.GetLsn() == "" || m.GetSnapshot() == "" || m.GetUpdatedAt() == nil {
 		t.Errorf("Monitor: %v", m)
@@ -65,12 +66,12 @@ func TestMemoryIndexThroughTheServer(t *testing.T) {
 	l.WaitSeen(t, p+"memindex.default.bytes", "g")
 	l.WaitSeen(t, p+"memindex.default.in_memory", "g")
 
-	again := startServer(t, map[string]string{"DATABASE_URL": ts.dbURL, "MEMINDEX": "on"}, true)
+	again := servertest.Start(t, map[string]string{"DATABASE_URL": ts.DBURL, "MEMINDEX": "on"}, true)
 	findParis(t, again) // at once: from the database or from memory, the same
 	waitInMemory(t, again, "default", true)
 	findParis(t, again)
 
-	small := startServer(t, map[string]string{"DATABASE_URL": ts.dbURL, "MEMINDEX": "on", "MEMINDEX_BUDGET_BYTES": "100000"}, true)
+	small := servertest.Start(t, map[string]string{"DATABASE_URL": ts.DBURL, "MEMINDEX": "on", "MEMINDEX_BUDGET_BYTES": "100000"}, true)
 	if m := waitInMemory(t, small, "default", false); m.GetReason() == "" || m.GetBytes() != 0 {
 		t.Errorf("over the budget: %v", m)
 	}
@@ -84,11 +85,11 @@ func TestMemoryIndexOnAHotStandby(t *testing.T) {
 	t.Parallel()
 	dbs := postgistest.StartReplicatedT(t)
 	primaryURL, standbyURL := dbs.NewDatabase(t)
-	ts := startServer(t, map[string]string{
+	ts := servertest.Start(t, map[string]string{
 		"DATABASE_URL": standbyURL, "DATABASE_WRITE_URL": primaryURL,
 		"MEMINDEX": "on", "MEMINDEX_POLL_INTERVAL": "50ms",
 	}, true)
-	importFixture(t, ts) // through the primary
+	servertest.ImportFixture(t, ts) // through the primary
 	deadline := time.Now().Add(60 * time.Second)
 	for m := waitInMemory(t, ts, "default", true); m.GetThings() != 177; m = waitInMemory(t, ts, "default", true) {
 		if time.Now().After(deadline) {

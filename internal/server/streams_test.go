@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
+	"github.com/geosearch/search/internal/server/servertest"
 	"github.com/geosearch/search/internal/statsd/statsdtest"
 )
 
@@ -74,9 +75,9 @@ func heapAlloc() uint64 {
 }
 
 // newConn is a client connection to ts, closed when the test ends.
-func newConn(t *testing.T, ts *testServer, opts ...grpc.DialOption) *grpc.ClientConn {
+func newConn(t *testing.T, ts *servertest.Server, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(ts.addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	conn, err := grpc.NewClient(ts.Addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func newConn(t *testing.T, ts *testServer, opts ...grpc.DialOption) *grpc.Client
 func insertDiscs(t *testing.T, dbURL string, n int) {
 	t.Helper()
 	ctx := context.Background()
-	conn := connect(t, dbURL)
+	conn := servertest.Connect(t, dbURL)
 	defer conn.Close(ctx)
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `ALTER TABLE thing DISABLE TRIGGER thing_part_sync`); err != nil {
@@ -124,14 +125,14 @@ func TestStalledStreamsHoldBoundedMemory(t *testing.T) {
 		stalled = 8
 	)
 	metrics := statsdtest.Listen(t)
-	ts := startServer(t, map[string]string{"STREAM_SEND_TIMEOUT": "2s", "DB_MAX_CONNS": "4",
+	ts := servertest.Start(t, map[string]string{"STREAM_SEND_TIMEOUT": "2s", "DB_MAX_CONNS": "4",
 		"STATSD_ADDR": metrics.Addr(), "STATSD_FLUSH_INTERVAL": "20ms"}, true)
-	insertDiscs(t, ts.dbURL, things)
+	insertDiscs(t, ts.DBURL, things)
 	req := &searchv1.SearchRequest{Query: "disc", IncludeGeometry: true}
 
 	// What one whole stream weighs on the wire; a server buffering results
 	// would hold at least that per stalled stream.
-	full, err := ts.client.SearchStream(context.Background(), req)
+	full, err := ts.Client.SearchStream(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestStalledStreamsHoldBoundedMemory(t *testing.T) {
 	// stalled stream was ended by the server.
 	var peak uint64
 	ended := func() int {
-		return countRecords(logRecords(ts.logs.String()), map[string]any{
+		return servertest.CountRecords(servertest.LogRecords(ts.Logs.String()), map[string]any{
 			"method": "/search.v1.SearchService/SearchStream", "code": "DeadlineExceeded"})
 	}
 	deadline := time.Now().Add(60 * time.Second)
@@ -242,9 +243,9 @@ func (g *gaugeRecorder) Gauge(name string, v int64) {
 }
 
 // poolGauges are the server's database pool gauges as it reports them.
-func poolGauges(ts *testServer) map[string]int64 {
+func poolGauges(ts *servertest.Server) map[string]int64 {
 	g := &gaugeRecorder{gauges: map[string]int64{}}
-	ts.srv.svc.ReportPool(g)
+	ts.Srv.Parts().Search.ReportPool(g)
 	return g.gauges
 }
 
@@ -286,10 +287,10 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 		perConn    = 7 // streams per connection that reads or cancels
 		perCutConn = 10
 	)
-	ts := startServer(t, map[string]string{"DB_MAX_CONNS": "4"}, true)
-	importFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DB_MAX_CONNS": "4"}, true)
+	servertest.ImportFixture(t, ts)
 	req := &searchv1.SearchRequest{Query: "a", IncludeGeometry: true}
-	full, err := ts.client.SearchStream(context.Background(), req)
+	full, err := ts.Client.SearchStream(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,18 +414,18 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 	after := waitGoroutines(t, baseline, 5)
 	t.Logf("goroutines: %d before the streams, %d after they left", baseline, after)
 
-	eventually(t, 30*time.Second, "no pooled connection acquired", func() bool { return poolGauges(ts)["db.pool.in_use"] == 0 })
+	servertest.Eventually(t, 30*time.Second, "no pooled connection acquired", func() bool { return poolGauges(ts)["db.pool.in_use"] == 0 })
 	if g := poolGauges(ts); g["db.pool.total"] > maxConns || g["db.pool.total"] < 1 {
 		t.Errorf("pool gauges %v: want between 1 and %d connections", g, maxConns)
 	} else {
 		t.Logf("pool after the streams: %v", g)
 	}
 	ctx := context.Background()
-	conn := connect(t, ts.dbURL)
+	conn := servertest.Connect(t, ts.DBURL)
 	defer conn.Close(ctx)
 	var backends, busy int
 	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE state <> 'idle')
-		FROM pg_stat_activity WHERE application_name = $1`, "search-server/"+ts.srv.cfg.InstanceID).Scan(&backends, &busy); err != nil {
+		FROM pg_stat_activity WHERE application_name = $1`, "search-server/"+ts.Srv.Parts().Config.InstanceID).Scan(&backends, &busy); err != nil {
 		t.Fatal(err)
 	}
 	if backends > maxConns || busy != 0 {

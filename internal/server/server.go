@@ -1,4 +1,9 @@
-package main
+// Package server is the search server composed from its components'
+// configurations: logging, metrics, the database pools, the gRPC and HTTP
+// APIs, readiness, the in-memory index, geofencing, the Consul
+// registrations and the live configuration from Consul KV. Run serves and
+// shuts them down in order; cmd/search-server reads the flags and starts it.
+package server
 
 import (
 	"context"
@@ -38,7 +43,8 @@ import (
 // and reflection services, the HTTP API when HTTP_LISTEN_ADDR is set, the
 // readiness loop and Consul registration (one per API).
 type Server struct {
-	cfg          serverConfig
+	cfg          Config
+	version      string // reported in Monitor, Consul and the log
 	logger       *slog.Logger
 	logOut       *logbuffer.Buffer // stdout, where the access log's records may wait
 	level        *slog.LevelVar
@@ -51,8 +57,8 @@ type Server struct {
 	index        *memindex.Registry
 	api          *grpcapi.Server
 	auth         *grpcapi.Auth
-	reloader     *config.Reloader[serverConfig] // nil without live reload
-	envRejected  []config.Rejection             // the environment's values refused at start
+	reloader     *config.Reloader[Config] // nil without live reload
+	envRejected  []config.Rejection       // the environment's values refused at start
 	flushOnce    sync.Once
 	pool         *pgxpool.Pool
 	writer       *pgxpool.Pool // imports: DATABASE_WRITE_URL, or DATABASE_URL
@@ -77,14 +83,15 @@ type Server struct {
 	fence *fencing
 }
 
-// NewServer builds a Server logging JSON to stdout and binds its listener,
+// New builds a Server logging JSON to stdout, reporting version (Monitor,
+// Consul, the log), and binds its listener,
 // so a busy port fails here, at once. The database, Consul, StatsD and Kafka
 // need not be up: the server starts NOT_SERVING and turns SERVING when the
 // database answers; the others are retried in the background. When a step
 // fails, Close releases what the steps before it built (it skips what is
 // nil), so there is one way to undo.
-func NewServer(ctx context.Context, cfg serverConfig, stdout io.Writer) (*Server, error) {
-	s := &Server{cfg: cfg, timeout: postgis.NewStatementTimeout(cfg.DB.StatementTimeout)}
+func New(ctx context.Context, cfg Config, stdout io.Writer, version string) (*Server, error) {
+	s := &Server{cfg: cfg, version: version, timeout: postgis.NewStatementTimeout(cfg.DB.StatementTimeout)}
 	var access *slog.Logger
 	s.logOut, s.level, s.shipper, s.logger, access = newLogging(cfg, stdout)
 	s.statsd, s.closeMetrics = statsd.New(cfg.StatsD, s.logger)
@@ -128,7 +135,7 @@ func (s *Server) build(ctx context.Context, access *slog.Logger) error {
 			return err
 		}
 		httpSvc := s.svc.ReadingThrough(s.httpPool)
-		if s.http, err = newHTTP(s.cfg, httpSvc, int(s.httpPool.Config().MaxConns), s.index, s.replica, s.auth, s.logger, access, s.metrics); err != nil {
+		if s.http, err = newHTTP(s.cfg, s.version, httpSvc, int(s.httpPool.Config().MaxConns), s.index, s.replica, s.auth, s.logger, access, s.metrics); err != nil {
 			return err
 		}
 		s.ready.OnChange(s.http.SetReady)
@@ -201,7 +208,7 @@ func (s *Server) newGRPC(lookups geo.SearchService, access *slog.Logger) error {
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	s.api = grpcapi.NewServer(lookups, s.cfg.GRPC, grpcapi.Info{
 		InstanceID:    s.cfg.InstanceID,
-		Version:       buildVersion(),
+		Version:       s.version,
 		Started:       time.Now(),
 		MemoryIndexes: s.index.Status,
 	}, s.metrics)
@@ -219,7 +226,7 @@ func httpLimits(c grpcapi.Config) httpapi.Limits {
 
 // warnAboutAccess logs the access settings that leave the service open or
 // closed in ways an operator may not mean.
-func warnAboutAccess(cfg serverConfig, auth *grpcapi.Auth, logger *slog.Logger) {
+func warnAboutAccess(cfg Config, auth *grpcapi.Auth, logger *slog.Logger) {
 	if auth.Enabled() && !cfg.GRPC.TLSEnabled() {
 		logger.Warn("tokens are set but TLS is off: they travel in clear text; set TLS_CERT_FILE and TLS_KEY_FILE")
 	}
@@ -242,7 +249,7 @@ func (s *Server) newRegistrars() error {
 	if err == nil {
 		s.registrar, err = consul.NewRegistrar(s.cfg.Consul, consul.Instance{
 			ID:            s.cfg.InstanceID,
-			Version:       buildVersion(),
+			Version:       s.version,
 			Host:          host,
 			Port:          port,
 			HealthService: searchv1.SearchService_ServiceDesc.ServiceName,
@@ -253,7 +260,7 @@ func (s *Server) newRegistrars() error {
 		s.handover, err = consul.NewHandover(s.cfg.Consul, s.registrar.ServiceID(), s.logger)
 	}
 	if err == nil && s.http != nil {
-		s.httpRegistrar, err = newHTTPRegistrar(s.cfg, s.http.Addr(), s.logger)
+		s.httpRegistrar, err = newHTTPRegistrar(s.cfg, s.version, s.http.Addr(), s.logger)
 	}
 	return err
 }
@@ -261,7 +268,7 @@ func (s *Server) newRegistrars() error {
 // newHTTP builds the HTTP API with gRPC's TLS settings and tokens, as
 // many database slots as its pool has connections (dbConns), and
 // binds its listener.
-func newHTTP(cfg serverConfig, svc *postgis.SearchService, dbConns int, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
+func newHTTP(cfg Config, version string, svc *postgis.SearchService, dbConns int, index *memindex.Registry, rw geo.ReadYourWrites, auth *grpcapi.Auth, logger, access *slog.Logger, m metrics.Metrics) (*httpapi.Server, error) {
 	tc, err := grpcapi.ServerTLSConfig(cfg.GRPC)
 	if err != nil {
 		return nil, &config.Error{Err: err}
@@ -272,7 +279,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, dbConns int, index *m
 		Metrics:     m,
 		Tokens:      auth.Tokens(),
 		TLS:         tc,
-		Version:     buildVersion(),
+		Version:     version,
 		Properties:  svc,
 		Tiles:       svc,
 		DBConns:     dbConns,
@@ -283,7 +290,7 @@ func newHTTP(cfg serverConfig, svc *postgis.SearchService, dbConns int, index *m
 // newHTTPRegistrar registers the HTTP API as its own Consul service
 // (HTTP_SERVICE_NAME) with an HTTP check on its readiness route. It is
 // advertised on the host gRPC is, at the HTTP listener's port.
-func newHTTPRegistrar(cfg serverConfig, addr net.Addr, logger *slog.Logger) (*consul.Registrar, error) {
+func newHTTPRegistrar(cfg Config, version string, addr net.Addr, logger *slog.Logger) (*consul.Registrar, error) {
 	host, _, err := consul.AdvertiseHostPort(cfg.Consul, addr)
 	if err != nil {
 		return nil, err
@@ -296,7 +303,7 @@ func newHTTPRegistrar(cfg serverConfig, addr net.Addr, logger *slog.Logger) (*co
 	ccfg.ServiceName = cfg.HTTP.ServiceName
 	return consul.NewRegistrar(ccfg, consul.Instance{
 		ID:             cfg.InstanceID,
-		Version:        buildVersion(),
+		Version:        version,
 		Host:           host,
 		Port:           port,
 		HealthHTTPPath: "/readyz",
@@ -363,7 +370,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- s.grpc.Serve(s.lis) }()
-	s.logger.Info("serving", "addr", s.Addr().String(), "version", buildVersion())
+	s.logger.Info("serving", "addr", s.Addr().String(), "version", s.version)
 	httpErr := make(chan error, 1)
 	if s.http != nil {
 		go func() {
@@ -556,7 +563,7 @@ func (s *Server) closePools() {
 		s.fence.stop()
 	}
 	for _, p := range []*pgxpool.Pool{s.pool, s.writer, s.probe, s.check, s.httpPool} {
-		if p != nil { // nil when NewServer failed before opening it
+		if p != nil { // nil when New failed before opening it
 			p.Close()
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/sethvargo/go-envconfig"
@@ -24,12 +23,12 @@ import (
 	"github.com/geosearch/search/internal/statsd"
 )
 
-// serverConfig is the whole server configuration: each component's Config,
+// Config is the whole server configuration: each component's Config,
 // read from the environment (the interface envconsul drives), with flags on
 // top and, with CONFIG_CONSUL_PREFIX, Consul KV below. internal/config reads,
 // checks and lists it; see its package comment for the tags and for what
 // happens to an invalid value.
-type serverConfig struct {
+type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level `env:"LOG_LEVEL, default=info" live:"true"`
 	// InstanceID names this process in logs, Monitor and Consul; a unique
@@ -52,9 +51,9 @@ type serverConfig struct {
 	Fence  kafka.FenceConfig
 }
 
-// Validate checks the settings of serverConfig's own fields; the components
+// Validate checks the settings of Config's own fields; the components
 // check theirs.
-func (c serverConfig) Validate() error {
+func (c Config) Validate() error {
 	if c.Fence.Enabled && len(c.Kafka.Brokers) == 0 {
 		return errors.New("FENCE_ENABLED needs KAFKA_BROKERS: events are published to Kafka")
 	}
@@ -77,10 +76,10 @@ func validatePprofAddr(addr string) error {
 	return nil
 }
 
-// loadConfig reads the configuration through l strictly: any invalid value
-// is an error. Tests use it; the server starts through startupConfig.
-func loadConfig(ctx context.Context, l envconfig.Lookuper) (serverConfig, error) {
-	c, err := config.Build[serverConfig](ctx, l)
+// LoadConfig reads the configuration through l strictly: any invalid value
+// is an error. Tests use it; the server starts through LoadStartup.
+func LoadConfig(ctx context.Context, l envconfig.Lookuper) (Config, error) {
+	c, err := config.Build[Config](ctx, l)
 	if c.InstanceID == "" {
 		c.InstanceID = newInstanceID()
 	}
@@ -98,100 +97,62 @@ func newInstanceID() string {
 	return host + "-" + hex.EncodeToString(b[:])
 }
 
-// stampedVersion is set at link time where the Go tool cannot stamp VCS
-// information, as in the Docker build (-ldflags "-X main.stampedVersion=...").
-var stampedVersion string
-
-// buildVersion is the version stamped at link time, else the module version
-// or the VCS revision the binary was built from.
-func buildVersion() string {
-	if stampedVersion != "" {
-		return stampedVersion
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	v := bi.Main.Version
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				modified = "-dirty"
-			}
-		}
-	}
-	if (v == "" || v == "(devel)") && rev != "" {
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		return fmt.Sprintf("devel-%s%s", rev, modified)
-	}
-	if v == "" {
-		return "unknown"
-	}
-	return v
-}
-
-// startup is the configuration at start and what was said about it.
-type startup struct {
-	cfg serverConfig
-	// rejected lists the environment's values that were refused.
-	rejected []config.Rejection
-	// reloader follows CONFIG_CONSUL_PREFIX from the keys read at start;
+// Startup is the configuration at start and what was said about it.
+type Startup struct {
+	Config Config
+	// Rejected lists the environment's values that were refused.
+	Rejected []config.Rejection
+	// Reloader follows CONFIG_CONSUL_PREFIX from the keys read at start;
 	// nil without a prefix.
-	reloader *config.Reloader[serverConfig]
-	notices  []config.Notice
-	// kv holds the KV keys in effect at start (for `config`'s sources).
-	kv map[string]string
+	Reloader *config.Reloader[Config]
+	Notices  []config.Notice
+	// KV holds the KV keys in effect at start (for `config`'s sources).
+	KV map[string]string
 }
 
-// startupConfig builds the configuration at start from flags and env, and,
+// LoadStartup builds the configuration at start from flags and env, and,
 // when CONFIG_CONSUL_PREFIX is set, the KV keys (read once, with a short
 // timeout; Consul being down is no reason not to start). An invalid
 // tunable in the environment or KV is rejected with a notice; an invalid
 // essential setting, or any invalid flag (typed by a person, now), is a
 // *config.Error.
-func startupConfig(ctx context.Context, flags, env envconfig.Lookuper) (startup, error) {
-	loaded, err := config.Load[serverConfig](ctx, envconfig.MultiLookuper(flags, env))
+func LoadStartup(ctx context.Context, flags, env envconfig.Lookuper) (Startup, error) {
+	loaded, err := config.Load[Config](ctx, envconfig.MultiLookuper(flags, env))
 	if err != nil {
-		return startup{}, err
+		return Startup{}, err
 	}
-	st := startup{cfg: loaded.Config, rejected: loaded.Rejected}
+	st := Startup{Config: loaded.Config, Rejected: loaded.Rejected}
 	for _, r := range loaded.Rejected {
 		if _, isFlag := flags.Lookup(r.Var); isFlag {
-			return startup{}, &config.Error{Err: fmt.Errorf("flag for %s: %s", r.Var, r.Reason)}
+			return Startup{}, &config.Error{Err: fmt.Errorf("flag for %s: %s", r.Var, r.Reason)}
 		}
-		st.notices = append(st.notices, config.Notice{Level: slog.LevelError, Rejected: true,
+		st.Notices = append(st.Notices, config.Notice{Level: slog.LevelError, Rejected: true,
 			Msg:   "configuration value rejected; the setting starts at its default",
 			Attrs: []any{"variable", r.Var, "key", r.Key, "value", r.Value, "reason", r.Reason}})
 	}
-	if st.cfg.InstanceID == "" {
-		st.cfg.InstanceID = newInstanceID()
+	if st.Config.InstanceID == "" {
+		st.Config.InstanceID = newInstanceID()
 	}
-	if st.cfg.ConfigPrefix == "" {
+	if st.Config.ConfigPrefix == "" {
 		return st, nil
 	}
 	// Reloading must not generate another instance ID.
-	base := envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"INSTANCE_ID": st.cfg.InstanceID}), loaded.Accepted)
-	st.reloader = config.NewReloader(base, st.cfg, nil, nil)
-	client, err := consul.NewClient(st.cfg.Consul)
+	base := envconfig.MultiLookuper(envconfig.MapLookuper(map[string]string{"INSTANCE_ID": st.Config.InstanceID}), loaded.Accepted)
+	st.Reloader = config.NewReloader(base, st.Config, nil, nil)
+	client, err := consul.NewClient(st.Config.Consul)
 	if err != nil {
-		return startup{}, &config.Error{Err: err}
+		return Startup{}, &config.Error{Err: err}
 	}
 	gctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	kv, err := consul.NewKVWatcher(client, st.cfg.ConfigPrefix).Get(gctx)
+	kv, err := consul.NewKVWatcher(client, st.Config.ConfigPrefix).Get(gctx)
 	cancel()
 	if err != nil {
-		st.notices = append(st.notices, config.Notice{Level: slog.LevelWarn,
+		st.Notices = append(st.Notices, config.Notice{Level: slog.LevelWarn,
 			Msg: "cannot read configuration from Consul KV; starting without it and watching", Attrs: []any{"error", err.Error()}})
 		return st, nil
 	}
-	next, notices := st.reloader.Merge(ctx, kv)
-	st.cfg, st.kv = next, st.reloader.Accepted()
-	st.notices = append(st.notices, notices...)
+	next, notices := st.Reloader.Merge(ctx, kv)
+	st.Config, st.KV = next, st.Reloader.Accepted()
+	st.Notices = append(st.Notices, notices...)
 	return st, nil
 }

@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestShapingEndToEnd runs output shaping through the real server on
@@ -24,15 +25,15 @@ import (
 // pages; an unknown field is INVALID_ARGUMENT naming it.
 func TestShapingEndToEnd(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
+	ts := servertest.Start(t, nil, true)
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
 	ctx := context.Background()
 	paris := &searchv1.Point{Lat: 48.85, Lng: 2.35}
 	idName := &fieldmaskpb.FieldMask{Paths: []string{"id", "name"}}
 
-	resp, err := ts.client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: idName})
+	resp, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: idName})
 	if err != nil || len(resp.GetThings()) != 1 {
 		t.Fatalf("search: %v, %v", resp, err)
 	}
@@ -40,18 +41,18 @@ func TestShapingEndToEnd(t *testing.T) {
 	if fr.GetName() != "France" || fr.GetId() == 0 || fr.GetKey() != "" || fr.GetCollection() != "" || fr.GetProperties() != nil || fr.GetBbox() != nil {
 		t.Errorf("id and name only: %v", fr)
 	}
-	got, err := ts.client.GetThing(ctx, &searchv1.GetThingRequest{Id: fr.GetId(), ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"key", "properties"}}})
+	got, err := ts.Client.GetThing(ctx, &searchv1.GetThingRequest{Id: fr.GetId(), ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"key", "properties"}}})
 	if err != nil || got.GetKey() != "France" || got.GetProperties().GetFields()["name"].GetStringValue() != "France" || got.GetId() != 0 || got.GetName() != "" {
 		t.Errorf("get key and properties: %v, %v", got, err)
 	}
 
 	// The geometry, simplified and rounded, has fewer positions than stored.
-	full, err := ts.client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"geometry_geojson"}}})
+	full, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: &fieldmaskpb.FieldMask{Paths: []string{"geometry_geojson"}}})
 	if err != nil || len(full.GetThings()) != 1 {
 		t.Fatalf("geometry: %v, %v", full, err)
 	}
 	one := int32(1)
-	shaped, err := ts.client.Search(ctx, &searchv1.SearchRequest{Point: paris, IncludeGeometry: true, ReadMask: idName, SimplifyTolerance: 0.5, CoordinatePrecision: &one})
+	shaped, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Point: paris, IncludeGeometry: true, ReadMask: idName, SimplifyTolerance: 0.5, CoordinatePrecision: &one})
 	if err != nil || len(shaped.GetThings()) != 1 {
 		t.Fatalf("shaped geometry: %v, %v", shaped, err)
 	}
@@ -65,7 +66,7 @@ func TestShapingEndToEnd(t *testing.T) {
 
 	// total_size: every match across the pages, whatever the page.
 	var all int32
-	stream, err := ts.client.SearchStream(ctx, &searchv1.SearchRequest{Query: "an", ReadMask: idName})
+	stream, err := ts.Client.SearchStream(ctx, &searchv1.SearchRequest{Query: "an", ReadMask: idName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestShapingEndToEnd(t *testing.T) {
 	req := &searchv1.SearchRequest{Query: "an", PageSize: 7, ShowTotalSize: true, ReadMask: idName}
 	pages, seen := 0, int32(0)
 	for {
-		page, err := ts.client.Search(ctx, req)
+		page, err := ts.Client.Search(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,15 +110,15 @@ func TestShapingEndToEnd(t *testing.T) {
 			t.Errorf("%s with an unknown field: %s %q", rpc, st.Code(), st.Message())
 		}
 	}
-	_, err = ts.client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: bad})
+	_, err = ts.Client.Search(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: bad})
 	wantBad("Search", err)
-	if s, err := ts.client.SearchStream(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: bad}); err == nil {
+	if s, err := ts.Client.SearchStream(ctx, &searchv1.SearchRequest{Point: paris, ReadMask: bad}); err == nil {
 		_, err = s.Recv()
 		wantBad("SearchStream", err)
 	}
-	_, err = ts.client.GetThing(ctx, &searchv1.GetThingRequest{Id: fr.GetId(), ReadMask: bad})
+	_, err = ts.Client.GetThing(ctx, &searchv1.GetThingRequest{Id: fr.GetId(), ReadMask: bad})
 	wantBad("GetThing", err)
-	ls, err := ts.client.Locate(ctx)
+	ls, err := ts.Client.Locate(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestShapingEndToEnd(t *testing.T) {
 	wantBad("Locate", err)
 
 	// The CLI: --fields on search (a table of those columns) and locate.
-	out, errOut, code := ts.runClient(t, "search", "--lat", "48.85", "--lng", "2.35", "--fields", "name,key", "--total")
+	out, errOut, code := ts.RunClient(t, "search", "--lat", "48.85", "--lng", "2.35", "--fields", "name,key", "--total")
 	if code != 0 || !strings.Contains(out, "NAME") || !strings.Contains(out, "France  France") || strings.Contains(out, "BBOX") || !strings.Contains(out, "total: 1") {
 		t.Errorf("search --fields name,key --total: exit %d\n%s%s", code, out, errOut)
 	}
@@ -135,7 +136,7 @@ func TestShapingEndToEnd(t *testing.T) {
 	if err := os.WriteFile(points, []byte("paris,48.85,2.35\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, errOut, code = ts.runClient(t, "locate", "--fields", "name", points)
+	out, errOut, code = ts.RunClient(t, "locate", "--fields", "name", points)
 	var answer struct {
 		ID     string
 		Things []map[string]any
@@ -143,7 +144,7 @@ func TestShapingEndToEnd(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &answer) != nil || len(answer.Things) != 1 || len(answer.Things[0]) != 1 || answer.Things[0]["name"] != "France" {
 		t.Errorf("locate --fields name: exit %d\n%s%s", code, out, errOut)
 	}
-	if _, errOut, code = ts.runClient(t, "search", "--query", "a", "--fields", "id,colour"); code == 0 || !strings.Contains(errOut, `"colour"`) {
+	if _, errOut, code = ts.RunClient(t, "search", "--query", "a", "--fields", "id,colour"); code == 0 || !strings.Contains(errOut, `"colour"`) {
 		t.Errorf("search --fields id,colour: exit %d\n%s", code, errOut)
 	}
 }

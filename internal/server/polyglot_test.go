@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // polyglotClients are the examples in other languages, as commands that take
@@ -77,10 +78,10 @@ func runPolyglot(t *testing.T, argv []string, args ...string) ([]int64, string, 
 }
 
 // goAnswers gets the same answers with the Go client.
-func goAnswers(t *testing.T, ts *testServer) (point, paged, streamed []int64) {
+func goAnswers(t *testing.T, ts *servertest.Server) (point, paged, streamed []int64) {
 	t.Helper()
 	ctx := context.Background()
-	resp, err := ts.client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
+	resp, err := ts.Client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 48.85, Lng: 2.35}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func goAnswers(t *testing.T, ts *testServer) (point, paged, streamed []int64) {
 	}
 	req := &searchv1.SearchRequest{Query: "an", PageSize: 10}
 	for {
-		resp, err := ts.client.Search(ctx, req)
+		resp, err := ts.Client.Search(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +101,7 @@ func goAnswers(t *testing.T, ts *testServer) (point, paged, streamed []int64) {
 			break
 		}
 	}
-	stream, err := ts.client.SearchStream(ctx, &searchv1.SearchRequest{Query: "an"})
+	stream, err := ts.Client.SearchStream(ctx, &searchv1.SearchRequest{Query: "an"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,19 +121,19 @@ func goAnswers(t *testing.T, ts *testServer) (point, paged, streamed []int64) {
 func TestClientsInOtherLanguagesGetTheSameAnswers(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
-	ts := startServer(t, nil, true)
-	importFixture(t, ts)
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts)
 	wantPoint, wantPaged, wantStreamed := goAnswers(t, ts)
 	if len(wantPoint) != 1 || len(wantPaged) < 30 {
 		t.Fatalf("Go client: point %v, %d paged; the comparison would prove little", wantPoint, len(wantPaged))
 	}
-	_, goErr, _ := ts.runClient(t, "search", "--lat", "91", "--lng", "0")
+	_, goErr, _ := ts.RunClient(t, "search", "--lat", "91", "--lng", "0")
 	wantErr := strings.TrimPrefix(strings.TrimSpace(goErr), "search-client: ")
 
 	for name, argv := range clients {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			argv := append(slices.Clone(argv), "--addr", ts.addr)
+			argv := append(slices.Clone(argv), "--addr", ts.Addr)
 			if got, errOut, code := runPolyglot(t, argv, "point", "48.85", "2.35"); code != 0 || !slices.Equal(got, wantPoint) {
 				t.Errorf("point: ids %v (exit %d, %s), want %v", got, code, errOut, wantPoint)
 			}
@@ -158,15 +159,15 @@ func TestNodeClientFindsTheServerThroughConsulDNS(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
 	const service = "search-polyglot"
-	ts := startServer(t, consulEnv(service, ""), true)
-	importFixture(t, ts)
-	eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(inDNS(t, service)) == 1 })
+	ts := servertest.Start(t, servertest.ConsulEnv(service, ""), true)
+	servertest.ImportFixture(t, ts)
+	servertest.Eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(servertest.InDNS(t, service)) == 1 })
 	want, _, _ := goAnswers(t, ts)
-	argv := append(slices.Clone(clients["node"]), "--consul-dns", agent.DNSAddr(), "--service", service)
+	argv := append(slices.Clone(clients["node"]), "--consul-dns", servertest.Agent.DNSAddr(), "--service", service)
 	if got, errOut, code := runPolyglot(t, argv, "point", "48.85", "2.35"); code != 0 || !slices.Equal(got, want) {
 		t.Errorf("through Consul DNS: ids %v (exit %d, %s), want %v", got, code, errOut, want)
 	}
-	_, errOut, code := runPolyglot(t, append(slices.Clone(clients["node"]), "--consul-dns", agent.DNSAddr(), "--service", "nobody"), "point", "1", "1")
+	_, errOut, code := runPolyglot(t, append(slices.Clone(clients["node"]), "--consul-dns", servertest.Agent.DNSAddr(), "--service", "nobody"), "point", "1", "1")
 	if code != 1 || !strings.Contains(errOut, `no healthy instance of "nobody" found through Consul DNS`) {
 		t.Errorf("no instance: exit %d, stderr %q", code, errOut)
 	}
@@ -188,9 +189,9 @@ func locatePoints() []string {
 
 // goLocate answers points (ID,LAT,LNG) through the Go client's Locate
 // stream, scoped by opts.
-func goLocate(t *testing.T, ts *testServer, opts *searchv1.LocateOptions, points []string) []*searchv1.LocateResponse {
+func goLocate(t *testing.T, ts *servertest.Server, opts *searchv1.LocateOptions, points []string) []*searchv1.LocateResponse {
 	t.Helper()
-	stream, err := ts.client.Locate(context.Background())
+	stream, err := ts.Client.Locate(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,9 +265,9 @@ func runPolyglotLocate(t *testing.T, argv []string, args ...string) ([]*searchv1
 func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
-	ts := startServer(t, nil, true)
-	importFixture(t, ts) // collection "default": out of the scope below
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
+	ts := servertest.Start(t, nil, true)
+	servertest.ImportFixture(t, ts) // collection "default": out of the scope below
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
 	points := locatePoints()
@@ -292,7 +293,7 @@ func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 	if err := os.WriteFile(one, []byte("a,1,1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, goErr, code := ts.runClient(t, "locate", "--limit", "-1", one)
+	_, goErr, code := ts.RunClient(t, "locate", "--limit", "-1", one)
 	lines := strings.Split(strings.TrimSpace(goErr), "\n") // the summary, then the error
 	wantErr := strings.TrimPrefix(lines[len(lines)-1], "search-client: ")
 	if code != 1 || !strings.HasPrefix(wantErr, "InvalidArgument: ") {
@@ -302,7 +303,7 @@ func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 	for name, argv := range clients {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			argv := append(slices.Clone(argv), "--addr", ts.addr)
+			argv := append(slices.Clone(argv), "--addr", ts.Addr)
 			got, errOut, code := runPolyglotLocate(t, argv, args...)
 			if code != 0 {
 				t.Fatalf("locate: exit %d\n%s", code, errOut)

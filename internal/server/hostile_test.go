@@ -1,4 +1,4 @@
-package main
+package server_test
 
 import (
 	"context"
@@ -22,11 +22,12 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // probeLoop searches for Paris, as a user would with a 5 s deadline, and
 // asks for health, on a connection of its own, until stopped.
-type probeLoop struct{ searches, health *callLoop }
+type probeLoop struct{ searches, health *servertest.CallLoop }
 
 func startProbeLoop(t *testing.T, addr string) *probeLoop {
 	t.Helper()
@@ -37,8 +38,8 @@ func startProbeLoop(t *testing.T, addr string) *probeLoop {
 	t.Cleanup(func() { conn.Close() })
 	client, hc := searchv1.NewSearchServiceClient(conn), healthpb.NewHealthClient(conn)
 	return &probeLoop{
-		searches: startLoop(5*time.Millisecond, func() error { return searchParis(client, 5*time.Second) }),
-		health: startLoop(5*time.Millisecond, func() error {
+		searches: servertest.StartLoop(5*time.Millisecond, func() error { return servertest.SearchParis(client, 5*time.Second) }),
+		health: servertest.StartLoop(5*time.Millisecond, func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			h, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -53,8 +54,8 @@ func startProbeLoop(t *testing.T, addr string) *probeLoop {
 // stop ends both loops: searches answered and failed, health checks not
 // SERVING, and the first failed search.
 func (l *probeLoop) stop() (ok, failed, unhealthy int64, firstErr any) {
-	ok, failed, firstErr = l.searches.stop()
-	_, unhealthy, _ = l.health.stop()
+	ok, failed, firstErr = l.searches.Stop()
+	_, unhealthy, _ = l.health.Stop()
 	return ok, failed, unhealthy, firstErr
 }
 
@@ -68,15 +69,15 @@ func squareMessage(i int) *searchv1.ImportRequest {
 func TestStalledImportsNeverStarveSearches(t *testing.T) {
 	t.Parallel()
 	const stalled, concurrent = 16, 2
-	ts := startServer(t, map[string]string{
+	ts := servertest.Start(t, map[string]string{
 		"IMPORT_IDLE_TIMEOUT": "3s", "MAX_CONCURRENT_IMPORTS": fmt.Sprint(concurrent), "DB_MAX_CONNS": "4",
 	}, true)
-	importFixture(t, ts)
-	before := fingerprint(t, ts.dbURL)
-	loop := startProbeLoop(t, ts.addr)
+	servertest.ImportFixture(t, ts)
+	before := servertest.Fingerprint(t, ts.DBURL)
+	loop := startProbeLoop(t, ts.Addr)
 
 	// The stalled clients share a connection of their own.
-	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ts.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestStalledImportsNeverStarveSearches(t *testing.T) {
 	if failed != 0 || unhealthy != 0 || ok == 0 {
 		t.Errorf("searches: %d answered, %d failed (first: %v), %d health checks not SERVING; want none failed", ok, failed, firstErr, unhealthy)
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("stalled imports stored something: %s -> %s", before, after)
 	}
 }
@@ -142,11 +143,11 @@ func watchHandlers() int {
 func TestThousandsOfStreamsOnOneConnectionStarveNoOtherClient(t *testing.T) {
 	t.Parallel()
 	const streams, limit = 2000, 50
-	ts := startServer(t, map[string]string{"GRPC_MAX_CONCURRENT_STREAMS": fmt.Sprint(limit)}, true)
-	importFixture(t, ts)
-	loop := startProbeLoop(t, ts.addr)
+	ts := servertest.Start(t, map[string]string{"GRPC_MAX_CONCURRENT_STREAMS": fmt.Sprint(limit)}, true)
+	servertest.ImportFixture(t, ts)
+	loop := startProbeLoop(t, ts.Addr)
 
-	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(ts.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,15 +173,15 @@ func TestThousandsOfStreamsOnOneConnectionStarveNoOtherClient(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, time.Minute, fmt.Sprintf("%d open Watch streams", limit), func() bool { return watchHandlers() == limit })
+	servertest.Eventually(t, time.Minute, fmt.Sprintf("%d open Watch streams", limit), func() bool { return watchHandlers() == limit })
 	maxSeen := 0
-	for okBefore := loop.searches.ok.Load(); loop.searches.ok.Load() < okBefore+50; {
+	for okBefore := loop.searches.OK.Load(); loop.searches.OK.Load() < okBefore+50; {
 		maxSeen = max(maxSeen, watchHandlers())
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancel()
 	wg.Wait()
-	eventually(t, time.Minute, "the Watch streams to end", func() bool { return watchHandlers() == 0 })
+	servertest.Eventually(t, time.Minute, "the Watch streams to end", func() bool { return watchHandlers() == 0 })
 	ok, failed, unhealthy, firstErr := loop.stop()
 	t.Logf("%d streams asked for on one connection: at most %d served at once; meanwhile %d searches answered, %d failed, %d health checks not SERVING",
 		streams, maxSeen, ok, failed, unhealthy)
@@ -194,9 +195,9 @@ func TestThousandsOfStreamsOnOneConnectionStarveNoOtherClient(t *testing.T) {
 
 func TestATransientDatabaseFaultEndsTheImportWhole(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	before := fingerprint(t, ts.dbURL)
-	stream, err := ts.client.Import(context.Background())
+	ts := servertest.Start(t, nil, true)
+	before := servertest.Fingerprint(t, ts.DBURL)
+	stream, err := ts.Client.Import(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +210,9 @@ func TestATransientDatabaseFaultEndsTheImportWhole(t *testing.T) {
 		}
 	}
 	send(0, 200) // one whole batch: the server writes it into its transaction
-	dbName := ts.dbURL[strings.LastIndex(ts.dbURL, "/")+1 : strings.Index(ts.dbURL, "?")]
-	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.dbURL)
-	conn := connect(t, ts.dbURL)
+	dbName := ts.DBURL[strings.LastIndex(ts.DBURL, "/")+1 : strings.Index(ts.DBURL, "?")]
+	waitFor(t, "the import transaction to write", func(conn *pgx.Conn) bool { return writers(conn, dbName) > 0 }, ts.DBURL)
+	conn := servertest.Connect(t, ts.DBURL)
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE datname = $1 AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()`, dbName); err != nil {
@@ -222,16 +223,16 @@ func TestATransientDatabaseFaultEndsTheImportWhole(t *testing.T) {
 	if code := status.Code(err); code != codes.Unavailable && code != codes.Aborted {
 		t.Errorf("import whose connection was terminated: %v, want a retryable code (Unavailable or Aborted)", err)
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := servertest.Fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("an import cut by a database fault stored something: %s -> %s", before, after)
 	}
 	// The server goes on: the next import succeeds.
-	importFixture(t, ts)
+	servertest.ImportFixture(t, ts)
 }
 
 func TestCLIRejectsAFeatureWithArrayPropertiesAlone(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.Start(t, nil, true)
 	sq := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
 	doc := `{"type":"FeatureCollection","features":[
 		{"type":"Feature","properties":{"name":"a"},"geometry":` + sq + `},
@@ -242,7 +243,7 @@ func TestCLIRejectsAFeatureWithArrayPropertiesAlone(t *testing.T) {
 	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := ts.runClient(t, "import", file)
+	stdout, stderr, code := ts.RunClient(t, "import", file)
 	// The two stored features are committed: the import prints the token
 	// that reads them back (its value is the database's WAL position).
 	token := regexp.MustCompile(`(?m)^consistency token: [A-Za-z0-9_-]{12}\n`)

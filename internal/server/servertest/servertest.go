@@ -1,0 +1,249 @@
+// Package servertest is the harness of the search server's end-to-end
+// tests (internal/server's and cmd/search-server's): one PostgreSQL
+// cluster, one Consul agent and the search-client and search-server
+// binaries per test binary (Main), servers run in-process (Start) or as
+// processes (StartProc), and the helpers the tests of both packages share.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/sethvargo/go-envconfig"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	searchv1 "github.com/geosearch/search/proto/search/v1"
+
+	"github.com/geosearch/search/internal/consul/consultest"
+	"github.com/geosearch/search/internal/grpcapi/grpcapitest"
+	"github.com/geosearch/search/internal/postgis/postgistest"
+	"github.com/geosearch/search/internal/server"
+)
+
+// What Main starts for the test binary.
+var (
+	Cluster   *postgistest.Cluster
+	Agent     *consultest.Agent // a real Consul agent; tests use distinct service names
+	ClientBin string            // the search-client binary, built once
+	ServerBin string            // the search-server binary, built once
+)
+
+// Version is what the in-process servers report as their version.
+const Version = "servertest"
+
+// Main builds the binaries, starts the Consul agent and the PostgreSQL
+// cluster, runs the tests and releases it all; TestMain exits with its
+// result.
+func Main(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "search-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ClientBin, ServerBin = filepath.Join(dir, "search-client"), filepath.Join(dir, "search-server")
+	for bin, pkg := range map[string]string{ClientBin: "github.com/geosearch/search/cmd/search-client", ServerBin: "github.com/geosearch/search/cmd/search-server"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			return 1
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	Agent, err = consultest.Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "consultest: %v\n", err)
+		return 1
+	}
+	defer Agent.Close()
+	return postgistest.Main(m, &Cluster)
+}
+
+// OwnCluster starts a PostgreSQL+PostGIS server of the test's own, for tests
+// that stop it; it is removed after the test's databases are dropped.
+func OwnCluster(t *testing.T) *postgistest.Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := postgistest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// OwnAgent starts a Consul agent of the test's own, for tests that stop it.
+func OwnAgent(t *testing.T) *consultest.Agent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	a, err := consultest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// Server is a search-server running in-process on a free port.
+type Server struct {
+	Addr   string
+	DBURL  string
+	Conn   *grpc.ClientConn
+	Client searchv1.SearchServiceClient
+	Logs   *SyncBuffer
+	Srv    *server.Server
+}
+
+// Unset, as a value in Start's env, removes one of its default variables
+// instead of setting it.
+const Unset = "\x00unset"
+
+// Start runs the real server wiring with env on top of a fresh database,
+// and waits until it is SERVING unless wantReady is false.
+func Start(t testing.TB, env map[string]string, wantReady bool) *Server {
+	t.Helper()
+	return StartWith(t, env, wantReady, grpc.WithTransportCredentials(insecure.NewCredentials()))
+}
+
+// StartWith is Start with the test's connection dialled with dial (TLS
+// credentials, say).
+func StartWith(t testing.TB, env map[string]string, wantReady bool, dial ...grpc.DialOption) *Server {
+	t.Helper()
+	ts := &Server{Logs: &SyncBuffer{}}
+	vars := map[string]string{
+		"DATABASE_URL":          "",
+		"LISTEN_ADDR":           "127.0.0.1:0",
+		"HEALTH_CHECK_INTERVAL": "100ms",
+		"LOG_LEVEL":             "debug",
+		"CONSUL_REGISTER":       "false",
+	}
+	// MEMINDEX in the test process's environment (make test-memindex-on)
+	// runs every server of the suite with the in-memory index so; a test's
+	// own env still wins.
+	if m, ok := os.LookupEnv("MEMINDEX"); ok {
+		vars["MEMINDEX"] = m
+	}
+	for k, v := range env {
+		if v == Unset {
+			delete(vars, k)
+			continue
+		}
+		vars[k] = v
+	}
+	if vars["DATABASE_URL"] == "" { // ConsulEnv leaves it empty for a fresh one
+		vars["DATABASE_URL"] = Cluster.NewDatabase(t)
+	}
+	ts.DBURL = vars["DATABASE_URL"]
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := server.LoadStartup(ctx, envconfig.MapLookuper(nil), envconfig.MapLookuper(vars)) // as main does
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	srv, err := server.New(ctx, st.Config, ts.Logs, Version)
+	if err != nil {
+		t.Fatalf("new server: %v", err)
+	}
+	ts.Srv = srv
+	srv.ReportConfig(ctx, st)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.Logs.String())
+		}
+	})
+	ts.Addr = srv.Addr().String()
+	ts.Conn, err = grpc.NewClient(ts.Addr, dial...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.Conn.Close() })
+	ts.Client = searchv1.NewSearchServiceClient(ts.Conn)
+	if wantReady {
+		ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
+	}
+	return ts
+}
+
+// WaitHealth waits until ts reports want.
+func (ts *Server) WaitHealth(t testing.TB, want healthpb.HealthCheckResponse_ServingStatus) {
+	t.Helper()
+	grpcapitest.WaitHealth(t, ts.Conn, want)
+}
+
+// RunClient runs the search-client binary against ts and returns its output
+// and exit code.
+func (ts *Server) RunClient(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	return ts.RunClientEnv(t, nil, args...)
+}
+
+// RunClientEnv is RunClient with env (NAME=value) added to the client's
+// environment.
+func (ts *Server) RunClientEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(ClientBin, append([]string{"--addr", ts.Addr}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run search-client: %v", err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// SyncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*SyncBuffer)(nil)
+
+// Connect opens a connection to dbURL for the test; the caller closes it.
+func Connect(t testing.TB, dbURL string) *pgx.Conn {
+	t.Helper()
+	return postgistest.Connect(t, dbURL)
+}
+
+// Fingerprint summarizes everything stored, to prove that bad input
+// changed nothing.
+func Fingerprint(t *testing.T, dbURL string) string {
+	t.Helper()
+	return postgistest.Fingerprint(t, dbURL)
+}
