@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // locateFile writes n points (a lattice, ID,LAT,LNG with a header) to a
@@ -48,7 +49,7 @@ func (ts *testServer) runClientOnATerminal(t *testing.T, stdin io.Reader, args .
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 200}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(clientBin, append([]string{"--addr", ts.addr}, args...)...)
+	cmd := exec.Command(servertest.ClientBin, append([]string{"--addr", ts.addr}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, tty
 	if err := cmd.Start(); err != nil {

@@ -47,19 +47,12 @@ const Version = "servertest"
 // cluster, runs the tests and releases it all; TestMain exits with its
 // result.
 func Main(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "search-bin-")
+	dir, err := BuildBinaries(false)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ClientBin, ServerBin = filepath.Join(dir, "search-client"), filepath.Join(dir, "search-server")
-	for bin, pkg := range map[string]string{ClientBin: "github.com/geosearch/search/cmd/search-client", ServerBin: "github.com/geosearch/search/cmd/search-server"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			return 1
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	Agent, err = consultest.Start(ctx)
 	cancel()
@@ -69,6 +62,28 @@ func Main(m *testing.M) int {
 	}
 	defer Agent.Close()
 	return postgistest.Main(m, &Cluster)
+}
+
+// BuildBinaries builds search-client and search-server (with -race when
+// race is set) into a new temporary directory, which the caller removes,
+// and sets ClientBin and ServerBin.
+func BuildBinaries(race bool) (dir string, err error) {
+	dir, err = os.MkdirTemp("", "search-bin-")
+	if err != nil {
+		return "", err
+	}
+	ClientBin, ServerBin = filepath.Join(dir, "search-client"), filepath.Join(dir, "search-server")
+	for bin, pkg := range map[string]string{ClientBin: "github.com/geosearch/search/cmd/search-client", ServerBin: "github.com/geosearch/search/cmd/search-server"} {
+		args := []string{"build", "-o", bin}
+		if race {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, pkg)...).CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return "", fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return dir, nil
 }
 
 // OwnCluster starts a PostgreSQL+PostGIS server of the test's own, for tests
@@ -200,7 +215,15 @@ func (ts *Server) RunClient(t *testing.T, args ...string) (stdout, stderr string
 // environment.
 func (ts *Server) RunClientEnv(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(ClientBin, append([]string{"--addr", ts.Addr}, args...)...)
+	return RunClientAt(t, ts.Addr, env, args...)
+}
+
+// RunClientAt runs the ClientBin binary against the server at addr, with env
+// (NAME=value) added to the test process's environment, and returns its
+// output and exit code.
+func RunClientAt(t *testing.T, addr string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(ClientBin, append([]string{"--addr", addr}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
