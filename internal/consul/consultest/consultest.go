@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -94,6 +95,27 @@ acl {
 		return nil, err
 	}
 	a := &Agent{bin: bin, dir: dir, ports: map[string]int{}, opts: opts}
+	// A port chosen free can be taken before the agent binds it (another
+	// test process's connection or listener): the first start then picks
+	// all ports again. Later starts keep the client ports (clients know
+	// them) and choose only the agent's own anew.
+	for attempt := 1; ; attempt++ {
+		err = a.startOnFreshPorts(ctx)
+		if err == nil {
+			return a, nil
+		}
+		if attempt == startAttempts || !strings.Contains(err.Error(), "address already in use") {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	}
+}
+
+// startAttempts is how many times StartWith picks ports before it gives up.
+const startAttempts = 5
+
+// startOnFreshPorts picks the client ports and starts the agent.
+func (a *Agent) startOnFreshPorts(ctx context.Context) error {
 	// Every listener stays open until all ports are chosen, so that no two
 	// names get the same port.
 	var held []net.Listener
@@ -101,22 +123,17 @@ acl {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			closeAll(held)
-			_ = os.RemoveAll(dir)
-			return nil, err
+			return err
 		}
 		held = append(held, l)
 		a.ports[name] = l.Addr().(*net.TCPAddr).Port
 	}
 	closeAll(held)
-	if a.client, err = api.NewClient(&api.Config{Address: a.HTTPAddr(), Token: opts.ManagementToken}); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
+	var err error
+	if a.client, err = api.NewClient(&api.Config{Address: a.HTTPAddr(), Token: a.opts.ManagementToken}); err != nil {
+		return err
 	}
-	if err := a.Start(ctx); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	return a, nil
+	return a.Start(ctx)
 }
 
 // freshInternalPorts picks free ports for the agent's serf and server
