@@ -14,26 +14,27 @@ import (
 
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/postgis/postgistest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 func TestClientEndToEnd(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.StartBinary(t, nil, true)
 
-	out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name")
+	out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--key-property", "name")
 	if code != 0 || !strings.Contains(out, "imported 241 features") || !strings.Contains(out, "rejected 0") {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}
 
-	out, errOut, code = ts.runClient(t, "search", "--lat", "48.85", "--lng", "2.35")
+	out, errOut, code = ts.RunClient(t, "search", "--lat", "48.85", "--lng", "2.35")
 	if code != 0 || !strings.Contains(out, "France") || strings.Count(out, "\n") != 2 {
 		t.Errorf("search Paris: exit %d, want one row with France:\n%s%s", code, out, errOut)
 	}
-	out, _, code = ts.runClient(t, "search", "--lat", "30", "--lng", "-30")
+	out, _, code = ts.RunClient(t, "search", "--lat", "30", "--lng", "-30")
 	if code != 0 || strings.TrimSpace(out) != "no matches" {
 		t.Errorf("search mid-Atlantic: exit %d, want no matches:\n%s", code, out)
 	}
-	out, _, code = ts.runClient(t, "search", "--query", "fran", "--lat", "48.85", "--lng", "2.35", "--json")
+	out, _, code = ts.RunClient(t, "search", "--query", "fran", "--lat", "48.85", "--lng", "2.35", "--json")
 	var resp searchv1.SearchResponse
 	if code != 0 || protojsonUnmarshal(out, &resp) != nil || len(resp.GetThings()) != 1 || resp.GetThings()[0].GetName() != "France" {
 		t.Errorf("search --json: exit %d, want protojson with France:\n%s", code, out)
@@ -47,7 +48,7 @@ func TestClientEndToEnd(t *testing.T) {
 		if token != "" {
 			args = append(args, "--page-token", token)
 		}
-		out, errOut, code := ts.runClient(t, args...)
+		out, errOut, code := ts.RunClient(t, args...)
 		var page searchv1.SearchResponse
 		if code != 0 || protojsonUnmarshal(out, &page) != nil {
 			t.Fatalf("page: exit %d\n%s%s", code, out, errOut)
@@ -59,7 +60,7 @@ func TestClientEndToEnd(t *testing.T) {
 			break
 		}
 	}
-	out, _, code = ts.runClient(t, "search", "--query", "an", "--all", "--json")
+	out, _, code = ts.RunClient(t, "search", "--query", "an", "--all", "--json")
 	var streamed []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var th searchv1.Thing
@@ -74,23 +75,23 @@ func TestClientEndToEnd(t *testing.T) {
 
 	checkSortedWalk(t, ts)
 
-	out, _, code = ts.runClient(t, "monitor")
+	out, _, code = ts.RunClient(t, "monitor")
 	if code != 0 || !strings.Contains(out, "things:    241") {
 		t.Errorf("monitor: exit %d\n%s", code, out)
 	}
-	out, _, code = ts.runClient(t, "health")
+	out, _, code = ts.RunClient(t, "health")
 	if code != 0 || strings.TrimSpace(out) != "SERVING" {
 		t.Errorf("health: exit %d\n%s", code, out)
 	}
 
 	// Errors print the gRPC code and message and exit non-zero.
-	_, errOut, code = ts.runClient(t, "search", "--lat", "91", "--lng", "0")
+	_, errOut, code = ts.RunClient(t, "search", "--lat", "91", "--lng", "0")
 	if code != 1 || !strings.Contains(errOut, "InvalidArgument: point.lat must be within [-90, 90], got 91") {
 		t.Errorf("invalid point: exit %d, stderr %q", code, errOut)
 	}
 
 	// A file that is not GeoJSON imports nothing; so does one half-read.
-	before := fingerprint(t, ts.dbURL)
+	before := fingerprint(t, ts.DBURL)
 	bad := filepath.Join(t.TempDir(), "bad.geojson")
 	truncated := filepath.Join(t.TempDir(), "truncated.geojson")
 	full, err := os.ReadFile(geotest.Testdata("ne_110m_countries.geojson"))
@@ -104,12 +105,12 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{bad, truncated} {
-		_, errOut, code = ts.runClient(t, "import", f)
+		_, errOut, code = ts.RunClient(t, "import", f)
 		if code != 1 || !strings.Contains(errOut, "nothing was imported") {
 			t.Errorf("import %s: exit %d, stderr %q", filepath.Base(f), code, errOut)
 		}
 	}
-	if after := fingerprint(t, ts.dbURL); after != before {
+	if after := fingerprint(t, ts.DBURL); after != before {
 		t.Errorf("failed imports changed the store: %s -> %s", before, after)
 	}
 }
@@ -118,7 +119,7 @@ func TestClientEndToEnd(t *testing.T) {
 // PostGIS on ts, which holds the 1:50m countries: pages walked with their
 // tokens see what --all streams, in descending iso_n3 order, each thing
 // with that property only.
-func checkSortedWalk(t *testing.T, ts *testServer) {
+func checkSortedWalk(t *testing.T, ts *servertest.Server) {
 	t.Helper()
 	sortedWalk := func(args ...string) []string {
 		t.Helper()
@@ -129,7 +130,7 @@ func checkSortedWalk(t *testing.T, ts *testServer) {
 			if token != "" {
 				a = append(a, "--page-token", token)
 			}
-			out, errOut, code := ts.runClient(t, a...)
+			out, errOut, code := ts.RunClient(t, a...)
 			var page searchv1.SearchResponse
 			if code != 0 || protojsonUnmarshal(out, &page) != nil {
 				t.Fatalf("sorted page: exit %d\n%s%s", code, out, errOut)
@@ -152,7 +153,7 @@ func checkSortedWalk(t *testing.T, ts *testServer) {
 	if len(sortedCodes) < 50 || !slices.IsSortedFunc(sortedCodes, func(a, b string) int { return strings.Compare(b, a) }) {
 		t.Errorf("--sort-by=-iso_n3: %d things, %v; want many, in descending iso_n3 order", len(sortedCodes), sortedCodes)
 	}
-	out, _, code := ts.runClient(t, "search", "--query", "an", "--sort-by=-iso_n3,name", "--all", "--json")
+	out, _, code := ts.RunClient(t, "search", "--query", "an", "--sort-by=-iso_n3,name", "--all", "--json")
 	var streamedCodes []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		var th searchv1.Thing
@@ -169,13 +170,13 @@ func checkSortedWalk(t *testing.T, ts *testServer) {
 
 func TestImportOfTheDetailedCountriesReportsTheCollapsedOne(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_10m_countries.geojson.gz"), "--key-property", "name")
+	ts := servertest.StartBinary(t, nil, true)
+	out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_10m_countries.geojson.gz"), "--key-property", "name")
 	if code != exitRejectedForTest || !strings.Contains(out, "imported 254 features") ||
 		!strings.Contains(out, "rejected feature 166 (Vatican): geometry has no area") {
 		t.Fatalf("import 1:10m: exit %d\n%s%s", code, out, errOut)
 	}
-	out, _, _ = ts.runClient(t, "search", "--lat", "35.69", "--lng", "139.69")
+	out, _, _ = ts.RunClient(t, "search", "--lat", "35.69", "--lng", "139.69")
 	if !strings.Contains(out, "Japan") {
 		t.Errorf("Tokyo: %s", out)
 	}

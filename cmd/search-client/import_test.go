@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // bowtie is a self-intersecting ring at (x, y): the store repairs it with
@@ -28,7 +30,7 @@ func bowtieAt(i int) string { return bowtie(-170+float64(i%300)*1.1, -80+float64
 func TestImportOfManyRepairsFitsTheClient(t *testing.T) {
 	t.Parallel()
 	const n = 60_000
-	ts := startServer(t, nil, true)
+	ts := servertest.StartBinary(t, nil, true)
 
 	path := filepath.Join(t.TempDir(), "bowties.geojson")
 	f, err := os.Create(path)
@@ -49,7 +51,7 @@ func TestImportOfManyRepairsFitsTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	out, errOut, code := ts.runClient(t, "import", path, "--collection", "cli")
+	out, errOut, code := ts.RunClient(t, "import", path, "--collection", "cli")
 	want := fmt.Sprintf("imported %d features into cli (%d repaired), rejected 1\n", n, n)
 	if code != 3 || !strings.HasPrefix(out, want) || !strings.Contains(out, fmt.Sprintf("0 of 0 rejections and 1000 of %d repairs", n)) {
 		t.Errorf("search-client import: exit %d, stdout:\n%.2000s\nstderr:\n%s\nwant exit %d, %q and the listing's bounds", code, out, errOut, 3, want)

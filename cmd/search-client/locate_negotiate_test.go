@@ -17,6 +17,7 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // releaseLocate answers Locate as a server from before the bulk form did: a
@@ -96,8 +97,8 @@ func TestLocateAsksTheServerForTheBulkForm(t *testing.T) {
 			searchv1.RegisterSearchServiceServer(gs, srv)
 			go gs.Serve(lis)
 			t.Cleanup(gs.Stop)
-			ts := &testServer{addr: lis.Addr().String()}
-			stdout, stderr, code := ts.runClient(t, "locate", "--csv", file)
+			ts := &servertest.Server{Addr: lis.Addr().String()}
+			stdout, stderr, code := ts.RunClient(t, "locate", "--csv", file)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}

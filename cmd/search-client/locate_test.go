@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestLocateThroughTheClient runs search-client locate against a real
@@ -18,11 +19,11 @@ import (
 // unreadable line refused (exit 2).
 func TestLocateThroughTheClient(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries"); code != 0 {
+	ts := servertest.StartBinary(t, nil, true)
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "coarse"); code != 0 {
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "coarse"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
 	dir := t.TempDir()
@@ -50,7 +51,7 @@ func TestLocateThroughTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, errOut, code := ts.runClient(t, "locate", "--collection", "countries", csvPath)
+	out, errOut, code := ts.RunClient(t, "locate", "--collection", "countries", csvPath)
 	if code != 3 {
 		t.Fatalf("locate with bad points: exit %d, want 3\n%s", code, errOut)
 	}
@@ -94,7 +95,7 @@ func TestLocateThroughTheClient(t *testing.T) {
 	}
 
 	// NDJSON in, CSV out, both collections: the same points, in order.
-	out, errOut, code = ts.runClient(t, "locate", "--csv", ndjsonPath)
+	out, errOut, code = ts.RunClient(t, "locate", "--csv", ndjsonPath)
 	if code != 0 {
 		t.Fatalf("locate --csv: exit %d\n%s", code, errOut)
 	}
@@ -124,7 +125,7 @@ func TestLocateThroughTheClient(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("a,1,2\nb,north,2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code = ts.runClient(t, "locate", bad); code != 2 || !strings.Contains(errOut, "line 2") {
+	if _, errOut, code = ts.RunClient(t, "locate", bad); code != 2 || !strings.Contains(errOut, "line 2") {
 		t.Errorf("an unreadable line: exit %d, want 2 naming line 2\n%s", code, errOut)
 	}
 }

@@ -39,7 +39,7 @@ func locateFile(t *testing.T, n int) string {
 // standard error on a pseudo-terminal (standard output and input are not
 // one; stdin is its standard input) and returns what it wrote to each, and
 // its exit code.
-func (ts *testServer) runClientOnATerminal(t *testing.T, stdin io.Reader, args ...string) (stdout, terminal string, code int) {
+func runClientOnATerminal(t *testing.T, ts *servertest.Server, stdin io.Reader, args ...string) (stdout, terminal string, code int) {
 	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
@@ -49,7 +49,7 @@ func (ts *testServer) runClientOnATerminal(t *testing.T, stdin io.Reader, args .
 	if err := pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 200}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(servertest.ClientBin, append([]string{"--addr", ts.addr}, args...)...)
+	cmd := exec.Command(servertest.ClientBin, append([]string{"--addr", ts.Addr}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, &out, tty
 	if err := cmd.Start(); err != nil {
@@ -120,9 +120,9 @@ func lastMatch(t *testing.T, fs []string, re *regexp.Regexp) []int64 {
 // answered, the whole file read), and the summary follows it.
 func TestCLIProgressOnATerminal(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
+	ts := servertest.StartBinary(t, nil, true)
 
-	out, terminal, code := ts.runClientOnATerminal(t, nil, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
+	out, terminal, code := runClientOnATerminal(t, ts, nil, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
 	if code != 0 || !strings.Contains(out, "imported 177 features into countries") {
 		t.Fatalf("import: exit %d\n%s\n%q", code, out, terminal)
 	}
@@ -140,7 +140,7 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 
 	const n = 4000
 	path := locateFile(t, n)
-	out, terminal, code = ts.runClientOnATerminal(t, nil, "locate", "--collection", "countries", path)
+	out, terminal, code = runClientOnATerminal(t, ts, nil, "locate", "--collection", "countries", path)
 	if code != 0 {
 		t.Fatalf("locate: exit %d\n%q", code, terminal)
 	}
@@ -167,7 +167,7 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 	defer in.Close()
 	pr, pw := io.Pipe()
 	go func() { _, err := io.Copy(pw, in); pw.CloseWithError(err) }()
-	out, terminal, code = ts.runClientOnATerminal(t, pr, "locate", "--collection", "countries", "-")
+	out, terminal, code = runClientOnATerminal(t, ts, pr, "locate", "--collection", "countries", "-")
 	if code != 0 || strings.Count(out, "\n") != n {
 		t.Fatalf("locate -: exit %d, %d answers\n%q", code, strings.Count(out, "\n"), terminal)
 	}
@@ -184,8 +184,8 @@ func TestCLIProgressOnATerminal(t *testing.T) {
 // is its report and the write's consistency token).
 func TestCLIProgressNotOnATerminal(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	out, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
+	ts := servertest.StartBinary(t, nil, true)
+	out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries")
 	if code != 0 || !regexp.MustCompile(`^imported 177 features into countries \(5 repaired\), rejected 0\nconsistency token: [A-Za-z0-9_-]{12}\n$`).MatchString(out) {
 		t.Fatalf("import: exit %d, standard output %q", code, out)
 	}
@@ -193,7 +193,7 @@ func TestCLIProgressNotOnATerminal(t *testing.T) {
 		t.Errorf("import's standard error is not its one-line summary: %q", errOut)
 	}
 	path := locateFile(t, 2000)
-	_, errOut, code = ts.runClient(t, "locate", path)
+	_, errOut, code = ts.RunClient(t, "locate", path)
 	if code != 0 {
 		t.Fatalf("locate: exit %d\n%s", code, errOut)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/server/servertest"
 )
 
 // TestSpatialSearchThroughTheClient runs search-client search with
@@ -17,13 +18,13 @@ import (
 // end to end, distances printed, and bad input refused with its reason.
 func TestSpatialSearchThroughTheClient(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, nil, true)
-	if _, errOut, code := ts.runClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries"); code != 0 {
+	ts := servertest.StartBinary(t, nil, true)
+	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_50m_countries.geojson"), "--collection", "countries"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}
 	run := func(args ...string) string {
 		t.Helper()
-		out, errOut, code := ts.runClient(t, args...)
+		out, errOut, code := ts.RunClient(t, args...)
 		if code != 0 {
 			t.Fatalf("%v: exit %d\n%s", args, code, errOut)
 		}
@@ -116,7 +117,7 @@ func TestSpatialSearchThroughTheClient(t *testing.T) {
 		{[]string{"search", "--area", write("two.geojson", `{"type":"FeatureCollection","features":[{"geometry":null},{"geometry":null}]}`)}, 2, "a FeatureCollection of 2 features"},
 		{[]string{"search", "--lat", "1", "--lng", "1", "--area", write("ok.geojson", poly)}, 1, "a search takes one of a point, a bbox and an area, not several"},
 	} {
-		_, errOut, code := ts.runClient(t, tt.args...)
+		_, errOut, code := ts.RunClient(t, tt.args...)
 		if code != tt.code || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, %q; want exit %d and %q", tt.args, code, errOut, tt.code, tt.want)
 		}

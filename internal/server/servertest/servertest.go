@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +188,35 @@ func StartWith(t testing.TB, env map[string]string, wantReady bool, dial ...grpc
 		}
 	})
 	ts.Addr = srv.Addr().String()
+	ts.dial(t, wantReady, dial...)
+	return ts
+}
+
+// StartBinary runs the server binary (StartProc) with env on top of a fresh
+// database of Cluster, as a Server without Srv, and waits until it is
+// SERVING unless wantReady is false. It is stopped with SIGTERM at the end
+// of the test and must exit cleanly.
+func StartBinary(t *testing.T, env map[string]string, wantReady bool) *Server {
+	t.Helper()
+	vars := map[string]string{"DATABASE_URL": Cluster.NewDatabase(t), "LOG_LEVEL": "debug"}
+	maps.Copy(vars, env)
+	p := StartProc(t, vars)
+	t.Cleanup(func() { // before StartProc's own cleanup, which kills
+		p.Signal(t, syscall.SIGTERM)
+		if err := p.Wait(t); err != nil {
+			t.Errorf("server exit: %v", err)
+		}
+	})
+	ts := &Server{Addr: p.Addr, DBURL: vars["DATABASE_URL"], Logs: p.Logs}
+	ts.dial(t, wantReady, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return ts
+}
+
+// dial connects the test's client to ts.Addr and, if wantReady, waits until
+// ts is SERVING.
+func (ts *Server) dial(t testing.TB, wantReady bool, dial ...grpc.DialOption) {
+	t.Helper()
+	var err error
 	ts.Conn, err = grpc.NewClient(ts.Addr, dial...)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +226,6 @@ func StartWith(t testing.TB, env map[string]string, wantReady bool, dial ...grpc
 	if wantReady {
 		ts.WaitHealth(t, healthpb.HealthCheckResponse_SERVING)
 	}
-	return ts
 }
 
 // WaitHealth waits until ts reports want.
