@@ -68,16 +68,11 @@ func (r *Registry) update(scan geo.SnapshotScanner, old *collection, h geo.Colle
 	if err != nil {
 		return r.failed(h, err), nil
 	}
-	c.ix = ix
-	c.bytes = int64(ix.Bytes())
-	for _, rec := range c.things {
-		c.bytes += recordBytes(rec)
+	fitted := r.fit(c, ix, free)
+	if fitted == c {
+		r.updates.Add(1)
 	}
-	if c.bytes > free {
-		return r.leftOut(h, c.bytes, free), nil
-	}
-	r.updates.Add(1)
-	return c, nil
+	return fitted, nil
 }
 
 // errNotIncremental: an update found the old index and the store's

@@ -324,15 +324,21 @@ func (r *Registry) load(scan geo.SnapshotScanner, h geo.CollectionHead, v Versio
 	if err != nil {
 		return r.failed(h, err), nil
 	}
+	return r.fit(c, ix, free), nil
+}
+
+// fit gives c its index ix and its size (the index and the records), or
+// leaves the collection out when that is more than free.
+func (r *Registry) fit(c *collection, ix *Index, free int64) *collection {
 	c.ix = ix
 	c.bytes = int64(ix.Bytes())
 	for _, rec := range c.things {
 		c.bytes += recordBytes(rec)
 	}
 	if c.bytes > free {
-		return r.leftOut(h, c.bytes, free), nil
+		return r.leftOut(c.head, c.bytes, free)
 	}
-	return c, nil
+	return c
 }
 
 func (r *Registry) leftOut(h geo.CollectionHead, need, free int64) *collection {
