@@ -139,7 +139,7 @@ fuzz-cql2:
 ##        shorter: BENCHFLAGS="--rounds 1 --duration 3s --cli-points 100000"
 BENCHFLAGS ?=
 bench: deps build consul
-	$(BIN)/search-bench --sweep 1,2,4,8,16 --plots-dir docs/bench $(BENCHFLAGS)
+	$(BIN)/search-bench --sweep 1,2,4,8,16,32,64 --plots-dir docs/bench $(BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	cd $(BENCH) && $(GO) test -run '^$$' -bench . -benchtime 3s -count 3 ./...
 	$(GO) test -run '^TestMatchesPostGIS$$' -count=1 -timeout 60m -v ./internal/memindex/ -args -exhaustive

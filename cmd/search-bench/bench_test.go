@@ -148,7 +148,8 @@ func TestBenchmarkSmoke(t *testing.T) {
 	}
 	for _, want := range []string{"server CPU per unary point Search, " + kindGRPCLogging, "direct db CPU / gRPC total CPU per search, " + kindGRPCLogging,
 		"server CPU per call of a bare grpc-go server (health)", "Locate vs direct single-point SQL (rate)",
-		"server CPU per located point", "Locate vs the set-based SQL ceiling (rate)", "search-client locate, 3000 points: peak RSS"} {
+		"server CPU per located point", "Locate vs the set-based SQL ceiling (rate)", "search-client locate, 3000 points: peak RSS",
+		"issue 27: gRPC point search vs direct SQL (rate)", "issue 27: peak gRPC point Search rate vs peak direct SQL rate over the sweep"} {
 		if !targets[want] {
 			t.Errorf("no target %q in %v", want, targets)
 		}

@@ -152,6 +152,14 @@ func (r *report) indexTargets(add func(name, want, got string, met bool)) {
 			fmt.Sprintf("%.0f + %.0f + %.0f = %.0f us vs %.0f + %.0f = %.0f us", g.ServerUsReq, g.DBUsReq, g.BenchUsReq,
 				g.ServerUsReq+g.DBUsReq+g.BenchUsReq, d.DBUsReq, d.BenchUsReq, d.DBUsReq+d.BenchUsReq), true)
 	}
+	if gp, dp := r.sweepPeak(kindGRPC), r.sweepPeak(kindDirect); gp.RPS > 0 && dp.RPS > 0 {
+		// The issue names no concurrency: each path at its best over
+		// the sweep, beside the line above at the rounds' concurrency.
+		v := gp.RPS / dp.RPS
+		add("issue 27: peak gRPC point Search rate vs peak direct SQL rate over the sweep", fmt.Sprintf(">= %.1fx", indexUnaryOverDirect),
+			fmt.Sprintf("%.2fx (%.0f/s at concurrency %d vs %.0f/s at %d)", v, gp.RPS, gp.Concurrency, dp.RPS, dp.Concurrency),
+			v >= indexUnaryOverDirect)
+	}
 	cpu := func(a, b roundResult) (float64, bool) {
 		return a.ServerUsReq / b.ServerUsReq, b.ServerUsReq > 0 && a.ServerUsReq > 0
 	}
@@ -185,4 +193,16 @@ func (r *report) perRound(num, den string, f func(a, b roundResult) (float64, bo
 		return 0, "", false
 	}
 	return median(vs), strings.Join(per, " "), true
+}
+
+// sweepPeak is kind's sweep level with the most answers per second (the
+// zero sweepPoint without a sweep).
+func (r *report) sweepPeak(kind string) sweepPoint {
+	var best sweepPoint
+	for _, x := range r.Sweep {
+		if x.Kind == kind && x.RPS > best.RPS {
+			best = x
+		}
+	}
+	return best
 }

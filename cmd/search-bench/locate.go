@@ -33,7 +33,7 @@ const (
 	unaryServerUsTarget    = 40  // server CPU per unary point Search, us
 	cliRSSTargetMB         = 100 // search-client locate's peak RSS on --cli-points points
 	cliSmallPoints         = 10_000
-	defaultSweepConcurrent = "1,2,4,8,16"
+	defaultSweepConcurrent = "1,2,4,8,16,32,64"
 )
 
 // serverLocateBatch is the server's default LOCATE_BATCH_SIZE, read from

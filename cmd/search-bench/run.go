@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,7 +201,10 @@ func (b *bench) roundKinds(sv *servers, pool *pgxpool.Pool) (kinds, locate []rou
 	kinds = append(kinds, locate...)
 	kinds = append(kinds, b.locatePerMessageKind(main))
 	if sv.baseline.conn != nil {
-		ls, op := grpcLocate(sv.baseline.conn, b.points, b.batch)
+		// The bulk form, as kindLocate's (it was a message per point, so
+		// that the two were not the same work): a baseline from before
+		// the bulk form answers its rounds with errors.
+		ls, op := grpcLocateBulk(sv.baseline.conn, b.points, b.batch)
 		kinds = append(kinds, roundKind{kind: kindBaseLocate, at: sv.baseline, op: op, per: b.batch, done: ls.close})
 	}
 	return kinds, locate
@@ -274,14 +278,16 @@ func (b *bench) progress(format string, args ...any) {
 }
 
 // openPool opens the direct rounds' pool: as many connections as requests
-// in flight, pgx's defaults otherwise (statements prepared and cached per
+// in flight (up to the sweep's highest concurrency, so that each level of
+// the sweep has a connection per request; --concurrency of them open at
+// once), pgx's defaults otherwise (statements prepared and cached per
 // connection, as the server's pool does).
 func (b *bench) openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	pc, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("--database-url: %w", err)
 	}
-	pc.MaxConns = int32(b.o.concurrency)
+	pc.MaxConns = int32(max(b.o.concurrency, slices.Max(append([]int{0}, b.o.sweep...))))
 	pc.MinConns = int32(b.o.concurrency)
 	pc.ConnConfig.RuntimeParams["application_name"] = "search-bench"
 	pool, err := pgxpool.NewWithConfig(ctx, pc)

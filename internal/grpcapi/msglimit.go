@@ -63,6 +63,14 @@ func (c *limitCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		c.refused.Store(v, n)
 		return nil
 	}
+	if m, ok := v.(*searchv1.LocateRequest); ok {
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		defer buf.Free()
+		if decodeLocatePoints(buf.ReadOnlyData(), m) {
+			return nil
+		}
+		return proto.Unmarshal(buf.ReadOnlyData(), m)
+	}
 	return c.CodecV2.Unmarshal(data, v)
 }
 

@@ -457,7 +457,14 @@ func (ix *Index) ring(r *ring, px, py float64, v variant, prune bool) int {
 			if x1 < px && x2 < px {
 				break // this and every later segment is left of the point
 			}
-			if segmentStep(x1, c[2*i+1], x2, c[2*i+3], px, py, v, &wn) {
+			y1, y2 := c[2*i+1], c[2*i+3]
+			if (py < y1 && py < y2) || (py > y1 && py > y2) {
+				// py is outside the segment's y range: it neither holds
+				// the point (isOnSegment's box) nor counts (both of the
+				// winding rule's tests compare py with y1 and y2).
+				continue
+			}
+			if segmentStep(x1, y1, x2, y2, px, py, v, &wn) {
 				return 0
 			}
 		}
