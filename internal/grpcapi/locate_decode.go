@@ -1,6 +1,7 @@
 package grpcapi
 
 import (
+	"encoding/binary"
 	"math"
 	"unicode/utf8"
 
@@ -10,137 +11,116 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 )
 
-// The field numbers decodeLocatePoints reads (search.proto).
+// The tags decodeLocatePoints reads (search.proto): field number << 3 |
+// wire type, each one byte.
 const (
-	locateRequestPoints protowire.Number = 4 // LocateRequest.points
-	locatePointID       protowire.Number = 1 // LocatePoint.id
-	locatePointPoint    protowire.Number = 2 // LocatePoint.point
-	pointLat            protowire.Number = 1 // Point.lat
-	pointLng            protowire.Number = 2 // Point.lng
+	tagRequestPoints = 4<<3 | 2 // LocateRequest.points
+	tagPointID       = 1<<3 | 2 // LocatePoint.id
+	tagPointPoint    = 2<<3 | 2 // LocatePoint.point
+	tagLat           = 1<<3 | 1 // Point.lat
+	tagLng           = 2<<3 | 1 // Point.lng
 )
 
 // decodeLocatePoints decodes b into m when b is a LocateRequest of the
 // bulk form in its plain encoding: field points only, each LocatePoint
 // with at most one id (valid UTF-8) and one point, each Point with at
-// most one lat and one lng. It allocates the message's points in three
-// arrays and its ids in one string, where proto.Unmarshal allocates three
-// times per point: a Locate stream's requests cost less to read than the
-// points' lookups. For anything else (options, id or point beside points,
-// a field given twice, unknown fields, invalid UTF-8, a malformed
-// message) it returns false with m untouched, and the caller decodes b
-// with proto.Unmarshal, which gives the same message or says what is
-// wrong (TestDecodeLocatePointsAsProto).
+// most one lat and one lng, every tag in one byte. It allocates the
+// message's points in three arrays and its ids in one string, where
+// proto.Unmarshal allocates three times per point: a Locate stream's
+// requests cost less to read than the points' lookups. For anything else
+// (options, id or point beside points, a field given twice, unknown
+// fields, invalid UTF-8, a malformed message) it returns false with m
+// untouched, and the caller decodes b with proto.Unmarshal, which gives
+// the same message or says what is wrong (TestDecodeLocatePointsAsProto).
 func decodeLocatePoints(b []byte, m *searchv1.LocateRequest) bool {
-	n, idBytes, ok := scanLocatePoints(b)
-	if !ok || n == 0 {
+	n := 0
+	for rest := b; len(rest) > 0; n++ {
+		var ok bool
+		if _, rest, ok = field(rest, tagRequestPoints); !ok {
+			return false
+		}
+	}
+	if n == 0 {
 		return false
 	}
 	lps := make([]searchv1.LocatePoint, n)
 	ptrs := make([]*searchv1.LocatePoint, n)
 	pts := make([]searchv1.Point, n)
-	ids := make([]byte, 0, idBytes)
-	type span struct{ from, to int }
-	spans := make([]span, n)
-	i := 0
-	for len(b) > 0 {
-		_, _, tn := protowire.ConsumeTag(b)
-		v, vn := protowire.ConsumeBytes(b[tn:])
-		b = b[tn+vn:]
-		lp := &lps[i]
-		ptrs[i] = lp
+	ids := make([]byte, 0, len(b))
+	ends := make([]int, n) // ids[ends[i-1]:ends[i]] is point i's id
+	for i := range n {
+		v, next, _ := field(b, tagRequestPoints)
+		b = next
+		ptrs[i] = &lps[i]
+		var seenID, seenPoint bool
 		for len(v) > 0 {
-			num, _, tn := protowire.ConsumeTag(v)
-			f, fn := protowire.ConsumeBytes(v[tn:])
-			v = v[tn+fn:]
-			if num == locatePointID {
-				spans[i] = span{len(ids), len(ids) + len(f)}
-				ids = append(ids, f...)
-				continue
-			}
-			p := &pts[i]
-			lp.Point = p
-			for len(f) > 0 {
-				num, _, tn := protowire.ConsumeTag(f)
-				x, xn := protowire.ConsumeFixed64(f[tn:])
-				f = f[tn+xn:]
-				if num == pointLat {
-					p.Lat = math.Float64frombits(x)
-				} else {
-					p.Lng = math.Float64frombits(x)
+			switch {
+			case v[0] == tagPointID && !seenID:
+				id, next, ok := field(v, tagPointID)
+				if !ok || !utf8.Valid(id) {
+					return false
 				}
+				ids, v, seenID = append(ids, id...), next, true
+			case v[0] == tagPointPoint && !seenPoint:
+				p, next, ok := field(v, tagPointPoint)
+				if !ok || !decodePoint(p, &pts[i]) {
+					return false
+				}
+				lps[i].Point, v, seenPoint = &pts[i], next, true
+			default:
+				return false
 			}
 		}
-		i++
+		ends[i] = len(ids)
 	}
 	proto.Reset(m)
 	all := string(ids)
-	for i, s := range spans {
-		lps[i].Id = all[s.from:s.to]
+	from := 0
+	for i, to := range ends {
+		lps[i].Id = all[from:to]
+		from = to
 	}
 	m.Points = ptrs
 	return true
 }
 
-// scanLocatePoints checks that b is what decodeLocatePoints decodes and
-// counts its points and their ids' bytes.
-func scanLocatePoints(b []byte) (points, idBytes int, ok bool) {
-	for len(b) > 0 {
-		num, typ, tn := protowire.ConsumeTag(b)
-		if tn < 0 || num != locateRequestPoints || typ != protowire.BytesType {
-			return 0, 0, false
-		}
-		v, vn := protowire.ConsumeBytes(b[tn:])
-		if vn < 0 {
-			return 0, 0, false
-		}
-		b = b[tn+vn:]
-		var seenID, seenPoint bool
-		for len(v) > 0 {
-			num, typ, tn := protowire.ConsumeTag(v)
-			if tn < 0 || typ != protowire.BytesType {
-				return 0, 0, false
-			}
-			f, fn := protowire.ConsumeBytes(v[tn:])
-			if fn < 0 {
-				return 0, 0, false
-			}
-			v = v[tn+fn:]
-			switch {
-			case num == locatePointID && !seenID && utf8.Valid(f):
-				seenID = true
-				idBytes += len(f)
-			case num == locatePointPoint && !seenPoint && scanPoint(f):
-				seenPoint = true
-			default:
-				return 0, 0, false
-			}
-		}
-		points++
+// field reads a length-delimited field with the one-byte tag tag at the
+// start of b: its value and what follows it.
+func field(b []byte, tag byte) (v, rest []byte, ok bool) {
+	if len(b) < 2 || b[0] != tag {
+		return nil, nil, false
 	}
-	return points, idBytes, true
+	n, w := uint64(b[1]), 1
+	if n >= 0x80 {
+		if n, w = protowire.ConsumeVarint(b[1:]); w < 0 {
+			return nil, nil, false
+		}
+	}
+	if n > uint64(len(b)-1-w) {
+		return nil, nil, false
+	}
+	end := 1 + w + int(n)
+	return b[1+w : end], b[end:], true
 }
 
-// scanPoint reports whether b is a Point with at most one lat and one lng.
-func scanPoint(b []byte) bool {
+// decodePoint decodes b into p when it is a Point with at most one lat and
+// one lng.
+func decodePoint(b []byte, p *searchv1.Point) bool {
 	var seenLat, seenLng bool
 	for len(b) > 0 {
-		num, typ, tn := protowire.ConsumeTag(b)
-		if tn < 0 || typ != protowire.Fixed64Type {
+		if len(b) < 9 {
 			return false
 		}
+		x := math.Float64frombits(binary.LittleEndian.Uint64(b[1:9]))
 		switch {
-		case num == pointLat && !seenLat:
-			seenLat = true
-		case num == pointLng && !seenLng:
-			seenLng = true
+		case b[0] == tagLat && !seenLat:
+			p.Lat, seenLat = x, true
+		case b[0] == tagLng && !seenLng:
+			p.Lng, seenLng = x, true
 		default:
 			return false
 		}
-		_, xn := protowire.ConsumeFixed64(b[tn:])
-		if xn < 0 {
-			return false
-		}
-		b = b[tn+xn:]
+		b = b[9:]
 	}
 	return true
 }
