@@ -41,12 +41,10 @@ type Index struct {
 
 	// Each ring with bands has bands+1 offsets in bandStart, from
 	// ring.bandOff; the segments of band b are
-	// segs[bandStart[bandOff+b]:bandStart[bandOff+b+1]], each with its
-	// two ends' coordinates: a lookup reads a band's segments in a row,
-	// not each from wherever its vertices lie in coords (a cache miss per
-	// segment, most of a lookup's time before).
+	// segs[bandStart[bandOff+b]:bandStart[bandOff+b+1]], each the index of
+	// its first vertex.
 	bandStart []uint32
-	segs      []segment
+	segs      []uint32
 
 	cover cellCover // polygon boxes -> polygon index (cells.go)
 
@@ -67,9 +65,6 @@ type thing struct {
 	// PostGIS.
 	unsupported bool
 }
-
-// segment is a band's copy of a ring's segment (x1,y1)-(x2,y2).
-type segment struct{ x1, y1, x2, y2 float64 }
 
 type polygon struct {
 	thing     int32
@@ -104,7 +99,7 @@ const underflowLimit = 1e-280
 // longer ones get a band per bandSegments segments.
 const (
 	scanSegments = 16
-	bandSegments = 16
+	bandSegments = 8
 	maxBands     = 1 << 16
 )
 
@@ -296,17 +291,18 @@ func (ix *Index) addRing(start, end uint32) bool {
 			offs[b] += offs[b-1]
 		}
 		ix.bandStart = append(ix.bandStart, offs...)
-		ix.segs = append(ix.segs, make([]segment, offs[nb]-offs[0])...)
+		ix.segs = append(ix.segs, make([]uint32, offs[nb]-offs[0])...)
 		fill := slices.Clone(offs[:nb])
-		each(func(b, i uint32) {
-			ix.segs[fill[b]] = segment{c[2*i], c[2*i+1], c[2*i+2], c[2*i+3]}
+		each(func(b, seg uint32) {
+			ix.segs[fill[b]] = seg
 			fill[b]++
 		})
 		// Rightmost first: a lookup stops at the first segment entirely
 		// left of the point, as every later one is too (and none counts).
+		maxX := func(seg uint32) float64 { return max(c[2*seg], c[2*seg+2]) }
 		for b := range nb {
-			slices.SortFunc(ix.segs[offs[b]:offs[b+1]], func(p, q segment) int {
-				return cmp.Compare(max(q.x1, q.x2), max(p.x1, p.x2))
+			slices.SortFunc(ix.segs[offs[b]:offs[b+1]], func(p, q uint32) int {
+				return cmp.Compare(maxX(q), maxX(p))
 			})
 		}
 	}
@@ -341,7 +337,7 @@ func (ix *Index) Vertices() int { return ix.vertices }
 // cover.
 func (ix *Index) Bytes() int {
 	b := cap(ix.things)*int(unsafe.Sizeof(thing{})) + cap(ix.polys)*int(unsafe.Sizeof(polygon{})) +
-		cap(ix.rings)*int(unsafe.Sizeof(ring{})) + cap(ix.coords)*8 + cap(ix.bandStart)*4 + cap(ix.segs)*int(unsafe.Sizeof(segment{}))
+		cap(ix.rings)*int(unsafe.Sizeof(ring{})) + cap(ix.coords)*8 + cap(ix.bandStart)*4 + cap(ix.segs)*4
 	return b + ix.cover.bytes()
 }
 
@@ -456,11 +452,12 @@ func (ix *Index) ring(r *ring, px, py float64, v variant, prune bool) int {
 		}
 	} else {
 		b := r.bandOff + r.band(py)
-		for _, s := range ix.segs[ix.bandStart[b]:ix.bandStart[b+1]] {
-			x1, y1, x2, y2 := s.x1, s.y1, s.x2, s.y2
+		for _, i := range ix.segs[ix.bandStart[b]:ix.bandStart[b+1]] {
+			x1, x2 := c[2*i], c[2*i+2]
 			if x1 < px && x2 < px {
 				break // this and every later segment is left of the point
 			}
+			y1, y2 := c[2*i+1], c[2*i+3]
 			if (py < y1 && py < y2) || (py > y1 && py > y2) {
 				// py is outside the segment's y range: it neither holds
 				// the point (isOnSegment's box) nor counts (both of the

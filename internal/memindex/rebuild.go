@@ -35,7 +35,7 @@ func Rebuild(v Version, old *Index, keep func(id int64) bool, added []Thing) (*I
 	}
 	ix.presize(added, len(kept), nPolys, nRings, nCoords)
 	ix.bandStart = make([]uint32, 0, nBands)
-	ix.segs = make([]segment, 0, nSegs)
+	ix.segs = make([]uint32, 0, nSegs)
 	for _, ti := range kept {
 		if err := ix.copyThing(old, ti); err != nil {
 			return nil, err
@@ -96,7 +96,9 @@ func (ix *Index) copyThing(old *Index, ti int) error {
 			for _, b := range bands {
 				ix.bandStart = append(ix.bandStart, b-bands[0]+sStart)
 			}
-			ix.segs = append(ix.segs, segs...)
+			for _, s := range segs {
+				ix.segs = append(ix.segs, s-v0+vStart)
+			}
 		}
 		ix.vertices += int(r.end - r.start)
 		ix.rings = append(ix.rings, r)

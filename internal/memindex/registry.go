@@ -353,35 +353,17 @@ func (r *Registry) failed(h geo.CollectionHead, err error) *collection {
 }
 
 // estimateBytes is what a geometry costs in an index, about (docs/INDEX.md,
-// "Memory"): 24 bytes per vertex of a ring scanned whole, 56 per vertex of
-// a ring with bands (its segments copied into them) and 250 per polygon.
+// "Memory"): 24 bytes per vertex and 250 per polygon.
 func estimateBytes(g geom.T) int64 {
-	var endss [][]int
-	switch g := g.(type) {
-	case *geom.MultiPolygon:
-		endss = g.Endss()
-	case *geom.Polygon:
-		endss = [][]int{g.Ends()}
+	polygons := 1
+	if mp, ok := g.(*geom.MultiPolygon); ok {
+		polygons = mp.NumPolygons()
 	}
-	stride := max(g.Stride(), 1)
-	var bytes int64
-	for _, ends := range endss {
-		offset := 0
-		for _, end := range ends {
-			n := int64((end - offset) / stride)
-			if n-1 > scanSegments {
-				bytes += 56 * n
-			} else {
-				bytes += 24 * n
-			}
-			offset = end
-		}
-		bytes += 250
+	vertices := 0
+	if s := g.Stride(); s > 0 {
+		vertices = len(g.FlatCoords()) / s
 	}
-	if len(endss) == 0 {
-		bytes = 24*int64(len(g.FlatCoords())/stride) + 250
-	}
-	return bytes
+	return 24*int64(vertices) + 250*int64(polygons)
 }
 
 // newRecord is the record of t, with encodings of its own.
