@@ -57,7 +57,10 @@ func (c *limitCodec) limit(v any) int {
 	return c.queryLimit
 }
 
-// Unmarshal leaves a message over its limit empty and records it.
+// Unmarshal leaves a message over its limit empty and records it. A
+// LocateRequest of the bulk form is decoded by decodeLocatePoints (no
+// allocation per point), anything else by the proto codec, as that codec
+// does it (its bytes in one pooled buffer, proto.Unmarshal).
 func (c *limitCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if n := data.Len(); n > c.limit(v) {
 		c.refused.Store(v, n)
