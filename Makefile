@@ -104,19 +104,25 @@ test: deps proto-check lint test-go test-stack
 test-go: consul grpcurl compose
 	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
 
+# The longest packages are named first: go test starts packages in the
+# order given (at most GOMAXPROCS at once), and these would otherwise
+# start last and finish minutes after the rest.
+SLOW_PACKAGES = ./internal/postgis/ ./internal/server/ ./cmd/search-client/ ./cmd/search-server/ ./internal/httpapi/ ./internal/memindex/
 test-go-service:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $(SLOW_PACKAGES) ./...
 
 test-go-bench:
 	cd $(BENCH) && $(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-memindex-on: the end-to-end suites of point lookups again with the
 ##     in-memory index on (MEMINDEX=on; make test-go runs them with it off,
-##     the default): the answers must not depend on it.
+##     the default): the answers must not depend on it. Without -race: the
+##     index's code runs under -race in test-go (internal/memindex, and
+##     internal/server's memory index tests, which turn it on themselves).
 ##     MEMINDEX_ON_RUN='.' runs the whole of both suites so.
 MEMINDEX_ON_RUN ?= Locate|Search|Stream|Spatial|Shaping|Collection|ClientEndToEnd|Standby|OldClients|Replace|MemoryIndex
 test-memindex-on: consul grpcurl
-	MEMINDEX=on $(GO) test -race -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
+	MEMINDEX=on $(GO) test -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
 ##            each): the text and JSON parsers, and the filters sent to

@@ -11,8 +11,8 @@ import (
 
 // The CLI's tests run the search-client binary against a search-server
 // process (servertest.StartBinary) on a database of the shared test
-// cluster: what a user runs. Both binaries are built with -race when the
-// tests are.
+// cluster: what a user runs. The CLI binary is built with -race when the
+// tests are; the server is not (see servertest.BuildBinaries).
 
 func TestMain(m *testing.M) {
 	os.Exit(func() int {

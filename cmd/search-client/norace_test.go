@@ -2,6 +2,6 @@
 
 package main
 
-// raceEnabled says the tests run with -race: the server they start is
-// built with it too.
+// raceEnabled says the tests run with -race: the search-client binary
+// they run is built with it too.
 const raceEnabled = false

@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
@@ -30,16 +32,47 @@ func importRaw(t *testing.T, svc *postgis.SearchService, raws []geo.RawFeature) 
 	return mustImport(t, svc, features)
 }
 
+// detailed is the 1:10m countries (the set make up loads), imported once
+// for the package by detailedCountries: that import is the package's
+// costliest step, and the tests that use it only read.
+var detailed struct {
+	res geo.ImportResult // written once, by the shared database's fill
+}
+
+// detailedCountries returns a service on the shared database of the 1:10m
+// countries, the fixture's raw features, and the import's result. Its
+// tests must not write.
+func detailedCountries(t *testing.T) (*postgis.SearchService, *pgxpool.Pool, []geo.RawFeature, geo.ImportResult) {
+	t.Helper()
+	raws := geotest.LoadRaw(t, "ne_10m_countries.geojson.gz")
+	url := cluster.Shared(t, "ne_10m_countries", func(url string) error {
+		pool, err := postgis.Open(context.Background(), postgis.Config{URL: url, MaxWriteConns: 2}, "postgis-test", postgis.NewStatementTimeout(0))
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		features := make([]geo.Feature, 0, len(raws))
+		for _, rf := range raws {
+			f, err := geo.DecodeFeature(rf, geo.DefaultLimits)
+			if err != nil {
+				return fmt.Errorf("feature %d (%s): %w", rf.Index, rf.Name, err)
+			}
+			features = append(features, f)
+		}
+		detailed.res, err = postgis.NewSearchService(pool).Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: features})
+		return err
+	})
+	svc, pool := newServiceAt(t, url)
+	return svc, pool, raws, detailed.res
+}
+
 // TestAntimeridianKnownAnswers checks the sample countries (the 1:10m set
 // that make up loads) where rings cross the antimeridian: read flat, Russia
 // spanned the Arctic Ocean, Greenland and Alaska, and Fiji the South
 // Atlantic.
 func TestAntimeridianKnownAnswers(t *testing.T) {
 	t.Parallel()
-	svc, _ := newService(t)
-	raws := geotest.LoadRaw(t, "ne_10m_countries.geojson.gz")
-	res := importRaw(t, svc, raws)
-	// The 1:10m set is imported once, here, for both tests.
+	svc, _, raws, res := detailedCountries(t)
 	checkAgainstOracle(t, svc, raws)
 	cut := map[string]bool{}
 	for _, p := range res.Repairs.Listed {

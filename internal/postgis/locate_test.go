@@ -30,7 +30,7 @@ var locateScopes = []struct {
 		Properties: []geo.PropertyFilter{{Key: "kind", Values: []any{"cell", "other"}}}}, 100, 0},
 	{"name query", geo.Filter{Query: "an"}, 100, 0},
 	{"limit 1", geo.Filter{}, 1, 0},
-	{"nearest within 50 km", geo.Filter{MaxDistanceM: 50_000, Collections: []string{"countries"}}, 100, 10},
+	{"nearest within 50 km", geo.Filter{MaxDistanceM: 50_000, Collections: []string{"countries"}}, 100, 25},
 	{"nearest within 300 km, limit 2", geo.Filter{MaxDistanceM: 300_000, Collections: []string{"countries", "default"}}, 2, 40},
 	{"nearest within 1 km, name query", geo.Filter{MaxDistanceM: 1000, Query: "a", Collections: []string{"countries", "default"}}, 100, 10},
 	// The cells' 60-degree edges are segmentized into hundreds of

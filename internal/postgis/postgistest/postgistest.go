@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -43,6 +44,15 @@ type Cluster struct {
 	exited  chan struct{}
 	cred    *syscall.Credential
 	counter atomic.Int64
+
+	sharedMu sync.Mutex
+	shared   map[string]*sharedDB
+}
+
+type sharedDB struct {
+	once sync.Once
+	url  string
+	err  error
 }
 
 // Main starts a cluster, stores it in *c, runs the tests and stops the
@@ -278,6 +288,46 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 		}
 	})
 	return c.URL(name)
+}
+
+// Shared returns the URL of a migrated database that fill fills once per
+// cluster and name, for the tests that only read it: a costly fixture (the
+// 1:10m countries) imported once for the package instead of once per
+// test. It lives as long as the cluster. A failed fill fails every test
+// that asks for it; fill must report its failure as an error (it runs
+// on behalf of all of them).
+func (c *Cluster) Shared(t testing.TB, name string, fill func(url string) error) string {
+	t.Helper()
+	c.sharedMu.Lock()
+	if c.shared == nil {
+		c.shared = map[string]*sharedDB{}
+	}
+	db, ok := c.shared[name]
+	if !ok {
+		db = &sharedDB{}
+		c.shared[name] = db
+	}
+	c.sharedMu.Unlock()
+	db.once.Do(func() {
+		db.err = func() error {
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, c.URL("postgres"))
+			if err != nil {
+				return err
+			}
+			defer conn.Close(ctx)
+			dbname := fmt.Sprintf("shared_%d", c.counter.Add(1))
+			if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbname+" TEMPLATE "+templateDB); err != nil {
+				return err
+			}
+			db.url = c.URL(dbname)
+			return fill(db.url)
+		}()
+	})
+	if db.err != nil {
+		t.Fatalf("postgistest: shared database %s: %v", name, db.err)
+	}
+	return db.url
 }
 
 // Stop shuts the server down (fast shutdown), as an outage; Start brings it

@@ -68,7 +68,7 @@ func StartProc(t *testing.T, env map[string]string) *Proc {
 	case p.Addr = <-listening:
 	case <-p.exited:
 		t.Fatalf("server exited at start: %v\n%s", p.err, p.Logs.String())
-	case <-time.After(2 * time.Minute): // a -race build migrating on a loaded machine
+	case <-time.After(2 * time.Minute): // migrating on a loaded machine
 		t.Fatalf("server did not listen:\n%s", p.Logs.String())
 	}
 	return p
