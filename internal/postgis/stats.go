@@ -36,6 +36,14 @@ type statsCache struct {
 	of  uint64    // the gen st was counted in
 }
 
+// cached returns the current generation and the counts kept, and whether
+// they are of that generation and younger than maxAge.
+func (c *statsCache) cached() (gen uint64, st geo.Stats, fresh bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen, c.st, !c.at.IsZero() && c.of == c.gen && time.Since(c.at) < c.maxAge
+}
+
 // invalidate makes the next Stats count again.
 func (c *statsCache) invalidate() {
 	c.mu.Lock()
@@ -47,15 +55,17 @@ func (c *statsCache) invalidate() {
 // service's last committed import, whichever is later).
 func (s *SearchService) Stats(ctx context.Context) (geo.Stats, error) {
 	c := &s.stats
-	c.mu.Lock()
-	gen := c.gen
-	if !c.at.IsZero() && c.of == gen && time.Since(c.at) < c.maxAge {
-		st := c.st
-		c.mu.Unlock()
+	gen, st, fresh := c.cached()
+	if fresh {
 		return st, nil
 	}
-	c.mu.Unlock()
 	ch := c.flight.DoChan(strconv.FormatUint(gen, 10), func() (any, error) {
+		// A count that ended between this caller's look at the cache and
+		// its DoChan has left the flight already: look again, or every
+		// caller that came in that window would count once more.
+		if gen2, st, fresh := c.cached(); fresh && gen2 == gen {
+			return st, nil
+		}
 		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), statsTimeout)
 		defer cancel()
 		var st geo.Stats

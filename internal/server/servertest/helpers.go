@@ -31,7 +31,7 @@ func ConsulEnv(service, dbURL string) map[string]string {
 		"CONSUL_HTTP_ADDR":      Agent.HTTPAddr(),
 		"SERVICE_NAME":          service,
 		"CONSUL_CHECK_INTERVAL": "200ms",
-		"CONSUL_CHECK_TIMEOUT":  "150ms",
+		"CONSUL_CHECK_TIMEOUT":  "1s", // a -race server on a loaded machine: 150ms took one out of DNS
 	}
 }
 
