@@ -30,8 +30,10 @@ func ConsulEnv(service, dbURL string) map[string]string {
 		"CONSUL_REGISTER":       "true",
 		"CONSUL_HTTP_ADDR":      Agent.HTTPAddr(),
 		"SERVICE_NAME":          service,
-		"CONSUL_CHECK_INTERVAL": "200ms",
-		"CONSUL_CHECK_TIMEOUT":  "1s", // a -race server on a loaded machine: 150ms took one out of DNS
+		"CONSUL_CHECK_INTERVAL": "500ms",
+		// A -race server on a loaded machine answered a check in over
+		// 150ms (the timeout was that) and fell out of DNS.
+		"CONSUL_CHECK_TIMEOUT": "500ms",
 	}
 }
 
