@@ -22,12 +22,7 @@ import (
 func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := cluster.NewDatabase(t)
-	mg, err := postgis.NewMigrator(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
+	url, mg := newMigrator(t)
 	exec := func(sql string) {
 		t.Helper()
 		conn, err := pgx.Connect(ctx, url)

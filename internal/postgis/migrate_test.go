@@ -10,14 +10,22 @@ import (
 	"github.com/geosearch/search/internal/postgis"
 )
 
-func TestMigrationsGoDownAndUpAgain(t *testing.T) {
-	t.Parallel()
-	url := cluster.NewDatabase(t) // migrated from the template
+// newMigrator returns a new database, migrated from the template, and a
+// migrator on it, closed when t ends.
+func newMigrator(t *testing.T) (string, *postgis.Migrator) {
+	t.Helper()
+	url := cluster.NewDatabase(t)
 	mg, err := postgis.NewMigrator(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mg.Close()
+	t.Cleanup(func() { mg.Close() })
+	return url, mg
+}
+
+func TestMigrationsGoDownAndUpAgain(t *testing.T) {
+	t.Parallel()
+	url, mg := newMigrator(t)
 	tables := func() int {
 		conn, err := pgx.Connect(context.Background(), url)
 		if err != nil {
@@ -69,12 +77,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := cluster.NewDatabase(t)
-	mg, err := postgis.NewMigrator(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mg.Close()
+	url, mg := newMigrator(t)
 	if err := mg.Down(5); err != nil { // to version 4: no collections
 		t.Fatal(err)
 	}

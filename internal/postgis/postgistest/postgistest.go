@@ -266,14 +266,9 @@ func (c *Cluster) SocketURL(db string) string {
 // and returns its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("test_%d", c.counter.Add(1))
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	name, err := c.createDatabase(ctx, "test")
 	if err != nil {
-		t.Fatalf("postgistest: connect: %v", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB); err != nil {
 		t.Fatalf("postgistest: create database: %v", err)
 	}
 	t.Cleanup(func() {
@@ -288,6 +283,19 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 		}
 	})
 	return c.URL(name)
+}
+
+// createDatabase creates a database named prefix_N from the migrated
+// template and returns its name.
+func (c *Cluster) createDatabase(ctx context.Context, prefix string) (string, error) {
+	name := fmt.Sprintf("%s_%d", prefix, c.counter.Add(1))
+	conn, err := pgx.Connect(ctx, c.URL("postgres"))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB)
+	return name, err
 }
 
 // Shared returns the URL of a migrated database that fill fills once per
@@ -309,20 +317,11 @@ func (c *Cluster) Shared(t testing.TB, name string, fill func(url string) error)
 	}
 	c.sharedMu.Unlock()
 	db.once.Do(func() {
-		db.err = func() error {
-			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, c.URL("postgres"))
-			if err != nil {
-				return err
-			}
-			defer conn.Close(ctx)
-			dbname := fmt.Sprintf("shared_%d", c.counter.Add(1))
-			if _, err := conn.Exec(ctx, "CREATE DATABASE "+dbname+" TEMPLATE "+templateDB); err != nil {
-				return err
-			}
+		var dbname string
+		if dbname, db.err = c.createDatabase(context.Background(), "shared"); db.err == nil {
 			db.url = c.URL(dbname)
-			return fill(db.url)
-		}()
+			db.err = fill(db.url)
+		}
 	})
 	if db.err != nil {
 		t.Fatalf("postgistest: shared database %s: %v", name, db.err)
