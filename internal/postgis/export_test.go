@@ -18,13 +18,13 @@ func WriteBatch(ctx context.Context, tx pgx.Tx, features []geo.Feature) (geo.Imp
 	}
 	batch := make([]pending, 0, len(features))
 	for _, f := range features {
-		p, err := newPending(f, geo.DefaultCollection)
+		p, err := newPending(f)
 		if err != nil {
 			return res, err
 		}
 		batch = append(batch, p)
 	}
-	return res, writeBatch(ctx, tx, batch, &res)
+	return res, writeBatch(ctx, tx, geo.DefaultCollection, batch, &res)
 }
 
 // LastLag is the lag r measured at its last Ping.

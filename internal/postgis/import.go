@@ -22,44 +22,57 @@ const (
 	batchVertices = 500_000
 )
 
-// insertThingSQL stores one feature. A valid geometry is stored as it is; an
-// invalid one is repaired with ST_MakeValid (structure method: outer rings
-// are unioned, holes subtracted) keeping only the polygonal part. A
-// geometry that geo.DecodeFeature unwrapped across the antimeridian (its
-// longitudes run past +-180) is then cut at +-180 and its pieces folded
-// back into [-180, 180] (ST_WrapX), and repaired again if the pieces meet
-// (see geo's antimeridian.go). If nothing
-// polygonal is left, no row is inserted and the feature is rejected. An
-// existing key of the collection is replaced, so importing the same keyed
-// data twice stores it once. written_xact records the importing transaction
-// (see replaceSQL). The thing_part_sync trigger writes the parts in the same
+// insertThingsSQL stores a batch of features in one statement: the arrays
+// hold each feature's WKB, key, name and properties, in the batch's order.
+// A valid geometry is stored as it is; an invalid one is repaired with
+// ST_MakeValid (structure method: outer rings are unioned, holes
+// subtracted) keeping only the polygonal part. A geometry that
+// geo.DecodeFeature unwrapped across the antimeridian (its longitudes run
+// past +-180) is then cut at +-180 and its pieces folded back into
+// [-180, 180] (ST_WrapX), and repaired again if the pieces meet (see geo's
+// antimeridian.go). If nothing polygonal is left, no row is inserted and
+// the feature is rejected. An existing key of the collection is replaced,
+// so importing the same keyed data twice stores it once (the reader
+// rejects a key repeated within one import, so no row is written twice in
+// one statement). written_xact records the importing transaction (see
+// replaceSQL). The thing_part_sync trigger writes the parts in the same
 // statement.
-const insertThingSQL = `WITH input AS (
-    SELECT ST_SetSRID(ST_GeomFromWKB(@wkb::bytea), 4326) AS raw
+//
+// The answer has a row for each stored feature: its position in the batch
+// (from 1) and whether the database repaired it. One statement for the
+// batch, rather than one per feature, is planned once: planning the
+// statement cost as much as executing it for a small polygon.
+const insertThingsSQL = `WITH input AS (
+    SELECT ord, key, name, properties, ST_SetSRID(ST_GeomFromWKB(wkb), 4326) AS raw
+    FROM unnest(@wkb::bytea[], @key::text[], @name::text[], @properties::jsonb[])
+         WITH ORDINALITY AS u (wkb, key, name, properties, ord)
 ), checked AS (
-    SELECT raw, ST_IsValid(raw) AS valid FROM input
+    SELECT ord, key, name, properties, raw, ST_IsValid(raw) AS valid FROM input
 ), made AS (
-    SELECT valid,
+    SELECT ord, key, name, properties, valid,
            CASE WHEN valid THEN raw
                 ELSE ST_CollectionExtract(ST_MakeValid(raw, 'method=structure'), 3) END AS geom
     FROM checked
 ), fixed AS (
-    SELECT valid,
+    SELECT ord, key, name, properties, valid,
            ST_Multi(CASE WHEN coalesce(ST_XMin(geom) >= -180 AND ST_XMax(geom) <= 180, true) THEN geom
                          ELSE (SELECT CASE WHEN ST_IsValid(w) THEN w
                                            ELSE ST_CollectionExtract(ST_MakeValid(w, 'method=structure'), 3) END
                                FROM (SELECT ST_CollectionExtract(ST_WrapX(ST_WrapX(geom, 180, -360), -180, 360), 3) AS w) f)
                     END) AS geom
     FROM made
+), stored AS (
+    SELECT * FROM fixed WHERE NOT ST_IsEmpty(geom)
+), written AS (
+    INSERT INTO thing (collection, key, name, properties, geom, written_xact)
+    SELECT @collection::text, NULLIF(key, ''), name, properties, geom, pg_current_xact_id()
+    FROM stored
+    ORDER BY ord
+    ON CONFLICT (collection, key) DO UPDATE
+    SET name = EXCLUDED.name, properties = EXCLUDED.properties,
+        geom = EXCLUDED.geom, imported_at = now(), written_xact = EXCLUDED.written_xact
 )
-INSERT INTO thing (collection, key, name, properties, geom, written_xact)
-SELECT @collection::text, NULLIF(@key::text, ''), @name::text, @properties::jsonb, fixed.geom, pg_current_xact_id()
-FROM fixed
-WHERE NOT ST_IsEmpty(fixed.geom)
-ON CONFLICT (collection, key) DO UPDATE
-SET name = EXCLUDED.name, properties = EXCLUDED.properties,
-    geom = EXCLUDED.geom, imported_at = now(), written_xact = EXCLUDED.written_xact
-RETURNING NOT (SELECT valid FROM fixed)`
+SELECT ord, NOT valid FROM stored ORDER BY ord`
 
 // The import's collection is created if it does not exist. A replace also
 // locks its row for the whole transaction (replaceCollectionSQL), so that
@@ -103,7 +116,7 @@ func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src 
 		return geo.ImportResult{}, err
 	}
 	res := geo.ImportResult{Collection: opts.Collection}
-	r := reader{src: src, res: &res, keys: map[string]int{}, collection: opts.Collection}
+	r := reader{src: src, res: &res, keys: map[string]int{}}
 	first, err := r.next(ctx)
 	var batch []pending
 	vertices := 0
@@ -122,6 +135,12 @@ func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src 
 		openSQL = replaceCollectionSQL
 	}
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		// ST_IsValid says why each invalid geometry is invalid in a NOTICE
+		// that nobody reads; sending one per feature halved the rate of
+		// an import of small invalid polygons (BenchmarkImport/bowties).
+		if _, err := tx.Exec(ctx, "SET LOCAL client_min_messages = warning"); err != nil {
+			return classify(ctx, "import", err)
+		}
 		if _, err := tx.Exec(ctx, openSQL, opts.Collection); err != nil {
 			return classify(ctx, "import", err)
 		}
@@ -136,13 +155,13 @@ func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src 
 			batch = append(batch, p)
 			vertices += p.vertices
 			if len(batch) >= batchFeatures || vertices >= batchVertices {
-				if err := writeBatch(ctx, tx, batch, &res); err != nil {
+				if err := writeBatch(ctx, tx, opts.Collection, batch, &res); err != nil {
 					return err
 				}
 				batch, vertices = batch[:0], 0
 			}
 		}
-		if err := writeBatch(ctx, tx, batch, &res); err != nil {
+		if err := writeBatch(ctx, tx, opts.Collection, batch, &res); err != nil {
 			return err
 		}
 		return finishImport(ctx, tx, opts, &res)
@@ -157,10 +176,9 @@ func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src 
 // reader takes features from an import's source, rejecting into res those
 // whose key an earlier feature has or that cannot be encoded.
 type reader struct {
-	src        geo.FeatureSource
-	res        *geo.ImportResult
-	keys       map[string]int // key -> index of the feature that has it
-	collection string         // where the features go
+	src  geo.FeatureSource
+	res  *geo.ImportResult
+	keys map[string]int // key -> index of the feature that has it
 }
 
 // next returns the next feature to store, io.EOF after the last one, or the
@@ -182,7 +200,7 @@ func (r *reader) next(ctx context.Context) (pending, error) {
 			}
 			r.keys[f.Key] = f.Index
 		}
-		p, err := newPending(f, r.collection)
+		p, err := newPending(f)
 		if err != nil {
 			r.res.Rejected.Add(geo.Problem{Index: f.Index, Name: f.Name, Reason: err.Error()})
 			continue
@@ -194,7 +212,7 @@ func (r *reader) next(ctx context.Context) (pending, error) {
 // pending is a feature encoded for the database.
 type pending struct {
 	f        geo.Feature
-	args     pgx.NamedArgs
+	wkb      []byte
 	vertices int
 }
 
@@ -215,40 +233,45 @@ func finishImport(ctx context.Context, tx pgx.Tx, opts geo.ImportOptions, res *g
 	return classify(ctx, "import", err)
 }
 
-func newPending(f geo.Feature, collection string) (pending, error) {
+func newPending(f geo.Feature) (pending, error) {
 	b, err := wkb.Marshal(f.Geometry, binary.LittleEndian)
 	if err != nil {
 		return pending{}, fmt.Errorf("encode geometry: %w", err)
 	}
-	props := f.Properties
-	if props == nil {
-		props = map[string]any{}
-	}
-	return pending{
-		f:        f,
-		args:     pgx.NamedArgs{"collection": collection, "wkb": b, "key": f.Key, "name": f.Name, "properties": props},
-		vertices: f.Geometry.NumCoords(),
-	}, nil
+	return pending{f: f, wkb: b, vertices: f.Geometry.NumCoords()}, nil
 }
 
-// writeBatch sends batch in one round trip, under a savepoint that it
-// releases. If the database refuses any feature, the batch is rolled back to
-// its savepoint and replayed one feature at a time, each under its own
-// savepoint, so that only the refused features are rejected. No savepoint
-// outlives the call: an import of any size nests at most two.
-func writeBatch(ctx context.Context, tx pgx.Tx, batch []pending, res *geo.ImportResult) error {
+// insertArgs are insertThingsSQL's arguments for batch.
+func insertArgs(collection string, batch []pending) pgx.NamedArgs {
+	wkbs := make([][]byte, len(batch))
+	keys := make([]string, len(batch))
+	names := make([]string, len(batch))
+	props := make([]map[string]any, len(batch))
+	for i, p := range batch {
+		wkbs[i], keys[i], names[i], props[i] = p.wkb, p.f.Key, p.f.Name, p.f.Properties
+		if props[i] == nil {
+			props[i] = map[string]any{}
+		}
+	}
+	return pgx.NamedArgs{"collection": collection, "wkb": wkbs, "key": keys, "name": names, "properties": props}
+}
+
+// writeBatch stores batch in one statement (insertThingsSQL), under a
+// savepoint that it releases, in one round trip. If the database refuses
+// any feature, the batch is rolled back to its savepoint and replayed one
+// feature at a time, each under its own savepoint, so that only the
+// refused features are rejected. No savepoint outlives the call: an import
+// of any size nests at most two.
+func writeBatch(ctx context.Context, tx pgx.Tx, collection string, batch []pending, res *geo.ImportResult) error {
 	if len(batch) == 0 {
 		return nil
 	}
+	outcomes := make([]outcome, len(batch))
 	var b pgx.Batch
 	b.Queue("SAVEPOINT import_batch")
-	outcomes := make([]outcome, len(batch))
-	for i := range batch {
-		b.Queue(insertThingSQL, batch[i].args).QueryRow(func(row pgx.Row) error {
-			outcomes[i] = scanOutcome(row)
-			return outcomes[i].err
-		})
-	}
+	b.Queue(insertThingsSQL, insertArgs(collection, batch)).Query(func(rows pgx.Rows) error {
+		return scanOutcomes(rows, outcomes)
+	})
 	b.Queue("RELEASE SAVEPOINT import_batch")
 	err := tx.SendBatch(ctx, &b).Close()
 	if err == nil {
@@ -264,25 +287,31 @@ func writeBatch(ctx context.Context, tx pgx.Tx, batch []pending, res *geo.Import
 		return err
 	}
 	for _, p := range batch {
-		if err := writeOne(ctx, tx, p, res); err != nil {
+		if err := writeOne(ctx, tx, collection, p, res); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func writeOne(ctx context.Context, tx pgx.Tx, p pending, res *geo.ImportResult) error {
+func writeOne(ctx context.Context, tx pgx.Tx, collection string, p pending, res *geo.ImportResult) error {
 	if _, err := tx.Exec(ctx, "SAVEPOINT import_feature"); err != nil {
 		return classify(ctx, "import", err)
 	}
-	o := scanOutcome(tx.QueryRow(ctx, insertThingSQL, p.args))
-	if o.err != nil {
-		if !refused(o.err) {
-			return classify(ctx, "import", o.err)
+	outcomes := make([]outcome, 1)
+	rows, err := tx.Query(ctx, insertThingsSQL, insertArgs(collection, []pending{p}))
+	if err == nil {
+		err = scanOutcomes(rows, outcomes)
+	}
+	o := outcomes[0]
+	if err != nil {
+		if !refused(err) {
+			return classify(ctx, "import", err)
 		}
 		if err := rollbackTo(ctx, tx, "import_feature"); err != nil {
 			return err
 		}
+		o = outcome{err: err}
 	} else if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT import_feature"); err != nil {
 		return classify(ctx, "import", err)
 	}
@@ -322,16 +351,22 @@ type outcome struct {
 	err      error // a *pgconn.PgError: the database refused the feature
 }
 
-func scanOutcome(row pgx.Row) outcome {
-	var repaired bool
-	err := row.Scan(&repaired)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return outcome{}
+// scanOutcomes reads insertThingsSQL's answer into outcomes, one per
+// feature of the batch: a feature without a row was not stored.
+func scanOutcomes(rows pgx.Rows, outcomes []outcome) error {
+	defer rows.Close()
+	for rows.Next() {
+		var ord int64
+		var repaired bool
+		if err := rows.Scan(&ord, &repaired); err != nil {
+			return err
+		}
+		if ord < 1 || ord > int64(len(outcomes)) {
+			return fmt.Errorf("import: the database answered for feature %d of a batch of %d", ord, len(outcomes))
+		}
+		outcomes[ord-1] = outcome{stored: true, repaired: repaired}
 	}
-	if err != nil {
-		return outcome{err: err}
-	}
-	return outcome{stored: true, repaired: repaired}
+	return rows.Err()
 }
 
 func record(res *geo.ImportResult, f geo.Feature, o outcome) {
