@@ -92,9 +92,12 @@ standins: consul
 help:
 	@awk '/^## /{sub(/^## /,""); print}' $(MAKEFILE_LIST)
 
-## test: install what is missing, check generated code and lint, run every
-##       test, then the native stack end to end (test-stack)
-test: deps proto-check lint test-go test-stack
+## test: install what is missing, check generated code and lint, then run
+##       every test (test-go) and the native stack end to end (test-stack)
+##       side by side: the stack mostly waits (Consul's checks, StatsD's 10 s
+##       flushes) and runs on ports of its own, the tests on free ones
+test: deps proto-check lint build consul grpcurl compose
+	$(MAKE) --no-print-directory -j2 test-go test-stack
 
 ## test-go: every Go test of both modules, the in-memory index's rerun
 ##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
