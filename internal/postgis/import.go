@@ -15,11 +15,16 @@ import (
 	"github.com/geosearch/search/internal/geo"
 )
 
-// Import batches: a batch is sent in one round trip and is flushed when it
-// holds this many features or vertices, whichever comes first.
+// Import batches: a batch is one statement (insertThingsSQL), flushed when
+// it holds this many features or vertices, whichever comes first. The
+// feature bound is where small polygons stop gaining from sharing a
+// statement; the vertex bound keeps a statement of large ones short against
+// DB_STATEMENT_TIMEOUT (10 s by default): at 500,000 vertices the 1:10m
+// countries' batches ran past it on a loaded machine. A single feature over
+// the bound is a batch of its own, as large as MAX_FEATURE_VERTICES allows.
 const (
 	batchFeatures = 200
-	batchVertices = 500_000
+	batchVertices = 20_000
 )
 
 // insertThingsSQL stores a batch of features in one statement: the arrays
