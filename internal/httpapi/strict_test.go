@@ -250,11 +250,22 @@ func checkLines(t *testing.T, name string, r response, n int, want func(int) lin
 func TestLocateBodyThatStalls(t *testing.T) {
 	t.Parallel()
 	a := start(t, func(s *setup) { s.cfg.BodyIdleTimeout = 200 * time.Millisecond })
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	go func() { _, _ = pw.Write([]byte(`{"id":"first","lat":48.85,"lng":2.35}` + "\n")) }() // then nothing, never closed
-	r := a.do(t, http.MethodPost, "/locate", pr, "Content-Type", "application/x-ndjson")
+	// The first line goes with the request (a goroutine writing it into a
+	// pipe could start after the idle timeout on a loaded machine), then
+	// nothing until the test ends.
+	stall := make(stalledReader)
+	defer close(stall)
+	body := io.MultiReader(strings.NewReader(`{"id":"first","lat":48.85,"lng":2.35}`+"\n"), stall)
+	r := a.do(t, http.MethodPost, "/locate", body, "Content-Type", "application/x-ndjson")
 	checkLines(t, "stalled body", r, 2, func(i int) lineWant {
 		return []lineWant{{"first", ""}, {nil, "the body sent nothing for 200ms (HTTP_BODY_IDLE_TIMEOUT)"}}[i]
 	})
+}
+
+// stalledReader sends nothing until it is closed.
+type stalledReader chan struct{}
+
+func (s stalledReader) Read([]byte) (int, error) {
+	<-s
+	return 0, io.EOF
 }

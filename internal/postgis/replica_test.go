@@ -187,7 +187,9 @@ func TestStandbyReadsYourWrites(t *testing.T) {
 // and both recover when it catches up.
 func TestStandbyLagFollowsReplay(t *testing.T) {
 	t.Parallel()
-	const maxLag = 300 * time.Millisecond
+	// Long enough for ten goroutines to start on a loaded machine (see
+	// the waiters below).
+	const maxLag = time.Second
 	r := newReplicated(t, maxLag)
 	ctx := context.Background()
 	eventually(t, "standby ready", func() error { return r.replica.Ping(ctx) })
@@ -209,17 +211,25 @@ func TestStandbyLagFollowsReplay(t *testing.T) {
 	if err := r.replica.WaitFor(ctx, tok); geo.ErrorCode(err) != geo.Unavailable {
 		t.Errorf("waiting for a write the paused standby has not replayed gave %v, want Unavailable", err)
 	}
-	// Waiters at once share one poll loop.
+	// Waiters at once share one poll loop. They start together: a waiter
+	// that began after the others had given up (maxLag later) would start
+	// a loop of its own, as it should.
 	loops := r.replica.WaitLoops()
-	var wg sync.WaitGroup
+	var wg, ready sync.WaitGroup
+	start := make(chan struct{})
 	errs := make([]error, 10)
 	for i := range errs {
 		wg.Add(1)
+		ready.Add(1)
 		go func() {
 			defer wg.Done()
+			ready.Done()
+			<-start
 			errs[i] = r.replica.WaitFor(ctx, tok)
 		}()
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
 	for i, err := range errs {
 		if geo.ErrorCode(err) != geo.Unavailable {
