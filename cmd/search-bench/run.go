@@ -325,11 +325,11 @@ func (b *bench) serverCPU(at endpoint) time.Duration {
 	if at.proc == nil {
 		return 0
 	}
-	st, err := readStat(at.pid())
+	cpu, err := procCPU(at.pid())
 	if err != nil {
 		return 0
 	}
-	return st.cpu
+	return cpu
 }
 
 // round runs one timed round and measures the CPU of the server (if the

@@ -239,6 +239,35 @@ func readStat(pid int) (procStat, error) {
 	return procStat{ppid: ppid, cpu: time.Duration(utime+stime) * clockTick}, nil
 }
 
+// procCPU is pid's CPU time: the sum of its threads' run times in
+// /proc/PID/task/TID/schedstat, in nanoseconds, on a kernel that keeps
+// them (else its user + system time, in clock ticks). Ticks are too coarse
+// for a short round: a server that ran 9 ms in one read as 0. A thread
+// that exits takes its time with it; the processes measured keep theirs
+// (Go parks its threads, and each PostgreSQL process has one).
+func procCPU(pid int) (time.Duration, error) {
+	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+		st, err := readStat(pid)
+		return st.cpu, err
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
+		}
+	}
+	return total, nil
+}
+
 // readRSS returns the resident set size of pid in bytes.
 func readRSS(pid int) (int64, error) {
 	kb, err := readStatusKB(pid, "VmRSS:")
@@ -262,16 +291,15 @@ func readStatusKB(pid int, field string) (int64, error) {
 // treeCPU is the CPU time of pid and its living children: a PostgreSQL
 // server's postmaster and its backends.
 func treeCPU(pid int) time.Duration {
-	st, err := readStat(pid)
+	total, err := procCPU(pid)
 	if err != nil {
 		return 0
 	}
-	total := st.cpu
 	kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	for _, k := range strings.Fields(string(kids)) {
 		if kid, err := strconv.Atoi(k); err == nil {
-			if ks, err := readStat(kid); err == nil {
-				total += ks.cpu
+			if cpu, err := procCPU(kid); err == nil {
+				total += cpu
 			}
 		}
 	}
