@@ -103,9 +103,11 @@ test: deps proto-check lint build consul grpcurl compose
 ##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
 ##          their time is spent waiting (outages, restarts, other
 ##          processes), and internal/server's suite alone outlasts the
-##          rest of go test ./... by minutes
-test-go: consul grpcurl compose
-	$(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
+##          rest of go test ./... by minutes.
+##          The suites run bin/'s search-server and search-client, built
+##          first, instead of linking their own (servertest.BinDirEnv).
+test-go: build consul grpcurl compose
+	SEARCH_TEST_BIN_DIR=$(BIN) $(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
 
 # The longest packages are named first: go test starts packages in the
 # order given (at most GOMAXPROCS at once), and these would otherwise

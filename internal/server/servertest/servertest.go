@@ -66,20 +66,41 @@ func Main(m *testing.M) int {
 	return postgistest.Main(m, &Cluster)
 }
 
+// BinDirEnv names a directory that holds search-server and search-client
+// built from this tree just before the tests run: make test-go builds bin/
+// and sets it, so that each suite does not link its own copies (about
+// 3 s of CPU each). Only the Makefile should set it: nothing checks that
+// the binaries are current.
+const BinDirEnv = "SEARCH_TEST_BIN_DIR"
+
 // BuildBinaries builds search-client (with -race when clientRace is set)
 // and search-server into a new temporary directory, which the caller
 // removes, and sets ClientBin and ServerBin. The server binary is never
 // built with -race: its code is race-checked where it is under test, in
 // process (internal/server's tests run server.New under -race), and a
 // -race server process costs the suites that only need one running
-// (the CLI's) two to three times the CPU.
+// (the CLI's) two to three times the CPU. With BinDirEnv set, the
+// binaries there are used instead, except a -race client, which is built.
 func BuildBinaries(clientRace bool) (dir string, err error) {
 	dir, err = os.MkdirTemp("", "search-bin-")
 	if err != nil {
 		return "", err
 	}
 	ClientBin, ServerBin = filepath.Join(dir, "search-client"), filepath.Join(dir, "search-server")
+	if prebuilt := os.Getenv(BinDirEnv); prebuilt != "" {
+		ServerBin = filepath.Join(prebuilt, "search-server")
+		if !clientRace {
+			ClientBin = filepath.Join(prebuilt, "search-client")
+		}
+	}
 	for bin, pkg := range map[string]string{ClientBin: "github.com/geosearch/search/cmd/search-client", ServerBin: "github.com/geosearch/search/cmd/search-server"} {
+		if filepath.Dir(bin) != dir { // prebuilt
+			if _, err := os.Stat(bin); err != nil {
+				os.RemoveAll(dir)
+				return "", fmt.Errorf("%s: %w", BinDirEnv, err)
+			}
+			continue
+		}
 		args := []string{"build", "-o", bin}
 		if clientRace && bin == ClientBin {
 			args = append(args, "-race")
