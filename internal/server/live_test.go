@@ -24,9 +24,12 @@ import (
 func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 	t.Parallel()
 	const prefix = "live-every/config"
+	// The environment wins over KV: the settings this test changes are
+	// not in it (servertest sets LOG_LEVEL, and MEMINDEX under make
+	// test-memindex-on).
 	ts := servertest.Start(t, map[string]string{
 		"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": servertest.Agent.HTTPAddr(), "LOG_LEVEL": servertest.Unset,
-		"HTTP_LISTEN_ADDR": "127.0.0.1:0",
+		"MEMINDEX": servertest.Unset, "HTTP_LISTEN_ADDR": "127.0.0.1:0",
 	}, true)
 	s := ts.Srv.Parts()
 	// inGRPC reads a setting of grpcapi.Config in effect, and, when the
