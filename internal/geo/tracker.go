@@ -198,34 +198,40 @@ func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState
 	return results, change
 }
 
-// diff returns the events of moving from s.Inside to now (exits by id,
-// then enters in now's order), numbered after s.Seq, and updates s.
+// diff returns the events of moving from s.Inside (in id order) to now
+// (exits by id, then enters in now's order), numbered after s.Seq, and
+// updates s. Both sets are small (at most MaxFenceThings): a sorted copy
+// of now and binary searches instead of maps.
 func diff(p Fix, s *DeviceState, now []FenceThing) []Event {
+	byID := func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) }
+	inside := slices.Clone(now)
+	slices.SortFunc(inside, byID)
+	if !slices.IsSortedFunc(s.Inside, byID) { // a state stored otherwise
+		s.Inside = slices.SortedFunc(slices.Values(s.Inside), byID)
+	}
 	var events []Event
 	emit := func(typ TransitionType, th FenceThing) {
 		s.Seq++
 		events = append(events, Event{Device: p.Device, Collection: p.Collection, Type: typ, Seq: s.Seq, Thing: th, Point: p.Point, Time: p.Time})
 	}
-	in := map[int64]bool{}
-	for _, th := range now {
-		in[th.ID] = true
-	}
-	was := map[int64]bool{}
 	for _, th := range s.Inside {
-		was[th.ID] = true
-		if !in[th.ID] {
+		if !containsID(inside, th.ID) {
 			emit(Exit, th)
 		}
 	}
 	for _, th := range now {
-		if !was[th.ID] {
+		if !containsID(s.Inside, th.ID) {
 			emit(Enter, th)
 		}
 	}
-	inside := slices.Clone(now)
-	slices.SortFunc(inside, func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) })
 	s.Inside = inside
 	return events
+}
+
+// containsID reports whether things, in id order, hold id.
+func containsID(things []FenceThing, id int64) bool {
+	_, found := slices.BinarySearchFunc(things, id, func(th FenceThing, id int64) int { return compareInt64(th.ID, id) })
+	return found
 }
 
 func compareInt64(a, b int64) int {
