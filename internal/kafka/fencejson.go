@@ -19,6 +19,10 @@ import (
 // encoding/json's result: the bytes json.Marshal writes, the values (or
 // the error) json.Unmarshal returns. fencejson_test.go compares them.
 
+// eventJSONBytes is about the most bytes AppendEvent writes for an event
+// beside its strings (names, quotes, numbers, time).
+const eventJSONBytes = 200
+
 // AppendEvent appends e's record value, json.Marshal(NewEventJSON(e)), to
 // dst.
 func AppendEvent(dst []byte, e geo.Event) ([]byte, error) {

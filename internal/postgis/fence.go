@@ -341,6 +341,7 @@ func (r *outboxRow) appendTo(out []geo.OutboxEvent) ([]geo.OutboxEvent, error) {
 		}
 	}
 	mark := geo.OutboxMark{XID: x, ID: r.id}
+	out = slices.Grow(out, n)
 	for i := range n {
 		typ := geo.Exit
 		if r.typ[i] == geo.Enter.String() {
