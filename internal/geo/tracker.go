@@ -148,18 +148,20 @@ func (t *Tracker) locate(ctx context.Context, positions []Fix) ([]located, error
 			Output:   Output{Omit: FieldProperties | FieldBBox},
 			MaxBytes: LocateBatchBytes,
 		}
+		all := make([]FenceThing, 0, len(points))
 		err := LocateEach(ctx, t.svc, q, points, nil, func(k int, things []Thing, err error) error {
 			switch {
 			case err != nil:
 				at[idx[k]].err = err
 			case len(things) > MaxFenceThings:
 				at[idx[k]].err = Errorf(Invalid, "the position is inside more than %d things of %q", MaxFenceThings, name)
-			default:
-				fs := make([]FenceThing, len(things))
-				for j, th := range things {
-					fs[j] = FenceThing{ID: th.ID, Key: th.Key}
+			case len(things) > 0:
+				// The batch's things share one array, cut per position.
+				start := len(all)
+				for _, th := range things {
+					all = append(all, FenceThing{ID: th.ID, Key: th.Key})
 				}
-				at[idx[k]].things = fs
+				at[idx[k]].things = all[start:len(all):len(all)]
 			}
 			return nil
 		})
@@ -218,8 +220,10 @@ func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState
 // instead of maps.
 func diff(all []Event, p Fix, s *DeviceState, now []FenceThing) (events, appended []Event) {
 	byID := func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) }
-	inside := slices.Clone(now)
-	slices.SortFunc(inside, byID)
+	inside := now // never changed once located: shared, unless to be sorted
+	if !slices.IsSortedFunc(inside, byID) {
+		inside = slices.SortedFunc(slices.Values(now), byID)
+	}
 	if !slices.IsSortedFunc(s.Inside, byID) { // a state stored otherwise
 		s.Inside = slices.SortedFunc(slices.Values(s.Inside), byID)
 	}
