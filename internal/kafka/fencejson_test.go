@@ -18,7 +18,7 @@ func marshalEvent(e geo.Event) ([]byte, error) { return json.Marshal(kafka.NewEv
 
 func FuzzAppendEventIsJSONMarshal(f *testing.F) {
 	f.Add("dev-1", "zones", "z-12", int64(3), int64(42), 48.85, 2.35, int64(1_700_000_000), uint32(123_456_789), true)
-	f.Add(`d"\<>&`, "c", "k\u2028\u2029\x00\x1f\t", int64(-1), int64(0), 0.0, -0.0, int64(0), uint32(0), false)
+	f.Add(`d"\<>&`, "c", "k\u2028\u2029\x00\x1f\t", int64(-1), int64(0), 0.0, math.Copysign(0, -1), int64(0), uint32(0), false)
 	f.Add("d\xff\xfe", "é", "日本", int64(math.MaxInt64), int64(math.MinInt64), 1e-7, -1e-6, int64(-62_135_596_800), uint32(1), true)
 	f.Add("d", "c", "k", int64(1), int64(1), 89.999999999999, -179.123456789, int64(253_402_300_799), uint32(999_999_999), false)
 	f.Add("d", "c", "k", int64(1), int64(1), 5e-324, 1e21, int64(253_402_300_800), uint32(0), true)
