@@ -29,7 +29,8 @@ type Relay struct {
 	outbox  geo.Outbox
 	logger  *slog.Logger
 	metrics metrics.Metrics
-	// Poll is how long the relay waits when the outbox is empty.
+	// Poll is how long the relay waits when the outbox is empty, unless
+	// its outbox says sooner that this process stored events.
 	Poll time.Duration
 	// published counts the events published since start.
 	published atomic.Int64
@@ -83,6 +84,11 @@ func (r *Relay) client() (*kgo.Client, error) {
 	)
 }
 
+// writtenNotifier is an outbox that tells the relay in its process when
+// events were stored (postgis.FenceStore): the relay reads them then
+// rather than at its next poll.
+type writtenNotifier interface{ Written() <-chan struct{} }
+
 // lead relays while this process holds the outbox's lock.
 func (r *Relay) lead(ctx context.Context) error {
 	cl, err := r.client()
@@ -101,6 +107,10 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 	r.logger.Info("geofence relay leading", "after_xid", mark.XID, "after_id", mark.ID)
 	trimmed := geo.OutboxMark{}
+	var written <-chan struct{} // nil, never ready, without a notifier
+	if n, ok := r.outbox.(writtenNotifier); ok {
+		written = n.Written()
+	}
 	for {
 		if trimmed != mark {
 			if err := r.outbox.Trim(ctx, mark); err != nil {
@@ -118,6 +128,7 @@ func (r *Relay) lead(ctx context.Context) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(r.Poll):
+			case <-written:
 			}
 			continue
 		}

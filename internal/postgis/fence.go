@@ -84,18 +84,27 @@ type FenceStore struct {
 	pool *pgxpool.Pool
 	// leadPoll is how often Lead tries the lock, and checks it holds it.
 	leadPoll time.Duration
+	// written gets a value (if it has none) when Apply committed events.
+	written chan struct{}
 }
 
 // NewFenceStore returns a FenceStore on pool, which must reach the primary.
 func NewFenceStore(pool *pgxpool.Pool) *FenceStore {
-	return &FenceStore{pool: pool, leadPoll: time.Second}
+	return &FenceStore{pool: pool, leadPoll: time.Second, written: make(chan struct{}, 1)}
 }
+
+// Written receives a value after Apply committed events in this process
+// (values coalesce: one may stand for several commits). A relay in the
+// same process reads the outbox then instead of at its next poll; events
+// other processes write are seen at the poll.
+func (f *FenceStore) Written() <-chan struct{} { return f.written }
 
 // Apply implements geo.FenceStore in four round trips: BEGIN; the writers'
 // lock, the devices' locks and their states (one pipelined batch); the
 // states, the outbox row and the offsets (another); COMMIT.
 func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []geo.Offset, step func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error)) error {
 	var stepErr error
+	events := false
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
 		states, err := lockStates(ctx, tx, keys)
 		if err != nil {
@@ -106,10 +115,17 @@ func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []
 			stepErr = err
 			return err
 		}
+		events = len(change.Events) > 0
 		return saveChange(ctx, tx, change, offsets)
 	})
 	if stepErr != nil {
 		return stepErr
+	}
+	if err == nil && events {
+		select {
+		case f.written <- struct{}{}:
+		default: // one is waiting already
+		}
 	}
 	return classify(ctx, "apply positions", err)
 }

@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -142,5 +143,48 @@ func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	}
 	if device != "d" || typ != "enter" {
 		t.Fatalf("after down: %s %s, want d enter", device, typ)
+	}
+}
+
+// TestOutboxWrittenAfterEvents: Written has a value once Apply committed
+// events, none after a batch without events or a failed one, and values
+// coalesce (the relay reads every row there is when it wakes).
+func TestOutboxWrittenAfterEvents(t *testing.T) {
+	t.Parallel()
+	_, _, store, _ := newTracker(t)
+	ctx := context.Background()
+	apply := func(events []geo.Event, fail error) {
+		t.Helper()
+		err := store.Apply(ctx, nil, nil, func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error) {
+			return geo.FenceChange{Events: events}, fail
+		})
+		if (err != nil) != (fail != nil) {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+	ready := func() bool {
+		select {
+		case <-store.Written():
+			return true
+		default:
+			return false
+		}
+	}
+	event := []geo.Event{{Device: "d", Collection: "zones", Type: geo.Enter, Seq: 1, Thing: geo.FenceThing{ID: 1, Key: "k"}, Time: time.Now()}}
+	apply(nil, nil)
+	if ready() {
+		t.Fatal("Written after a batch without events")
+	}
+	apply(event, errors.New("the step failed"))
+	if ready() {
+		t.Fatal("Written after a batch that stored nothing")
+	}
+	apply(event, nil)
+	apply(event, nil)
+	if !ready() {
+		t.Fatal("nothing on Written after two batches of events")
+	}
+	if ready() {
+		t.Fatal("a second value on Written: they coalesce")
 	}
 }
