@@ -39,6 +39,7 @@ const (
 // and the relay, on a kfake broker.
 type fixture struct {
 	broker    *kafkatest.Broker
+	dbURL     string
 	svc       *postgis.SearchService // Locate through the database
 	lookups   *memindex.SearchService
 	pool      *pgxpool.Pool
@@ -46,8 +47,9 @@ type fixture struct {
 	relay     *kafka.Relay
 	positions *kafka.Positions
 	timings   *timings
-	// locateRate is the last locate-memindex run's positions/s.
-	locateRate float64
+	// memindexRate and grpcRate are the last locate-memindex and
+	// locate-grpc runs' positions/s.
+	memindexRate, grpcRate float64
 }
 
 // timings sums the pipeline's timers (fence.batch_locate, ...) per name.
@@ -84,7 +86,8 @@ func (t *timings) reset() {
 func newFixture(b *testing.B) *fixture {
 	b.Helper()
 	ctx := context.Background()
-	dbc := postgis.Config{URL: cluster.NewDatabase(b), MaxWriteConns: 4}
+	dbURL := cluster.NewDatabase(b)
+	dbc := postgis.Config{URL: dbURL, MaxWriteConns: 4}
 	pool, err := postgis.Open(ctx, dbc, "fencebench", postgis.NewStatementTimeout(0))
 	if err != nil {
 		b.Fatal(err)
@@ -110,7 +113,7 @@ func newFixture(b *testing.B) *fixture {
 	rctx, cancel := context.WithCancel(ctx)
 	b.Cleanup(cancel)
 	go reg.Run(rctx)
-	f := &fixture{broker: kafkatest.Start(b), svc: svc, lookups: lookups, pool: pool}
+	f := &fixture{broker: kafkatest.Start(b), dbURL: dbURL, svc: svc, lookups: lookups, pool: pool}
 	f.cfg = kafka.FenceConfig{
 		Enabled: true, PositionsTopic: "geofence-positions", EventsTopic: "geofence-events",
 		CheckpointTopic: "geofence-relay-checkpoints", Group: "search-geofence", RelayTxnID: "search-geofence-relay",
@@ -185,12 +188,15 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 	for i, p := range first {
 		points[i] = p.Point
 	}
-	b.Run("locate-memindex", func(b *testing.B) { f.locateRate = benchLocate(b, f.lookups, points) })
+	b.Run("locate-memindex", func(b *testing.B) { f.memindexRate = benchLocate(b, f.lookups, points) })
+	// The server runs during its sub-benchmark only: its loops (the
+	// index's polling, health checks) stay out of kafka's CPU counts.
+	b.Run("locate-grpc", func(b *testing.B) { f.grpcRate = benchLocateGRPC(b, f.startServer(b), points) })
 	b.Run("locate-postgis", func(b *testing.B) { benchLocate(b, f.svc, points) })
 	r := 0 // rounds outlive a run of the sub-benchmark
 	b.Run("kafka", func(b *testing.B) {
 		var positions, events int64
-		var selfCPU, pgCPU time.Duration // this process's, PostgreSQL's
+		var goCPU, pgCPU time.Duration // this process's, PostgreSQL's
 		f.timings.reset()
 		for b.Loop() {
 			b.StopTimer()
@@ -199,12 +205,14 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 			f.produce(b, fixes)
 			before := f.positions.Counts()
 			published := f.relay.Published()
-			self0, pg0 := cpuTimes()
+			pg0 := postgresCPU()
+			self0 := selfCPU()
 			b.StartTimer()
 			f.consume(b, before.Consumed+int64(len(fixes)), published-before.Events)
 			b.StopTimer()
-			self1, pg1 := cpuTimes()
-			selfCPU, pgCPU = selfCPU+self1-self0, pgCPU+pg1-pg0
+			self1 := selfCPU()
+			pg1 := postgresCPU()
+			goCPU, pgCPU = goCPU+self1-self0, pgCPU+pg1-pg0
 			b.StartTimer()
 			after := f.positions.Counts()
 			if after.Rejected != before.Rejected || after.Stale != before.Stale {
@@ -216,11 +224,14 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 		rate := float64(positions) / b.Elapsed().Seconds()
 		b.ReportMetric(rate, "positions/s")
 		b.ReportMetric(float64(events)/float64(positions), "events/position")
-		if f.locateRate > 0 {
-			b.ReportMetric(rate/f.locateRate, "x-locate-memindex")
+		if f.memindexRate > 0 {
+			b.ReportMetric(rate/f.memindexRate, "x-locate-memindex")
+		}
+		if f.grpcRate > 0 {
+			b.ReportMetric(rate/f.grpcRate, "x-locate-grpc")
 		}
 		f.timings.report(b)
-		b.ReportMetric(float64(selfCPU.Microseconds())/float64(positions), "go-cpu-µs/position")
+		b.ReportMetric(float64(goCPU.Microseconds())/float64(positions), "go-cpu-µs/position")
 		b.ReportMetric(float64(pgCPU.Microseconds())/float64(positions), "pg-cpu-µs/position")
 	})
 }
@@ -256,17 +267,22 @@ func (f *fixture) consume(b *testing.B, want, lead int64) {
 // the consumer's size, and returns the positions/s it reports.
 func benchLocate(b *testing.B, svc geo.SearchService, points []geo.Point) float64 {
 	ctx := context.Background()
-	n := 0
+	n, things := 0, 0
 	for b.Loop() {
 		start := (n * batch) % len(points)
 		q := geo.LocateQuery{Filter: geo.Filter{Collections: []string{"zones"}}, Points: points[start : start+batch],
 			Limit: geo.MaxFenceThings + 1, Output: geo.Output{Omit: geo.FieldProperties | geo.FieldBBox}}
-		if _, err := svc.Locate(ctx, q); err != nil {
+		found, err := svc.Locate(ctx, q)
+		if err != nil {
 			b.Fatal(err)
+		}
+		for _, ts := range found {
+			things += len(ts)
 		}
 		n++
 	}
 	rate := float64(n*batch) / b.Elapsed().Seconds()
 	b.ReportMetric(rate, "positions/s")
+	b.ReportMetric(float64(things)/float64(n*batch), "things/position")
 	return rate
 }

@@ -12,15 +12,21 @@ import (
 // clockTick is the unit of /proc/PID/stat's times (USER_HZ: 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// cpuTimes is the CPU time used so far by this process and by the
-// PostgreSQL server it started (the postmaster and its children alive
-// now): what a round costs whatever else the machine runs, unlike its
-// wall time on a shared machine.
-func cpuTimes() (self, postgres time.Duration) {
+// selfCPU is the CPU time used so far by this process.
+func selfCPU() time.Duration {
 	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
 	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU is the CPU time used so far by the PostgreSQL server this
+// process started (the postmaster and its children alive now): what a
+// round costs whatever else the machine runs, unlike its wall time on a
+// shared machine. Reading /proc costs this process some milliseconds:
+// read it outside the span selfCPU measures.
+func postgresCPU() (postgres time.Duration) {
 	procs := procStats()
 	var postmaster int
 	for pid, st := range procs {
@@ -34,7 +40,7 @@ func cpuTimes() (self, postgres time.Duration) {
 			postgres += st.cpu
 		}
 	}
-	return self, postgres
+	return postgres
 }
 
 type procStat struct {

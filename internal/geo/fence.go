@@ -28,6 +28,12 @@ type Fix struct {
 // bad collection name or point, a zero time, or a time more than maxFuture
 // after now.
 func (p Fix) Validate(now time.Time, maxFuture time.Duration) error {
+	return p.validate(now, maxFuture, ValidateCollectionName)
+}
+
+// validate is Validate with the collection name's check given (a batch's
+// tracker checks each name once).
+func (p Fix) validate(now time.Time, maxFuture time.Duration, checkCollection func(string) error) error {
 	switch {
 	case p.Device == "":
 		return Errorf(Invalid, "device must not be empty")
@@ -40,7 +46,7 @@ func (p Fix) Validate(now time.Time, maxFuture time.Duration) error {
 	case p.Time.After(now.Add(maxFuture)):
 		return Errorf(Invalid, "time %s is more than %s ahead of the server's clock", p.Time.UTC().Format(time.RFC3339Nano), maxFuture)
 	}
-	if err := ValidateCollectionName(p.Collection); err != nil {
+	if err := checkCollection(p.Collection); err != nil {
 		return err
 	}
 	return p.Point.Validate()

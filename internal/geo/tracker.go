@@ -84,10 +84,14 @@ func (t *Tracker) Locate(ctx context.Context, positions []Fix) (*Located, error)
 // read and locked in one transaction of the store, the transitions, and
 // the new states, events and offsets stored together.
 func (t *Tracker) Apply(ctx context.Context, l *Located, offsets []Offset) ([]TrackResult, error) {
+	// Each device once: a batch holds many positions of a device.
 	keys := make([]DeviceKey, 0, len(l.positions))
+	seen := make(map[DeviceKey]struct{}, len(l.positions))
 	for i, p := range l.positions {
-		if l.at[i].err == nil || l.at[i].gone {
-			keys = append(keys, DeviceKey{Collection: p.Collection, Device: p.Device})
+		k := DeviceKey{Collection: p.Collection, Device: p.Device}
+		if _, dup := seen[k]; !dup && (l.at[i].err == nil || l.at[i].gone) {
+			seen[k] = struct{}{}
+			keys = append(keys, k)
 		}
 	}
 	var results []TrackResult
@@ -108,8 +112,17 @@ func (t *Tracker) locate(ctx context.Context, positions []Fix) ([]located, error
 	at := make([]located, len(positions))
 	byCollection := map[string][]int{}
 	now := t.now()
+	names := map[string]error{} // each collection name checked once
+	checkName := func(name string) error {
+		err, ok := names[name]
+		if !ok {
+			err = ValidateCollectionName(name)
+			names[name] = err
+		}
+		return err
+	}
 	for i, p := range positions {
-		if err := p.Validate(now, t.maxFuture); err != nil {
+		if err := p.validate(now, t.maxFuture, checkName); err != nil {
 			at[i].err = err
 			continue
 		}
@@ -135,18 +148,20 @@ func (t *Tracker) locate(ctx context.Context, positions []Fix) ([]located, error
 			Output:   Output{Omit: FieldProperties | FieldBBox},
 			MaxBytes: LocateBatchBytes,
 		}
+		all := make([]FenceThing, 0, len(points))
 		err := LocateEach(ctx, t.svc, q, points, nil, func(k int, things []Thing, err error) error {
 			switch {
 			case err != nil:
 				at[idx[k]].err = err
 			case len(things) > MaxFenceThings:
 				at[idx[k]].err = Errorf(Invalid, "the position is inside more than %d things of %q", MaxFenceThings, name)
-			default:
-				fs := make([]FenceThing, len(things))
-				for j, th := range things {
-					fs[j] = FenceThing{ID: th.ID, Key: th.Key}
+			case len(things) > 0:
+				// The batch's things share one array, cut per position.
+				start := len(all)
+				for _, th := range things {
+					all = append(all, FenceThing{ID: th.ID, Key: th.Key})
 				}
-				at[idx[k]].things = fs
+				at[idx[k]].things = all[start:len(all):len(all)]
 			}
 			return nil
 		})
@@ -161,7 +176,9 @@ func (t *Tracker) locate(ctx context.Context, positions []Fix) ([]located, error
 // and returns each position's result and the whole change to store.
 func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState) ([]TrackResult, FenceChange) {
 	results := make([]TrackResult, len(positions))
-	change := FenceChange{States: map[DeviceKey]DeviceState{}}
+	// The events go to change.Events, and each result's are a slice of
+	// them: appended once, never copied per position.
+	change := FenceChange{States: make(map[DeviceKey]DeviceState, len(states)), Events: make([]Event, 0, len(positions)*3/2)}
 	deleted := map[DeviceKey]bool{}
 	for i, p := range positions {
 		key := DeviceKey{Collection: p.Collection, Device: p.Device}
@@ -179,18 +196,16 @@ func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState
 			if !known {
 				continue
 			}
-			results[i].Events = diff(p, &s, nil)
-			change.Events = append(change.Events, results[i].Events...)
+			results[i].Events, change.Events = diff(change.Events, p, &s, nil)
 			delete(states, key)
 			delete(change.States, key)
 			deleted[key] = true
 			continue
 		}
-		results[i].Events = diff(p, &s, at[i].things)
+		results[i].Events, change.Events = diff(change.Events, p, &s, at[i].things)
 		s.LastTime = p.Time
 		states[key], change.States[key] = s, s
 		delete(deleted, key)
-		change.Events = append(change.Events, results[i].Events...)
 	}
 	for k := range deleted {
 		change.Deleted = append(change.Deleted, k)
@@ -198,34 +213,47 @@ func transitions(positions []Fix, at []located, states map[DeviceKey]DeviceState
 	return results, change
 }
 
-// diff returns the events of moving from s.Inside to now (exits by id,
-// then enters in now's order), numbered after s.Seq, and updates s.
-func diff(p Fix, s *DeviceState, now []FenceThing) []Event {
-	var events []Event
+// diff appends to all the events of moving from s.Inside (in id order) to
+// now (exits by id, then enters in now's order), numbered after s.Seq, and
+// updates s; events is what it appended (nil for none). Both sets are
+// small (at most MaxFenceThings): a sorted copy of now and binary searches
+// instead of maps.
+func diff(all []Event, p Fix, s *DeviceState, now []FenceThing) (events, appended []Event) {
+	byID := func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) }
+	inside := now // never changed once located: shared, unless to be sorted
+	if !slices.IsSortedFunc(inside, byID) {
+		inside = slices.SortedFunc(slices.Values(now), byID)
+	}
+	if !slices.IsSortedFunc(s.Inside, byID) { // a state stored otherwise
+		s.Inside = slices.SortedFunc(slices.Values(s.Inside), byID)
+	}
+	start := len(all)
 	emit := func(typ TransitionType, th FenceThing) {
 		s.Seq++
-		events = append(events, Event{Device: p.Device, Collection: p.Collection, Type: typ, Seq: s.Seq, Thing: th, Point: p.Point, Time: p.Time})
+		all = append(all, Event{Device: p.Device, Collection: p.Collection, Type: typ, Seq: s.Seq, Thing: th, Point: p.Point, Time: p.Time})
 	}
-	in := map[int64]bool{}
-	for _, th := range now {
-		in[th.ID] = true
-	}
-	was := map[int64]bool{}
 	for _, th := range s.Inside {
-		was[th.ID] = true
-		if !in[th.ID] {
+		if !containsID(inside, th.ID) {
 			emit(Exit, th)
 		}
 	}
 	for _, th := range now {
-		if !was[th.ID] {
+		if !containsID(s.Inside, th.ID) {
 			emit(Enter, th)
 		}
 	}
-	inside := slices.Clone(now)
-	slices.SortFunc(inside, func(a, b FenceThing) int { return compareInt64(a.ID, b.ID) })
 	s.Inside = inside
-	return events
+	if len(all) == start {
+		return nil, all
+	}
+	// Capped: a later append to all never writes into these.
+	return all[start:len(all):len(all)], all
+}
+
+// containsID reports whether things, in id order, hold id.
+func containsID(things []FenceThing, id int64) bool {
+	_, found := slices.BinarySearchFunc(things, id, func(th FenceThing, id int64) int { return compareInt64(th.ID, id) })
+	return found
 }
 
 func compareInt64(a, b int64) int {

@@ -108,17 +108,25 @@ type PositionJSON struct {
 // DecodePosition reads one positions record's value; the key, when set,
 // must be the device. Returns an Invalid error for anything malformed.
 func DecodePosition(key, value []byte) (geo.Fix, error) {
-	var p PositionJSON
-	if err := json.Unmarshal(value, &p); err != nil {
-		return geo.Fix{}, geo.Errorf(geo.Invalid, "a position must be a JSON object with device, collection, lat, lng and time (RFC 3339): %v", err)
+	f, hasLat, hasLng, ok := decodePositionFast(value)
+	if !ok {
+		var p PositionJSON
+		if err := json.Unmarshal(value, &p); err != nil {
+			return geo.Fix{}, geo.Errorf(geo.Invalid, "a position must be a JSON object with device, collection, lat, lng and time (RFC 3339): %v", err)
+		}
+		f = geo.Fix{Device: p.Device, Collection: p.Collection, Time: p.Time}
+		hasLat, hasLng = p.Lat != nil, p.Lng != nil
+		if hasLat && hasLng {
+			f.Point = geo.Point{Lat: *p.Lat, Lng: *p.Lng}
+		}
 	}
-	if p.Lat == nil || p.Lng == nil {
+	if !hasLat || !hasLng {
 		return geo.Fix{}, geo.Errorf(geo.Invalid, "a position needs lat and lng")
 	}
-	if len(key) > 0 && string(key) != p.Device {
-		return geo.Fix{}, geo.Errorf(geo.Invalid, "the record's key %q is not its device %q: positions are keyed by device", key, p.Device)
+	if len(key) > 0 && string(key) != f.Device {
+		return geo.Fix{}, geo.Errorf(geo.Invalid, "the record's key %q is not its device %q: positions are keyed by device", key, f.Device)
 	}
-	return geo.Fix{Device: p.Device, Collection: p.Collection, Point: geo.Point{Lat: *p.Lat, Lng: *p.Lng}, Time: p.Time}, nil
+	return f, nil
 }
 
 // EncodePosition is the value of f's record in the positions topic.

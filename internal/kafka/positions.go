@@ -210,7 +210,8 @@ type batch struct {
 // prepare decodes one poll's records and locates their positions; nil
 // when the poll has none.
 func (p *Positions) prepare(ctx context.Context, fetches kgo.Fetches) (*batch, error) {
-	b := &batch{last: map[int32]int64{}, hwm: highWatermarks(fetches)}
+	n := fetches.NumRecords()
+	b := &batch{fixes: make([]geo.Fix, 0, n), bad: make([]error, 0, n), last: map[int32]int64{}, hwm: highWatermarks(fetches)}
 	fetches.EachRecord(func(rec *kgo.Record) {
 		f, err := DecodePosition(rec.Key, rec.Value)
 		b.fixes, b.bad = append(b.fixes, f), append(b.bad, err)

@@ -32,10 +32,9 @@ ON CONFLICT (collection, device) DO UPDATE
 SET seq = excluded.seq, last_time = excluded.last_time, inside = excluded.inside`
 	fenceDeleteStatesSQL = `DELETE FROM fence_device
 WHERE (collection, device) IN (SELECT * FROM unnest($1::text[], $2::text[]))`
-	// A transaction's events are one outbox row (migration 000009):
-	// element i of each array is event i.
-	fenceOutboxSQL = `INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
-VALUES ($1::integer, $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::float8[], $9::float8[], $10::timestamptz[])`
+	// A transaction's events are one outbox row (migration 000009), in
+	// one payload (000010, fence_payload.go).
+	fenceOutboxSQL = `INSERT INTO fence_outbox (events, payload) VALUES ($1::integer, $2::bytea)`
 	// The offset moves on only from where the batch read it (or from
 	// nothing): a consumer that lost the partition cannot apply twice.
 	fenceOffsetSQL = `INSERT INTO fence_offset (consumer_group, topic, partition, next_offset)
@@ -60,8 +59,10 @@ WHERE fence_offset.next_offset = $4::bigint`
 	// 1000 before 999): the text goes out under another name.
 	// Whole rows: the first, then as many as keep the events within $4.
 	// A row holds at least one event, so $4 rows are always enough.
-	fencePendingSQL = `SELECT xid_text, id, collection, device, seq, type, thing_id, thing_key, lat, lng, at FROM (
-    SELECT o.xid, o.xid::text AS xid_text, o.id, o.collection, o.device, o.seq, o.type, o.thing_id, o.thing_key, o.lat, o.lng, o.at,
+	// A row holds its events in payload, or (written before 000010) in
+	// the arrays.
+	fencePendingSQL = `SELECT xid_text, id, events, payload, collections, devices, seqs, types, thing_ids, thing_keys, lats, lngs, ats FROM (
+    SELECT o.xid, o.xid::text AS xid_text, o.id, o.payload, o.collections, o.devices, o.seqs, o.types, o.thing_ids, o.thing_keys, o.lats, o.lngs, o.ats,
         sum(o.events) OVER (ORDER BY o.xid, o.id) AS upto, o.events
     FROM fence_outbox o
     WHERE (o.xid, o.id) > ($1::text::xid8, $2::bigint) AND o.xid < $3::text::xid8
@@ -83,18 +84,27 @@ type FenceStore struct {
 	pool *pgxpool.Pool
 	// leadPoll is how often Lead tries the lock, and checks it holds it.
 	leadPoll time.Duration
+	// written gets a value (if it has none) when Apply committed events.
+	written chan struct{}
 }
 
 // NewFenceStore returns a FenceStore on pool, which must reach the primary.
 func NewFenceStore(pool *pgxpool.Pool) *FenceStore {
-	return &FenceStore{pool: pool, leadPoll: time.Second}
+	return &FenceStore{pool: pool, leadPoll: time.Second, written: make(chan struct{}, 1)}
 }
+
+// Written receives a value after Apply committed events in this process
+// (values coalesce: one may stand for several commits). A relay in the
+// same process reads the outbox then instead of at its next poll; events
+// other processes write are seen at the poll.
+func (f *FenceStore) Written() <-chan struct{} { return f.written }
 
 // Apply implements geo.FenceStore in four round trips: BEGIN; the writers'
 // lock, the devices' locks and their states (one pipelined batch); the
 // states, the outbox row and the offsets (another); COMMIT.
 func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []geo.Offset, step func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error)) error {
 	var stepErr error
+	events := false
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
 		states, err := lockStates(ctx, tx, keys)
 		if err != nil {
@@ -105,10 +115,17 @@ func (f *FenceStore) Apply(ctx context.Context, keys []geo.DeviceKey, offsets []
 			stepErr = err
 			return err
 		}
+		events = len(change.Events) > 0
 		return saveChange(ctx, tx, change, offsets)
 	})
 	if stepErr != nil {
 		return stepErr
+	}
+	if err == nil && events {
+		select {
+		case f.written <- struct{}{}:
+		default: // one is waiting already
+		}
 	}
 	return classify(ctx, "apply positions", err)
 }
@@ -221,20 +238,9 @@ func queueStates(b *pgx.Batch, states map[geo.DeviceKey]geo.DeviceState) error {
 	return nil
 }
 
-// queueOutbox queues the insert of events as one outbox row: element i of
-// each array column is event i.
+// queueOutbox queues the insert of events as one outbox row.
 func queueOutbox(b *pgx.Batch, events []geo.Event) {
-	n := len(events)
-	cs, ds, types, keys := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	seqs, ids := make([]int64, n), make([]int64, n)
-	lats, lngs := make([]float64, n), make([]float64, n)
-	ats := make([]time.Time, n)
-	for i, e := range events {
-		cs[i], ds[i], types[i], keys[i] = e.Collection, e.Device, e.Type.String(), e.Thing.Key
-		seqs[i], ids[i] = e.Seq, e.Thing.ID
-		lats[i], lngs[i], ats[i] = e.Point.Lat, e.Point.Lng, e.Time
-	}
-	b.Queue(fenceOutboxSQL, n, cs, ds, seqs, types, ids, keys, lats, lngs, ats)
+	b.Queue(fenceOutboxSQL, len(events), encodePayload(events))
 }
 
 func mapKeys(m map[geo.DeviceKey]geo.DeviceState) func(func(geo.DeviceKey) bool) {
@@ -309,7 +315,7 @@ func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) (
 	}
 	var out []geo.OutboxEvent
 	var r outboxRow
-	_, err = pgx.ForEachRow(rows, []any{&r.xid, &r.id, &r.collection, &r.device, &r.seq, &r.typ, &r.thingID, &r.thingKey, &r.lat, &r.lng, &r.at}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&r.xid, &r.id, &r.events, &r.payload, &r.collection, &r.device, &r.seq, &r.typ, &r.thingID, &r.thingKey, &r.lat, &r.lng, &r.at}, func() error {
 		var err error
 		out, err = r.appendTo(out)
 		return err
@@ -317,10 +323,13 @@ func (f *FenceStore) Pending(ctx context.Context, after geo.OutboxMark, n int) (
 	return out, classify(ctx, "read outbox", err)
 }
 
-// outboxRow is one row of fence_outbox: one transaction's events.
+// outboxRow is one row of fence_outbox: one transaction's events, in
+// payload or (rows from before migration 000010) in the arrays.
 type outboxRow struct {
 	xid                     string
 	id                      int64
+	events                  int
+	payload                 []byte
 	collection, device, typ []string
 	thingKey                []string
 	seq, thingID            []int64
@@ -334,13 +343,17 @@ func (r *outboxRow) appendTo(out []geo.OutboxEvent) ([]geo.OutboxEvent, error) {
 	if err != nil {
 		return out, fmt.Errorf("outbox xid %q: %w", r.xid, err)
 	}
+	mark := geo.OutboxMark{XID: x, ID: r.id}
+	if r.payload != nil {
+		return appendPayload(slices.Grow(out, r.events), r.payload, mark, r.events)
+	}
 	n := len(r.device)
 	for _, l := range []int{len(r.collection), len(r.typ), len(r.thingKey), len(r.seq), len(r.thingID), len(r.lat), len(r.lng), len(r.at)} {
 		if l != n {
 			return out, fmt.Errorf("outbox row %s/%d: arrays of %d and %d events", r.xid, r.id, n, l)
 		}
 	}
-	mark := geo.OutboxMark{XID: x, ID: r.id}
+	out = slices.Grow(out, n)
 	for i := range n {
 		typ := geo.Exit
 		if r.typ[i] == geo.Enter.String() {

@@ -2,9 +2,11 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/jackc/pgx/v5"
@@ -14,11 +16,12 @@ import (
 )
 
 // TestOutboxMigrationKeepsMarks: events written one row each before
-// migration 000009 are read after it at the marks they had, so a relay's
-// checkpoint written before it still names its place; a transaction's
-// events written after it form one row, read whole even past Pending's n;
-// going down refuses while such a row is left, and converts the one-event
-// rows back.
+// migration 000009 are read after it (and 000010) at the marks they had,
+// so a relay's checkpoint written before it still names its place; a
+// transaction's events written in arrays (000009) or in a payload (000010)
+// form one row, read whole even past Pending's n; going down refuses while
+// a payload row (000010) or a many-event row (000009) is left, and
+// converts the one-event rows back.
 func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -34,7 +37,7 @@ func TestOutboxMigrationKeepsMarks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := mg.Down(1); err != nil { // to version 8: one row per event
+	if err := mg.Down(2); err != nil { // to version 8: one row per event
 		t.Fatal(err)
 	}
 	exec(`INSERT INTO fence_outbox (collection, device, seq, type, thing_id, thing_key, lat, lng, at) VALUES
@@ -78,7 +81,7 @@ func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	if diff := cmp.Diff([]string{"b enter k1 #1", "a exit k1 #3"}, lines(pending(old[1].Mark, 100))); diff != "" {
 		t.Fatalf("events after the second one's mark (-want +got):\n%s", diff)
 	}
-	exec(`INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at) VALUES
+	exec(`INSERT INTO fence_outbox (events, collections, devices, seqs, types, thing_ids, thing_keys, lats, lngs, ats) VALUES
 		(2, '{zones,zones}', '{c,c}', '{1,2}', '{enter,enter}', '{1,2}', '{k1,k2}', '{5,5}', '{5,5}', ARRAY[now(), now()])`)
 	batch := pending(old[3].Mark, 1)
 	if diff := cmp.Diff([]string{"c enter k1 #1", "c enter k2 #2"}, lines(batch)); diff != "" {
@@ -91,15 +94,38 @@ func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	if got := lines(pending(old[2].Mark, 2)); len(got) != 1 {
 		t.Fatalf("pending 2 after the third event: %v, want only the fourth", got)
 	}
+	// A payload row, as Apply writes it now.
+	err = store.Apply(ctx, nil, nil, func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error) {
+		return geo.FenceChange{Events: []geo.Event{{Device: "e", Collection: "zones", Type: geo.Exit, Seq: 4, Thing: geo.FenceThing{ID: 3, Key: "k3"}, Time: time.Now()}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := pending(batch[1].Mark, 100)
+	if diff := cmp.Diff([]string{"e exit k3 #4"}, lines(payload)); diff != "" {
+		t.Fatalf("a payload row after the arrays (-want +got):\n%s", diff)
+	}
+	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "let the relay empty it first") {
+		t.Fatalf("down with a payload row in the outbox: %v, want a refusal", err)
+	}
+	if err := mg.Force(10); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Trim(ctx, payload[0].Mark); err != nil {
+		t.Fatal(err)
+	}
+	exec(`INSERT INTO fence_outbox (events, collections, devices, seqs, types, thing_ids, thing_keys, lats, lngs, ats) VALUES
+		(2, '{zones,zones}', '{c,c}', '{1,2}', '{enter,enter}', '{1,2}', '{k1,k2}', '{5,5}', '{5,5}', ARRAY[now(), now()])`)
+	if err := mg.Down(1); err != nil {
+		t.Fatalf("down to 9 with an array row: %v", err)
+	}
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "let the relay empty it first") {
 		t.Fatalf("down with a batch of events in the outbox: %v, want a refusal", err)
 	}
 	if err := mg.Force(9); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Trim(ctx, batch[0].Mark); err != nil {
-		t.Fatal(err)
-	}
+	exec(`DELETE FROM fence_outbox`)
 	exec(`INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at) VALUES
 		(1, '{zones}', '{d}', '{1}', '{enter}', '{1}', '{k1}', '{5}', '{5}', ARRAY[now()])`)
 	pool.Reset() // its statements name the columns' array types
@@ -117,5 +143,48 @@ func TestOutboxMigrationKeepsMarks(t *testing.T) {
 	}
 	if device != "d" || typ != "enter" {
 		t.Fatalf("after down: %s %s, want d enter", device, typ)
+	}
+}
+
+// TestOutboxWrittenAfterEvents: Written has a value once Apply committed
+// events, none after a batch without events or a failed one, and values
+// coalesce (the relay reads every row there is when it wakes).
+func TestOutboxWrittenAfterEvents(t *testing.T) {
+	t.Parallel()
+	_, _, store, _ := newTracker(t)
+	ctx := context.Background()
+	apply := func(events []geo.Event, fail error) {
+		t.Helper()
+		err := store.Apply(ctx, nil, nil, func(map[geo.DeviceKey]geo.DeviceState) (geo.FenceChange, error) {
+			return geo.FenceChange{Events: events}, fail
+		})
+		if (err != nil) != (fail != nil) {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+	ready := func() bool {
+		select {
+		case <-store.Written():
+			return true
+		default:
+			return false
+		}
+	}
+	event := []geo.Event{{Device: "d", Collection: "zones", Type: geo.Enter, Seq: 1, Thing: geo.FenceThing{ID: 1, Key: "k"}, Time: time.Now()}}
+	apply(nil, nil)
+	if ready() {
+		t.Fatal("Written after a batch without events")
+	}
+	apply(event, errors.New("the step failed"))
+	if ready() {
+		t.Fatal("Written after a batch that stored nothing")
+	}
+	apply(event, nil)
+	apply(event, nil)
+	if !ready() {
+		t.Fatal("nothing on Written after two batches of events")
+	}
+	if ready() {
+		t.Fatal("a second value on Written: they coalesce")
 	}
 }

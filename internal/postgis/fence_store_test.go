@@ -187,7 +187,7 @@ func TestOutboxCommitOrder(t *testing.T) {
 	if _, err := slow.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(28, 3)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := slow.Exec(ctx, `INSERT INTO fence_outbox (events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+	if _, err := slow.Exec(ctx, `INSERT INTO fence_outbox (events, collections, devices, seqs, types, thing_ids, thing_keys, lats, lngs, ats)
 VALUES (1, '{zones}', '{early}', '{1}', '{enter}', '{1}', '{a}', '{5}', '{5}', ARRAY[now()])`); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestPendingOrdersByXidNumerically(t *testing.T) {
 	_, _, store, pool := newTracker(t)
 	ctx := context.Background()
 	for _, xid := range []string{"100", "9", "10"} {
-		if _, err := pool.Exec(ctx, `INSERT INTO fence_outbox (xid, events, collection, device, seq, type, thing_id, thing_key, lat, lng, at)
+		if _, err := pool.Exec(ctx, `INSERT INTO fence_outbox (xid, events, collections, devices, seqs, types, thing_ids, thing_keys, lats, lngs, ats)
 VALUES ($1::text::xid8, 1, '{zones}', ARRAY['x' || $1], '{1}', '{enter}', '{1}', '{a}', '{5}', '{5}', ARRAY[now()])`, xid); err != nil {
 			t.Fatal(err)
 		}
