@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -246,7 +247,7 @@ func readStat(pid int) (procStat, error) {
 // that exits takes its time with it; the processes measured keep theirs
 // (Go parks its threads, and each PostgreSQL process has one).
 func procCPU(pid int) (time.Duration, error) {
-	if _, err := os.Stat("/proc/self/schedstat"); err != nil {
+	if !haveSchedstat() {
 		st, err := readStat(pid)
 		return st.cpu, err
 	}
@@ -267,6 +268,12 @@ func procCPU(pid int) (time.Duration, error) {
 	}
 	return total, nil
 }
+
+// haveSchedstat says whether the kernel keeps /proc/PID/schedstat.
+var haveSchedstat = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/schedstat")
+	return err == nil
+})
 
 // readRSS returns the resident set size of pid in bytes.
 func readRSS(pid int) (int64, error) {

@@ -14,7 +14,7 @@ import (
 // this form, version 1, written once by the transaction and read once by
 // the relay, possibly of another release (a rolling deploy): a new form
 // gets a new version byte, and readers keep reading the old ones.
-// fence_payload_test.go holds a golden payload.
+// fence_payload_internal_test.go holds a golden payload.
 //
 //	version  byte (1)
 //	count    uvarint
@@ -55,7 +55,7 @@ func encodePayload(events []geo.Event) []byte {
 		b = binary.AppendVarint(b, e.Thing.ID)
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.Point.Lat))
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.Point.Lng))
-		b = binary.AppendVarint(b, e.Time.Unix()*1_000_000+int64(e.Time.Nanosecond())/1000)
+		b = binary.AppendVarint(b, e.Time.UnixMicro())
 	}
 	return b
 }
