@@ -18,10 +18,11 @@ import (
 // Import batches: a batch is one statement (insertThingsSQL), flushed when
 // it holds this many features or vertices, whichever comes first. The
 // feature bound is where small polygons stop gaining from sharing a
-// statement; the vertex bound keeps a statement of large ones short against
-// DB_STATEMENT_TIMEOUT (10 s by default): at 500,000 vertices the 1:10m
-// countries' batches ran past it on a loaded machine. A single feature over
-// the bound is a batch of its own, as large as MAX_FEATURE_VERTICES allows.
+// statement; the vertex bound keeps a statement of large ones short (at
+// 500,000 vertices a batch of the 1:10m countries took over 10 s on a
+// loaded machine). A single feature over the bound is a batch of its own,
+// as large as MAX_FEATURE_VERTICES allows. The writing pool's statements
+// run under DB_WRITE_STATEMENT_TIMEOUT, not the readers' bound.
 const (
 	batchFeatures = 200
 	batchVertices = 20_000

@@ -45,6 +45,12 @@ type Config struct {
 	MaxWriteConns int32 `env:"DB_MAX_WRITE_CONNS, default=2"`
 	// StatementTimeout cancels any statement that runs longer, server side.
 	StatementTimeout time.Duration `env:"DB_STATEMENT_TIMEOUT, default=10s" live:"true"`
+	// WriteStatementTimeout is the same limit on the writing pool's
+	// statements (imports, deletes). One import statement stores a batch,
+	// or one large feature made valid, cut at the antimeridian and split
+	// into parts: the 1:10m countries' largest took over 10 s on a loaded
+	// 2-core machine, so writes get a bound of their own.
+	WriteStatementTimeout time.Duration `env:"DB_WRITE_STATEMENT_TIMEOUT, default=2m" live:"true"`
 	// ConnectTimeout bounds each connection attempt.
 	ConnectTimeout time.Duration `env:"DB_CONNECT_TIMEOUT, default=5s"`
 	// MaxReplicaLag is how far (in time) a hot standby on DATABASE_URL may
@@ -80,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.StatementTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DB_STATEMENT_TIMEOUT must not be negative, got %s", c.StatementTimeout))
+	}
+	if c.WriteStatementTimeout < 0 {
+		errs = append(errs, fmt.Errorf("DB_WRITE_STATEMENT_TIMEOUT must not be negative, got %s", c.WriteStatementTimeout))
 	}
 	if c.ConnectTimeout < 0 {
 		errs = append(errs, fmt.Errorf("DB_CONNECT_TIMEOUT must not be negative, got %s", c.ConnectTimeout))

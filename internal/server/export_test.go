@@ -3,6 +3,7 @@ package server
 import (
 	"log/slog"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 
 	"github.com/geosearch/search/internal/grpcapi"
@@ -24,13 +25,17 @@ type Parts struct {
 	Level   *slog.LevelVar
 	StatsD  *statsd.Client
 	Timeout *postgis.StatementTimeout
-	Replica *postgis.Replica
-	Index   *memindex.Registry
-	Search  *postgis.SearchService
+	// WriteTimeout is the writing pool's statement timeout, and Writer
+	// that pool.
+	WriteTimeout *postgis.StatementTimeout
+	Writer       *pgxpool.Pool
+	Replica      *postgis.Replica
+	Index        *memindex.Registry
+	Search       *postgis.SearchService
 }
 
 // Parts returns s's components.
 func (s *Server) Parts() Parts {
 	return Parts{Config: s.cfg, GRPC: s.grpc, API: s.api, HTTP: s.http, Auth: s.auth, Level: s.level, StatsD: s.statsd,
-		Timeout: s.timeout, Replica: s.replica, Index: s.index, Search: s.svc}
+		Timeout: s.timeout, WriteTimeout: s.writeTimeout, Writer: s.writer, Replica: s.replica, Index: s.index, Search: s.svc}
 }

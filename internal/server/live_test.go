@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -18,7 +19,8 @@ import (
 // at once, and reads each back from the component that applies it: the
 // gRPC server's configuration in effect (its handlers read their limits
 // from it at each call), the HTTP API's limits, the log level, the StatsD
-// sample rate, the statement timeout, the replica's lag bound, the
+// sample rate, the statement timeouts (the writing pool's read back from
+// its sessions), the replica's lag bound, the
 // tokens and the in-memory index's switch and budget. A live setting that no component applies stays at its old value
 // and fails here, instead of silently doing nothing.
 func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
@@ -64,9 +66,18 @@ func TestEveryLiveSettingAppliesThroughKV(t *testing.T) {
 		value, want string
 		read        func() string
 	}{
-		"LOG_LEVEL":              {"warn", "WARN", func() string { return s.Level.Level().String() }},
-		"STATSD_SAMPLE_RATE":     {"0.5", "0.5", func() string { return fmt.Sprint(s.StatsD.SampleRate()) }},
-		"DB_STATEMENT_TIMEOUT":   {"7s", "7s", func() string { return s.Timeout.Get().String() }},
+		"LOG_LEVEL":            {"warn", "WARN", func() string { return s.Level.Level().String() }},
+		"STATSD_SAMPLE_RATE":   {"0.5", "0.5", func() string { return fmt.Sprint(s.StatsD.SampleRate()) }},
+		"DB_STATEMENT_TIMEOUT": {"7s", "7s", func() string { return s.Timeout.Get().String() }},
+		"DB_WRITE_STATEMENT_TIMEOUT": {"7m", "7min", func() string {
+			// What the writing pool's sessions run under (and not the
+			// readers' bound).
+			var v string
+			if err := s.Writer.QueryRow(context.Background(), "SHOW statement_timeout").Scan(&v); err != nil {
+				return err.Error()
+			}
+			return v
+		}},
 		"MAX_REPLICA_LAG":        {"7s", "7s", func() string { return s.Replica.MaxLag().String() }},
 		"READ_TOKENS":            {"live-read", "true", tokenWorks(geo.Read, "live-read")},
 		"WRITE_TOKENS":           {"live-write", "true", tokenWorks(geo.Write, "live-write")},

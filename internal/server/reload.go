@@ -45,6 +45,7 @@ func (s *Server) applyLive(cfg Config) {
 	}
 	s.auth.Set(cfg.GRPC) // the HTTP API shares the tokens
 	s.timeout.Set(cfg.DB.StatementTimeout)
+	s.writeTimeout.Set(cfg.DB.WriteStatementTimeout)
 	s.replica.SetMaxLag(cfg.DB.MaxReplicaLag)
 	s.statsd.SetSampleRate(cfg.StatsD.SampleRate)
 	s.index.Apply(cfg.Index)

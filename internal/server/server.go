@@ -52,7 +52,8 @@ type Server struct {
 	statsd       *statsd.Client
 	metrics      metrics.Metrics
 	closeMetrics func()
-	timeout      *postgis.StatementTimeout
+	timeout      *postgis.StatementTimeout // every pool but the writer's
+	writeTimeout *postgis.StatementTimeout // the writing pool's
 	svc          *postgis.SearchService
 	index        *memindex.Registry
 	api          *grpcapi.Server
@@ -91,7 +92,8 @@ type Server struct {
 // fails, Close releases what the steps before it built (it skips what is
 // nil), so there is one way to undo.
 func New(ctx context.Context, cfg Config, stdout io.Writer, version string) (*Server, error) {
-	s := &Server{cfg: cfg, version: version, timeout: postgis.NewStatementTimeout(cfg.DB.StatementTimeout)}
+	s := &Server{cfg: cfg, version: version, timeout: postgis.NewStatementTimeout(cfg.DB.StatementTimeout),
+		writeTimeout: postgis.NewStatementTimeout(cfg.DB.WriteStatementTimeout)}
 	var access *slog.Logger
 	s.logOut, s.level, s.shipper, s.logger, access = newLogging(cfg, stdout)
 	s.statsd, s.closeMetrics = statsd.New(cfg.StatsD, s.logger)
@@ -160,7 +162,7 @@ func (s *Server) openPools(ctx context.Context) error {
 	}
 	// Imports write through a pool of their own, so that however many run
 	// or stall, searches and the readiness check keep their connections.
-	if s.writer, err = postgis.OpenWriter(ctx, s.cfg.DB, s.app(), s.timeout); err != nil {
+	if s.writer, err = postgis.OpenWriter(ctx, s.cfg.DB, s.app(), s.writeTimeout); err != nil {
 		return err
 	}
 	// DATABASE_URL may be a hot standby of the primary on
