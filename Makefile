@@ -99,24 +99,29 @@ help:
 test: deps proto-check lint build consul grpcurl compose
 	$(MAKE) --no-print-directory -j2 test-go test-stack
 
-## test-go: every Go test of both modules, the in-memory index's rerun
-##          (test-memindex-on) and the CQL2 fuzzing, side by side: most of
-##          their time is spent waiting (outages, restarts, other
-##          processes), and internal/server's suite alone outlasts the
-##          rest of go test ./... by minutes.
+## test-go: every Go test of both modules beside the rest (test-go-rest:
+##          the bench module's tests, the in-memory index's rerun
+##          test-memindex-on and the CQL2 fuzzing, one after another).
 ##          The suites run bin/'s search-server and search-client, built
 ##          first, instead of linking their own (servertest.BinDirEnv).
 test-go: build consul grpcurl compose
-	SEARCH_TEST_BIN_DIR=$(BIN) $(MAKE) --no-print-directory -j4 test-go-service test-go-bench test-memindex-on fuzz-cql2 FUZZTIME=15s
+	SEARCH_TEST_BIN_DIR=$(BIN) $(MAKE) --no-print-directory -j2 test-go-service test-go-rest
 
-# The longest packages are named first: go test starts packages in the
-# order given (at most GOMAXPROCS at once), and these would otherwise
-# start last and finish minutes after the rest. Three at once (-p 3) took
-# 582 s instead of 620 s, but loaded the machine so that a 1:10m import
-# statement ran past its 10 s timeout: not kept.
+# Three packages at once (-p 3, GOMAXPROCS is 2): much of the suites' time
+# is spent waiting (outages, restarts, Consul's checks, a browser), so a
+# third package keeps both cores busy to the end. The longest packages are
+# named first: go test starts packages in the order given, and these would
+# otherwise start last and finish minutes after the rest.
 SLOW_PACKAGES = ./internal/postgis/ ./internal/server/ ./cmd/search-client/ ./cmd/search-server/ ./internal/httpapi/ ./internal/memindex/
 test-go-service:
-	$(GO) test -race -count=1 -timeout 30m $(SLOW_PACKAGES) ./...
+	$(GO) test -race -count=1 -timeout 30m -p 3 $(SLOW_PACKAGES) ./...
+
+# One after another: together they take far less time than test-go-service,
+# and run side by side they only loaded the machine at the start.
+test-go-rest:
+	$(MAKE) --no-print-directory test-go-bench
+	$(MAKE) --no-print-directory test-memindex-on
+	$(MAKE) --no-print-directory fuzz-cql2 FUZZTIME=15s FUZZPARALLEL=1
 
 test-go-bench:
 	cd $(BENCH) && $(GO) test -race -count=1 -timeout 30m ./...
@@ -134,11 +139,12 @@ test-memindex-on: consul grpcurl
 	MEMINDEX=on $(GO) test -count=1 -timeout 30m -run '$(MEMINDEX_ON_RUN)' ./internal/server/ ./cmd/search-client/
 
 ## fuzz-cql2: the CQL2 fuzz targets for FUZZTIME (make test runs them 15s
-##            each): the text and JSON parsers, and the filters sent to
-##            PostGIS (no database error, only clean Invalid answers)
+##            each, with one worker: FUZZPARALLEL=1): the text and JSON
+##            parsers, and the filters sent to PostGIS (no database error,
+##            only clean Invalid answers, always one worker)
 fuzz-cql2:
-	$(GO) test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) ./internal/cql2/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) ./internal/cql2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseText$$' -fuzztime $(FUZZTIME) $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) ./internal/cql2/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) $(if $(FUZZPARALLEL),-parallel $(FUZZPARALLEL)) ./internal/cql2/
 	$(GO) test -run '^$$' -fuzz '^FuzzWhere$$' -fuzztime $(FUZZTIME) -parallel 1 ./internal/postgis/
 
 ## bench: search-bench, the performance run of docs/BENCHMARKS.md (it starts
