@@ -1,0 +1,134 @@
+package memindex
+
+import (
+	"context"
+	"time"
+)
+
+// lease is how long this instance's index may answer reads without a
+// consistency token (docs/INDEX.md, "Consistency: the lease"), on the
+// local monotonic clock.
+type lease struct {
+	// from is when the first heartbeat of this unbroken run of them
+	// returned: only a set whose refresh began after it may answer. A
+	// writer that found no live row for this instance, or found it
+	// expired, returned before it; the refresh after it sees its write.
+	from time.Time
+	// until is the start of the last successful heartbeat (before it was
+	// sent, so before the database stamped it) plus the lease: the row
+	// expires no earlier by the database's clock.
+	until time.Time
+}
+
+// UsePeers makes the registry take part in the lease through p: it
+// heartbeats after its refreshes and answers reads without a token only
+// while its lease holds, and its SearchService's writes wait for the other
+// instances' indexes. Call it before Run. A registry without peers
+// answers every token-less read from its last set (tests of one registry).
+func (r *Registry) UsePeers(p *Peers) {
+	r.peers = p
+	if p != nil && p.lease/3 < r.interval {
+		r.interval = p.lease / 3 // a heartbeat at least every third of the lease
+	}
+}
+
+// Peers returns the registry's peers, nil without.
+func (r *Registry) Peers() *Peers { return r.peers }
+
+// Listen wakes the registry whenever a write is notified, while the index
+// is on (Peers.Listen); it does nothing without peers. It returns when ctx
+// ends.
+func (r *Registry) Listen(ctx context.Context) {
+	if r.peers != nil {
+		r.peers.Listen(ctx, r.Enabled, r.Wake)
+	}
+}
+
+// leased reports whether st may answer a read without a token now: its
+// refresh began after the lease's run began, and the lease has not run
+// out.
+func (r *Registry) leased(st *state) bool {
+	if r.peers == nil {
+		return true
+	}
+	l := r.lease.Load()
+	return l != nil && st.since.After(l.from) && time.Now().Before(l.until)
+}
+
+// Leased reports whether the lease holds now (Monitor, metrics, tests).
+func (r *Registry) Leased() bool {
+	l := r.lease.Load()
+	return r.peers == nil || l != nil && time.Now().Before(l.until)
+}
+
+// Heartbeat tells the primary where the published set stands (Peers.beat)
+// and extends the lease; with the index off it ends the lease and deletes
+// the row instead. Run calls it after every successful refresh; nothing is
+// sent without a set, while the instance is not ready, or without peers.
+func (r *Registry) Heartbeat(ctx context.Context) error {
+	p := r.peers
+	if p == nil {
+		return nil
+	}
+	if !r.enabled.Load() {
+		return r.leave(ctx)
+	}
+	st := r.state.Load()
+	if st == nil || r.notReady.Load() {
+		return nil
+	}
+	start := time.Now()
+	if err := p.beat(ctx, st.snapshot.Before, !r.listed.Load()); err != nil {
+		return err
+	}
+	r.listed.Store(true)
+	end := time.Now()
+	next := &lease{from: end, until: start.Add(p.lease)}
+	if old := r.lease.Load(); old != nil && end.Before(old.until) {
+		next.from = old.from // unbroken: the row never expired meanwhile
+	}
+	r.lease.Store(next)
+	if next.from == end {
+		r.Wake() // a set read from now on may answer
+	}
+	return nil
+}
+
+// leave ends the lease, then deletes the row: writers stop waiting for
+// this instance only once it answers nothing from memory without a token.
+func (r *Registry) leave(ctx context.Context) error {
+	r.lease.Store(nil)
+	if r.peers == nil || !r.listed.Load() {
+		return nil
+	}
+	if err := r.peers.leave(ctx); err != nil {
+		return err
+	}
+	r.listed.Store(false)
+	return nil
+}
+
+// leaveTimeout bounds the row's deletion at shutdown: a row left behind
+// only makes writes wait until it expires.
+const leaveTimeout = 2 * time.Second
+
+// leaveAtExit deletes the row when Run ends.
+func (r *Registry) leaveAtExit(ctx context.Context) {
+	r.lease.Store(nil)
+	if r.peers == nil || !r.listed.Load() {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+	defer cancel()
+	if err := r.leave(lctx); err != nil {
+		r.logger.Warn("in-memory index: could not remove its row; writes wait for it until its lease expires", "error", err.Error())
+	}
+}
+
+// awaitPeers makes a write through this instance wait for the other
+// instances' indexes (Peers.AwaitWrite); ok says whether it succeeded.
+func (r *Registry) awaitPeers(ctx context.Context, ok bool) {
+	if r.peers != nil {
+		r.peers.AwaitWrite(ctx, ok)
+	}
+}
