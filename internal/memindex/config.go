@@ -39,8 +39,8 @@ func (c Config) Validate() error {
 	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("MEMINDEX_POLL_INTERVAL must be within [10ms, 1m], got %s", c.PollInterval))
 	}
-	if c.Lease < 100*time.Millisecond || c.Lease > 10*time.Minute {
-		errs = append(errs, fmt.Errorf("MEMINDEX_LEASE must be within [100ms, 10m], got %s", c.Lease))
+	if c.Lease < time.Second || c.Lease > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("MEMINDEX_LEASE must be within [1s, 10m], got %s", c.Lease))
 	}
 	return errors.Join(errs...)
 }

@@ -2,7 +2,10 @@ package memindex
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"github.com/geosearch/search/internal/geo"
 )
 
 // lease is how long this instance's index may answer reads without a
@@ -78,10 +81,15 @@ func (r *Registry) Heartbeat(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	if err := p.beat(ctx, st.snapshot.Before, !r.listed.Load()); err != nil {
+	if err := r.following(start, st.snapshot.Before); err != nil {
+		return err
+	}
+	primary, err := p.beat(ctx, st.snapshot.Before, !r.listed.Load())
+	if err != nil {
 		return err
 	}
 	r.listed.Store(true)
+	r.samples = append(r.samples, sample{at: start, position: primary})
 	end := time.Now()
 	next := &lease{from: end, until: start.Add(p.lease)}
 	if old := r.lease.Load(); old != nil && end.Before(old.until) {
@@ -90,6 +98,34 @@ func (r *Registry) Heartbeat(ctx context.Context) error {
 	r.lease.Store(next)
 	if next.from == end {
 		r.Wake() // a set read from now on may answer
+	}
+	return nil
+}
+
+// sample is the primary's insert position some time after at.
+type sample struct {
+	at       time.Time
+	position uint64
+}
+
+// errBehind: the index lags too far behind the primary to renew its lease.
+var errBehind = errors.New("the index lags more than half its lease behind the primary: not renewing the lease until it catches up")
+
+// following returns errBehind when before (the published set's position)
+// is still short of where the primary was half a lease ago: an index
+// that is alive but does not follow (its standby's replay paused or far
+// behind, refreshes that publish no newer set) must not keep writers
+// waiting, so it lets its lease run out instead. It drops the samples it
+// no longer needs. Only Run's goroutine (or a test's) calls it.
+func (r *Registry) following(now time.Time, before geo.Position) error {
+	cut := now.Add(-r.peers.lease / 2)
+	i := 0
+	for i+1 < len(r.samples) && !r.samples[i+1].at.After(cut) {
+		i++ // samples[i+1] is old enough too, and newer
+	}
+	r.samples = r.samples[i:]
+	if len(r.samples) > 0 && !r.samples[0].at.After(cut) && uint64(before) < r.samples[0].position {
+		return errBehind
 	}
 	return nil
 }

@@ -59,7 +59,8 @@ const channel = "memindex"
 const (
 	beatSQL = `INSERT INTO memindex_peer (id, position, heartbeat, expires)
 VALUES ($1::uuid, $2::pg_lsn, now(), now() + $3::bigint * interval '1 microsecond')
-ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, heartbeat = EXCLUDED.heartbeat, expires = EXCLUDED.expires`
+ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, heartbeat = EXCLUDED.heartbeat, expires = EXCLUDED.expires
+RETURNING pg_current_wal_insert_lsn()::text`
 	// sweepSQL removes the rows instances that died left behind, long
 	// expired (they cost writers nothing, only a row each).
 	sweepSQL = `DELETE FROM memindex_peer WHERE expires < now() - interval '1 hour'`
@@ -117,18 +118,20 @@ func (p *Peers) Lease() time.Duration { return p.lease }
 // it.
 func (p *Peers) Waits() int64 { return p.waits.Load() }
 
-// beat upserts this instance's row with position; first also sweeps the
-// rows of instances long dead.
-func (p *Peers) beat(ctx context.Context, position geo.Position, first bool) error {
+// beat upserts this instance's row with position and returns the
+// primary's insert position then; first also sweeps the rows of instances
+// long dead.
+func (p *Peers) beat(ctx context.Context, position geo.Position, first bool) (uint64, error) {
 	if first {
 		if _, err := p.short.Exec(ctx, sweepSQL); err != nil {
-			return fmt.Errorf("sweep expired memory index rows: %w", err)
+			return 0, fmt.Errorf("sweep expired memory index rows: %w", err)
 		}
 	}
-	if _, err := p.short.Exec(ctx, beatSQL, p.id, formatLSN(uint64(position)), p.lease.Microseconds()); err != nil {
-		return fmt.Errorf("memory index heartbeat: %w", err)
+	var primary string
+	if err := p.short.QueryRow(ctx, beatSQL, p.id, formatLSN(uint64(position)), p.lease.Microseconds()).Scan(&primary); err != nil {
+		return 0, fmt.Errorf("memory index heartbeat: %w", err)
 	}
-	return nil
+	return parseLSN(primary)
 }
 
 // leave deletes this instance's row.
@@ -281,6 +284,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// parseLSN reads a WAL position as PostgreSQL writes it.
+func parseLSN(s string) (uint64, error) {
+	hi, lo, ok := strings.Cut(s, "/")
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if !ok || err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("not a WAL position: %q", s)
+	}
+	return h<<32 | l, nil
 }
 
 // formatLSN writes a WAL position as PostgreSQL does (e.g. 0/3000148).

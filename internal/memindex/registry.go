@@ -51,6 +51,9 @@ type Registry struct {
 	peers  *Peers
 	lease  atomic.Pointer[lease]
 	listed atomic.Bool // this instance's row exists
+	// samples: the primary's positions at the last heartbeats (Run's
+	// goroutine only).
+	samples []sample
 }
 
 // state is one published set of indexes.
