@@ -64,10 +64,12 @@ func (r *Registry) Leased() bool {
 	return r.peers == nil || l != nil && time.Now().Before(l.until)
 }
 
-// Heartbeat tells the primary where the published set stands (Peers.beat)
-// and extends the lease; with the index off it ends the lease and deletes
-// the row instead. Run calls it after every successful refresh; nothing is
-// sent without a set, while the instance is not ready, or without peers.
+// Heartbeat tells the primary where the published set stands (Peers.beat;
+// position 0 before the first set) and extends the lease; with the index
+// off it ends the lease and deletes the row instead. Run calls it after
+// every successful refresh, and before a refresh while the lease does not
+// hold, so that the set that refresh publishes may answer at once.
+// Nothing is sent while the instance is not ready, or without peers.
 func (r *Registry) Heartbeat(ctx context.Context) error {
 	p := r.peers
 	if p == nil {
@@ -76,15 +78,18 @@ func (r *Registry) Heartbeat(ctx context.Context) error {
 	if !r.enabled.Load() {
 		return r.leave(ctx)
 	}
-	st := r.state.Load()
-	if st == nil || r.notReady.Load() {
+	if r.notReady.Load() {
 		return nil
 	}
+	var position geo.Position
+	if st := r.state.Load(); st != nil {
+		position = st.snapshot.Before
+	}
 	start := time.Now()
-	if err := r.following(start, st.snapshot.Before); err != nil {
+	if err := r.following(start, position); err != nil {
 		return err
 	}
-	primary, err := p.beat(ctx, st.snapshot.Before, !r.listed.Load())
+	primary, err := p.beat(ctx, position, !r.listed.Load())
 	if err != nil {
 		return err
 	}

@@ -154,6 +154,9 @@ func (r *Registry) Run(ctx context.Context) {
 	defer r.leaveAtExit(ctx)
 	var failing, beatFailing bool
 	for {
+		if !r.Leased() {
+			_ = r.Heartbeat(ctx) // as below, after the refresh
+		}
 		err := r.Refresh(ctx)
 		if err != nil && ctx.Err() == nil {
 			if !failing {
