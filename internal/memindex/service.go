@@ -191,8 +191,8 @@ func pointLookup(f geo.Filter, includeGeometry bool) bool {
 // scope returns the collections a read of f sees from memory, or false
 // when the registry cannot answer it: nothing published, a collection in
 // scope not in memory, a consistency token whose write the published
-// snapshot may lack, a write through this instance since, or the instance
-// not ready.
+// snapshot may lack, no token and no lease (lease.go), a write through
+// this instance since, or the instance not ready.
 func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection, bool) {
 	st := s.reg.state.Load()
 	if st == nil || s.reg.notReady.Load() {

@@ -118,9 +118,8 @@ func (s *Server) build(ctx context.Context, access *slog.Logger) error {
 	// Point lookups are answered from memory where the index holds what
 	// they ask; it reads the database DATABASE_URL names, standby or not.
 	s.index = memindex.NewRegistry(s.svc, s.cfg.Index, s.logger)
-	// The lease (docs/INDEX.md): the index's row and the listener (on the
-	// probe's pool of short statements) and the writes' wait for the other
-	// instances' indexes (on the writing pool) are on the primary.
+	// The lease (docs/INDEX.md), on the primary: the row and the listener
+	// on the probe's short statements, the writes' wait on the writers'.
 	s.index.UsePeers(memindex.NewPeers(s.probe, s.writer, s.cfg.Index.Lease, s.logger, s.metrics))
 	lookups := memindex.NewSearchService(s.svc, s.index, s.metrics)
 	var err error
@@ -348,7 +347,8 @@ func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 //  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
 //     and balancers stop sending work; the geofencing consumer and relay
 //     stop taking work (what they had not committed, the instance that
-//     takes their partitions or the relay's lock does again);
+//     takes their partitions or the relay's lock does again); the memory
+//     index ends its lease and deletes its row (docs/INDEX.md);
 //  2. deregistration from Consul (the gRPC and the HTTP service), so
 //     discovery stops naming this instance;
 //  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
