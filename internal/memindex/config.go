@@ -17,6 +17,11 @@ type Config struct {
 	// PollInterval is how often the database is asked what changed: the
 	// longest an index lags behind the database, plus the reload.
 	PollInterval time.Duration `env:"MEMINDEX_POLL_INTERVAL, default=250ms"`
+	// Lease is how long, after it last told the primary where its index
+	// stands, an instance answers reads without a consistency token from
+	// memory; writes wait at most about this long for an instance that
+	// stopped telling (docs/INDEX.md, "Consistency: the lease").
+	Lease time.Duration `env:"MEMINDEX_LEASE, default=2s"`
 }
 
 // Enabled reports whether the index is on.
@@ -33,6 +38,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < 10*time.Millisecond || c.PollInterval > time.Minute {
 		errs = append(errs, fmt.Errorf("MEMINDEX_POLL_INTERVAL must be within [10ms, 1m], got %s", c.PollInterval))
+	}
+	if c.Lease < time.Second || c.Lease > 10*time.Minute {
+		errs = append(errs, fmt.Errorf("MEMINDEX_LEASE must be within [1s, 10m], got %s", c.Lease))
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,14 @@ type Registry struct {
 	refreshes atomic.Int64
 	// updates counts the collections read incrementally (follow.go).
 	updates atomic.Int64
+	// peers, lease and listed: the lease (lease.go); peers is nil in a
+	// registry on its own.
+	peers  *Peers
+	lease  atomic.Pointer[lease]
+	listed atomic.Bool // this instance's row exists
+	// samples: the primary's positions at the last heartbeats (Run's
+	// goroutine only).
+	samples []sample
 }
 
 // state is one published set of indexes.
@@ -97,6 +105,7 @@ func (r *Registry) Apply(cfg Config) {
 	r.enabled.Store(cfg.Enabled())
 	if !cfg.Enabled() {
 		r.state.Store(nil)
+		r.lease.Store(nil) // Run deletes the row
 	}
 	r.publish.Unlock()
 	r.Wake()
@@ -134,15 +143,22 @@ func (r *Registry) Wake() {
 	}
 }
 
-// Run refreshes every PollInterval, and when woken, until ctx ends. A
-// failed refresh keeps the published indexes and is retried at the next
-// interval.
+// Run refreshes every PollInterval (at least every third of the lease),
+// and when woken, until ctx ends; with peers, it heartbeats after every
+// successful refresh, and deletes its row at the end. A failed refresh
+// keeps the published indexes and is retried at the next interval; without
+// a heartbeat the lease runs out.
 func (r *Registry) Run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
-	failing := false
+	defer r.leaveAtExit(ctx)
+	var failing, beatFailing bool
 	for {
-		if err := r.Refresh(ctx); err != nil && ctx.Err() == nil {
+		if !r.Leased() {
+			_ = r.Heartbeat(ctx) // as below, after the refresh
+		}
+		err := r.Refresh(ctx)
+		if err != nil && ctx.Err() == nil {
 			if !failing {
 				r.logger.Warn("in-memory index: refresh failed; serving the last one and retrying", "error", err.Error())
 			}
@@ -150,6 +166,17 @@ func (r *Registry) Run(ctx context.Context) {
 		} else if failing && err == nil {
 			r.logger.Info("in-memory index: refreshing again")
 			failing = false
+		}
+		if err == nil {
+			if err := r.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				if !beatFailing {
+					r.logger.Warn("in-memory index: heartbeat failed; reads without a token go to the database once the lease runs out", "error", err.Error())
+				}
+				beatFailing = true
+			} else if beatFailing && err == nil {
+				r.logger.Info("in-memory index: heartbeat sent again")
+				beatFailing = false
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -427,4 +454,11 @@ func (r *Registry) Report(m metrics.Metrics) {
 		total += s.Bytes
 	}
 	m.Gauge("memindex.bytes", total)
+	if r.peers != nil && r.enabled.Load() {
+		leased := int64(0)
+		if r.Leased() {
+			leased = 1
+		}
+		m.Gauge("memindex.leased", leased)
+	}
 }

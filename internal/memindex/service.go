@@ -77,23 +77,36 @@ func (s *SearchService) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.
 	return s.SearchService.Locate(ctx, q)
 }
 
-// Import imports through the store, then makes reads wait for a refresh
-// that sees it (Registry.Wrote).
+// Import imports through the store, then makes this instance's reads wait
+// for a refresh that sees it (Registry.Wrote), and returns once every
+// other live index has it too, or its lease ran out (Peers.AwaitWrite):
+// this is where every write of both edges passes before its consistency
+// token is stamped.
 func (s *SearchService) Import(ctx context.Context, opts geo.ImportOptions, src geo.FeatureSource) (geo.ImportResult, error) {
-	defer s.reg.Wrote()
-	return s.SearchService.Import(ctx, opts, src)
+	res, err := s.SearchService.Import(ctx, opts, src)
+	s.written(ctx, err)
+	return res, err
 }
 
 // Delete deletes through the store, then as Import.
 func (s *SearchService) Delete(ctx context.Context, d geo.DeleteRequest) (int64, error) {
-	defer s.reg.Wrote()
-	return s.SearchService.Delete(ctx, d)
+	n, err := s.SearchService.Delete(ctx, d)
+	s.written(ctx, err)
+	return n, err
 }
 
 // DeleteCollection deletes through the store, then as Import.
 func (s *SearchService) DeleteCollection(ctx context.Context, name string) (int64, error) {
-	defer s.reg.Wrote()
-	return s.SearchService.DeleteCollection(ctx, name)
+	n, err := s.SearchService.DeleteCollection(ctx, name)
+	s.written(ctx, err)
+	return n, err
+}
+
+// written follows a write, failed or not (a failed import may have
+// committed batches).
+func (s *SearchService) written(ctx context.Context, err error) {
+	s.reg.Wrote()
+	s.reg.awaitPeers(ctx, err == nil)
 }
 
 // locateFilter is q's filter as one of its points' searches.
@@ -178,14 +191,21 @@ func pointLookup(f geo.Filter, includeGeometry bool) bool {
 // scope returns the collections a read of f sees from memory, or false
 // when the registry cannot answer it: nothing published, a collection in
 // scope not in memory, a consistency token whose write the published
-// snapshot may lack, a write through this instance since, or the instance
-// not ready.
+// snapshot may lack, no token and no lease (lease.go), a write through
+// this instance since, or the instance not ready.
 func (s *SearchService) scope(ctx context.Context, f geo.Filter) ([]*collection, bool) {
 	st := s.reg.state.Load()
 	if st == nil || s.reg.notReady.Load() {
 		return nil, false
 	}
-	if p, ok := geo.ReadAfter(ctx); ok && p >= st.snapshot.Before {
+	if p, ok := geo.ReadAfter(ctx); ok {
+		if p >= st.snapshot.Before {
+			return nil, false
+		}
+	} else if !s.reg.leased(st) {
+		// Without a token, only while the lease holds: writers through
+		// other instances may no longer wait for this one.
+		s.m.Count("memindex.lease_lapsed", 1)
 		return nil, false
 	}
 	if t := s.reg.wrote.Load(); t != nil && !st.since.After(*t) {

@@ -45,6 +45,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		version uint
 		tables  int
 	}{
+		{"down the memory index peers", func() error { return mg.Down(1) }, 10, 3},
 		{"down the outbox payload", func() error { return mg.Down(1) }, 9, 3},
 		{"down the outbox batches", func() error { return mg.Down(1) }, 8, 3},
 		{"down the geofence", func() error { return mg.Down(1) }, 7, 3},
@@ -55,8 +56,8 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		{"down another", func() error { return mg.Down(1) }, 2, 2},
 		{"down one more", func() error { return mg.Down(1) }, 1, 1},
 		{"down all", func() error { return mg.Down(0) }, 0, 0},
-		{"up", mg.Up, 10, 3},
-		{"up again is a no-op", mg.Up, 10, 3},
+		{"up", mg.Up, 11, 3},
+		{"up again is a no-op", mg.Up, 11, 3},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -79,7 +80,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url, mg := newMigrator(t)
-	if err := mg.Down(6); err != nil { // to version 4: no collections
+	if err := mg.Down(7); err != nil { // to version 4: no collections
 		t.Fatal(err)
 	}
 	conn, err := pgx.Connect(ctx, url)
@@ -133,7 +134,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.Down(5); err != nil { // to version 5: no outbox payload or batches, no geofence, no geography pieces, no geography index on the parts
+	if err := mg.Down(6); err != nil { // to version 5: no memory index peers, no outbox payload or batches, no geofence, no geography pieces, no geography index on the parts
 		t.Fatal(err)
 	}
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -98,4 +99,72 @@ func TestMemoryIndexOnAHotStandby(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	findParis(t, ts)
+}
+
+// TestAnotherInstanceReadsTheWriteAtOnce: two instances with the index on,
+// on one database: after each import or delete through one returns, a
+// search without a token through the other sees it, and the other answers
+// from memory (the lease, docs/INDEX.md).
+func TestAnotherInstanceReadsTheWriteAtOnce(t *testing.T) {
+	t.Parallel()
+	l := statsdtest.Listen(t)
+	ts := servertest.Start(t, map[string]string{"MEMINDEX": "on"}, true)
+	other := servertest.Start(t, map[string]string{
+		"DATABASE_URL": ts.DBURL, "MEMINDEX": "on",
+		"STATSD_ADDR": l.Addr(), "STATSD_FLUSH_INTERVAL": "20ms",
+	}, true)
+	ctx := context.Background()
+	search := func(x float64) int {
+		t.Helper()
+		resp, err := other.Client.Search(ctx, &searchv1.SearchRequest{Point: &searchv1.Point{Lat: 0.5, Lng: x}, Collections: []string{"lease"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.GetThings())
+	}
+	const memory = "search-service.memindex.memory.lease"
+	importSquare := func(i int) {
+		t.Helper()
+		x := float64(i * 2)
+		stream, err := ts.Client.Import(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		square := fmt.Sprintf(`{"type":"Polygon","coordinates":[[[%[1]g,0],[%[2]g,0],[%[2]g,1],[%[1]g,1],[%[1]g,0]]]}`, x, x+1)
+		if err := stream.Send(&searchv1.ImportRequest{Name: fmt.Sprint("s", i), Key: fmt.Sprint(i), GeometryGeojson: square,
+			Options: &searchv1.ImportOptions{Collection: "lease"}}); err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := stream.CloseAndRecv(); err != nil || resp.GetImported() != 1 {
+			t.Fatalf("import %d: %v %v", i, resp, err)
+		}
+	}
+	// Once the other instance answers from memory (its index loaded, its
+	// lease held), every write through ts must reach it before returning.
+	importSquare(50)
+	servertest.Eventually(t, 30*time.Second, "the other instance answers from memory", func() bool {
+		search(100.5)
+		sum, _ := l.Sum(memory, "c")
+		return sum > 0
+	})
+	before, _ := l.Sum(memory, "c")
+	for i := range 10 {
+		x := float64(i * 2)
+		importSquare(i)
+		if n := search(x + 0.5); n != 1 {
+			t.Fatalf("after import %d the other instance found %d things, want 1", i, n)
+		}
+		if i%2 == 1 {
+			if _, err := ts.Client.DeleteThings(ctx, &searchv1.DeleteThingsRequest{Collection: "lease", Keys: []string{fmt.Sprint(i)}}); err != nil {
+				t.Fatal(err)
+			}
+			if n := search(x + 0.5); n != 0 {
+				t.Fatalf("after delete %d the other instance found %d things, want 0", i, n)
+			}
+		}
+	}
+	servertest.Eventually(t, 10*time.Second, "memory answers counted during the writes", func() bool {
+		sum, _ := l.Sum(memory, "c")
+		return sum > before
+	})
 }

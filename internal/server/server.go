@@ -120,6 +120,9 @@ func (s *Server) build(ctx context.Context, access *slog.Logger) error {
 	// Point lookups are answered from memory where the index holds what
 	// they ask; it reads the database DATABASE_URL names, standby or not.
 	s.index = memindex.NewRegistry(s.svc, s.cfg.Index, s.logger)
+	// The lease (docs/INDEX.md), on the primary: the row and the listener
+	// on the probe's short statements, the writes' wait on the writers'.
+	s.index.UsePeers(memindex.NewPeers(s.probe, s.writer, s.cfg.Index.Lease, s.logger, s.metrics))
 	lookups := memindex.NewSearchService(s.svc, s.index, s.metrics)
 	var err error
 	if s.fence, err = newFencing(ctx, s.cfg, s.app(), s.timeout, lookups, s.logger, s.metrics); err != nil {
@@ -317,8 +320,8 @@ func newHTTPRegistrar(cfg Config, version string, addr net.Addr, logger *slog.Lo
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // startLoops starts the background loops on wg: readiness, the Consul
-// registrations, the handover, the gauges, the in-memory index and the KV
-// watch; and geofencing's consumer and relay. They end when ctx does.
+// registrations, the handover, the gauges, the in-memory index and its
+// listener, and the KV watch; and geofencing's consumer and relay. They end when ctx does.
 func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { s.ready.Run(ctx) })
 	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
@@ -331,6 +334,7 @@ func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(func() { s.reportGauges(ctx) })
 	wg.Go(func() { s.index.Run(ctx) })
+	wg.Go(func() { s.index.Listen(ctx) })
 	if s.reloader != nil && s.cfg.ConfigPrefix != "" {
 		wg.Go(func() { s.watchConfig(ctx) })
 	}
@@ -345,7 +349,8 @@ func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 //  1. health NOT_SERVING and the HTTP readiness route 503, so health checks
 //     and balancers stop sending work; the geofencing consumer and relay
 //     stop taking work (what they had not committed, the instance that
-//     takes their partitions or the relay's lock does again);
+//     takes their partitions or the relay's lock does again); the memory
+//     index ends its lease and deletes its row (docs/INDEX.md);
 //  2. deregistration from Consul (the gRPC and the HTTP service), so
 //     discovery stops naming this instance;
 //  3. GracefulStop and the HTTP server's Shutdown, side by side: no new
