@@ -37,7 +37,7 @@ func newInstance(t *testing.T, store *postgis.SearchService, pool *pgxpool.Pool,
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &counts{}
 	reg := memindex.NewRegistry(store, cfg, logger)
-	reg.UsePeers(memindex.NewPeers(pool, pool, cfg.Lease, logger, c))
+	reg.UsePeers(memindex.NewPeers(postgis.NewIndexPeers(pool, pool), cfg.Lease, logger, c))
 	in := &instance{svc: memindex.NewSearchService(store, reg, c), reg: reg, counts: c, stop: func() {}}
 	if run {
 		ctx, cancel := context.WithCancel(context.Background())

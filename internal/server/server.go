@@ -122,7 +122,7 @@ func (s *Server) build(ctx context.Context, access *slog.Logger) error {
 	s.index = memindex.NewRegistry(s.svc, s.cfg.Index, s.logger)
 	// The lease (docs/INDEX.md), on the primary: the row and the listener
 	// on the probe's short statements, the writes' wait on the writers'.
-	s.index.UsePeers(memindex.NewPeers(s.probe, s.writer, s.cfg.Index.Lease, s.logger, s.metrics))
+	s.index.UsePeers(memindex.NewPeers(postgis.NewIndexPeers(s.probe, s.writer), s.cfg.Index.Lease, s.logger, s.metrics))
 	lookups := memindex.NewSearchService(s.svc, s.index, s.metrics)
 	var err error
 	if s.fence, err = newFencing(ctx, s.cfg, s.app(), s.timeout, lookups, s.logger, s.metrics); err != nil {
