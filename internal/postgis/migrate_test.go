@@ -80,9 +80,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url, mg := newMigrator(t)
-	if err := mg.Down(7); err != nil { // to version 4: no collections
-		t.Fatal(err)
-	}
+	migrateDownTo(t, mg, 4) // no collections
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +132,7 @@ func TestCollectionMigrationOnPopulatedDatabase(t *testing.T) {
 		INSERT INTO thing (collection, key, name, geom) VALUES ('other', 'a', 'Gamma', ST_Multi(ST_MakeEnvelope(4, 4, 5, 5, 4326)))`); err != nil {
 		t.Fatal(err)
 	}
-	if err := mg.Down(6); err != nil { // to version 5: no memory index peers, no outbox payload or batches, no geofence, no geography pieces, no geography index on the parts
-		t.Fatal(err)
-	}
+	migrateDownTo(t, mg, 5) // no geography pieces, no geography index on the parts, nothing later
 	if err := mg.Down(1); err == nil || !strings.Contains(err.Error(), "key a is used in more than one collection") {
 		t.Fatalf("down with a key in two collections: %v, want a refusal naming the key", err)
 	}
