@@ -107,14 +107,14 @@ test: deps proto-check lint build consul grpcurl compose
 test-go: build consul grpcurl compose
 	SEARCH_TEST_BIN_DIR=$(BIN) $(MAKE) --no-print-directory -j2 test-go-service test-go-rest
 
-# Three packages at once (-p 3, GOMAXPROCS is 2): much of the suites' time
-# is spent waiting (outages, restarts, Consul's checks, a browser), so a
-# third package keeps both cores busy to the end. The longest packages are
-# named first: go test starts packages in the order given, and these would
-# otherwise start last and finish minutes after the rest.
+# The longest packages are named first: go test starts packages in the
+# order given (at most GOMAXPROCS, 2, at once), and these would otherwise
+# start last and finish minutes after the rest. Three at once (-p 3) took
+# as long (630 s against 620-647 s): both cores are busy throughout, and
+# internal/postgis, the longest, only got less of them.
 SLOW_PACKAGES = ./internal/postgis/ ./internal/server/ ./cmd/search-client/ ./cmd/search-server/ ./internal/httpapi/ ./internal/memindex/
 test-go-service:
-	$(GO) test -race -count=1 -timeout 30m -p 3 $(SLOW_PACKAGES) ./...
+	$(GO) test -race -count=1 -timeout 30m $(SLOW_PACKAGES) ./...
 
 # One after another: together they take far less time than test-go-service,
 # and run side by side they only loaded the machine at the start.
