@@ -162,23 +162,23 @@ func (f *fixture) produce(b *testing.B, fixes []geo.Fix) {
 }
 
 // BenchmarkGeofenceKafka measures geofencing end to end against 10,000
-// polygons (a 100 × 100 grid), with the in-memory index on, in rounds of
-// 1,000 devices × 50 positions (benchKafka): kafka starts the consumer for
-// each round (a new group member, as after a restart), kafka-running keeps
-// it running, as a deployed instance does.
+// polygons (a 100 × 100 grid), with the in-memory index on: a round of
+// 1,000 devices × 50 positions is put in the positions topic while no
+// consumer runs, then the consumer starts and the clock runs until every
+// event the round caused is committed to the events topic by the relay.
 //
-// In the same run, on the same points in batches of the same size:
-// locate-grpc asks a search-server's Locate RPC (the issue's "plain
-// Locate"; x-locate-grpc is the fraction of its rate); locate-memindex
-// asks the in-memory index's SearchService (the one the tracker uses) in
-// this process, a stricter floor (no gRPC, no Kafka, no database;
-// x-locate-memindex); locate-postgis the database's Locate (MEMINDEX off).
-// The kafka sub-benchmarks also report the mean time of each stage per
-// batch: batch_locate-ms (containment, overlapped with the previous
-// batch's transaction), batch_apply-ms (the transaction), relay_read-ms
-// and relay_publish-ms; and the CPU time per position of this process
-// (kfake included) and of PostgreSQL, which, unlike the rates, hardly
-// depend on what else the machine runs.
+// In the same run, locate-memindex asks the in-memory index's
+// SearchService (the one the tracker uses) for the same points in batches
+// of the same size, called in this process: the index alone, no gRPC, no
+// Kafka, no database; and locate-postgis asks the database's Locate
+// (MEMINDEX off). The kafka sub-benchmark reports its rate as a fraction
+// of locate-memindex's (x-locate-memindex: the issue's "0.5 of plain
+// Locate"), the mean time of each stage per batch: batch_locate-ms
+// (containment, overlapped with the previous batch's transaction),
+// batch_apply-ms (the transaction), relay_read-ms and relay_publish-ms;
+// and the CPU time per position of this process (kfake included) and of
+// PostgreSQL, which, unlike the rates, hardly depend on what else the
+// machine runs.
 // Timings belong here and in make bench, never in tests.
 func BenchmarkGeofenceKafka(b *testing.B) {
 	f := newFixture(b)
@@ -194,108 +194,62 @@ func BenchmarkGeofenceKafka(b *testing.B) {
 	b.Run("locate-grpc", func(b *testing.B) { f.grpcRate = benchLocateGRPC(b, f.startServer(b), points) })
 	b.Run("locate-postgis", func(b *testing.B) { benchLocate(b, f.svc, points) })
 	r := 0 // rounds outlive a run of the sub-benchmark
-	b.Run("kafka", func(b *testing.B) { f.benchKafka(b, walks, &r, false) })
-	b.Run("kafka-running", func(b *testing.B) { f.benchKafka(b, walks, &r, true) })
-}
-
-// benchKafka runs rounds of positions through the pipeline and reports
-// their rate (and as a fraction of the Locate runs'), the stages' mean
-// times and the CPU per position. Without running (kafka), each round's
-// positions are put in the topic first, then the consumer starts (a new
-// group member, as after a restart) and the clock runs until every event
-// the round caused is published. With running (kafka-running), the
-// consumer runs throughout, started and given a round before the clock,
-// as a deployed instance's does, and each round's clock runs from
-// producing its positions (the tracker's side) until every event it
-// caused is published: the rate a tracking system sees.
-func (f *fixture) benchKafka(b *testing.B, walks []geo.Fix, r *int, running bool) {
-	var positions, events int64
-	var goCPU, pgCPU time.Duration // this process's, PostgreSQL's
-	if running {
-		stop := f.runConsumer(b)
-		defer stop()
-		// A round before the clock: the consumer has joined its group and
-		// holds every partition.
-		before, published := f.positions.Counts(), f.relay.Published()
-		fixes := round(walks, *r)
-		*r++
-		f.produce(b, fixes)
-		f.await(b, before.Consumed+int64(len(fixes)), published-before.Events)
-	}
-	f.timings.reset()
-	for b.Loop() {
-		b.StopTimer()
-		fixes := round(walks, *r)
-		*r++
-		if !running {
+	b.Run("kafka", func(b *testing.B) {
+		var positions, events int64
+		var goCPU, pgCPU time.Duration // this process's, PostgreSQL's
+		f.timings.reset()
+		for b.Loop() {
+			b.StopTimer()
+			fixes := round(walks, r)
+			r++
 			f.produce(b, fixes)
-		}
-		before := f.positions.Counts()
-		published := f.relay.Published()
-		pg0 := postgresCPU()
-		self0 := selfCPU()
-		b.StartTimer()
-		if running {
-			f.produce(b, fixes)
-			f.await(b, before.Consumed+int64(len(fixes)), published-before.Events)
-		} else {
+			before := f.positions.Counts()
+			published := f.relay.Published()
+			pg0 := postgresCPU()
+			self0 := selfCPU()
+			b.StartTimer()
 			f.consume(b, before.Consumed+int64(len(fixes)), published-before.Events)
+			b.StopTimer()
+			self1 := selfCPU()
+			pg1 := postgresCPU()
+			goCPU, pgCPU = goCPU+self1-self0, pgCPU+pg1-pg0
+			b.StartTimer()
+			after := f.positions.Counts()
+			if after.Rejected != before.Rejected || after.Stale != before.Stale {
+				b.Fatalf("rejected %d, stale %d positions of the benchmark", after.Rejected-before.Rejected, after.Stale-before.Stale)
+			}
+			positions += int64(len(fixes))
+			events += after.Events - before.Events
 		}
-		b.StopTimer()
-		self1 := selfCPU()
-		pg1 := postgresCPU()
-		goCPU, pgCPU = goCPU+self1-self0, pgCPU+pg1-pg0
-		b.StartTimer()
-		after := f.positions.Counts()
-		if after.Rejected != before.Rejected || after.Stale != before.Stale {
-			b.Fatalf("rejected %d, stale %d positions of the benchmark", after.Rejected-before.Rejected, after.Stale-before.Stale)
+		rate := float64(positions) / b.Elapsed().Seconds()
+		b.ReportMetric(rate, "positions/s")
+		b.ReportMetric(float64(events)/float64(positions), "events/position")
+		if f.memindexRate > 0 {
+			b.ReportMetric(rate/f.memindexRate, "x-locate-memindex")
 		}
-		positions += int64(len(fixes))
-		events += after.Events - before.Events
-	}
-	rate := float64(positions) / b.Elapsed().Seconds()
-	b.ReportMetric(rate, "positions/s")
-	b.ReportMetric(float64(events)/float64(positions), "events/position")
-	if f.memindexRate > 0 {
-		b.ReportMetric(rate/f.memindexRate, "x-locate-memindex")
-	}
-	if f.grpcRate > 0 {
-		b.ReportMetric(rate/f.grpcRate, "x-locate-grpc")
-	}
-	f.timings.report(b)
-	b.ReportMetric(float64(goCPU.Microseconds())/float64(positions), "go-cpu-µs/position")
-	b.ReportMetric(float64(pgCPU.Microseconds())/float64(positions), "pg-cpu-µs/position")
+		if f.grpcRate > 0 {
+			b.ReportMetric(rate/f.grpcRate, "x-locate-grpc")
+		}
+		f.timings.report(b)
+		b.ReportMetric(float64(goCPU.Microseconds())/float64(positions), "go-cpu-µs/position")
+		b.ReportMetric(float64(pgCPU.Microseconds())/float64(positions), "pg-cpu-µs/position")
+	})
 }
 
 // consume runs the positions consumer until it consumed want positions in
-// all and the relay published every event they caused (await).
+// all and the relay published every event they caused (published minus
+// consumed events is the relay's lead over the consumer: constant).
 func (f *fixture) consume(b *testing.B, want, lead int64) {
-	b.Helper()
-	stop := f.runConsumer(b)
-	defer stop()
-	f.await(b, want, lead)
-}
-
-// runConsumer starts the positions consumer (a new member of its group);
-// stop ends it.
-func (f *fixture) runConsumer(b *testing.B) (stop func()) {
 	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.positions.RunOnce(ctx) }()
-	return func() {
+	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			b.Errorf("positions consumer: %v", err)
 		}
-	}
-}
-
-// await returns once the consumer consumed want positions in all and the
-// relay published every event they caused (published minus consumed
-// events is the relay's lead over the consumer: constant).
-func (f *fixture) await(b *testing.B, want, lead int64) {
-	b.Helper()
+	}()
 	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		c := f.positions.Counts()
