@@ -114,7 +114,7 @@ func TestMemoryIndexOnAHotStandby(t *testing.T) {
 		"DATABASE_URL": standbyURL, "DATABASE_WRITE_URL": primaryURL,
 		"MEMINDEX": "on", "MEMINDEX_POLL_INTERVAL": "50ms",
 	}, true)
-	servertest.ImportFixture(t, ts) // through the primary
+	servertest.ImportFixture(t, ts)                   // through the primary
 	waitThings(t, ts, "default", 177, 60*time.Second) // the standby's index holds the import
 	findParis(t, ts)
 }
