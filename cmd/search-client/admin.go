@@ -19,7 +19,7 @@ func newMonitorCommand(o *options) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "monitor",
-		Short: "Show the server's counts, identity, geofencing, and the configuration values it rejected",
+		Short: "Show the server's counts, identity, geofencing, the in-memory index, and the configuration values it rejected",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return o.call(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -37,6 +37,15 @@ func newMonitorCommand(o *options) *cobra.Command {
 					fmt.Fprintf(o.stdout, "geofence:  %d positions consumed (%d rejected, %d stale), %d events, %d published, lag %d, %d devices, outbox %d\n",
 						g.GetPositionsConsumed(), g.GetPositionsRejected(), g.GetPositionsStale(), g.GetEvents(),
 						g.GetEventsPublished(), g.GetConsumerLag(), g.GetDevicesTracked(), g.GetOutbox())
+				}
+				// The in-memory point index, per collection (MEMINDEX).
+				for _, m := range resp.GetMemoryIndexes() {
+					if m.GetInMemory() {
+						fmt.Fprintf(o.stdout, "memory:    %s in memory: %d things, %d vertices, %d bytes, at %s\n",
+							m.GetCollection(), m.GetThings(), m.GetVertices(), m.GetBytes(), m.GetLsn())
+					} else {
+						fmt.Fprintf(o.stdout, "memory:    %s on the database: %s\n", m.GetCollection(), m.GetReason())
+					}
 				}
 				// Values the instance refused and runs without (at the
 				// default, or the previous value): worth a look.

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -195,4 +196,31 @@ func fingerprint(t *testing.T, dbURL string) string {
 
 func protojsonUnmarshal(s string, m proto.Message) error {
 	return protojson.Unmarshal([]byte(s), m)
+}
+
+// TestMonitorShowsTheMemoryIndex: monitor prints a line per collection of
+// the in-memory point index: in memory, with its things, or on the
+// database, with the reason (here: a budget too small for it).
+func TestMonitorShowsTheMemoryIndex(t *testing.T) {
+	t.Parallel()
+	ts := servertest.StartBinary(t, map[string]string{"MEMINDEX": "on", "MEMINDEX_POLL_INTERVAL": "50ms"}, true)
+	if out, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries"); code != 0 {
+		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
+	}
+	small := servertest.StartBinary(t, map[string]string{"DATABASE_URL": ts.DBURL, "MEMINDEX": "on", "MEMINDEX_BUDGET_BYTES": "100000"}, true)
+	for _, c := range []struct {
+		ts   *servertest.Server
+		want string
+	}{
+		{ts, "memory:    countries in memory: 177 things, "},
+		{small, "memory:    countries on the database: "},
+	} {
+		var out string
+		servertest.Eventually(t, 30*time.Second, "monitor prints "+c.want, func() bool {
+			var code int
+			out, _, code = c.ts.RunClient(t, "monitor")
+			return code == 0 && strings.Contains(out, c.want)
+		})
+		t.Logf("monitor:\n%s", out)
+	}
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the local stack (make up) works end to end, as the README says:
-# discovery through Consul DNS finds France, the README's track file makes
+# discovery through Consul DNS finds France, the countries are in the
+# in-memory index, the README's track file makes
 # its events (answered and in the events topic), both instances are passing in
 # Consul and ship their logs to Kafka, StatsD counters land in carbon's
 # whisper files, and graphite-web renders them (the Search request rate as
@@ -39,6 +40,14 @@ echo "ok: a name search pages"
 things=$("$BIN/search-client" monitor | awk '$1 == "things:" { print $2 }') || fail "monitor failed"
 [[ ${things:-0} -ge 241 ]] || fail "monitor reports ${things:-no} things, want at least the 241 sample countries"
 echo "ok: monitor answers ($things things)"
+
+for _ in $(seq 1 100); do # an index is read within a poll or two of the import
+	memory=$("$BIN/search-client" monitor | grep '^memory: *countries ' || true)
+	grep -q ' in memory: 241 things' <<<"$memory" && break
+	sleep 0.2
+done
+grep -q ' in memory: 241 things' <<<"$memory" || fail "monitor does not show the countries in memory: ${memory:-no memory line}"
+echo "ok: the countries are in the in-memory index (MEMINDEX=on)"
 
 # The README's track file, under a device name of this run's (a device's
 # positions are applied once: a second run of the same file is stale).

@@ -39,6 +39,10 @@ export CONSUL_HTTP_ADDR="127.0.0.1:8500"
 export CONSUL_DNS_ADDR="127.0.0.1:8600"
 export SERVICE_NAME="search-service"
 export FENCE_ENABLED=true
+# The in-memory point index (docs/INDEX.md): point lookups and geofencing
+# answered from memory, exactly as PostGIS would; the lease keeps the two
+# instances' token-less reads in step with each other's writes.
+export MEMINDEX=on
 
 as_postgres() {
 	if [[ $(id -u) -eq 0 ]]; then
