@@ -137,6 +137,12 @@ start_daemon() {
 
 listening() { busy tcp "$1"; }
 
+# taken PORT: a TCP socket holds PORT, listening or as a connection's local
+# end (the kernel hands out 50051 and 50052 as ephemeral ports too: a
+# test's or a client's connection can hold one), so a listener could not
+# bind it. TIME-WAIT does not count (listeners reuse the address).
+taken() { ss -Htan "sport = :$1" | grep -qv '^TIME-WAIT'; }
+
 start_consul() {
 	mkdir -p "$STATE/consul"
 	start_daemon consul '"$BIN/consul" catalog services' \
@@ -215,6 +221,15 @@ start_servers() {
 		port_var="SERVER$((i + 1))_PORT"
 		port=${!port_var}
 		http_port_var="HTTP$((i + 1))_PORT"
+		# Looked at again just before the start: the port may have been
+		# taken, as an ephemeral one, since assign_ports chose it.
+		if ! running "$name" && taken "$port"; then
+			local was=$port
+			while taken "$port" || grep -q "=$port\$" "$PORTS_FILE"; do port=$((port + 1)); done
+			echo "port $was (tcp) is taken: $name uses $port"
+			sed -i "s/^$port_var=.*/$port_var=$port/" "$PORTS_FILE"
+			printf -v "$port_var" '%s' "$port"
+		fi
 		# Loopback listeners: the sample import and deletes need no token
 		# and no ALLOW_OPEN_WRITES (a server listening where other hosts
 		# reach it refuses writes without a token unless that is set).
