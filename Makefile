@@ -60,7 +60,7 @@ logs:
 ## running), up again, check, down
 test-stack: build consul
 	tools/install-deps.sh stack
-	deploy/local/stack.sh up
+	deploy/local/stack.sh up || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/stack.sh pids > .stack/pids.up
 	deploy/local/stack.sh down
@@ -69,7 +69,7 @@ test-stack: build consul
 			echo "make down left pid $$pid running" >&2; exit 1; \
 		fi; \
 	done; echo "ok: make down left none of the $$(wc -l < .stack/pids.up) stack processes running"
-	deploy/local/stack.sh up >/dev/null
+	deploy/local/stack.sh up >/dev/null || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/check.sh || { deploy/local/stack.sh down; exit 1; }
 	deploy/local/stack.sh down
 

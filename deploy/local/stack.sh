@@ -137,11 +137,18 @@ start_daemon() {
 
 listening() { busy tcp "$1"; }
 
-# taken PORT: a TCP socket holds PORT, listening or as a connection's local
-# end (the kernel hands out 50051 and 50052 as ephemeral ports too: a
-# test's or a client's connection can hold one), so a listener could not
-# bind it. TIME-WAIT does not count (listeners reuse the address).
-taken() { ss -Htan "sport = :$1" | grep -qv '^TIME-WAIT'; }
+# taken PORT: a listener could not bind 127.0.0.1:PORT now. Tried rather
+# than read from ss: the kernel hands out 50051 and 50052 as ephemeral
+# ports too, and a connection that had one as its local end blocks the
+# address even in TIME-WAIT (it had no SO_REUSEADDR), while the server
+# side's own TIME-WAIT sockets do not. The probe binds as Go's listeners
+# do (SO_REUSEADDR).
+taken() {
+	! python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
 
 start_consul() {
 	mkdir -p "$STATE/consul"
