@@ -110,8 +110,9 @@ test-go: build consul grpcurl compose
 # The longest packages are named first: go test starts packages in the
 # order given (at most GOMAXPROCS, 2, at once), and these would otherwise
 # start last and finish minutes after the rest. Three at once (-p 3) took
-# as long (630 s against 620-647 s): both cores are busy throughout, and
-# internal/postgis, the longest, only got less of them.
+# 630 s where -p 2 took 647 and 674 s the same day, within the runs'
+# spread: both cores are busy throughout (about 1,200 CPU-s), and
+# internal/postgis, the longest, only gets less of them.
 SLOW_PACKAGES = ./internal/postgis/ ./internal/server/ ./cmd/search-client/ ./cmd/search-server/ ./internal/httpapi/ ./internal/memindex/
 test-go-service:
 	$(GO) test -race -count=1 -timeout 30m $(SLOW_PACKAGES) ./...
