@@ -183,22 +183,17 @@ func (p *Peers) awaitFailed(ctx context.Context, err error, ok bool, start time.
 // ctx ends. A lost connection is opened again after a second; what it
 // missed costs at most a poll interval, as the registry polls anyway.
 func (p *Peers) Listen(ctx context.Context, enabled func() bool, wake func()) {
-	failing := false
+	listening := failureLog{logger: p.logger,
+		failed: "in-memory index: not listening for writes; polling only, retrying", recovered: "in-memory index: listening for writes again"}
 	for ctx.Err() == nil {
 		if !enabled() {
 			_ = sleep(ctx, time.Second)
 			continue
 		}
 		err := p.table.Listen(ctx, enabled, wake)
+		listening.note(ctx, err)
 		if err != nil && ctx.Err() == nil {
-			if !failing {
-				p.logger.Warn("in-memory index: not listening for writes; polling only, retrying", "error", err.Error())
-			}
-			failing = true
 			_ = sleep(ctx, time.Second)
-		} else if failing {
-			p.logger.Info("in-memory index: listening for writes again")
-			failing = false
 		}
 	}
 }

@@ -152,31 +152,19 @@ func (r *Registry) Run(ctx context.Context) {
 	t := time.NewTicker(r.interval)
 	defer t.Stop()
 	defer r.leaveAtExit(ctx)
-	var failing, beatFailing bool
+	refreshes := failureLog{logger: r.logger,
+		failed: "in-memory index: refresh failed; serving the last one and retrying", recovered: "in-memory index: refreshing again"}
+	beats := failureLog{logger: r.logger,
+		failed:    "in-memory index: heartbeat failed; reads without a token go to the database once the lease runs out",
+		recovered: "in-memory index: heartbeat sent again"}
 	for {
 		if !r.Leased() {
 			_ = r.Heartbeat(ctx) // as below, after the refresh
 		}
 		err := r.Refresh(ctx)
-		if err != nil && ctx.Err() == nil {
-			if !failing {
-				r.logger.Warn("in-memory index: refresh failed; serving the last one and retrying", "error", err.Error())
-			}
-			failing = true
-		} else if failing && err == nil {
-			r.logger.Info("in-memory index: refreshing again")
-			failing = false
-		}
+		refreshes.note(ctx, err)
 		if err == nil {
-			if err := r.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-				if !beatFailing {
-					r.logger.Warn("in-memory index: heartbeat failed; reads without a token go to the database once the lease runs out", "error", err.Error())
-				}
-				beatFailing = true
-			} else if beatFailing && err == nil {
-				r.logger.Info("in-memory index: heartbeat sent again")
-				beatFailing = false
-			}
+			beats.note(ctx, r.Heartbeat(ctx))
 		}
 		select {
 		case <-ctx.Done():
@@ -184,6 +172,29 @@ func (r *Registry) Run(ctx context.Context) {
 		case <-t.C:
 		case <-r.wake:
 		}
+	}
+}
+
+// failureLog logs a loop's failure once, when it starts (a warning), and
+// once when the loop succeeds again, not at every retry; nothing while its
+// context ends.
+type failureLog struct {
+	logger            *slog.Logger
+	failed, recovered string
+	failing           bool
+}
+
+// note records one attempt's outcome.
+func (l *failureLog) note(ctx context.Context, err error) {
+	switch {
+	case err != nil && ctx.Err() == nil:
+		if !l.failing {
+			l.logger.Warn(l.failed, "error", err.Error())
+		}
+		l.failing = true
+	case err == nil && l.failing:
+		l.logger.Info(l.recovered)
+		l.failing = false
 	}
 }
 

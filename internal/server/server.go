@@ -321,7 +321,8 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // startLoops starts the background loops on wg: readiness, the Consul
 // registrations, the handover, the gauges, the in-memory index and its
-// listener, and the KV watch; and geofencing's consumer and relay. They end when ctx does.
+// listener, and the KV watch; and geofencing's consumer and relay. They
+// end when ctx does.
 func (s *Server) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { s.ready.Run(ctx) })
 	for _, r := range []*consul.Registrar{s.registrar, s.httpRegistrar} {
