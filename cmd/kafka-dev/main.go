@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string) error {
 		kfake.Ports(*port),
 		kfake.AllowAutoTopicCreation(),
 		kfake.DefaultNumPartitions(*partitions),
+		// kfake grows a segment's one slice by copying: 1 MiB segments
+		// rather than Kafka's 100 MiB spare it large copies and memory.
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": "1048576"}),
 	)
 	if err != nil {
 		return err

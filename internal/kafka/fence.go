@@ -37,8 +37,11 @@ type FenceConfig struct {
 	// may be.
 	MaxFuture time.Duration `env:"FENCE_MAX_FUTURE, default=5m"`
 	// Batch is the most positions applied, or events relayed, in one
-	// transaction.
-	Batch int `env:"FENCE_BATCH, default=5000"`
+	// transaction. A poll takes what is waiting, up to this: only a
+	// backlog makes full batches, and there larger ones cost less per
+	// position (10,000 against 5,000: about a fifth less of PostgreSQL's
+	// CPU, docs/GEOFENCE.md).
+	Batch int `env:"FENCE_BATCH, default=10000"`
 }
 
 // Validate reports every invalid setting.

@@ -172,6 +172,9 @@ func (r *Relay) publish(ctx context.Context, cl *kgo.Client, events []geo.Outbox
 		keyBytes += len(e.Device)
 	}
 	values, keys := make([]byte, 0, valueBytes), make([]byte, 0, keyBytes)
+	// One timestamp for the batch's records (the time they are produced):
+	// the client would read the clock once per record.
+	now := time.Now()
 	for i, e := range events {
 		start := len(values)
 		var err error
@@ -180,7 +183,7 @@ func (r *Relay) publish(ctx context.Context, cl *kgo.Client, events []geo.Outbox
 		}
 		keys = append(keys, e.Device...)
 		value, key := values[start:len(values):len(values)], keys[len(keys)-len(e.Device):len(keys):len(keys)]
-		recs[i] = kgo.Record{Topic: r.cfg.EventsTopic, Key: key, Value: value}
+		recs[i] = kgo.Record{Topic: r.cfg.EventsTopic, Key: key, Value: value, Timestamp: now}
 		cl.Produce(ctx, &recs[i], promise)
 	}
 	last := events[len(events)-1].Mark

@@ -13,6 +13,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
+// segmentBytes is the size of kfake's in-memory log segments: 1 MiB
+// rather than Kafka's 100 MiB. kfake keeps a segment in one slice that it
+// grows by copying, so large segments cost the broker (in the tests'
+// process) most of its CPU in copies and fresh pages: 10% of the
+// geofencing benchmark's process before, 2% after.
+const segmentBytes = "1048576"
+
 // Broker is a running (or stopped) development broker.
 type Broker struct {
 	mu      sync.Mutex
@@ -34,7 +41,8 @@ func Start(t testing.TB) *Broker {
 func (b *Broker) start(port int) error {
 	var err error
 	for attempt := 0; attempt < 50; attempt++ {
-		b.cluster, err = kfake.NewCluster(kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3))
+		b.cluster, err = kfake.NewCluster(kfake.Ports(port), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(3),
+			kfake.BrokerConfigs(map[string]string{"log.segment.bytes": segmentBytes}))
 		if err == nil {
 			_, err = fmt.Sscanf(b.cluster.ListenAddrs()[0], "127.0.0.1:%d", &b.port)
 			return err
