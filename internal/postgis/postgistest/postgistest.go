@@ -181,13 +181,18 @@ func (c *Cluster) startOnce(ctx context.Context) error {
 		return err
 	}
 	defer logFile.Close()
-	// The server outlives ctx, which only bounds the start-up.
+	// The server outlives ctx, which only bounds the start-up. No JIT for
+	// the tests' own connections (migrations, oracles): the service turns
+	// it off on its connections itself (postgis.open; TestNoJITUnless...
+	// sets a database's default to on to check that), and compiling the
+	// tests' statements cost a tenth of internal/postgis's CPU.
 	cmd := c.command(context.WithoutCancel(ctx), "postgres", "-D", c.dataDir(),
 		"-p", strconv.Itoa(c.port),
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "unix_socket_directories="+c.dir,
 		"-c", "max_connections=300",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+		"-c", "jit=off")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
