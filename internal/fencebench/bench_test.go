@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { os.Exit(postgistest.Main(m, &cluster)) }
 
 const (
 	devices   = 1000
-	perDevice = 50    // positions per device in one round
+	perDevice = 200   // positions per device in one round (the track set)
 	batch     = 10000 // FENCE_BATCH's default
 )
 
@@ -193,7 +193,7 @@ func (f *fixture) runConsumer(b *testing.B) (stop func()) {
 // BenchmarkGeofenceKafka measures geofencing end to end against 10,000
 // polygons (a 100 × 100 grid), with the in-memory index on. The positions
 // consumer runs throughout, a member of its group, as a server's does. A
-// round of 1,000 devices × 50 positions is put in the positions topic in
+// round of 1,000 devices × 200 positions is put in the positions topic in
 // an open producer transaction (invisible to the consumer, which reads
 // read_committed); the clock runs from that transaction's commit, which
 // releases the round at once, until every event the round caused is
