@@ -244,9 +244,10 @@ func open(ctx context.Context, cfg Config, name, url string, maxConns int32, app
 	}
 	// No JIT compilation for the service's statements, unless the URL
 	// asks for it (jit=on): PostGIS's functions are costed high, so a
-	// Locate of a few thousand points passes jit_above_cost, and compiling
-	// it took 70% of the statement's time (337 of 481 ms in three calls,
-	// pg_stat_statements) to save nothing on statements this short.
+	// Locate passes jit_above_cost (at LOCATE_BATCH_SIZE's 100 points
+	// already), and on a fresh connection compiling took most of its time
+	// (5,000 points: 568 ms, 75 without) to save nothing on statements
+	// this short (docs/BENCHMARKS.md).
 	if _, set := pc.ConnConfig.RuntimeParams["jit"]; !set {
 		pc.ConnConfig.RuntimeParams["jit"] = "off"
 	}
