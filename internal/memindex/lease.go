@@ -153,12 +153,8 @@ func (r *Registry) leave(ctx context.Context) error {
 // only makes writes wait until it expires.
 const leaveTimeout = 2 * time.Second
 
-// leaveAtExit deletes the row when Run ends.
+// leaveAtExit ends the lease and deletes the row when Run ends.
 func (r *Registry) leaveAtExit(ctx context.Context) {
-	r.lease.Store(nil)
-	if r.peers == nil || !r.listed.Load() {
-		return
-	}
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
 	defer cancel()
 	if err := r.leave(lctx); err != nil {

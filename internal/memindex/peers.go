@@ -2,11 +2,11 @@ package memindex
 
 import (
 	"context"
-	"crypto/rand"
-	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/metrics"
@@ -74,23 +74,12 @@ func NewPeers(table PeerTable, lease time.Duration, logger *slog.Logger, m metri
 	if m == nil {
 		m = metrics.Nop{}
 	}
-	return &Peers{table: table, id: newPeerID(), lease: lease, logger: logger, m: m}
-}
-
-// newPeerID is a random (version 4) UUID: a new one per process.
-func newPeerID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+	// The row's id: a random (version 4) UUID, a new one per process.
+	return &Peers{table: table, id: uuid.NewString(), lease: lease, logger: logger, m: m}
 }
 
 // ID is this instance's row's id.
 func (p *Peers) ID() string { return p.id }
-
-// Lease is the lease (MEMINDEX_LEASE).
-func (p *Peers) Lease() time.Duration { return p.lease }
 
 // Waits returns how many writes found another live index and waited for
 // it.
