@@ -19,7 +19,8 @@ import (
 // filter (an InitPlan), so the side not taken scans nothing, and the
 // statement says which side it took. A zoom 2 tile of 100,000 small
 // squares is then a few hundred cells instead of 3.2 MB drawn and redrawn
-// (docs/BENCHMARKS.md).
+// (docs/BENCHMARKS.md). The tile CTE is MATERIALIZED for the reason
+// tiles.go gives.
 const (
 	overviewOpen = `WITH bounds AS (
     SELECT ST_TileEnvelope($?::int, $?::int, $?::int) AS merc
@@ -40,7 +41,7 @@ const (
       AND t.max_lng - t.min_lng < clip.cell AND t.max_lat - t.min_lat < clip.cell`
 	overviewCells = `
     GROUP BY 1, 2
-), tile AS (
+), tile AS MATERIALIZED (
     SELECT NULL::bigint AS id, cells.n || ' things' AS name, cells.n AS things`
 	overviewCellProps    = `, NULL::jsonb AS props`
 	overviewCellGeometry = `,

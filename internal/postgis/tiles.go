@@ -29,6 +29,11 @@ import (
 // column, buffer included, came back as a box round the other side of the
 // world (-88.6 to 178.6 for column 0 at zoom 2) and the tile was empty.
 //
+// The tile CTE is MATERIALIZED: inlined (PostgreSQL inlines a CTE read
+// once), its geometry expression was computed twice per thing, once for
+// the final WHERE tile.geom IS NOT NULL and once for ST_AsMVT. Measured
+// on the 1:10m countries, zoom 1: 540-600 ms against 330-370 ms.
+//
 // A tile larger than its byte bound is drawn again with outlines four
 // times coarser, twice, then with the largest things only (by their stored
 // bounding box, which reads no geometry), half as many each time.
@@ -38,7 +43,7 @@ const (
 ), clip AS (
     SELECT bounds.merc, ST_MakeEnvelope($?::float8, $?::float8, $?::float8, $?::float8, 4326)::box2d AS box
     FROM bounds
-), tile AS (
+), tile AS MATERIALIZED (
     SELECT t.id, t.name`
 	tileAttributes = `,
         (SELECT jsonb_object_agg(p.key, p.value) FROM jsonb_each(t.properties) p
