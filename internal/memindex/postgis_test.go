@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/wkb"
@@ -125,64 +124,6 @@ func testPoints(rng *rand.Rand, stored []*geom.MultiPolygon, random, samples int
 	return pts
 }
 
-// postgisContains answers every point with ST_Contains on the stored
-// geometry of the collection's things: the ids containing each point. The
-// points go into a temporary table with a GiST index, so that the plan
-// visits each thing once and probes the points in its box: a plan the
-// other way round would detoast a large country's geometry for every
-// point in its box.
-func postgisContains(t testing.TB, pool *pgxpool.Pool, collection string, pts [][2]float64) [][]int64 {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql, args...); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec(`DROP TABLE IF EXISTS pts`)
-	exec(`CREATE TEMP TABLE pts (i int PRIMARY KEY, g geometry(Point, 4326) NOT NULL)`)
-	const chunk = 100_000
-	for start := 0; start < len(pts); start += chunk {
-		part := pts[start:min(start+chunk, len(pts))]
-		lngs, lats := make([]float64, len(part)), make([]float64, len(part))
-		for i, p := range part {
-			lngs[i], lats[i] = p[0], p[1]
-		}
-		exec(`INSERT INTO pts (i, g)
-			SELECT $3::int + u.i::int - 1, ST_SetSRID(ST_MakePoint(u.lng, u.lat), 4326)
-			FROM unnest($1::float8[], $2::float8[]) WITH ORDINALITY AS u(lng, lat, i)`, lngs, lats, start)
-	}
-	exec(`CREATE INDEX ON pts USING gist (g)`)
-	exec(`ANALYZE pts`)
-	rows, err := conn.Query(ctx, `
-		SELECT p.i, t.id
-		FROM thing t JOIN pts p ON ST_Contains(t.geom, p.g)
-		WHERE t.collection = $1::text`, collection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([][]int64, len(pts))
-	var i int
-	var id int64
-	if _, err := pgx.ForEachRow(rows, []any{&i, &id}, func() error {
-		want[i] = append(want[i], id)
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	exec(`DROP TABLE pts`)
-	for _, w := range want {
-		slices.Sort(w)
-	}
-	return want
-}
-
 // storedGeometries reads the stored geometry back (not the imported one:
 // repairs and the antimeridian cut change it).
 func storedGeometries(t testing.TB, svc *postgis.SearchService, collection string) []*geom.MultiPolygon {
@@ -264,7 +205,7 @@ func TestMatchesPostGIS(t *testing.T) {
 		ix, perVertex := loadMeasured(t, svc, collection)
 		stored := storedGeometries(t, svc, collection)
 		pts := testPoints(rng, stored, random, samples)
-		want := postgisContains(t, pool, collection, pts)
+		want := postgistest.Contains(t, pool, collection, pts)
 		diffs, uncertain, inside := 0, 0, 0
 		for i, p := range pts {
 			got, certain := ix.Lookup(nil, p[0], p[1])
