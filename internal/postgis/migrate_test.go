@@ -2,12 +2,16 @@ package postgis_test
 
 import (
 	"context"
+	"io/fs"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/migrations"
 )
 
 // newMigrator returns a new database, migrated from the template, and a
@@ -21,6 +25,27 @@ func newMigrator(t *testing.T) (string, *postgis.Migrator) {
 	}
 	t.Cleanup(func() { mg.Close() })
 	return url, mg
+}
+
+// TestNewDatabasesHoldEveryMigration checks what postgistest clones: its
+// clusters start from a cached, migrated data directory (postgistest's
+// cache.go), which must hold the migrations of this tree, the last one
+// included, and not one left dirty.
+func TestNewDatabasesHoldEveryMigration(t *testing.T) {
+	t.Parallel()
+	names, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("migrations: %v %v", names, err)
+	}
+	slices.Sort(names)
+	last, err := strconv.ParseUint(strings.SplitN(names[len(names)-1], "_", 2)[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mg := newMigrator(t)
+	if v, dirty, err := mg.Version(); err != nil || dirty || uint64(v) != last {
+		t.Errorf("a new database is at version %d (dirty %v, %v), want %d, the last of %s", v, dirty, err, last, names[len(names)-1])
+	}
 }
 
 func TestMigrationsGoDownAndUpAgain(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package postgistest runs a throwaway PostgreSQL server with PostGIS for
-// tests: initdb into a temporary directory, a server on a free loopback port,
-// the schema migrated once into a template database, and a fresh clone of
-// the template per test.
+// tests: a temporary data directory copied from one initialized and
+// migrated once (cache.go), a server on a free loopback port, the schema in
+// a template database, and a fresh clone of the template per test.
 //
 // It needs the PostgreSQL server binaries and PostGIS installed. When they
 // are missing it fails with the command that installs them; it never skips.
@@ -73,7 +73,8 @@ func Main(m *testing.M, c **Cluster) int {
 	return code
 }
 
-// Start initializes and starts a server and migrates the template database.
+// Start starts a server on a copy of the migrated data directory (see
+// restoreMigrated), whose template database holds the schema.
 func Start(ctx context.Context) (*Cluster, error) {
 	bindir, err := findBindir()
 	if err != nil {
@@ -95,15 +96,11 @@ func Start(ctx context.Context) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.initdb(ctx); err != nil {
+	if err := c.restoreMigrated(ctx); err != nil {
 		_ = os.RemoveAll(c.dir)
 		return nil, err
 	}
 	if err := c.start(ctx); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	if err := c.createTemplate(ctx); err != nil {
 		_ = c.Close()
 		return nil, err
 	}
@@ -148,9 +145,11 @@ func (c *Cluster) command(ctx context.Context, name string, args ...string) *exe
 
 func (c *Cluster) dataDir() string { return filepath.Join(c.dir, "data") }
 
+// initdbArgs are initdb's arguments after the data directory.
+var initdbArgs = []string{"-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"}
+
 func (c *Cluster) initdb(ctx context.Context) error {
-	cmd := c.command(ctx, "initdb", "-D", c.dataDir(), "-U", "postgres", "-A", "trust",
-		"-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+	cmd := c.command(ctx, "initdb", append([]string{"-D", c.dataDir()}, initdbArgs...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
