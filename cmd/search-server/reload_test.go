@@ -37,12 +37,12 @@ func pageOf(t *testing.T, ts *servertest.Server) int {
 // reloadServer starts a server watching prefix on the agent at httpAddr.
 func reloadServer(t *testing.T, httpAddr, prefix string, env map[string]string) *servertest.Server {
 	t.Helper()
-	vars := map[string]string{"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": httpAddr, "LOG_LEVEL": servertest.Unset}
+	vars := map[string]string{"CONFIG_CONSUL_PREFIX": prefix, "CONSUL_HTTP_ADDR": httpAddr, "LOG_LEVEL": servertest.Unset,
+		"DATABASE_URL": servertest.FixtureDB(t)} // 177 countries, 143 of them with an "a"
 	for k, v := range env {
 		vars[k] = v
 	}
 	ts := servertest.Start(t, vars, true)
-	servertest.ImportFixture(t, ts) // 177 countries, 143 of them with an "a"
 	return ts
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -118,7 +119,8 @@ type api struct {
 }
 
 // start runs the HTTP API on a fresh database loaded with the 1:110m
-// countries (177 things) unless opts say otherwise.
+// countries (177 things) unless opts say otherwise: a copy of one the
+// package imported once (postgistest's NewDatabaseFrom).
 func start(t testing.TB, opts ...func(*setup)) *api {
 	t.Helper()
 	st := setup{
@@ -131,18 +133,20 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 		o(&st)
 	}
 	dbURL := cluster.NewDatabase(t)
+	if st.fixture != "" {
+		dbURL = cluster.NewDatabaseFrom(t, st.fixture, postgistest.ImportFill(geo.ImportOptions{}, geotest.Load(t, st.fixture), func(res geo.ImportResult) error {
+			if res.Rejected.Count > 0 {
+				return fmt.Errorf("%d rejected: %v", res.Rejected.Count, res.Rejected.Listed)
+			}
+			return nil
+		}))
+	}
 	pool, err := postgis.Open(context.Background(), postgis.Config{URL: dbURL, MaxWriteConns: 2}, "httpapi-test", postgis.NewStatementTimeout(10*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
 	svc := postgis.NewSearchService(pool)
-	if st.fixture != "" {
-		res, err := svc.Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: geotest.Load(t, st.fixture)})
-		if err != nil || res.Rejected.Count > 0 {
-			t.Fatalf("import %s: %v, rejected %v", st.fixture, err, res.Rejected.Listed)
-		}
-	}
 	access := &lockedBuffer{}
 	m := &countingMetrics{counts: map[string]int64{}, timers: map[string]int{}}
 	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))

@@ -20,8 +20,7 @@ import (
 
 func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	before := servertest.Fingerprint(t, ts.DBURL)
 
 	first, err := ts.Client.Search(context.Background(), &searchv1.SearchRequest{Query: "a", PageSize: 2})
@@ -81,8 +80,7 @@ func TestBadSearchInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := servertest.Start(t, map[string]string{"MAX_FEATURE_VERTICES": "1000", "GRPC_MAX_MESSAGE_BYTES": "8388608"}, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"MAX_FEATURE_VERTICES": "1000", "GRPC_MAX_MESSAGE_BYTES": "8388608", "DATABASE_URL": servertest.FixtureDB(t)}, true)
 	before := servertest.Fingerprint(t, ts.DBURL)
 
 	square := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]]]}`
@@ -160,8 +158,7 @@ func TestBadImportInputIsRejectedAndChangesNothing(t *testing.T) {
 
 func TestClientDisconnectingMidImportChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	before := servertest.Fingerprint(t, ts.DBURL)
 
 	ctx, cancel := context.WithCancel(context.Background())

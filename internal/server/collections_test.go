@@ -119,8 +119,7 @@ func TestCollectionsThroughTheClient(t *testing.T) {
 // unchanged.
 func TestBadCollectionInputChangesNothing(t *testing.T) {
 	t.Parallel()
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	before := servertest.Fingerprint(t, ts.DBURL)
 	ctx := context.Background()
 	c := ts.Client

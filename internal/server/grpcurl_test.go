@@ -21,8 +21,7 @@ func TestGrpcurlUsesReflection(t *testing.T) {
 	if _, err := os.Stat(grpcurl); err != nil {
 		t.Fatalf("no grpcurl at %s: run make grpcurl (make test builds it)", grpcurl)
 	}
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(grpcurl, append([]string{"-plaintext"}, args...)...).CombinedOutput()

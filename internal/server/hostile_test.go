@@ -71,8 +71,8 @@ func TestStalledImportsNeverStarveSearches(t *testing.T) {
 	const stalled, concurrent = 16, 2
 	ts := servertest.Start(t, map[string]string{
 		"IMPORT_IDLE_TIMEOUT": "3s", "MAX_CONCURRENT_IMPORTS": fmt.Sprint(concurrent), "DB_MAX_CONNS": "4",
+		"DATABASE_URL": servertest.FixtureDB(t),
 	}, true)
-	servertest.ImportFixture(t, ts)
 	before := servertest.Fingerprint(t, ts.DBURL)
 	loop := startProbeLoop(t, ts.Addr)
 
@@ -143,8 +143,7 @@ func watchHandlers() int {
 func TestThousandsOfStreamsOnOneConnectionStarveNoOtherClient(t *testing.T) {
 	t.Parallel()
 	const streams, limit = 2000, 50
-	ts := servertest.Start(t, map[string]string{"GRPC_MAX_CONCURRENT_STREAMS": fmt.Sprint(limit)}, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"GRPC_MAX_CONCURRENT_STREAMS": fmt.Sprint(limit), "DATABASE_URL": servertest.FixtureDB(t)}, true)
 	loop := startProbeLoop(t, ts.Addr)
 
 	conn, err := grpc.NewClient(ts.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -32,8 +32,7 @@ var injections = []string{
 // import stores each payload verbatim and nothing else.
 func TestInjectionThroughEveryStringFieldIsJustText(t *testing.T) {
 	t.Parallel()
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	before := servertest.Fingerprint(t, ts.DBURL)
 	ctx := context.Background()
 

@@ -121,8 +121,7 @@ func goAnswers(t *testing.T, ts *servertest.Server) (point, paged, streamed []in
 func TestClientsInOtherLanguagesGetTheSameAnswers(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true)
 	wantPoint, wantPaged, wantStreamed := goAnswers(t, ts)
 	if len(wantPoint) != 1 || len(wantPaged) < 30 {
 		t.Fatalf("Go client: point %v, %d paged; the comparison would prove little", wantPoint, len(wantPaged))
@@ -159,8 +158,7 @@ func TestNodeClientFindsTheServerThroughConsulDNS(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
 	const service = "search-polyglot"
-	ts := servertest.Start(t, servertest.ConsulEnv(service, ""), true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, servertest.ConsulEnv(service, servertest.FixtureDB(t)), true)
 	servertest.Eventually(t, 30*time.Second, "the instance in DNS", func() bool { return len(servertest.InDNS(t, service)) == 1 })
 	want, _, _ := goAnswers(t, ts)
 	argv := append(slices.Clone(clients["node"]), "--consul-dns", servertest.Agent.DNSAddr(), "--service", service)
@@ -265,8 +263,7 @@ func runPolyglotLocate(t *testing.T, argv []string, args ...string) ([]*searchv1
 func TestClientsInOtherLanguagesLocateAsTheGoClient(t *testing.T) {
 	t.Parallel()
 	clients := polyglotClients(t)
-	ts := servertest.Start(t, nil, true)
-	servertest.ImportFixture(t, ts) // collection "default": out of the scope below
+	ts := servertest.Start(t, map[string]string{"DATABASE_URL": servertest.FixtureDB(t)}, true) // collection "default": out of the scope below
 	if _, errOut, code := ts.RunClient(t, "import", geotest.Testdata("ne_110m_countries.geojson"), "--collection", "countries", "--key-property", "name"); code != 0 {
 		t.Fatalf("import: exit %d\n%s", code, errOut)
 	}

@@ -287,8 +287,7 @@ func TestManyStreamsLeaveNothingBehind(t *testing.T) {
 		perConn    = 7 // streams per connection that reads or cancels
 		perCutConn = 10
 	)
-	ts := servertest.Start(t, map[string]string{"DB_MAX_CONNS": "4"}, true)
-	servertest.ImportFixture(t, ts)
+	ts := servertest.Start(t, map[string]string{"DB_MAX_CONNS": "4", "DATABASE_URL": servertest.FixtureDB(t)}, true)
 	req := &searchv1.SearchRequest{Query: "a", IncludeGeometry: true}
 	full, err := ts.Client.SearchStream(context.Background(), req)
 	if err != nil {

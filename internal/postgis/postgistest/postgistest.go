@@ -51,7 +51,7 @@ type Cluster struct {
 
 type sharedDB struct {
 	once sync.Once
-	url  string
+	name string
 	err  error
 }
 
@@ -270,8 +270,28 @@ func (c *Cluster) SocketURL(db string) string {
 // and returns its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
+	return c.newDatabase(t, templateDB)
+}
+
+// NewDatabaseFrom creates a database for t that is a copy of one that fill
+// filled once per cluster and name, dropped when t ends, and returns its
+// URL: a fixture that many tests write to, imported once for the package
+// instead of once per test. fill must close every connection it opens
+// (PostgreSQL copies a database only while nobody is connected to it) and
+// report its failure as an error, as for Shared.
+func (c *Cluster) NewDatabaseFrom(t testing.TB, name string, fill func(url string) error) string {
+	t.Helper()
+	db := c.fillOnce("template", name, fill)
+	if db.err != nil {
+		t.Fatalf("postgistest: template database %s: %v", name, db.err)
+	}
+	return c.newDatabase(t, db.name)
+}
+
+func (c *Cluster) newDatabase(t testing.TB, template string) string {
+	t.Helper()
 	ctx := context.Background()
-	name, err := c.createDatabase(ctx, "test")
+	name, err := c.createDatabase(ctx, "test", template)
 	if err != nil {
 		t.Fatalf("postgistest: create database: %v", err)
 	}
@@ -289,17 +309,39 @@ func (c *Cluster) NewDatabase(t testing.TB) string {
 	return c.URL(name)
 }
 
-// createDatabase creates a database named prefix_N from the migrated
-// template and returns its name.
-func (c *Cluster) createDatabase(ctx context.Context, prefix string) (string, error) {
+// createDatabase creates a database named prefix_N as a copy of template
+// and returns its name.
+func (c *Cluster) createDatabase(ctx context.Context, prefix, template string) (string, error) {
 	name := fmt.Sprintf("%s_%d", prefix, c.counter.Add(1))
 	conn, err := pgx.Connect(ctx, c.URL("postgres"))
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+templateDB)
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE "+template)
 	return name, err
+}
+
+// fillOnce creates a migrated database named prefix_N and fills it with
+// fill, once per cluster, prefix and name.
+func (c *Cluster) fillOnce(prefix, name string, fill func(url string) error) *sharedDB {
+	c.sharedMu.Lock()
+	if c.shared == nil {
+		c.shared = map[string]*sharedDB{}
+	}
+	key := prefix + " " + name
+	db, ok := c.shared[key]
+	if !ok {
+		db = &sharedDB{}
+		c.shared[key] = db
+	}
+	c.sharedMu.Unlock()
+	db.once.Do(func() {
+		if db.name, db.err = c.createDatabase(context.Background(), prefix, templateDB); db.err == nil {
+			db.err = fill(c.URL(db.name))
+		}
+	})
+	return db
 }
 
 // Shared returns the URL of a migrated database that fill fills once per
@@ -310,27 +352,11 @@ func (c *Cluster) createDatabase(ctx context.Context, prefix string) (string, er
 // on behalf of all of them).
 func (c *Cluster) Shared(t testing.TB, name string, fill func(url string) error) string {
 	t.Helper()
-	c.sharedMu.Lock()
-	if c.shared == nil {
-		c.shared = map[string]*sharedDB{}
-	}
-	db, ok := c.shared[name]
-	if !ok {
-		db = &sharedDB{}
-		c.shared[name] = db
-	}
-	c.sharedMu.Unlock()
-	db.once.Do(func() {
-		var dbname string
-		if dbname, db.err = c.createDatabase(context.Background(), "shared"); db.err == nil {
-			db.url = c.URL(dbname)
-			db.err = fill(db.url)
-		}
-	})
+	db := c.fillOnce("shared", name, fill)
 	if db.err != nil {
 		t.Fatalf("postgistest: shared database %s: %v", name, db.err)
 	}
-	return db.url
+	return c.URL(db.name)
 }
 
 // Stop shuts the server down (fast shutdown), as an outage; Start brings it

@@ -18,8 +18,10 @@ import (
 	searchv1 "github.com/geosearch/search/proto/search/v1"
 
 	"github.com/geosearch/search/internal/consul"
+	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/grpcapi"
+	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 // ConsulEnv registers a server as service under the test agent, with fast
@@ -140,8 +142,9 @@ func StartSearchLoop(client searchv1.SearchServiceClient) *CallLoop {
 	return StartLoop(2*time.Millisecond, func() error { return SearchParis(client, 10*time.Second) })
 }
 
-// importFixture loads the 1:110m countries through the API.
-// ImportFixture imports the 1:110m countries (177) through ts.
+// ImportFixture imports the 1:110m countries (177) through ts, for the
+// tests in which the import is part of what they check; the others start
+// on FixtureDB.
 func ImportFixture(t testing.TB, ts *Server) {
 	t.Helper()
 	stream, err := ts.Client.Import(context.Background())
@@ -157,6 +160,21 @@ func ImportFixture(t testing.TB, ts *Server) {
 	if err != nil || resp.GetImported() != 177 {
 		t.Fatalf("import fixture: %v, %v", resp, err)
 	}
+}
+
+// FixtureDB is a new database of Cluster holding what ImportFixture leaves
+// (the 1:110m countries, 177 things, in collection default): a copy of one
+// imported once per cluster through the store, for the tests to which the
+// import is only a starting point. Pass it as DATABASE_URL to Start.
+func FixtureDB(t testing.TB) string {
+	t.Helper()
+	features := geotest.Load(t, "ne_110m_countries.geojson")
+	return Cluster.NewDatabaseFrom(t, "ne_110m_countries", postgistest.ImportFill(geo.ImportOptions{}, features, func(res geo.ImportResult) error {
+		if res.Imported != 177 {
+			return fmt.Errorf("imported %d, want 177 (rejected %v)", res.Imported, res.Rejected.Listed)
+		}
+		return nil
+	}))
 }
 
 // readyz answers the HTTP readiness route's status code (0 when it does

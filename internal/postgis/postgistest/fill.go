@@ -1,0 +1,27 @@
+package postgistest
+
+import (
+	"context"
+
+	"github.com/geosearch/search/internal/geo"
+	"github.com/geosearch/search/internal/geo/geotest"
+	"github.com/geosearch/search/internal/postgis"
+)
+
+// ImportFill is a fill for Shared and NewDatabaseFrom: it imports features
+// through the store with opts, closes its connections and hands the
+// result to check, when set, whose error fails the fill.
+func ImportFill(opts geo.ImportOptions, features []geo.Feature, check func(geo.ImportResult) error) func(url string) error {
+	return func(url string) error {
+		pool, err := postgis.Open(context.Background(), postgis.Config{URL: url, MaxWriteConns: 2}, "postgistest", postgis.NewStatementTimeout(0))
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		res, err := postgis.NewSearchService(pool).Import(context.Background(), opts, &geotest.Source{Features: features})
+		if err == nil && check != nil {
+			err = check(res)
+		}
+		return err
+	}
+}
