@@ -132,8 +132,10 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 	for _, o := range opts {
 		o(&st)
 	}
-	dbURL := cluster.NewDatabase(t)
-	if st.fixture != "" {
+	var dbURL string
+	if st.fixture == "" {
+		dbURL = cluster.NewDatabase(t)
+	} else {
 		dbURL = cluster.NewDatabaseFrom(t, st.fixture, postgistest.ImportFill(geo.ImportOptions{}, geotest.Load(t, st.fixture), func(res geo.ImportResult) error {
 			if res.Rejected.Count > 0 {
 				return fmt.Errorf("%d rejected: %v", res.Rejected.Count, res.Rejected.Listed)
