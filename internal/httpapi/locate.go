@@ -232,9 +232,10 @@ func (s *Server) locateBatch(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	lim := s.limits.Load()
-	ctx := r.Context()
 	in := readPoints(r.Body, &cappedBody{r: r.Body, limit: limit, idle: s.cfg.BodyIdleTimeout, waiting: rc.SetReadDeadline}, read)
 	defer stopReading(in, rc)
+	ctx, stop := lookupContext(r.Context(), in)
+	defer stop()
 
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)

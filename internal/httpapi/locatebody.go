@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +104,36 @@ func stopReading(in *batching.Reader[locateInput], rc *http.ResponseController) 
 		_ = rc.SetReadDeadline(time.Now().Add(drainWait))
 		<-in.Done()
 	}
+}
+
+// lookupContext is what POST /locate's lookups run under: the request's
+// context, deadline included, except that a body that stalls
+// (HTTP_BODY_IDLE_TIMEOUT) does not cancel it. net/http cancels the
+// request's context on any error reading the body, the idle deadline's
+// too, and a lookup still running then would leave the points already
+// read unanswered: on a loaded machine, a client that sent one point and
+// paused got an empty answer. When the request's context ends, the
+// lookups stop unless in ended on the idle timeout (waited for at most
+// drainWait: net/http cancels before the reader sees its error).
+func lookupContext(req context.Context, in *batching.Reader[locateInput]) (context.Context, context.CancelFunc) {
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if d, ok := req.Deadline(); ok {
+		ctx, cancel = context.WithDeadline(context.WithoutCancel(req), d)
+	} else {
+		ctx, cancel = context.WithCancel(context.WithoutCancel(req))
+	}
+	unwatch := context.AfterFunc(req, func() {
+		select {
+		case <-in.Done():
+			if geo.ErrorCode(in.Err()) == geo.Timeout {
+				return
+			}
+		case <-time.After(drainWait):
+		}
+		cancel()
+	})
+	return ctx, func() { unwatch(); cancel() }
 }
 
 // readNDJSONPoints calls fn with each line's point. Blank lines are

@@ -262,6 +262,41 @@ func TestLocateBodyThatStalls(t *testing.T) {
 	})
 }
 
+// TestLocateBodyThatStallsWhileALookupRuns: the body stalls while the
+// store still looks its first point up (longer than the idle timeout, as
+// on a loaded machine). net/http cancels the request's context when the
+// body's read fails, and the answer used to be empty (200, no line); the
+// point read is answered, then the timeout.
+func TestLocateBodyThatStallsWhileALookupRuns(t *testing.T) {
+	t.Parallel()
+	a := start(t, func(s *setup) {
+		s.cfg.BodyIdleTimeout = 100 * time.Millisecond
+		s.wrap = func(svc geo.SearchService) geo.SearchService { return slowLocate{svc, 500 * time.Millisecond} }
+	})
+	stall := make(stalledReader)
+	defer close(stall)
+	body := io.MultiReader(strings.NewReader(`{"id":"first","lat":48.85,"lng":2.35}`+"\n"), stall)
+	r := a.do(t, http.MethodPost, "/locate", body, "Content-Type", "application/x-ndjson")
+	checkLines(t, "stalled body", r, 2, func(i int) lineWant {
+		return []lineWant{{"first", ""}, {nil, "the body sent nothing for 100ms (HTTP_BODY_IDLE_TIMEOUT)"}}[i]
+	})
+}
+
+// slowLocate is a store whose Locate takes at least delay.
+type slowLocate struct {
+	geo.SearchService
+	delay time.Duration
+}
+
+func (s slowLocate) Locate(ctx context.Context, q geo.LocateQuery) ([][]geo.Thing, error) {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.SearchService.Locate(ctx, q)
+}
+
 // stalledReader sends nothing until it is closed.
 type stalledReader chan struct{}
 
