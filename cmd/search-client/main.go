@@ -183,7 +183,7 @@ func (o *options) waitForInstances(ctx context.Context) error {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		addrs, err := consul.DNSLookup{Server: o.consulDNS}.Lookup(lctx, o.service)
 		cancel()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && !ended(ctx) {
 			return fmt.Errorf("%w (is a Consul agent running? --consul-dns sets its DNS address; --addr skips discovery)", err)
 		}
 		if len(addrs) > 0 {
@@ -195,6 +195,15 @@ func (o *options) waitForInstances(ctx context.Context) error {
 		case <-time.After(dnsPoll):
 		}
 	}
+}
+
+// ended says whether ctx is done or past its deadline. A lookup cut by the
+// deadline fails on its socket's deadline, which can come a moment before
+// ctx.Err() is set (on a loaded machine, long enough to be seen): that
+// failure is the wait ending, not a DNS server that does not answer.
+func ended(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(d)
 }
 
 // credentials returns the transport security and per-call token options.
