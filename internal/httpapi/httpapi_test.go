@@ -136,7 +136,7 @@ func start(t testing.TB, opts ...func(*setup)) *api {
 	if st.fixture == "" {
 		dbURL = cluster.NewDatabase(t)
 	} else {
-		dbURL = cluster.NewDatabaseFrom(t, st.fixture, postgistest.ImportFill(geo.ImportOptions{}, geotest.Load(t, st.fixture), func(res geo.ImportResult) error {
+		dbURL = cluster.NewDatabaseFrom(t, st.fixture, postgistest.ImportFill(geo.ImportOptions{}, geotest.LoadRaw(t, st.fixture), func(res geo.ImportResult) error {
 			if res.Rejected.Count > 0 {
 				return fmt.Errorf("%d rejected: %v", res.Rejected.Count, res.Rejected.Listed)
 			}

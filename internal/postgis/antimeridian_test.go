@@ -2,7 +2,6 @@ package postgis_test
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -15,19 +14,16 @@ import (
 	"github.com/geosearch/search/internal/geo"
 	"github.com/geosearch/search/internal/geo/geotest"
 	"github.com/geosearch/search/internal/postgis"
+	"github.com/geosearch/search/internal/postgis/postgistest"
 )
 
 // importRaw decodes and imports a fixture the way the service does, and
 // returns the import's result.
 func importRaw(t *testing.T, svc *postgis.SearchService, raws []geo.RawFeature) geo.ImportResult {
 	t.Helper()
-	var features []geo.Feature
-	for _, rf := range raws {
-		f, err := geo.DecodeFeature(rf, geo.DefaultLimits)
-		if err != nil {
-			t.Fatalf("feature %d (%s): %v", rf.Index, rf.Name, err)
-		}
-		features = append(features, f)
+	features, err := geotest.Decode(raws)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return mustImport(t, svc, features)
 }
@@ -45,23 +41,10 @@ var detailed struct {
 func detailedCountries(t *testing.T) (*postgis.SearchService, *pgxpool.Pool, []geo.RawFeature, geo.ImportResult) {
 	t.Helper()
 	raws := geotest.LoadRaw(t, "ne_10m_countries.geojson.gz")
-	url := cluster.Shared(t, "ne_10m_countries", func(url string) error {
-		pool, err := postgis.Open(context.Background(), postgis.Config{URL: url, MaxWriteConns: 2}, "postgis-test", postgis.NewStatementTimeout(0))
-		if err != nil {
-			return err
-		}
-		defer pool.Close()
-		features := make([]geo.Feature, 0, len(raws))
-		for _, rf := range raws {
-			f, err := geo.DecodeFeature(rf, geo.DefaultLimits)
-			if err != nil {
-				return fmt.Errorf("feature %d (%s): %w", rf.Index, rf.Name, err)
-			}
-			features = append(features, f)
-		}
-		detailed.res, err = postgis.NewSearchService(pool).Import(context.Background(), geo.ImportOptions{}, &geotest.Source{Features: features})
-		return err
-	})
+	url := cluster.Shared(t, "ne_10m_countries", postgistest.ImportFill(geo.ImportOptions{}, raws, func(res geo.ImportResult) error {
+		detailed.res = res
+		return nil
+	}))
 	svc, pool := newServiceAt(t, url)
 	return svc, pool, raws, detailed.res
 }

@@ -57,16 +57,25 @@ func LoadRaw(t testing.TB, name string) []geo.RawFeature {
 // feature is invalid.
 func Load(t testing.TB, name string) []geo.Feature {
 	t.Helper()
-	raws := LoadRaw(t, name)
+	out, err := Decode(LoadRaw(t, name))
+	if err != nil {
+		t.Fatalf("fixture %s: %v", name, err)
+	}
+	return out
+}
+
+// Decode decodes raws as an import does (geo.DefaultLimits), failing at
+// the first invalid feature.
+func Decode(raws []geo.RawFeature) ([]geo.Feature, error) {
 	out := make([]geo.Feature, 0, len(raws))
 	for _, rf := range raws {
 		f, err := geo.DecodeFeature(rf, geo.DefaultLimits)
 		if err != nil {
-			t.Fatalf("fixture %s feature %d (%s): %v", name, rf.Index, rf.Name, err)
+			return nil, fmt.Errorf("feature %d (%s): %w", rf.Index, rf.Name, err)
 		}
 		out = append(out, f)
 	}
-	return out
+	return out, nil
 }
 
 // Source is a geo.FeatureSource over a slice; Err, if set, is returned after

@@ -8,11 +8,16 @@ import (
 	"github.com/geosearch/search/internal/postgis"
 )
 
-// ImportFill is a fill for Shared and NewDatabaseFrom: it imports features
-// through the store with opts, closes its connections and hands the
-// result to check, when set, whose error fails the fill.
-func ImportFill(opts geo.ImportOptions, features []geo.Feature, check func(geo.ImportResult) error) func(url string) error {
+// ImportFill is a fill for Shared and NewDatabaseFrom: it decodes raws
+// (geotest.Decode: in the fill, so only the test that fills pays for it),
+// imports them through the store with opts, closes its connections and
+// hands the result to check, when set, whose error fails the fill.
+func ImportFill(opts geo.ImportOptions, raws []geo.RawFeature, check func(geo.ImportResult) error) func(url string) error {
 	return func(url string) error {
+		features, err := geotest.Decode(raws)
+		if err != nil {
+			return err
+		}
 		pool, err := postgis.Open(context.Background(), postgis.Config{URL: url, MaxWriteConns: 2}, "postgistest", postgis.NewStatementTimeout(0))
 		if err != nil {
 			return err

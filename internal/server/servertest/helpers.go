@@ -168,8 +168,8 @@ func ImportFixture(t testing.TB, ts *Server) {
 // import is only a starting point. Pass it as DATABASE_URL to Start.
 func FixtureDB(t testing.TB) string {
 	t.Helper()
-	features := geotest.Load(t, "ne_110m_countries.geojson")
-	return Cluster.NewDatabaseFrom(t, "ne_110m_countries", postgistest.ImportFill(geo.ImportOptions{}, features, func(res geo.ImportResult) error {
+	raws := geotest.LoadRaw(t, "ne_110m_countries.geojson")
+	return Cluster.NewDatabaseFrom(t, "ne_110m_countries", postgistest.ImportFill(geo.ImportOptions{}, raws, func(res geo.ImportResult) error {
 		if res.Imported != 177 {
 			return fmt.Errorf("imported %d, want 177 (rejected %v)", res.Imported, res.Rejected.Listed)
 		}
